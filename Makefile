@@ -1,0 +1,36 @@
+# clickgate — see README.md. `make run` and `make test` are the two set-up commands.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+GO ?= go
+
+.PHONY: run build test race bench fmt vet redis-server
+
+run: ## run the service on the embedded store under ./data
+	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/clickgate serve
+
+build: ## static binary in bin/
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/clickgate ./cmd/clickgate
+
+test: redis-server ## the whole suite, with the race detector (Redis tests need redis-server)
+	$(GO) test -race -shuffle=on -count=1 -timeout 30m ./...
+
+race: test
+
+bench: ## Go micro-benchmarks
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+fmt:
+	gofmt -w .
+
+vet:
+	$(GO) vet ./...
+
+# The Redis tests start their own redis-server on a free loopback port; they
+# fail (never skip) when it is missing, so install it when we can.
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || { \
+		echo "redis-server is missing; installing it with apt-get"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null && \
+		{ service redis-server stop >/dev/null 2>&1 || true; }; \
+	}
+	@command -v redis-server >/dev/null 2>&1 || { echo "redis-server is required for the tests (apt-get install redis-server)"; exit 1; }

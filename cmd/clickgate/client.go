@@ -1,0 +1,234 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// adminClient talks to the admin API of a running clickgate.
+type adminClient struct {
+	url, token string
+}
+
+func addClientFlags(fs *flag.FlagSet) (*string, *string, *string) {
+	return fs.String("admin-url", "http://127.0.0.1:8081", "URL of the admin listener"),
+		fs.String("admin-token", "", "bearer token of the admin API (default: the one in DATA/admin-token)"),
+		fs.String("data", "./data", "data directory of a local clickgate, to read its admin-token")
+}
+
+func newAdminClient(adminURL, token, dataDir string) (*adminClient, error) {
+	if token == "" {
+		b, err := os.ReadFile(filepath.Join(dataDir, "admin-token"))
+		if err != nil {
+			return nil, usageError("no --admin-token given and none readable in %s: %s", dataDir, err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	return &adminClient{url: strings.TrimSuffix(adminURL, "/"), token: token}, nil
+}
+
+// do sends body (JSON-encoded unless nil) and writes the JSON answer to
+// stdout; an error status becomes the API's error message.
+func (c *adminClient) do(ctx context.Context, method, path string, body any, stdout io.Writer) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, c.url+path, rd)
+	if err != nil {
+		return fmt.Errorf("bad --admin-url %q: %w", c.url, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach the admin API: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("cannot read the admin API's answer: %w", err)
+	}
+	if resp.StatusCode >= 300 {
+		var e struct{ Error string }
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			return fmt.Errorf("%s: %s", resp.Status, e.Error)
+		}
+		return fmt.Errorf("%s", resp.Status)
+	}
+	_, err = stdout.Write(b)
+	return err
+}
+
+func client(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) error {
+	sub := ""
+	if cmd != "stats" {
+		if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+			return usageError("%s: want a subcommand (see clickgate help)", cmd)
+		}
+		sub, args = args[0], args[1:]
+	}
+	name := strings.TrimSpace(cmd + " " + sub)
+	fs := newFlagSet(name, stderr)
+	adminURL, token, dataDir := addClientFlags(fs)
+	id, args := splitID(args)
+
+	var method, path string
+	var body map[string]any
+	switch name {
+	case "campaigns put":
+		f := map[string]*string{}
+		for _, n := range []string{"name", "starts-at", "ends-at", "dedupe-window", "eligible-countries"} {
+			f[n] = fs.String(n, "", campaignFlagUsage[n])
+		}
+		ints := map[string]*int64{}
+		for _, n := range []string{"signup-reward-cents", "visit-block-size", "visit-block-reward-cents", "cap-cents"} {
+			ints[n] = fs.Int64(n, 0, campaignFlagUsage[n])
+		}
+		if err := parseFlags(fs, args); err != nil {
+			return err
+		}
+		var err error
+		if id, err = requireID(fs, id, "campaign id"); err != nil {
+			return err
+		}
+		// Only what was given is sent, so the server's defaults apply.
+		body = map[string]any{}
+		fs.Visit(func(fl *flag.Flag) {
+			key := strings.ReplaceAll(fl.Name, "-", "_")
+			switch {
+			case ints[fl.Name] != nil:
+				body[key] = *ints[fl.Name]
+			case fl.Name == "eligible-countries":
+				body[key] = strings.Split(*f[fl.Name], ",")
+			case f[fl.Name] != nil:
+				body[key] = *f[fl.Name]
+			}
+		})
+		method, path = "PUT", "/v1/campaigns/"+url.PathEscape(id)
+	case "campaigns get":
+		if err := parseFlags(fs, args); err != nil {
+			return err
+		}
+		var err error
+		if id, err = requireID(fs, id, "campaign id"); err != nil {
+			return err
+		}
+		method, path = "GET", "/v1/campaigns/"+url.PathEscape(id)
+	case "creators put":
+		campaign := fs.String("campaign", "", "campaign the creator joins (required)")
+		handle := fs.String("handle", "", "the creator's public handle")
+		country := fs.String("country", "", "ISO 3166-1 alpha-2 country code, e.g. US (required)")
+		status := fs.String("status", "", "invited, active or suspended (default active)")
+		if err := parseFlags(fs, args); err != nil {
+			return err
+		}
+		var err error
+		if id, err = requireID(fs, id, "creator id"); err != nil {
+			return err
+		}
+		body = map[string]any{"campaign": *campaign, "handle": *handle, "country": *country}
+		if *status != "" {
+			body["status"] = *status
+		}
+		method, path = "PUT", "/v1/creators/"+url.PathEscape(id)
+	case "creators get":
+		campaign := fs.String("campaign", "", "campaign of the creator (required)")
+		if err := parseFlags(fs, args); err != nil {
+			return err
+		}
+		var err error
+		if id, err = requireID(fs, id, "creator id"); err != nil {
+			return err
+		}
+		method, path = "GET", "/v1/creators/"+url.PathEscape(id)+"?campaign="+url.QueryEscape(*campaign)
+	case "links create":
+		campaign := fs.String("campaign", "", "campaign of the link (required)")
+		creator := fs.String("creator", "", "creator the link belongs to (required)")
+		code := fs.String("code", "", "custom code (default: 8 random characters)")
+		def := fs.String("default", "", "destination for every platform without its own (https URL, required)")
+		ios := fs.String("ios", "", "destination for iPhone, iPad and iPod (https URL)")
+		android := fs.String("android", "", "destination for Android (https URL)")
+		if err := parseFlags(fs, args); err != nil {
+			return err
+		}
+		if id != "" {
+			return usageError("links create: unexpected argument %q", id)
+		}
+		if err := noArgs(fs); err != nil {
+			return err
+		}
+		body = map[string]any{"campaign": *campaign, "creator": *creator, "code": *code,
+			"destinations": map[string]string{"default": *def, "ios": *ios, "android": *android}}
+		method, path = "POST", "/v1/links"
+	case "links get":
+		if err := parseFlags(fs, args); err != nil {
+			return err
+		}
+		var err error
+		if id, err = requireID(fs, id, "code"); err != nil {
+			return err
+		}
+		method, path = "GET", "/v1/links/"+url.PathEscape(id)
+	case "stats":
+		campaign := fs.String("campaign", "", "campaign (required)")
+		creator := fs.String("creator", "", "creator (required)")
+		by := fs.String("by", "", `"day" for one entry per UTC day`)
+		if err := parseFlags(fs, args); err != nil {
+			return err
+		}
+		if id != "" {
+			return usageError("stats: unexpected argument %q", id)
+		}
+		if err := noArgs(fs); err != nil {
+			return err
+		}
+		if *creator == "" {
+			return usageError("stats: --creator is required")
+		}
+		q := url.Values{"campaign": {*campaign}}
+		if *by != "" {
+			q.Set("by", *by)
+		}
+		method, path = "GET", "/v1/creators/"+url.PathEscape(*creator)+"/stats?"+q.Encode()
+	default:
+		return usageError("unknown command %q (see clickgate help)", name)
+	}
+	c, err := newAdminClient(*adminURL, *token, *dataDir)
+	if err != nil {
+		return err
+	}
+	var b any
+	if body != nil {
+		b = body
+	}
+	return c.do(ctx, method, path, b, stdout)
+}
+
+var campaignFlagUsage = map[string]string{
+	"name":                     "display name (default: the id)",
+	"starts-at":                "start of the campaign, RFC 3339, e.g. 2026-05-11T00:00:00Z (required)",
+	"ends-at":                  "end of the campaign, RFC 3339 (required)",
+	"dedupe-window":            "a visitor counts once per creator per window, e.g. 24h (default 24h)",
+	"eligible-countries":       "comma-separated ISO country codes of eligible creators, e.g. US (default: any)",
+	"signup-reward-cents":      "reward per referred signup, in cents (default 10000)",
+	"visit-block-size":         "qualified visits per reward block (default 1000)",
+	"visit-block-reward-cents": "reward per block of qualified visits, in cents (default 10000)",
+	"cap-cents":                "cap per creator per campaign, in cents (default 2000000)",
+}

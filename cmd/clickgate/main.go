@@ -1,0 +1,81 @@
+// Command clickgate is the referral link redirector and click counter: the
+// service (serve) and a client of its admin API.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `clickgate: referral link redirector and click counter
+
+Usage:
+  clickgate serve [flags]                      run the service
+  clickgate campaigns put ID [flags]           create or replace a campaign
+  clickgate campaigns get ID
+  clickgate creators put ID --campaign C [flags]
+  clickgate creators get ID --campaign C
+  clickgate links create --campaign C --creator ID --default URL [flags]
+  clickgate links get CODE
+  clickgate stats --campaign C --creator ID [--by day]
+  clickgate version
+
+Every flag has an environment fallback: --admin-token is CLICKGATE_ADMIN_TOKEN.
+Run "clickgate COMMAND -h" for a command's flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run runs one command and returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "serve":
+		err = serve(ctx, rest, stderr)
+	case "campaigns", "creators", "links", "stats":
+		err = client(ctx, cmd, rest, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, version)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "clickgate: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "clickgate: %s\n", err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "clickgate: %s\n", err)
+		return 1
+	}
+}
+
+var errUsage = errors.New("usage")
+
+func usageError(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{errUsage}, args...)...)
+}

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/clickgate/clickgate/counter"
+	"github.com/clickgate/clickgate/counter/boltstore"
+	"github.com/clickgate/clickgate/counter/redisstore"
+	"github.com/clickgate/clickgate/redirect"
+	"github.com/clickgate/clickgate/redirect/admin"
+)
+
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := newFlagSet("serve", stderr)
+	listen := fs.String("listen", ":8080", "public listener address")
+	adminListen := fs.String("admin-listen", "127.0.0.1:8081", "admin listener address (keep it private)")
+	adminToken := fs.String("admin-token", "", "bearer token of the admin API; when empty, generated and kept in DATA/admin-token")
+	publicURL := fs.String("public-url", "", "base URL of the links, e.g. https://go.example.com (default http://localhost:PORT of --listen)")
+	redisURL := fs.String("redis", "", "Redis URL, redis://[user:pass@]host:port/db or rediss:// for TLS; when empty, the embedded store under --data")
+	dataDir := fs.String("data", "./data", "data directory: the embedded store, and the generated secret and token")
+	clickSecret := fs.String("click-secret", "", "secret that keys click ids and visitor keys (at least 32 bytes); when empty, generated and kept in DATA/click-secret (embedded store only: nodes sharing Redis must share it)")
+	commitTimeout := fs.Duration("commit-timeout", 250*time.Millisecond, "how long a click waits for its batch to commit before it is redirected anyway")
+	dedupeExpected := fs.Uint64("dedupe-expected", 1_000_000, "expected unique visitors per campaign per dedupe window (sizes the Bloom filters)")
+	dedupeFP := fs.Float64("dedupe-fp", 0.001, "Bloom filter false-positive rate (a false positive is a visit wrongly counted as duplicate)")
+	pollInterval := fs.Duration("poll-interval", 250*time.Millisecond, "how often the link table checks the store for changes made by other nodes")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+
+	params, err := counter.NewDedupeParams(*dedupeExpected, *dedupeFP)
+	if err != nil {
+		return usageError("dedupe sizing: %s", err)
+	}
+	secret := []byte(*clickSecret)
+	if len(secret) == 0 {
+		if *redisURL != "" {
+			return usageError("--click-secret is required with --redis: every node sharing the store must use the same one")
+		}
+		if secret, err = loadOrCreateSecret(*dataDir, "click-secret", log); err != nil {
+			return err
+		}
+	} else if len(secret) < 32 {
+		return usageError("--click-secret must be at least 32 bytes")
+	}
+	token := *adminToken
+	if token == "" {
+		b, err := loadOrCreateSecret(*dataDir, "admin-token", log)
+		if err != nil {
+			return err
+		}
+		token = string(b)
+	}
+
+	var store counter.Store
+	if *redisURL != "" {
+		store, err = redisstore.Open(ctx, redisstore.Options{URL: *redisURL, Params: params})
+	} else {
+		store, err = boltstore.Open(filepath.Join(*dataDir, "store"), params)
+	}
+	if err != nil {
+		return fmt.Errorf("cannot open store: %w", err)
+	}
+	defer store.Close()
+
+	table := redirect.NewTable(redirect.TableOptions{Store: store, PollInterval: *pollInterval, Logger: log})
+	if err := table.Start(ctx); err != nil {
+		return err
+	}
+	defer table.Stop()
+
+	rec := counter.NewRecorder(counter.RecorderOptions{Store: store, Params: params, CommitTimeout: *commitTimeout, Logger: log})
+	rec.Start()
+	defer rec.Stop()
+
+	pubLn, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("cannot listen on --listen %q: %w", *listen, err)
+	}
+	admLn, err := net.Listen("tcp", *adminListen)
+	if err != nil {
+		pubLn.Close()
+		return fmt.Errorf("cannot listen on --admin-listen %q: %w", *adminListen, err)
+	}
+	if *publicURL == "" {
+		*publicURL = fmt.Sprintf("http://localhost:%d", pubLn.Addr().(*net.TCPAddr).Port)
+	}
+	api, err := admin.New(admin.Options{Store: store, Table: table, Recorder: rec, Token: token, PublicURL: *publicURL, Logger: log})
+	if err != nil {
+		pubLn.Close()
+		admLn.Close()
+		return usageError("%s", err)
+	}
+	h := redirect.New(redirect.Options{Table: table, Recorder: rec, Secret: secret})
+
+	pub := &fasthttp.Server{
+		Handler:               h.Handle,
+		Name:                  "clickgate",
+		ReadTimeout:           10 * time.Second,
+		WriteTimeout:          10 * time.Second,
+		IdleTimeout:           60 * time.Second,
+		MaxRequestBodySize:    4 << 10,
+		NoDefaultContentType:  true,
+		NoDefaultServerHeader: true,
+		Logger:                slogPrinter{log},
+	}
+	adm := &fasthttp.Server{
+		Handler:            api.Handle,
+		Name:               "clickgate-admin",
+		ReadTimeout:        30 * time.Second,
+		WriteTimeout:       30 * time.Second,
+		MaxRequestBodySize: 1 << 20,
+		Logger:             slogPrinter{log},
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- pub.Serve(pubLn) }()
+	go func() { errc <- adm.Serve(admLn) }()
+	log.Info("clickgate serving", "version", version, "public", pubLn.Addr().String(), "admin", admLn.Addr().String(),
+		"public_url", *publicURL, "store", storeName(*redisURL), "dedupe", params.String(), "links", table.Len())
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err = <-errc:
+		log.Error("listener failed; shutting down", "err", err)
+	}
+	// Stop accepting and finish in-flight requests (each waits for its
+	// commit), then the deferred stops drain the recorder and close the
+	// store, in reverse order of start.
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if e := pub.ShutdownWithContext(sctx); e != nil {
+		log.Error("public listener did not drain", "err", e)
+	}
+	if e := adm.ShutdownWithContext(sctx); e != nil {
+		log.Error("admin listener did not drain", "err", e)
+	}
+	return err
+}
+
+func storeName(redisURL string) string {
+	if redisURL == "" {
+		return "embedded"
+	}
+	return "redis"
+}
+
+// loadOrCreateSecret reads DIR/NAME, or writes a new random one (0600).
+func loadOrCreateSecret(dir, name string, log *slog.Logger) ([]byte, error) {
+	path := filepath.Join(dir, name)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		s := strings.TrimSpace(string(b))
+		if len(s) < 32 {
+			return nil, fmt.Errorf("%s holds %d bytes; want at least 32", path, len(s))
+		}
+		return []byte(s), nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("cannot read %s: %w", path, err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("cannot create data directory %q: %w", dir, err)
+	}
+	raw := make([]byte, 32)
+	rand.Read(raw)
+	// Written aside, then linked into place: a process starting at the same
+	// time reads either no file or the whole secret, and both keep one.
+	tmp, err := os.CreateTemp(dir, name+".tmp*")
+	if err != nil {
+		return nil, fmt.Errorf("cannot create %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.WriteString(hex.EncodeToString(raw) + "\n")
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if e := tmp.Close(); err == nil {
+		err = e
+	}
+	if err == nil {
+		err = os.Link(tmp.Name(), path)
+	}
+	if errors.Is(err, fs.ErrExist) {
+		return loadOrCreateSecret(dir, name, log)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	log.Warn("generated a new secret; keep it safe and back it up", "file", path)
+	return []byte(hex.EncodeToString(raw)), nil
+}
+
+// slogPrinter routes fasthttp's own messages to slog.
+type slogPrinter struct{ log *slog.Logger }
+
+func (p slogPrinter) Printf(format string, args ...any) {
+	p.log.Warn(fmt.Sprintf(format, args...))
+}

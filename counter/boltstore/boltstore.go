@@ -1,0 +1,239 @@
+// Package boltstore is the embedded counter.Store: single node, in-process,
+// persisted in one bbolt file under a data directory. It is what
+// `clickgate serve` runs when no Redis URL is given.
+//
+// It has the semantics of the Redis store, except that dedupe is exact (no
+// Bloom false positives): dedupe state and counters survive a restart, and a
+// committed visit is fsynced before Commit returns. Every Commit is one bbolt
+// write transaction, so one fsync is shared by a whole group-committed batch.
+//
+// Layout of <dir>/clickgate.db (top-level buckets):
+//
+//	meta       "params"  → DedupeParams.String() recorded on first open
+//	           "version" → catalog version, 8-byte big-endian uint64
+//	campaigns  id → JSON counter.Campaign
+//	creators   campaign 0x00 id → JSON counter.Creator
+//	links      code → JSON counter.Link
+//	counters   campaign 0x00 creator 0x00 day reason → 8-byte big-endian int64
+//	windows    campaign 0x00 start → bucket of 16-byte visitor keys → 0x01
+//	expires    campaign 0x00 start → 8-byte big-endian Unix seconds
+//
+// day is the 4-byte big-endian counter.Day with its sign bit flipped and
+// start the 8-byte big-endian window start (Unix seconds) with its sign bit
+// flipped, so that keys sort by time, negative values included. reason is
+// the reason's name (counter.Reason.String()), so one creator's counters are
+// a prefix scan in day order.
+//
+// Because 0x00 separates the parts of a key, ids must not contain it; the
+// store rejects such ids instead of letting two creators share counters.
+package boltstore
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/clickgate/clickgate/counter"
+)
+
+// FileName is the name of the database file in the data directory.
+const FileName = "clickgate.db"
+
+// lockTimeout bounds the wait for the file lock, so that a second process on
+// the same data directory fails with a clear error instead of hanging.
+const lockTimeout = time.Second
+
+// expireInterval is how often Commit drops expired dedupe windows.
+const expireInterval = time.Minute
+
+var (
+	bucketMeta      = []byte("meta")
+	bucketCampaigns = []byte("campaigns")
+	bucketCreators  = []byte("creators")
+	bucketLinks     = []byte("links")
+	bucketCounters  = []byte("counters")
+	bucketWindows   = []byte("windows")
+	bucketExpires   = []byte("expires")
+
+	allBuckets = [][]byte{bucketMeta, bucketCampaigns, bucketCreators, bucketLinks,
+		bucketCounters, bucketWindows, bucketExpires}
+
+	keyParams  = []byte("params")
+	keyVersion = []byte("version")
+)
+
+// Store is the embedded counter.Store. Safe for concurrent use; write
+// transactions (Commit, AddCounts, catalog changes) run one at a time.
+type Store struct {
+	db  *bolt.DB
+	dir string
+
+	// now is the clock that decides which dedupe windows have expired;
+	// tests replace it before using the store.
+	now func() time.Time
+	// nextExpire is when Commit next drops expired windows, Unix seconds.
+	nextExpire atomic.Int64
+}
+
+var _ counter.Store = (*Store)(nil)
+
+// Open opens the store in dir, creating dir (0700) and the database file
+// (0600) if they are missing. The first open records p; a later open with
+// other parameters fails with an error wrapping counter.ErrParamsMismatch.
+// A data directory is open in at most one process at a time: Open fails
+// after about a second if another process holds it.
+func Open(dir string, p counter.DedupeParams) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("cannot create data directory %q: %w", dir, err)
+	}
+	path := filepath.Join(dir, FileName)
+	_, statErr := os.Stat(path)
+	created := errors.Is(statErr, os.ErrNotExist)
+
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout: lockTimeout,
+		// Expired dedupe windows free many pages at once; the hashmap
+		// freelist keeps allocation fast when the free list is long.
+		FreelistType: bolt.FreelistMapType,
+	})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("data directory %q is in use by another process", dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot open database %q: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("cannot create bucket %q: %w", name, err)
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		want := p.String()
+		got := meta.Get(keyParams)
+		if got == nil {
+			return meta.Put(keyParams, []byte(want))
+		}
+		if string(got) != want {
+			return fmt.Errorf("stored dedupe parameters %q, given %q: %w", got, want, counter.ErrParamsMismatch)
+		}
+		return nil
+	})
+	if err == nil && created {
+		// The file's directory entry must be durable too, or a crash could
+		// lose every visit committed to a new data directory.
+		err = syncDir(dir)
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("cannot open store in %q: %w", dir, err)
+	}
+	return &Store{db: db, dir: dir, now: time.Now}, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("cannot sync data directory %q: %w", dir, err)
+	}
+	return nil
+}
+
+// Close closes the database. Call it once, after every other call returned.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("cannot close store in %q: %w", s.dir, err)
+	}
+	return nil
+}
+
+func (s *Store) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.View(fn)
+}
+
+func (s *Store) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.Update(fn)
+}
+
+// checkID rejects ids that cannot be part of a key: empty ones, and ones
+// with the 0x00 separator.
+func checkID(what, id string) error {
+	if id == "" {
+		return fmt.Errorf("%s id must not be empty", what)
+	}
+	if strings.IndexByte(id, 0) >= 0 {
+		return fmt.Errorf("%s id %q must not contain a NUL byte", what, id)
+	}
+	return nil
+}
+
+const (
+	signBit32 = 1 << 31
+	signBit64 = 1 << 63
+)
+
+func appendPair(dst []byte, a, b string) []byte {
+	dst = append(dst, a...)
+	dst = append(dst, 0)
+	return append(dst, b...)
+}
+
+// appendCounterPrefix appends the prefix of every counter of one creator.
+func appendCounterPrefix(dst []byte, campaign, creator string) []byte {
+	return append(appendPair(dst, campaign, creator), 0)
+}
+
+// appendCounterKey appends the key of one counter; reason is a reason name.
+func appendCounterKey(dst []byte, campaign, creator string, d counter.Day, reason string) []byte {
+	dst = appendCounterPrefix(dst, campaign, creator)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(d)^signBit32)
+	return append(dst, reason...)
+}
+
+func decodeDay(b []byte) counter.Day {
+	return counter.Day(int32(binary.BigEndian.Uint32(b) ^ signBit32))
+}
+
+func appendWindowName(dst []byte, campaign string, start int64) []byte {
+	dst = append(dst, campaign...)
+	dst = append(dst, 0)
+	return binary.BigEndian.AppendUint64(dst, uint64(start)^signBit64)
+}
+
+func getUint64(b *bolt.Bucket, key []byte) (uint64, error) {
+	v := b.Get(key)
+	switch len(v) {
+	case 0:
+		return 0, nil
+	case 8:
+		return binary.BigEndian.Uint64(v), nil
+	}
+	return 0, fmt.Errorf("value of %q is %d bytes; want 8", key, len(v))
+}
+
+func putUint64(b *bolt.Bucket, key []byte, n uint64) error {
+	// bbolt keeps the value until the transaction ends: give it its own.
+	return b.Put(key, binary.BigEndian.AppendUint64(make([]byte, 0, 8), n))
+}

@@ -1,0 +1,132 @@
+// Package counter holds the qualification state of clickgate: the campaign
+// catalog, visitor dedupe, per-creator counters, group commit and the stores
+// that persist them.
+package counter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Sentinel errors returned by every Store.
+var (
+	ErrNotFound    = errors.New("counter: not found")
+	ErrExists      = errors.New("counter: already exists")
+	ErrUnavailable = errors.New("counter: store unavailable")
+	// ErrParamsMismatch means the store was set up with other dedupe
+	// parameters; using it with these would count visitors twice.
+	ErrParamsMismatch = errors.New("counter: dedupe parameters differ from the store's")
+)
+
+// Campaign is one referral program. Money is integer cents.
+type Campaign struct {
+	ID                    string    `json:"id"`
+	Name                  string    `json:"name"`
+	StartsAt              time.Time `json:"starts_at"`
+	EndsAt                time.Time `json:"ends_at"`
+	SignupRewardCents     int64     `json:"signup_reward_cents"`
+	VisitBlockSize        int64     `json:"visit_block_size"`
+	VisitBlockRewardCents int64     `json:"visit_block_reward_cents"`
+	CapCents              int64     `json:"cap_cents"`
+	DedupeWindow          Duration  `json:"dedupe_window"`
+	EligibleCountries     []string  `json:"eligible_countries"`
+}
+
+// Creator statuses.
+const (
+	StatusInvited   = "invited"
+	StatusActive    = "active"
+	StatusSuspended = "suspended"
+)
+
+// Creator is a creator enrolled in one campaign; the same creator id may be
+// enrolled in several campaigns.
+type Creator struct {
+	ID       string `json:"id"`
+	Campaign string `json:"campaign"`
+	Handle   string `json:"handle"`
+	Country  string `json:"country"`
+	Status   string `json:"status"`
+}
+
+// Destinations are where a link sends people, by platform. Default is
+// required; all are absolute https URLs validated when the link is created.
+type Destinations struct {
+	Default string `json:"default"`
+	IOS     string `json:"ios,omitempty"`
+	Android string `json:"android,omitempty"`
+}
+
+// Link is a short code that belongs to one creator in one campaign.
+type Link struct {
+	Code         string       `json:"code"`
+	Campaign     string       `json:"campaign"`
+	Creator      string       `json:"creator"`
+	Destinations Destinations `json:"destinations"`
+	CreatedAt    time.Time    `json:"created_at"`
+}
+
+// Catalog is everything the edge needs to resolve codes, read at one version.
+type Catalog struct {
+	Version   uint64
+	Campaigns []Campaign
+	Creators  []Creator
+	Links     []Link
+}
+
+// Store persists the catalog and the counters. Every implementation passes
+// the conformance suite in counter/storetest.
+type Store interface {
+	PutCampaign(ctx context.Context, c Campaign) error
+	// Campaign returns ErrNotFound for an unknown id.
+	Campaign(ctx context.Context, id string) (Campaign, error)
+	PutCreator(ctx context.Context, c Creator) error
+	// Creator returns ErrNotFound for an unknown (campaign, id).
+	Creator(ctx context.Context, campaign, id string) (Creator, error)
+	// CreateLink returns ErrExists when the code is taken.
+	CreateLink(ctx context.Context, l Link) error
+	// Link returns ErrNotFound for an unknown code.
+	Link(ctx context.Context, code string) (Link, error)
+	// Version changes whenever the catalog changes.
+	Version(ctx context.Context) (uint64, error)
+	// Catalog returns the whole catalog at one version.
+	Catalog(ctx context.Context) (*Catalog, error)
+
+	// Commit tests and sets each visit in the dedupe state of its window
+	// and increments its creator's qualified or duplicates counter, both in
+	// one atomic step per visit, and makes the result durable before it
+	// returns. out[i] receives Qualified, Duplicate, or Uncounted when
+	// visit i was not committed; the error then says why.
+	Commit(ctx context.Context, visits []Visit, out []Reason) error
+	// AddCounts adds counts that need no dedupe (visits found duplicate
+	// locally, uncounted visits, and later reasons).
+	AddCounts(ctx context.Context, counts []Count) error
+	// Stats returns the counters of one creator in one campaign, one entry
+	// per UTC day with any count, oldest first.
+	Stats(ctx context.Context, campaign, creator string) ([]DayCounts, error)
+
+	Close() error
+}
+
+// Duration is a time.Duration that reads and writes JSON as "24h".
+type Duration time.Duration
+
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string such as \"24h\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}

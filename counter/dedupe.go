@@ -1,0 +1,173 @@
+package counter
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/bits-and-blooms/bloom/v3"
+)
+
+// VisitorKey is a keyed hash that identifies one visitor of one creator; it
+// never contains a raw address.
+type VisitorKey [16]byte
+
+// Visit is one click that dedupe decides: qualified or duplicate.
+type Visit struct {
+	Campaign string
+	Creator  string
+	Key      VisitorKey
+	// Window is the start of the visit's dedupe window, Unix seconds.
+	Window int64
+	// Expires is when the window's dedupe state may be dropped, Unix seconds.
+	Expires int64
+	Day     Day
+}
+
+// windowGrace keeps a window's dedupe state a little past its end, so that a
+// visit committed late or on a node with a slow clock still finds it.
+const windowGrace = time.Hour
+
+// SetWindow sets Window, Expires and Day for a click at t in UTC-aligned
+// windows of length w.
+func (v *Visit) SetWindow(t time.Time, w time.Duration) {
+	sec := t.Unix()
+	ws := int64(w / time.Second)
+	if ws <= 0 {
+		ws = 86400
+	}
+	start := sec - ((sec%ws)+ws)%ws
+	v.Window = start
+	v.Expires = start + ws + int64(windowGrace/time.Second)
+	v.Day = DayOf(t)
+}
+
+// DefaultSlots is how many filters a campaign window is split into. Keys of
+// one slot share a Redis hash tag, so a busy campaign spreads over a cluster.
+const DefaultSlots = 16
+
+// DedupeParams are the Bloom filter parameters of every slot filter. All
+// nodes and the store must agree on them, or a visitor would be counted
+// twice; stores record them on first use and refuse others.
+type DedupeParams struct {
+	Slots uint32 // filters per campaign window
+	M     uint64 // bits per slot filter
+	K     uint32 // hash functions
+}
+
+// NewDedupeParams sizes the filters for expected visitors per campaign window
+// at false-positive rate fp.
+func NewDedupeParams(expected uint64, fp float64) (DedupeParams, error) {
+	if expected == 0 {
+		return DedupeParams{}, fmt.Errorf("expected visitors must be positive")
+	}
+	if !(fp > 0 && fp < 1) {
+		return DedupeParams{}, fmt.Errorf("false-positive rate %v must be between 0 and 1", fp)
+	}
+	perSlot := (expected + DefaultSlots - 1) / DefaultSlots
+	m, k := bloom.EstimateParameters(uint(perSlot), fp)
+	if m >= math.MaxUint32 {
+		// Redis bitmaps stop at 2^32 bits.
+		return DedupeParams{}, fmt.Errorf("expected visitors %d at rate %v need %d bits per slot; the limit is 2^32", expected, fp, m)
+	}
+	return DedupeParams{Slots: DefaultSlots, M: uint64(m), K: uint32(k)}, nil
+}
+
+func (p DedupeParams) String() string {
+	return fmt.Sprintf("slots=%d m=%d k=%d", p.Slots, p.M, p.K)
+}
+
+// Slot is the slot filter that holds k.
+func (p DedupeParams) Slot(k *VisitorKey) uint32 {
+	return binary.LittleEndian.Uint32(k[12:]) % p.Slots
+}
+
+// AppendPositions appends the K bit positions of k, the same ones a
+// bloom/v3 filter of M bits and K functions sets for k.
+func (p DedupeParams) AppendPositions(dst []uint64, k *VisitorKey) []uint64 {
+	for _, l := range bloom.Locations(k[:], uint(p.K)) {
+		dst = append(dst, l%p.M)
+	}
+	return dst
+}
+
+// LocalFilter is the in-process Bloom filter in front of the store. It only
+// ever holds keys the store has confirmed, so a hit is a duplicate without a
+// round trip and a miss must ask the store. Safe for concurrent use.
+type LocalFilter struct {
+	params  DedupeParams
+	mu      sync.RWMutex
+	windows map[windowID]*windowFilter
+}
+
+type windowID struct {
+	campaign string
+	start    int64
+}
+
+type windowFilter struct {
+	expires int64
+	slots   []slotFilter
+}
+
+type slotFilter struct {
+	mu sync.RWMutex
+	f  *bloom.BloomFilter // allocated on first Add
+}
+
+// NewLocalFilter returns an empty filter with parameters p.
+func NewLocalFilter(p DedupeParams) *LocalFilter {
+	return &LocalFilter{params: p, windows: make(map[windowID]*windowFilter)}
+}
+
+// Test reports whether v's visitor is known in v's window. It does not
+// allocate.
+func (l *LocalFilter) Test(v *Visit) bool {
+	l.mu.RLock()
+	w := l.windows[windowID{v.Campaign, v.Window}]
+	l.mu.RUnlock()
+	if w == nil {
+		return false
+	}
+	s := &w.slots[l.params.Slot(&v.Key)]
+	s.mu.RLock()
+	hit := s.f != nil && s.f.Test(v.Key[:])
+	s.mu.RUnlock()
+	return hit
+}
+
+// Add records v's visitor, which the store has confirmed.
+func (l *LocalFilter) Add(v *Visit) {
+	id := windowID{v.Campaign, v.Window}
+	l.mu.RLock()
+	w := l.windows[id]
+	l.mu.RUnlock()
+	if w == nil {
+		l.mu.Lock()
+		if w = l.windows[id]; w == nil {
+			w = &windowFilter{expires: v.Expires, slots: make([]slotFilter, l.params.Slots)}
+			l.windows[id] = w
+		}
+		l.mu.Unlock()
+	}
+	s := &w.slots[l.params.Slot(&v.Key)]
+	s.mu.Lock()
+	if s.f == nil {
+		s.f = bloom.New(uint(l.params.M), uint(l.params.K))
+	}
+	s.f.Add(v.Key[:])
+	s.mu.Unlock()
+}
+
+// Expire drops the windows that expired before now (Unix seconds).
+func (l *LocalFilter) Expire(now int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for id, w := range l.windows {
+		if w.expires <= now {
+			delete(l.windows, id)
+		}
+	}
+}

@@ -1,0 +1,116 @@
+package counter
+
+import (
+	"strconv"
+	"time"
+)
+
+// Reason is what became of one click. Every click has exactly one reason,
+// so clicks are the sum over reasons and are never stored.
+type Reason uint8
+
+const (
+	// Qualified is a visit that passed dedupe and was counted: it is paid.
+	Qualified Reason = iota
+	// Duplicate is a visitor already counted for the creator in the window.
+	Duplicate
+	// Uncounted is a visit the store could not commit.
+	Uncounted
+	// NumReasons is the number of reasons; keep it last.
+	NumReasons
+)
+
+// reasonNames are the names used in stats and in the stores' keys. A name,
+// once stored, never changes meaning.
+var reasonNames = [NumReasons]string{
+	Qualified: "qualified",
+	Duplicate: "duplicates",
+	Uncounted: "uncounted",
+}
+
+func (r Reason) String() string {
+	if r < NumReasons {
+		return reasonNames[r]
+	}
+	return "reason(" + strconv.Itoa(int(r)) + ")"
+}
+
+// ParseReason returns the reason named name.
+func ParseReason(name string) (Reason, bool) {
+	for r, n := range reasonNames {
+		if n == name {
+			return Reason(r), true
+		}
+	}
+	return 0, false
+}
+
+// Day is a UTC calendar day, counted from the Unix epoch.
+type Day int32
+
+// DayOf returns the UTC day of t.
+func DayOf(t time.Time) Day {
+	s := t.Unix()
+	if s < 0 {
+		return Day((s - 86399) / 86400)
+	}
+	return Day(s / 86400)
+}
+
+// Time returns the start of the day.
+func (d Day) Time() time.Time { return time.Unix(int64(d)*86400, 0).UTC() }
+
+// String returns the day as 2006-01-02.
+func (d Day) String() string { return d.Time().Format(time.DateOnly) }
+
+// ParseDay parses 2006-01-02.
+func ParseDay(s string) (Day, error) {
+	t, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		return 0, err
+	}
+	return DayOf(t), nil
+}
+
+// Counts holds one number per reason.
+type Counts [NumReasons]int64
+
+// Clicks is every click, whatever became of it.
+func (c *Counts) Clicks() int64 {
+	var n int64
+	for _, v := range c {
+		n += v
+	}
+	return n
+}
+
+// Add adds o to c.
+func (c *Counts) Add(o *Counts) {
+	for i := range c {
+		c[i] += o[i]
+	}
+}
+
+// DayCounts are the counts of one UTC day.
+type DayCounts struct {
+	Day    Day
+	Counts Counts
+}
+
+// Count is a number of clicks of one reason to add to a creator's counters.
+type Count struct {
+	Campaign string
+	Creator  string
+	Day      Day
+	Reason   Reason
+	N        int64
+}
+
+// Total sums per-day counts.
+func Total(days []DayCounts) Counts {
+	var t Counts
+	for i := range days {
+		t.Add(&days[i].Counts)
+	}
+	return t
+}

@@ -1,0 +1,252 @@
+package counter
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// RecorderOptions configure a Recorder.
+type RecorderOptions struct {
+	Store  Store
+	Params DedupeParams
+	// CommitTimeout bounds how long Record waits for its batch; past it the
+	// person is redirected and the visit commits late. default: 250ms
+	CommitTimeout time.Duration
+	// StoreTimeout bounds one batch's round trip to the store. default: 5s
+	StoreTimeout time.Duration
+	// MaxQueue is how many visits may wait for the store; more are
+	// uncounted at once, so a dead store cannot exhaust memory.
+	// default: 65536
+	MaxQueue int
+	// FlushInterval is how often counts tallied in memory (duplicates found
+	// by the local filter, uncounted visits) are added to the store.
+	// default: 1s
+	FlushInterval time.Duration
+	// Logger receives errors, at most one per FlushInterval. default: slog.Default()
+	Logger *slog.Logger
+}
+
+// Recorder decides and records what became of each click: a local Bloom
+// filter answers known visitors, one committer goroutine sends every other
+// visit queued meanwhile to the store as one batch (group commit), and
+// counts that need no dedupe are tallied in memory and added periodically.
+type Recorder struct {
+	o      RecorderOptions
+	filter *LocalFilter
+
+	mu      sync.Mutex
+	cur     *batch
+	stopped bool
+	wake    chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+
+	tallyMu sync.Mutex
+	tally   map[tallyKey]int64
+	flushMu sync.Mutex // one flush at a time, so failed counts merge back in order
+
+	errMu   sync.Mutex
+	lastErr time.Time
+}
+
+type batch struct {
+	visits []Visit
+	out    []Reason
+	done   chan struct{}
+}
+
+type tallyKey struct {
+	campaign, creator string
+	day               Day
+	reason            Reason
+}
+
+// NewRecorder returns a Recorder; call Start before Record.
+func NewRecorder(o RecorderOptions) *Recorder {
+	if o.CommitTimeout <= 0 {
+		o.CommitTimeout = 250 * time.Millisecond
+	}
+	if o.StoreTimeout <= 0 {
+		o.StoreTimeout = 5 * time.Second
+	}
+	if o.MaxQueue <= 0 {
+		o.MaxQueue = 65536
+	}
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return &Recorder{
+		o:      o,
+		filter: NewLocalFilter(o.Params),
+		cur:    newBatch(),
+		wake:   make(chan struct{}, 1),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+		tally:  make(map[tallyKey]int64),
+	}
+}
+
+func newBatch() *batch { return &batch{done: make(chan struct{})} }
+
+// Start starts the committer.
+func (r *Recorder) Start() { go r.run() }
+
+// Stop commits what is queued, adds the tallied counts to the store and
+// stops. Record after Stop returns Uncounted.
+func (r *Recorder) Stop() {
+	close(r.stop)
+	<-r.done
+	ctx, cancel := context.WithTimeout(context.Background(), r.o.StoreTimeout)
+	defer cancel()
+	if err := r.Flush(ctx); err != nil {
+		r.o.Logger.Error("cannot add tallied counts at stop; they are lost", "err", err)
+	}
+}
+
+// Record decides whether v is a qualified visit or a duplicate and records
+// it. It returns once the store has committed it, with ok true, or after
+// CommitTimeout with ok false: the visit then commits late (or is tallied
+// as uncounted if the store fails).
+func (r *Recorder) Record(v *Visit) (reason Reason, ok bool) {
+	if r.filter.Test(v) {
+		r.Note(v.Campaign, v.Creator, v.Day, Duplicate)
+		return Duplicate, true
+	}
+	r.mu.Lock()
+	b := r.cur
+	if r.stopped || len(b.visits) >= r.o.MaxQueue {
+		r.mu.Unlock()
+		r.Note(v.Campaign, v.Creator, v.Day, Uncounted)
+		return Uncounted, true
+	}
+	i := len(b.visits)
+	b.visits = append(b.visits, *v)
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+
+	t := time.NewTimer(r.o.CommitTimeout)
+	defer t.Stop()
+	select {
+	case <-b.done:
+		return b.out[i], true
+	case <-t.C:
+		return Uncounted, false
+	}
+}
+
+// Note tallies one click of reason r that needs no dedupe. It does not
+// allocate once the key has been seen in the current flush interval.
+func (r *Recorder) Note(campaign, creator string, day Day, reason Reason) {
+	r.tallyMu.Lock()
+	r.tally[tallyKey{campaign, creator, day, reason}]++
+	r.tallyMu.Unlock()
+}
+
+// Flush adds the tallied counts to the store. Counts that fail stay tallied
+// for the next Flush.
+func (r *Recorder) Flush(ctx context.Context) error {
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
+	var counts []Count
+	r.tallyMu.Lock()
+	for k, n := range r.tally {
+		if n == 0 {
+			// Idle for a whole interval: drop the key.
+			delete(r.tally, k)
+			continue
+		}
+		counts = append(counts, Count{Campaign: k.campaign, Creator: k.creator, Day: k.day, Reason: k.reason, N: n})
+		r.tally[k] = 0
+	}
+	r.tallyMu.Unlock()
+	if len(counts) == 0 {
+		return nil
+	}
+	err := r.o.Store.AddCounts(ctx, counts)
+	if err != nil {
+		r.tallyMu.Lock()
+		for _, c := range counts {
+			r.tally[tallyKey{c.Campaign, c.Creator, c.Day, c.Reason}] += c.N
+		}
+		r.tallyMu.Unlock()
+	}
+	return err
+}
+
+// Stats returns a creator's counters, after adding what is tallied here.
+func (r *Recorder) Stats(ctx context.Context, campaign, creator string) ([]DayCounts, error) {
+	if err := r.Flush(ctx); err != nil {
+		return nil, err
+	}
+	return r.o.Store.Stats(ctx, campaign, creator)
+}
+
+func (r *Recorder) run() {
+	defer close(r.done)
+	flush := time.NewTicker(r.o.FlushInterval)
+	defer flush.Stop()
+	for {
+		select {
+		case <-r.wake:
+			r.commitQueued()
+		case now := <-flush.C:
+			ctx, cancel := context.WithTimeout(context.Background(), r.o.StoreTimeout)
+			if err := r.Flush(ctx); err != nil {
+				r.logError("cannot add tallied counts; will retry", err)
+			}
+			cancel()
+			r.filter.Expire(now.Unix())
+		case <-r.stop:
+			r.mu.Lock()
+			r.stopped = true
+			r.mu.Unlock()
+			r.commitQueued()
+			return
+		}
+	}
+}
+
+// commitQueued sends every queued visit to the store as one batch. Visits
+// that arrive meanwhile queue for the next batch.
+func (r *Recorder) commitQueued() {
+	r.mu.Lock()
+	b := r.cur
+	r.cur = newBatch()
+	r.mu.Unlock()
+	if len(b.visits) == 0 {
+		return
+	}
+	b.out = make([]Reason, len(b.visits))
+	ctx, cancel := context.WithTimeout(context.Background(), r.o.StoreTimeout)
+	err := r.o.Store.Commit(ctx, b.visits, b.out)
+	cancel()
+	if err != nil {
+		r.logError("cannot commit visits", err)
+	}
+	for i := range b.visits {
+		v := &b.visits[i]
+		if b.out[i] == Uncounted {
+			r.Note(v.Campaign, v.Creator, v.Day, Uncounted)
+			continue
+		}
+		r.filter.Add(v)
+	}
+	close(b.done)
+}
+
+func (r *Recorder) logError(msg string, err error) {
+	r.errMu.Lock()
+	defer r.errMu.Unlock()
+	if now := time.Now(); now.Sub(r.lastErr) >= r.o.FlushInterval {
+		r.lastErr = now
+		r.o.Logger.Error(msg, "err", err)
+	}
+}

@@ -1,0 +1,405 @@
+// Package redisstore is the Redis implementation of counter.Store, for
+// production and for several nodes sharing one store.
+//
+// # Keys
+//
+// Every key starts with Options.Prefix (default "cg"). The catalog shares the
+// hash tag {catalog}, so a change and its version bump are one transaction:
+//
+//	<prefix>:{catalog}:campaigns  hash  id → JSON
+//	<prefix>:{catalog}:creators   hash  campaign:id → JSON
+//	<prefix>:{catalog}:links      hash  code → JSON
+//	<prefix>:{catalog}:version    INCR on every change
+//	<prefix>:{catalog}:dedupe     the dedupe parameters the store was set up with
+//
+// Dedupe and counters are split into DedupeParams.Slots slots by visitor key
+// hash; the keys of one campaign and slot share the hash tag
+// {<campaign>:<slot>}, so the Bloom test-and-set and the counter increment of
+// one visit run as one script on one node, and one busy campaign spreads over
+// a Redis Cluster:
+//
+//	<prefix>:{<campaign>:<slot>}:bf:<window start, Unix s>  Bloom bitmap, expires with the window
+//	<prefix>:{<campaign>:<slot>}:n:<creator>                 hash  <YYYY-MM-DD>:<reason> → count
+//
+// A creator's counters are the sums over all slots.
+//
+// # Durability
+//
+// A committed visit is as durable as Redis's persistence makes it; the store
+// cannot do better than the server's settings:
+//
+//   - appendonly yes, appendfsync always: every write is fsynced before Redis
+//     answers, so an acknowledged visit survives a crash of the machine.
+//     Slowest.
+//   - appendonly yes, appendfsync everysec (the usual setting): a crash of
+//     the Redis process loses nothing acknowledged (the write reached the
+//     kernel before the answer), a crash of the machine or of its power loses
+//     up to about the last second or two of writes.
+//   - appendonly no (RDB snapshots only): a crash loses everything since the
+//     last snapshot, minutes of visits. Do not run clickgate on it.
+//
+// Replication is asynchronous in every case: a failover to a replica may lose
+// the writes it had not received yet. Losing dedupe state can count a
+// visitor twice within a window; losing counters underpays. The ledger, not
+// Redis, is what payouts are made from.
+//
+// The store requires Redis 7.0 or later (scripts with a shebang line, so a
+// server out of memory refuses a whole script instead of running half of it).
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/clickgate/clickgate/counter"
+)
+
+// Options configure a Store.
+type Options struct {
+	// URL is the server: redis://[user:pass@]host:port/db, or rediss:// for
+	// TLS, with optional go-redis query parameters (dial_timeout=3s, ...).
+	// Required.
+	URL string
+	// Params are the dedupe parameters. The first store to open a Redis
+	// database records them; opening it with other parameters fails with
+	// counter.ErrParamsMismatch.
+	Params counter.DedupeParams
+	// Prefix starts every key, so several stores can share one database.
+	// It must not contain '{' or '}'. default: "cg"
+	Prefix string
+	// DialTimeout bounds connecting to Redis. default: the URL's
+	// dial_timeout, else 5s
+	DialTimeout time.Duration
+	// ReadTimeout bounds waiting for one reply; WriteTimeout bounds sending
+	// one command or pipeline. A context deadline that ends sooner wins.
+	// default: the URL's read_timeout and write_timeout, else 5s
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+}
+
+// Store is a counter.Store on Redis. It is safe for concurrent use.
+type Store struct {
+	rdb    *redis.Client
+	params counter.DedupeParams
+	prefix string
+
+	campaignsKey string
+	creatorsKey  string
+	linksKey     string
+	versionKey   string
+	dedupeKey    string
+}
+
+var _ counter.Store = (*Store)(nil)
+
+// Open connects to Redis, loads the scripts and records or checks the dedupe
+// parameters.
+func Open(ctx context.Context, o Options) (*Store, error) {
+	if o.Prefix == "" {
+		o.Prefix = "cg"
+	}
+	if strings.ContainsAny(o.Prefix, "{}") {
+		return nil, fmt.Errorf("key prefix %q must not contain '{' or '}'", o.Prefix)
+	}
+	p := o.Params
+	if p.Slots == 0 || p.M == 0 || p.K == 0 || p.M > 1<<32 {
+		return nil, fmt.Errorf("invalid dedupe parameters %q: slots, m and k must be positive and m at most 2^32", p)
+	}
+	if o.URL == "" {
+		return nil, errors.New("redis URL is required")
+	}
+	ro, err := redis.ParseURL(o.URL)
+	if err != nil {
+		// The URL may hold a password: quote it redacted.
+		return nil, fmt.Errorf("cannot parse redis URL %q: %w", redactURL(o.URL), unwrapURLError(err))
+	}
+	// A retried write may have run already: a retried commit would turn a
+	// qualified visit into a duplicate and a retried HINCRBY would add
+	// twice. Commit retries only what certainly did not run.
+	ro.MaxRetries = -1
+	ro.ContextTimeoutEnabled = true
+	if o.DialTimeout > 0 {
+		ro.DialTimeout = o.DialTimeout
+	}
+	if o.ReadTimeout > 0 {
+		ro.ReadTimeout = o.ReadTimeout
+	}
+	if o.WriteTimeout > 0 {
+		ro.WriteTimeout = o.WriteTimeout
+	}
+	s := &Store{
+		rdb:          redis.NewClient(ro),
+		params:       p,
+		prefix:       o.Prefix,
+		campaignsKey: o.Prefix + ":{catalog}:campaigns",
+		creatorsKey:  o.Prefix + ":{catalog}:creators",
+		linksKey:     o.Prefix + ":{catalog}:links",
+		versionKey:   o.Prefix + ":{catalog}:version",
+		dedupeKey:    o.Prefix + ":{catalog}:dedupe",
+	}
+	if err := s.init(ctx); err != nil {
+		s.rdb.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) init(ctx context.Context) error {
+	addr := s.rdb.Options().Addr
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("cannot reach redis at %q: %w", addr, storeErr(err))
+	}
+	for _, sc := range []*redis.Script{commitScript, createLinkScript} {
+		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+			return fmt.Errorf("cannot load script into redis at %q: %w", addr, storeErr(err))
+		}
+	}
+	want := s.params.String()
+	if err := s.rdb.SetNX(ctx, s.dedupeKey, want, 0).Err(); err != nil {
+		return fmt.Errorf("cannot record dedupe parameters in %q: %w", s.dedupeKey, storeErr(err))
+	}
+	got, err := s.rdb.Get(ctx, s.dedupeKey).Result()
+	if err != nil {
+		return fmt.Errorf("cannot read dedupe parameters from %q: %w", s.dedupeKey, storeErr(err))
+	}
+	if got != want {
+		return fmt.Errorf("%w: the store at %q has %q; given %q", counter.ErrParamsMismatch, s.dedupeKey, got, want)
+	}
+	return nil
+}
+
+// Close closes the connections.
+func (s *Store) Close() error { return s.rdb.Close() }
+
+// PutCampaign creates or replaces c.
+func (s *Store) PutCampaign(ctx context.Context, c counter.Campaign) error {
+	if err := s.putCatalog(ctx, s.campaignsKey, c.ID, c); err != nil {
+		return fmt.Errorf("cannot put campaign %q: %w", c.ID, err)
+	}
+	return nil
+}
+
+// Campaign returns the campaign id, or counter.ErrNotFound.
+func (s *Store) Campaign(ctx context.Context, id string) (counter.Campaign, error) {
+	var c counter.Campaign
+	if err := s.getCatalog(ctx, s.campaignsKey, id, &c); err != nil {
+		return c, fmt.Errorf("cannot read campaign %q: %w", id, err)
+	}
+	return c, nil
+}
+
+// PutCreator creates or replaces c.
+func (s *Store) PutCreator(ctx context.Context, c counter.Creator) error {
+	if err := s.putCatalog(ctx, s.creatorsKey, c.Campaign+":"+c.ID, c); err != nil {
+		return fmt.Errorf("cannot put creator %q of campaign %q: %w", c.ID, c.Campaign, err)
+	}
+	return nil
+}
+
+// Creator returns creator id of campaign, or counter.ErrNotFound.
+func (s *Store) Creator(ctx context.Context, campaign, id string) (counter.Creator, error) {
+	var c counter.Creator
+	if err := s.getCatalog(ctx, s.creatorsKey, campaign+":"+id, &c); err != nil {
+		return c, fmt.Errorf("cannot read creator %q of campaign %q: %w", id, campaign, err)
+	}
+	return c, nil
+}
+
+// CreateLink adds l, or returns counter.ErrExists when its code is taken.
+func (s *Store) CreateLink(ctx context.Context, l counter.Link) error {
+	b, err := json.Marshal(l)
+	if err != nil {
+		return fmt.Errorf("cannot encode link %q: %w", l.Code, err)
+	}
+	set, err := createLinkScript.Run(ctx, s.rdb, []string{s.linksKey, s.versionKey}, l.Code, b).Int64()
+	if err != nil {
+		return fmt.Errorf("cannot create link %q: %w", l.Code, storeErr(err))
+	}
+	if set == 0 {
+		return fmt.Errorf("cannot create link %q: %w", l.Code, counter.ErrExists)
+	}
+	return nil
+}
+
+// Link returns the link of code, or counter.ErrNotFound.
+func (s *Store) Link(ctx context.Context, code string) (counter.Link, error) {
+	var l counter.Link
+	if err := s.getCatalog(ctx, s.linksKey, code, &l); err != nil {
+		return l, fmt.Errorf("cannot read link %q: %w", code, err)
+	}
+	return l, nil
+}
+
+// Version returns the catalog version: 0 before the first change, then one
+// more after each.
+func (s *Store) Version(ctx context.Context) (uint64, error) {
+	v, err := parseVersion(s.rdb.Get(ctx, s.versionKey))
+	if err != nil {
+		return 0, fmt.Errorf("cannot read catalog version from %q: %w", s.versionKey, err)
+	}
+	return v, nil
+}
+
+// Catalog reads the whole catalog in one transaction, so it is one version.
+// Entries are sorted by id (creators by campaign, then id; links by code).
+func (s *Store) Catalog(ctx context.Context) (*counter.Catalog, error) {
+	tx := s.rdb.TxPipeline()
+	campaigns := tx.HGetAll(ctx, s.campaignsKey)
+	creators := tx.HGetAll(ctx, s.creatorsKey)
+	links := tx.HGetAll(ctx, s.linksKey)
+	version := tx.Get(ctx, s.versionKey)
+	if _, err := tx.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("cannot read catalog: %w", storeErr(err))
+	}
+	cat := &counter.Catalog{}
+	var err error
+	if cat.Version, err = parseVersion(version); err != nil {
+		return nil, fmt.Errorf("cannot read catalog version from %q: %w", s.versionKey, err)
+	}
+	if cat.Campaigns, err = decodeAll[counter.Campaign](campaigns); err != nil {
+		return nil, fmt.Errorf("cannot read campaigns of the catalog: %w", err)
+	}
+	if cat.Creators, err = decodeAll[counter.Creator](creators); err != nil {
+		return nil, fmt.Errorf("cannot read creators of the catalog: %w", err)
+	}
+	if cat.Links, err = decodeAll[counter.Link](links); err != nil {
+		return nil, fmt.Errorf("cannot read links of the catalog: %w", err)
+	}
+	slices.SortFunc(cat.Campaigns, func(a, b counter.Campaign) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(cat.Creators, func(a, b counter.Creator) int {
+		if c := strings.Compare(a.Campaign, b.Campaign); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	slices.SortFunc(cat.Links, func(a, b counter.Link) int { return strings.Compare(a.Code, b.Code) })
+	return cat, nil
+}
+
+// putCatalog sets field of the catalog hash key to v as JSON and bumps the
+// version, in one transaction.
+func (s *Store) putCatalog(ctx context.Context, key, field string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	tx := s.rdb.TxPipeline()
+	tx.HSet(ctx, key, field, b)
+	tx.Incr(ctx, s.versionKey)
+	if _, err := tx.Exec(ctx); err != nil {
+		return storeErr(err)
+	}
+	return nil
+}
+
+// getCatalog decodes field of the catalog hash key into v.
+func (s *Store) getCatalog(ctx context.Context, key, field string, v any) error {
+	b, err := s.rdb.HGet(ctx, key, field).Bytes()
+	if err != nil {
+		return storeErr(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("cannot decode %q of %q: %w", field, key, err)
+	}
+	return nil
+}
+
+func decodeAll[T any](cmd *redis.MapStringStringCmd) ([]T, error) {
+	m, err := cmd.Result()
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	out := make([]T, 0, len(m))
+	for field, js := range m {
+		var v T
+		if err := json.Unmarshal([]byte(js), &v); err != nil {
+			return nil, fmt.Errorf("cannot decode %q: %w", field, err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func parseVersion(cmd *redis.StringCmd) (uint64, error) {
+	s, err := cmd.Result()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, storeErr(err)
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("invalid version %q: %w", s, err)
+	}
+	return v, nil
+}
+
+// storeErr turns redis.Nil into counter.ErrNotFound and marks errors that
+// say the store cannot be reached, or cannot take writes for now, with
+// counter.ErrUnavailable. Other errors pass unchanged.
+func storeErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, redis.Nil):
+		return counter.ErrNotFound
+	case unavailable(err):
+		return fmt.Errorf("%w: %w", counter.ErrUnavailable, err)
+	}
+	return err
+}
+
+// transientPrefixes start the Redis error replies that mean the server
+// cannot serve for now, and that a command so refused did not run.
+var transientPrefixes = []string{"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "READONLY", "NOREPLICAS", "OOM"}
+
+func unavailable(err error) bool {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne),
+		errors.Is(err, io.EOF),
+		errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, redis.ErrClosed),
+		errors.Is(err, redis.ErrPoolTimeout),
+		errors.Is(err, redis.ErrPoolExhausted):
+		return true
+	}
+	for _, p := range transientPrefixes {
+		if redis.HasErrorPrefix(err, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// redactURL returns raw with any password replaced, or a placeholder when
+// raw does not parse.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable)"
+	}
+	return u.Redacted()
+}
+
+// unwrapURLError drops the URL that url.Parse quotes in its errors: it may
+// hold a password.
+func unwrapURLError(err error) error {
+	if ue, ok := errors.AsType[*url.Error](err); ok {
+		return ue.Err
+	}
+	return err
+}

@@ -1,0 +1,433 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bits-and-blooms/bloom/v3"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/clickgate/clickgate/counter"
+	"github.com/clickgate/clickgate/counter/redisstore/redistest"
+	"github.com/clickgate/clickgate/counter/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	srv := redistest.Start(t)
+	t.Run("Prefix", func(t *testing.T) {
+		n := 0
+		storetest.Run(t, func(t *testing.T) storetest.Opener {
+			n++
+			prefix := fmt.Sprintf("t%d", n)
+			return func(p counter.DedupeParams) (counter.Store, error) {
+				return Open(context.Background(), Options{URL: srv.URL(0), Params: p, Prefix: prefix})
+			}
+		})
+	})
+	t.Run("DB", func(t *testing.T) {
+		db := 0
+		storetest.Run(t, func(t *testing.T) storetest.Opener {
+			db++ // default prefix, a database of its own
+			url := srv.URL(db)
+			return func(p counter.DedupeParams) (counter.Store, error) {
+				return Open(context.Background(), Options{URL: url, Params: p})
+			}
+		})
+	})
+}
+
+// env is a store on its own server, and a plain client to look inside.
+type env struct {
+	srv    *redistest.Server
+	s      *Store
+	rdb    *redis.Client
+	params counter.DedupeParams
+}
+
+func newEnv(t *testing.T, o Options) *env {
+	t.Helper()
+	srv := redistest.Start(t)
+	o.URL = srv.URL(0)
+	if o.Params == (counter.DedupeParams{}) {
+		o.Params = storetest.Params(t)
+	}
+	s, err := Open(context.Background(), o)
+	if err != nil {
+		t.Fatalf("cannot open store: %s", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	return &env{srv: srv, s: s, rdb: rdb, params: o.Params}
+}
+
+func (e *env) commit(t *testing.T, visits ...counter.Visit) []counter.Reason {
+	t.Helper()
+	out := make([]counter.Reason, len(visits))
+	if err := e.s.Commit(context.Background(), visits, out); err != nil {
+		t.Fatalf("cannot commit: %s", err)
+	}
+	return out
+}
+
+func (e *env) total(t *testing.T, campaign, creator string) counter.Counts {
+	t.Helper()
+	days, err := e.s.Stats(context.Background(), campaign, creator)
+	if err != nil {
+		t.Fatalf("cannot read stats: %s", err)
+	}
+	return counter.Total(days)
+}
+
+// bfKey is the key layout of the package doc, spelled out independently.
+func bfKey(prefix string, p counter.DedupeParams, v *counter.Visit) string {
+	return fmt.Sprintf("%s:{%s:%d}:bf:%d", prefix, v.Campaign, p.Slot(&v.Key), v.Window)
+}
+
+func visit(campaign, creator string, key int, at time.Time) counter.Visit {
+	v := counter.Visit{Campaign: campaign, Creator: creator, Key: storetest.Key(key)}
+	v.SetWindow(at, 24*time.Hour)
+	return v
+}
+
+func checkReasons(t *testing.T, got []counter.Reason, want ...counter.Reason) {
+	t.Helper()
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("unexpected reasons; got %v; want %v", got, want)
+		}
+	}
+}
+
+// TestSharedFilterMatchesLocal checks that the bits the script sets in Redis
+// are exactly the bits a bloom/v3 filter of the same parameters sets, so the
+// local filter in front of Redis answers as Redis would.
+func TestSharedFilterMatchesLocal(t *testing.T) {
+	e := newEnv(t, Options{})
+	ctx := context.Background()
+	now := time.Now()
+	const committed, probed = 300, 3000
+	visits := make([]counter.Visit, committed)
+	for i := range visits {
+		visits[i] = visit("c1", "alice", i, now)
+	}
+	e.commit(t, visits...)
+
+	local := counter.NewLocalFilter(e.params)
+	slots := make(map[string]*bloom.BloomFilter)
+	for i := range visits {
+		v := &visits[i]
+		key := bfKey("cg", e.params, v)
+		for _, pos := range e.params.AppendPositions(nil, &v.Key) {
+			bit, err := e.rdb.GetBit(ctx, key, int64(pos)).Result()
+			if err != nil || bit != 1 {
+				t.Fatalf("unexpected bit %d of %q for visitor %d; got %d, %v; want 1", pos, key, i, bit, err)
+			}
+		}
+		local.Add(v)
+		if slots[key] == nil {
+			slots[key] = bloom.New(uint(e.params.M), uint(e.params.K))
+		}
+		slots[key].Add(v.Key[:])
+	}
+
+	// Bit for bit, each Redis bitmap is the bloom/v3 filter of its slot.
+	for key, f := range slots {
+		b, err := e.rdb.Get(ctx, key).Bytes()
+		if err != nil {
+			t.Fatalf("cannot read bitmap %q: %s", key, err)
+		}
+		if uint64(len(b))*8 > e.params.M+7 {
+			t.Fatalf("unexpected bitmap size of %q; got %d bytes; want at most %d bits", key, len(b), e.params.M)
+		}
+		for i := uint64(0); i < e.params.M; i++ {
+			redisBit := i/8 < uint64(len(b)) && b[i/8]>>(7-i%8)&1 == 1
+			if redisBit != f.BitSet().Test(uint(i)) {
+				t.Fatalf("unexpected bit %d of %q; got %v in redis; want %v as in bloom/v3", i, key, redisBit, f.BitSet().Test(uint(i)))
+			}
+		}
+	}
+
+	// Local and shared filters agree on visitors seen and unseen.
+	for i := range probed {
+		v := visit("c1", "alice", i, now)
+		key := bfKey("cg", e.params, &v)
+		inRedis := true
+		for _, pos := range e.params.AppendPositions(nil, &v.Key) {
+			if bit, err := e.rdb.GetBit(ctx, key, int64(pos)).Result(); err != nil {
+				t.Fatalf("cannot read bit %d of %q: %s", pos, key, err)
+			} else if bit == 0 {
+				inRedis = false
+				break
+			}
+		}
+		if got := local.Test(&v); got != inRedis {
+			t.Fatalf("unexpected local answer for visitor %d; got %v; want %v as in redis", i, got, inRedis)
+		}
+		if i < committed && !inRedis {
+			t.Fatalf("committed visitor %d is not in redis", i)
+		}
+	}
+}
+
+func TestBitmapExpiresWithWindow(t *testing.T) {
+	e := newEnv(t, Options{Prefix: "x"})
+	ctx := context.Background()
+	v := visit("c1", "alice", 1, time.Now())
+	e.commit(t, v)
+	key := bfKey("x", e.params, &v)
+	at, err := e.rdb.ExpireTime(ctx, key).Result()
+	if err != nil {
+		t.Fatalf("cannot read expiry of %q: %s", key, err)
+	}
+	if got := int64(at / time.Second); got != v.Expires {
+		t.Fatalf("unexpected expiry of %q; got %d; want %d", key, got, v.Expires)
+	}
+	if d := time.Until(time.Unix(v.Expires, 0)); d <= 0 || d > 25*time.Hour+time.Minute {
+		t.Fatalf("unexpected expiry %v from now of a one-day window", d)
+	}
+	counterKey := fmt.Sprintf("x:{c1:%d}:n:alice", e.params.Slot(&v.Key))
+	if ttl, err := e.rdb.TTL(ctx, counterKey).Result(); err != nil || ttl != -1 {
+		t.Fatalf("unexpected TTL of counter hash %q; got %v, %v; want none (-1)", counterKey, ttl, err)
+	}
+}
+
+var keyRE = regexp.MustCompile(`^cg:\{([^{}]+)\}:(campaigns|creators|links|version|dedupe|bf:[0-9]+|n:[A-Za-z0-9_.-]+)$`)
+
+func TestKeysShareHashTags(t *testing.T) {
+	e := newEnv(t, Options{})
+	ctx := context.Background()
+	now := time.Now()
+	if err := e.s.PutCampaign(ctx, counter.Campaign{ID: "c1"}); err != nil {
+		t.Fatalf("cannot put campaign: %s", err)
+	}
+	if err := e.s.PutCreator(ctx, counter.Creator{ID: "alice", Campaign: "c1"}); err != nil {
+		t.Fatalf("cannot put creator: %s", err)
+	}
+	if err := e.s.CreateLink(ctx, counter.Link{Code: "AB3KX9QZ", Campaign: "c1", Creator: "alice"}); err != nil {
+		t.Fatalf("cannot create link: %s", err)
+	}
+	var visits []counter.Visit
+	for i := range 100 {
+		visits = append(visits, visit("c1", "alice", i, now), visit("c-2", "bob.b", i, now))
+	}
+	e.commit(t, visits...)
+	if err := e.s.AddCounts(ctx, []counter.Count{{Campaign: "c1", Creator: "carol", Day: counter.DayOf(now), Reason: counter.Uncounted, N: 1}}); err != nil {
+		t.Fatalf("cannot add counts: %s", err)
+	}
+
+	keys, err := e.rdb.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatalf("cannot list keys: %s", err)
+	}
+	tags := map[string]int{}
+	for _, k := range keys {
+		m := keyRE.FindStringSubmatch(k)
+		if m == nil {
+			t.Fatalf("unexpected key %q", k)
+		}
+		if strings.HasPrefix(m[2], "bf:") || strings.HasPrefix(m[2], "n:") {
+			if m[1] == "catalog" {
+				t.Fatalf("unexpected counter key %q in the catalog's hash tag", k)
+			}
+		} else if m[1] != "catalog" {
+			t.Fatalf("unexpected catalog key %q outside {catalog}", k)
+		}
+		tags[m[1]]++
+	}
+	if tags["catalog"] != 5 {
+		t.Fatalf("unexpected number of catalog keys; got %d; want 5 in %q", tags["catalog"], keys)
+	}
+	// The bitmap and the counter hash of each visit share a hash tag, so
+	// its script runs on one node of a cluster.
+	for i := range visits {
+		v := &visits[i]
+		tag := fmt.Sprintf("{%s:%d}", v.Campaign, e.params.Slot(&v.Key))
+		for _, k := range []string{"cg:" + tag + ":bf:" + fmt.Sprint(v.Window), "cg:" + tag + ":n:" + v.Creator} {
+			if n, err := e.rdb.Exists(ctx, k).Result(); err != nil || n != 1 {
+				t.Fatalf("missing key %q of visit %d; got %d, %v", k, i, n, err)
+			}
+		}
+	}
+	// storetest.Key spreads 100 visitors over every slot.
+	if len(tags) != 1+2*int(e.params.Slots) {
+		t.Fatalf("unexpected hash tags; got %d: %v; want {catalog} and %d slots of 2 campaigns", len(tags), tags, e.params.Slots)
+	}
+}
+
+func TestCommitAfterScriptFlush(t *testing.T) {
+	e := newEnv(t, Options{})
+	ctx := context.Background()
+	now := time.Now()
+	checkReasons(t, e.commit(t, visit("c1", "alice", 1, now), visit("c1", "alice", 2, now)),
+		counter.Qualified, counter.Qualified)
+	if err := e.rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatalf("cannot flush scripts: %s", err)
+	}
+	checkReasons(t, e.commit(t, visit("c1", "alice", 1, now), visit("c1", "alice", 3, now), visit("c1", "alice", 2, now), visit("c1", "alice", 3, now)),
+		counter.Duplicate, counter.Qualified, counter.Duplicate, counter.Duplicate)
+	got := e.total(t, "c1", "alice")
+	if got[counter.Qualified] != 3 || got[counter.Duplicate] != 3 || got.Clicks() != 6 {
+		t.Fatalf("unexpected counts after SCRIPT FLUSH; got %+v; want qualified=3 duplicates=3 clicks=6", got)
+	}
+	// CreateLink runs a script too.
+	if err := e.rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatalf("cannot flush scripts: %s", err)
+	}
+	if err := e.s.CreateLink(ctx, counter.Link{Code: "AB3KX9QZ", Campaign: "c1", Creator: "alice"}); err != nil {
+		t.Fatalf("cannot create link after SCRIPT FLUSH: %s", err)
+	}
+	if v, err := e.s.Version(ctx); err != nil || v != 1 {
+		t.Fatalf("unexpected version; got %d, %v; want 1", v, err)
+	}
+}
+
+func TestUnavailable(t *testing.T) {
+	ms := 300 * time.Millisecond
+	e := newEnv(t, Options{DialTimeout: ms, ReadTimeout: ms, WriteTimeout: ms})
+	ctx := context.Background()
+	now := time.Now()
+	d := counter.DayOf(now)
+	checkReasons(t, e.commit(t, visit("c1", "alice", 1, now)), counter.Qualified)
+
+	e.srv.Stop()
+	visits := []counter.Visit{visit("c1", "alice", 1, now), visit("c1", "alice", 2, now), visit("c2", "bob", 3, now)}
+	out := []counter.Reason{counter.Qualified, counter.Duplicate, counter.Qualified}
+	err := e.s.Commit(ctx, visits, out)
+	if !errors.Is(err, counter.ErrUnavailable) {
+		t.Fatalf("unexpected error of Commit on a stopped server; got %v; want ErrUnavailable", err)
+	}
+	checkReasons(t, out, counter.Uncounted, counter.Uncounted, counter.Uncounted)
+	f := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, counter.ErrUnavailable) {
+			t.Fatalf("unexpected error of %s on a stopped server; got %v; want ErrUnavailable", what, err)
+		}
+	}
+	f("AddCounts", e.s.AddCounts(ctx, []counter.Count{{Campaign: "c1", Creator: "alice", Day: d, Reason: counter.Uncounted, N: 3}}))
+	_, err = e.s.Stats(ctx, "c1", "alice")
+	f("Stats", err)
+	_, err = e.s.Catalog(ctx)
+	f("Catalog", err)
+	_, err = e.s.Version(ctx)
+	f("Version", err)
+	_, err = e.s.Link(ctx, "AB3KX9QZ")
+	f("Link", err)
+	f("PutCampaign", e.s.PutCampaign(ctx, counter.Campaign{ID: "c1"}))
+	f("CreateLink", e.s.CreateLink(ctx, counter.Link{Code: "AB3KX9QZ"}))
+	_, err = Open(ctx, Options{URL: e.srv.URL(0), Params: e.params, DialTimeout: ms})
+	f("Open", err)
+
+	// Back up: the same store works again, the first visit is still known
+	// (append-only file) and the script is loaded again.
+	e.srv.Restart(t)
+	checkReasons(t, e.commit(t, visit("c1", "alice", 1, now), visit("c1", "alice", 2, now)),
+		counter.Duplicate, counter.Qualified)
+	if err := e.s.AddCounts(ctx, []counter.Count{{Campaign: "c1", Creator: "alice", Day: d, Reason: counter.Uncounted, N: 3}}); err != nil {
+		t.Fatalf("cannot add counts after restart: %s", err)
+	}
+	got := e.total(t, "c1", "alice")
+	if got[counter.Qualified] != 2 || got[counter.Duplicate] != 1 || got[counter.Uncounted] != 3 {
+		t.Fatalf("unexpected counts after restart; got %+v; want qualified=2 duplicates=1 uncounted=3", got)
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	p := storetest.Params(t)
+	f := func(o Options, want string) {
+		t.Helper()
+		s, err := Open(ctx, o)
+		if err == nil {
+			s.Close()
+			t.Fatalf("unexpected success opening %+v", o)
+		}
+		if !strings.Contains(err.Error(), want) {
+			t.Fatalf("unexpected error for %+v; got %q; want it to contain %q", o, err, want)
+		}
+		if strings.Contains(err.Error(), "s3cret") {
+			t.Fatalf("error quotes the password: %q", err)
+		}
+	}
+	f(Options{Params: p}, "redis URL is required")
+	f(Options{URL: "http://" + srv.Addr(), Params: p}, "cannot parse redis URL")
+	f(Options{URL: "redis://u:s3cret@" + srv.Addr() + "/x", Params: p}, "invalid database number")
+	f(Options{URL: "redis://u:s3cret@" + srv.Addr() + "/0?nope=1", Params: p}, "cannot parse redis URL")
+	f(Options{URL: "redis://u:s3cret@%zz/0", Params: p}, "cannot parse redis URL")
+	f(Options{URL: srv.URL(0), Params: p, Prefix: "a{b"}, "must not contain")
+	f(Options{URL: srv.URL(0)}, "invalid dedupe parameters")
+	f(Options{URL: srv.URL(0), Params: counter.DedupeParams{Slots: 1, M: 1<<32 + 1, K: 3}}, "invalid dedupe parameters")
+
+	s, err := Open(ctx, Options{URL: srv.URL(0), Params: p})
+	if err != nil {
+		t.Fatalf("cannot open store: %s", err)
+	}
+	s.Close()
+	other := p
+	other.K++
+	_, err = Open(ctx, Options{URL: srv.URL(0), Params: other})
+	if !errors.Is(err, counter.ErrParamsMismatch) || !strings.Contains(err.Error(), fmt.Sprintf("%q", p.String())) ||
+		!strings.Contains(err.Error(), fmt.Sprintf("%q", other.String())) {
+		t.Fatalf("unexpected error for other parameters; got %v; want ErrParamsMismatch quoting %q and %q", err, p, other)
+	}
+	// Another prefix is another store, with parameters of its own.
+	s, err = Open(ctx, Options{URL: srv.URL(0), Params: other, Prefix: "other"})
+	if err != nil {
+		t.Fatalf("cannot open store with another prefix: %s", err)
+	}
+	s.Close()
+}
+
+func TestStatsSkipsUnknownReasons(t *testing.T) {
+	e := newEnv(t, Options{})
+	ctx := context.Background()
+	v := visit("c1", "alice", 1, time.Date(2026, 5, 11, 10, 0, 0, 0, time.UTC))
+	e.commit(t, v)
+	key := fmt.Sprintf("cg:{c1:%d}:n:alice", e.params.Slot(&v.Key))
+	other := "cg:{c1:3}:n:alice"
+	if key == other {
+		other = "cg:{c1:4}:n:alice"
+	}
+	// A newer version's reason, and a day with nothing known in it.
+	e.rdb.HIncrBy(ctx, key, "2026-05-11:refunded", 4)
+	e.rdb.HIncrBy(ctx, other, "2026-05-12:refunded", 1)
+	e.rdb.HIncrBy(ctx, other, "2026-05-11:duplicates", 2)
+	days, err := e.s.Stats(ctx, "c1", "alice")
+	if err != nil {
+		t.Fatalf("cannot read stats: %s", err)
+	}
+	want := counter.Counts{counter.Qualified: 1, counter.Duplicate: 2}
+	if len(days) != 1 || days[0].Day != v.Day || days[0].Counts != want {
+		t.Fatalf("unexpected stats; got %+v; want %v on %v", days, want, v.Day)
+	}
+
+	e.rdb.HIncrBy(ctx, other, "yesterday:qualified", 1)
+	if _, err := e.s.Stats(ctx, "c1", "alice"); err == nil || !strings.Contains(err.Error(), `"yesterday:qualified"`) {
+		t.Fatalf("unexpected error for a malformed field; got %v; want it quoted", err)
+	}
+}
+
+func TestCommitEmptyAndZeroCounts(t *testing.T) {
+	e := newEnv(t, Options{})
+	ctx := context.Background()
+	if err := e.s.Commit(ctx, nil, nil); err != nil {
+		t.Fatalf("cannot commit nothing: %s", err)
+	}
+	d := counter.DayOf(time.Now())
+	if err := e.s.AddCounts(ctx, []counter.Count{{Campaign: "c1", Creator: "alice", Day: d, Reason: counter.Duplicate}}); err != nil {
+		t.Fatalf("cannot add zero counts: %s", err)
+	}
+	if days, err := e.s.Stats(ctx, "c1", "alice"); err != nil || len(days) != 0 {
+		t.Fatalf("unexpected stats after adding zero; got %+v, %v; want none", days, err)
+	}
+	err := e.s.AddCounts(ctx, []counter.Count{{Campaign: "c1", Creator: "alice", Day: d, Reason: counter.NumReasons, N: 1}})
+	if err == nil {
+		t.Fatalf("unexpected success adding counts of an unknown reason")
+	}
+}

@@ -1,0 +1,254 @@
+// Package redistest starts a real redis-server for tests: on a free loopback
+// port, with a temporary data directory, killed when the test ends.
+//
+// There are no mocks of Redis in clickgate's tests; every test that needs
+// Redis starts one with Start. redis-server must be on PATH.
+package redistest
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const (
+	// readyTimeout bounds how long a server may take to answer PING.
+	readyTimeout = 10 * time.Second
+	// bindAttempts is how often Start tries another port when redis cannot
+	// bind the one it was given (another process took it in between).
+	bindAttempts = 5
+)
+
+// Server is one redis-server process. Its methods are safe for concurrent
+// use.
+type Server struct {
+	bin  string
+	dir  string
+	log  string
+	port int
+
+	mu   sync.Mutex
+	proc *process // nil when stopped
+}
+
+type process struct {
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when cmd.Wait returned
+}
+
+// Start starts redis-server on a free loopback port with a t.TempDir() as its
+// data directory, append-only persistence (appendfsync everysec) and no RDB
+// snapshots, and waits until it answers PING. The server is killed when the
+// test ends. Start fails the test if redis-server is not on PATH.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatalf("redis-server not found on PATH (install it, e.g. apt-get install redis-server): %s", err)
+	}
+	dir := t.TempDir()
+	s := &Server{bin: bin, dir: dir, log: filepath.Join(dir, "redis.log")}
+	t.Cleanup(s.Stop)
+	var lastErr error
+	for range bindAttempts {
+		port, err := freePort()
+		if err != nil {
+			t.Fatalf("cannot find a free loopback port: %s", err)
+		}
+		s.port = port
+		lastErr = s.start()
+		if lastErr == nil {
+			return s
+		}
+		if !errors.Is(lastErr, errBind) {
+			break
+		}
+	}
+	t.Fatalf("cannot start redis-server: %s\nredis log:\n%s", lastErr, s.logTail())
+	return nil
+}
+
+// Addr returns the server's address, "127.0.0.1:port".
+func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
+
+// URL returns the URL of database db, "redis://127.0.0.1:port/db".
+func (s *Server) URL(db int) string { return "redis://" + s.Addr() + "/" + strconv.Itoa(db) }
+
+// Dir returns the server's data directory.
+func (s *Server) Dir() string { return s.dir }
+
+// Stop kills the server and waits for it to exit, as a crash would: what
+// redis had written to its append-only file survives (it writes it before
+// answering), what it had not is lost. Stop on a stopped server does nothing.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		return
+	}
+	s.proc.cmd.Process.Kill()
+	<-s.proc.exited
+	s.proc = nil
+}
+
+// Restart starts the server again on the same port and data directory, after
+// stopping it if it runs, and waits until it answers PING.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.Stop()
+	var err error
+	// The port is ours only by convention once the server is down; another
+	// process may hold it for a moment, so retry a few times.
+	for attempt := range bindAttempts {
+		if err = s.start(); !errors.Is(err, errBind) {
+			break
+		}
+		time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("cannot restart redis-server on %s: %s\nredis log:\n%s", s.Addr(), err, s.logTail())
+	}
+}
+
+var errBind = errors.New("cannot bind the port")
+
+// start starts redis-server on s.port and waits for PING.
+func (s *Server) start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc != nil {
+		panic("BUG: redistest: start while the server runs")
+	}
+	cmd := exec.Command(s.bin,
+		"--port", strconv.Itoa(s.port),
+		"--bind", "127.0.0.1",
+		"--dir", s.dir,
+		"--logfile", s.log,
+		"--save", "",
+		"--appendonly", "yes",
+		"--appendfsync", "everysec",
+		"--daemonize", "no",
+	)
+	cmd.Dir = s.dir
+	logStart := s.logSize()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("cannot run %s: %w", s.bin, err)
+	}
+	p := &process{cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		cmd.Wait()
+		close(p.exited)
+	}()
+
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		err := ping(s.Addr(), cmd.Process.Pid)
+		if err == nil {
+			s.proc = p
+			return nil
+		}
+		select {
+		case <-p.exited:
+			if s.logHas(logStart, "Address already in use") {
+				return fmt.Errorf("%w %d: %s", errBind, s.port, cmd.ProcessState)
+			}
+			return fmt.Errorf("redis-server exited before answering PING: %s", cmd.ProcessState)
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			<-p.exited
+			return fmt.Errorf("redis-server did not answer PING on %s within %s: %w", s.Addr(), readyTimeout, err)
+		}
+	}
+}
+
+// ping sends PING and INFO over a fresh connection and expects PONG from
+// the process pid: another server that took the port must not pass for ours.
+func ping(addr string, pid int) error {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("PING\r\nINFO server\r\n")); err != nil {
+		return err
+	}
+	r := bufio.NewReader(c)
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if line != "+PONG\r\n" {
+		// -LOADING while the append-only file is replayed.
+		return fmt.Errorf("unexpected answer to PING: %q", strings.TrimSpace(line))
+	}
+	line, err = r.ReadString('\n')
+	if err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "$")))
+	if !strings.HasPrefix(line, "$") || err != nil {
+		return fmt.Errorf("unexpected answer to INFO: %q", strings.TrimSpace(line))
+	}
+	info := make([]byte, n+2)
+	if _, err := io.ReadFull(r, info); err != nil {
+		return err
+	}
+	want := "process_id:" + strconv.Itoa(pid) + "\r\n"
+	if !strings.Contains(string(info), want) {
+		return fmt.Errorf("another process answers on %s", addr)
+	}
+	return nil
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func (s *Server) logSize() int64 {
+	fi, err := os.Stat(s.log)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// logHas reports whether the log has text past offset from.
+func (s *Server) logHas(from int64, text string) bool {
+	b, _ := os.ReadFile(s.log)
+	if from > int64(len(b)) {
+		from = 0
+	}
+	return strings.Contains(string(b[from:]), text)
+}
+
+// logTail returns the end of redis's log, for failure messages.
+func (s *Server) logTail() string {
+	b, err := os.ReadFile(s.log)
+	if err != nil {
+		return fmt.Sprintf("(cannot read %s: %s)", s.log, err)
+	}
+	const max = 4 << 10
+	if len(b) > max {
+		b = b[len(b)-max:]
+	}
+	return string(b)
+}

@@ -1,0 +1,342 @@
+// Package storetest is the conformance suite that every counter.Store passes.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/clickgate/clickgate/counter"
+)
+
+// Opener opens a store on one backing state (a data directory, a Redis
+// database). Opening it again after Close must find the same state.
+type Opener func(p counter.DedupeParams) (counter.Store, error)
+
+// Run runs the suite. fresh returns an Opener on new, empty backing state.
+func Run(t *testing.T, fresh func(t *testing.T) Opener) {
+	tests := []struct {
+		name string
+		f    func(t *testing.T, open Opener)
+	}{
+		{"Catalog", testCatalog},
+		{"CommitDedupe", testCommitDedupe},
+		{"CommitWindows", testCommitWindows},
+		{"AddCountsAndStats", testAddCountsAndStats},
+		{"Persistence", testPersistence},
+		{"ParamsMismatch", testParamsMismatch},
+		{"ConcurrentCommits", testConcurrentCommits},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.f(t, fresh(t)) })
+	}
+}
+
+// Params are the dedupe parameters the suite uses.
+func Params(t testing.TB) counter.DedupeParams {
+	p, err := counter.NewDedupeParams(100_000, 0.0001)
+	if err != nil {
+		t.Fatalf("cannot size dedupe: %s", err)
+	}
+	return p
+}
+
+func mustOpen(t *testing.T, open Opener, p counter.DedupeParams) counter.Store {
+	t.Helper()
+	s, err := open(p)
+	if err != nil {
+		t.Fatalf("cannot open store: %s", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// Key returns a visitor key made from i.
+func Key(i int) counter.VisitorKey {
+	var k counter.VisitorKey
+	copy(k[:], fmt.Sprintf("visitor-%08d", i))
+	// Spread over slots like a real keyed hash would.
+	k[12], k[13] = byte(i), byte(i>>8)
+	return k
+}
+
+func visit(campaign, creator string, key int, at time.Time) counter.Visit {
+	v := counter.Visit{Campaign: campaign, Creator: creator, Key: Key(key)}
+	v.SetWindow(at, 24*time.Hour)
+	return v
+}
+
+func commit(t *testing.T, s counter.Store, visits ...counter.Visit) []counter.Reason {
+	t.Helper()
+	out := make([]counter.Reason, len(visits))
+	if err := s.Commit(context.Background(), visits, out); err != nil {
+		t.Fatalf("cannot commit: %s", err)
+	}
+	return out
+}
+
+func total(t *testing.T, s counter.Store, campaign, creator string) counter.Counts {
+	t.Helper()
+	days, err := s.Stats(context.Background(), campaign, creator)
+	if err != nil {
+		t.Fatalf("cannot read stats of %q/%q: %s", campaign, creator, err)
+	}
+	for i := 1; i < len(days); i++ {
+		if days[i-1].Day >= days[i].Day {
+			t.Fatalf("stats days out of order: %v then %v", days[i-1].Day, days[i].Day)
+		}
+	}
+	return counter.Total(days)
+}
+
+func testCatalog(t *testing.T, open Opener) {
+	ctx := context.Background()
+	s := mustOpen(t, open, Params(t))
+	v0, err := s.Version(ctx)
+	if err != nil {
+		t.Fatalf("cannot read version: %s", err)
+	}
+	if _, err := s.Campaign(ctx, "nope"); !errors.Is(err, counter.ErrNotFound) {
+		t.Fatalf("unexpected error for unknown campaign; got %v; want ErrNotFound", err)
+	}
+	c := counter.Campaign{
+		ID: "spring", Name: "Spring", StartsAt: time.Date(2026, 5, 11, 0, 0, 0, 0, time.UTC),
+		EndsAt: time.Date(2026, 6, 22, 0, 0, 0, 0, time.UTC), SignupRewardCents: 10000,
+		VisitBlockSize: 1000, VisitBlockRewardCents: 10000, CapCents: 2000000,
+		DedupeWindow: counter.Duration(24 * time.Hour), EligibleCountries: []string{"US"},
+	}
+	if err := s.PutCampaign(ctx, c); err != nil {
+		t.Fatalf("cannot put campaign: %s", err)
+	}
+	got, err := s.Campaign(ctx, "spring")
+	if err != nil {
+		t.Fatalf("cannot get campaign: %s", err)
+	}
+	if got.Name != c.Name || !got.StartsAt.Equal(c.StartsAt) || !got.EndsAt.Equal(c.EndsAt) ||
+		got.CapCents != c.CapCents || got.DedupeWindow != c.DedupeWindow || len(got.EligibleCountries) != 1 {
+		t.Fatalf("unexpected campaign; got %+v; want %+v", got, c)
+	}
+	v1, _ := s.Version(ctx)
+	if v1 == v0 {
+		t.Fatalf("version did not change after PutCampaign: %d", v1)
+	}
+	c.Name = "Spring 2026"
+	if err := s.PutCampaign(ctx, c); err != nil {
+		t.Fatalf("cannot replace campaign: %s", err)
+	}
+	if got, _ := s.Campaign(ctx, "spring"); got.Name != c.Name {
+		t.Fatalf("unexpected name after replace; got %q; want %q", got.Name, c.Name)
+	}
+
+	cr := counter.Creator{ID: "alice", Campaign: "spring", Handle: "@alice", Country: "US", Status: counter.StatusActive}
+	if err := s.PutCreator(ctx, cr); err != nil {
+		t.Fatalf("cannot put creator: %s", err)
+	}
+	if got, err := s.Creator(ctx, "spring", "alice"); err != nil || got != cr {
+		t.Fatalf("unexpected creator; got %+v, %v; want %+v", got, err, cr)
+	}
+	if _, err := s.Creator(ctx, "other", "alice"); !errors.Is(err, counter.ErrNotFound) {
+		t.Fatalf("unexpected error for creator in another campaign; got %v; want ErrNotFound", err)
+	}
+
+	l := counter.Link{Code: "AB3KX9QZ", Campaign: "spring", Creator: "alice",
+		Destinations: counter.Destinations{Default: "https://app.example.com/join", IOS: "https://apps.apple.com/app/id1"},
+		CreatedAt:    time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)}
+	v2, _ := s.Version(ctx)
+	if err := s.CreateLink(ctx, l); err != nil {
+		t.Fatalf("cannot create link: %s", err)
+	}
+	v3, _ := s.Version(ctx)
+	if v3 == v2 {
+		t.Fatalf("version did not change after CreateLink: %d", v3)
+	}
+	dup := l
+	dup.Creator = "mallory"
+	if err := s.CreateLink(ctx, dup); !errors.Is(err, counter.ErrExists) {
+		t.Fatalf("unexpected error for a taken code; got %v; want ErrExists", err)
+	}
+	got2, err := s.Link(ctx, l.Code)
+	if err != nil || got2.Creator != "alice" || got2.Destinations != l.Destinations || !got2.CreatedAt.Equal(l.CreatedAt) {
+		t.Fatalf("unexpected link; got %+v, %v; want %+v", got2, err, l)
+	}
+	if _, err := s.Link(ctx, "ZZZZZZZZ"); !errors.Is(err, counter.ErrNotFound) {
+		t.Fatalf("unexpected error for unknown code; got %v; want ErrNotFound", err)
+	}
+
+	cat, err := s.Catalog(ctx)
+	if err != nil {
+		t.Fatalf("cannot read catalog: %s", err)
+	}
+	if cat.Version != v3 || len(cat.Campaigns) != 1 || len(cat.Creators) != 1 || len(cat.Links) != 1 {
+		t.Fatalf("unexpected catalog; got version %d, %d campaigns, %d creators, %d links; want %d, 1, 1, 1",
+			cat.Version, len(cat.Campaigns), len(cat.Creators), len(cat.Links), v3)
+	}
+	if cat.Links[0].Code != l.Code || cat.Creators[0] != cr || cat.Campaigns[0].Name != "Spring 2026" {
+		t.Fatalf("unexpected catalog contents: %+v", cat)
+	}
+}
+
+func testCommitDedupe(t *testing.T, open Opener) {
+	s := mustOpen(t, open, Params(t))
+	now := time.Now()
+	out := commit(t, s, visit("c1", "alice", 1, now), visit("c1", "alice", 2, now), visit("c1", "alice", 1, now))
+	want := []counter.Reason{counter.Qualified, counter.Qualified, counter.Duplicate}
+	for i := range want {
+		if out[i] != want[i] {
+			t.Fatalf("unexpected reason for visit %d of one batch; got %v; want %v", i, out[i], want[i])
+		}
+	}
+	if out := commit(t, s, visit("c1", "alice", 2, now)); out[0] != counter.Duplicate {
+		t.Fatalf("unexpected reason for a known visitor in a later batch; got %v; want duplicates", out[0])
+	}
+	// The same key in another campaign is another visitor.
+	if out := commit(t, s, visit("c2", "alice", 1, now)); out[0] != counter.Qualified {
+		t.Fatalf("unexpected reason in another campaign; got %v; want qualified", out[0])
+	}
+	got := total(t, s, "c1", "alice")
+	if got[counter.Qualified] != 2 || got[counter.Duplicate] != 2 || got.Clicks() != 4 {
+		t.Fatalf("unexpected counts; got %+v; want qualified=2 duplicates=2 clicks=4", got)
+	}
+	if got := total(t, s, "c1", "bob"); got.Clicks() != 0 {
+		t.Fatalf("unexpected counts for a creator without clicks; got %+v; want zero", got)
+	}
+}
+
+func testCommitWindows(t *testing.T, open Opener) {
+	s := mustOpen(t, open, Params(t))
+	day := time.Now().UTC().Truncate(24 * time.Hour)
+	a := visit("c1", "alice", 7, day.Add(time.Hour))
+	b := visit("c1", "alice", 7, day.Add(25*time.Hour)) // next window, next day
+	out := commit(t, s, a, b)
+	if out[0] != counter.Qualified || out[1] != counter.Qualified {
+		t.Fatalf("unexpected reasons for one visitor in two windows; got %v; want qualified twice", out)
+	}
+	days, err := s.Stats(context.Background(), "c1", "alice")
+	if err != nil {
+		t.Fatalf("cannot read stats: %s", err)
+	}
+	if len(days) != 2 || days[0].Day != a.Day || days[1].Day != b.Day ||
+		days[0].Counts[counter.Qualified] != 1 || days[1].Counts[counter.Qualified] != 1 {
+		t.Fatalf("unexpected per-day stats; got %+v; want one qualified on %v and on %v", days, a.Day, b.Day)
+	}
+}
+
+func testAddCountsAndStats(t *testing.T, open Opener) {
+	ctx := context.Background()
+	s := mustOpen(t, open, Params(t))
+	d := counter.DayOf(time.Now())
+	err := s.AddCounts(ctx, []counter.Count{
+		{Campaign: "c1", Creator: "alice", Day: d, Reason: counter.Duplicate, N: 5},
+		{Campaign: "c1", Creator: "alice", Day: d - 1, Reason: counter.Uncounted, N: 2},
+		{Campaign: "c1", Creator: "alice", Day: d, Reason: counter.Duplicate, N: 1},
+		{Campaign: "c1", Creator: "bob", Day: d, Reason: counter.Uncounted, N: 3},
+	})
+	if err != nil {
+		t.Fatalf("cannot add counts: %s", err)
+	}
+	days, err := s.Stats(ctx, "c1", "alice")
+	if err != nil {
+		t.Fatalf("cannot read stats: %s", err)
+	}
+	if len(days) != 2 || days[0].Day != d-1 || days[0].Counts[counter.Uncounted] != 2 ||
+		days[1].Day != d || days[1].Counts[counter.Duplicate] != 6 {
+		t.Fatalf("unexpected stats; got %+v", days)
+	}
+	if got := total(t, s, "c1", "bob"); got[counter.Uncounted] != 3 || got.Clicks() != 3 {
+		t.Fatalf("unexpected counts for bob; got %+v; want uncounted=3", got)
+	}
+}
+
+func testPersistence(t *testing.T, open Opener) {
+	ctx := context.Background()
+	p := Params(t)
+	s, err := open(p)
+	if err != nil {
+		t.Fatalf("cannot open store: %s", err)
+	}
+	now := time.Now()
+	if err := s.PutCampaign(ctx, counter.Campaign{ID: "c1", Name: "one"}); err != nil {
+		t.Fatalf("cannot put campaign: %s", err)
+	}
+	commit(t, s, visit("c1", "alice", 1, now), visit("c1", "alice", 2, now))
+	if err := s.Close(); err != nil {
+		t.Fatalf("cannot close store: %s", err)
+	}
+
+	s = mustOpen(t, open, p)
+	if c, err := s.Campaign(ctx, "c1"); err != nil || c.Name != "one" {
+		t.Fatalf("unexpected campaign after reopen; got %+v, %v", c, err)
+	}
+	out := commit(t, s, visit("c1", "alice", 1, now), visit("c1", "alice", 3, now))
+	if out[0] != counter.Duplicate || out[1] != counter.Qualified {
+		t.Fatalf("unexpected reasons after reopen; got %v; want [duplicates qualified]", out)
+	}
+	if got := total(t, s, "c1", "alice"); got[counter.Qualified] != 3 || got[counter.Duplicate] != 1 {
+		t.Fatalf("unexpected counts after reopen; got %+v; want qualified=3 duplicates=1", got)
+	}
+}
+
+func testParamsMismatch(t *testing.T, open Opener) {
+	p := Params(t)
+	s, err := open(p)
+	if err != nil {
+		t.Fatalf("cannot open store: %s", err)
+	}
+	s.Close()
+	other, _ := counter.NewDedupeParams(5_000_000, 0.001)
+	if s, err := open(other); !errors.Is(err, counter.ErrParamsMismatch) {
+		if err == nil {
+			s.Close()
+		}
+		t.Fatalf("unexpected error opening with other params; got %v; want ErrParamsMismatch", err)
+	}
+	// The original parameters still open it.
+	mustOpen(t, open, p)
+}
+
+func testConcurrentCommits(t *testing.T, open Opener) {
+	s := mustOpen(t, open, Params(t))
+	const workers, batches, batch, distinct = 8, 20, 25, 1000
+	now := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range batches {
+				vs := make([]counter.Visit, batch)
+				for i := range vs {
+					// Overlapping keys across workers and batches.
+					vs[i] = visit("c1", "alice", (w*7+b*batch+i)%distinct, now)
+				}
+				out := make([]counter.Reason, batch)
+				if err := s.Commit(context.Background(), vs, out); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("cannot commit: %s", err)
+	}
+	got := total(t, s, "c1", "alice")
+	seen := map[int]bool{}
+	for w := range workers {
+		for b := range batches {
+			for i := range batch {
+				seen[(w*7+b*batch+i)%distinct] = true
+			}
+		}
+	}
+	if got[counter.Qualified] != int64(len(seen)) || got.Clicks() != workers*batches*batch {
+		t.Fatalf("unexpected counts; got qualified=%d clicks=%d; want qualified=%d clicks=%d",
+			got[counter.Qualified], got.Clicks(), len(seen), workers*batches*batch)
+	}
+}

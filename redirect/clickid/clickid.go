@@ -1,0 +1,256 @@
+// Package clickid signs and verifies click ids.
+//
+// A click id is appended to every redirect so that the app can later
+// attribute a signup to a creator. The app backend sends the id back and
+// clickgate verifies it offline with the same key: no store lookup, no state.
+//
+// # Format
+//
+// A click id is the base64url encoding without padding (RFC 4648 §5,
+// base64.RawURLEncoding) of
+//
+//	version   1 byte, always 1
+//	time      uvarint, Unix seconds (minimal encoding)
+//	campaign  uvarint length (minimal), then that many bytes
+//	creator   uvarint length (minimal), then that many bytes
+//	link      uvarint length (minimal), then that many bytes
+//	mac       the first 16 bytes of HMAC-SHA256(key, every byte above)
+//
+// Each string is at most [MaxFieldLen] bytes, so an id is at most 295
+// characters. An id for campaign "spring26", creator "alice", link
+// "AB3KX9QZ" at a 2026 time is 46 bytes, 62 characters.
+//
+// The encoding is canonical: every valid id is exactly what [Signer.Append]
+// produces for the claims [Signer.Parse] returns. Parse rejects non-minimal
+// varints, non-zero trailing bits in the last base64 character and the CR/LF
+// characters that encoding/base64 would otherwise skip.
+//
+// Parse does not judge the time: expiry is a campaign rule left to the caller.
+package clickid
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"math"
+	"sync"
+)
+
+const (
+	// MaxFieldLen is the maximum length in bytes of Claims.Campaign,
+	// Claims.Creator and Claims.Link. Validate them against it when a
+	// campaign, creator or link is created: Append panics on longer ones.
+	MaxFieldLen = 64
+
+	// MaxLen is the maximum length of an id accepted by Parse. It is above
+	// the longest id Append can produce (295 characters) and bounds the work
+	// done on untrusted input before it is decoded.
+	MaxLen = 512
+)
+
+const (
+	version = 1
+	macLen  = 16
+
+	// minRawLen is a version byte, a one-byte time, three empty strings
+	// and the mac.
+	minRawLen = 1 + 1 + 3 + macLen
+	// maxRawLen is what MaxLen base64 characters decode to at most; the
+	// longest id Append builds is 221 bytes.
+	maxRawLen = MaxLen * 3 / 4
+)
+
+var (
+	// ErrMalformed is returned by Parse for an id that is not a click id.
+	ErrMalformed = errors.New("clickid: malformed")
+	// ErrForged is returned by Parse for a well-formed id whose signature
+	// does not match: tampered with or signed with another key.
+	ErrForged = errors.New("clickid: bad signature")
+)
+
+// Claims is what a click id carries.
+type Claims struct {
+	Campaign, Creator, Link string
+	Time                    int64 // Unix seconds
+}
+
+// strict rejects non-zero trailing bits, so a base64 string has exactly one
+// decoding and one encoding.
+var strict = base64.RawURLEncoding.Strict()
+
+// Signer creates and verifies click ids with one key. It is safe for
+// concurrent use.
+type Signer struct {
+	pool sync.Pool // of *state
+}
+
+// state is the per-call scratch. HMAC state and buffer are pooled together:
+// the buffer is passed to hash.Hash methods, an interface call, so a stack
+// buffer would escape and allocate on every call.
+type state struct {
+	mac hash.Hash
+	buf [maxRawLen]byte
+	sum [sha256.Size]byte
+}
+
+// NewSigner returns a Signer for key. Use at least 32 random bytes. key is
+// copied.
+func NewSigner(key []byte) *Signer {
+	if len(key) == 0 {
+		panic("BUG: clickid: empty signing key")
+	}
+	k := append([]byte(nil), key...)
+	s := &Signer{}
+	s.pool.New = func() any {
+		return &state{mac: hmac.New(sha256.New, k)}
+	}
+	return s
+}
+
+func (s *Signer) acquire() *state {
+	return s.pool.Get().(*state)
+}
+
+func (s *Signer) release(st *state) {
+	s.pool.Put(st)
+}
+
+// Append appends the click id for c to dst and returns the extended slice.
+// It does not allocate when dst has room for the id.
+//
+// Append panics if a string of c is longer than MaxFieldLen or c.Time is
+// negative: claims are validated when links are created, not per click.
+func (s *Signer) Append(dst []byte, c *Claims) []byte {
+	if c.Time < 0 {
+		panic("BUG: clickid: negative time")
+	}
+	if len(c.Campaign) > MaxFieldLen {
+		panic("BUG: clickid: campaign longer than 64 bytes")
+	}
+	if len(c.Creator) > MaxFieldLen {
+		panic("BUG: clickid: creator longer than 64 bytes")
+	}
+	if len(c.Link) > MaxFieldLen {
+		panic("BUG: clickid: link longer than 64 bytes")
+	}
+
+	st := s.acquire()
+	b := st.buf[:0]
+	b = append(b, version)
+	b = binary.AppendUvarint(b, uint64(c.Time))
+	b = appendString(b, c.Campaign)
+	b = appendString(b, c.Creator)
+	b = appendString(b, c.Link)
+	m := sum(st, b)
+	b = append(b, m[:macLen]...)
+	dst = base64.RawURLEncoding.AppendEncode(dst, b)
+	s.release(st)
+	return dst
+}
+
+// sum returns HMAC(b) in st.sum.
+func sum(st *state, b []byte) []byte {
+	st.mac.Reset()
+	st.mac.Write(b)
+	return st.mac.Sum(st.sum[:0])
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// Parse verifies id and returns its claims. Errors wrap ErrMalformed or
+// ErrForged. Parse checks the signature in constant time; it does not check
+// how old the id is.
+func (s *Signer) Parse(id []byte) (Claims, error) {
+	if len(id) == 0 {
+		return Claims{}, fmt.Errorf("%w: empty id", ErrMalformed)
+	}
+	if len(id) > MaxLen {
+		return Claims{}, fmt.Errorf("%w: id is %d bytes; max %d", ErrMalformed, len(id), MaxLen)
+	}
+	// encoding/base64 skips CR and LF; refuse them and anything else
+	// outside the alphabet so that an id has exactly one spelling.
+	for i, c := range id {
+		if !isBase64URL(c) {
+			return Claims{}, fmt.Errorf("%w: invalid character at offset %d", ErrMalformed, i)
+		}
+	}
+
+	st := s.acquire()
+	defer s.release(st)
+
+	n, err := strict.Decode(st.buf[:], id)
+	if err != nil {
+		return Claims{}, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	raw := st.buf[:n]
+	if len(raw) < minRawLen {
+		return Claims{}, fmt.Errorf("%w: too short", ErrMalformed)
+	}
+	if raw[0] != version {
+		return Claims{}, fmt.Errorf("%w: unknown version %d", ErrMalformed, raw[0])
+	}
+
+	p := raw[1:]
+	t, p, ok := readUvarint(p)
+	if !ok || t > math.MaxInt64 {
+		return Claims{}, fmt.Errorf("%w: bad time", ErrMalformed)
+	}
+	var lens [3]int
+	var offs [3]int
+	for i, name := range [3]string{"campaign", "creator", "link"} {
+		var l uint64
+		l, p, ok = readUvarint(p)
+		if !ok || l > MaxFieldLen || l > uint64(len(p)) {
+			return Claims{}, fmt.Errorf("%w: bad %s", ErrMalformed, name)
+		}
+		offs[i] = len(raw) - len(p)
+		lens[i] = int(l)
+		p = p[l:]
+	}
+	if len(p) != macLen {
+		return Claims{}, fmt.Errorf("%w: %d bytes after the fields; want %d", ErrMalformed, len(p), macLen)
+	}
+	body := len(raw) - macLen
+	if !hmac.Equal(sum(st, raw[:body])[:macLen], raw[body:]) {
+		return Claims{}, ErrForged
+	}
+
+	// One allocation for the three strings.
+	start := offs[0]
+	all := string(raw[start:body])
+	field := func(i int) string {
+		o := offs[i] - start
+		return all[o : o+lens[i]]
+	}
+	return Claims{
+		Campaign: field(0),
+		Creator:  field(1),
+		Link:     field(2),
+		Time:     int64(t),
+	}, nil
+}
+
+// readUvarint reads a minimally encoded uvarint from the front of b.
+func readUvarint(b []byte) (uint64, []byte, bool) {
+	v, n := binary.Uvarint(b)
+	if n <= 0 {
+		return 0, b, false
+	}
+	// binary.Uvarint accepts padded encodings such as 0x80 0x00; a last
+	// byte of zero after a continuation byte is exactly that.
+	if n > 1 && b[n-1] == 0 {
+		return 0, b, false
+	}
+	return v, b[n:], true
+}
+
+func isBase64URL(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_'
+}

@@ -1,0 +1,44 @@
+package redirect
+
+import (
+	"net"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+)
+
+// BenchmarkHandle compares, in one run, a bare handler that only answers 302
+// (the ceiling) with clickgate's handler for a known visitor: resolution,
+// visitor key, local Bloom hit, tally and a signed click id.
+func BenchmarkHandle(b *testing.B) {
+	bare := func(ctx *fasthttp.RequestCtx) {
+		ctx.Response.Header.Set("Location", testDest.Default)
+		ctx.SetStatusCode(fasthttp.StatusFound)
+	}
+	e := newEdge(b)
+	hitCtx(b, e)
+	for _, bc := range []struct {
+		name string
+		h    fasthttp.RequestHandler
+	}{{"bare302", bare}, {"localHit", e.h.Handle}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				var req fasthttp.Request
+				req.SetRequestURI("/" + testCode)
+				req.Header.SetUserAgent("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148 musical_ly_34.1.2")
+				var ctx fasthttp.RequestCtx
+				ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 7), Port: 5555}, nil)
+				n := 0
+				for pb.Next() {
+					ctx.Response.Reset()
+					bc.h(&ctx)
+					n++
+				}
+				if n > 0 && ctx.Response.StatusCode() != 302 {
+					b.Fatalf("unexpected status %d", ctx.Response.StatusCode())
+				}
+			})
+		})
+	}
+}

@@ -1,0 +1,148 @@
+package redirect
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/clickgate/clickgate/counter"
+)
+
+// Entry is a resolved link: everything the hot path needs, without I/O.
+type Entry struct {
+	Link     counter.Link
+	Campaign *counter.Campaign
+	Creator  *counter.Creator
+}
+
+// TableOptions configure a Table.
+type TableOptions struct {
+	Store counter.Store
+	// PollInterval is how often the store's catalog version is checked, so
+	// a link created on another node is served here within it.
+	// default: 250ms
+	PollInterval time.Duration
+	// Logger receives reload errors when they start and when they stop.
+	// default: slog.Default()
+	Logger *slog.Logger
+}
+
+// Table is the in-memory link table: an immutable snapshot of the catalog,
+// swapped atomically when the store's version changes.
+type Table struct {
+	o    TableOptions
+	snap atomic.Pointer[snapshot]
+	mu   sync.Mutex // serializes reloads
+	stop chan struct{}
+	done chan struct{}
+}
+
+type snapshot struct {
+	version uint64
+	links   map[string]*Entry
+}
+
+// NewTable returns a Table; Load or Start fills it.
+func NewTable(o TableOptions) *Table {
+	if o.PollInterval <= 0 {
+		o.PollInterval = 250 * time.Millisecond
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	t := &Table{o: o, stop: make(chan struct{}), done: make(chan struct{})}
+	// No store version is MaxUint64, so the first Refresh always loads.
+	t.snap.Store(&snapshot{version: ^uint64(0), links: map[string]*Entry{}})
+	return t
+}
+
+// Lookup returns the entry of code, or nil. It does not allocate.
+func (t *Table) Lookup(code []byte) *Entry {
+	return t.snap.Load().links[string(code)]
+}
+
+// Len is the number of links served.
+func (t *Table) Len() int { return len(t.snap.Load().links) }
+
+// Refresh reloads the catalog if its version changed.
+func (t *Table) Refresh(ctx context.Context) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	v, err := t.o.Store.Version(ctx)
+	if err != nil {
+		return fmt.Errorf("cannot read catalog version: %w", err)
+	}
+	if t.snap.Load().version == v {
+		return nil
+	}
+	cat, err := t.o.Store.Catalog(ctx)
+	if err != nil {
+		return fmt.Errorf("cannot load catalog: %w", err)
+	}
+	t.snap.Store(build(cat))
+	return nil
+}
+
+func build(cat *counter.Catalog) *snapshot {
+	campaigns := make(map[string]*counter.Campaign, len(cat.Campaigns))
+	for i := range cat.Campaigns {
+		campaigns[cat.Campaigns[i].ID] = &cat.Campaigns[i]
+	}
+	type creatorID struct{ campaign, id string }
+	creators := make(map[creatorID]*counter.Creator, len(cat.Creators))
+	for i := range cat.Creators {
+		c := &cat.Creators[i]
+		creators[creatorID{c.Campaign, c.ID}] = c
+	}
+	s := &snapshot{version: cat.Version, links: make(map[string]*Entry, len(cat.Links))}
+	for _, l := range cat.Links {
+		c, cr := campaigns[l.Campaign], creators[creatorID{l.Campaign, l.Creator}]
+		if c == nil || cr == nil {
+			continue // never happens through the admin API: links need both
+		}
+		s.links[l.Code] = &Entry{Link: l, Campaign: c, Creator: cr}
+	}
+	return s
+}
+
+// Start loads the table and keeps it fresh until Stop.
+func (t *Table) Start(ctx context.Context) error {
+	if err := t.Refresh(ctx); err != nil {
+		return err
+	}
+	go t.run()
+	return nil
+}
+
+// Stop stops refreshing.
+func (t *Table) Stop() {
+	close(t.stop)
+	<-t.done
+}
+
+func (t *Table) run() {
+	defer close(t.done)
+	tick := time.NewTicker(t.o.PollInterval)
+	defer tick.Stop()
+	failing := false
+	for {
+		select {
+		case <-t.stop:
+			return
+		case <-tick.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := t.Refresh(ctx)
+		cancel()
+		switch {
+		case err != nil && !failing:
+			t.o.Logger.Error("link table is stale", "err", err)
+		case err == nil && failing:
+			t.o.Logger.Info("link table is fresh again")
+		}
+		failing = err != nil
+	}
+}
