@@ -36,12 +36,13 @@ type Recorder struct {
 	o      RecorderOptions
 	filter *LocalFilter
 
-	mu      sync.Mutex
-	cur     *batch
-	stopped bool
-	wake    chan struct{}
-	stop    chan struct{}
-	done    chan struct{}
+	mu       sync.Mutex
+	cur      *batch // queued
+	inflight *batch // being committed; nil when idle
+	stopped  bool
+	wake     chan struct{}
+	stop     chan struct{}
+	done     chan struct{}
 
 	tallyMu sync.Mutex
 	tally   map[tallyKey]int64
@@ -150,9 +151,33 @@ func (r *Recorder) Note(campaign, creator string, day Day, reason Reason) {
 	r.tallyMu.Unlock()
 }
 
-// Flush adds the tallied counts to the store. Counts that fail stay tallied
-// for the next Flush.
+// Flush waits until every visit recorded before the call is committed, then
+// adds the tallied counts to the store. Counts that fail stay tallied for the
+// next Flush.
 func (r *Recorder) Flush(ctx context.Context) error {
+	r.mu.Lock()
+	wait := r.inflight
+	if len(r.cur.visits) > 0 {
+		// The committer takes batches in order: when this one is done,
+		// so is the one in flight.
+		wait = r.cur
+	}
+	r.mu.Unlock()
+	if wait != nil {
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+		select {
+		case <-wait.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return r.flushTally(ctx)
+}
+
+func (r *Recorder) flushTally(ctx context.Context) error {
 	r.flushMu.Lock()
 	defer r.flushMu.Unlock()
 	var counts []Count
@@ -181,7 +206,8 @@ func (r *Recorder) Flush(ctx context.Context) error {
 	return err
 }
 
-// Stats returns a creator's counters, after adding what is tallied here.
+// Stats returns a creator's counters, including every click recorded here
+// before the call.
 func (r *Recorder) Stats(ctx context.Context, campaign, creator string) ([]DayCounts, error) {
 	if err := r.Flush(ctx); err != nil {
 		return nil, err
@@ -199,7 +225,7 @@ func (r *Recorder) run() {
 			r.commitQueued()
 		case now := <-flush.C:
 			ctx, cancel := context.WithTimeout(context.Background(), r.o.StoreTimeout)
-			if err := r.Flush(ctx); err != nil {
+			if err := r.flushTally(ctx); err != nil {
 				r.logError("cannot add tallied counts; will retry", err)
 			}
 			cancel()
@@ -219,11 +245,12 @@ func (r *Recorder) run() {
 func (r *Recorder) commitQueued() {
 	r.mu.Lock()
 	b := r.cur
-	r.cur = newBatch()
-	r.mu.Unlock()
 	if len(b.visits) == 0 {
+		r.mu.Unlock()
 		return
 	}
+	r.cur, r.inflight = newBatch(), b
+	r.mu.Unlock()
 	b.out = make([]Reason, len(b.visits))
 	ctx, cancel := context.WithTimeout(context.Background(), r.o.StoreTimeout)
 	err := r.o.Store.Commit(ctx, b.visits, b.out)
@@ -239,6 +266,9 @@ func (r *Recorder) commitQueued() {
 		}
 		r.filter.Add(v)
 	}
+	r.mu.Lock()
+	r.inflight = nil
+	r.mu.Unlock()
 	close(b.done)
 }
 

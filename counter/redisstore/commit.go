@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -292,6 +293,6 @@ func (s *Store) Stats(ctx context.Context, campaign, creator string) ([]counter.
 			days = append(days, counter.DayCounts{Day: d, Counts: *c})
 		}
 	}
-	slices.SortFunc(days, func(a, b counter.DayCounts) int { return int(a.Day) - int(b.Day) })
+	slices.SortFunc(days, func(a, b counter.DayCounts) int { return cmp.Compare(a.Day, b.Day) })
 	return days, nil
 }

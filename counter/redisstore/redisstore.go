@@ -81,10 +81,13 @@ type Options struct {
 	// DialTimeout bounds connecting to Redis. default: the URL's
 	// dial_timeout, else 5s
 	DialTimeout time.Duration
-	// ReadTimeout bounds waiting for one reply; WriteTimeout bounds sending
-	// one command or pipeline. A context deadline that ends sooner wins.
-	// default: the URL's read_timeout and write_timeout, else 5s
-	ReadTimeout  time.Duration
+	// ReadTimeout bounds waiting for the replies of one command or
+	// pipeline; a context deadline that ends sooner wins. default: the
+	// URL's read_timeout, else 5s
+	ReadTimeout time.Duration
+	// WriteTimeout bounds sending one command or pipeline; a context
+	// deadline that ends sooner wins. default: the URL's write_timeout,
+	// else ReadTimeout
 	WriteTimeout time.Duration
 }
 
@@ -162,7 +165,8 @@ func (s *Store) init(ctx context.Context) error {
 	}
 	for _, sc := range []*redis.Script{commitScript, createLinkScript} {
 		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
-			return fmt.Errorf("cannot load script into redis at %q: %w", addr, storeErr(err))
+			// Redis before 7.0 cannot compile the shebang line.
+			return fmt.Errorf("cannot load script into redis at %q (7.0 or later is required): %w", addr, storeErr(err))
 		}
 	}
 	want := s.params.String()

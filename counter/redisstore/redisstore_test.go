@@ -310,18 +310,22 @@ func TestUnavailable(t *testing.T) {
 		}
 	}
 	f("AddCounts", e.s.AddCounts(ctx, []counter.Count{{Campaign: "c1", Creator: "alice", Day: d, Reason: counter.Uncounted, N: 3}}))
-	_, err = e.s.Stats(ctx, "c1", "alice")
-	f("Stats", err)
-	_, err = e.s.Catalog(ctx)
-	f("Catalog", err)
-	_, err = e.s.Version(ctx)
-	f("Version", err)
-	_, err = e.s.Link(ctx, "AB3KX9QZ")
-	f("Link", err)
-	f("PutCampaign", e.s.PutCampaign(ctx, counter.Campaign{ID: "c1"}))
-	f("CreateLink", e.s.CreateLink(ctx, counter.Link{Code: "AB3KX9QZ"}))
 	_, err = Open(ctx, Options{URL: e.srv.URL(0), Params: e.params, DialTimeout: ms})
 	f("Open", err)
+	// A deadline that ends first is unavailability too (and keeps this test
+	// short: a refused connection is dialed again a few times).
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	_, err = e.s.Stats(short, "c1", "alice")
+	f("Stats", err)
+	_, err = e.s.Catalog(short)
+	f("Catalog", err)
+	_, err = e.s.Version(short)
+	f("Version", err)
+	_, err = e.s.Link(short, "AB3KX9QZ")
+	f("Link", err)
+	f("PutCampaign", e.s.PutCampaign(short, counter.Campaign{ID: "c1"}))
+	f("CreateLink", e.s.CreateLink(short, counter.Link{Code: "AB3KX9QZ"}))
 
 	// Back up: the same store works again, the first visit is still known
 	// (append-only file) and the script is loaded again.
@@ -429,5 +433,30 @@ func TestCommitEmptyAndZeroCounts(t *testing.T) {
 	err := e.s.AddCounts(ctx, []counter.Count{{Campaign: "c1", Creator: "alice", Day: d, Reason: counter.NumReasons, N: 1}})
 	if err == nil {
 		t.Fatalf("unexpected success adding counts of an unknown reason")
+	}
+}
+
+func TestEmptyCatalog(t *testing.T) {
+	e := newEnv(t, Options{})
+	ctx := context.Background()
+	cat, err := e.s.Catalog(ctx)
+	if err != nil {
+		t.Fatalf("cannot read an empty catalog: %s", err)
+	}
+	if cat.Version != 0 || len(cat.Campaigns)+len(cat.Creators)+len(cat.Links) != 0 {
+		t.Fatalf("unexpected empty catalog; got %+v; want version 0 and nothing in it", cat)
+	}
+	if _, err := e.s.Creator(ctx, "c1", "nope"); !errors.Is(err, counter.ErrNotFound) {
+		t.Fatalf("unexpected error for an unknown creator; got %v; want ErrNotFound", err)
+	}
+	if err := e.s.PutCampaign(ctx, counter.Campaign{ID: "b"}); err != nil {
+		t.Fatalf("cannot put campaign: %s", err)
+	}
+	if err := e.s.PutCampaign(ctx, counter.Campaign{ID: "a"}); err != nil {
+		t.Fatalf("cannot put campaign: %s", err)
+	}
+	cat, err = e.s.Catalog(ctx)
+	if err != nil || cat.Version != 2 || len(cat.Campaigns) != 2 || cat.Campaigns[0].ID != "a" || cat.Campaigns[1].ID != "b" {
+		t.Fatalf("unexpected catalog; got %+v, %v; want version 2 with campaigns a, b", cat, err)
 	}
 }

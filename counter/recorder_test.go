@@ -1,0 +1,204 @@
+package counter_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/clickgate/clickgate/counter"
+	"github.com/clickgate/clickgate/counter/boltstore"
+	"github.com/clickgate/clickgate/counter/storetest"
+)
+
+// faultyStore is a real store whose Commit can be held or made to fail.
+type faultyStore struct {
+	counter.Store
+	commits atomic.Int64
+	visits  atomic.Int64
+	hold    chan struct{} // when non-nil, Commit waits for it to close
+	fail    atomic.Bool
+}
+
+var errInjected = errors.New("injected failure")
+
+func (s *faultyStore) Commit(ctx context.Context, v []counter.Visit, out []counter.Reason) error {
+	s.commits.Add(1)
+	s.visits.Add(int64(len(v)))
+	if s.hold != nil {
+		<-s.hold
+	}
+	if s.fail.Load() {
+		for i := range out {
+			out[i] = counter.Uncounted
+		}
+		return errInjected
+	}
+	return s.Store.Commit(ctx, v, out)
+}
+
+func newRecorder(t *testing.T, s *faultyStore, o counter.RecorderOptions) *counter.Recorder {
+	t.Helper()
+	p := storetest.Params(t)
+	bs, err := boltstore.Open(t.TempDir(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bs.Close() })
+	s.Store = bs
+	o.Store, o.Params = s, p
+	r := counter.NewRecorder(o)
+	r.Start()
+	return r
+}
+
+func visit(key int) counter.Visit {
+	v := counter.Visit{Campaign: "c1", Creator: "alice", Key: storetest.Key(key)}
+	v.SetWindow(time.Now(), 24*time.Hour)
+	return v
+}
+
+func totals(t *testing.T, r *counter.Recorder) counter.Counts {
+	t.Helper()
+	days, err := r.Stats(context.Background(), "c1", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return counter.Total(days)
+}
+
+func TestRecorderGroupCommit(t *testing.T) {
+	s := &faultyStore{}
+	r := newRecorder(t, s, counter.RecorderOptions{})
+	defer r.Stop()
+	const clients, distinct, each = 64, 200, 20
+	var wg sync.WaitGroup
+	var late atomic.Int64
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				v := visit((c*each + i) % distinct)
+				if _, ok := r.Record(&v); !ok {
+					late.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	got := totals(t, r)
+	if got[counter.Qualified] != distinct || got.Clicks() != clients*each {
+		t.Fatalf("unexpected totals; got %+v; want qualified=%d clicks=%d", got, distinct, clients*each)
+	}
+	if c, v := s.commits.Load(), s.visits.Load(); c >= v && late.Load() == 0 {
+		t.Fatalf("no group commit: %d commits for %d visits", c, v)
+	}
+	// Every visitor is now known locally: clicking again costs no store call.
+	sent := s.visits.Load()
+	for i := range distinct {
+		v := visit(i)
+		if reason, ok := r.Record(&v); reason != counter.Duplicate || !ok {
+			t.Fatalf("unexpected result for known visitor %d; got %v, %v; want duplicates", i, reason, ok)
+		}
+	}
+	if n := s.visits.Load() - sent; n != 0 {
+		t.Fatalf("unexpected visits sent to the store for known visitors; got %d; want 0", n)
+	}
+	if got := totals(t, r); got[counter.Duplicate] != clients*each-distinct+distinct {
+		t.Fatalf("unexpected duplicates; got %+v", got)
+	}
+}
+
+func TestRecorderCommitTimeout(t *testing.T) {
+	s := &faultyStore{hold: make(chan struct{})}
+	r := newRecorder(t, s, counter.RecorderOptions{CommitTimeout: 20 * time.Millisecond})
+	defer r.Stop()
+	v := visit(1)
+	if _, ok := r.Record(&v); ok {
+		t.Fatalf("unexpected ok from Record while the store is held")
+	}
+	// The visit was not dropped: it commits once the store answers.
+	close(s.hold)
+	got := totals(t, r)
+	if got[counter.Qualified] != 1 || got[counter.Uncounted] != 0 {
+		t.Fatalf("unexpected totals after a late commit; got %+v; want qualified=1", got)
+	}
+}
+
+func TestRecorderStoreFailure(t *testing.T) {
+	s := &faultyStore{}
+	s.fail.Store(true)
+	r := newRecorder(t, s, counter.RecorderOptions{})
+	defer r.Stop()
+	for i := range 5 {
+		v := visit(i)
+		if reason, ok := r.Record(&v); !ok || reason != counter.Uncounted {
+			t.Fatalf("unexpected result while the store fails; got %v, %v; want uncounted, true", reason, ok)
+		}
+	}
+	// A failed visit never enters the local filter: once the store is back,
+	// the same visitor is asked about again and counted.
+	s.fail.Store(false)
+	v := visit(0)
+	if reason, _ := r.Record(&v); reason != counter.Qualified {
+		t.Fatalf("unexpected reason after recovery; got %v; want qualified", reason)
+	}
+	got := totals(t, r)
+	if got[counter.Uncounted] != 5 || got[counter.Qualified] != 1 {
+		t.Fatalf("unexpected totals; got %+v; want uncounted=5 qualified=1", got)
+	}
+}
+
+func TestRecorderQueueBound(t *testing.T) {
+	s := &faultyStore{hold: make(chan struct{})}
+	r := newRecorder(t, s, counter.RecorderOptions{MaxQueue: 2, CommitTimeout: time.Millisecond})
+	defer r.Stop()
+	v := visit(0)
+	r.Record(&v) // taken by the committer, which is now held
+	for s.commits.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	for i := 1; i <= 2; i++ {
+		v := visit(i)
+		if _, ok := r.Record(&v); ok {
+			t.Fatalf("unexpected ok for queued visit %d", i)
+		}
+	}
+	v = visit(3)
+	if reason, ok := r.Record(&v); reason != counter.Uncounted || !ok {
+		t.Fatalf("unexpected result with a full queue; got %v, %v; want uncounted at once", reason, ok)
+	}
+	close(s.hold)
+	got := totals(t, r)
+	if got[counter.Qualified] != 3 || got[counter.Uncounted] != 1 {
+		t.Fatalf("unexpected totals; got %+v; want qualified=3 uncounted=1", got)
+	}
+}
+
+func TestRecorderStopDrains(t *testing.T) {
+	s := &faultyStore{hold: make(chan struct{})}
+	r := newRecorder(t, s, counter.RecorderOptions{CommitTimeout: time.Millisecond})
+	for i := range 3 {
+		v := visit(i)
+		r.Record(&v)
+	}
+	stopped := make(chan struct{})
+	go func() { r.Stop(); close(stopped) }()
+	close(s.hold)
+	<-stopped
+	v := visit(9)
+	if reason, ok := r.Record(&v); reason != counter.Uncounted || !ok {
+		t.Fatalf("unexpected result after Stop; got %v, %v; want uncounted", reason, ok)
+	}
+	days, err := s.Store.Stats(context.Background(), "c1", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := counter.Total(days)
+	if got[counter.Qualified] != 3 {
+		t.Fatalf("unexpected qualified after Stop; got %+v; want 3: Stop must commit what is queued", got)
+	}
+}
