@@ -337,3 +337,39 @@ func hitCtx(t testing.TB, e *edge) *fasthttp.RequestCtx {
 	}
 	return &ctx
 }
+
+// FuzzHandle sends arbitrary request targets and User-Agents: the handler
+// never panics, redirects only the known code, and only to its destinations.
+func FuzzHandle(f *testing.F) {
+	for _, s := range []string{"/" + testCode, "/" + testCode + "?a=b", "/%41B3KX9QZ", "/healthz", "//x", "/a/../b", "http://h/" + testCode, "*"} {
+		f.Add(s, "Mozilla/5.0 (iPhone)")
+	}
+	e := newEdge(f)
+	f.Fuzz(func(t *testing.T, target, ua string) {
+		var req fasthttp.Request
+		req.Header.SetRequestURI(target)
+		req.Header.SetUserAgent(ua)
+		var ctx fasthttp.RequestCtx
+		ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 8), Port: 1}, nil)
+		e.h.Handle(&ctx)
+		status := ctx.Response.StatusCode()
+		path := string(req.URI().PathOriginal())
+		switch {
+		case status == 302:
+			if path != "/"+testCode {
+				t.Fatalf("unexpected redirect for target %q (path %q)", target, path)
+			}
+			loc := string(ctx.Response.Header.Peek("Location"))
+			if !strings.HasPrefix(loc, testDest.Default[:strings.Index(testDest.Default, "#")]) &&
+				!strings.HasPrefix(loc, testDest.IOS) && !strings.HasPrefix(loc, testDest.Android) {
+				t.Fatalf("unexpected Location %q for target %q", loc, target)
+			}
+		case status == 200:
+			if path != "/healthz" && path != "/robots.txt" {
+				t.Fatalf("unexpected 200 for target %q", target)
+			}
+		case status != 404:
+			t.Fatalf("unexpected status %d for target %q", status, target)
+		}
+	})
+}
