@@ -33,6 +33,30 @@ type Campaign struct {
 	CapCents              int64     `json:"cap_cents"`
 	DedupeWindow          Duration  `json:"dedupe_window"`
 	EligibleCountries     []string  `json:"eligible_countries"`
+	// Preview is the default preview of the campaign's links.
+	Preview Card `json:"preview"`
+}
+
+// Card is what link-unfurl fetchers show of a link: its OpenGraph and
+// Twitter card tags. Empty fields of a link's preview take the campaign's.
+type Card struct {
+	Title       string `json:"title,omitempty"`
+	Description string `json:"description,omitempty"`
+	Image       string `json:"image,omitempty"` // absolute https URL
+}
+
+// Or returns p with its empty fields taken from def.
+func (p Card) Or(def Card) Card {
+	if p.Title == "" {
+		p.Title = def.Title
+	}
+	if p.Description == "" {
+		p.Description = def.Description
+	}
+	if p.Image == "" {
+		p.Image = def.Image
+	}
+	return p
 }
 
 // Creator statuses.
@@ -66,6 +90,7 @@ type Link struct {
 	Campaign     string       `json:"campaign"`
 	Creator      string       `json:"creator"`
 	Destinations Destinations `json:"destinations"`
+	Preview      Card         `json:"preview"`
 	CreatedAt    time.Time    `json:"created_at"`
 }
 

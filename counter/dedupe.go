@@ -55,6 +55,10 @@ type DedupeParams struct {
 	Slots uint32 // filters per campaign window
 	M     uint64 // bits per slot filter
 	K     uint32 // hash functions
+	// Keying identifies the secret that keys visitor keys (a fingerprint,
+	// not the secret): a node with another secret would compute other
+	// keys and count every visitor again.
+	Keying string
 }
 
 // NewDedupeParams sizes the filters for expected visitors per campaign window
@@ -76,7 +80,11 @@ func NewDedupeParams(expected uint64, fp float64) (DedupeParams, error) {
 }
 
 func (p DedupeParams) String() string {
-	return fmt.Sprintf("slots=%d m=%d k=%d", p.Slots, p.M, p.K)
+	s := fmt.Sprintf("slots=%d m=%d k=%d", p.Slots, p.M, p.K)
+	if p.Keying != "" {
+		s += " keying=" + p.Keying
+	}
+	return s
 }
 
 // Slot is the slot filter that holds k.

@@ -16,6 +16,18 @@ const (
 	Duplicate
 	// Uncounted is a visit the store could not commit.
 	Uncounted
+	// Bot is a crawler, an automation tool or an implausible User-Agent.
+	Bot
+	// Preview is a link-unfurl fetcher; it got the preview page.
+	Preview
+	// Prefetch is a HEAD, a prefetch or a fetch that is not a navigation.
+	Prefetch
+	// Velocity is a click from a network over the click-rate limit.
+	Velocity
+	// OutOfWindow is a click before the campaign starts or after it ends.
+	OutOfWindow
+	// Inactive is a click on a link of a creator who is not active.
+	Inactive
 	// NumReasons is the number of reasons; keep it last.
 	NumReasons
 )
@@ -23,9 +35,15 @@ const (
 // reasonNames are the names used in stats and in the stores' keys. A name,
 // once stored, never changes meaning.
 var reasonNames = [NumReasons]string{
-	Qualified: "qualified",
-	Duplicate: "duplicates",
-	Uncounted: "uncounted",
+	Qualified:   "qualified",
+	Duplicate:   "duplicates",
+	Uncounted:   "uncounted",
+	Bot:         "bots",
+	Preview:     "previews",
+	Prefetch:    "prefetches",
+	Velocity:    "velocity",
+	OutOfWindow: "out_of_window",
+	Inactive:    "inactive",
 }
 
 func (r Reason) String() string {

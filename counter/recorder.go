@@ -42,11 +42,13 @@ type Recorder struct {
 	stopped  bool
 	wake     chan struct{}
 	stop     chan struct{}
-	done     chan struct{}
+	running  sync.WaitGroup
 
 	tallyMu sync.Mutex
 	tally   map[tallyKey]int64
-	flushMu sync.Mutex // one flush at a time, so failed counts merge back in order
+	// flushMu makes a Flush wait for a flush that already took the counts,
+	// so Stats after Flush sees them.
+	flushMu sync.Mutex
 
 	errMu   sync.Mutex
 	lastErr time.Time
@@ -87,24 +89,28 @@ func NewRecorder(o RecorderOptions) *Recorder {
 		cur:    newBatch(),
 		wake:   make(chan struct{}, 1),
 		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
 		tally:  make(map[tallyKey]int64),
 	}
 }
 
 func newBatch() *batch { return &batch{done: make(chan struct{})} }
 
-// Start starts the committer.
-func (r *Recorder) Start() { go r.run() }
+// Start starts the committer and the periodic flush of tallied counts,
+// each on its own goroutine so a slow flush never delays a commit.
+func (r *Recorder) Start() {
+	r.running.Add(2)
+	go r.commitLoop()
+	go r.flushLoop()
+}
 
 // Stop commits what is queued, adds the tallied counts to the store and
 // stops. Record after Stop returns Uncounted.
 func (r *Recorder) Stop() {
 	close(r.stop)
-	<-r.done
+	r.running.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), r.o.StoreTimeout)
 	defer cancel()
-	if err := r.Flush(ctx); err != nil {
+	if err := r.flushTally(ctx); err != nil {
 		r.o.Logger.Error("cannot add tallied counts at stop; they are lost", "err", err)
 	}
 }
@@ -215,15 +221,29 @@ func (r *Recorder) Stats(ctx context.Context, campaign, creator string) ([]DayCo
 	return r.o.Store.Stats(ctx, campaign, creator)
 }
 
-func (r *Recorder) run() {
-	defer close(r.done)
-	flush := time.NewTicker(r.o.FlushInterval)
-	defer flush.Stop()
+func (r *Recorder) commitLoop() {
+	defer r.running.Done()
 	for {
 		select {
 		case <-r.wake:
 			r.commitQueued()
-		case now := <-flush.C:
+		case <-r.stop:
+			r.mu.Lock()
+			r.stopped = true
+			r.mu.Unlock()
+			r.commitQueued()
+			return
+		}
+	}
+}
+
+func (r *Recorder) flushLoop() {
+	defer r.running.Done()
+	tick := time.NewTicker(r.o.FlushInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case now := <-tick.C:
 			ctx, cancel := context.WithTimeout(context.Background(), r.o.StoreTimeout)
 			if err := r.flushTally(ctx); err != nil {
 				r.logError("cannot add tallied counts; will retry", err)
@@ -231,10 +251,6 @@ func (r *Recorder) run() {
 			cancel()
 			r.filter.Expire(now.Unix())
 		case <-r.stop:
-			r.mu.Lock()
-			r.stopped = true
-			r.mu.Unlock()
-			r.commitQueued()
 			return
 		}
 	}

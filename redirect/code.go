@@ -19,8 +19,9 @@ const (
 	CodeAlphabet = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 )
 
-// reservedCodes are public paths that are not links.
-var reservedCodes = map[string]bool{"healthz": true, "metrics": true, "robots": true}
+// reservedCodes are public paths that are not links. (/robots.txt cannot be
+// a code: it has a dot.)
+var reservedCodes = map[string]bool{"healthz": true}
 
 var codeChars = func() (t [256]bool) {
 	for c := '0'; c <= '9'; c++ {

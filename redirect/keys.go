@@ -3,6 +3,7 @@ package redirect
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/hex"
 	"hash"
 	"net"
 	"sync"
@@ -19,6 +20,15 @@ func DeriveKeys(secret []byte) (visitor, click []byte) {
 		return m.Sum(nil)
 	}
 	return derive("clickgate visitor key v1"), derive("clickgate click id v1")
+}
+
+// KeyingFingerprint identifies the visitor-key secret derived from secret
+// without revealing it, so that stores can refuse a node with another one.
+func KeyingFingerprint(secret []byte) string {
+	vk, _ := DeriveKeys(secret)
+	m := hmac.New(sha256.New, vk)
+	m.Write([]byte("clickgate keying fingerprint v1"))
+	return hex.EncodeToString(m.Sum(nil)[:8])
 }
 
 // visitorHasher computes keyed visitor keys. Pooled HMAC states keep it

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/clickgate/clickgate/counter"
+	"github.com/clickgate/clickgate/redirect/clickid"
 )
 
 // Entry is a resolved link: everything the hot path needs, without I/O.
@@ -82,11 +83,18 @@ func (t *Table) Refresh(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cannot load catalog: %w", err)
 	}
-	t.snap.Store(build(cat))
+	snap, dropped := build(cat)
+	for _, code := range dropped {
+		t.o.Logger.Error("link cannot be served: malformed in the store", "code", code)
+	}
+	t.snap.Store(snap)
 	return nil
 }
 
-func build(cat *counter.Catalog) *snapshot {
+// build makes a snapshot of cat. Links the admin API could not have made
+// (over-long ids, bad codes, missing campaign or creator) are dropped and
+// returned: serving them could break the hot path's invariants.
+func build(cat *counter.Catalog) (s *snapshot, dropped []string) {
 	campaigns := make(map[string]*counter.Campaign, len(cat.Campaigns))
 	for i := range cat.Campaigns {
 		campaigns[cat.Campaigns[i].ID] = &cat.Campaigns[i]
@@ -97,15 +105,17 @@ func build(cat *counter.Catalog) *snapshot {
 		c := &cat.Creators[i]
 		creators[creatorID{c.Campaign, c.ID}] = c
 	}
-	s := &snapshot{version: cat.Version, links: make(map[string]*Entry, len(cat.Links))}
+	s = &snapshot{version: cat.Version, links: make(map[string]*Entry, len(cat.Links))}
 	for _, l := range cat.Links {
 		c, cr := campaigns[l.Campaign], creators[creatorID{l.Campaign, l.Creator}]
-		if c == nil || cr == nil {
-			continue // never happens through the admin API: links need both
+		if c == nil || cr == nil || !ValidCode([]byte(l.Code)) ||
+			len(l.Campaign) > clickid.MaxFieldLen || len(l.Creator) > clickid.MaxFieldLen {
+			dropped = append(dropped, l.Code)
+			continue
 		}
 		s.links[l.Code] = &Entry{Link: l, Campaign: c, Creator: cr}
 	}
-	return s
+	return s, dropped
 }
 
 // Start loads the table and keeps it fresh until Stop.

@@ -57,4 +57,16 @@ func TestRedisNeedsSharedSecret(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "--click-secret is required with --redis") {
 		t.Fatalf("unexpected result without --click-secret on Redis; got %v\n%s", err, out)
 	}
+
+	// A node with another secret would count every visitor again: the
+	// store, set up by the first node, refuses it.
+	startServe(t, t.TempDir(), "--redis", srv.URL(0), "--click-secret", e2eSecret)
+	cmd = exec.Command(binary, "serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
+		"--data", t.TempDir(), "--redis", srv.URL(0), "--click-secret", e2eSecret+"-other")
+	out, err = cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "dedupe parameters differ") || !strings.Contains(string(out), "--click-secret") {
+		t.Fatalf("unexpected result for a node with another secret; got %v\n%s", err, out)
+	}
+	// The same secret with a trailing newline (from a file) is the same secret.
+	startServe(t, t.TempDir(), "--redis", srv.URL(0), "--click-secret", e2eSecret+"\n")
 }

@@ -49,7 +49,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return usageError("dedupe sizing: %s", err)
 	}
-	secret := []byte(*clickSecret)
+	// Trimmed: a secret read from a file with a newline must key the same.
+	secret := []byte(strings.TrimSpace(*clickSecret))
 	if len(secret) == 0 {
 		if *redisURL != "" {
 			return usageError("--click-secret is required with --redis: every node sharing the store must use the same one")
@@ -60,6 +61,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	} else if len(secret) < 32 {
 		return usageError("--click-secret must be at least 32 bytes")
 	}
+	params.Keying = redirect.KeyingFingerprint(secret)
 	token := *adminToken
 	if token == "" {
 		b, err := loadOrCreateSecret(*dataDir, "admin-token", log)
@@ -74,6 +76,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		store, err = redisstore.Open(ctx, redisstore.Options{URL: *redisURL, Params: params})
 	} else {
 		store, err = boltstore.Open(filepath.Join(*dataDir, "store"), params)
+	}
+	if errors.Is(err, counter.ErrParamsMismatch) {
+		return fmt.Errorf("cannot open store: %w; every node and every restart must use the same --dedupe-expected, --dedupe-fp and --click-secret", err)
 	}
 	if err != nil {
 		return fmt.Errorf("cannot open store: %w", err)
@@ -164,6 +169,10 @@ func storeName(redisURL string) string {
 
 // loadOrCreateSecret reads DIR/NAME, or writes a new random one (0600).
 func loadOrCreateSecret(dir, name string, log *slog.Logger) ([]byte, error) {
+	return loadOrCreate(dir, name, log, true)
+}
+
+func loadOrCreate(dir, name string, log *slog.Logger, retry bool) ([]byte, error) {
 	path := filepath.Join(dir, name)
 	b, err := os.ReadFile(path)
 	if err == nil {
@@ -198,14 +207,32 @@ func loadOrCreateSecret(dir, name string, log *slog.Logger) ([]byte, error) {
 	if err == nil {
 		err = os.Link(tmp.Name(), path)
 	}
-	if errors.Is(err, fs.ErrExist) {
-		return loadOrCreateSecret(dir, name, log)
+	if errors.Is(err, fs.ErrExist) && retry {
+		// Another process won the race: read its secret, once.
+		return loadOrCreate(dir, name, log, false)
+	}
+	if err == nil {
+		// The new name must survive a power loss: a lost secret re-counts
+		// every visitor and voids every click id issued.
+		err = syncDir(dir)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("cannot write %s: %w", path, err)
 	}
 	log.Warn("generated a new secret; keep it safe and back it up", "file", path)
 	return []byte(hex.EncodeToString(raw)), nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if e := d.Close(); err == nil {
+		err = e
+	}
+	return err
 }
 
 // slogPrinter routes fasthttp's own messages to slog.

@@ -68,8 +68,8 @@ return 0
 // keeps forgetting it is broken.
 const noscriptAttempts = 3
 
-// commitArgs is the number of arguments of one EVALSHA of commitScript.
-const commitArgs = 8
+// argsPerVisit is the number of arguments of one EVALSHA of commitScript.
+const argsPerVisit = 8
 
 // Commit tests and sets each visit in its window's Bloom bitmap and counts
 // it as qualified or duplicate, one script per visit, all visits in one
@@ -110,7 +110,7 @@ func (s *Store) Commit(ctx context.Context, visits []counter.Visit, out []counte
 		}
 		pipe := s.rdb.Pipeline()
 		for _, i := range pending {
-			cmds[i] = pipe.Do(ctx, args[i*commitArgs:(i+1)*commitArgs]...)
+			cmds[i] = pipe.Do(ctx, args[i*argsPerVisit:(i+1)*argsPerVisit]...)
 		}
 		pipe.Exec(ctx) // errors are read per command below
 
@@ -145,7 +145,7 @@ func (s *Store) Commit(ctx context.Context, visits []counter.Visit, out []counte
 }
 
 // commitArgs returns the arguments of the EVALSHA of every visit,
-// commitArgs per visit. The strings are cut from one buffer, so a batch
+// argsPerVisit per visit. The strings are cut from one buffer, so a batch
 // costs a few allocations per visit, not per argument byte.
 func (s *Store) commitArgs(visits []counter.Visit) []any {
 	type span struct{ bf, n, exp, day, pos [2]int }
@@ -197,7 +197,7 @@ func (s *Store) commitArgs(visits []counter.Visit) []any {
 	str := string(buf)
 	cut := func(sp [2]int) string { return str[sp[0]:sp[1]] }
 	sha := any(commitScript.Hash())
-	args := make([]any, 0, len(visits)*commitArgs)
+	args := make([]any, 0, len(visits)*argsPerVisit)
 	for i := range spans {
 		sp := &spans[i]
 		args = append(args, "evalsha", sha, 2, cut(sp.bf), cut(sp.n), cut(sp.exp), cut(sp.day), cut(sp.pos))

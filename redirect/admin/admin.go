@@ -47,7 +47,7 @@ const (
 	DefaultVisitBlockRewardCents = 10000
 	DefaultCapCents              = 2000000
 	DefaultDedupeWindow          = 24 * time.Hour
-	DefaultCreatorStatus         = counter.StatusActive
+	DefaultCreatorStatus         = counter.StatusActive // for a new creator
 )
 
 // API serves the admin listener.
@@ -154,7 +154,12 @@ func (a *API) Handle(rc *fasthttp.RequestCtx) {
 
 func (a *API) authorized(ctx *fasthttp.RequestCtx) bool {
 	auth := ctx.Request.Header.Peek("Authorization")
-	tok, ok := bytes.CutPrefix(auth, []byte("Bearer "))
+	// The scheme is case-insensitive (RFC 9110, section 11.1).
+	ok := len(auth) > 7 && bytes.EqualFold(auth[:7], []byte("bearer "))
+	var tok []byte
+	if ok {
+		tok = auth[7:]
+	}
 	// Comparing digests keeps the comparison constant-time whatever the
 	// lengths.
 	sum := sha256.Sum256(tok)
@@ -199,7 +204,11 @@ func writeJSON(ctx *fasthttp.RequestCtx, status int, body any) {
 // decode reads a JSON body strictly: unknown fields, trailing data and
 // malformed JSON are 400.
 func decode(ctx *fasthttp.RequestCtx, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(ctx.PostBody()))
+	body := bytes.TrimLeft(ctx.PostBody(), " \t\r\n")
+	if len(body) > 0 && body[0] != '{' {
+		return errorf(fasthttp.StatusBadRequest, "invalid JSON body: want an object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		if err == io.EOF {
@@ -248,13 +257,7 @@ type campaignRequest struct {
 	CapCents              *int64            `json:"cap_cents"`
 	DedupeWindow          *counter.Duration `json:"dedupe_window"`
 	EligibleCountries     []string          `json:"eligible_countries"`
-}
-
-func orDefault[T any](p *T, def T) T {
-	if p == nil {
-		return def
-	}
-	return *p
+	Preview               *counter.Card     `json:"preview"`
 }
 
 func (a *API) putCampaign(ctx context.Context, rc *fasthttp.RequestCtx, id string) (int, any, error) {
@@ -265,38 +268,60 @@ func (a *API) putCampaign(ctx context.Context, rc *fasthttp.RequestCtx, id strin
 	if err := decode(rc, &req); err != nil {
 		return 0, nil, err
 	}
-	if req.StartsAt == nil || req.EndsAt == nil {
-		return 0, nil, unprocessable("starts_at and ends_at are required (RFC 3339, e.g. 2026-05-11T00:00:00Z)")
+	// Fields left out keep their current value, or take the reference
+	// program's default when the campaign is new: a PUT that names only
+	// the dates must not reset a cap.
+	c, err := a.o.Store.Campaign(ctx, id)
+	status := fasthttp.StatusOK
+	switch {
+	case errors.Is(err, counter.ErrNotFound):
+		if req.StartsAt == nil || req.EndsAt == nil {
+			return 0, nil, unprocessable("starts_at and ends_at are required (RFC 3339, e.g. 2026-05-11T00:00:00Z)")
+		}
+		status = fasthttp.StatusCreated
+		c = counter.Campaign{
+			ID:                    id,
+			Name:                  id,
+			SignupRewardCents:     DefaultSignupRewardCents,
+			VisitBlockSize:        DefaultVisitBlockSize,
+			VisitBlockRewardCents: DefaultVisitBlockRewardCents,
+			CapCents:              DefaultCapCents,
+			DedupeWindow:          counter.Duration(DefaultDedupeWindow),
+			EligibleCountries:     []string{},
+		}
+	case err != nil:
+		return 0, nil, err
+	case req.DedupeWindow != nil && *req.DedupeWindow != c.DedupeWindow:
+		// Windows are named by their start: another length would mix the
+		// visitors of overlapping windows.
+		return 0, nil, unprocessable("dedupe_window cannot change once the campaign exists (it is %s)", time.Duration(c.DedupeWindow))
 	}
-	c := counter.Campaign{
-		ID:                    id,
-		Name:                  orDefault(req.Name, id),
-		StartsAt:              req.StartsAt.UTC(),
-		EndsAt:                req.EndsAt.UTC(),
-		SignupRewardCents:     orDefault(req.SignupRewardCents, DefaultSignupRewardCents),
-		VisitBlockSize:        orDefault(req.VisitBlockSize, DefaultVisitBlockSize),
-		VisitBlockRewardCents: orDefault(req.VisitBlockRewardCents, DefaultVisitBlockRewardCents),
-		CapCents:              orDefault(req.CapCents, DefaultCapCents),
-		DedupeWindow:          orDefault(req.DedupeWindow, counter.Duration(DefaultDedupeWindow)),
-		EligibleCountries:     []string{},
+	set(&c.Name, req.Name)
+	set(&c.StartsAt, req.StartsAt)
+	set(&c.EndsAt, req.EndsAt)
+	c.StartsAt, c.EndsAt = c.StartsAt.UTC(), c.EndsAt.UTC()
+	set(&c.SignupRewardCents, req.SignupRewardCents)
+	set(&c.VisitBlockSize, req.VisitBlockSize)
+	set(&c.VisitBlockRewardCents, req.VisitBlockRewardCents)
+	set(&c.CapCents, req.CapCents)
+	set(&c.DedupeWindow, req.DedupeWindow)
+	set(&c.Preview, req.Preview)
+	if req.EligibleCountries != nil {
+		c.EligibleCountries = []string{}
+		for _, cc := range req.EligibleCountries {
+			code, ok := countryCode(cc)
+			if !ok {
+				return 0, nil, unprocessable("eligible_countries: %q is not an ISO 3166-1 alpha-2 code", cc)
+			}
+			if !slices.Contains(c.EligibleCountries, code) {
+				c.EligibleCountries = append(c.EligibleCountries, code)
+			}
+		}
 	}
 	if err := validateCampaign(&c); err != nil {
 		return 0, nil, err
 	}
-	for _, cc := range req.EligibleCountries {
-		code, ok := countryCode(cc)
-		if !ok {
-			return 0, nil, unprocessable("eligible_countries: %q is not an ISO 3166-1 alpha-2 code", cc)
-		}
-		if !slices.Contains(c.EligibleCountries, code) {
-			c.EligibleCountries = append(c.EligibleCountries, code)
-		}
-	}
-	_, err := a.o.Store.Campaign(ctx, id)
-	status := fasthttp.StatusOK
-	if errors.Is(err, counter.ErrNotFound) {
-		status = fasthttp.StatusCreated
-	} else if err != nil {
+	if err := validatePreview(c.Preview); err != nil {
 		return 0, nil, err
 	}
 	if err := a.o.Store.PutCampaign(ctx, c); err != nil {
@@ -304,6 +329,13 @@ func (a *API) putCampaign(ctx context.Context, rc *fasthttp.RequestCtx, id strin
 	}
 	a.refresh(ctx)
 	return status, c, nil
+}
+
+// set sets *dst to *v when the request gave v.
+func set[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
 }
 
 func validateCampaign(c *counter.Campaign) error {
@@ -330,16 +362,37 @@ func validateCampaign(c *counter.Campaign) error {
 	return nil
 }
 
+// validatePreview checks what preview pages show. The page escapes every
+// value; these limits keep it small and its image a safe URL.
+func validatePreview(p counter.Card) error {
+	switch {
+	case len(p.Title) > 200:
+		return unprocessable("preview.title is longer than 200 bytes")
+	case len(p.Description) > 1000:
+		return unprocessable("preview.description is longer than 1000 bytes")
+	}
+	if p.Image != "" {
+		if err := redirect.ValidateDestination(p.Image, nil); err != nil {
+			return unprocessable("preview.image: %s", err)
+		}
+	}
+	return nil
+}
+
 // countryCode normalizes an ISO 3166-1 alpha-2 code.
 func countryCode(s string) (string, bool) {
 	if len(s) != 2 {
 		return "", false
 	}
-	u := strings.ToUpper(s)
-	if u[0] < 'A' || u[0] > 'Z' || u[1] < 'A' || u[1] > 'Z' {
-		return "", false
+	var b [2]byte
+	for i := range b {
+		c := s[i] &^ 0x20 // ASCII upper case
+		if c < 'A' || c > 'Z' {
+			return "", false
+		}
+		b[i] = c
 	}
-	return u, true
+	return string(b[:]), true
 }
 
 func (a *API) getCampaign(ctx context.Context, rc *fasthttp.RequestCtx, id string) (int, any, error) {
@@ -351,10 +404,10 @@ func (a *API) getCampaign(ctx context.Context, rc *fasthttp.RequestCtx, id strin
 }
 
 type creatorRequest struct {
-	Campaign string `json:"campaign"`
-	Handle   string `json:"handle"`
-	Country  string `json:"country"`
-	Status   string `json:"status"`
+	Campaign string  `json:"campaign"`
+	Handle   *string `json:"handle"`
+	Country  *string `json:"country"`
+	Status   *string `json:"status"`
 }
 
 func (a *API) putCreator(ctx context.Context, rc *fasthttp.RequestCtx, id string) (int, any, error) {
@@ -372,32 +425,40 @@ func (a *API) putCreator(ctx context.Context, rc *fasthttp.RequestCtx, id string
 	if err != nil {
 		return 0, nil, err
 	}
-	country, ok := countryCode(req.Country)
-	if !ok {
-		return 0, nil, unprocessable("country %q must be an ISO 3166-1 alpha-2 code such as \"US\"", req.Country)
+	// As for campaigns, fields left out keep their current value: a PUT
+	// that changes the handle must not re-activate a suspended creator.
+	c, err := a.o.Store.Creator(ctx, camp.ID, id)
+	status := fasthttp.StatusOK
+	switch {
+	case errors.Is(err, counter.ErrNotFound):
+		status = fasthttp.StatusCreated
+		c = counter.Creator{ID: id, Campaign: camp.ID, Status: DefaultCreatorStatus}
+	case err != nil:
+		return 0, nil, err
 	}
-	if len(camp.EligibleCountries) > 0 && !slices.Contains(camp.EligibleCountries, country) {
+	set(&c.Handle, req.Handle)
+	set(&c.Status, req.Status)
+	if req.Country != nil {
+		country, ok := countryCode(*req.Country)
+		if !ok {
+			return 0, nil, unprocessable("country %q must be an ISO 3166-1 alpha-2 code such as \"US\"", *req.Country)
+		}
+		c.Country = country
+	}
+	if c.Country == "" {
+		return 0, nil, unprocessable("country is required (an ISO 3166-1 alpha-2 code such as \"US\")")
+	}
+	if len(camp.EligibleCountries) > 0 && !slices.Contains(camp.EligibleCountries, c.Country) {
 		return 0, nil, unprocessable("country %q is not eligible in campaign %q (eligible: %s)",
-			country, camp.ID, strings.Join(camp.EligibleCountries, ", "))
+			c.Country, camp.ID, strings.Join(camp.EligibleCountries, ", "))
 	}
-	if req.Status == "" {
-		req.Status = DefaultCreatorStatus
-	}
-	switch req.Status {
+	switch c.Status {
 	case counter.StatusInvited, counter.StatusActive, counter.StatusSuspended:
 	default:
-		return 0, nil, unprocessable("status %q must be invited, active or suspended", req.Status)
+		return 0, nil, unprocessable("status %q must be invited, active or suspended", c.Status)
 	}
-	if len(req.Handle) > 200 {
+	if len(c.Handle) > 200 {
 		return 0, nil, unprocessable("handle is longer than 200 bytes")
-	}
-	c := counter.Creator{ID: id, Campaign: camp.ID, Handle: req.Handle, Country: country, Status: req.Status}
-	_, err = a.o.Store.Creator(ctx, camp.ID, id)
-	status := fasthttp.StatusOK
-	if errors.Is(err, counter.ErrNotFound) {
-		status = fasthttp.StatusCreated
-	} else if err != nil {
-		return 0, nil, err
 	}
 	if err := a.o.Store.PutCreator(ctx, c); err != nil {
 		return 0, nil, fmt.Errorf("cannot put creator %q: %w", id, err)
@@ -419,6 +480,9 @@ func (a *API) campaignRef(ctx context.Context, id string) (counter.Campaign, err
 }
 
 func (a *API) getCreator(ctx context.Context, rc *fasthttp.RequestCtx, id string) (int, any, error) {
+	if err := checkID("creator", id); err != nil {
+		return 0, nil, err
+	}
 	campaign, err := a.campaignParam(rc)
 	if err != nil {
 		return 0, nil, err
@@ -440,6 +504,7 @@ type linkRequest struct {
 	Creator      string               `json:"creator"`
 	Code         string               `json:"code"`
 	Destinations counter.Destinations `json:"destinations"`
+	Preview      counter.Card         `json:"preview"`
 }
 
 type linkResponse struct {
@@ -480,7 +545,10 @@ func (a *API) createLink(ctx context.Context, rc *fasthttp.RequestCtx) (int, any
 			return 0, nil, unprocessable("%s: %s", f.name, err)
 		}
 	}
-	l := counter.Link{Campaign: req.Campaign, Creator: req.Creator, Destinations: d, CreatedAt: time.Now().UTC()}
+	if err := validatePreview(req.Preview); err != nil {
+		return 0, nil, err
+	}
+	l := counter.Link{Campaign: req.Campaign, Creator: req.Creator, Destinations: d, Preview: req.Preview, CreatedAt: time.Now().UTC()}
 	if req.Code != "" {
 		if err := redirect.CheckCustomCode(req.Code); err != nil {
 			return 0, nil, unprocessable("%s", err)

@@ -83,7 +83,7 @@ func (h *harness) seed(t testing.TB) {
 
 func TestAuth(t *testing.T) {
 	h := newHarness(t)
-	for _, auth := range []string{"", "Bearer", "Bearer ", "bearer " + token, "Bearer " + token + " ", "Basic " + token, "Bearer wrong"} {
+	for _, auth := range []string{"", "Bearer", "Bearer ", "Bearertest-token", "Bearer " + token + " ", "Basic " + token, "Bearer wrong"} {
 		if status, out := h.do(t, "GET", "/v1/campaigns/spring", auth, ""); status != 401 || out["error"] == nil {
 			t.Fatalf("unexpected answer for Authorization %q; got %d %v; want 401", auth, status, out)
 		}
@@ -92,6 +92,10 @@ func TestAuth(t *testing.T) {
 		t.Fatalf("unexpected /healthz status %d", status)
 	}
 	h.call(t, "GET", "/v1/campaigns/spring", "", 404)
+	// The scheme is case-insensitive.
+	if status, _ := h.do(t, "GET", "/v1/campaigns/spring", "bearer "+token, ""); status != 404 {
+		t.Fatalf("unexpected status with a lower-case scheme; got %d; want 404 (authorized, not found)", status)
+	}
 }
 
 func TestCampaigns(t *testing.T) {
@@ -126,7 +130,8 @@ func TestCampaigns(t *testing.T) {
 	f("spring", `{} {}`, 400, "after the object")
 	f("spring", `[]`, 400, "invalid JSON")
 	f("spring", `{"starts_at":"yesterday","ends_at":"2026-06-22T00:00:00Z"}`, 400, "invalid JSON")
-	f("spring", `{"ends_at":"2026-06-22T00:00:00Z"}`, 422, "starts_at and ends_at are required")
+	f("new", `{"ends_at":"2026-06-22T00:00:00Z"}`, 422, "starts_at and ends_at are required")
+	f("spring", `null`, 400, "want an object")
 	f("spring", `{"starts_at":"2026-06-22T00:00:00Z","ends_at":"2026-05-11T00:00:00Z"}`, 422, "must be after")
 	f("spring", `{"starts_at":"2026-05-11T00:00:00Z","ends_at":"2026-06-22T00:00:00Z","visit_block_size":0}`, 422, "visit_block_size")
 	f("spring", `{"starts_at":"2026-05-11T00:00:00Z","ends_at":"2026-06-22T00:00:00Z","cap_cents":-1}`, 422, "cap_cents")
@@ -135,12 +140,21 @@ func TestCampaigns(t *testing.T) {
 	f("spring", `{"starts_at":"2026-05-11T00:00:00Z","ends_at":"2026-06-22T00:00:00Z","dedupe_window":"10s"}`, 422, "dedupe_window")
 	f("spring", `{"starts_at":"2026-05-11T00:00:00Z","ends_at":"2026-06-22T00:00:00Z","dedupe_window":"forever"}`, 400, "invalid JSON")
 	f("spring", `{"starts_at":"2026-05-11T00:00:00Z","ends_at":"2026-06-22T00:00:00Z","eligible_countries":["USA"]}`, 422, "ISO 3166-1")
+	f("spring", `{"eligible_countries":["ı"]}`, 422, "ISO 3166-1") // ToUpper("ı") is one byte
+	f("spring", `{"eligible_countries":["1S"]}`, 422, "ISO 3166-1")
+	f("spring", `{"dedupe_window":"1h"}`, 422, "dedupe_window cannot change")
+	f("spring", `{"preview":{"image":"http://img.example.com/a.png"}}`, 422, "preview.image")
 	f("bad%20id", campaignBody, 400, "campaign id")
 	f("a:b", campaignBody, 400, "campaign id")
 	h.call(t, "DELETE", "/v1/campaigns/spring", "", 405)
 	// Nothing refused above changed the campaign.
 	if got := h.call(t, "GET", "/v1/campaigns/spring", "", 200); got["cap_cents"] != 0.0 || got["dedupe_window"] != "24h0m0s" {
 		t.Fatalf("a refused PUT changed the campaign: %v", got)
+	}
+	// Fields left out keep their value.
+	got := h.call(t, "PUT", "/v1/campaigns/spring", `{"name":"Spring!","dedupe_window":"24h"}`, 200)
+	if got["name"] != "Spring!" || got["cap_cents"] != 0.0 || got["starts_at"] != "2026-05-11T00:00:00Z" || got["eligible_countries"].([]any)[0] != "US" {
+		t.Fatalf("a partial PUT changed other fields: %v", got)
 	}
 }
 
@@ -152,6 +166,10 @@ func TestCreators(t *testing.T) {
 		t.Fatalf("unexpected creator %v", out)
 	}
 	h.call(t, "PUT", "/v1/creators/alice", `{"campaign":"spring","country":"us","status":"suspended"}`, 200)
+	// A PUT that leaves the status out keeps it.
+	if got := h.call(t, "PUT", "/v1/creators/alice", `{"campaign":"spring","handle":"@alice2"}`, 200); got["status"] != "suspended" || got["country"] != "US" {
+		t.Fatalf("a partial PUT changed other fields: %v", got)
+	}
 	f := func(body string, status int, msg string) {
 		t.Helper()
 		out := h.call(t, "PUT", "/v1/creators/bob", body, status)
@@ -163,10 +181,13 @@ func TestCreators(t *testing.T) {
 	f(`{"campaign":"nope","country":"US"}`, 422, `campaign "nope" does not exist`)
 	f(`{"country":"US"}`, 422, "campaign is required")
 	f(`{"campaign":"spring","country":"U"}`, 422, "ISO 3166-1")
+	f(`{"campaign":"spring","country":"ſſ"}`, 422, "ISO 3166-1")
+	f(`{"campaign":"spring"}`, 422, "country is required")
 	f(`{"campaign":"spring","country":"US","status":"vip"}`, 422, "status")
 	f(`{"campaign":"spring","country":"US","tier":1}`, 400, "unknown field")
 	h.call(t, "GET", "/v1/creators/bob?campaign=spring", "", 404)
 	h.call(t, "GET", "/v1/creators/alice", "", 400)
+	h.call(t, "GET", "/v1/creators/a%00b?campaign=spring", "", 400)
 }
 
 func TestLinks(t *testing.T) {
