@@ -121,9 +121,9 @@ type Store interface {
 	Catalog(ctx context.Context) (*Catalog, error)
 
 	// Commit tests and sets each visit in the dedupe state of its window
-	// and increments its creator's qualified or duplicates counter, both in
-	// one atomic step per visit, and makes the result durable before it
-	// returns. out[i] receives Qualified, Duplicate, or Uncounted when
+	// and increments its creator's qualified or duplicates counter (not
+	// for MarkOnly visits), both in one atomic step per visit, and makes
+	// the result durable before it returns. out[i] receives Qualified, Duplicate, or Uncounted when
 	// visit i was not committed; the error then says why.
 	Commit(ctx context.Context, visits []Visit, out []Reason) error
 	// AddCounts adds counts that need no dedupe (visits found duplicate

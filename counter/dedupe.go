@@ -24,6 +24,13 @@ type Visit struct {
 	// Expires is when the window's dedupe state may be dropped, Unix seconds.
 	Expires int64
 	Day     Day
+	// MarkOnly visits are set in the dedupe state and counted nowhere.
+	MarkOnly bool
+	// Also, when HasAlso, is a second key of the same visitor that Record
+	// marks seen (see MarkOnly) without letting it decide: the visitor
+	// cookie, so that its next click, keyed by the cookie, is a duplicate.
+	Also    VisitorKey
+	HasAlso bool
 }
 
 // windowGrace keeps a window's dedupe state a little past its end, so that a

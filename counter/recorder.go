@@ -133,6 +133,11 @@ func (r *Recorder) Record(v *Visit) (reason Reason, ok bool) {
 	}
 	i := len(b.visits)
 	b.visits = append(b.visits, *v)
+	if v.HasAlso {
+		m := *v
+		m.Key, m.MarkOnly, m.HasAlso = v.Also, true, false
+		b.visits = append(b.visits, m)
+	}
 	r.mu.Unlock()
 	select {
 	case r.wake <- struct{}{}:
@@ -277,7 +282,9 @@ func (r *Recorder) commitQueued() {
 	for i := range b.visits {
 		v := &b.visits[i]
 		if b.out[i] == Uncounted {
-			r.Note(v.Campaign, v.Creator, v.Day, Uncounted)
+			if !v.MarkOnly {
+				r.Note(v.Campaign, v.Creator, v.Day, Uncounted)
+			}
 			continue
 		}
 		r.filter.Add(v)

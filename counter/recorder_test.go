@@ -202,3 +202,25 @@ func TestRecorderStopDrains(t *testing.T) {
 		t.Fatalf("unexpected qualified after Stop; got %+v; want 3: Stop must commit what is queued", got)
 	}
 }
+
+func TestRecorderAlsoKey(t *testing.T) {
+	s := &faultyStore{}
+	r := newRecorder(t, s, counter.RecorderOptions{})
+	defer r.Stop()
+	v := visit(1)
+	v.Also, v.HasAlso = storetest.Key(2), true
+	if reason, ok := r.Record(&v); reason != counter.Qualified || !ok {
+		t.Fatalf("unexpected result; got %v, %v; want qualified", reason, ok)
+	}
+	// The next click keyed by the second key (the cookie) is a duplicate,
+	// and so is one keyed by the first.
+	for _, k := range []int{2, 1} {
+		w := visit(k)
+		if reason, _ := r.Record(&w); reason != counter.Duplicate {
+			t.Fatalf("unexpected reason for key %d; got %v; want duplicates", k, reason)
+		}
+	}
+	if got := totals(t, r); got[counter.Qualified] != 1 || got.Clicks() != 3 {
+		t.Fatalf("unexpected totals; got %+v; want qualified=1 clicks=3", got)
+	}
+}

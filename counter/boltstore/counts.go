@@ -118,7 +118,9 @@ func (s *Store) commit(ctx context.Context, visits []counter.Visit, out []counte
 				r = counter.Qualified
 			}
 			out[i] = r
-			counts.add(v.Campaign, v.Creator, v.Day, r, 1)
+			if !v.MarkOnly {
+				counts.add(v.Campaign, v.Creator, v.Day, r, 1)
+			}
 		}
 		return counts.apply(tx.Bucket(bucketCounters))
 	})

@@ -21,6 +21,7 @@ import (
 //	ARGV[1]  when the bitmap expires, Unix seconds
 //	ARGV[2]  the visit's day, YYYY-MM-DD
 //	ARGV[3]  the bit positions, decimal, separated by spaces
+//	ARGV[4]  "1" to only set the bits and count nothing (Visit.MarkOnly)
 //
 // It returns 1 when the visitor is new (qualified), 0 when every bit was
 // already set (duplicate). The shebang makes Redis 7 check for memory before
@@ -40,12 +41,16 @@ end
 local old = redis.call('BITFIELD', KEYS[1], unpack(set))
 for i = 1, #old do
 	if old[i] == 0 then
-		redis.call('HINCRBY', KEYS[2], ARGV[2] .. ':` + counter.Qualified.String() + `', 1)
+		if ARGV[4] ~= '1' then
+			redis.call('HINCRBY', KEYS[2], ARGV[2] .. ':` + counter.Qualified.String() + `', 1)
+		end
 		redis.call('EXPIREAT', KEYS[1], ARGV[1])
 		return 1
 	end
 end
-redis.call('HINCRBY', KEYS[2], ARGV[2] .. ':` + counter.Duplicate.String() + `', 1)
+if ARGV[4] ~= '1' then
+	redis.call('HINCRBY', KEYS[2], ARGV[2] .. ':` + counter.Duplicate.String() + `', 1)
+end
 return 0
 `)
 
@@ -69,7 +74,7 @@ return 0
 const noscriptAttempts = 3
 
 // argsPerVisit is the number of arguments of one EVALSHA of commitScript.
-const argsPerVisit = 8
+const argsPerVisit = 9
 
 // Commit tests and sets each visit in its window's Bloom bitmap and counts
 // it as qualified or duplicate, one script per visit, all visits in one
@@ -200,7 +205,11 @@ func (s *Store) commitArgs(visits []counter.Visit) []any {
 	args := make([]any, 0, len(visits)*argsPerVisit)
 	for i := range spans {
 		sp := &spans[i]
-		args = append(args, "evalsha", sha, 2, cut(sp.bf), cut(sp.n), cut(sp.exp), cut(sp.day), cut(sp.pos))
+		mark := "0"
+		if visits[i].MarkOnly {
+			mark = "1"
+		}
+		args = append(args, "evalsha", sha, 2, cut(sp.bf), cut(sp.n), cut(sp.exp), cut(sp.day), cut(sp.pos), mark)
 	}
 	return args
 }

@@ -29,6 +29,7 @@ func Run(t *testing.T, fresh func(t *testing.T) Opener) {
 		{"Persistence", testPersistence},
 		{"ParamsMismatch", testParamsMismatch},
 		{"ConcurrentCommits", testConcurrentCommits},
+		{"MarkOnly", testMarkOnly},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.f(t, fresh(t)) })
@@ -338,5 +339,30 @@ func testConcurrentCommits(t *testing.T, open Opener) {
 	if got[counter.Qualified] != int64(len(seen)) || got.Clicks() != workers*batches*batch {
 		t.Fatalf("unexpected counts; got qualified=%d clicks=%d; want qualified=%d clicks=%d",
 			got[counter.Qualified], got.Clicks(), len(seen), workers*batches*batch)
+	}
+}
+
+func testMarkOnly(t *testing.T, open Opener) {
+	s := mustOpen(t, open, Params(t))
+	now := time.Now()
+	mark := func(key int) counter.Visit {
+		v := visit("c1", "alice", key, now)
+		v.MarkOnly = true
+		return v
+	}
+	out := commit(t, s, visit("c1", "alice", 1, now), mark(2))
+	if out[0] != counter.Qualified || out[1] != counter.Qualified {
+		t.Fatalf("unexpected reasons for a visit and a new marked key; got %v; want [qualified qualified]", out)
+	}
+	// The marked key is known: a visit keyed by it is a duplicate.
+	if out := commit(t, s, visit("c1", "alice", 2, now)); out[0] != counter.Duplicate {
+		t.Fatalf("unexpected reason for a marked key; got %v; want duplicates", out[0])
+	}
+	if out := commit(t, s, mark(1)); out[0] != counter.Duplicate {
+		t.Fatalf("unexpected reason for marking a known key; got %v; want duplicates", out[0])
+	}
+	// Marks count nothing.
+	if got := total(t, s, "c1", "alice"); got[counter.Qualified] != 1 || got[counter.Duplicate] != 1 || got.Clicks() != 2 {
+		t.Fatalf("unexpected counts; got %+v; want qualified=1 duplicates=1 clicks=2", got)
 	}
 }
