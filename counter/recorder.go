@@ -120,8 +120,7 @@ func (r *Recorder) Stop() {
 // CommitTimeout with ok false: the visit then commits late (or is tallied
 // as uncounted if the store fails).
 func (r *Recorder) Record(v *Visit) (reason Reason, ok bool) {
-	if r.filter.Test(v) {
-		r.Note(v.Campaign, v.Creator, v.Day, Duplicate)
+	if r.Known(v) {
 		return Duplicate, true
 	}
 	r.mu.Lock()
@@ -152,6 +151,16 @@ func (r *Recorder) Record(v *Visit) (reason Reason, ok bool) {
 	case <-t.C:
 		return Uncounted, false
 	}
+}
+
+// Known reports whether the local filter knows v's visitor, and then
+// tallies the click as a duplicate. It does not allocate.
+func (r *Recorder) Known(v *Visit) bool {
+	if !r.filter.Test(v) {
+		return false
+	}
+	r.Note(v.Campaign, v.Creator, v.Day, Duplicate)
+	return true
 }
 
 // Note tallies one click of reason r that needs no dedupe. It does not

@@ -2,6 +2,10 @@ package redirect
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -9,6 +13,7 @@ import (
 
 	"github.com/clickgate/clickgate/counter"
 	"github.com/clickgate/clickgate/redirect/clickid"
+	"github.com/clickgate/clickgate/redirect/useragent"
 )
 
 // Options configure a Handler.
@@ -20,10 +25,26 @@ type Options struct {
 	// ClickParam is the query parameter that carries the click id.
 	// default: "cg_click"
 	ClickParam string
+	// PublicURL is the base of link URLs, for preview pages.
+	// default: "http://localhost"
+	PublicURL string
+	// TrustedProxies may set the client address with X-Forwarded-For.
+	// default: none, the socket peer is the client
+	TrustedProxies *TrustedProxies
+	// Velocity limits clicks per client network. default: no limit
+	Velocity *Velocity
 }
 
 // DefaultClickParam is the query parameter the app reads the click id from.
 const DefaultClickParam = "cg_click"
+
+// Visitor cookie: a random id, so a person who changes networks stays one
+// visitor. 400 days is the longest lifetime browsers keep.
+const (
+	VisitorCookie    = "cg_vid"
+	visitorIDLen     = 22 // base64url of 16 random bytes
+	visitorCookieAge = 400 * 24 * 3600
+)
 
 // Handler serves the public listener.
 type Handler struct {
@@ -41,6 +62,10 @@ func New(o Options) *Handler {
 	if o.ClickParam == "" {
 		o.ClickParam = DefaultClickParam
 	}
+	if o.PublicURL == "" {
+		o.PublicURL = "http://localhost"
+	}
+	o.PublicURL = strings.TrimSuffix(o.PublicURL, "/")
 	vk, ck := DeriveKeys(o.Secret)
 	h := &Handler{o: o, visitors: newVisitorHasher(vk), clicks: clickid.NewSigner(ck)}
 	h.bufs.New = func() any { return &redirectBuf{} }
@@ -51,7 +76,7 @@ func New(o Options) *Handler {
 func (h *Handler) Signer() *clickid.Signer { return h.clicks }
 
 type redirectBuf struct {
-	id, loc []byte
+	id, loc, page []byte
 }
 
 var (
@@ -91,29 +116,159 @@ func (h *Handler) Handle(ctx *fasthttp.RequestCtx) {
 	}
 	now := ctx.Time()
 	ua := ctx.UserAgent()
-	if ctx.IsGet() {
-		// Counted before the redirect is sent.
-		v := counter.Visit{
-			Campaign: e.Campaign.ID,
-			Creator:  e.Creator.ID,
-			Key:      h.visitors.Key(e.Campaign.ID, e.Creator.ID, ctx.RemoteIP(), ua),
-		}
-		v.SetWindow(now, time.Duration(e.Campaign.DedupeWindow))
-		h.o.Recorder.Record(&v)
+	addr := ClientIP(ctx, h.o.TrustedProxies)
+	reason := h.classify(ctx, e, ua, addr, now)
+	if reason == counter.Qualified {
+		// A person: dedupe decides, and the visit is counted before the
+		// redirect is sent.
+		h.record(ctx, e, ua, addr, now)
+	} else {
+		h.o.Recorder.Note(e.Campaign.ID, e.Creator.ID, counter.DayOf(now), reason)
+	}
+	if reason == counter.Preview {
+		h.preview(ctx, e, ua, now)
+		return
 	}
 	h.redirect(ctx, e, ua, now)
 }
 
+// classify returns why a click is not paid, or Qualified for a person's
+// click that dedupe decides. Every person is redirected whatever it says.
+// No I/O, no allocation.
+func (h *Handler) classify(ctx *fasthttp.RequestCtx, e *Entry, ua []byte, addr netip.Addr, now time.Time) counter.Reason {
+	hdr := &ctx.Request.Header
+	if ctx.IsHead() || isPrefetch(hdr) {
+		return counter.Prefetch
+	}
+	switch useragent.Classify(ua) {
+	case useragent.Preview:
+		return counter.Preview
+	case useragent.Bot:
+		return counter.Bot
+	}
+	// A page that embeds the link as an image or a frame is not a person
+	// choosing to visit (cookie stuffing).
+	if dest := hdr.Peek("Sec-Fetch-Dest"); len(dest) > 0 && string(dest) != "document" {
+		return counter.Prefetch
+	}
+	if h.o.Velocity != nil && !h.o.Velocity.Hit(NetworkKey(addr), now) {
+		return counter.Velocity
+	}
+	if now.Before(e.Campaign.StartsAt) || !now.Before(e.Campaign.EndsAt) {
+		return counter.OutOfWindow
+	}
+	if e.Creator.Status != counter.StatusActive {
+		return counter.Inactive
+	}
+	return counter.Qualified
+}
+
+var (
+	prefetchToken = []byte("prefetch")
+	previewToken  = []byte("preview")
+)
+
+// isPrefetch reports a speculative load: Sec-Purpose (Chrome, Safari),
+// Purpose (older Chrome), X-Purpose (Safari's preview) or X-Moz (Firefox).
+func isPrefetch(hdr *fasthttp.RequestHeader) bool {
+	return bytes.Contains(hdr.Peek("Sec-Purpose"), prefetchToken) ||
+		bytes.Equal(hdr.Peek("Purpose"), prefetchToken) ||
+		bytes.Equal(hdr.Peek("X-Purpose"), previewToken) ||
+		bytes.Equal(hdr.Peek("X-Purpose"), prefetchToken) ||
+		bytes.Equal(hdr.Peek("X-Moz"), prefetchToken)
+}
+
+// record dedupes and counts a person's visit. With a visitor cookie the
+// cookie keys the visitor and the network is marked seen too; without one,
+// the network keys the visitor and a new cookie is set and marked seen, so
+// the next click, with the cookie, is a duplicate. A visitor the local
+// filter knows costs neither a second key nor a cookie.
+func (h *Handler) record(ctx *fasthttp.RequestCtx, e *Entry, ua []byte, addr netip.Addr, now time.Time) {
+	v := counter.Visit{Campaign: e.Campaign.ID, Creator: e.Creator.ID}
+	v.SetWindow(now, time.Duration(e.Campaign.DedupeWindow))
+	id := ctx.Request.Header.Cookie(VisitorCookie)
+	hasCookie := validVisitorID(id)
+	if hasCookie {
+		v.Key = h.visitors.CookieKey(v.Campaign, v.Creator, id)
+	} else {
+		v.Key = h.visitors.NetworkKey(v.Campaign, v.Creator, addr, ua)
+	}
+	if h.o.Recorder.Known(&v) {
+		return
+	}
+	v.HasAlso = true
+	if hasCookie {
+		v.Also = h.visitors.NetworkKey(v.Campaign, v.Creator, addr, ua)
+	} else {
+		var id [visitorIDLen]byte
+		newVisitorID(id[:])
+		v.Also = h.visitors.CookieKey(v.Campaign, v.Creator, id[:])
+		setVisitorCookie(ctx, id[:])
+	}
+	h.o.Recorder.Record(&v)
+}
+
+func validVisitorID(id []byte) bool {
+	if len(id) != visitorIDLen {
+		return false
+	}
+	for _, c := range id {
+		if !codeChars[c] { // the base64url alphabet
+			return false
+		}
+	}
+	return true
+}
+
+func newVisitorID(dst []byte) {
+	var raw [16]byte
+	rand.Read(raw[:])
+	base64.RawURLEncoding.Encode(dst, raw[:])
+}
+
+func setVisitorCookie(ctx *fasthttp.RequestCtx, id []byte) {
+	c := fasthttp.AcquireCookie()
+	c.SetKey(VisitorCookie)
+	c.SetValueBytes(id)
+	c.SetPath("/")
+	c.SetMaxAge(visitorCookieAge)
+	c.SetHTTPOnly(true)
+	c.SetSecure(true)
+	c.SetSameSite(fasthttp.CookieSameSiteLaxMode)
+	ctx.Response.Header.SetCookie(c)
+	fasthttp.ReleaseCookie(c)
+}
+
 func (h *Handler) redirect(ctx *fasthttp.RequestCtx, e *Entry, ua []byte, now time.Time) {
 	b := h.bufs.Get().(*redirectBuf)
-	c := clickid.Claims{Campaign: e.Campaign.ID, Creator: e.Creator.ID, Link: e.Link.Code, Time: now.Unix()}
-	b.id = h.clicks.Append(b.id[:0], &c)
-	b.loc = AppendLocation(b.loc[:0], destination(&e.Link.Destinations, ua), h.o.ClickParam, b.id)
+	b.loc = h.location(b, e, ua, now)
 	// Set, not ctx.Redirect: that would resolve and rewrite the target.
 	ctx.Response.Header.SetBytesV("Location", b.loc)
 	// A cached redirect is an uncounted click.
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	ctx.SetStatusCode(fasthttp.StatusFound)
+	h.bufs.Put(b)
+}
+
+// location appends the platform's destination with a new click id to b.loc.
+func (h *Handler) location(b *redirectBuf, e *Entry, ua []byte, now time.Time) []byte {
+	c := clickid.Claims{Campaign: e.Campaign.ID, Creator: e.Creator.ID, Link: e.Link.Code, Time: now.Unix()}
+	b.id = h.clicks.Append(b.id[:0], &c)
+	return AppendLocation(b.loc[:0], destination(&e.Link.Destinations, ua), h.o.ClickParam, b.id)
+}
+
+// preview answers a link-unfurl fetcher with the link's card.
+func (h *Handler) preview(ctx *fasthttp.RequestCtx, e *Entry, ua []byte, now time.Time) {
+	b := h.bufs.Get().(*redirectBuf)
+	b.loc = h.location(b, e, ua, now)
+	card := e.Link.Preview.Or(e.Campaign.Preview)
+	if card.Title == "" {
+		card.Title = e.Campaign.Name
+	}
+	b.page = appendPreviewPage(b.page[:0], &card, h.o.PublicURL+"/"+e.Link.Code, b.loc)
+	ctx.SetContentType("text/html; charset=utf-8")
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	ctx.SetBody(b.page)
 	h.bufs.Put(b)
 }
 

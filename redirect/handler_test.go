@@ -64,7 +64,16 @@ var testDest = counter.Destinations{
 	Android: "https://play.google.com/store/apps/details?id=com.example",
 }
 
-func newEdge(t testing.TB) *edge {
+// Real User-Agents (see useragent/testdata for more).
+const (
+	chromeUA  = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
+	firefoxUA = "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0"
+	iPhoneUA  = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
+	androidUA = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.6367.82 Mobile Safari/537.36"
+	tiktokUA  = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 musical_ly_34.1.2 JsSdk/2.0 NetType/WIFI Channel/App Store ByteLocale/en Region/US"
+)
+
+func newEdge(t testing.TB, opts ...func(*Options)) *edge {
 	t.Helper()
 	params, err := counter.NewDedupeParams(10_000, 0.001)
 	if err != nil {
@@ -92,7 +101,11 @@ func newEdge(t testing.TB) *edge {
 	must(e.table.Refresh(ctx))
 	e.rec = counter.NewRecorder(counter.RecorderOptions{Store: e.store, Params: params})
 	e.rec.Start()
-	e.h = New(Options{Table: e.table, Recorder: e.rec, Secret: []byte(testSecret)})
+	o := Options{Table: e.table, Recorder: e.rec, Secret: []byte(testSecret), PublicURL: "https://go.example.com"}
+	for _, f := range opts {
+		f(&o)
+	}
+	e.h = New(o)
 	srv := &fasthttp.Server{Handler: e.h.Handle, NoDefaultContentType: true}
 	go srv.Serve(e.ln)
 	t.Cleanup(func() {
@@ -165,12 +178,12 @@ func TestRedirect(t *testing.T) {
 			t.Fatalf("unexpected claims; got %+v", c)
 		}
 	}
-	f("Mozilla/5.0 (Windows NT 10.0; Win64; x64)", "https://app.example.com/join?src=cg&"+DefaultClickParam+"=")
-	f("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X)", "https://apps.apple.com/app/id123?"+DefaultClickParam+"=")
-	f("Mozilla/5.0 (Linux; Android 14; Pixel 8)", "https://play.google.com/store/apps/details?id=com.example&"+DefaultClickParam+"=")
+	f(chromeUA, "https://app.example.com/join?src=cg&"+DefaultClickParam+"=")
+	f(iPhoneUA, "https://apps.apple.com/app/id123?"+DefaultClickParam+"=")
+	f(androidUA, "https://play.google.com/store/apps/details?id=com.example&"+DefaultClickParam+"=")
 
 	// The fragment stays last.
-	resp := e.do(t, "127.0.0.9", "GET", "/"+testCode, "User-Agent: x\r\n")
+	resp := e.do(t, "127.0.0.9", "GET", "/"+testCode, "User-Agent: "+firefoxUA+"\r\n")
 	if loc := string(resp.Header.Peek("Location")); !strings.HasSuffix(loc, "#top") {
 		t.Fatalf("unexpected Location; got %q; want it to end in #top", loc)
 	}
@@ -181,7 +194,7 @@ func TestCountBeforeRedirect(t *testing.T) {
 	for i := range 20 {
 		ip := fmt.Sprintf("127.0.0.%d", 10+i)
 		for range 3 {
-			if resp := e.do(t, ip, "GET", "/"+testCode, "User-Agent: Mozilla/5.0\r\n"); resp.StatusCode() != 302 {
+			if resp := e.do(t, ip, "GET", "/"+testCode, "User-Agent: "+chromeUA+"\r\n"); resp.StatusCode() != 302 {
 				t.Fatalf("unexpected status; got %d; want 302", resp.StatusCode())
 			}
 		}
@@ -209,12 +222,12 @@ func TestVisitorKeys(t *testing.T) {
 			t.Fatalf("unexpected status; got %d; want 302", resp.StatusCode())
 		}
 	}
-	click("2001:db8:1:2:aaaa::1", "ua-1")
-	click("2001:db8:1:2:bbbb::2", "ua-1") // same /64: same visitor
-	click("2001:db8:1:3::1", "ua-1")      // other /64
-	click("127.0.0.5", "ua-1")
-	click("127.0.0.5", "ua-2") // other User-Agent
-	click("127.0.0.5", "ua-1")
+	click("2001:db8:1:2:aaaa::1", chromeUA)
+	click("2001:db8:1:2:bbbb::2", chromeUA) // same /64: same visitor
+	click("2001:db8:1:3::1", chromeUA)      // other /64
+	click("127.0.0.5", chromeUA)
+	click("127.0.0.5", firefoxUA) // other User-Agent
+	click("127.0.0.5", chromeUA)
 	got := e.totals(t)
 	if got[counter.Qualified] != 4 || got[counter.Duplicate] != 2 {
 		t.Fatalf("unexpected totals; got %+v; want qualified=4 duplicates=2", got)
@@ -223,7 +236,7 @@ func TestVisitorKeys(t *testing.T) {
 
 func TestNotCounted(t *testing.T) {
 	e := newEdge(t)
-	// HEAD is redirected and not counted.
+	// HEAD is redirected and not paid.
 	resp := e.do(t, "127.0.0.3", "HEAD", "/"+testCode)
 	if resp.StatusCode() != 302 || len(resp.Header.Peek("Location")) == 0 {
 		t.Fatalf("unexpected HEAD response; got %d, Location %q", resp.StatusCode(), resp.Header.Peek("Location"))
@@ -231,8 +244,8 @@ func TestNotCounted(t *testing.T) {
 	if resp := e.do(t, "127.0.0.3", "POST", "/"+testCode); resp.StatusCode() != 405 || string(resp.Header.Peek("Allow")) != "GET, HEAD" {
 		t.Fatalf("unexpected POST response; got %d, Allow %q; want 405", resp.StatusCode(), resp.Header.Peek("Allow"))
 	}
-	if got := e.totals(t); got.Clicks() != 0 {
-		t.Fatalf("unexpected counts; got %+v; want none", got)
+	if got := e.totals(t); got.Clicks() != 1 || got[counter.Prefetch] != 1 {
+		t.Fatalf("unexpected counts; got %+v; want prefetches=1 only", got)
 	}
 }
 
@@ -241,7 +254,7 @@ func TestBadPathsTouchNoStore(t *testing.T) {
 	f := func(path string, want int) {
 		t.Helper()
 		before := e.store.calls.Load()
-		resp := e.do(t, "127.0.0.4", "GET", path, "User-Agent: Mozilla/5.0\r\n")
+		resp := e.do(t, "127.0.0.4", "GET", path, "User-Agent: "+chromeUA+"\r\n")
 		if resp.StatusCode() != want {
 			t.Fatalf("unexpected status for %q; got %d; want %d", path, resp.StatusCode(), want)
 		}
@@ -328,7 +341,7 @@ func TestCodes(t *testing.T) {
 func hitCtx(t testing.TB, e *edge) *fasthttp.RequestCtx {
 	var req fasthttp.Request
 	req.SetRequestURI("/" + testCode)
-	req.Header.SetUserAgent("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148 musical_ly_34.1.2")
+	req.Header.SetUserAgent(tiktokUA)
 	var ctx fasthttp.RequestCtx
 	ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 7), Port: 5555}, nil)
 	e.h.Handle(&ctx) // first visit: committed, then in the local filter

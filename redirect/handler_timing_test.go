@@ -26,7 +26,7 @@ func BenchmarkHandle(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				var req fasthttp.Request
 				req.SetRequestURI("/" + testCode)
-				req.Header.SetUserAgent("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148 musical_ly_34.1.2")
+				req.Header.SetUserAgent(tiktokUA)
 				var ctx fasthttp.RequestCtx
 				ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 7), Port: 5555}, nil)
 				n := 0

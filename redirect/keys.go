@@ -5,7 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"hash"
-	"net"
+	"net/netip"
 	"sync"
 
 	"github.com/clickgate/clickgate/counter"
@@ -49,31 +49,50 @@ type visitorState struct {
 	sum [sha256.Size]byte
 }
 
-// Key returns the visitor key of a client at ip with User-Agent ua, for one
-// creator in one campaign. IPv6 clients are keyed by their /64, since one
-// device rotates through its network's addresses.
-func (h *visitorHasher) Key(campaign, creator string, ip net.IP, ua []byte) counter.VisitorKey {
-	s := h.pool.Get().(*visitorState)
-	b := s.buf[:0]
-	b = append(b, campaign...)
-	b = append(b, 0)
-	b = append(b, creator...)
-	b = append(b, 0)
-	if ip4 := ip.To4(); ip4 != nil {
+// NetworkKey returns the visitor key of a client at addr with User-Agent
+// ua, for one creator in one campaign. IPv6 clients are keyed by their /64,
+// since one device rotates through its network's addresses.
+func (h *visitorHasher) NetworkKey(campaign, creator string, addr netip.Addr, ua []byte) counter.VisitorKey {
+	s, b := h.begin(campaign, creator)
+	if addr.Is4() || addr.Is4In6() {
+		a := addr.Unmap().As4()
 		b = append(b, 4)
-		b = append(b, ip4...)
-	} else if len(ip) == net.IPv6len {
+		b = append(b, a[:]...)
+	} else {
+		a := addr.As16()
 		b = append(b, 6)
-		b = append(b, ip[:8]...)
+		b = append(b, a[:8]...)
 	}
 	b = append(b, 0)
 	b = append(b, ua...)
+	return h.sum(s, b)
+}
+
+// CookieKey returns the visitor key of a browser with visitor cookie id.
+func (h *visitorHasher) CookieKey(campaign, creator string, id []byte) counter.VisitorKey {
+	s, b := h.begin(campaign, creator)
+	b = append(b, 'c')
+	b = append(b, id...)
+	return h.sum(s, b)
+}
+
+// begin takes a pooled state and starts its input with campaign and creator.
+func (h *visitorHasher) begin(campaign, creator string) (*visitorState, []byte) {
+	s := h.pool.Get().(*visitorState)
+	b := append(s.buf[:0], campaign...)
+	b = append(b, 0)
+	b = append(b, creator...)
+	return s, append(b, 0)
+}
+
+// sum returns the keyed hash of input and releases s.
+func (h *visitorHasher) sum(s *visitorState, input []byte) counter.VisitorKey {
+	s.buf = input
 	s.mac.Reset()
-	s.mac.Write(b)
+	s.mac.Write(input)
 	sum := s.mac.Sum(s.sum[:0])
 	var k counter.VisitorKey
 	copy(k[:], sum)
-	s.buf = b
 	h.pool.Put(s)
 	return k
 }

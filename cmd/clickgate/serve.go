@@ -37,6 +37,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	dedupeExpected := fs.Uint64("dedupe-expected", 1_000_000, "expected unique visitors per campaign per dedupe window (sizes the Bloom filters)")
 	dedupeFP := fs.Float64("dedupe-fp", 0.001, "Bloom filter false-positive rate (a false positive is a visit wrongly counted as duplicate)")
 	pollInterval := fs.Duration("poll-interval", 250*time.Millisecond, "how often the link table checks the store for changes made by other nodes")
+	trusted := fs.String("trusted-proxies", "", "comma-separated CIDRs or addresses of proxies whose X-Forwarded-For is believed (default: none, the socket peer is the client)")
+	velocityMax := fs.Int("velocity-max", redirect.DefaultVelocityMax, "clicks allowed per client network (IPv4 address, IPv6 /64) per --velocity-window; more are not paid")
+	velocityWindow := fs.Duration("velocity-window", redirect.DefaultVelocityWindow, "window of --velocity-max")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -45,6 +48,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 
+	proxies, err := redirect.ParseTrustedProxies(*trusted)
+	if err != nil {
+		return usageError("--trusted-proxies: %s", err)
+	}
+	if *velocityMax < 1 || *velocityMax > 65534 || *velocityWindow < time.Second {
+		return usageError("--velocity-max must be 1 to 65534 and --velocity-window at least 1s")
+	}
 	params, err := counter.NewDedupeParams(*dedupeExpected, *dedupeFP)
 	if err != nil {
 		return usageError("dedupe sizing: %s", err)
@@ -113,7 +123,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		admLn.Close()
 		return usageError("%s", err)
 	}
-	h := redirect.New(redirect.Options{Table: table, Recorder: rec, Secret: secret})
+	h := redirect.New(redirect.Options{Table: table, Recorder: rec, Secret: secret, PublicURL: *publicURL, TrustedProxies: proxies,
+		Velocity: redirect.NewVelocity(redirect.VelocityOptions{Max: *velocityMax, Window: *velocityWindow})})
 
 	pub := &fasthttp.Server{
 		Handler:               h.Handle,

@@ -1,0 +1,379 @@
+package useragent
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	agents "github.com/monperrus/crawler-user-agents"
+)
+
+type tableRow struct {
+	line     int
+	class    Class
+	category string
+	source   string
+	ua       string
+}
+
+// readTable reads testdata/useragents.tsv.
+func readTable(tb testing.TB) []tableRow {
+	tb.Helper()
+	f, err := os.Open("testdata/useragents.tsv")
+	if err != nil {
+		tb.Fatalf("cannot open the table: %v", err)
+	}
+	defer f.Close()
+	classes := map[string]Class{"person": Person, "bot": Bot, "preview": Preview}
+	var rows []tableRow
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		fields := strings.SplitN(line, "\t", 4)
+		if len(fields) != 4 {
+			tb.Fatalf("line %d: want 4 tab-separated fields; got %d", n, len(fields))
+		}
+		class, ok := classes[fields[0]]
+		if !ok {
+			tb.Fatalf("line %d: unknown class %q", n, fields[0])
+		}
+		if fields[2] == "" {
+			tb.Fatalf("line %d: no source", n)
+		}
+		ua := fields[3]
+		if strings.HasPrefix(ua, `"`) {
+			if ua, err = strconv.Unquote(ua); err != nil {
+				tb.Fatalf("line %d: cannot unquote the UA: %v", n, err)
+			}
+		}
+		rows = append(rows, tableRow{line: n, class: class, category: fields[1], source: fields[2], ua: ua})
+	}
+	if err := sc.Err(); err != nil {
+		tb.Fatalf("cannot read the table: %v", err)
+	}
+	return rows
+}
+
+func TestClassifyTable(t *testing.T) {
+	rows := readTable(t)
+	counts := map[string]int{}
+	for _, r := range rows {
+		counts[r.category]++
+		if got := Classify([]byte(r.ua)); got != r.class {
+			t.Errorf("unexpected class for %q (line %d, %s, from %s); got %v; want %v", r.ua, r.line, r.category, r.source, got, r.class)
+		}
+	}
+	if len(rows) < 300 {
+		t.Errorf("unexpected table size; got %d rows; want at least 300", len(rows))
+	}
+	for _, c := range []string{"preview", "crawler", "library", "inapp", "browser", "implausible"} {
+		if counts[c] == 0 {
+			t.Errorf("no row of category %q", c)
+		}
+	}
+	t.Logf("%d rows: %v", len(rows), counts)
+}
+
+// TestCrawlerListInstances classifies every example UA that the crawler
+// list ships: each is a robot or a preview fetcher.
+func TestCrawlerListInstances(t *testing.T) {
+	// A crawler that imitates an in-app browser is a person by the
+	// in-app rule.
+	inApp := map[string]bool{
+		"Mozilla/5.0 (iPhone; CPU iPhone OS 7_0 like Mac OS X) AppleWebKit/537.51.1 (KHTML, like Gecko) Mobile/11A465 Twitter for iPhone BrandVerity/1.0 (http://www.brandverity.com/why-is-brandverity-visiting-me)": true,
+	}
+	n := 0
+	for _, c := range agents.Crawlers {
+		for _, ua := range c.Instances {
+			n++
+			got := Classify([]byte(ua))
+			if inApp[ua] {
+				if got != Person {
+					t.Errorf("unexpected class for %q; got %v; want person (in-app marker)", ua, got)
+				}
+				continue
+			}
+			if got == Person {
+				t.Errorf("unexpected class for %q (pattern %q); got person; want bot or preview", ua, c.Pattern)
+			}
+		}
+	}
+	if n < 1000 {
+		t.Errorf("unexpected number of instances; got %d; want over 1000", n)
+	}
+}
+
+// TestCrawlerListVersion keeps CrawlerListVersion, which the package doc
+// and Summary report, in step with go.mod.
+func TestCrawlerListVersion(t *testing.T) {
+	mod, err := os.ReadFile("../../go.mod")
+	if err != nil {
+		t.Fatalf("cannot read go.mod: %v", err)
+	}
+	want := "github.com/monperrus/crawler-user-agents " + CrawlerListVersion
+	if !bytes.Contains(mod, []byte(want)) {
+		t.Fatalf("go.mod does not require %q: update CrawlerListVersion", want)
+	}
+}
+
+func TestClassString(t *testing.T) {
+	f := func(c Class, want string) {
+		t.Helper()
+		if got := c.String(); got != want {
+			t.Errorf("unexpected String for %d; got %q; want %q", uint8(c), got, want)
+		}
+	}
+	f(Person, "person")
+	f(Bot, "bot")
+	f(Preview, "preview")
+	f(Class(7), "Class(7)")
+}
+
+func TestSummary(t *testing.T) {
+	s := Summary()
+	if s.Patterns != s.Literal+s.Regexp || s.Patterns < len(agents.Crawlers) || s.Regexp == 0 || s.States == 0 {
+		t.Fatalf("unexpected summary %+v", s)
+	}
+	t.Logf("%+v", s)
+}
+
+// TestPrecedence pins down the order of the rules on UAs that carry two
+// kinds of tokens.
+func TestPrecedence(t *testing.T) {
+	f := func(ua string, want Class) {
+		t.Helper()
+		if got := Classify([]byte(ua)); got != want {
+			t.Errorf("unexpected class for %q; got %v; want %v", ua, got, want)
+		}
+	}
+	// Snap's fetcher says "snapchat", the in-app marker: preview wins.
+	f("Snap URL Preview Service; bot; snapchat; https://developers.snap.com/robots", Preview)
+	// In-app wins over a crawler token ("+http", "bot", Googlebot).
+	f("Mozilla/5.0 (Linux; Android 14; Pixel 8; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/130.0 Mobile Safari/537.36 Instagram 355.1.0.44.103 Android (34/14; Google/google; Pixel 8) Googlebot/2.1 +http://x", Person)
+	// The crawler list is case-sensitive: "Sonic" is not "Panasonic".
+	f("Mozilla/5.0 (compatible; Sonic/1.0)", Bot)
+	f("Mozilla/5.0 (Linux; Android 4.3; Panasonic ELUGA A Build/JWR66V) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/53.0.2785.57 Mobile Safari/537.36", Person)
+	// Our own tokens are not.
+	f("MOZILLA/5.0 (COMPATIBLE; DISCORDBOT/2.0; +HTTPS://DISCORDAPP.COM)", Preview)
+	f("PYTHON-REQUESTS/2.32 (x)", Bot)
+	// Viber's fetcher sends a bare "Viber".
+	f("Viber", Preview)
+	f("viber", Preview)
+	// "bot" ending a word is a robot, but not in Cubot phones.
+	f("Mozilla/5.0 (compatible; ExampleBot/1.0)", Bot)
+	f("Mozilla/5.0 (Linux; Android 11; CUBOT KINGKONG 5 Pro) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/125.0.0.0 Mobile Safari/537.36", Person)
+}
+
+// TestLanes finds a token at every offset of UAs long enough to be read in
+// lanes, near lane boundaries included.
+func TestLanes(t *testing.T) {
+	filler := "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/111.0.0.0 Safari/537.36 "
+	for _, tc := range []struct {
+		token string
+		want  Class
+	}{
+		{"Discordbot/2.0", Preview},
+		{"[FB_IAB/FB4A;FBAV/488.0.0.62.79;]", Person},
+		{"Googlebot/2.1", Bot},
+		{"developers.google.com/+/web/snippet", Preview}, // longer than maxPrefix
+		{"curl/8.4.0", Bot},
+	} {
+		for _, n := range []int{minLaneLen, minLaneLen + 1, 100, 257, 1000} {
+			for i := 0; i+len(tc.token) <= n; i++ {
+				ua := []byte(strings.Repeat(filler, n/len(filler)+1)[:n])
+				copy(ua[i:], tc.token)
+				if got := Classify(ua); got != tc.want {
+					t.Fatalf("unexpected class for %q at offset %d of %d bytes; got %v; want %v", tc.token, i, n, got, tc.want)
+				}
+			}
+		}
+	}
+}
+
+func TestCompilePattern(t *testing.T) {
+	f := func(expr string, fold bool, wantLits []string, wantRegexp bool) {
+		t.Helper()
+		cp, err := compilePattern(expr, fold)
+		if err != nil {
+			t.Fatalf("unexpected error for %q: %v", expr, err)
+		}
+		if strings.Join(cp.literals, "|") != strings.Join(wantLits, "|") || (cp.confirm != nil) != wantRegexp {
+			t.Errorf("unexpected compilation of %q; got %q, regexp %v; want %q, regexp %v", expr, cp.literals, cp.confirm, wantLits, wantRegexp)
+		}
+	}
+	f(`Googlebot\/`, false, []string{"Googlebot/"}, false)
+	f(`[wW]get`, false, []string{"Wget", "wget"}, false)
+	f(`S[eE][mM]rushBot`, false, []string{"SEMrushBot", "SEmrushBot", "SeMrushBot", "SemrushBot"}, false)
+	f(`(sistrix|SISTRIX) [cC]rawler`, true, []string{"sistrix crawler"}, false)
+	f(`^curl`, false, []string{"curl"}, true)
+	f(`AdsBot-Google([^-]|$)`, false, []string{"AdsBot-Google"}, true)
+	f(`BlogTraffic\/\d\.\d+ Feed-Fetcher`, false, []string{
+		"BlogTraffic/0.", "BlogTraffic/1.", "BlogTraffic/2.", "BlogTraffic/3.", "BlogTraffic/4.",
+		"BlogTraffic/5.", "BlogTraffic/6.", "BlogTraffic/7.", "BlogTraffic/8.", "BlogTraffic/9.",
+	}, true)
+	f(`(^| )sentry\/`, false, []string{"sentry/"}, true)
+
+	for _, expr := range []string{`^.`, `a+b`, `(`} {
+		if _, err := compilePattern(expr, false); err == nil {
+			t.Errorf("unexpected success compiling %q", expr)
+		}
+	}
+}
+
+// TestFoldASCII checks the case-insensitive regexps: both cases of ASCII
+// letters, nothing else, and negated classes negate both cases.
+func TestFoldASCII(t *testing.T) {
+	f := func(expr, text string, want bool) {
+		t.Helper()
+		cp, err := compilePattern(expr, true)
+		if err != nil {
+			t.Fatalf("unexpected error for %q: %v", expr, err)
+		}
+		if cp.confirm == nil {
+			t.Fatalf("no regexp for %q", expr)
+		}
+		if got := cp.confirm.MatchString(text); got != want {
+			t.Errorf("unexpected match of %q (as %s) on %q; got %v; want %v", expr, cp.confirm, text, got, want)
+		}
+	}
+	f(`^viber`, "VIBER", true)
+	f(`^viber`, "x viber", false)
+	f(`(^|[^u]|[^c]u)bot\b`, "ExampleBOT/1", true)
+	f(`(^|[^u]|[^c]u)bot\b`, "CUBOT P30", false)
+	f(`(^|[^u]|[^c]u)bot\b`, "cubot p30", false)
+	f(`^kurl/`, "\u212aurl/", false) // Kelvin sign: no Unicode folding
+}
+
+// reference classifies like Classify, the slow and obvious way: one regexp
+// per crawler-list pattern, substring search for our tokens.
+type reference struct {
+	preview, inApp, bot []func(ua, low []byte) bool
+}
+
+var referenceOnce = sync.OnceValue(func() *reference {
+	r := &reference{}
+	own := func(p string) func(ua, low []byte) bool {
+		if expr, ok := strings.CutPrefix(p, "re:"); ok {
+			re := regexp.MustCompile(expr) // our regexps are lowercase
+			return func(_, low []byte) bool { return re.Match(low) }
+		}
+		tok := []byte(p)
+		return func(_, low []byte) bool { return bytes.Contains(low, tok) }
+	}
+	for _, p := range previewPatterns {
+		r.preview = append(r.preview, own(p))
+	}
+	for _, p := range inAppPatterns {
+		r.inApp = append(r.inApp, own(p))
+	}
+	for _, p := range extraBotPatterns {
+		r.bot = append(r.bot, own(p))
+	}
+	for _, c := range agents.Crawlers {
+		re := regexp.MustCompile(c.Pattern)
+		r.bot = append(r.bot, func(ua, _ []byte) bool { return re.Match(ua) })
+	}
+	return r
+})
+
+func (r *reference) classify(ua []byte) Class {
+	low := make([]byte, len(ua))
+	for i, c := range ua {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		low[i] = c
+	}
+	any := func(fs []func(ua, low []byte) bool) bool {
+		for _, f := range fs {
+			if f(ua, low) {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case any(r.preview):
+		return Preview
+	case any(r.inApp):
+		return Person
+	case any(r.bot):
+		return Bot
+	}
+	letter, paren, control := false, false, false
+	for _, c := range low {
+		letter = letter || 'a' <= c && c <= 'z'
+		paren = paren || c == '('
+		control = control || c < 0x20 || c == 0x7f
+	}
+	if len(ua) < 20 || !letter || !paren || control {
+		return Bot
+	}
+	return Person
+}
+
+// TestMatchesReference compares Classify with the reference on the table,
+// on the crawler list's examples and on their case-swapped copies.
+func TestMatchesReference(t *testing.T) {
+	ref := referenceOnce()
+	var uas []string
+	for _, r := range readTable(t) {
+		uas = append(uas, r.ua)
+	}
+	for _, c := range agents.Crawlers {
+		uas = append(uas, c.Instances...)
+	}
+	for _, ua := range uas {
+		for _, b := range [][]byte{[]byte(ua), swapCase([]byte(ua))} {
+			if got, want := Classify(b), ref.classify(b); got != want {
+				t.Errorf("unexpected class for %q; got %v; want %v (reference)", b, got, want)
+			}
+		}
+	}
+}
+
+func swapCase(b []byte) []byte {
+	out := make([]byte, len(b))
+	for i, c := range b {
+		switch {
+		case 'a' <= c && c <= 'z':
+			c -= 'a' - 'A'
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		out[i] = c
+	}
+	return out
+}
+
+// FuzzClassify checks that Classify does not panic, returns one of the
+// three classes, agrees with the reference, and that being a preview
+// fetcher does not depend on ASCII case. Other classes may: the crawler
+// list is case-sensitive ("Sonic" is a robot, "sonic" is not).
+func FuzzClassify(f *testing.F) {
+	for _, r := range readTable(f) {
+		f.Add([]byte(r.ua))
+	}
+	ref := referenceOnce()
+	f.Fuzz(func(t *testing.T, ua []byte) {
+		got := Classify(ua)
+		if got != Person && got != Bot && got != Preview {
+			t.Fatalf("unexpected class for %q; got %v", ua, got)
+		}
+		if want := ref.classify(ua); got != want {
+			t.Fatalf("unexpected class for %q; got %v; want %v (reference)", ua, got, want)
+		}
+		if swapped := Classify(swapCase(ua)); (got == Preview) != (swapped == Preview) {
+			t.Fatalf("unexpected class for the case-swapped %q; got %v; the original is %v", ua, swapped, got)
+		}
+	})
+}
