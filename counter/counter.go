@@ -35,6 +35,10 @@ type Campaign struct {
 	EligibleCountries     []string  `json:"eligible_countries"`
 	// Preview is the default preview of the campaign's links.
 	Preview Card `json:"preview"`
+	// AttributionWindow is how long after a click a signup is credited.
+	AttributionWindow Duration `json:"attribution_window"`
+	// SignupGrace extends the campaign for signups after EndsAt.
+	SignupGrace Duration `json:"signup_grace"`
 }
 
 // Card is what link-unfurl fetchers show of a link: its OpenGraph and
@@ -132,8 +136,21 @@ type Store interface {
 	// Stats returns the counters of one creator in one campaign, one entry
 	// per UTC day with any count, oldest first.
 	Stats(ctx context.Context, campaign, creator string) ([]DayCounts, error)
+	// AttributeSignup attributes a new user to a creator once per campaign:
+	// it records the user and increments the creator's signups of the day
+	// in one atomic step. When the user was attributed before, it changes
+	// nothing and returns false with the creator the user belongs to.
+	AttributeSignup(ctx context.Context, c Conversion) (created bool, creator string, err error)
 
 	Close() error
+}
+
+// Conversion is a new user of the app who came through a creator's link.
+type Conversion struct {
+	Campaign string
+	Creator  string
+	UserID   string
+	Day      Day
 }
 
 // Duration is a time.Duration that reads and writes JSON as "24h".

@@ -28,6 +28,8 @@ const (
 	OutOfWindow
 	// Inactive is a click on a link of a creator who is not active.
 	Inactive
+	// Signup is not a click: a new user attributed to the creator.
+	Signup
 	// NumReasons is the number of reasons; keep it last.
 	NumReasons
 )
@@ -44,6 +46,7 @@ var reasonNames = [NumReasons]string{
 	Velocity:    "velocity",
 	OutOfWindow: "out_of_window",
 	Inactive:    "inactive",
+	Signup:      "signups",
 }
 
 func (r Reason) String() string {
@@ -96,8 +99,10 @@ type Counts [NumReasons]int64
 // Clicks is every click, whatever became of it.
 func (c *Counts) Clicks() int64 {
 	var n int64
-	for _, v := range c {
-		n += v
+	for r, v := range c {
+		if Reason(r) != Signup {
+			n += v
+		}
 	}
 	return n
 }

@@ -29,6 +29,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	listen := fs.String("listen", ":8080", "public listener address")
 	adminListen := fs.String("admin-listen", "127.0.0.1:8081", "admin listener address (keep it private)")
 	adminToken := fs.String("admin-token", "", "bearer token of the admin API; when empty, generated and kept in DATA/admin-token")
+	appKey := fs.String("app-key", "", "key of the app backend for POST /v1/conversions (bearer or signature), separate from the admin token; when empty, generated and kept in DATA/app-key")
 	publicURL := fs.String("public-url", "", "base URL of the links, e.g. https://go.example.com (default http://localhost:PORT of --listen)")
 	redisURL := fs.String("redis", "", "Redis URL, redis://[user:pass@]host:port/db or rediss:// for TLS; when empty, the embedded store under --data")
 	dataDir := fs.String("data", "./data", "data directory: the embedded store, and the generated secret and token")
@@ -72,13 +73,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return usageError("--click-secret must be at least 32 bytes")
 	}
 	params.Keying = redirect.KeyingFingerprint(secret)
-	token := *adminToken
-	if token == "" {
-		b, err := loadOrCreateSecret(*dataDir, "admin-token", log)
-		if err != nil {
-			return err
-		}
-		token = string(b)
+	token, err := secretOrFile(*adminToken, *dataDir, "admin-token", log)
+	if err != nil {
+		return err
+	}
+	app, err := secretOrFile(*appKey, *dataDir, "app-key", log)
+	if err != nil {
+		return err
 	}
 
 	var store counter.Store
@@ -117,14 +118,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if *publicURL == "" {
 		*publicURL = fmt.Sprintf("http://localhost:%d", pubLn.Addr().(*net.TCPAddr).Port)
 	}
-	api, err := admin.New(admin.Options{Store: store, Table: table, Recorder: rec, Token: token, PublicURL: *publicURL, Logger: log})
+	h := redirect.New(redirect.Options{Table: table, Recorder: rec, Secret: secret, PublicURL: *publicURL, TrustedProxies: proxies,
+		Velocity: redirect.NewVelocity(redirect.VelocityOptions{Max: *velocityMax, Window: *velocityWindow})})
+	api, err := admin.New(admin.Options{Store: store, Table: table, Recorder: rec, Token: token, AppKey: app,
+		Clicks: h.Signer(), PublicURL: *publicURL, Logger: log})
 	if err != nil {
 		pubLn.Close()
 		admLn.Close()
 		return usageError("%s", err)
 	}
-	h := redirect.New(redirect.Options{Table: table, Recorder: rec, Secret: secret, PublicURL: *publicURL, TrustedProxies: proxies,
-		Velocity: redirect.NewVelocity(redirect.VelocityOptions{Max: *velocityMax, Window: *velocityWindow})})
 
 	pub := &fasthttp.Server{
 		Handler:               h.Handle,
@@ -176,6 +178,15 @@ func storeName(redisURL string) string {
 		return "embedded"
 	}
 	return "redis"
+}
+
+// secretOrFile returns flag, trimmed, or else the secret kept in DIR/NAME.
+func secretOrFile(flag, dir, name string, log *slog.Logger) (string, error) {
+	if s := strings.TrimSpace(flag); s != "" {
+		return s, nil
+	}
+	b, err := loadOrCreateSecret(dir, name, log)
+	return string(b), err
 }
 
 // loadOrCreateSecret reads DIR/NAME, or writes a new random one (0600).

@@ -63,9 +63,10 @@ var (
 	bucketCounters  = []byte("counters")
 	bucketWindows   = []byte("windows")
 	bucketExpires   = []byte("expires")
+	bucketSignups   = []byte("signups") // campaign \x00 user → creator
 
 	allBuckets = [][]byte{bucketMeta, bucketCampaigns, bucketCreators, bucketLinks,
-		bucketCounters, bucketWindows, bucketExpires}
+		bucketCounters, bucketWindows, bucketExpires, bucketSignups}
 
 	keyParams  = []byte("params")
 	keyVersion = []byte("version")

@@ -269,3 +269,32 @@ func (s *Store) Stats(ctx context.Context, campaign, creator string) ([]counter.
 	}
 	return days, nil
 }
+
+// AttributeSignup records the user and counts the signup in one transaction.
+func (s *Store) AttributeSignup(ctx context.Context, su counter.Conversion) (bool, string, error) {
+	for _, id := range [][2]string{{"campaign", su.Campaign}, {"creator", su.Creator}, {"user", su.UserID}} {
+		if err := checkID(id[0], id[1]); err != nil {
+			return false, "", err
+		}
+	}
+	key := append(append([]byte(su.Campaign), 0), su.UserID...)
+	created, owner := false, ""
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSignups)
+		if v := b.Get(key); v != nil {
+			owner = string(v)
+			return nil
+		}
+		if err := b.Put(key, []byte(su.Creator)); err != nil {
+			return err
+		}
+		created, owner = true, su.Creator
+		var batch counterBatch
+		batch.add(su.Campaign, su.Creator, su.Day, counter.Signup, 1)
+		return batch.apply(tx.Bucket(bucketCounters))
+	})
+	if err != nil {
+		return false, "", fmt.Errorf("cannot attribute signup of user %q: %w", su.UserID, err)
+	}
+	return created, owner, nil
+}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"strconv"
 	"strings"
@@ -304,4 +305,41 @@ func (s *Store) Stats(ctx context.Context, campaign, creator string) ([]counter.
 	}
 	slices.SortFunc(days, func(a, b counter.DayCounts) int { return cmp.Compare(a.Day, b.Day) })
 	return days, nil
+}
+
+// signupScript attributes a user once per campaign and counts the signup.
+//
+//	KEYS[1]  the users hash of the campaign and slot: user → creator
+//	KEYS[2]  the counter hash of the campaign, slot and creator
+//	ARGV[1]  the user id
+//	ARGV[2]  the creator
+//	ARGV[3]  the day, YYYY-MM-DD
+//
+// It returns the creator the user belongs to, and 1 when that is new.
+var signupScript = redis.NewScript(`#!lua
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+	redis.call('HINCRBY', KEYS[2], ARGV[3] .. ':` + counter.Signup.String() + `', 1)
+	return {1, ARGV[2]}
+end
+return {0, redis.call('HGET', KEYS[1], ARGV[1])}
+`)
+
+// AttributeSignup records the user and counts the signup in one script. The
+// users of a campaign are spread over its slots by a hash of the user id.
+func (s *Store) AttributeSignup(ctx context.Context, su counter.Conversion) (bool, string, error) {
+	h := fnv.New32a()
+	h.Write([]byte(su.UserID))
+	slot := h.Sum32() % s.params.Slots
+	users := string(append(appendSlotKey(nil, s.prefix, su.Campaign, slot), 'u'))
+	res, err := signupScript.Run(ctx, s.rdb, []string{users, s.counterKey(su.Campaign, slot, su.Creator)},
+		su.UserID, su.Creator, su.Day.String()).Slice()
+	if err != nil {
+		return false, "", fmt.Errorf("cannot attribute signup of user %q: %w", su.UserID, storeErr(err))
+	}
+	if len(res) != 2 {
+		return false, "", fmt.Errorf("cannot attribute signup of user %q: unexpected reply %v", su.UserID, res)
+	}
+	created, _ := res[0].(int64)
+	owner, _ := res[1].(string)
+	return created == 1, owner, nil
 }

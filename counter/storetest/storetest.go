@@ -30,6 +30,7 @@ func Run(t *testing.T, fresh func(t *testing.T) Opener) {
 		{"ParamsMismatch", testParamsMismatch},
 		{"ConcurrentCommits", testConcurrentCommits},
 		{"MarkOnly", testMarkOnly},
+		{"Signups", testSignups},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.f(t, fresh(t)) })
@@ -364,5 +365,36 @@ func testMarkOnly(t *testing.T, open Opener) {
 	// Marks count nothing.
 	if got := total(t, s, "c1", "alice"); got[counter.Qualified] != 1 || got[counter.Duplicate] != 1 || got.Clicks() != 2 {
 		t.Fatalf("unexpected counts; got %+v; want qualified=1 duplicates=1 clicks=2", got)
+	}
+}
+
+func testSignups(t *testing.T, open Opener) {
+	ctx := context.Background()
+	s := mustOpen(t, open, Params(t))
+	d := counter.DayOf(time.Now())
+	f := func(user, creator string, wantCreated bool, wantOwner string) {
+		t.Helper()
+		created, owner, err := s.AttributeSignup(ctx, counter.Conversion{Campaign: "c1", Creator: creator, UserID: user, Day: d})
+		if err != nil {
+			t.Fatalf("cannot attribute %q: %s", user, err)
+		}
+		if created != wantCreated || owner != wantOwner {
+			t.Fatalf("unexpected attribution of %q to %q; got %v, %q; want %v, %q", user, creator, created, owner, wantCreated, wantOwner)
+		}
+	}
+	f("u1", "alice", true, "alice")
+	f("u2", "alice", true, "alice")
+	f("u1", "alice", false, "alice") // the same user again
+	f("u1", "bob", false, "alice")   // one new user, one reward, whoever the creator
+	f("u3", "bob", true, "bob")
+	// The same user in another campaign is another signup.
+	if created, _, err := s.AttributeSignup(ctx, counter.Conversion{Campaign: "c2", Creator: "bob", UserID: "u1", Day: d}); err != nil || !created {
+		t.Fatalf("unexpected attribution in another campaign; got %v, %v; want created", created, err)
+	}
+	if got := total(t, s, "c1", "alice"); got[counter.Signup] != 2 || got.Clicks() != 0 {
+		t.Fatalf("unexpected counts for alice; got %+v; want signups=2 and no clicks", got)
+	}
+	if got := total(t, s, "c1", "bob"); got[counter.Signup] != 1 {
+		t.Fatalf("unexpected counts for bob; got %+v; want signups=1", got)
 	}
 }

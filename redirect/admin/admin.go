@@ -21,6 +21,7 @@ import (
 
 	"github.com/clickgate/clickgate/counter"
 	"github.com/clickgate/clickgate/redirect"
+	"github.com/clickgate/clickgate/redirect/clickid"
 )
 
 // Options configure an API.
@@ -28,8 +29,14 @@ type Options struct {
 	Store    counter.Store
 	Table    *redirect.Table
 	Recorder *counter.Recorder
-	// Token authenticates every call but /healthz. Required.
+	// Token authenticates every call but /healthz and /v1/conversions.
+	// Required.
 	Token string
+	// AppKey authenticates the app backend's /v1/conversions, and only
+	// that. default: empty, conversions are refused
+	AppKey string
+	// Clicks verifies click ids. Required for conversions.
+	Clicks *clickid.Signer
 	// PublicURL is the base of the links' URLs, e.g. https://go.example.com.
 	// Its host is refused as a destination (a redirect loop). Required.
 	PublicURL string
@@ -48,12 +55,14 @@ const (
 	DefaultCapCents              = 2000000
 	DefaultDedupeWindow          = 24 * time.Hour
 	DefaultCreatorStatus         = counter.StatusActive // for a new creator
+	DefaultAttributionWindow     = 720 * time.Hour
 )
 
 // API serves the admin listener.
 type API struct {
 	o        Options
 	tokenSum [sha256.Size]byte
+	appKey   []byte
 	ownHosts []string
 }
 
@@ -69,7 +78,10 @@ func New(o Options) (*API, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &API{o: o, tokenSum: sha256.Sum256([]byte(o.Token)), ownHosts: []string{u.Hostname()}}, nil
+	if o.AppKey != "" && o.Clicks == nil {
+		return nil, errors.New("an app key needs a click id signer")
+	}
+	return &API{o: o, tokenSum: sha256.Sum256([]byte(o.Token)), appKey: []byte(o.AppKey), ownHosts: []string{u.Hostname()}}, nil
 }
 
 // apiError is an error the caller sees as is, with its status.
@@ -91,18 +103,28 @@ func (a *API) Handle(rc *fasthttp.RequestCtx) {
 		rc.SetBodyString("ok\n")
 		return
 	}
+	if path == "/v1/conversions" {
+		// The app key's only endpoint, checked inside.
+		a.serve(rc, func(ctx context.Context) (int, any, error) {
+			if !rc.IsPost() {
+				return 0, nil, methodNotAllowed(rc, "POST")
+			}
+			return a.conversion(ctx, rc)
+		})
+		return
+	}
 	if !a.authorized(rc) {
 		rc.Response.Header.Set("WWW-Authenticate", `Bearer realm="clickgate"`)
 		a.writeError(rc, errorf(fasthttp.StatusUnauthorized, "missing or wrong bearer token"))
 		return
 	}
-	// Not rc itself: its Done closes when the server shuts down, and a
-	// store call must neither hang nor be cut short by that.
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-	defer cancel()
-	var status int
-	var body any
-	var err error
+	a.serve(rc, func(ctx context.Context) (status int, body any, err error) {
+		return a.route(ctx, rc, path)
+	})
+}
+
+// route dispatches an authorized admin request.
+func (a *API) route(ctx context.Context, rc *fasthttp.RequestCtx, path string) (status int, body any, err error) {
 	method := string(rc.Method())
 	seg := strings.Split(strings.TrimPrefix(path, "/"), "/")
 	switch {
@@ -145,6 +167,16 @@ func (a *API) Handle(rc *fasthttp.RequestCtx) {
 	default:
 		err = errorf(fasthttp.StatusNotFound, "no such endpoint: %s %s", method, path)
 	}
+	return status, body, err
+}
+
+// serve runs one endpoint and writes its answer or its error. The endpoint
+// gets its own bounded context, not rc: rc's Done closes when the server
+// shuts down, and a store call must neither hang nor be cut short by that.
+func (a *API) serve(rc *fasthttp.RequestCtx, endpoint func(ctx context.Context) (int, any, error)) {
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	status, body, err := endpoint(ctx)
 	if err != nil {
 		a.writeError(rc, err)
 		return
@@ -258,6 +290,8 @@ type campaignRequest struct {
 	DedupeWindow          *counter.Duration `json:"dedupe_window"`
 	EligibleCountries     []string          `json:"eligible_countries"`
 	Preview               *counter.Card     `json:"preview"`
+	AttributionWindow     *counter.Duration `json:"attribution_window"`
+	SignupGrace           *counter.Duration `json:"signup_grace"`
 }
 
 func (a *API) putCampaign(ctx context.Context, rc *fasthttp.RequestCtx, id string) (int, any, error) {
@@ -288,6 +322,7 @@ func (a *API) putCampaign(ctx context.Context, rc *fasthttp.RequestCtx, id strin
 			CapCents:              DefaultCapCents,
 			DedupeWindow:          counter.Duration(DefaultDedupeWindow),
 			EligibleCountries:     []string{},
+			AttributionWindow:     counter.Duration(DefaultAttributionWindow),
 		}
 	case err != nil:
 		return 0, nil, err
@@ -306,6 +341,8 @@ func (a *API) putCampaign(ctx context.Context, rc *fasthttp.RequestCtx, id strin
 	set(&c.CapCents, req.CapCents)
 	set(&c.DedupeWindow, req.DedupeWindow)
 	set(&c.Preview, req.Preview)
+	set(&c.AttributionWindow, req.AttributionWindow)
+	set(&c.SignupGrace, req.SignupGrace)
 	if req.EligibleCountries != nil {
 		c.EligibleCountries = []string{}
 		for _, cc := range req.EligibleCountries {
@@ -352,6 +389,10 @@ func validateCampaign(c *counter.Campaign) error {
 		return unprocessable("visit_block_reward_cents must not be negative")
 	case c.CapCents < 0:
 		return unprocessable("cap_cents must not be negative")
+	case c.AttributionWindow <= 0:
+		return unprocessable("attribution_window must be positive")
+	case c.SignupGrace < 0:
+		return unprocessable("signup_grace must not be negative")
 	}
 	// Windows are aligned to UTC days: a window divides a day or is whole days.
 	w := time.Duration(c.DedupeWindow)

@@ -13,9 +13,14 @@ import (
 	"github.com/clickgate/clickgate/counter"
 	"github.com/clickgate/clickgate/counter/boltstore"
 	"github.com/clickgate/clickgate/redirect"
+	"github.com/clickgate/clickgate/redirect/clickid"
 )
 
-const token = "test-token"
+const (
+	token    = "test-token"
+	appKey   = "test-app-key"
+	clickKey = "test-click-key"
+)
 
 type harness struct {
 	api   *API
@@ -40,7 +45,8 @@ func newHarness(t testing.TB) *harness {
 		rec.Stop()
 		store.Close()
 	})
-	api, err := New(Options{Store: store, Table: table, Recorder: rec, Token: token, PublicURL: "https://go.example.com"})
+	api, err := New(Options{Store: store, Table: table, Recorder: rec, Token: token, PublicURL: "https://go.example.com",
+		AppKey: appKey, Clicks: clickid.NewSigner([]byte(clickKey))})
 	if err != nil {
 		t.Fatal(err)
 	}

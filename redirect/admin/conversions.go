@@ -1,0 +1,167 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/clickgate/clickgate/counter"
+	"github.com/clickgate/clickgate/redirect/clickid"
+)
+
+// Conversions: the app's backend reports a signup with the click id it got
+// from the redirect. Authenticated with the app key, never the admin token:
+// either "Authorization: Bearer <app key>", or a signed body,
+// "X-Clickgate-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(app key, t + "." + body)>".
+const (
+	// SignatureTolerance bounds the age of a signed body, against replay.
+	SignatureTolerance = 300 * time.Second
+	// clockSkew tolerates a signup stamped slightly before its click.
+	clockSkew = 5 * time.Minute
+)
+
+type conversionRequest struct {
+	ClickID    string     `json:"click_id"`
+	UserID     string     `json:"user_id"`
+	OccurredAt *time.Time `json:"occurred_at"`
+}
+
+func (a *API) conversion(ctx context.Context, rc *fasthttp.RequestCtx) (int, any, error) {
+	if err := a.appAuthorized(rc); err != nil {
+		return 0, nil, err
+	}
+	var req conversionRequest
+	if err := decode(rc, &req); err != nil {
+		return 0, nil, err
+	}
+	if !validUserID(req.UserID) {
+		return 0, nil, unprocessable("user_id must be 1 to 128 printable ASCII characters")
+	}
+	if req.OccurredAt == nil {
+		return 0, nil, unprocessable("occurred_at is required (RFC 3339)")
+	}
+	at := req.OccurredAt.UTC()
+	claims, err := a.o.Clicks.Parse([]byte(req.ClickID))
+	switch {
+	case errors.Is(err, clickid.ErrForged):
+		return 0, nil, unprocessable("click_id is forged: bad signature")
+	case err != nil:
+		return 0, nil, unprocessable("click_id is malformed")
+	}
+	camp, err := a.o.Store.Campaign(ctx, claims.Campaign)
+	if errors.Is(err, counter.ErrNotFound) {
+		return 0, nil, unprocessable("click_id names campaign %q, which does not exist", claims.Campaign)
+	} else if err != nil {
+		return 0, nil, err
+	}
+	clicked := time.Unix(claims.Time, 0).UTC()
+	if at.Before(clicked.Add(-clockSkew)) {
+		return 0, nil, unprocessable("occurred_at %s is before the click at %s", at.Format(time.RFC3339), clicked.Format(time.RFC3339))
+	}
+	if window := time.Duration(camp.AttributionWindow); at.Sub(clicked) > window {
+		return 0, nil, unprocessable("click_id expired: the click at %s is more than %s before the signup", clicked.Format(time.RFC3339), window)
+	}
+	if at.Before(camp.StartsAt) || at.After(camp.EndsAt.Add(time.Duration(camp.SignupGrace))) {
+		return 0, nil, errorf(fasthttp.StatusConflict, "signup at %s is outside campaign %q", at.Format(time.RFC3339), camp.ID)
+	}
+	cr, err := a.o.Store.Creator(ctx, camp.ID, claims.Creator)
+	if errors.Is(err, counter.ErrNotFound) {
+		return 0, nil, unprocessable("creator %q of the click does not exist in campaign %q", claims.Creator, camp.ID)
+	} else if err != nil {
+		return 0, nil, err
+	}
+	if cr.Status != counter.StatusActive {
+		return 0, nil, unprocessable("creator %q is %s, not active", cr.ID, cr.Status)
+	}
+	created, owner, err := a.o.Store.AttributeSignup(ctx, counter.Conversion{
+		Campaign: camp.ID, Creator: cr.ID, UserID: req.UserID, Day: counter.DayOf(at)})
+	if err != nil {
+		return 0, nil, err
+	}
+	out := map[string]any{"campaign": camp.ID, "creator": owner, "user_id": req.UserID, "duplicate": !created}
+	if !created {
+		// One new user, one reward, whoever the creator.
+		return fasthttp.StatusOK, out, nil
+	}
+	return fasthttp.StatusCreated, out, nil
+}
+
+func validUserID(id string) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x21 || id[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// appAuthorized checks the app key: a signed body when the signature header
+// is present, else the bearer key.
+func (a *API) appAuthorized(rc *fasthttp.RequestCtx) error {
+	if len(a.appKey) == 0 {
+		return errorf(fasthttp.StatusUnauthorized, "conversions are disabled: no app key is configured")
+	}
+	if sig := rc.Request.Header.Peek("X-Clickgate-Signature"); len(sig) > 0 {
+		return checkSignature(a.appKey, sig, rc.PostBody(), time.Now())
+	}
+	auth := rc.Request.Header.Peek("Authorization")
+	ok := len(auth) > 7 && bytes.EqualFold(auth[:7], []byte("bearer "))
+	var tok []byte
+	if ok {
+		tok = auth[7:]
+	}
+	sum, want := sha256.Sum256(tok), sha256.Sum256(a.appKey)
+	if subtle.ConstantTimeCompare(sum[:], want[:]) != 1 || !ok {
+		return errorf(fasthttp.StatusUnauthorized, "missing or wrong app key")
+	}
+	return nil
+}
+
+// checkSignature verifies "t=<unix>,v1=<hex>[,v1=<hex>…]" over body.
+func checkSignature(key, header, body []byte, now time.Time) error {
+	var t int64 = -1
+	var sigs [][]byte
+	for part := range bytes.SplitSeq(header, []byte(",")) {
+		k, v, _ := bytes.Cut(bytes.TrimSpace(part), []byte("="))
+		switch string(k) {
+		case "t":
+			n, err := strconv.ParseInt(string(v), 10, 64)
+			if err != nil {
+				return errorf(fasthttp.StatusUnauthorized, "bad signature header: t is not a Unix time")
+			}
+			t = n
+		case "v1":
+			if s, err := hex.DecodeString(string(v)); err == nil {
+				sigs = append(sigs, s)
+			}
+		}
+	}
+	if t < 0 || len(sigs) == 0 {
+		return errorf(fasthttp.StatusUnauthorized, "bad signature header: want t=<unix seconds>,v1=<hex>")
+	}
+	if d := now.Sub(time.Unix(t, 0)); d > SignatureTolerance || d < -SignatureTolerance {
+		return errorf(fasthttp.StatusUnauthorized, "signature timestamp is outside the %s tolerance", SignatureTolerance)
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write(strconv.AppendInt(nil, t, 10))
+	m.Write([]byte("."))
+	m.Write(body)
+	want := m.Sum(nil)
+	for _, s := range sigs {
+		if hmac.Equal(s, want) {
+			return nil
+		}
+	}
+	return errorf(fasthttp.StatusUnauthorized, "bad signature")
+}
