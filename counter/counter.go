@@ -141,6 +141,11 @@ type Store interface {
 	// in one atomic step. When the user was attributed before, it changes
 	// nothing and returns false with the creator the user belongs to.
 	AttributeSignup(ctx context.Context, c Conversion) (created bool, creator string, err error)
+	// Claim records value under name unless a value is recorded there
+	// already, and returns the recorded value: value itself when the claim
+	// is new or repeated. The flusher claims the store for its ledger, so
+	// that no second ledger is ever paid from the same counters.
+	Claim(ctx context.Context, name, value string) (string, error)
 
 	Close() error
 }

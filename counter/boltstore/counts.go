@@ -298,3 +298,21 @@ func (s *Store) AttributeSignup(ctx context.Context, su counter.Conversion) (boo
 	}
 	return created, owner, nil
 }
+
+// Claim records value under name in the meta bucket unless one is there.
+func (s *Store) Claim(ctx context.Context, name, value string) (string, error) {
+	key := []byte("claim:" + name)
+	owner := value
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get(key); v != nil {
+			owner = string(v)
+			return nil
+		}
+		return meta.Put(key, []byte(value))
+	})
+	if err != nil {
+		return "", fmt.Errorf("cannot claim %q: %w", name, err)
+	}
+	return owner, nil
+}

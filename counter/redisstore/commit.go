@@ -343,3 +343,16 @@ func (s *Store) AttributeSignup(ctx context.Context, su counter.Conversion) (boo
 	owner, _ := res[1].(string)
 	return created == 1, owner, nil
 }
+
+// Claim records value under name with SET NX, then reads what is recorded.
+func (s *Store) Claim(ctx context.Context, name, value string) (string, error) {
+	key := s.prefix + ":{catalog}:claim:" + name
+	if err := s.rdb.SetNX(ctx, key, value, 0).Err(); err != nil {
+		return "", fmt.Errorf("cannot claim %q: %w", name, storeErr(err))
+	}
+	owner, err := s.rdb.Get(ctx, key).Result()
+	if err != nil {
+		return "", fmt.Errorf("cannot read claim %q: %w", name, storeErr(err))
+	}
+	return owner, nil
+}

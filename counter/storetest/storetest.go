@@ -31,6 +31,7 @@ func Run(t *testing.T, fresh func(t *testing.T) Opener) {
 		{"ConcurrentCommits", testConcurrentCommits},
 		{"MarkOnly", testMarkOnly},
 		{"Signups", testSignups},
+		{"Claim", testClaim},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.f(t, fresh(t)) })
@@ -397,4 +398,26 @@ func testSignups(t *testing.T, open Opener) {
 	if got := total(t, s, "c1", "bob"); got[counter.Signup] != 1 {
 		t.Fatalf("unexpected counts for bob; got %+v; want signups=1", got)
 	}
+}
+
+func testClaim(t *testing.T, open Opener) {
+	ctx := context.Background()
+	p := Params(t)
+	s, err := open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := func(s counter.Store, value, want string) {
+		t.Helper()
+		got, err := s.Claim(ctx, "flusher", value)
+		if err != nil || got != want {
+			t.Fatalf("unexpected claim by %q; got %q, %v; want %q", value, got, err, want)
+		}
+	}
+	f(s, "ledger-a", "ledger-a")
+	f(s, "ledger-a", "ledger-a") // repeated
+	f(s, "ledger-b", "ledger-a") // refused: the first claim stands
+	s.Close()
+	s = mustOpen(t, open, p)
+	f(s, "ledger-b", "ledger-a") // and survives a restart
 }
