@@ -48,6 +48,7 @@ type output struct {
 type check struct {
 	lit       string   // lowercase
 	spellings []string // nil: ignore case
+	notAfter  string   // lowercase; must not come just before lit
 	prefix    int
 	mask      uint8
 	confirm   uint64
@@ -66,6 +67,7 @@ type automaton struct {
 type entry struct {
 	lit       string   // lowercase
 	spellings []string // the exact spellings of a case-sensitive literal
+	notAfter  string   // lowercase; must not come just before lit
 	mask      uint8
 	confirm   uint64
 }
@@ -156,7 +158,7 @@ func buildAutomaton(entries []entry) (*automaton, error) {
 			}
 			n = next
 		}
-		exact := p == len(e.lit) && e.spellings == nil
+		exact := p == len(e.lit) && e.spellings == nil && e.notAfter == ""
 		for i := 0; i < p; i++ {
 			exact = exact && exactClass(e.lit[i])
 		}
@@ -165,12 +167,12 @@ func buildAutomaton(entries []entry) (*automaton, error) {
 			outs[n].confirm |= e.confirm
 			continue
 		}
-		key := fmt.Sprintf("%t/%d/%d/%s", e.spellings != nil, e.mask, e.confirm, e.lit)
+		key := fmt.Sprintf("%t/%d/%d/%q/%s", e.spellings != nil, e.mask, e.confirm, e.notAfter, e.lit)
 		i, ok := checkOf[key]
 		if !ok {
 			i = uint32(len(a.checks))
 			checkOf[key] = i
-			a.checks = append(a.checks, check{lit: e.lit, prefix: p, mask: e.mask, confirm: e.confirm})
+			a.checks = append(a.checks, check{lit: e.lit, notAfter: e.notAfter, prefix: p, mask: e.mask, confirm: e.confirm})
 			checks[n] = append(checks[n], i)
 		}
 		if e.spellings != nil {
@@ -211,11 +213,14 @@ func buildAutomaton(entries []entry) (*automaton, error) {
 		}
 	}
 
-	// Number the states without output first.
+	// Number the states without output first, each group breadth-first:
+	// the shallow states, where most bytes leave the automaton, then share
+	// cache lines and pages.
 	number := make([]uint16, nodes)
 	next := 0
+	bfs := append([]int32{0}, order...)
 	for pass := 0; pass < 2; pass++ {
-		for u := 0; u < nodes; u++ {
+		for _, u := range bfs {
 			hasOut := outs[u] != output{} || len(checks[u]) > 0
 			if hasOut == (pass == 1) {
 				number[u] = uint16(next)
@@ -255,6 +260,9 @@ func (a *automaton) runChecks(ua []byte, end int, o *output) (mask uint8, confir
 		c := &a.checks[i]
 		start := end - c.prefix
 		if start < 0 || start+len(c.lit) > len(ua) {
+			continue
+		}
+		if k := len(c.notAfter); k > 0 && start >= k && equalFoldASCII(ua[start-k:start], c.notAfter) {
 			continue
 		}
 		if got := ua[start : start+len(c.lit)]; c.spellings == nil && equalFoldASCII(got, c.lit) || c.spellings != nil && spelled(got, c.spellings) {

@@ -250,6 +250,8 @@ func TestFoldASCII(t *testing.T) {
 	f(`(^|[^u]|[^c]u)bot\b`, "ExampleBOT/1", true)
 	f(`(^|[^u]|[^c]u)bot\b`, "CUBOT P30", false)
 	f(`(^|[^u]|[^c]u)bot\b`, "cubot p30", false)
+	f(`[^a-z]xyz`, "Axyz", false)
+	f(`[^a-z]xyz`, "-XYZ", true)
 	f(`^kurl/`, "\u212aurl/", false) // Kelvin sign: no Unicode folding
 }
 
@@ -282,6 +284,8 @@ var referenceOnce = sync.OnceValue(func() *reference {
 		re := regexp.MustCompile(c.Pattern)
 		r.bot = append(r.bot, func(ua, _ []byte) bool { return re.Match(ua) })
 	}
+	botWord := regexp.MustCompile(`(^|[^u]|[^c]u)bot[/;), ,:(-]`)
+	r.bot = append(r.bot, func(_, low []byte) bool { return botWord.Match(low) })
 	return r
 })
 
