@@ -27,6 +27,9 @@ Usage:
   clickgate links create --campaign C --creator ID --default URL [flags]
   clickgate links get CODE
   clickgate stats --campaign C --creator ID [--by day]
+  clickgate flush --redis URL --click-secret S [--ledger DIR]
+                                               flush a Redis store's totals into the ledger once
+  clickgate ledger verify [--ledger DIR]       check every record, the chain and the totals
   clickgate version
 
 Every flag has an environment fallback: --admin-token is CLICKGATE_ADMIN_TOKEN.
@@ -50,6 +53,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
 		err = serve(ctx, rest, stderr)
+	case "flush":
+		err = flushCmd(ctx, rest, stdout, stderr)
+	case "ledger":
+		err = ledgerCmd(rest, stdout, stderr)
 	case "campaigns", "creators", "links", "stats":
 		err = client(ctx, cmd, rest, stdout, stderr)
 	case "version":

@@ -18,8 +18,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/clickgate/clickgate/counter"
-	"github.com/clickgate/clickgate/counter/boltstore"
-	"github.com/clickgate/clickgate/counter/redisstore"
 	"github.com/clickgate/clickgate/redirect"
 	"github.com/clickgate/clickgate/redirect/admin"
 )
@@ -31,12 +29,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	adminToken := fs.String("admin-token", "", "bearer token of the admin API; when empty, generated and kept in DATA/admin-token")
 	appKey := fs.String("app-key", "", "key of the app backend for POST /v1/conversions (bearer or signature), separate from the admin token; when empty, generated and kept in DATA/app-key")
 	publicURL := fs.String("public-url", "", "base URL of the links, e.g. https://go.example.com (default http://localhost:PORT of --listen)")
-	redisURL := fs.String("redis", "", "Redis URL, redis://[user:pass@]host:port/db or rediss:// for TLS; when empty, the embedded store under --data")
-	dataDir := fs.String("data", "./data", "data directory: the embedded store, and the generated secret and token")
-	clickSecret := fs.String("click-secret", "", "secret that keys click ids and visitor keys (at least 32 bytes); when empty, generated and kept in DATA/click-secret (embedded store only: nodes sharing Redis must share it)")
+	sf := addStoreFlags(fs)
+	dataDir := sf.data
+	ledgerDir := fs.String("ledger", "", "ledger directory the flusher appends to (default DATA/ledger)")
+	flushInterval := fs.Duration("flush-interval", time.Minute, "how often counters are flushed to the ledger; 0 turns the flusher off (run clickgate flush instead)")
 	commitTimeout := fs.Duration("commit-timeout", 250*time.Millisecond, "how long a click waits for its batch to commit before it is redirected anyway")
-	dedupeExpected := fs.Uint64("dedupe-expected", 1_000_000, "expected unique visitors per campaign per dedupe window (sizes the Bloom filters)")
-	dedupeFP := fs.Float64("dedupe-fp", 0.001, "Bloom filter false-positive rate (a false positive is a visit wrongly counted as duplicate)")
 	pollInterval := fs.Duration("poll-interval", 250*time.Millisecond, "how often the link table checks the store for changes made by other nodes")
 	trusted := fs.String("trusted-proxies", "", "comma-separated CIDRs or addresses of proxies whose X-Forwarded-For is believed (default: none, the socket peer is the client)")
 	velocityMax := fs.Int("velocity-max", redirect.DefaultVelocityMax, "clicks allowed per client network (IPv4 address, IPv6 /64) per --velocity-window; more are not paid")
@@ -56,23 +53,6 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if *velocityMax < 1 || *velocityMax > 65534 || *velocityWindow < time.Second {
 		return usageError("--velocity-max must be 1 to 65534 and --velocity-window at least 1s")
 	}
-	params, err := counter.NewDedupeParams(*dedupeExpected, *dedupeFP)
-	if err != nil {
-		return usageError("dedupe sizing: %s", err)
-	}
-	// Trimmed: a secret read from a file with a newline must key the same.
-	secret := []byte(strings.TrimSpace(*clickSecret))
-	if len(secret) == 0 {
-		if *redisURL != "" {
-			return usageError("--click-secret is required with --redis: every node sharing the store must use the same one")
-		}
-		if secret, err = loadOrCreateSecret(*dataDir, "click-secret", log); err != nil {
-			return err
-		}
-	} else if len(secret) < 32 {
-		return usageError("--click-secret must be at least 32 bytes")
-	}
-	params.Keying = redirect.KeyingFingerprint(secret)
 	token, err := secretOrFile(*adminToken, *dataDir, "admin-token", log)
 	if err != nil {
 		return err
@@ -82,17 +62,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 
-	var store counter.Store
-	if *redisURL != "" {
-		store, err = redisstore.Open(ctx, redisstore.Options{URL: *redisURL, Params: params})
-	} else {
-		store, err = boltstore.Open(filepath.Join(*dataDir, "store"), params)
-	}
-	if errors.Is(err, counter.ErrParamsMismatch) {
-		return fmt.Errorf("cannot open store: %w; every node and every restart must use the same --dedupe-expected, --dedupe-fp and --click-secret", err)
-	}
+	store, params, secret, err := sf.open(ctx, log)
 	if err != nil {
-		return fmt.Errorf("cannot open store: %w", err)
+		return err
 	}
 	defer store.Close()
 
@@ -105,6 +77,22 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	rec := counter.NewRecorder(counter.RecorderOptions{Store: store, Params: params, CommitTimeout: *commitTimeout, Logger: log})
 	rec.Start()
 	defer rec.Stop()
+
+	if *flushInterval > 0 {
+		f, err := startFlusher(ctx, store, ledgerPath(*ledgerDir, *dataDir), *flushInterval, log)
+		switch {
+		case errors.Is(err, errOtherLedger):
+			// Several nodes share a Redis store; the one whose ledger
+			// owns it flushes.
+			log.Info("not flushing: another node's ledger flushes this store", "err", err)
+		case err != nil:
+			return err
+		default:
+			// Stopped after the recorder (deferred before it): the last
+			// flush sees every committed visit.
+			defer f.stop()
+		}
+	}
 
 	pubLn, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -151,7 +139,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	go func() { errc <- pub.Serve(pubLn) }()
 	go func() { errc <- adm.Serve(admLn) }()
 	log.Info("clickgate serving", "version", version, "public", pubLn.Addr().String(), "admin", admLn.Addr().String(),
-		"public_url", *publicURL, "store", storeName(*redisURL), "dedupe", params.String(), "links", table.Len())
+		"public_url", *publicURL, "store", storeName(*sf.redis), "dedupe", params.String(), "links", table.Len())
 
 	select {
 	case <-ctx.Done():

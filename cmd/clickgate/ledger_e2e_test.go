@@ -1,0 +1,273 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/clickgate/clickgate/counter/redisstore/redistest"
+)
+
+// traffic keeps clicking the links and converting some clicks into signups
+// until stop is closed; it tolerates a node that is down.
+type traffic struct {
+	stop   chan struct{}
+	done   sync.WaitGroup
+	clicks atomic.Int64
+	signup atomic.Int64
+}
+
+func startTraffic(p *proc, codes []string, appKey string) *traffic {
+	tr := &traffic{stop: make(chan struct{})}
+	for w := range 4 {
+		tr.done.Add(1)
+		go func() {
+			defer tr.done.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-tr.stop:
+					return
+				default:
+				}
+				c := newClicker(fmt.Sprintf("127.1.%d.%d", w, 1+i%250))
+				resp, err := c.request(p, "GET", codes[i%len(codes)], "User-Agent", e2eChrome)
+				if err != nil || resp.StatusCode != 302 {
+					time.Sleep(5 * time.Millisecond) // the node is restarting
+					continue
+				}
+				tr.clicks.Add(1)
+				if i%7 != 0 {
+					continue
+				}
+				loc, _ := url.Parse(resp.Header.Get("Location"))
+				body, _ := json.Marshal(map[string]any{"click_id": loc.Query().Get("cg_click"),
+					"user_id": fmt.Sprintf("user-%d-%d", w, i), "occurred_at": time.Now().UTC()})
+				req, _ := http.NewRequest("POST", "http://"+p.admin+"/v1/conversions", bytes.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+appKey)
+				if r, err := http.DefaultClient.Do(req); err == nil {
+					if r.StatusCode == 201 {
+						tr.signup.Add(1)
+					}
+					r.Body.Close()
+				}
+			}
+		}()
+	}
+	return tr
+}
+
+func (tr *traffic) halt() {
+	close(tr.stop)
+	tr.done.Wait()
+}
+
+// ledgerRecords reads the ledger's records as JSON.
+func ledgerRecords(t *testing.T, dir string) []map[string]any {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, "ledger.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var recs []map[string]any
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 16<<20)
+	for sc.Scan() {
+		var r map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("ledger line is not JSON: %s", err)
+		}
+		recs = append(recs, r)
+	}
+	return recs
+}
+
+// checkLedger verifies the ledger with the binary, checks that no batch
+// appears twice (seqs contiguous, and a creator's totals strictly rise from
+// one batch that names it to the next), and that its final totals equal the
+// store's for every creator.
+func checkLedger(t *testing.T, dir string, p *proc, creators []string) {
+	t.Helper()
+	out, err := exec.Command(binary, "ledger", "verify", "--ledger", dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ledger verify failed: %s\n%s", err, out)
+	}
+	var rep struct {
+		Records int
+		Totals  []struct {
+			Campaign, Creator  string
+			Qualified, Signups int64
+		}
+	}
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("cannot read ledger verify output %q: %s", out, err)
+	}
+	last := map[string][2]float64{}
+	for i, r := range ledgerRecords(t, dir) {
+		if r["seq"] != float64(i+1) {
+			t.Fatalf("unexpected seq %v at record %d", r["seq"], i+1)
+		}
+		for _, e := range r["entries"].([]any) {
+			e := e.(map[string]any)
+			k := e["campaign"].(string) + "/" + e["creator"].(string)
+			prev, q, s := last[k], e["qualified"].(float64), e["signups"].(float64)
+			if q < prev[0] || s < prev[1] || (q == prev[0] && s == prev[1]) {
+				t.Fatalf("record %d repeats or lowers %s: %v after %v", i+1, k, e, prev)
+			}
+			last[k] = [2]float64{q, s}
+		}
+	}
+	if rep.Records == 0 {
+		t.Fatalf("empty ledger")
+	}
+	for _, cr := range creators {
+		st := p.mustCall(t, "GET", "/v1/creators/"+cr+"/stats?campaign=spring", nil, 200)
+		var got [2]int64
+		for _, tot := range rep.Totals {
+			if tot.Campaign == "spring" && tot.Creator == cr {
+				got = [2]int64{tot.Qualified, tot.Signups}
+			}
+		}
+		if want := [2]int64{int64(st["qualified"].(float64)), int64(st["signups"].(float64))}; got != want {
+			t.Fatalf("ledger totals of %s differ from the store; got qualified, signups %v; want %v", cr, got, want)
+		}
+		if got[0] == 0 {
+			t.Fatalf("creator %s has no qualified visits: the test proved nothing", cr)
+		}
+	}
+}
+
+// seedCreators adds bob with a link next to setup's alice.
+func seedCreators(t *testing.T, p *proc) []string {
+	codes := []string{p.setup(t)}
+	p.mustCall(t, "PUT", "/v1/creators/bob", map[string]any{"campaign": "spring", "country": "US"}, 201)
+	out := p.mustCall(t, "POST", "/v1/links", map[string]any{"campaign": "spring", "creator": "bob",
+		"destinations": map[string]string{"default": "https://app.example.com/join"}}, 201)
+	return append(codes, out["code"].(string))
+}
+
+func TestFlushCrashRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	data := t.TempDir()
+	p := startServe(t, data, "--redis", srv.URL(0), "--click-secret", e2eSecret, "--flush-interval", "0")
+	codes := seedCreators(t, p)
+	tr := startTraffic(p, codes, readFile(t, filepath.Join(data, "app-key")))
+	ledgerDir := t.TempDir()
+	flush := func() *exec.Cmd {
+		return exec.Command(binary, "flush", "--redis", srv.URL(0), "--click-secret", e2eSecret, "--ledger", ledgerDir, "--data", data)
+	}
+	for i := range 60 {
+		cmd := flush()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Random points: before the store is read, during, while writing.
+		time.Sleep(time.Duration(rand.IntN(40_000)) * time.Microsecond)
+		cmd.Process.Kill()
+		cmd.Wait()
+		if i%10 == 9 {
+			// Some flushes complete, so there is a chain to tear.
+			if out, err := flush().CombinedOutput(); err != nil {
+				t.Fatalf("flush after %d kills failed: %s\n%s", i+1, err, out)
+			}
+		}
+	}
+	tr.halt()
+	if out, err := flush().CombinedOutput(); err != nil {
+		t.Fatalf("clean flush failed: %s\n%s", err, out)
+	}
+	t.Logf("%d clicks, %d signups during 60 kills", tr.clicks.Load(), tr.signup.Load())
+	if tr.signup.Load() == 0 {
+		t.Fatalf("no signups were attributed: the test proved nothing about them")
+	}
+	checkLedger(t, ledgerDir, p, []string{"alice", "bob"})
+}
+
+func TestFlushCrashEmbedded(t *testing.T) {
+	data := t.TempDir()
+	p := startServe(t, data, "--flush-interval", "10ms")
+	codes := seedCreators(t, p)
+	app := readFile(t, filepath.Join(data, "app-key"))
+	var signups int64
+	for range 50 {
+		tr := startTraffic(p, codes, app)
+		time.Sleep(time.Duration(20+rand.IntN(60)) * time.Millisecond)
+		p.cmd.Process.Kill()
+		<-p.exited
+		tr.halt()
+		signups += tr.signup.Load()
+		p = startServe(t, data, "--flush-interval", "10ms")
+	}
+	if signups == 0 {
+		t.Fatalf("no signups were attributed: the test proved nothing about them")
+	}
+	// Stats first (they flush the tallies), then a clean stop: its last
+	// flush writes the final totals.
+	want := map[string]map[string]any{}
+	for _, cr := range []string{"alice", "bob"} {
+		want[cr] = p.mustCall(t, "GET", "/v1/creators/"+cr+"/stats?campaign=spring", nil, 200)
+	}
+	p.stop(t)
+	p = startServe(t, data, "--flush-interval", "0")
+	checkLedger(t, filepath.Join(data, "ledger"), p, []string{"alice", "bob"})
+	for _, cr := range []string{"alice", "bob"} {
+		got := p.mustCall(t, "GET", "/v1/creators/"+cr+"/stats?campaign=spring", nil, 200)
+		if got["qualified"] != want[cr]["qualified"] || got["signups"] != want[cr]["signups"] {
+			t.Fatalf("unexpected stats of %s after the clean stop; got %v; want %v", cr, got, want[cr])
+		}
+	}
+}
+
+func TestTornLedgerTail(t *testing.T) {
+	srv := redistest.Start(t)
+	data := t.TempDir()
+	p := startServe(t, data, "--redis", srv.URL(0), "--click-secret", e2eSecret, "--flush-interval", "0")
+	codes := seedCreators(t, p)
+	ledgerDir := t.TempDir()
+	flush := func() (string, error) {
+		out, err := exec.Command(binary, "flush", "--redis", srv.URL(0), "--click-secret", e2eSecret, "--ledger", ledgerDir, "--data", data).CombinedOutput()
+		return string(out), err
+	}
+	for round := range 3 {
+		for i := range 5 {
+			if err := newClicker(fmt.Sprintf("127.2.%d.%d", round, i+1)).click(p, codes[0]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if out, err := flush(); err != nil {
+			t.Fatalf("flush failed: %s\n%s", err, out)
+		}
+	}
+	path := filepath.Join(ledgerDir, "ledger.jsonl")
+	before := ledgerRecords(t, ledgerDir)
+	fi, _ := os.Stat(path)
+	if err := os.Truncate(path, fi.Size()-7); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(binary, "ledger", "verify", "--ledger", ledgerDir).CombinedOutput(); err == nil {
+		t.Fatalf("ledger verify passed a torn tail:\n%s", out)
+	}
+	out, err := flush()
+	if err != nil || !strings.Contains(out, "torn tail") {
+		t.Fatalf("flush did not repair the torn tail: %v\n%s", err, out)
+	}
+	after := ledgerRecords(t, ledgerDir)
+	// The torn batch is written again, once, with the same seq.
+	if len(after) != len(before) || after[len(after)-1]["seq"] != before[len(before)-1]["seq"] {
+		t.Fatalf("unexpected records after repair; got %d, last seq %v; want %d, last seq %v",
+			len(after), after[len(after)-1]["seq"], len(before), before[len(before)-1]["seq"])
+	}
+	checkLedger(t, ledgerDir, p, []string{"alice"})
+}

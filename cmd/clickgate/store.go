@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+
+	"github.com/clickgate/clickgate/counter"
+	"github.com/clickgate/clickgate/counter/boltstore"
+	"github.com/clickgate/clickgate/counter/redisstore"
+	"github.com/clickgate/clickgate/redirect"
+)
+
+// storeFlags are the flags that open the store; serve and flush share them,
+// so both open it with the same dedupe parameters.
+type storeFlags struct {
+	redis, data, secret *string
+	expected            *uint64
+	fp                  *float64
+}
+
+func addStoreFlags(fs *flag.FlagSet) *storeFlags {
+	return &storeFlags{
+		redis:    fs.String("redis", "", "Redis URL, redis://[user:pass@]host:port/db or rediss:// for TLS; when empty, the embedded store under --data"),
+		data:     fs.String("data", "./data", "data directory: the embedded store, the ledger, and the generated secrets"),
+		secret:   fs.String("click-secret", "", "secret that keys click ids and visitor keys (at least 32 bytes); when empty, generated and kept in DATA/click-secret (embedded store only: nodes sharing Redis must share it)"),
+		expected: fs.Uint64("dedupe-expected", 1_000_000, "expected unique visitors per campaign per dedupe window (sizes the Bloom filters)"),
+		fp:       fs.Float64("dedupe-fp", 0.001, "Bloom filter false-positive rate (a false positive is a visit wrongly counted as duplicate)"),
+	}
+}
+
+// open opens the store and returns it with its dedupe parameters and the
+// click secret.
+func (f *storeFlags) open(ctx context.Context, log *slog.Logger) (counter.Store, counter.DedupeParams, []byte, error) {
+	params, err := counter.NewDedupeParams(*f.expected, *f.fp)
+	if err != nil {
+		return nil, params, nil, usageError("dedupe sizing: %s", err)
+	}
+	// Trimmed: a secret read from a file with a newline must key the same.
+	secret := []byte(strings.TrimSpace(*f.secret))
+	switch {
+	case len(secret) == 0 && *f.redis != "":
+		return nil, params, nil, usageError("--click-secret is required with --redis: every node sharing the store must use the same one")
+	case len(secret) == 0:
+		if secret, err = loadOrCreateSecret(*f.data, "click-secret", log); err != nil {
+			return nil, params, nil, err
+		}
+	case len(secret) < 32:
+		return nil, params, nil, usageError("--click-secret must be at least 32 bytes")
+	}
+	params.Keying = redirect.KeyingFingerprint(secret)
+	var store counter.Store
+	if *f.redis != "" {
+		store, err = redisstore.Open(ctx, redisstore.Options{URL: *f.redis, Params: params})
+	} else {
+		store, err = boltstore.Open(filepath.Join(*f.data, "store"), params)
+	}
+	if errors.Is(err, counter.ErrParamsMismatch) {
+		return nil, params, nil, fmt.Errorf("cannot open store: %w; every node and every restart must use the same --dedupe-expected, --dedupe-fp and --click-secret", err)
+	}
+	if err != nil {
+		return nil, params, nil, fmt.Errorf("cannot open store: %w", err)
+	}
+	return store, params, secret, nil
+}

@@ -1,0 +1,55 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/clickgate/clickgate/counter"
+)
+
+// FlushResult is what one Flush wrote and what it noticed.
+type FlushResult struct {
+	Batch Batch // Seq 0 when nothing changed and nothing was written
+	// Behind lists creators whose store totals are below the ledger's,
+	// as when Redis lost its last second of writes. The ledger keeps its
+	// higher totals: it never takes back what it recorded.
+	Behind []Key
+}
+
+// Flush moves every creator's cumulative totals (qualified visits and
+// signups) from the store into the ledger as one batch. The batch is one
+// record, fsynced before Flush returns: a crash before that leaves nothing
+// (or a torn tail that Open truncates), so a later Flush writes it again,
+// once. Totals are cumulative, so a repeated flush cannot double count.
+func Flush(ctx context.Context, s counter.Store, l *Ledger, now time.Time) (FlushResult, error) {
+	var res FlushResult
+	cat, err := s.Catalog(ctx)
+	if err != nil {
+		return res, fmt.Errorf("cannot read the catalog: %w", err)
+	}
+	old := l.Totals()
+	var entries []Entry
+	for _, c := range cat.Creators {
+		days, err := s.Stats(ctx, c.Campaign, c.ID)
+		if err != nil {
+			return res, fmt.Errorf("cannot read the totals of creator %q in campaign %q: %w", c.ID, c.Campaign, err)
+		}
+		t := counter.Total(days)
+		k := Key{c.Campaign, c.ID}
+		e := Entry{Campaign: c.Campaign, Creator: c.ID, Qualified: t[counter.Qualified], Signups: t[counter.Signup]}
+		o := old[k]
+		if e.Qualified < o.Qualified || e.Signups < o.Signups {
+			res.Behind = append(res.Behind, k)
+			e.Qualified, e.Signups = max(e.Qualified, o.Qualified), max(e.Signups, o.Signups)
+		}
+		if e.Qualified != o.Qualified || e.Signups != o.Signups {
+			entries = append(entries, e)
+		}
+	}
+	if len(entries) == 0 {
+		return res, nil
+	}
+	res.Batch, err = l.Append(Batch{At: now.UTC(), Entries: entries})
+	return res, err
+}

@@ -1,0 +1,224 @@
+package ledger
+
+import (
+	"bytes"
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"strconv"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// FileName is the name of the ledger file inside its directory.
+const FileName = "ledger.jsonl"
+
+// MaxIDLen is the longest campaign or creator id a record may hold, in bytes.
+const MaxIDLen = 256
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// body is the canonical body of a record: the bytes that len and crc32c
+// cover. Its field order is the order of the keys in the file.
+type body struct {
+	Seq     uint64    `json:"seq"`
+	At      time.Time `json:"at"`
+	Entries []Entry   `json:"entries"`
+	Prev    string    `json:"prev"`
+}
+
+const (
+	lenKey = `,"len":`
+	crcKey = `,"crc32c":"`
+)
+
+// encodeBody returns the canonical JSON of b: encoding/json with HTML
+// escaping off, no insignificant white space.
+func encodeBody(b *body) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(b); err != nil {
+		return nil, err
+	}
+	p := buf.Bytes()
+	return p[:len(p)-1], nil // Encode ends the value with '\n'
+}
+
+// appendLine appends the record line of body (ending with '\n') to dst:
+// body without its closing brace, then the len and crc32c members.
+func appendLine(dst, body []byte) []byte {
+	if len(body) < 2 || body[len(body)-1] != '}' {
+		panic("BUG: a record body must be a JSON object")
+	}
+	dst = append(dst, body[:len(body)-1]...)
+	dst = append(dst, lenKey...)
+	dst = strconv.AppendInt(dst, int64(len(body)), 10)
+	dst = append(dst, crcKey...)
+	var sum [4]byte
+	crc := crc32.Checksum(body, castagnoli)
+	sum[0], sum[1], sum[2], sum[3] = byte(crc>>24), byte(crc>>16), byte(crc>>8), byte(crc)
+	dst = hex.AppendEncode(dst, sum[:])
+	return append(dst, "\"}\n"...)
+}
+
+// frame checks the framing of line (without its '\n'): the len and crc32c
+// members, and that the body is JSON of a record. Failing it is what a torn
+// write looks like.
+func frame(line []byte) (*body, []byte, error) {
+	i := bytes.LastIndex(line, []byte(lenKey))
+	if i < 0 {
+		return nil, nil, errors.New(`no "len" member`)
+	}
+	rest := line[i+len(lenKey):]
+	j := 0
+	for j < len(rest) && '0' <= rest[j] && rest[j] <= '9' {
+		j++
+	}
+	if j == 0 || j > 12 || (j > 1 && rest[0] == '0') {
+		return nil, nil, errors.New(`malformed "len" member`)
+	}
+	n, _ := strconv.ParseInt(string(rest[:j]), 10, 64)
+	rest = rest[j:]
+	if !bytes.HasPrefix(rest, []byte(crcKey)) || len(rest) != len(crcKey)+8+2 || string(rest[len(crcKey)+8:]) != `"}` {
+		return nil, nil, errors.New(`malformed "crc32c" member or data after it`)
+	}
+	hexSum := rest[len(crcKey) : len(crcKey)+8]
+	for _, c := range hexSum {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return nil, nil, fmt.Errorf(`malformed "crc32c" %q`, hexSum)
+		}
+	}
+	if n != int64(i+1) {
+		return nil, nil, fmt.Errorf("length mismatch: len is %d, the body is %d bytes", n, i+1)
+	}
+	raw := make([]byte, i+1)
+	copy(raw, line[:i])
+	raw[i] = '}'
+	want, _ := strconv.ParseUint(string(hexSum), 16, 32)
+	if got := crc32.Checksum(raw, castagnoli); got != uint32(want) {
+		return nil, nil, fmt.Errorf("crc32c mismatch: recorded %s, computed %08x", hexSum, got)
+	}
+	var b body
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&b); err != nil {
+		return nil, nil, fmt.Errorf("invalid JSON body: %w", err)
+	}
+	return &b, raw, nil
+}
+
+// checkBody checks what a well-framed record must hold on its own: a valid
+// batch, in the canonical form that Append writes.
+func checkBody(b *body, raw []byte) error {
+	if err := checkBatch(b.At, b.Entries); err != nil {
+		return err
+	}
+	canon, err := encodeBody(b)
+	if err != nil {
+		return fmt.Errorf("cannot re-encode the body: %w", err)
+	}
+	if !bytes.Equal(canon, raw) {
+		return errors.New("body is not in canonical form")
+	}
+	return nil
+}
+
+// checkBatch checks the time and the entries of a batch. The entries must be
+// sorted; see sortEntries.
+func checkBatch(at time.Time, entries []Entry) error {
+	if at.IsZero() {
+		return errors.New("batch time is not set")
+	}
+	if _, off := at.Zone(); off != 0 {
+		return fmt.Errorf("batch time %s is not UTC", at.Format(time.RFC3339Nano))
+	}
+	if y := at.Year(); y < 1 || y > 9999 {
+		return fmt.Errorf("batch time %s is out of range", at.Format(time.RFC3339Nano))
+	}
+	if len(entries) == 0 {
+		return errors.New("batch has no entries")
+	}
+	for i := range entries {
+		e := &entries[i]
+		if err := checkID("campaign", e.Campaign); err != nil {
+			return err
+		}
+		if err := checkID("creator", e.Creator); err != nil {
+			return err
+		}
+		if e.Qualified < 0 || e.Signups < 0 {
+			return fmt.Errorf("negative total for creator %q in campaign %q: qualified %d, signups %d",
+				e.Creator, e.Campaign, e.Qualified, e.Signups)
+		}
+		if i > 0 {
+			switch c := compareEntries(entries[i-1], *e); {
+			case c == 0:
+				return fmt.Errorf("creator %q in campaign %q appears twice", e.Creator, e.Campaign)
+			case c > 0:
+				return fmt.Errorf("entries are not sorted by campaign and creator at %q/%q", e.Campaign, e.Creator)
+			}
+		}
+	}
+	return nil
+}
+
+func checkID(kind, id string) error {
+	if id == "" {
+		return fmt.Errorf("%s id is empty", kind)
+	}
+	if len(id) > MaxIDLen {
+		return fmt.Errorf("%s id %q is longer than %d bytes", kind, id, MaxIDLen)
+	}
+	if !utf8.ValidString(id) {
+		return fmt.Errorf("%s id %q is not valid UTF-8", kind, id)
+	}
+	for _, r := range id {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("%s id %q contains a control character", kind, id)
+		}
+	}
+	return nil
+}
+
+func compareEntries(a, b Entry) int {
+	if c := cmp.Compare(a.Campaign, b.Campaign); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Creator, b.Creator)
+}
+
+// checkTotals reports an entry whose totals are below the current ones.
+func checkTotals(totals map[Key]Entry, entries []Entry) error {
+	for _, e := range entries {
+		old, ok := totals[Key{e.Campaign, e.Creator}]
+		if ok && (e.Qualified < old.Qualified || e.Signups < old.Signups) {
+			return fmt.Errorf("totals of creator %q in campaign %q would decrease: qualified %d -> %d, signups %d -> %d",
+				e.Creator, e.Campaign, old.Qualified, e.Qualified, old.Signups, e.Signups)
+		}
+	}
+	return nil
+}
+
+func hashLine(line []byte) [sha256.Size]byte { return sha256.Sum256(line) }
+
+// lineSeq returns the seq written at the start of a line that may be
+// damaged, or 0: only for naming a bad record in an error.
+func lineSeq(line []byte) uint64 {
+	const prefix = `{"seq":`
+	if !bytes.HasPrefix(line, []byte(prefix)) {
+		return 0
+	}
+	line = line[len(prefix):]
+	j := 0
+	for j < len(line) && j < 20 && '0' <= line[j] && line[j] <= '9' {
+		j++
+	}
+	n, _ := strconv.ParseUint(string(line[:j]), 10, 64)
+	return n
+}
