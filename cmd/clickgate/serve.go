@@ -109,7 +109,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	h := redirect.New(redirect.Options{Table: table, Recorder: rec, Secret: secret, PublicURL: *publicURL, TrustedProxies: proxies,
 		Velocity: redirect.NewVelocity(redirect.VelocityOptions{Max: *velocityMax, Window: *velocityWindow})})
 	api, err := admin.New(admin.Options{Store: store, Table: table, Recorder: rec, Token: token, AppKey: app,
-		Clicks: h.Signer(), PublicURL: *publicURL, Logger: log})
+		Clicks: h.Signer(), Ledger: ledgerPath(*ledgerDir, *dataDir), PublicURL: *publicURL, Logger: log})
 	if err != nil {
 		pubLn.Close()
 		admLn.Close()

@@ -37,6 +37,9 @@ type Options struct {
 	AppKey string
 	// Clicks verifies click ids. Required for conversions.
 	Clicks *clickid.Signer
+	// Ledger is the ledger directory payouts are computed from.
+	// default: none, payouts are 404
+	Ledger string
 	// PublicURL is the base of the links' URLs, e.g. https://go.example.com.
 	// Its host is refused as a destination (a redirect loop). Required.
 	PublicURL string
@@ -137,6 +140,12 @@ func (a *API) route(ctx context.Context, rc *fasthttp.RequestCtx, path string) (
 		default:
 			err = methodNotAllowed(rc, "GET, PUT")
 		}
+	case len(seg) == 4 && seg[0] == "v1" && seg[1] == "campaigns" && seg[3] == "payouts":
+		if method != "GET" {
+			err = methodNotAllowed(rc, "GET")
+			break
+		}
+		status, body, err = a.payouts(ctx, rc, seg[2])
 	case len(seg) == 3 && seg[0] == "v1" && seg[1] == "creators":
 		switch method {
 		case "PUT":
@@ -179,6 +188,12 @@ func (a *API) serve(rc *fasthttp.RequestCtx, endpoint func(ctx context.Context) 
 	status, body, err := endpoint(ctx)
 	if err != nil {
 		a.writeError(rc, err)
+		return
+	}
+	if raw, ok := body.(rawBody); ok {
+		rc.SetStatusCode(status)
+		rc.SetContentType(raw.contentType)
+		rc.SetBody(raw.data)
 		return
 	}
 	writeJSON(rc, status, body)
