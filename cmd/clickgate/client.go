@@ -78,7 +78,7 @@ func (c *adminClient) do(ctx context.Context, method, path string, body any, std
 
 func client(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) error {
 	sub := ""
-	if cmd != "stats" && cmd != "payouts" {
+	if cmd != "stats" {
 		if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 			return usageError("%s: want a subcommand (see clickgate help)", cmd)
 		}
@@ -207,24 +207,6 @@ func client(ctx context.Context, cmd string, args []string, stdout, stderr io.Wr
 			q.Set("by", *by)
 		}
 		method, path = "GET", "/v1/creators/"+url.PathEscape(*creator)+"/stats?"+q.Encode()
-	case "payouts":
-		campaign := fs.String("campaign", "", "campaign (required)")
-		statement := fs.String("statement", "final", "statement name: part of every payment's reference")
-		format := fs.String("format", "csv", "csv or json")
-		if err := parseFlags(fs, args); err != nil {
-			return err
-		}
-		if id != "" {
-			return usageError("payouts: unexpected argument %q", id)
-		}
-		if err := noArgs(fs); err != nil {
-			return err
-		}
-		if *campaign == "" {
-			return usageError("payouts: --campaign is required")
-		}
-		q := url.Values{"statement": {*statement}, "format": {*format}}
-		method, path = "GET", "/v1/campaigns/"+url.PathEscape(*campaign)+"/payouts?"+q.Encode()
 	default:
 		return usageError("unknown command %q (see clickgate help)", name)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/clickgate/clickgate/counter"
 	"github.com/clickgate/clickgate/counter/ledger"
+	"github.com/clickgate/clickgate/counter/payout"
 )
 
 func ledgerPath(dir, dataDir string) string {
@@ -188,4 +189,39 @@ func writeJSONOut(w io.Writer, v any) error {
 	}
 	_, err = w.Write(append(b, '\n'))
 	return err
+}
+
+// payoutsCmd is `clickgate payouts`: a campaign's statement, computed from
+// the verified ledger alone.
+func payoutsCmd(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("payouts", stderr)
+	campaign := fs.String("campaign", "", "campaign (required)")
+	dir := fs.String("ledger", "", "ledger directory (default DATA/ledger)")
+	data := fs.String("data", "./data", "data directory")
+	statement := fs.String("statement", "final", "statement name: part of every payment's reference, so a statement is paid once")
+	format := fs.String("format", "csv", "csv or json")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	if *campaign == "" {
+		return usageError("payouts: --campaign is required")
+	}
+	if *format != "csv" && *format != "json" {
+		return usageError("payouts: --format %q: want csv or json", *format)
+	}
+	rep, err := ledger.Verify(ledgerPath(*dir, *data))
+	if err != nil {
+		return fmt.Errorf("ledger does not verify; no payout: %w", err)
+	}
+	st, err := payout.FromLedger(rep, *campaign, *statement)
+	if err != nil {
+		return err
+	}
+	if *format == "json" {
+		return payout.WriteJSON(stdout, st)
+	}
+	return payout.WriteCSV(stdout, st.Rows)
 }

@@ -114,19 +114,20 @@ func checkLedger(t *testing.T, dir string, p *proc, creators []string) {
 	if err := json.Unmarshal(out, &rep); err != nil {
 		t.Fatalf("cannot read ledger verify output %q: %s", out, err)
 	}
-	last := map[string][2]float64{}
+	last := map[string]map[string]any{}
 	for i, r := range ledgerRecords(t, dir) {
 		if r["seq"] != float64(i+1) {
 			t.Fatalf("unexpected seq %v at record %d", r["seq"], i+1)
 		}
-		for _, e := range r["entries"].([]any) {
+		entries, _ := r["entries"].([]any)
+		for _, e := range entries {
 			e := e.(map[string]any)
 			k := e["campaign"].(string) + "/" + e["creator"].(string)
-			prev, q, s := last[k], e["qualified"].(float64), e["signups"].(float64)
-			if q < prev[0] || s < prev[1] || (q == prev[0] && s == prev[1]) {
+			if prev, ok := last[k]; ok && (e["qualified"].(float64) < prev["qualified"].(float64) ||
+				e["signups"].(float64) < prev["signups"].(float64) || fmt.Sprint(e) == fmt.Sprint(prev)) {
 				t.Fatalf("record %d repeats or lowers %s: %v after %v", i+1, k, e, prev)
 			}
-			last[k] = [2]float64{q, s}
+			last[k] = e
 		}
 	}
 	if rep.Records == 0 {

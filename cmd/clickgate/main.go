@@ -30,8 +30,8 @@ Usage:
   clickgate flush --redis URL --click-secret S [--ledger DIR]
                                                flush a Redis store's totals into the ledger once
   clickgate ledger verify [--ledger DIR]       check every record, the chain and the totals
-  clickgate payouts --campaign C [--format csv|json] [--statement final]
-                                               the campaign's payouts, from the verified ledger
+  clickgate payouts --campaign C [--ledger DIR] [--format csv|json] [--statement final]
+                                               the campaign's payouts, from the verified ledger alone
   clickgate version
 
 Every flag has an environment fallback: --admin-token is CLICKGATE_ADMIN_TOKEN.
@@ -59,7 +59,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = flushCmd(ctx, rest, stdout, stderr)
 	case "ledger":
 		err = ledgerCmd(rest, stdout, stderr)
-	case "campaigns", "creators", "links", "stats", "payouts":
+	case "payouts":
+		err = payoutsCmd(rest, stdout, stderr)
+	case "campaigns", "creators", "links", "stats":
 		err = client(ctx, cmd, rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -57,12 +58,10 @@ func TestPayoutsGolden(t *testing.T) {
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 201 {
 		t.Fatalf("conversion failed: %v %v", resp, err)
 	}
-	// The stop flushes into the ledger; payouts come from the ledger.
+	// The stop flushes into the ledger; payouts come from the ledger alone,
+	// with no service running.
 	p.stop(t)
-	p = startServe(t, data, "--flush-interval", "0")
-	cmd := exec.Command(binary, "payouts", "--campaign", "golden", "--format", "csv")
-	cmd.Env = append(os.Environ(), "CLICKGATE_ADMIN_URL=http://"+p.admin, "CLICKGATE_DATA="+data)
-	got, err := cmd.Output()
+	got, err := exec.Command(binary, "payouts", "--campaign", "golden", "--ledger", filepath.Join(data, "ledger")).Output()
 	if err != nil {
 		t.Fatalf("clickgate payouts failed: %v", err)
 	}
@@ -78,5 +77,18 @@ func TestPayoutsGolden(t *testing.T) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Fatalf("payouts differ from %s:\ngot:\n%s\nwant:\n%s", golden, got, want)
+	}
+	// The admin API serves the same statement.
+	p = startServe(t, data, "--flush-interval", "0")
+	req, _ = http.NewRequest("GET", "http://"+p.admin+"/v1/campaigns/golden/payouts?format=csv", nil)
+	req.Header.Set("Authorization", "Bearer "+p.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ = io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !bytes.Equal(body, want) {
+		t.Fatalf("GET payouts differs from %s: %d\n%s", golden, resp.StatusCode, body)
 	}
 }

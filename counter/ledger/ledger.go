@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"cmp"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -30,19 +31,37 @@ var (
 	ErrClosed = errors.New("ledger: closed")
 )
 
-// Entry is one creator's cumulative totals in one campaign as of a batch.
+// Entry is one creator's cumulative totals in one campaign as of a batch,
+// with what a payout needs to know of the creator at that time.
 type Entry struct {
 	Campaign  string `json:"campaign"`
 	Creator   string `json:"creator"`
 	Qualified int64  `json:"qualified"` // cumulative qualified visits
 	Signups   int64  `json:"signups"`   // cumulative attributed signups
+	Handle    string `json:"handle,omitempty"`
+	Country   string `json:"country,omitempty"`
+	Status    string `json:"status,omitempty"`
 }
 
-// Batch is one flush: the entries whose totals changed, written as one record.
+// Terms are a campaign's payout terms as of a batch, so that payouts are
+// computed from the ledger alone.
+type Terms struct {
+	ID                    string   `json:"id"`
+	Name                  string   `json:"name,omitempty"`
+	SignupRewardCents     int64    `json:"signup_reward_cents"`
+	VisitBlockSize        int64    `json:"visit_block_size"`
+	VisitBlockRewardCents int64    `json:"visit_block_reward_cents"`
+	CapCents              int64    `json:"cap_cents"`
+	EligibleCountries     []string `json:"eligible_countries,omitempty"`
+}
+
+// Batch is one flush: the entries and terms that changed, written as one
+// record.
 type Batch struct {
-	Seq     uint64    // assigned by Append: last Seq + 1, starting at 1
-	At      time.Time // when the flush read the store (set by the caller)
-	Entries []Entry
+	Seq       uint64    // assigned by Append: last Seq + 1, starting at 1
+	At        time.Time // when the flush read the store (set by the caller)
+	Entries   []Entry
+	Campaigns []Terms
 }
 
 // Key names one creator in one campaign.
@@ -162,20 +181,22 @@ func (l *Ledger) Append(b Batch) (Batch, error) {
 	if l.broken != nil {
 		return b, l.broken
 	}
-	if len(b.Entries) == 0 {
+	if len(b.Entries) == 0 && len(b.Campaigns) == 0 {
 		b.Seq = l.st.seq
 		return b, nil
 	}
 	b.At = b.At.UTC()
 	b.Entries = slices.Clone(b.Entries)
 	slices.SortFunc(b.Entries, compareEntries)
-	if err := checkBatch(b.At, b.Entries); err != nil {
+	b.Campaigns = slices.Clone(b.Campaigns)
+	slices.SortFunc(b.Campaigns, func(x, y Terms) int { return cmp.Compare(x.ID, y.ID) })
+	if err := checkBatch(b.At, b.Entries, b.Campaigns); err != nil {
 		return b, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if err := checkTotals(l.st.totals, b.Entries); err != nil {
 		return b, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	rec := body{Seq: l.st.seq + 1, At: b.At, Entries: b.Entries, Prev: hex.EncodeToString(l.st.head[:])}
+	rec := body{Seq: l.st.seq + 1, At: b.At, Entries: b.Entries, Campaigns: b.Campaigns, Prev: hex.EncodeToString(l.st.head[:])}
 	raw, err := encodeBody(&rec)
 	if err != nil {
 		return b, fmt.Errorf("%w: %w", ErrInvalid, err)
@@ -195,9 +216,7 @@ func (l *Ledger) Append(b Batch) (Batch, error) {
 		l.broken = fmt.Errorf("%w: cannot write batch %d to %q: %w", ErrBroken, rec.Seq, l.path, err)
 		return b, l.broken
 	}
-	for _, e := range b.Entries {
-		l.st.totals[Key{e.Campaign, e.Creator}] = e
-	}
+	l.st.add(&rec)
 	l.st.records++
 	l.st.seq = rec.Seq
 	l.st.head = hashLine(l.line)
@@ -215,6 +234,13 @@ func (l *Ledger) Totals() map[Key]Entry {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return maps.Clone(l.st.totals)
+}
+
+// Campaigns returns a copy of the latest terms of every campaign.
+func (l *Ledger) Campaigns() map[string]Terms {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return maps.Clone(l.st.campaigns)
 }
 
 // LastSeq returns the Seq of the last record written; 0 when empty.

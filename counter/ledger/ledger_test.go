@@ -96,10 +96,10 @@ func sha(line []byte) string {
 // itself.
 func testBatches() []Batch {
 	return []Batch{
-		{At: t0, Entries: []Entry{{"spring26", "maya", 1200, 3}, {"spring26", "leo", 87, 0}}},
-		{At: t0.Add(time.Minute), Entries: []Entry{{"spring26", "leo", 90, 1}, {"fall", `a"b\c`, 5, 0}}},
-		{At: t0.Add(2*time.Minute + 123456789), Entries: []Entry{{"fall", `<&>,"len":1,"crc32c":"00000000"}`, 1, 1}, {"spring26", "ünïcødé 🎉", 10, 0}}},
-		{At: t0.Add(3 * time.Minute).In(time.FixedZone("CEST", 2*3600)), Entries: []Entry{{"spring26", "maya", 1300, 3}, {"fall", `a"b\c`, 6, 2}}},
+		{At: t0, Entries: []Entry{{Campaign: "spring26", Creator: "maya", Qualified: 1200, Signups: 3}, {Campaign: "spring26", Creator: "leo", Qualified: 87, Signups: 0}}},
+		{At: t0.Add(time.Minute), Entries: []Entry{{Campaign: "spring26", Creator: "leo", Qualified: 90, Signups: 1}, {Campaign: "fall", Creator: `a"b\c`, Qualified: 5, Signups: 0}}},
+		{At: t0.Add(2*time.Minute + 123456789), Entries: []Entry{{Campaign: "fall", Creator: `<&>,"len":1,"crc32c":"00000000"}`, Qualified: 1, Signups: 1}, {Campaign: "spring26", Creator: "ünïcødé 🎉", Qualified: 10, Signups: 0}}},
+		{At: t0.Add(3 * time.Minute).In(time.FixedZone("CEST", 2*3600)), Entries: []Entry{{Campaign: "spring26", Creator: "maya", Qualified: 1300, Signups: 3}, {Campaign: "fall", Creator: `a"b\c`, Qualified: 6, Signups: 2}}},
 	}
 }
 
@@ -142,8 +142,8 @@ func TestFormatExample(t *testing.T) {
 	}
 	dir := t.TempDir()
 	l := mustOpen(t, dir)
-	mustAppend(t, l, Batch{At: t0, Entries: []Entry{{"spring26", "maya", 1200, 3}, {"spring26", "leo", 87, 0}}})
-	mustAppend(t, l, Batch{At: t0.Add(time.Minute), Entries: []Entry{{"spring26", "leo", 90, 1}}})
+	mustAppend(t, l, Batch{At: t0, Entries: []Entry{{Campaign: "spring26", Creator: "maya", Qualified: 1200, Signups: 3}, {Campaign: "spring26", Creator: "leo", Qualified: 87, Signups: 0}}})
+	mustAppend(t, l, Batch{At: t0.Add(time.Minute), Entries: []Entry{{Campaign: "spring26", Creator: "leo", Qualified: 90, Signups: 1}}})
 	mustClose(t, l)
 	if got := string(readLedger(t, dir)); got != strings.Join(want, "") {
 		t.Fatalf("unexpected file for the doc example; got\n%s\nwant\n%s", got, strings.Join(want, ""))
@@ -256,7 +256,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatalf("unexpected state after reopen: seq %d, recovered %d, totals %v", l.LastSeq(), l.Recovered(), l.Totals())
 	}
 	before := readLedger(t, dir)
-	got := mustAppend(t, l, Batch{At: t0.Add(time.Hour), Entries: []Entry{{"spring26", "leo", 100, 1}}})
+	got := mustAppend(t, l, Batch{At: t0.Add(time.Hour), Entries: []Entry{{Campaign: "spring26", Creator: "leo", Qualified: 100, Signups: 1}}})
 	mustClose(t, l)
 	if got.Seq != 5 {
 		t.Fatalf("unexpected seq after reopen; got %d; want 5", got.Seq)
@@ -311,7 +311,7 @@ func TestRefused(t *testing.T) {
 	dir := t.TempDir()
 	l := mustOpen(t, dir)
 	defer mustClose(t, l)
-	mustAppend(t, l, Batch{At: t0, Entries: []Entry{{"c", "maya", 10, 2}}})
+	mustAppend(t, l, Batch{At: t0, Entries: []Entry{{Campaign: "c", Creator: "maya", Qualified: 10, Signups: 2}}})
 	before := readLedger(t, dir)
 	long := strings.Repeat("x", MaxIDLen+1)
 	f := func(name string, b Batch) {
@@ -325,7 +325,7 @@ func TestRefused(t *testing.T) {
 		}
 	}
 	e := func(campaign, creator string, q, s int64) Batch {
-		return Batch{At: t0, Entries: []Entry{{"c", "leo", 1, 0}, {campaign, creator, q, s}}}
+		return Batch{At: t0, Entries: []Entry{{Campaign: "c", Creator: "leo", Qualified: 1, Signups: 0}, {Campaign: campaign, Creator: creator, Qualified: q, Signups: s}}}
 	}
 	f("qualified decreasing", e("c", "maya", 9, 2))
 	f("signups decreasing", e("c", "maya", 11, 1))
@@ -341,8 +341,8 @@ func TestRefused(t *testing.T) {
 	f("invalid UTF-8", e("c", "a\xff", 1, 0))
 	f("long creator", e("c", long, 1, 0))
 	f("creator twice", e("c", "leo", 2, 0))
-	f("zero time", Batch{Entries: []Entry{{"c", "new", 1, 0}}})
-	f("time out of range", Batch{At: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), Entries: []Entry{{"c", "new", 1, 0}}})
+	f("zero time", Batch{Entries: []Entry{{Campaign: "c", Creator: "new", Qualified: 1, Signups: 0}}})
+	f("time out of range", Batch{At: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), Entries: []Entry{{Campaign: "c", Creator: "new", Qualified: 1, Signups: 0}}})
 
 	// Still usable; equal totals are not a decrease.
 	if got := mustAppend(t, l, e("c", "maya", 10, 2)); got.Seq != 2 {
@@ -636,7 +636,7 @@ func TestConcurrentAppends(t *testing.T) {
 	for w := range writers {
 		wg.Go(func() {
 			for i := range batches {
-				b := Batch{At: t0, Entries: []Entry{{"c", fmt.Sprint("creator", w), int64(i + 1), 0}}}
+				b := Batch{At: t0, Entries: []Entry{{Campaign: "c", Creator: fmt.Sprint("creator", w), Qualified: int64(i + 1)}}}
 				if _, err := l.Append(b); err != nil {
 					t.Errorf("cannot append: %s", err)
 					return
@@ -651,5 +651,48 @@ func TestConcurrentAppends(t *testing.T) {
 	r := mustVerify(t, dir)
 	if r.Records != writers*batches || len(r.Totals) != writers {
 		t.Fatalf("unexpected report after concurrent appends: %d records, %d creators", r.Records, len(r.Totals))
+	}
+}
+
+func TestTermsAndDetails(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	terms := Terms{ID: "spring26", Name: "Spring", SignupRewardCents: 10000, VisitBlockSize: 1000, VisitBlockRewardCents: 10000, CapCents: 2000000, EligibleCountries: []string{"US"}}
+	maya := Entry{Campaign: "spring26", Creator: "maya", Qualified: 10, Handle: "@maya", Country: "US", Status: "active"}
+	if _, err := l.Append(Batch{At: t0, Entries: []Entry{maya}, Campaigns: []Terms{terms}}); err != nil {
+		t.Fatal(err)
+	}
+	// A batch may change only terms, or only a creator's details.
+	terms.CapCents = 500000
+	if _, err := l.Append(Batch{At: t0, Campaigns: []Terms{terms}}); err != nil {
+		t.Fatal(err)
+	}
+	maya.Status = "suspended"
+	if _, err := l.Append(Batch{At: t0, Entries: []Entry{maya}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []Terms{{ID: "x", VisitBlockSize: 0}, {ID: "", VisitBlockSize: 1}, {ID: "x", VisitBlockSize: 1, CapCents: -1}} {
+		if _, err := l.Append(Batch{At: t0, Campaigns: []Terms{bad}}); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("unexpected error for terms %+v; got %v; want ErrInvalid", bad, err)
+		}
+	}
+	l.Close()
+	rep, err := Verify(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Records != 3 || rep.Campaigns["spring26"].CapCents != 500000 || rep.Totals[Key{"spring26", "maya"}] != maya {
+		t.Fatalf("unexpected report: %+v", rep)
+	}
+	l, err = Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if got := l.Campaigns()["spring26"]; got.CapCents != 500000 || got.EligibleCountries[0] != "US" {
+		t.Fatalf("unexpected terms after reopen: %+v", got)
 	}
 }

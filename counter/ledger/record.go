@@ -26,10 +26,11 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // body is the canonical body of a record: the bytes that len and crc32c
 // cover. Its field order is the order of the keys in the file.
 type body struct {
-	Seq     uint64    `json:"seq"`
-	At      time.Time `json:"at"`
-	Entries []Entry   `json:"entries"`
-	Prev    string    `json:"prev"`
+	Seq       uint64    `json:"seq"`
+	At        time.Time `json:"at"`
+	Entries   []Entry   `json:"entries"`
+	Campaigns []Terms   `json:"campaigns,omitempty"`
+	Prev      string    `json:"prev"`
 }
 
 const (
@@ -116,7 +117,7 @@ func frame(line []byte) (*body, []byte, error) {
 // checkBody checks what a well-framed record must hold on its own: a valid
 // batch, in the canonical form that Append writes.
 func checkBody(b *body, raw []byte) error {
-	if err := checkBatch(b.At, b.Entries); err != nil {
+	if err := checkBatch(b.At, b.Entries, b.Campaigns); err != nil {
 		return err
 	}
 	canon, err := encodeBody(b)
@@ -131,7 +132,7 @@ func checkBody(b *body, raw []byte) error {
 
 // checkBatch checks the time and the entries of a batch. The entries must be
 // sorted; see sortEntries.
-func checkBatch(at time.Time, entries []Entry) error {
+func checkBatch(at time.Time, entries []Entry, campaigns []Terms) error {
 	if at.IsZero() {
 		return errors.New("batch time is not set")
 	}
@@ -141,8 +142,20 @@ func checkBatch(at time.Time, entries []Entry) error {
 	if y := at.Year(); y < 1 || y > 9999 {
 		return fmt.Errorf("batch time %s is out of range", at.Format(time.RFC3339Nano))
 	}
-	if len(entries) == 0 {
-		return errors.New("batch has no entries")
+	if len(entries) == 0 && len(campaigns) == 0 {
+		return errors.New("batch has no entries and no terms")
+	}
+	for i := range campaigns {
+		c := &campaigns[i]
+		if err := checkID("campaign", c.ID); err != nil {
+			return err
+		}
+		if c.VisitBlockSize < 1 || c.SignupRewardCents < 0 || c.VisitBlockRewardCents < 0 || c.CapCents < 0 {
+			return fmt.Errorf("terms of campaign %q are out of range", c.ID)
+		}
+		if i > 0 && campaigns[i-1].ID >= c.ID {
+			return fmt.Errorf("terms are not sorted and unique at campaign %q", c.ID)
+		}
 	}
 	for i := range entries {
 		e := &entries[i]

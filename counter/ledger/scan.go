@@ -54,10 +54,11 @@ func (e *RecordError) Is(target error) bool {
 
 // Report is what Verify found in a valid ledger.
 type Report struct {
-	Records int
-	LastSeq uint64
-	Totals  map[Key]Entry
-	Head    string // hex SHA-256 of the last record's line; 64 zeros when empty
+	Records   int
+	LastSeq   uint64
+	Totals    map[Key]Entry
+	Campaigns map[string]Terms // latest terms
+	Head      string           // hex SHA-256 of the last record's line; 64 zeros when empty
 }
 
 // Verify checks every record of the ledger in dir without changing
@@ -83,20 +84,32 @@ func Verify(dir string) (Report, error) {
 		return Report{}, bad
 	}
 	return Report{
-		Records: st.records,
-		LastSeq: st.seq,
-		Totals:  st.totals,
-		Head:    hex.EncodeToString(st.head[:]),
+		Records:   st.records,
+		LastSeq:   st.seq,
+		Totals:    st.totals,
+		Campaigns: st.campaigns,
+		Head:      hex.EncodeToString(st.head[:]),
 	}, nil
 }
 
 // state is the ledger as of its last good record.
 type state struct {
-	records int
-	seq     uint64
-	head    [sha256.Size]byte // hash of the last record's line; zero when empty
-	totals  map[Key]Entry
-	end     int64 // byte offset just past the last good record
+	records   int
+	seq       uint64
+	head      [sha256.Size]byte // hash of the last record's line; zero when empty
+	totals    map[Key]Entry
+	campaigns map[string]Terms
+	end       int64 // byte offset just past the last good record
+}
+
+// add records the entries and terms of a good record.
+func (st *state) add(b *body) {
+	for _, e := range b.Entries {
+		st.totals[Key{e.Campaign, e.Creator}] = e
+	}
+	for _, c := range b.Campaigns {
+		st.campaigns[c.ID] = c
+	}
 }
 
 // scan reads a ledger file from its start. It returns the state after the
@@ -110,6 +123,7 @@ type state struct {
 // followed by a good one.
 func scan(path string, r io.Reader) (st state, bad *RecordError, err error) {
 	st.totals = make(map[Key]Entry)
+	st.campaigns = make(map[string]Terms)
 	br := bufio.NewReaderSize(r, 64<<10)
 	var line []byte
 	var off int64
@@ -175,9 +189,7 @@ func apply(st *state, line []byte) (torn bool, reason string) {
 	if err := checkTotals(st.totals, b.Entries); err != nil {
 		return false, err.Error()
 	}
-	for _, e := range b.Entries {
-		st.totals[Key{e.Campaign, e.Creator}] = e
-	}
+	st.add(b)
 	st.records++
 	st.seq = b.Seq
 	st.head = hashLine(line)

@@ -9,7 +9,6 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/clickgate/clickgate/counter"
 	"github.com/clickgate/clickgate/counter/ledger"
 	"github.com/clickgate/clickgate/counter/payout"
 )
@@ -23,10 +22,9 @@ type rawBody struct {
 	data        []byte
 }
 
-// payouts computes a campaign's statement from the ledger's totals, read
-// with Verify so that nothing is paid from a ledger that does not verify,
-// and the catalog's terms and creators.
-func (a *API) payouts(ctx context.Context, rc *fasthttp.RequestCtx, id string) (int, any, error) {
+// payouts computes a campaign's statement from the ledger alone, read with
+// Verify, so that nothing is paid from a ledger that does not verify.
+func (a *API) payouts(_ context.Context, rc *fasthttp.RequestCtx, id string) (int, any, error) {
 	if err := checkID("campaign", id); err != nil {
 		return 0, nil, err
 	}
@@ -44,31 +42,16 @@ func (a *API) payouts(ctx context.Context, rc *fasthttp.RequestCtx, id string) (
 	if format != "" && format != "csv" && format != "json" {
 		return 0, nil, errorf(fasthttp.StatusBadRequest, "format=%q: want csv or json", format)
 	}
-	camp, err := a.o.Store.Campaign(ctx, id)
-	if err != nil {
-		return 0, nil, err
-	}
-	cat, err := a.o.Store.Catalog(ctx)
-	if err != nil {
-		return 0, nil, err
-	}
 	rep, err := ledger.Verify(a.o.Ledger)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil, errorf(fasthttp.StatusNotFound, "the ledger is empty: nothing was flushed yet")
+	} else if err != nil {
 		return 0, nil, fmt.Errorf("ledger does not verify; no payout: %w", err)
 	}
-	totals := map[string]payout.Totals{}
-	for k, e := range rep.Totals {
-		if k.Campaign == id {
-			totals[k.Creator] = payout.Totals{Qualified: e.Qualified, Signups: e.Signups}
-		}
+	if _, ok := rep.Campaigns[id]; !ok {
+		return 0, nil, errorf(fasthttp.StatusNotFound, "campaign %q is not in the ledger yet", id)
 	}
-	var creators []counter.Creator
-	for _, c := range cat.Creators {
-		if c.Campaign == id {
-			creators = append(creators, c)
-		}
-	}
-	st, err := payout.Compute(camp, statement, creators, totals)
+	st, err := payout.FromLedger(rep, id, statement)
 	if err != nil {
 		return 0, nil, fmt.Errorf("cannot compute payouts of campaign %q: %w", id, err)
 	}
