@@ -20,6 +20,8 @@ import (
 	"github.com/clickgate/clickgate/counter"
 	"github.com/clickgate/clickgate/redirect"
 	"github.com/clickgate/clickgate/redirect/admin"
+
+	"github.com/clickgate/clickgate/counter/disk"
 )
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
@@ -224,25 +226,13 @@ func loadOrCreate(dir, name string, log *slog.Logger, retry bool) ([]byte, error
 	if err == nil {
 		// The new name must survive a power loss: a lost secret re-counts
 		// every visitor and voids every click id issued.
-		err = syncDir(dir)
+		err = disk.SyncDir(dir)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("cannot write %s: %w", path, err)
 	}
 	log.Warn("generated a new secret; keep it safe and back it up", "file", path)
 	return []byte(hex.EncodeToString(raw)), nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if e := d.Close(); err == nil {
-		err = e
-	}
-	return err
 }
 
 // slogPrinter routes fasthttp's own messages to slog.

@@ -43,6 +43,8 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/clickgate/clickgate/counter"
+
+	"github.com/clickgate/clickgate/counter/disk"
 )
 
 // FileName is the name of the database file in the data directory.
@@ -132,28 +134,13 @@ func Open(dir string, p counter.DedupeParams) (*Store, error) {
 	if err == nil && created {
 		// The file's directory entry must be durable too, or a crash could
 		// lose every visit committed to a new data directory.
-		err = syncDir(dir)
+		err = disk.SyncDir(dir)
 	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("cannot open store in %q: %w", dir, err)
 	}
 	return &Store{db: db, dir: dir, now: time.Now}, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("cannot sync data directory %q: %w", dir, err)
-	}
-	return nil
 }
 
 // Close closes the database. Call it once, after every other call returned.

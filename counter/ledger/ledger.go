@@ -14,6 +14,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/clickgate/clickgate/counter/disk"
 )
 
 var (
@@ -128,7 +130,7 @@ func (l *Ledger) recover(f *os.File, created bool) error {
 		if err := f.Sync(); err != nil {
 			return fmt.Errorf("cannot sync new ledger %q: %w", l.path, err)
 		}
-		if err := syncDir(l.dir); err != nil {
+		if err := disk.SyncDir(l.dir); err != nil {
 			return err
 		}
 	}
@@ -282,7 +284,7 @@ func makeDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(filepath.Clean(dir)))
+	return disk.SyncDir(filepath.Dir(filepath.Clean(dir)))
 }
 
 // openFile opens path for appending, creating it if missing.
@@ -299,19 +301,4 @@ func openFile(path string) (f *os.File, created bool, err error) {
 		// Created by someone else in between: open theirs.
 	}
 	return nil, false, err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("cannot sync directory %q: %w", dir, err)
-	}
-	return nil
 }
