@@ -115,14 +115,15 @@ func (r *Recorder) Stop() {
 	}
 }
 
-// Record decides whether v is a qualified visit or a duplicate and records
-// it. It returns once the store has committed it, with ok true, or after
-// CommitTimeout with ok false: the visit then commits late (or is tallied
-// as uncounted if the store fails).
+// Record sends v to the store, which decides whether it is a qualified
+// visit or a duplicate, and records it. Call Known first: a visitor the
+// local filter knows needs no store. Record does not test it again, so that
+// a visit's second key (HasAlso) is always marked, even when a concurrent
+// commit made the first known meanwhile. It returns once the store has
+// committed the visit, with ok true, or after CommitTimeout with ok false:
+// the visit then commits late (or is tallied as uncounted if the store
+// fails).
 func (r *Recorder) Record(v *Visit) (reason Reason, ok bool) {
-	if r.Known(v) {
-		return Duplicate, true
-	}
 	r.mu.Lock()
 	b := r.cur
 	if r.stopped || len(b.visits) >= r.o.MaxQueue {

@@ -54,6 +54,14 @@ func newRecorder(t *testing.T, s *faultyStore, o counter.RecorderOptions) *count
 	return r
 }
 
+// record is what the handler does: the local filter, then the store.
+func record(r *counter.Recorder, v *counter.Visit) (counter.Reason, bool) {
+	if r.Known(v) {
+		return counter.Duplicate, true
+	}
+	return r.Record(v)
+}
+
 func visit(key int) counter.Visit {
 	v := counter.Visit{Campaign: "c1", Creator: "alice", Key: storetest.Key(key)}
 	v.SetWindow(time.Now(), 24*time.Hour)
@@ -82,7 +90,7 @@ func TestRecorderGroupCommit(t *testing.T) {
 			defer wg.Done()
 			for i := range each {
 				v := visit((c*each + i) % distinct)
-				if _, ok := r.Record(&v); !ok {
+				if _, ok := record(r, &v); !ok {
 					late.Add(1)
 				}
 			}
@@ -100,7 +108,7 @@ func TestRecorderGroupCommit(t *testing.T) {
 	sent := s.visits.Load()
 	for i := range distinct {
 		v := visit(i)
-		if reason, ok := r.Record(&v); reason != counter.Duplicate || !ok {
+		if reason, ok := record(r, &v); reason != counter.Duplicate || !ok {
 			t.Fatalf("unexpected result for known visitor %d; got %v, %v; want duplicates", i, reason, ok)
 		}
 	}
@@ -117,7 +125,7 @@ func TestRecorderCommitTimeout(t *testing.T) {
 	r := newRecorder(t, s, counter.RecorderOptions{CommitTimeout: 20 * time.Millisecond})
 	defer r.Stop()
 	v := visit(1)
-	if _, ok := r.Record(&v); ok {
+	if _, ok := record(r, &v); ok {
 		t.Fatalf("unexpected ok from Record while the store is held")
 	}
 	// The visit was not dropped: it commits once the store answers.
@@ -135,7 +143,7 @@ func TestRecorderStoreFailure(t *testing.T) {
 	defer r.Stop()
 	for i := range 5 {
 		v := visit(i)
-		if reason, ok := r.Record(&v); !ok || reason != counter.Uncounted {
+		if reason, ok := record(r, &v); !ok || reason != counter.Uncounted {
 			t.Fatalf("unexpected result while the store fails; got %v, %v; want uncounted, true", reason, ok)
 		}
 	}
@@ -143,7 +151,7 @@ func TestRecorderStoreFailure(t *testing.T) {
 	// the same visitor is asked about again and counted.
 	s.fail.Store(false)
 	v := visit(0)
-	if reason, _ := r.Record(&v); reason != counter.Qualified {
+	if reason, _ := record(r, &v); reason != counter.Qualified {
 		t.Fatalf("unexpected reason after recovery; got %v; want qualified", reason)
 	}
 	got := totals(t, r)
@@ -157,18 +165,18 @@ func TestRecorderQueueBound(t *testing.T) {
 	r := newRecorder(t, s, counter.RecorderOptions{MaxQueue: 2, CommitTimeout: time.Millisecond})
 	defer r.Stop()
 	v := visit(0)
-	r.Record(&v) // taken by the committer, which is now held
+	record(r, &v) // taken by the committer, which is now held
 	for s.commits.Load() == 0 {
 		time.Sleep(time.Millisecond)
 	}
 	for i := 1; i <= 2; i++ {
 		v := visit(i)
-		if _, ok := r.Record(&v); ok {
+		if _, ok := record(r, &v); ok {
 			t.Fatalf("unexpected ok for queued visit %d", i)
 		}
 	}
 	v = visit(3)
-	if reason, ok := r.Record(&v); reason != counter.Uncounted || !ok {
+	if reason, ok := record(r, &v); reason != counter.Uncounted || !ok {
 		t.Fatalf("unexpected result with a full queue; got %v, %v; want uncounted at once", reason, ok)
 	}
 	close(s.hold)
@@ -183,14 +191,14 @@ func TestRecorderStopDrains(t *testing.T) {
 	r := newRecorder(t, s, counter.RecorderOptions{CommitTimeout: time.Millisecond})
 	for i := range 3 {
 		v := visit(i)
-		r.Record(&v)
+		record(r, &v)
 	}
 	stopped := make(chan struct{})
 	go func() { r.Stop(); close(stopped) }()
 	close(s.hold)
 	<-stopped
 	v := visit(9)
-	if reason, ok := r.Record(&v); reason != counter.Uncounted || !ok {
+	if reason, ok := record(r, &v); reason != counter.Uncounted || !ok {
 		t.Fatalf("unexpected result after Stop; got %v, %v; want uncounted", reason, ok)
 	}
 	days, err := s.Store.Stats(context.Background(), "c1", "alice")
@@ -209,14 +217,14 @@ func TestRecorderAlsoKey(t *testing.T) {
 	defer r.Stop()
 	v := visit(1)
 	v.Also, v.HasAlso = storetest.Key(2), true
-	if reason, ok := r.Record(&v); reason != counter.Qualified || !ok {
+	if reason, ok := record(r, &v); reason != counter.Qualified || !ok {
 		t.Fatalf("unexpected result; got %v, %v; want qualified", reason, ok)
 	}
 	// The next click keyed by the second key (the cookie) is a duplicate,
 	// and so is one keyed by the first.
 	for _, k := range []int{2, 1} {
 		w := visit(k)
-		if reason, _ := r.Record(&w); reason != counter.Duplicate {
+		if reason, _ := record(r, &w); reason != counter.Duplicate {
 			t.Fatalf("unexpected reason for key %d; got %v; want duplicates", k, reason)
 		}
 	}

@@ -69,7 +69,7 @@ func TestVisitorCookie(t *testing.T) {
 		t.Fatalf("no visitor cookie set on a first visit")
 	}
 	id := string(c.Value())
-	if !validVisitorID([]byte(id)) || !c.HTTPOnly() || !c.Secure() || c.SameSite() != fasthttp.CookieSameSiteLaxMode || c.MaxAge() < 365*24*3600 {
+	if _, ok := e.h.visitors.ParseCookie([]byte(id)); !ok || !c.HTTPOnly() || !c.Secure() || c.SameSite() != fasthttp.CookieSameSiteLaxMode || c.MaxAge() < 365*24*3600 {
 		t.Fatalf("unexpected visitor cookie %q", c.String())
 	}
 	cookie := "Cookie: " + VisitorCookie + "=" + id + "\r\n"
@@ -79,12 +79,21 @@ func TestVisitorCookie(t *testing.T) {
 	e.do(t, "2001:db8::7", "GET", "/"+testCode, "User-Agent: "+firefoxUA+"\r\n", cookie)
 	// Without the cookie, the first network and User-Agent is known too.
 	e.do(t, "127.0.2.1", "GET", "/"+testCode, "User-Agent: "+chromeUA+"\r\n")
-	// Another browser's cookie is another visitor; a malformed cookie is ignored.
-	e.do(t, "127.0.2.1", "GET", "/"+testCode, "User-Agent: "+chromeUA+"\r\n", "Cookie: "+VisitorCookie+"=AAAAAAAAAAAAAAAAAAAAAA\r\n")
+	// Made-up cookies count as no cookie: a client that sends a new one with
+	// every click is still keyed by its network and User-Agent.
+	for i := range 10 {
+		forged := fmt.Sprintf("%032d", i)
+		e.do(t, "127.0.2.1", "GET", "/"+testCode, "User-Agent: "+chromeUA+"\r\n", "Cookie: "+VisitorCookie+"="+forged+"\r\n")
+	}
+	tampered := []byte(id)
+	tampered[3] ^= 'A' ^ 'B'
+	e.do(t, "127.0.2.1", "GET", "/"+testCode, "User-Agent: "+chromeUA+"\r\n", "Cookie: "+VisitorCookie+"="+string(tampered)+"\r\n")
 	e.do(t, "127.0.2.1", "GET", "/"+testCode, "User-Agent: "+chromeUA+"\r\n", "Cookie: "+VisitorCookie+"=short\r\n")
+	// A second browser on another network is another visitor.
+	e.do(t, "127.0.2.9", "GET", "/"+testCode, "User-Agent: "+chromeUA+"\r\n")
 	got := e.totals(t)
-	if got[counter.Qualified] != 2 || got[counter.Duplicate] != 4 {
-		t.Fatalf("unexpected counts; got %+v; want qualified=2 duplicates=4", got)
+	if got[counter.Qualified] != 2 || got[counter.Duplicate] != 15 {
+		t.Fatalf("unexpected counts; got %+v; want qualified=2 duplicates=15", got)
 	}
 }
 

@@ -2,8 +2,6 @@ package redirect
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/base64"
 	"net/netip"
 	"strings"
 	"sync"
@@ -38,11 +36,11 @@ type Options struct {
 // DefaultClickParam is the query parameter the app reads the click id from.
 const DefaultClickParam = "cg_click"
 
-// Visitor cookie: a random id, so a person who changes networks stays one
-// visitor. 400 days is the longest lifetime browsers keep.
+// Visitor cookie: a signed random id (see NewCookie), so a person who
+// changes networks stays one visitor. 400 days is the longest lifetime
+// browsers keep.
 const (
 	VisitorCookie    = "cg_vid"
-	visitorIDLen     = 22 // base64url of 16 random bytes
 	visitorCookieAge = 400 * 24 * 3600
 )
 
@@ -186,10 +184,9 @@ func isPrefetch(hdr *fasthttp.RequestHeader) bool {
 func (h *Handler) record(ctx *fasthttp.RequestCtx, e *Entry, ua []byte, addr netip.Addr, now time.Time) {
 	v := counter.Visit{Campaign: e.Campaign.ID, Creator: e.Creator.ID}
 	v.SetWindow(now, time.Duration(e.Campaign.DedupeWindow))
-	id := ctx.Request.Header.Cookie(VisitorCookie)
-	hasCookie := validVisitorID(id)
+	id, hasCookie := h.visitors.ParseCookie(ctx.Request.Header.Cookie(VisitorCookie))
 	if hasCookie {
-		v.Key = h.visitors.CookieKey(v.Campaign, v.Creator, id)
+		v.Key = h.visitors.CookieKey(v.Campaign, v.Creator, id[:])
 	} else {
 		v.Key = h.visitors.NetworkKey(v.Campaign, v.Creator, addr, ua)
 	}
@@ -200,30 +197,12 @@ func (h *Handler) record(ctx *fasthttp.RequestCtx, e *Entry, ua []byte, addr net
 	if hasCookie {
 		v.Also = h.visitors.NetworkKey(v.Campaign, v.Creator, addr, ua)
 	} else {
-		var id [visitorIDLen]byte
-		newVisitorID(id[:])
+		var cookie [visitorCookieLen]byte
+		id := h.visitors.NewCookie(cookie[:])
 		v.Also = h.visitors.CookieKey(v.Campaign, v.Creator, id[:])
-		setVisitorCookie(ctx, id[:])
+		setVisitorCookie(ctx, cookie[:])
 	}
 	h.o.Recorder.Record(&v)
-}
-
-func validVisitorID(id []byte) bool {
-	if len(id) != visitorIDLen {
-		return false
-	}
-	for _, c := range id {
-		if !codeChars[c] { // the base64url alphabet
-			return false
-		}
-	}
-	return true
-}
-
-func newVisitorID(dst []byte) {
-	var raw [16]byte
-	rand.Read(raw[:])
-	base64.RawURLEncoding.Encode(dst, raw[:])
 }
 
 func setVisitorCookie(ctx *fasthttp.RequestCtx, id []byte) {

@@ -2,7 +2,10 @@ package redirect
 
 import (
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
 	"encoding/hex"
 	"hash"
 	"net/netip"
@@ -95,4 +98,57 @@ func (h *visitorHasher) sum(s *visitorState, input []byte) counter.VisitorKey {
 	copy(k[:], sum)
 	h.pool.Put(s)
 	return k
+}
+
+// Visitor cookies are 16 random bytes and an 8-byte tag, in base64url. The
+// tag makes a made-up cookie worthless: without it, a client could send a
+// new cookie with every click and be a new visitor each time.
+const (
+	visitorCookieLen = 32
+	cookieIDLen      = 16
+	cookieTagLen     = 8
+)
+
+// cookieTag returns the tag of a cookie id. Its input starts with a NUL
+// byte, which no visitor-key input does (campaign ids are never empty).
+func (h *visitorHasher) cookieTag(id []byte) (tag [cookieTagLen]byte) {
+	s := h.pool.Get().(*visitorState)
+	b := append(s.buf[:0], "\x00cookie\x00"...)
+	b = append(b, id...)
+	s.buf = b
+	s.mac.Reset()
+	s.mac.Write(b)
+	copy(tag[:], s.mac.Sum(s.sum[:0]))
+	h.pool.Put(s)
+	return tag
+}
+
+// NewCookie writes a new signed cookie value to dst (visitorCookieLen
+// bytes) and returns its id.
+func (h *visitorHasher) NewCookie(dst []byte) (id [cookieIDLen]byte) {
+	var raw [cookieIDLen + cookieTagLen]byte
+	rand.Read(raw[:cookieIDLen])
+	tag := h.cookieTag(raw[:cookieIDLen])
+	copy(raw[cookieIDLen:], tag[:])
+	base64.RawURLEncoding.Encode(dst, raw[:])
+	copy(id[:], raw[:cookieIDLen])
+	return id
+}
+
+// ParseCookie returns the id of a cookie value this service signed. It does
+// not allocate.
+func (h *visitorHasher) ParseCookie(v []byte) (id [cookieIDLen]byte, ok bool) {
+	var raw [cookieIDLen + cookieTagLen]byte
+	if len(v) != visitorCookieLen {
+		return id, false
+	}
+	if n, err := base64.RawURLEncoding.Strict().Decode(raw[:], v); err != nil || n != len(raw) {
+		return id, false
+	}
+	tag := h.cookieTag(raw[:cookieIDLen])
+	if subtle.ConstantTimeCompare(tag[:], raw[cookieIDLen:]) != 1 {
+		return id, false
+	}
+	copy(id[:], raw[:cookieIDLen])
+	return id, true
 }

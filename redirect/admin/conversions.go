@@ -63,6 +63,14 @@ func (a *API) conversion(ctx context.Context, rc *fasthttp.RequestCtx) (int, any
 		return 0, nil, err
 	}
 	clicked := time.Unix(claims.Time, 0).UTC()
+	if at.After(time.Now().Add(clockSkew)) {
+		return 0, nil, unprocessable("occurred_at %s is in the future", at.Format(time.RFC3339))
+	}
+	// Every redirect carries a click id, also outside the campaign: only a
+	// click inside it can earn a signup.
+	if clicked.Before(camp.StartsAt) || !clicked.Before(camp.EndsAt) {
+		return 0, nil, errorf(fasthttp.StatusConflict, "the click at %s is outside campaign %q", clicked.Format(time.RFC3339), camp.ID)
+	}
 	if at.Before(clicked.Add(-clockSkew)) {
 		return 0, nil, unprocessable("occurred_at %s is before the click at %s", at.Format(time.RFC3339), clicked.Format(time.RFC3339))
 	}

@@ -92,8 +92,16 @@ func TestConversions(t *testing.T) {
 	f(conversionBody(clickID("fall", "alice", clicked), "user-2", now), bearer, 422, "campaign \\\"fall")
 	f(conversionBody(clickID("spring", "sam", clicked), "user-2", now), bearer, 422, "not active")
 	f(conversionBody(clickID("spring", "zed", clicked), "user-2", now), bearer, 422, "does not exist")
-	// Outside the campaign.
-	f(conversionBody(clickID("spring", "alice", now.Add(47*time.Hour)), "user-2", now.Add(48*time.Hour)), bearer, 409, "outside campaign")
+	// Outside the campaign: a signup after its end (beyond the grace), a
+	// click before its start or after its end, a signup in the future.
+	f(conversionBody(clickID("spring", "alice", now.Add(-time.Minute)), "user-2", now.Add(-time.Minute)), bearer, 201, `"duplicate":false`)
+	h.call(t, "PUT", "/v1/campaigns/spring", `{"ends_at":"`+now.Add(-30*time.Minute).Format(time.RFC3339)+`","signup_grace":"72h"}`, 200)
+	f(conversionBody(clickID("spring", "alice", now.Add(-10*time.Minute)), "user-4", now), bearer, 409, "click at")
+	f(conversionBody(clickID("spring", "alice", now.Add(-11*24*time.Hour)), "user-4", now.Add(-11*24*time.Hour+time.Minute)), bearer, 409, "click at")
+	f(conversionBody(alice, "user-4", now.Add(time.Hour)), bearer, 422, "in the future")
+	h.call(t, "PUT", "/v1/campaigns/spring", `{"ends_at":"`+now.Add(-30*time.Minute).Format(time.RFC3339)+`","signup_grace":"0s"}`, 200)
+	f(conversionBody(alice, "user-4", now), bearer, 409, "outside campaign")
+	h.call(t, "PUT", "/v1/campaigns/spring", `{"ends_at":"`+now.Add(24*time.Hour).Format(time.RFC3339)+`"}`, 200)
 	f(`{"click_id":"x","user_id":"","occurred_at":"2026-01-01T00:00:00Z"}`, bearer, 422, "user_id")
 	f(`{"click_id":"x","user_id":"u"}`, bearer, 422, "occurred_at")
 	f(`{"click_id":"x","user_id":"u","extra":1}`, bearer, 400, "unknown field")
@@ -115,8 +123,8 @@ func TestConversions(t *testing.T) {
 	// A good signature attributes.
 	f(body, []string{"X-Clickgate-Signature", sign(appKey, body, now.Unix())}, 201, `"duplicate":false`)
 
-	// No double credit: alice has user-1 and user-3, bob none.
-	for creator, want := range map[string]int64{"alice": 2, "bob": 0, "sam": 0} {
+	// No double credit: alice has user-1, user-2 and user-3, bob none.
+	for creator, want := range map[string]int64{"alice": 3, "bob": 0, "sam": 0} {
 		days, err := h.store.Stats(context.Background(), "spring", creator)
 		if err != nil {
 			t.Fatal(err)
@@ -125,8 +133,8 @@ func TestConversions(t *testing.T) {
 			t.Fatalf("unexpected signups for %s; got %+v; want %d", creator, got, want)
 		}
 	}
-	if got := h.call(t, "GET", "/v1/creators/alice/stats?campaign=spring", "", 200); got["signups"] != 2.0 || got["clicks"] != 0.0 {
-		t.Fatalf("unexpected stats %v; want signups=2 clicks=0", got)
+	if got := h.call(t, "GET", "/v1/creators/alice/stats?campaign=spring", "", 200); got["signups"] != 3.0 || got["clicks"] != 0.0 {
+		t.Fatalf("unexpected stats %v; want signups=3 clicks=0", got)
 	}
 }
 
