@@ -68,6 +68,23 @@ type flusher struct {
 	log   *slog.Logger
 	quit  chan struct{}
 	done  chan struct{}
+	fail  chan error // receives ErrBroken once
+}
+
+// ledger is the open ledger, or nil when this node does not flush.
+func (f *flusher) ledger() *ledger.Ledger {
+	if f == nil {
+		return nil
+	}
+	return f.l
+}
+
+// broken delivers the error that broke the ledger; nil never delivers.
+func (f *flusher) broken() <-chan error {
+	if f == nil {
+		return nil
+	}
+	return f.fail
 }
 
 func startFlusher(ctx context.Context, store counter.Store, dir string, every time.Duration, log *slog.Logger) (*flusher, error) {
@@ -75,7 +92,7 @@ func startFlusher(ctx context.Context, store counter.Store, dir string, every ti
 	if err != nil {
 		return nil, err
 	}
-	f := &flusher{store: store, l: l, log: log, quit: make(chan struct{}), done: make(chan struct{})}
+	f := &flusher{store: store, l: l, log: log, quit: make(chan struct{}), done: make(chan struct{}), fail: make(chan error, 1)}
 	go f.run(every)
 	return f, nil
 }
@@ -93,7 +110,7 @@ func (f *flusher) run(every time.Duration) {
 		if err := f.flush(); errors.Is(err, ledger.ErrBroken) {
 			// Never retried on the same file: the process must restart
 			// and recover the ledger from disk.
-			f.log.Error("ledger is broken; flushing stopped until restart", "err", err)
+			f.fail <- err
 			return
 		} else if err != nil {
 			f.log.Error("flush failed; will retry", "err", err)
@@ -198,7 +215,6 @@ func payoutsCmd(args []string, stdout, stderr io.Writer) error {
 	campaign := fs.String("campaign", "", "campaign (required)")
 	dir := fs.String("ledger", "", "ledger directory (default DATA/ledger)")
 	data := fs.String("data", "./data", "data directory")
-	statement := fs.String("statement", "final", "statement name: part of every payment's reference, so a statement is paid once")
 	format := fs.String("format", "csv", "csv or json")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -216,7 +232,7 @@ func payoutsCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("ledger does not verify; no payout: %w", err)
 	}
-	st, err := payout.FromLedger(rep, *campaign, *statement)
+	st, err := payout.FromLedger(rep, *campaign)
 	if err != nil {
 		return err
 	}

@@ -30,8 +30,8 @@ Usage:
   clickgate flush --redis URL --click-secret S [--ledger DIR]
                                                flush a Redis store's totals into the ledger once
   clickgate ledger verify [--ledger DIR]       check every record, the chain and the totals
-  clickgate payouts --campaign C [--ledger DIR] [--format csv|json] [--statement final]
-                                               the campaign's payouts, from the verified ledger alone
+  clickgate payouts --campaign C [--ledger DIR] [--format csv|json]
+                                               the campaign's final payouts, from the verified ledger alone
   clickgate version
 
 Every flag has an environment fallback: --admin-token is CLICKGATE_ADMIN_TOKEN.

@@ -58,8 +58,15 @@ func TestPayoutsGolden(t *testing.T) {
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 201 {
 		t.Fatalf("conversion failed: %v %v", resp, err)
 	}
-	// The stop flushes into the ledger; payouts come from the ledger alone,
-	// with no service running.
+	// A statement is refused while the campaign runs: it would miss
+	// visits and signups still to come.
+	// (The not-payable rule itself is tested in counter/payout.)
+	if out, err := exec.Command(binary, "payouts", "--campaign", "golden", "--ledger", filepath.Join(data, "ledger")).CombinedOutput(); err == nil {
+		t.Fatalf("payouts before the campaign ended succeeded:\n%s", out)
+	}
+	// The campaign ends; the stop flushes the final totals and terms into
+	// the ledger, and payouts come from the ledger alone, with no service.
+	p.mustCall(t, "PUT", "/v1/campaigns/golden", map[string]any{"ends_at": time.Now().UTC()}, 200)
 	p.stop(t)
 	got, err := exec.Command(binary, "payouts", "--campaign", "golden", "--ledger", filepath.Join(data, "ledger")).Output()
 	if err != nil {
@@ -78,8 +85,8 @@ func TestPayoutsGolden(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Fatalf("payouts differ from %s:\ngot:\n%s\nwant:\n%s", golden, got, want)
 	}
-	// The admin API serves the same statement.
-	p = startServe(t, data, "--flush-interval", "0")
+	// The flushing node's admin API serves the same statement.
+	p = startServe(t, data, "--flush-interval", "1h")
 	req, _ = http.NewRequest("GET", "http://"+p.admin+"/v1/campaigns/golden/payouts?format=csv", nil)
 	req.Header.Set("Authorization", "Bearer "+p.token)
 	resp, err := http.DefaultClient.Do(req)

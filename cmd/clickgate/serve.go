@@ -76,25 +76,27 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer table.Stop()
 
-	rec := counter.NewRecorder(counter.RecorderOptions{Store: store, Params: params, CommitTimeout: *commitTimeout, Logger: log})
-	rec.Start()
-	defer rec.Stop()
-
+	// The flusher starts before the recorder, so that it stops after it:
+	// its last flush sees every visit the recorder drained.
+	var fl *flusher
 	if *flushInterval > 0 {
-		f, err := startFlusher(ctx, store, ledgerPath(*ledgerDir, *dataDir), *flushInterval, log)
+		fl, err = startFlusher(ctx, store, ledgerPath(*ledgerDir, *dataDir), *flushInterval, log)
 		switch {
 		case errors.Is(err, errOtherLedger):
 			// Several nodes share a Redis store; the one whose ledger
 			// owns it flushes.
 			log.Info("not flushing: another node's ledger flushes this store", "err", err)
+			fl = nil
 		case err != nil:
 			return err
 		default:
-			// Stopped after the recorder (deferred before it): the last
-			// flush sees every committed visit.
-			defer f.stop()
+			defer fl.stop()
 		}
 	}
+
+	rec := counter.NewRecorder(counter.RecorderOptions{Store: store, Params: params, CommitTimeout: *commitTimeout, Logger: log})
+	rec.Start()
+	defer rec.Stop()
 
 	pubLn, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -111,7 +113,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	h := redirect.New(redirect.Options{Table: table, Recorder: rec, Secret: secret, PublicURL: *publicURL, TrustedProxies: proxies,
 		Velocity: redirect.NewVelocity(redirect.VelocityOptions{Max: *velocityMax, Window: *velocityWindow})})
 	api, err := admin.New(admin.Options{Store: store, Table: table, Recorder: rec, Token: token, AppKey: app,
-		Clicks: h.Signer(), Ledger: ledgerPath(*ledgerDir, *dataDir), PublicURL: *publicURL, Logger: log})
+		Clicks: h.Signer(), Ledger: fl.ledger(), PublicURL: *publicURL, Logger: log})
 	if err != nil {
 		pubLn.Close()
 		admLn.Close()
@@ -148,6 +150,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		log.Info("shutting down")
 	case err = <-errc:
 		log.Error("listener failed; shutting down", "err", err)
+	case err = <-fl.broken():
+		// Counting on without a ledger would pile up unflushed visits:
+		// stop, so that a restart recovers the ledger from disk.
+		log.Error("ledger is broken; shutting down", "err", err)
 	}
 	// Stop accepting and finish in-flight requests (each waits for its
 	// commit), then the deferred stops drain the recorder and close the

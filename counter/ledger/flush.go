@@ -69,7 +69,8 @@ func Flush(ctx context.Context, s counter.Store, l *Ledger, now time.Time) (Flus
 // TermsOf returns the payout terms of c.
 func TermsOf(c *counter.Campaign) Terms {
 	return Terms{ID: c.ID, Name: c.Name, SignupRewardCents: c.SignupRewardCents, VisitBlockSize: c.VisitBlockSize,
-		VisitBlockRewardCents: c.VisitBlockRewardCents, CapCents: c.CapCents, EligibleCountries: c.EligibleCountries}
+		VisitBlockRewardCents: c.VisitBlockRewardCents, CapCents: c.CapCents, EligibleCountries: c.EligibleCountries,
+		PayableAfter: c.EndsAt.Add(time.Duration(c.SignupGrace)).UTC()}
 }
 
 // Campaign returns the terms as a campaign, for payout.Compute.
@@ -80,6 +81,6 @@ func (t Terms) Campaign() counter.Campaign {
 
 func termsEqual(a, b Terms) bool {
 	return a.ID == b.ID && a.Name == b.Name && a.SignupRewardCents == b.SignupRewardCents && a.VisitBlockSize == b.VisitBlockSize &&
-		a.VisitBlockRewardCents == b.VisitBlockRewardCents && a.CapCents == b.CapCents &&
+		a.VisitBlockRewardCents == b.VisitBlockRewardCents && a.CapCents == b.CapCents && a.PayableAfter.Equal(b.PayableAfter) &&
 		slices.Equal(a.EligibleCountries, b.EligibleCountries)
 }

@@ -55,6 +55,9 @@ type Terms struct {
 	VisitBlockRewardCents int64    `json:"visit_block_reward_cents"`
 	CapCents              int64    `json:"cap_cents"`
 	EligibleCountries     []string `json:"eligible_countries,omitempty"`
+	// PayableAfter is the campaign's end plus its signup grace: a
+	// statement needs a flush after it.
+	PayableAfter time.Time `json:"payable_after"`
 }
 
 // Batch is one flush: the entries and terms that changed, written as one
@@ -236,6 +239,14 @@ func (l *Ledger) Totals() map[Key]Entry {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return maps.Clone(l.st.totals)
+}
+
+// Snapshot returns what Verify would report, read under the writer's lock,
+// so that a reader never sees a record being written.
+func (l *Ledger) Snapshot() Report {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.st.report()
 }
 
 // Campaigns returns a copy of the latest terms of every campaign.

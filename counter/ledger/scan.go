@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 )
 
 // Errors that a *RecordError matches with errors.Is.
@@ -58,7 +60,13 @@ type Report struct {
 	LastSeq   uint64
 	Totals    map[Key]Entry
 	Campaigns map[string]Terms // latest terms
+	LastAt    time.Time        // the time of the last batch
 	Head      string           // hex SHA-256 of the last record's line; 64 zeros when empty
+}
+
+func (st *state) report() Report {
+	return Report{Records: st.records, LastSeq: st.seq, Totals: maps.Clone(st.totals),
+		Campaigns: maps.Clone(st.campaigns), LastAt: st.lastAt, Head: hex.EncodeToString(st.head[:])}
 }
 
 // Verify checks every record of the ledger in dir without changing
@@ -83,13 +91,7 @@ func Verify(dir string) (Report, error) {
 	if bad != nil {
 		return Report{}, bad
 	}
-	return Report{
-		Records:   st.records,
-		LastSeq:   st.seq,
-		Totals:    st.totals,
-		Campaigns: st.campaigns,
-		Head:      hex.EncodeToString(st.head[:]),
-	}, nil
+	return st.report(), nil
 }
 
 // state is the ledger as of its last good record.
@@ -99,6 +101,7 @@ type state struct {
 	head      [sha256.Size]byte // hash of the last record's line; zero when empty
 	totals    map[Key]Entry
 	campaigns map[string]Terms
+	lastAt    time.Time
 	end       int64 // byte offset just past the last good record
 }
 
@@ -110,6 +113,7 @@ func (st *state) add(b *body) {
 	for _, c := range b.Campaigns {
 		st.campaigns[c.ID] = c
 	}
+	st.lastAt = b.At
 }
 
 // scan reads a ledger file from its start. It returns the state after the

@@ -20,6 +20,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/clickgate/clickgate/counter"
+	"github.com/clickgate/clickgate/counter/ledger"
 	"github.com/clickgate/clickgate/redirect"
 	"github.com/clickgate/clickgate/redirect/clickid"
 )
@@ -37,9 +38,9 @@ type Options struct {
 	AppKey string
 	// Clicks verifies click ids. Required for conversions.
 	Clicks *clickid.Signer
-	// Ledger is the ledger directory payouts are computed from.
-	// default: none, payouts are 404
-	Ledger string
+	// Ledger is the open ledger payouts are computed from.
+	// default: nil, this node does not flush and payouts are 404
+	Ledger *ledger.Ledger
 	// PublicURL is the base of the links' URLs, e.g. https://go.example.com.
 	// Its host is refused as a destination (a redirect loop). Required.
 	PublicURL string

@@ -5,16 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/clickgate/clickgate/counter/ledger"
 	"github.com/clickgate/clickgate/counter/payout"
 )
-
-// DefaultStatement names the one statement of a campaign, paid after it ends.
-const DefaultStatement = "final"
 
 // rawBody is an answer that is not JSON.
 type rawBody struct {
@@ -22,37 +17,27 @@ type rawBody struct {
 	data        []byte
 }
 
-// payouts computes a campaign's statement from the ledger alone, read with
-// Verify, so that nothing is paid from a ledger that does not verify.
+// payouts computes a campaign's final statement from this node's open
+// ledger alone, read under its writer's lock.
 func (a *API) payouts(_ context.Context, rc *fasthttp.RequestCtx, id string) (int, any, error) {
 	if err := checkID("campaign", id); err != nil {
 		return 0, nil, err
 	}
-	if a.o.Ledger == "" {
-		return 0, nil, errorf(fasthttp.StatusNotFound, "this node keeps no ledger")
-	}
-	statement := string(rc.QueryArgs().Peek("statement"))
-	if statement == "" {
-		statement = DefaultStatement
-	}
-	if !validID(statement) {
-		return 0, nil, errorf(fasthttp.StatusBadRequest, "statement %q must be 1 to 64 letters, digits, '_', '-' or '.'", statement)
+	if a.o.Ledger == nil {
+		return 0, nil, errorf(fasthttp.StatusNotFound, "this node does not flush a ledger; ask the node that does, or run clickgate payouts --ledger DIR")
 	}
 	format := string(rc.QueryArgs().Peek("format"))
 	if format != "" && format != "csv" && format != "json" {
 		return 0, nil, errorf(fasthttp.StatusBadRequest, "format=%q: want csv or json", format)
 	}
-	rep, err := ledger.Verify(a.o.Ledger)
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil, errorf(fasthttp.StatusNotFound, "the ledger is empty: nothing was flushed yet")
-	} else if err != nil {
-		return 0, nil, fmt.Errorf("ledger does not verify; no payout: %w", err)
-	}
+	rep := a.o.Ledger.Snapshot()
 	if _, ok := rep.Campaigns[id]; !ok {
 		return 0, nil, errorf(fasthttp.StatusNotFound, "campaign %q is not in the ledger yet", id)
 	}
-	st, err := payout.FromLedger(rep, id, statement)
-	if err != nil {
+	st, err := payout.FromLedger(rep, id)
+	if errors.Is(err, payout.ErrNotPayable) {
+		return 0, nil, errorf(fasthttp.StatusConflict, "%s", err)
+	} else if err != nil {
 		return 0, nil, fmt.Errorf("cannot compute payouts of campaign %q: %w", id, err)
 	}
 	var b bytes.Buffer
