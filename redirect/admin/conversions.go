@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"strconv"
@@ -123,14 +122,7 @@ func (a *API) appAuthorized(rc *fasthttp.RequestCtx) error {
 	if sig := rc.Request.Header.Peek("X-Clickgate-Signature"); len(sig) > 0 {
 		return checkSignature(a.appKey, sig, rc.PostBody(), time.Now())
 	}
-	auth := rc.Request.Header.Peek("Authorization")
-	ok := len(auth) > 7 && bytes.EqualFold(auth[:7], []byte("bearer "))
-	var tok []byte
-	if ok {
-		tok = auth[7:]
-	}
-	sum, want := sha256.Sum256(tok), sha256.Sum256(a.appKey)
-	if subtle.ConstantTimeCompare(sum[:], want[:]) != 1 || !ok {
+	if !bearerIs(rc, sha256.Sum256(a.appKey)) {
 		return errorf(fasthttp.StatusUnauthorized, "missing or wrong app key")
 	}
 	return nil
