@@ -31,8 +31,9 @@ func Flush(ctx context.Context, s counter.Store, l *Ledger, now time.Time) (Flus
 	if err != nil {
 		return res, fmt.Errorf("cannot read the catalog: %w", err)
 	}
-	old := l.Totals()
-	oldTerms := l.Campaigns()
+	// One snapshot: the totals and terms of the same moment.
+	snap := l.Snapshot()
+	old, oldTerms := snap.Totals, snap.Campaigns
 	var terms []Terms
 	for _, c := range cat.Campaigns {
 		t := TermsOf(&c)

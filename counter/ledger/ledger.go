@@ -249,13 +249,6 @@ func (l *Ledger) Snapshot() Report {
 	return l.st.report()
 }
 
-// Campaigns returns a copy of the latest terms of every campaign.
-func (l *Ledger) Campaigns() map[string]Terms {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return maps.Clone(l.st.campaigns)
-}
-
 // LastSeq returns the Seq of the last record written; 0 when empty.
 func (l *Ledger) LastSeq() uint64 {
 	l.mu.Lock()

@@ -692,7 +692,7 @@ func TestTermsAndDetails(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	if got := l.Campaigns()["spring26"]; got.CapCents != 500000 || got.EligibleCountries[0] != "US" {
+	if got := l.Snapshot().Campaigns["spring26"]; got.CapCents != 500000 || got.EligibleCountries[0] != "US" {
 		t.Fatalf("unexpected terms after reopen: %+v", got)
 	}
 }
