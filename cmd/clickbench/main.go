@@ -1,18 +1,23 @@
-// Command clickbench drives and measures clickgate. For now it runs the
-// baselines clickgate is compared with: `clickbench baseline`.
+// Command clickbench drives and measures clickgate: it seeds campaigns,
+// sends referral traffic from many loopback addresses, measures latency in
+// closed and open loop, audits clickgate's counters against what it sent,
+// and serves the baselines clickgate is compared with.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
@@ -23,54 +28,274 @@ import (
 const usage = `clickbench: load and audit for clickgate
 
 Usage:
+  clickbench seed [model flags] [--admin-url URL] [--admin-token T]
+      create the model's campaigns, creators and links through the admin API
+  clickbench run [model flags] [--target HOST:PORT] [--connections N]
+                 [--rate R] [--duration D] [--requests N] [--json]
+                 [--audit --admin-url URL --admin-token T]
+      send the model's traffic; --rate R for an open loop at R req/s;
+      --audit compares clickgate's counters before and after with what was sent
   clickbench baseline [--listen ADDR] [--links N] [--redis URL]
       serve the ceiling (a bare 302 from memory), or with --redis the naive
       design (one HINCRBY round trip per click), for codes L0000000..L(N-1)
+  clickbench loadtest [--out FILE] [--duration D]
+      run every design side by side, pinned to cores, and write BENCHMARKS.md
+
+Run "clickbench COMMAND -h" for each command's flags.
 `
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stderr)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
-func run(ctx context.Context, args []string, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "baseline" {
+// errFailed is a command that ran but whose verdict is failure (an audit).
+var errFailed = errors.New("failed")
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
-	if err := baseline(ctx, args[1:], stderr); err != nil && !errors.Is(err, flag.ErrHelp) {
+	var err error
+	switch args[0] {
+	case "seed":
+		err = seed(ctx, args[1:], stdout, stderr)
+	case "run":
+		err = load(ctx, args[1:], stdout, stderr)
+	case "baseline":
+		err = baseline(ctx, args[1:], stderr)
+	case "loadtest":
+		err = loadtest(ctx, args[1:], stdout, stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "clickbench: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	var ue usageErr
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errFailed):
+		return 1
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "clickbench: %s\n", err)
+		return 2
+	default:
 		fmt.Fprintf(stderr, "clickbench: %s\n", err)
 		return 1
 	}
-	return 0
 }
 
-// LinkCode is the code of baseline link i; the load generator uses the same.
-func LinkCode(i int) string { return fmt.Sprintf("L%07d", i) }
+type usageErr struct{ error }
+
+func usageError(format string, args ...any) error { return usageErr{fmt.Errorf(format, args...)} }
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageErr{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	}
+	return nil
+}
+
+// modelFlags are the traffic model's flags, shared by seed and run.
+type modelFlags struct {
+	m    bench.Model
+	base *int
+}
+
+func addModelFlags(fs *flag.FlagSet) *modelFlags {
+	f := &modelFlags{m: bench.DefaultModel()}
+	m := &f.m
+	fs.IntVar(&m.Campaigns, "campaigns", m.Campaigns, "campaigns")
+	fs.IntVar(&m.CreatorsPerCampaign, "creators", m.CreatorsPerCampaign, "creators per campaign")
+	fs.IntVar(&m.LinksPerCreator, "links", m.LinksPerCreator, "links per creator")
+	fs.IntVar(&m.VisitorsPerAddress, "visitors-per-address", m.VisitorsPerAddress, fmt.Sprintf("people behind one source address, each with its own User-Agent (1 to %d)", len(bench.PersonAgents)))
+	fs.IntVar(&m.MaxRepeats, "max-repeats", m.MaxRepeats, "most clicks of one person; keep visitors-per-address × max-repeats within clickgate's --velocity-max")
+	fs.Float64Var(&m.RepeatSkew, "repeat-skew", m.RepeatSkew, "Zipf exponent of clicks per person (higher: more people click once)")
+	fs.Float64Var(&m.LinkSkew, "link-skew", m.LinkSkew, "Zipf exponent of link popularity")
+	fs.Float64Var(&m.CrawlerShare, "crawlers", m.CrawlerShare, "share of requests from crawlers and HTTP tools")
+	fs.Float64Var(&m.PreviewShare, "previews", m.PreviewShare, "share of requests from link-preview fetchers")
+	fs.Float64Var(&m.PrefetchShare, "prefetches", m.PrefetchShare, "share of requests that are browser prefetches")
+	fs.Float64Var(&m.HeadShare, "heads", m.HeadShare, "share of HEAD requests")
+	fs.Float64Var(&m.UnknownShare, "unknown", m.UnknownShare, "share of requests for codes that are no link")
+	fs.Uint64Var(&m.Seed, "seed", m.Seed, "seed of the traffic")
+	f.base = fs.Int("address-base", -1, "first /24 block of 127.0.0.0/8 to send from (0 to 65535); -1: random, so that runs never share a visitor")
+	return f
+}
+
+func (f *modelFlags) model() (bench.Model, error) {
+	m := f.m
+	switch {
+	case *f.base < 0:
+		m.AddressBase = rand.Uint32N(65536)
+	case *f.base > 65535:
+		return m, usageError("--address-base %d: want 0 to 65535", *f.base)
+	default:
+		m.AddressBase = uint32(*f.base)
+	}
+	if err := m.Validate(); err != nil {
+		return m, usageError("%s", err)
+	}
+	return m, nil
+}
+
+func addAdminFlags(fs *flag.FlagSet) *bench.Admin {
+	a := &bench.Admin{}
+	fs.StringVar(&a.URL, "admin-url", "http://127.0.0.1:8081", "URL of clickgate's admin listener")
+	fs.StringVar(&a.Token, "admin-token", os.Getenv("CLICKGATE_ADMIN_TOKEN"), "admin bearer token [$CLICKGATE_ADMIN_TOKEN]")
+	return a
+}
+
+func seed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("seed", stderr)
+	mf := addModelFlags(fs)
+	a := addAdminFlags(fs)
+	dest := fs.String("destination", "https://app.example.com/join", "destination of every link (an absolute https URL)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	m, err := mf.model()
+	if err != nil {
+		return err
+	}
+	if a.Token == "" {
+		return usageError("seed: --admin-token is required")
+	}
+	start := time.Now()
+	if err := a.Seed(ctx, m, *dest); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "seeded %d campaigns, %d creators, %d links (%s to %s) in %s\n",
+		m.Campaigns, m.Creators(), m.Links(), bench.LinkCode(0), bench.LinkCode(m.Links()-1), time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// report is run's --json output.
+type report struct {
+	Model  bench.Model   `json:"model"`
+	Result *bench.Result `json:"result"`
+	Audit  *bench.Audit  `json:"audit,omitempty"`
+}
+
+func load(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("run", stderr)
+	mf := addModelFlags(fs)
+	a := addAdminFlags(fs)
+	var o bench.LoadOptions
+	fs.StringVar(&o.Target, "target", "127.0.0.1:8080", "public listener to load")
+	fs.StringVar(&o.Host, "host", "", "Host header (default: --target)")
+	fs.IntVar(&o.Connections, "connections", 64, "connections open at once")
+	fs.Float64Var(&o.Rate, "rate", 0, "open loop: requests per second, each measured from when it was due; 0: closed loop")
+	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "stop after this long; 0: only --requests bounds the run")
+	fs.Int64Var(&o.Requests, "requests", 0, "stop after this many requests; 0: only --duration bounds the run")
+	fs.DurationVar(&o.Timeout, "timeout", 10*time.Second, "bound on one request, connecting included")
+	asJSON := fs.Bool("json", false, "write the report as JSON to stdout")
+	quiet := fs.Bool("quiet", false, "no progress line every second")
+	audit := fs.Bool("audit", false, "read every creator's counters before and after, and compare them with what was sent; exit 1 on a mismatch")
+	fp := fs.Float64("fp", 0.001, "clickgate's --dedupe-fp, for the audit's Bloom bound")
+	verbose := fs.Bool("verbose", false, "audit: print every creator, not only those with problems")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	m, err := mf.model()
+	if err != nil {
+		return err
+	}
+	if o.Duration <= 0 && o.Requests <= 0 {
+		return usageError("run: --duration or --requests must bound the run")
+	}
+	if o.Connections < 1 || o.Connections > 100_000 || o.Rate < 0 || *fp < 0 || *fp >= 1 {
+		return usageError("run: --connections must be 1 to 100000, --rate at least 0, --fp in [0, 1)")
+	}
+	if *audit && a.Token == "" {
+		return usageError("run: --audit needs --admin-token")
+	}
+	if o.Generator, err = bench.NewGenerator(m); err != nil {
+		return usageError("%s", err)
+	}
+	if !*quiet {
+		o.Progress = stderr
+	}
+	var before []bench.Counts
+	if *audit {
+		if before, err = a.Stats(ctx, m); err != nil {
+			return fmt.Errorf("cannot read counters before the run (seed first?): %w", err)
+		}
+	}
+	res, err := bench.Run(ctx, o)
+	if err != nil {
+		return usageError("%s", err)
+	}
+	rep := report{Model: m, Result: res}
+	if *audit {
+		// Not ctx: an interrupted run is still audited.
+		actx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		after, err := a.Stats(actx, m)
+		if err != nil {
+			return fmt.Errorf("cannot read counters after the run: %w", err)
+		}
+		rep.Audit = bench.NewAudit(m, *fp, res, before, after)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(stdout, "model: %d campaigns × %d creators × %d links; %d people per address (from 127.%d.%d.1), 1 to %d clicks each (Zipf %.2g); seed %d\n",
+			m.Campaigns, m.CreatorsPerCampaign, m.LinksPerCreator, m.VisitorsPerAddress, m.AddressBase>>8, m.AddressBase&255, m.MaxRepeats, m.RepeatSkew, m.Seed)
+		res.Write(stdout)
+		if rep.Audit != nil {
+			rep.Audit.Write(stdout, *verbose)
+		}
+	}
+	if rep.Audit != nil && !rep.Audit.OK() {
+		return errFailed
+	}
+	return nil
+}
 
 func baseline(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("baseline", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("baseline", stderr)
 	listen := fs.String("listen", "127.0.0.1:9080", "listener address")
-	n := fs.Int("links", 1000, "number of links, codes L0000000 to L(N-1)")
+	n := fs.Int("links", 200, "number of links, codes L0000000 to L(N-1)")
 	redisURL := fs.String("redis", "", "Redis URL: count every click with one HINCRBY (the naive design); empty: the bare ceiling")
-	if err := fs.Parse(args); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *n < 1 || *n > 10_000_000 {
-		return fmt.Errorf("--links %d: want 1 to 10000000", *n)
+		return usageError("--links %d: want 1 to 10000000", *n)
 	}
 	links := make(map[string]string, *n)
 	for i := range *n {
-		links[LinkCode(i)] = fmt.Sprintf("https://app.example.com/join?l=%d", i)
+		links[bench.LinkCode(i)] = fmt.Sprintf("https://app.example.com/join?l=%d", i)
 	}
 	b, design := bench.NewBare(links), "bare"
 	if *redisURL != "" {
 		opt, err := redis.ParseURL(*redisURL)
 		if err != nil {
-			return fmt.Errorf("bad --redis: %w", err)
+			return usageError("bad --redis: %s", err)
 		}
 		rdb := redis.NewClient(opt)
 		defer rdb.Close()
@@ -94,3 +319,5 @@ func baseline(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 }
+
+

@@ -2,31 +2,49 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
 
-func TestBaselineCommand(t *testing.T) {
+// startBaseline runs `clickbench baseline args...` and returns its address.
+func startBaseline(t *testing.T, args ...string) string {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"baseline", "--listen", "127.0.0.1:0", "--links", "10"}, pw) }()
-	addr := ""
+	go func() {
+		done <- run(ctx, append([]string{"baseline", "--listen", "127.0.0.1:0"}, args...), io.Discard, pw)
+		pw.Close()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("baseline exited %d", code)
+		}
+	})
 	sc := bufio.NewScanner(pr)
 	re := regexp.MustCompile(`listen=(\S+)`)
 	for sc.Scan() {
 		if m := re.FindStringSubmatch(sc.Text()); m != nil {
-			addr = m[1]
-			break
+			go io.Copy(io.Discard, pr)
+			return m[1]
 		}
 	}
-	go io.Copy(io.Discard, pr)
+	t.Fatal("baseline did not start")
+	return ""
+}
+
+func TestBaselineCommand(t *testing.T) {
+	addr := startBaseline(t, "--links", "10")
 	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }, Timeout: 5 * time.Second}
-	resp, err := c.Get("http://" + addr + "/" + LinkCode(9))
+	resp, err := c.Get("http://" + addr + "/L0000009")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,17 +52,54 @@ func TestBaselineCommand(t *testing.T) {
 	if resp.StatusCode != 302 || resp.Header.Get("Location") != "https://app.example.com/join?l=9" {
 		t.Fatalf("unexpected answer; got %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	if resp, err := c.Get("http://" + addr + "/" + LinkCode(10)); err != nil || resp.StatusCode != 404 {
+	if resp, err := c.Get("http://" + addr + "/L0000010"); err != nil || resp.StatusCode != 404 {
 		t.Fatalf("unexpected answer for an unknown code: %v %v", resp, err)
 	}
-	cancel()
-	if code := <-done; code != 0 {
-		t.Fatalf("unexpected exit code %d", code)
+}
+
+func TestRunCommand(t *testing.T) {
+	addr := startBaseline(t)
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"run", "--target", addr, "--requests", "500", "--connections", "8", "--json", "--quiet"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
 	}
-	if code := run(context.Background(), []string{"baseline", "--links", "0"}, io.Discard); code != 1 {
-		t.Fatalf("unexpected exit code for --links 0: %d", code)
+	var rep struct {
+		Result struct {
+			Requests int64                      `json:"requests"`
+			Kinds    map[string]map[string]int64 `json:"kinds"`
+		} `json:"result"`
 	}
-	if code := run(context.Background(), nil, io.Discard); code != 2 {
-		t.Fatalf("unexpected exit code without a command: %d", code)
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("--json wrote no JSON: %s\n%s", err, out.String())
+	}
+	if p := rep.Result.Kinds["person"]; rep.Result.Requests != 500 || p["sent"] == 0 || p["ok"] != p["sent"] {
+		t.Fatalf("unexpected report: %+v", rep.Result)
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"run", "--target", addr, "--rate", "400", "--duration", "500ms"}, &out, &errb); code != 0 ||
+		!strings.Contains(out.String(), "open loop at 400 req/s") || !strings.Contains(out.String(), "send lag") {
+		t.Fatalf("open loop: exit %d\n%s", code, out.String())
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		nil,
+		{"fly"},
+		{"baseline", "--links", "0"},
+		{"run", "--duration", "0"},
+		{"run", "--connections", "0"},
+		{"run", "--audit"},
+		{"run", "--crawlers", "0.9", "--previews", "0.2"},
+		{"run", "--address-base", "70000"},
+		{"run", "stray"},
+		{"seed"},
+		{"seed", "--visitors-per-address", "99", "--admin-token", "x"},
+	} {
+		var errb bytes.Buffer
+		if code := run(context.Background(), args, io.Discard, &errb); code != 2 {
+			t.Errorf("%q: exit %d, want 2 (%s)", args, code, errb.String())
+		}
 	}
 }

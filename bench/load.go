@@ -1,0 +1,469 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/valyala/fasthttp"
+
+	"github.com/clickgate/clickgate/redirect"
+)
+
+// LoadOptions configure one load run.
+type LoadOptions struct {
+	// Target is the host:port of the public listener. Required.
+	Target string
+	// Host is sent as the Host header. default: Target
+	Host string
+	// Generator draws the traffic. Required.
+	Generator *Generator
+	// Connections is the number of connections open at once, each from
+	// its own source address. default: 64
+	Connections int
+	// Rate is the open loop's arrival rate in requests per second: request
+	// n is due at n/Rate and its latency runs from then, so a stall of the
+	// server is not hidden. 0: closed loop, every connection as fast as it
+	// goes.
+	Rate float64
+	// Duration and Requests bound the run; at least one must be set.
+	Duration time.Duration
+	Requests int64
+	// Timeout bounds one request, connecting included. default: 10s
+	Timeout time.Duration
+	// Progress receives a line every second. default: none
+	Progress io.Writer
+}
+
+// Latencies are percentiles of the latency of the answered requests.
+type Latencies struct {
+	P50, P90, P99, P999, Max time.Duration
+}
+
+// KindResult is what became of the requests of one kind.
+type KindResult struct {
+	Sent int64 `json:"sent"`
+	// OK got the expected answer: 302 with a Location (200 for previews,
+	// 404 for unknown codes).
+	OK int64 `json:"ok"`
+	// Unexpected got another status; Errors got none (a transport error
+	// or a timeout).
+	Unexpected int64 `json:"unexpected"`
+	Errors     int64 `json:"errors"`
+}
+
+// Expected is what clickgate should have counted for one creator, from
+// what was sent and what came back.
+type Expected struct {
+	Qualified  int64 `json:"qualified"`
+	Duplicates int64 `json:"duplicates"`
+	Bots       int64 `json:"bots"`
+	Previews   int64 `json:"previews"`
+	Prefetches int64 `json:"prefetches"`
+	// Unsure are requests whose fate is unknown (no answer): the server
+	// may or may not have counted them.
+	Unsure int64 `json:"unsure"`
+}
+
+func (e *Expected) add(o *Expected) {
+	e.Qualified += o.Qualified
+	e.Duplicates += o.Duplicates
+	e.Bots += o.Bots
+	e.Previews += o.Previews
+	e.Prefetches += o.Prefetches
+	e.Unsure += o.Unsure
+}
+
+// Result is the outcome of a run.
+type Result struct {
+	Loop        string        `json:"loop"` // "closed" or "open"
+	Connections int           `json:"connections"`
+	Rate        float64       `json:"target_rate,omitempty"`
+	Elapsed     time.Duration `json:"elapsed_ns"`
+	Requests    int64         `json:"requests"` // answered
+	Errors      int64         `json:"errors"`   // not answered
+	Sessions    int64         `json:"sessions"`
+	Throughput  float64       `json:"requests_per_second"`
+	Latency     Latencies     `json:"latency_ns"`
+	// SendLag is how late the open loop sent requests after they were due:
+	// the generator's own delay, included in Latency.
+	SendLag Latencies               `json:"send_lag_ns"`
+	Kinds   map[string]KindResult   `json:"kinds"`
+	Creator []Expected              `json:"-"` // by creator index
+	hist    *hdrhistogram.Histogram // latency in µs
+}
+
+// People returns the Person requests and those that were not redirected.
+func (r *Result) People() (sent, notRedirected int64) {
+	p := r.Kinds[Person.String()]
+	return p.Sent, p.Sent - p.OK
+}
+
+// Run sends traffic until the duration or the request count is reached,
+// or ctx is done.
+func Run(ctx context.Context, o LoadOptions) (*Result, error) {
+	if o.Target == "" || o.Generator == nil {
+		return nil, errors.New("a target and a generator are required")
+	}
+	if o.Duration <= 0 && o.Requests <= 0 {
+		return nil, errors.New("a duration or a request count is required, or it would never stop")
+	}
+	if o.Rate < 0 {
+		return nil, errors.New("rate must be at least 0")
+	}
+	if o.Host == "" {
+		o.Host = o.Target
+	}
+	if o.Connections <= 0 {
+		o.Connections = 64
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+	if o.Duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.Duration)
+		defer cancel()
+	}
+	m := o.Generator.Model()
+	l := &loader{o: o, start: time.Now(), codes: make([]string, m.Links())}
+	for i := range l.codes {
+		l.codes[i] = LinkCode(i)
+	}
+	l.workers = make([]*worker, o.Connections)
+	for i := range l.workers {
+		l.workers[i] = newWorker(l, m.Creators())
+	}
+	var wg sync.WaitGroup
+	for _, w := range l.workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.loop(ctx)
+		}()
+	}
+	progressDone := make(chan struct{})
+	if o.Progress != nil {
+		go l.progress(ctx, progressDone)
+	} else {
+		close(progressDone)
+	}
+	wg.Wait()
+	elapsed := time.Since(l.start)
+	<-progressDone
+	return l.result(elapsed), nil
+}
+
+type loader struct {
+	o        LoadOptions
+	start    time.Time
+	codes    []string
+	workers  []*worker
+	sessions atomic.Uint64
+	tickets  atomic.Int64
+}
+
+// ticket returns the number of the next request, or false when the run's
+// request count is reached.
+func (l *loader) ticket() (int64, bool) {
+	n := l.tickets.Add(1) - 1
+	return n, l.o.Requests <= 0 || n < l.o.Requests
+}
+
+func (l *loader) due(n int64) time.Time {
+	return l.start.Add(time.Duration(float64(n) * 1e9 / l.o.Rate))
+}
+
+type worker struct {
+	l   *loader
+	buf []byte
+	br  *bufio.Reader
+	sc  *net.TCPConn
+	res fasthttp.Response
+	ses Session
+	jar [][]byte // visitor cookies of the session
+
+	mu       sync.Mutex // guards what the progress line reads
+	hist     *hdrhistogram.Histogram
+	lag      *hdrhistogram.Histogram
+	kinds    [numKinds]KindResult
+	creators []Expected
+}
+
+func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(1, 60_000_000, 3) }
+
+func newWorker(l *loader, creators int) *worker {
+	return &worker{l: l, br: bufio.NewReaderSize(nil, 16<<10), hist: newHist(), lag: newHist(), creators: make([]Expected, creators)}
+}
+
+func (w *worker) loop(ctx context.Context) {
+	g := w.l.o.Generator
+	for ctx.Err() == nil {
+		n := w.l.sessions.Add(1) - 1
+		g.Session(n, &w.ses)
+		if !w.session(ctx) {
+			return
+		}
+	}
+}
+
+// session sends the requests of w.ses over one connection from its
+// address, redialing after an error. It returns false when the run is over.
+func (w *worker) session(ctx context.Context) bool {
+	defer w.hangUp()
+	w.jar = w.jar[:0]
+	for range w.l.o.Generator.m.VisitorsPerAddress {
+		w.jar = append(w.jar, nil)
+	}
+	for i := range w.ses.Requests {
+		n, ok := w.l.ticket()
+		if !ok {
+			return false
+		}
+		due := time.Now()
+		if w.l.o.Rate > 0 {
+			due = w.l.due(n)
+			if d := time.Until(due); d > 0 {
+				t := time.NewTimer(d)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+					return false
+				}
+			}
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		w.do(&w.ses.Requests[i], due)
+	}
+	return true
+}
+
+func (w *worker) hangUp() {
+	if w.sc != nil {
+		w.sc.Close()
+		w.sc = nil
+	}
+}
+
+// do sends one request and records its fate.
+func (w *worker) do(r *Request, due time.Time) {
+	sent := time.Now()
+	status, err := w.roundTrip(r)
+	done := time.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	k := &w.kinds[r.Kind]
+	k.Sent++
+	var e *Expected
+	if r.Kind != Unknown {
+		_, creator := w.l.o.Generator.m.LinkOwner(r.Link)
+		e = &w.creators[creator]
+	}
+	if err != nil {
+		k.Errors++
+		if e != nil {
+			e.Unsure++
+		}
+		w.hangUp()
+		return
+	}
+	w.hist.RecordValue(max(done.Sub(due).Microseconds(), 1))
+	if w.l.o.Rate > 0 {
+		w.lag.RecordValue(max(sent.Sub(due).Microseconds(), 1))
+	}
+	want := fasthttp.StatusFound
+	switch r.Kind {
+	case Preview:
+		want = fasthttp.StatusOK
+	case Unknown:
+		want = fasthttp.StatusNotFound
+	}
+	if status != want || (want == fasthttp.StatusFound && len(w.res.Header.Peek("Location")) == 0) {
+		k.Unexpected++
+		if e != nil {
+			e.Unsure++
+		}
+		return
+	}
+	k.OK++
+	switch r.Kind {
+	case Person:
+		if r.First {
+			e.Qualified++
+		} else {
+			e.Duplicates++
+		}
+	case Crawler:
+		e.Bots++
+	case Preview:
+		e.Previews++
+	case Prefetch, Head:
+		e.Prefetches++
+	}
+}
+
+var (
+	acceptHTML = "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\nSec-Fetch-Dest: document\r\nSec-Fetch-Mode: navigate\r\n"
+	acceptAny  = "Accept: */*\r\n"
+)
+
+// roundTrip writes r and reads the answer into w.res.
+func (w *worker) roundTrip(r *Request) (int, error) {
+	o := &w.l.o
+	if w.sc == nil {
+		d := net.Dialer{Timeout: o.Timeout, LocalAddr: &net.TCPAddr{IP: w.ses.Addr.AsSlice()}}
+		c, err := d.Dial("tcp", o.Target)
+		if err != nil {
+			return 0, err
+		}
+		w.sc = c.(*net.TCPConn)
+		w.br.Reset(w.sc)
+	}
+	w.sc.SetDeadline(time.Now().Add(o.Timeout))
+
+	b := w.buf[:0]
+	if r.Kind == Head {
+		b = append(b, "HEAD /"...)
+	} else {
+		b = append(b, "GET /"...)
+	}
+	if r.Kind == Unknown {
+		b = append(b, 'U')
+		b = strconv.AppendInt(b, int64(r.Link), 10)
+	} else {
+		b = append(b, w.l.codes[r.Link]...)
+	}
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, o.Host...)
+	b = append(b, "\r\nUser-Agent: "...)
+	b = append(b, Agent(r)...)
+	b = append(b, "\r\n"...)
+	switch r.Kind {
+	case Crawler, Preview:
+		b = append(b, acceptAny...)
+	default:
+		b = append(b, acceptHTML...)
+	}
+	if r.Kind == Prefetch {
+		b = append(b, "Sec-Purpose: prefetch\r\n"...)
+	}
+	if r.Kind == Person {
+		if c := w.jar[r.Visitor]; c != nil {
+			b = append(b, "Cookie: "+redirect.VisitorCookie+"="...)
+			b = append(b, c...)
+			b = append(b, "\r\n"...)
+		}
+	}
+	b = append(b, "\r\n"...)
+	w.buf = b
+	if _, err := w.sc.Write(b); err != nil {
+		return 0, err
+	}
+	w.res.Reset()
+	w.res.SkipBody = r.Kind == Head
+	if err := w.res.Read(w.br); err != nil {
+		return 0, err
+	}
+	if r.Kind == Person && r.First {
+		if c := w.res.Header.PeekCookie(redirect.VisitorCookie); len(c) > 0 {
+			w.jar[r.Visitor] = append(w.jar[r.Visitor][:0], cookieValue(c)...)
+		}
+	}
+	if w.res.ConnectionClose() {
+		w.hangUp()
+	}
+	return w.res.StatusCode(), nil
+}
+
+// cookieValue returns the value of a Set-Cookie header "name=value; ...".
+func cookieValue(setCookie []byte) []byte {
+	if i := bytes.IndexByte(setCookie, '='); i >= 0 {
+		setCookie = setCookie[i+1:]
+	}
+	if i := bytes.IndexByte(setCookie, ';'); i >= 0 {
+		setCookie = setCookie[:i]
+	}
+	return setCookie
+}
+
+// progress writes a line every second until the run ends.
+func (l *loader) progress(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var last int64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		h := newHist()
+		var answered, errs int64
+		for _, w := range l.workers {
+			w.mu.Lock()
+			h.Merge(w.hist)
+			for _, k := range w.kinds {
+				errs += k.Errors
+			}
+			w.mu.Unlock()
+		}
+		answered = h.TotalCount()
+		fmt.Fprintf(l.o.Progress, "%5.1fs  %8.0f req/s  %d answered  %d errors  p99 %s\n",
+			time.Since(l.start).Seconds(), float64(answered-last), answered, errs, us(h.ValueAtQuantile(99)))
+		last = answered
+	}
+}
+
+func us(v int64) time.Duration { return time.Duration(v) * time.Microsecond }
+
+func latencies(h *hdrhistogram.Histogram) Latencies {
+	return Latencies{us(h.ValueAtQuantile(50)), us(h.ValueAtQuantile(90)), us(h.ValueAtQuantile(99)), us(h.ValueAtQuantile(99.9)), us(h.Max())}
+}
+
+func (l *loader) result(elapsed time.Duration) *Result {
+	m := l.o.Generator.Model()
+	r := &Result{Loop: "closed", Connections: l.o.Connections, Rate: l.o.Rate, Elapsed: elapsed,
+		Sessions: int64(l.sessions.Load()), Kinds: map[string]KindResult{}, Creator: make([]Expected, m.Creators()), hist: newHist()}
+	if l.o.Rate > 0 {
+		r.Loop = "open"
+	}
+	lag := newHist()
+	var kinds [numKinds]KindResult
+	for _, w := range l.workers {
+		r.hist.Merge(w.hist)
+		lag.Merge(w.lag)
+		for k := range kinds {
+			kinds[k].Sent += w.kinds[k].Sent
+			kinds[k].OK += w.kinds[k].OK
+			kinds[k].Unexpected += w.kinds[k].Unexpected
+			kinds[k].Errors += w.kinds[k].Errors
+		}
+		for i := range w.creators {
+			r.Creator[i].add(&w.creators[i])
+		}
+	}
+	for k := range kinds {
+		r.Kinds[Kind(k).String()] = kinds[k]
+		r.Errors += kinds[k].Errors
+	}
+	r.Requests = r.hist.TotalCount()
+	r.Throughput = float64(r.Requests) / elapsed.Seconds()
+	r.Latency = latencies(r.hist)
+	if l.o.Rate > 0 {
+		r.SendLag = latencies(lag)
+	}
+	return r
+}

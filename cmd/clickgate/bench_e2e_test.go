@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/clickgate/clickgate/bench"
+	"github.com/clickgate/clickgate/counter/redisstore/redistest"
+)
+
+// auditRun seeds p with a small model, sends n requests from many loopback
+// addresses and audits p's counters against what was sent.
+func auditRun(t *testing.T, p *proc, n int64) *bench.Audit {
+	t.Helper()
+	m := bench.DefaultModel()
+	m.CreatorsPerCampaign, m.AddressBase = 10, 4000
+	admin := &bench.Admin{URL: "http://" + p.admin, Token: p.token}
+	ctx := context.Background()
+	if err := admin.Seed(ctx, m, "https://app.example.com/join"); err != nil {
+		t.Fatal(err)
+	}
+	// Seeding twice is harmless.
+	if err := admin.Seed(ctx, m, "https://app.example.com/join"); err != nil {
+		t.Fatalf("seeding again: %s", err)
+	}
+	g, err := bench.NewGenerator(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := admin.Stats(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := bench.Run(ctx, bench.LoadOptions{Target: p.public, Generator: g, Connections: 32, Requests: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Requests != n {
+		t.Fatalf("%d of %d requests answered:\n%s", res.Requests, n, p.logs())
+	}
+	after, err := admin.Stats(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bench.NewAudit(m, 0.001, res, before, after)
+}
+
+// TestAuditOnRealServer runs clickbench's traffic through the real binary
+// on both stores: every qualified visit it caused is counted exactly once,
+// and a server that counts differently fails the audit.
+func TestAuditOnRealServer(t *testing.T) {
+	srv := redistest.Start(t)
+	for name, args := range map[string][]string{
+		"embedded": nil,
+		"redis":    {"--redis", srv.URL(0), "--click-secret", e2eSecret},
+	} {
+		t.Run(name, func(t *testing.T) {
+			a := auditRun(t, startServe(t, t.TempDir(), args...), 4000)
+			if !a.OK() || a.Got.Qualified != a.Expected.Qualified || a.Expected.Qualified == 0 {
+				var b strings.Builder
+				a.Write(&b, false)
+				t.Fatalf("audit:\n%s", b.String())
+			}
+		})
+	}
+	// Four people per address click up to 28 times in all: a velocity
+	// limit of 3 leaves some of them unpaid, and the audit says so.
+	a := auditRun(t, startServe(t, t.TempDir(), "--velocity-max", "3"), 2000)
+	if a.OK() || !strings.Contains(strings.Join(a.Problems, "\n"), "velocity") {
+		t.Fatalf("audit passed against a server that flags people as velocity: %v", a.Problems)
+	}
+}
