@@ -319,5 +319,3 @@ func baseline(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 }
-
-

@@ -66,7 +66,7 @@ func TestRunCommand(t *testing.T) {
 	}
 	var rep struct {
 		Result struct {
-			Requests int64                      `json:"requests"`
+			Requests int64                       `json:"requests"`
 			Kinds    map[string]map[string]int64 `json:"kinds"`
 		} `json:"result"`
 	}
