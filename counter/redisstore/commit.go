@@ -3,6 +3,7 @@ package redisstore
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"hash/fnv"
 	"slices"
@@ -14,45 +15,77 @@ import (
 	"github.com/clickgate/clickgate/counter"
 )
 
-// commitScript tests and sets one visitor's bits and counts the visit, as
-// one atomic step.
+// commitScript tests and sets the bits of a group of visits that share one
+// Bloom bitmap (campaign, slot and window), in order, and counts them, as
+// one atomic step. One script per group, not per visit: Redis pays its
+// per-call cost once for the whole group.
 //
-//	KEYS[1]  the Bloom bitmap of the visit's campaign, slot and window
-//	KEYS[2]  the counter hash of the visit's campaign, slot and creator
-//	ARGV[1]  when the bitmap expires, Unix seconds
-//	ARGV[2]  the visit's day, YYYY-MM-DD
-//	ARGV[3]  the bit positions, decimal, separated by spaces
-//	ARGV[4]  "1" to only set the bits and count nothing (Visit.MarkOnly)
+//	KEYS[1]     the Bloom bitmap of the group's campaign, slot and window
+//	KEYS[2...]  the counter hashes of the group's creators (same slot)
+//	ARGV[1]     when the bitmap expires, Unix seconds
+//	ARGV[2]     K, the number of bit positions per visit
+//	ARGV[3...]  two arguments per visit: its day (YYYY-MM-DD), then 2+4K
+//	            bytes: the index into KEYS of its counter hash, 1 to only
+//	            set the bits and count nothing (Visit.MarkOnly) else 0,
+//	            and its K bit positions, big-endian uint32s
 //
-// It returns 1 when the visitor is new (qualified), 0 when every bit was
-// already set (duplicate). The shebang makes Redis 7 check for memory before
-// the script runs, so it never stops between its writes.
+// It returns one integer per visit: 1 when the visitor was new (qualified),
+// 0 when every bit was already set (duplicate). The arguments are checked
+// before the first write, so a malformed call changes nothing; the shebang
+// makes Redis 7 check for memory before the script runs, so it never stops
+// between its writes.
 var commitScript = redis.NewScript(`#!lua
-local set = {}
-for pos in string.gmatch(ARGV[3], '%d+') do
-	local n = #set
-	set[n + 1] = 'SET'
-	set[n + 2] = 'u1'
-	set[n + 3] = pos
-	set[n + 4] = 1
+local k = tonumber(ARGV[2])
+if k == nil or k < 1 or k > 64 or #ARGV % 2 ~= 0 then
+	return redis.error_reply('ERR clickgate commit: malformed arguments')
 end
-if #set == 0 then
-	return redis.error_reply('ERR clickgate commit: no bit positions')
-end
-local old = redis.call('BITFIELD', KEYS[1], unpack(set))
-for i = 1, #old do
-	if old[i] == 0 then
-		if ARGV[4] ~= '1' then
-			redis.call('HINCRBY', KEYS[2], ARGV[2] .. ':` + counter.Qualified.String() + `', 1)
-		end
-		redis.call('EXPIREAT', KEYS[1], ARGV[1])
-		return 1
+local format = '>BB' .. string.rep('I4', k)
+for i = 4, #ARGV, 2 do
+	if #ARGV[i] ~= 2 + 4 * k or KEYS[string.byte(ARGV[i], 1)] == nil then
+		return redis.error_reply('ERR clickgate commit: malformed visit')
 	end
 end
-if ARGV[4] ~= '1' then
-	redis.call('HINCRBY', KEYS[2], ARGV[2] .. ':` + counter.Duplicate.String() + `', 1)
+local set = {}
+for j = 1, k do
+	set[4 * j - 3], set[4 * j - 2], set[4 * j] = 'SET', 'u1', 1
 end
-return 0
+local out, counts, new = {}, {}, false
+for i = 3, #ARGV, 2 do
+	local v = {struct.unpack(format, ARGV[i + 1])}
+	for j = 1, k do
+		set[4 * j - 1] = v[2 + j]
+	end
+	local old = redis.call('BITFIELD', KEYS[1], unpack(set))
+	local q = 0
+	for j = 1, k do
+		if old[j] == 0 then
+			q = 1
+			break
+		end
+	end
+	out[#out + 1] = q
+	if q == 1 then
+		new = true
+	end
+	if v[2] == 0 then
+		local field = ARGV[i] .. (q == 1 and ':` + counter.Qualified.String() + `' or ':` + counter.Duplicate.String() + `')
+		local c = counts[v[1]]
+		if c == nil then
+			c = {}
+			counts[v[1]] = c
+		end
+		c[field] = (c[field] or 0) + 1
+	end
+end
+for key, c in pairs(counts) do
+	for field, n in pairs(c) do
+		redis.call('HINCRBY', KEYS[key], field, n)
+	end
+end
+if new then
+	redis.call('EXPIREAT', KEYS[1], ARGV[1])
+end
+return out
 `)
 
 // createLinkScript sets a link unless its code is taken, and bumps the
@@ -74,14 +107,12 @@ return 0
 // keeps forgetting it is broken.
 const noscriptAttempts = 3
 
-// argsPerVisit is the number of arguments of one EVALSHA of commitScript.
-const argsPerVisit = 9
-
 // Commit tests and sets each visit in its window's Bloom bitmap and counts
-// it as qualified or duplicate, one script per visit, all visits in one
-// pipeline. A visit whose script failed is Uncounted in out; one that failed
-// because the connection broke may have run nevertheless (it is then counted
-// in Redis, and committing it again makes it a duplicate).
+// it as qualified or duplicate: one script per group of visits that share a
+// bitmap, all groups in one pipeline. The visits of a group whose script
+// failed are Uncounted in out; a group that failed because the connection
+// broke may have run nevertheless (it is then counted in Redis, and
+// committing it again makes its visits duplicates).
 func (s *Store) Commit(ctx context.Context, visits []counter.Visit, out []counter.Reason) error {
 	if len(out) < len(visits) {
 		panic(fmt.Sprintf("BUG: redisstore: Commit of %d visits into %d results", len(visits), len(out)))
@@ -92,54 +123,59 @@ func (s *Store) Commit(ctx context.Context, visits []counter.Visit, out []counte
 	if len(visits) == 0 {
 		return nil
 	}
-	args := s.commitArgs(visits)
+	groups := s.commitGroups(visits)
 
-	// pending are the visits to run: all, then those refused with NOSCRIPT
+	// pending are the groups to run: all, then those refused with NOSCRIPT
 	// (Redis restarted or SCRIPT FLUSH). A refused script did not run, so
 	// running it again counts it once.
-	pending := make([]int, len(visits))
+	pending := make([]int, len(groups))
 	for i := range pending {
 		pending[i] = i
 	}
-	cmds := make([]*redis.Cmd, len(visits))
+	cmds := make([]*redis.Cmd, len(groups))
 	var firstErr error
 	failed := 0
+	fail := func(g *commitGroup, err error) {
+		if firstErr == nil {
+			firstErr = err
+		}
+		failed += len(g.visits)
+	}
 	for attempt := 0; len(pending) > 0; attempt++ {
 		if attempt > 0 {
 			if err := commitScript.Load(ctx, s.rdb).Err(); err != nil {
-				if firstErr == nil {
-					firstErr = err
+				for _, i := range pending {
+					fail(&groups[i], err)
 				}
-				failed += len(pending)
 				break
 			}
 		}
 		pipe := s.rdb.Pipeline()
 		for _, i := range pending {
-			cmds[i] = pipe.Do(ctx, args[i*argsPerVisit:(i+1)*argsPerVisit]...)
+			cmds[i] = pipe.Do(ctx, groups[i].args...)
 		}
 		pipe.Exec(ctx) // errors are read per command below
 
 		retry := pending[:0]
 		for _, i := range pending {
-			n, err := cmds[i].Int64()
-			switch {
-			case err == nil && n == 1:
-				out[i] = counter.Qualified
-			case err == nil && n == 0:
-				out[i] = counter.Duplicate
-			case err == nil:
-				err = fmt.Errorf("unexpected reply %d of the commit script", n)
-				fallthrough
-			default:
+			g := &groups[i]
+			res, err := cmds[i].Int64Slice()
+			if err == nil && len(res) != len(g.visits) {
+				err = fmt.Errorf("the commit script answered %d results for %d visits", len(res), len(g.visits))
+			}
+			if err != nil {
 				if redis.HasErrorPrefix(err, "NOSCRIPT") && attempt+1 < noscriptAttempts {
 					retry = append(retry, i)
-					continue
+				} else {
+					fail(g, err)
 				}
-				if firstErr == nil {
-					firstErr = err
+				continue
+			}
+			for j, q := range res {
+				out[g.visits[j]] = counter.Duplicate
+				if q == 1 {
+					out[g.visits[j]] = counter.Qualified
 				}
-				failed++
 			}
 		}
 		pending = retry
@@ -150,69 +186,98 @@ func (s *Store) Commit(ctx context.Context, visits []counter.Visit, out []counte
 	return nil
 }
 
-// commitArgs returns the arguments of the EVALSHA of every visit,
-// argsPerVisit per visit. The strings are cut from one buffer, so a batch
-// costs a few allocations per visit, not per argument byte.
-func (s *Store) commitArgs(visits []counter.Visit) []any {
-	type span struct{ bf, n, exp, day, pos [2]int }
-	spans := make([]span, len(visits))
-	buf := make([]byte, 0, len(visits)*(2*len(s.prefix)+200))
+// commitGroup is one EVALSHA of commitScript: the visits (indices into the
+// batch, in batch order) that share a bitmap, and the command's arguments.
+type commitGroup struct {
+	visits []int
+	args   []any
+}
+
+// maxCreatorsPerGroup bounds the counter hashes of one script call: their
+// index into KEYS is one byte. More creators start another group.
+const maxCreatorsPerGroup = 250
+
+// commitGroups splits visits into groups by bitmap, keeping their order
+// within each group (a visitor twice in one batch is a duplicate the
+// second time), and builds each group's EVALSHA.
+func (s *Store) commitGroups(visits []counter.Visit) []commitGroup {
+	type bitmap struct {
+		campaign string
+		slot     uint32
+		window   int64
+		part     int // more than maxCreatorsPerGroup creators
+	}
+	type building struct {
+		bitmap
+		creators []string // of the counter hashes, KEYS[2...]
+		visits   []int
+		argv     []any
+	}
+	index := map[bitmap]int{}
+	var groups []*building
+	k := int(s.params.K)
+	// Every visit's binary argument is cut from one buffer: one string
+	// per batch, not one per visit.
+	buf := make([]byte, 0, len(visits)*(2+4*k))
+	spans := make([]int, len(visits)) // where each visit's argument starts
 	var positions []uint64
 	var day counter.Day
-	var dayStr string
-	mark := func(start int) [2]int { return [2]int{start, len(buf)} }
+	var dayArg any
 	for i := range visits {
 		v := &visits[i]
-		slot := s.params.Slot(&v.Key)
-		sp := &spans[i]
-
-		start := len(buf)
-		buf = appendSlotKey(buf, s.prefix, v.Campaign, slot)
-		buf = append(buf, "bf:"...)
-		buf = strconv.AppendInt(buf, v.Window, 10)
-		sp.bf = mark(start)
-
-		start = len(buf)
-		buf = appendSlotKey(buf, s.prefix, v.Campaign, slot)
-		buf = append(buf, "n:"...)
-		buf = append(buf, v.Creator...)
-		sp.n = mark(start)
-
-		start = len(buf)
-		buf = strconv.AppendInt(buf, v.Expires, 10)
-		sp.exp = mark(start)
-
-		if i == 0 || v.Day != day {
-			day, dayStr = v.Day, v.Day.String()
-		}
-		start = len(buf)
-		buf = append(buf, dayStr...)
-		sp.day = mark(start)
-
-		start = len(buf)
-		positions = s.params.AppendPositions(positions[:0], &v.Key)
-		for j, p := range positions {
-			if j > 0 {
-				buf = append(buf, ' ')
+		bm := bitmap{campaign: v.Campaign, slot: s.params.Slot(&v.Key), window: v.Window}
+		var g *building
+		ki := -1
+		for {
+			gi, ok := index[bm]
+			if !ok {
+				index[bm] = len(groups)
+				g = &building{bitmap: bm, argv: []any{strconv.FormatInt(v.Expires, 10), k}}
+				groups = append(groups, g)
+				break
 			}
-			buf = strconv.AppendUint(buf, p, 10)
+			g = groups[gi]
+			if ki = slices.Index(g.creators, v.Creator); ki >= 0 || len(g.creators) < maxCreatorsPerGroup {
+				break
+			}
+			bm.part++
 		}
-		sp.pos = mark(start)
-	}
-
-	str := string(buf)
-	cut := func(sp [2]int) string { return str[sp[0]:sp[1]] }
-	sha := any(commitScript.Hash())
-	args := make([]any, 0, len(visits)*argsPerVisit)
-	for i := range spans {
-		sp := &spans[i]
-		mark := "0"
-		if visits[i].MarkOnly {
-			mark = "1"
+		if ki < 0 {
+			ki = len(g.creators)
+			g.creators = append(g.creators, v.Creator)
 		}
-		args = append(args, "evalsha", sha, 2, cut(sp.bf), cut(sp.n), cut(sp.exp), cut(sp.day), cut(sp.pos), mark)
+		if dayArg == nil || v.Day != day {
+			day, dayArg = v.Day, v.Day.String()
+		}
+		mark := byte(0)
+		if v.MarkOnly {
+			mark = 1
+		}
+		spans[i] = len(buf)
+		buf = append(buf, byte(ki+2), mark)
+		positions = s.params.AppendPositions(positions[:0], &v.Key)
+		for _, p := range positions {
+			buf = binary.BigEndian.AppendUint32(buf, uint32(p))
+		}
+		g.argv = append(g.argv, dayArg, nil) // the positions, below
+		g.visits = append(g.visits, i)
 	}
-	return args
+	all := string(buf)
+	out := make([]commitGroup, len(groups))
+	for gi, g := range groups {
+		for j, i := range g.visits {
+			g.argv[3+2*j] = all[spans[i] : spans[i]+2+4*k]
+		}
+		prefix := appendSlotKey(nil, s.prefix, g.campaign, g.slot)
+		args := make([]any, 0, 4+len(g.creators)+len(g.argv))
+		args = append(args, "evalsha", commitScript.Hash(), 1+len(g.creators),
+			string(strconv.AppendInt(append(slices.Clip(prefix), "bf:"...), g.window, 10)))
+		for _, c := range g.creators {
+			args = append(args, string(append(append(slices.Clip(prefix), "n:"...), c...)))
+		}
+		out[gi] = commitGroup{visits: g.visits, args: append(args, g.argv...)}
+	}
+	return out
 }
 
 // appendSlotKey appends "<prefix>:{<campaign>:<slot>}:", the start of every

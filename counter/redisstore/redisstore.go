@@ -60,6 +60,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/clickgate/clickgate/counter"
@@ -151,11 +152,35 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		versionKey:   o.Prefix + ":{catalog}:version",
 		dedupeKey:    o.Prefix + ":{catalog}:dedupe",
 	}
+	s.rdb.AddHook(roundTripHook{})
 	if err := s.init(ctx); err != nil {
 		s.rdb.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// roundTrips counts the exchanges with Redis (a command, or a pipeline of
+// them): what the edge pays per click in latency is round trips, not
+// commands.
+var roundTrips = metrics.NewCounter("clickgate_redis_round_trips_total")
+
+type roundTripHook struct{}
+
+func (roundTripHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (roundTripHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		roundTrips.Inc()
+		return next(ctx, cmd)
+	}
+}
+
+func (roundTripHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		roundTrips.Inc()
+		return next(ctx, cmds)
+	}
 }
 
 func (s *Store) init(ctx context.Context) error {

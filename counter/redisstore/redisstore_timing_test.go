@@ -43,7 +43,7 @@ func BenchmarkCommit(b *testing.B) {
 	b.ReportMetric(float64(b.N*benchBatch)/b.Elapsed().Seconds(), "visits/s")
 }
 
-var sinkArgs []any
+var sinkGroups []commitGroup
 
 // BenchmarkCommitArgs is the client-side cost of preparing one batch.
 func BenchmarkCommitArgs(b *testing.B) {
@@ -55,7 +55,7 @@ func BenchmarkCommitArgs(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		sinkArgs = s.commitArgs(visits)
+		sinkGroups = s.commitGroups(visits)
 	}
-	b.ReportMetric(float64(testing.AllocsPerRun(10, func() { sinkArgs = s.commitArgs(visits) }))/benchBatch, "allocs/visit")
+	b.ReportMetric(float64(testing.AllocsPerRun(10, func() { sinkGroups = s.commitGroups(visits) }))/benchBatch, "allocs/visit")
 }

@@ -1,0 +1,97 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/clickgate/clickgate/counter"
+)
+
+// TestCommitBatch commits one batch over campaigns, slots, more creators
+// than one script call names, repeats and mark-only visits, in one round
+// trip, and checks every result and counter.
+func TestCommitBatch(t *testing.T) {
+	e := newEnv(t, Options{})
+	now := time.Now()
+	var visits []counter.Visit
+	want := map[string]int64{} // campaign/creator → qualified
+	for i := range 2000 {
+		campaign := fmt.Sprintf("c%d", i%2)
+		creator := fmt.Sprintf("k%d", i%600)
+		visits = append(visits, visit(campaign, creator, i, now))
+		want[campaign+"/"+creator]++
+	}
+	// Every tenth visitor again in the same batch: a duplicate, because its
+	// first visit comes earlier in its group. Then a mark-only key.
+	for i := 0; i < 2000; i += 10 {
+		visits = append(visits, visits[i])
+	}
+	mark := visit("c0", "k0", 99999, now)
+	mark.MarkOnly = true
+	visits = append(visits, mark, visit("c0", "k0", 99999, now))
+
+	e.commit(t, visit("c9", "k9", 0, now)) // connects (a connection's set-up takes round trips too)
+	before := roundTrips.Get()
+	out := e.commit(t, visits...)
+	if n := roundTrips.Get() - before; n != 1 {
+		t.Errorf("a batch took %d round trips; want 1", n)
+	}
+	for i, r := range out {
+		wantR := counter.Qualified
+		if i >= 2000 {
+			wantR = counter.Duplicate
+		}
+		if i == len(out)-2 {
+			wantR = counter.Qualified // the mark-only visit's key was new
+		}
+		if r != wantR {
+			t.Fatalf("visit %d: %s, want %s", i, r, wantR)
+		}
+	}
+	for i := range 600 {
+		for c := range 2 {
+			campaign, creator := fmt.Sprintf("c%d", c), fmt.Sprintf("k%d", i)
+			got := e.total(t, campaign, creator)
+			dups := int64(0)
+			for j := 0; j < 2000; j += 10 {
+				if visits[j].Campaign == campaign && visits[j].Creator == creator {
+					dups++
+				}
+			}
+			if campaign == "c0" && creator == "k0" {
+				dups++ // the visit after the mark
+			}
+			if got[counter.Qualified] != want[campaign+"/"+creator] || got[counter.Duplicate] != dups {
+				t.Fatalf("%s/%s: %+v; want qualified %d, duplicates %d", campaign, creator, got, want[campaign+"/"+creator], dups)
+			}
+		}
+	}
+}
+
+// TestCommitScriptRefusesMalformedCalls calls the script with a valid visit
+// and a malformed one: it answers an error and writes nothing.
+func TestCommitScriptRefusesMalformedCalls(t *testing.T) {
+	e := newEnv(t, Options{})
+	ctx := context.Background()
+	v := visit("c1", "alice", 1, time.Now())
+	g := e.s.commitGroups([]counter.Visit{v})[0]
+	valid := g.args[len(g.args)-1].(string)
+	keys := g.args[3:5]
+	for name, argv := range map[string][]any{
+		"short positions": {"0", e.params.K, "2026-01-01", valid, "2026-01-01", valid[:len(valid)-1]},
+		"bad key index":   {"0", e.params.K, "2026-01-01", valid, "2026-01-01", "\x09" + valid[1:]},
+		"odd arguments":   {"0", e.params.K, "2026-01-01", valid, "2026-01-01"},
+		"no k":            {"0", "x", "2026-01-01", valid},
+	} {
+		args := append([]any{"evalsha", commitScript.Hash(), 2}, keys...)
+		err := e.rdb.Do(ctx, append(args, argv...)...).Err()
+		if err == nil {
+			t.Errorf("%s: no error", name)
+		}
+		if n, _ := e.rdb.Exists(ctx, keys[0].(string), keys[1].(string)).Result(); n != 0 {
+			t.Fatalf("%s: the script wrote %d keys before failing", name, n)
+		}
+	}
+}
