@@ -3,7 +3,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 GO ?= go
 
-.PHONY: run build test race bench fmt vet redis-server
+.PHONY: run build test race bench loadtest fmt vet redis-server
 
 run: ## run the service on the embedded store under ./data
 	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/clickgate serve
@@ -18,6 +18,12 @@ race: test
 
 bench: ## Go micro-benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Every design side by side: each server (with its redis-server) pinned to
+# CPU 0, the load generator to CPU 1. Rewrites BENCHMARKS.md.
+loadtest: build redis-server ## the load test and the performance table
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/clickbench ./cmd/clickbench
+	taskset -c 1 bin/clickbench loadtest --clickgate bin/clickgate --server-cpu 0 --out BENCHMARKS.md
 
 fmt:
 	gofmt -w .

@@ -233,13 +233,7 @@ func (w *worker) session(ctx context.Context) bool {
 		if w.l.o.Rate > 0 {
 			due = w.l.due(n)
 			if d := time.Until(due); d > 0 {
-				t := time.NewTimer(d)
-				select {
-				case <-t.C:
-				case <-ctx.Done():
-					t.Stop()
-					return false
-				}
+				time.Sleep(d)
 			}
 		}
 		if ctx.Err() != nil {
@@ -466,4 +460,26 @@ func (l *loader) result(elapsed time.Duration) *Result {
 		r.SendLag = latencies(lag)
 	}
 	return r
+}
+
+// Merge returns the sum of runs of the same model, for one audit over all
+// of them.
+func Merge(runs ...*Result) *Result {
+	sum := &Result{Kinds: map[string]KindResult{}}
+	for _, r := range runs {
+		if sum.Creator == nil {
+			sum.Creator = make([]Expected, len(r.Creator))
+		}
+		for i := range r.Creator {
+			sum.Creator[i].add(&r.Creator[i])
+		}
+		for k, v := range r.Kinds {
+			s := sum.Kinds[k]
+			s.Sent, s.OK, s.Unexpected, s.Errors = s.Sent+v.Sent, s.OK+v.OK, s.Unexpected+v.Unexpected, s.Errors+v.Errors
+			sum.Kinds[k] = s
+		}
+		sum.Requests += r.Requests
+		sum.Errors += r.Errors
+	}
+	return sum
 }

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
 
@@ -281,6 +282,7 @@ func baseline(ctx context.Context, args []string, stderr io.Writer) error {
 	listen := fs.String("listen", "127.0.0.1:9080", "listener address")
 	n := fs.Int("links", 200, "number of links, codes L0000000 to L(N-1)")
 	redisURL := fs.String("redis", "", "Redis URL: count every click with one HINCRBY (the naive design); empty: the bare ceiling")
+	metricsListen := fs.String("metrics-listen", "", "also serve the process's Go metrics (Prometheus text) at /metrics on this address")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -309,9 +311,22 @@ func baseline(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	srv := &fasthttp.Server{Handler: b.Handle, Name: "clickbench", NoDefaultContentType: true}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
-	slog.New(slog.NewTextHandler(stderr, nil)).Info("baseline serving", "design", design, "listen", ln.Addr().String(), "links", *n)
+	logArgs := []any{"design", design, "listen", ln.Addr().String(), "links", *n}
+	if *metricsListen != "" {
+		mln, err := net.Listen("tcp", *metricsListen)
+		if err != nil {
+			srv.Shutdown()
+			return err
+		}
+		defer mln.Close()
+		go func() {
+			errc <- fasthttp.Serve(mln, func(ctx *fasthttp.RequestCtx) { metrics.WritePrometheus(ctx, true) })
+		}()
+		logArgs = append(logArgs, "metrics", mln.Addr().String())
+	}
+	slog.New(slog.NewTextHandler(stderr, nil)).Info("baseline serving", logArgs...)
 	select {
 	case <-ctx.Done():
 		return srv.Shutdown()
