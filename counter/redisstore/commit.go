@@ -24,10 +24,14 @@ import (
 //	KEYS[2...]  the counter hashes of the group's creators (same slot)
 //	ARGV[1]     when the bitmap expires, Unix seconds
 //	ARGV[2]     K, the number of bit positions per visit
-//	ARGV[3...]  two arguments per visit: its day (YYYY-MM-DD), then 2+4K
+//	ARGV[3]     the size of the bitmap in bytes (M bits rounded up)
+//	ARGV[4...]  two arguments per visit: its day (YYYY-MM-DD), then 2+4K
 //	            bytes: the index into KEYS of its counter hash, 1 to only
 //	            set the bits and count nothing (Visit.MarkOnly) else 0,
 //	            and its K bit positions, big-endian uint32s
+//
+// A new bitmap is created at its full size: grown bit by bit, Redis would
+// over-allocate it up to twice (strings grow greedily below 1 MB).
 //
 // It returns one integer per visit: 1 when the visitor was new (qualified),
 // 0 when every bit was already set (duplicate). The arguments are checked
@@ -35,12 +39,12 @@ import (
 // makes Redis 7 check for memory before the script runs, so it never stops
 // between its writes.
 var commitScript = redis.NewScript(`#!lua
-local k = tonumber(ARGV[2])
-if k == nil or k < 1 or k > 64 or #ARGV % 2 ~= 0 then
+local k, size = tonumber(ARGV[2]), tonumber(ARGV[3])
+if k == nil or k < 1 or k > 64 or size == nil or size < 1 or #ARGV % 2 ~= 1 then
 	return redis.error_reply('ERR clickgate commit: malformed arguments')
 end
 local format = '>BB' .. string.rep('I4', k)
-for i = 4, #ARGV, 2 do
+for i = 5, #ARGV, 2 do
 	if #ARGV[i] ~= 2 + 4 * k or KEYS[string.byte(ARGV[i], 1)] == nil then
 		return redis.error_reply('ERR clickgate commit: malformed visit')
 	end
@@ -49,8 +53,11 @@ local set = {}
 for j = 1, k do
 	set[4 * j - 3], set[4 * j - 2], set[4 * j] = 'SET', 'u1', 1
 end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+	redis.call('SETRANGE', KEYS[1], size - 1, '\0')
+end
 local out, counts, new = {}, {}, false
-for i = 3, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
 	local v = {struct.unpack(format, ARGV[i + 1])}
 	for j = 1, k do
 		set[4 * j - 1] = v[2 + j]
@@ -232,7 +239,7 @@ func (s *Store) commitGroups(visits []counter.Visit) []commitGroup {
 			gi, ok := index[bm]
 			if !ok {
 				index[bm] = len(groups)
-				g = &building{bitmap: bm, argv: []any{strconv.FormatInt(v.Expires, 10), k}}
+				g = &building{bitmap: bm, argv: []any{strconv.FormatInt(v.Expires, 10), k, (s.params.M + 7) / 8}}
 				groups = append(groups, g)
 				break
 			}
@@ -266,7 +273,7 @@ func (s *Store) commitGroups(visits []counter.Visit) []commitGroup {
 	out := make([]commitGroup, len(groups))
 	for gi, g := range groups {
 		for j, i := range g.visits {
-			g.argv[3+2*j] = all[spans[i] : spans[i]+2+4*k]
+			g.argv[4+2*j] = all[spans[i] : spans[i]+2+4*k]
 		}
 		prefix := appendSlotKey(nil, s.prefix, g.campaign, g.slot)
 		args := make([]any, 0, 4+len(g.creators)+len(g.argv))

@@ -79,11 +79,13 @@ func TestCommitScriptRefusesMalformedCalls(t *testing.T) {
 	g := e.s.commitGroups([]counter.Visit{v})[0]
 	valid := g.args[len(g.args)-1].(string)
 	keys := g.args[3:5]
+	size := (e.params.M + 7) / 8
 	for name, argv := range map[string][]any{
-		"short positions": {"0", e.params.K, "2026-01-01", valid, "2026-01-01", valid[:len(valid)-1]},
-		"bad key index":   {"0", e.params.K, "2026-01-01", valid, "2026-01-01", "\x09" + valid[1:]},
-		"odd arguments":   {"0", e.params.K, "2026-01-01", valid, "2026-01-01"},
-		"no k":            {"0", "x", "2026-01-01", valid},
+		"short positions": {"0", e.params.K, size, "2026-01-01", valid, "2026-01-01", valid[:len(valid)-1]},
+		"bad key index":   {"0", e.params.K, size, "2026-01-01", valid, "2026-01-01", "\x09" + valid[1:]},
+		"odd arguments":   {"0", e.params.K, size, "2026-01-01", valid, "2026-01-01"},
+		"no k":            {"0", "x", size, "2026-01-01", valid},
+		"no size":         {"0", e.params.K, "x", "2026-01-01", valid},
 	} {
 		args := append([]any{"evalsha", commitScript.Hash(), 2}, keys...)
 		err := e.rdb.Do(ctx, append(args, argv...)...).Err()
@@ -93,5 +95,26 @@ func TestCommitScriptRefusesMalformedCalls(t *testing.T) {
 		if n, _ := e.rdb.Exists(ctx, keys[0].(string), keys[1].(string)).Result(); n != 0 {
 			t.Fatalf("%s: the script wrote %d keys before failing", name, n)
 		}
+	}
+}
+
+// TestBitmapCreatedFullSize: a new bitmap has its final size at once, so
+// Redis never over-allocates it while it grows.
+func TestBitmapCreatedFullSize(t *testing.T) {
+	e := newEnv(t, Options{})
+	v := visit("c1", "alice", 1, time.Now())
+	e.commit(t, v)
+	key := e.s.commitGroups([]counter.Visit{v})[0].args[3].(string)
+	n, err := e.rdb.StrLen(context.Background(), key).Result()
+	if want := int64((e.params.M + 7) / 8); err != nil || n != want {
+		t.Fatalf("bitmap %s is %d bytes (%v); want %d", key, n, err, want)
+	}
+	// The zero byte that sized it set no bit: only the visitor's are set.
+	distinct := map[uint64]bool{}
+	for _, p := range e.params.AppendPositions(nil, &v.Key) {
+		distinct[p] = true
+	}
+	if bits, err := e.rdb.BitCount(context.Background(), key, nil).Result(); err != nil || bits != int64(len(distinct)) {
+		t.Fatalf("%d bits set (%v); want the visitor's %d", bits, err, len(distinct))
 	}
 }

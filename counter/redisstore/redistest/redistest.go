@@ -7,10 +7,12 @@ package redistest
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,6 +38,8 @@ type Server struct {
 	dir  string
 	log  string
 	port int
+	opt  Options
+	tls  *tls.Config // of the harness's own client; nil without TLS
 
 	mu   sync.Mutex
 	proc *process // nil when stopped
@@ -52,12 +56,37 @@ type process struct {
 // test ends. Start fails the test if redis-server is not on PATH.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// Options configure StartWith. The zero value starts what Start does.
+type Options struct {
+	// Password is the default user's (requirepass). URL carries it.
+	// default: none, no authentication
+	Password string
+	// TLS serves TLS only, with a certificate for 127.0.0.1 signed by a CA
+	// made for the server; CAFile names the CA's certificate, and URL is
+	// rediss://. default: plain TCP
+	TLS bool
+	// Args are more redis-server arguments, for example an ACL user:
+	// "--user", "edge", "on", ">secret", "~cg:*", "+get". default: none
+	Args []string
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, o Options) *Server {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Fatalf("redis-server not found on PATH (install it, e.g. apt-get install redis-server): %s", err)
 	}
 	dir := t.TempDir()
-	s := &Server{bin: bin, dir: dir, log: filepath.Join(dir, "redis.log")}
+	s := &Server{bin: bin, dir: dir, log: filepath.Join(dir, "redis.log"), opt: o}
+	if o.TLS {
+		if s.tls, err = writeTLSFiles(dir); err != nil {
+			t.Fatalf("cannot make the TLS certificates: %s", err)
+		}
+	}
 	t.Cleanup(s.Stop)
 	var lastErr error
 	for range bindAttempts {
@@ -81,8 +110,30 @@ func Start(t testing.TB) *Server {
 // Addr returns the server's address, "127.0.0.1:port".
 func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
 
-// URL returns the URL of database db, "redis://127.0.0.1:port/db".
-func (s *Server) URL(db int) string { return "redis://" + s.Addr() + "/" + strconv.Itoa(db) }
+// URL returns the URL of database db, "redis://127.0.0.1:port/db", as the
+// default user: "rediss://" with TLS, with ":password@" with a Password.
+func (s *Server) URL(db int) string {
+	if s.opt.Password == "" {
+		return s.UserURL("", "", db)
+	}
+	return s.UserURL("default", s.opt.Password, db)
+}
+
+// UserURL returns the URL of database db as user with password.
+func (s *Server) UserURL(user, password string, db int) string {
+	u := url.URL{Scheme: "redis", Host: s.Addr(), Path: "/" + strconv.Itoa(db)}
+	if s.opt.TLS {
+		u.Scheme = "rediss"
+	}
+	if password != "" {
+		u.User = url.UserPassword(user, password)
+	}
+	return u.String()
+}
+
+// CAFile returns the file of the CA certificate that signed the server's,
+// with TLS.
+func (s *Server) CAFile() string { return filepath.Join(s.dir, "ca.pem") }
 
 // Dir returns the server's data directory.
 func (s *Server) Dir() string { return s.dir }
@@ -129,7 +180,7 @@ func (s *Server) start() error {
 	if s.proc != nil {
 		panic("BUG: redistest: start while the server runs")
 	}
-	cmd := exec.Command(s.bin,
+	args := []string{
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
 		"--dir", s.dir,
@@ -138,7 +189,16 @@ func (s *Server) start() error {
 		"--appendonly", "yes",
 		"--appendfsync", "everysec",
 		"--daemonize", "no",
-	)
+	}
+	if s.opt.TLS {
+		args = append(args, "--port", "0", "--tls-port", strconv.Itoa(s.port),
+			"--tls-cert-file", filepath.Join(s.dir, "server.pem"), "--tls-key-file", filepath.Join(s.dir, "server-key.pem"),
+			"--tls-ca-cert-file", s.CAFile(), "--tls-auth-clients", "no")
+	}
+	if s.opt.Password != "" {
+		args = append(args, "--requirepass", s.opt.Password)
+	}
+	cmd := exec.Command(s.bin, append(args, s.opt.Args...)...)
 	cmd.Dir = s.dir
 	logStart := s.logSize()
 	if err := cmd.Start(); err != nil {
@@ -152,7 +212,7 @@ func (s *Server) start() error {
 
 	deadline := time.Now().Add(readyTimeout)
 	for {
-		err := ping(s.Addr(), cmd.Process.Pid)
+		err := s.ping(cmd.Process.Pid)
 		if err == nil {
 			s.proc = p
 			return nil
@@ -175,20 +235,40 @@ func (s *Server) start() error {
 
 // ping sends PING and INFO over a fresh connection and expects PONG from
 // the process pid: another server that took the port must not pass for ours.
-func ping(addr string, pid int) error {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
+func (s *Server) ping(pid int) error {
+	addr := s.Addr()
+	d := &net.Dialer{Timeout: time.Second}
+	var c net.Conn
+	var err error
+	if s.tls != nil {
+		c, err = tls.DialWithDialer(d, "tcp", addr, s.tls)
+	} else {
+		c, err = d.Dial("tcp", addr)
+	}
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("PING\r\nINFO server\r\n")); err != nil {
+	cmds := "PING\r\nINFO server\r\n"
+	if s.opt.Password != "" {
+		cmds = "AUTH " + s.opt.Password + "\r\n" + cmds
+	}
+	if _, err := c.Write([]byte(cmds)); err != nil {
 		return err
 	}
 	r := bufio.NewReader(c)
 	line, err := r.ReadString('\n')
 	if err != nil {
 		return err
+	}
+	if s.opt.Password != "" {
+		if line != "+OK\r\n" {
+			return fmt.Errorf("unexpected answer to AUTH: %q", strings.TrimSpace(line))
+		}
+		if line, err = r.ReadString('\n'); err != nil {
+			return err
+		}
 	}
 	if line != "+PONG\r\n" {
 		// -LOADING while the append-only file is replayed.
