@@ -2,17 +2,98 @@ package counter
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/VictoriaMetrics/metrics"
 )
+
+// Spool keeps batches of visits that the store did not commit in time, on
+// local disk, until they are replayed into the store. counter/spool
+// implements it.
+type Spool interface {
+	// Append writes visits as one batch and makes it durable; the visits
+	// are spooled only once it returns the batch's id. A held batch is not
+	// Pending until Release: its commit is still in flight. Append returns
+	// an error matching ErrSpoolFull when the batch does not fit.
+	Append(visits []Visit, held bool) (id uint64, err error)
+	// Release makes a held batch pending.
+	Release(id uint64)
+	// Ack records that batch id is in the store: it is never replayed
+	// again by this process, nor by the next if Ack returns nil.
+	Ack(id uint64) error
+	// Pending appends the ids of the batches to replay, oldest first.
+	Pending(dst []uint64) []uint64
+	// Read appends the visits of batch id to dst.
+	Read(id uint64, dst []Visit) ([]Visit, error)
+}
+
+// ErrSpoolFull is matched by a Spool's Append error when the spool has no
+// room for the batch.
+var ErrSpoolFull = errors.New("counter: spool full")
+
+// Outcome is how far a visit had got when Record returned.
+type Outcome uint8
+
+const (
+	// Committed: the store decided, and the reason says what.
+	Committed Outcome = iota
+	// Spooled: the store did not decide within CommitTimeout (or failed),
+	// and the visit is in the spool: the store decides when it is
+	// replayed.
+	Spooled
+	// Late: neither committed nor spooled yet. The visit commits late, or
+	// is tallied uncounted if the store fails (only without a spool, or
+	// when the spool did not answer within SpoolTimeout).
+	Late
+	// Lost: neither committed nor spooled (the queue or the spool was
+	// full, the spool could not be written, the Recorder was stopped): the
+	// visit is tallied uncounted.
+	Lost
+)
+
+// Where the visits that leave the hot path go, for /metrics. A visit is a
+// click that dedupe decides; the visitor cookie's mark that goes with it is
+// not counted here.
+var (
+	visitsSpooled    = metrics.NewCounter(`clickgate_visits_spooled_total`)
+	visitsReplayed   = metrics.NewCounter(`clickgate_visits_replayed_total`)
+	visitsUncounted  = metrics.NewCounter(`clickgate_visits_uncounted_total`)
+	lostSpoolFull    = metrics.NewCounter(`clickgate_visits_lost_total{reason="spool_full"}`)
+	lostSpoolError   = metrics.NewCounter(`clickgate_visits_lost_total{reason="spool_error"}`)
+	lostStoreError   = metrics.NewCounter(`clickgate_visits_lost_total{reason="store_error"}`)
+	lostQueueFull    = metrics.NewCounter(`clickgate_visits_lost_total{reason="queue_full"}`)
+	lostStopped      = metrics.NewCounter(`clickgate_visits_lost_total{reason="stopped"}`)
+	lostExpired      = metrics.NewCounter(`clickgate_visits_lost_total{reason="expired"}`)
+	commitsLate      = metrics.NewCounter(`clickgate_commits_late_total`)
+	commitErrors     = metrics.NewCounter(`clickgate_store_commit_errors_total`)
+	spoolReadErrors  = metrics.NewCounter(`clickgate_spool_read_errors_total`)
+	commitDuration   = metrics.NewHistogram(`clickgate_commit_duration_seconds`)
+	replayedBatches  = metrics.NewCounter(`clickgate_spool_replayed_batches_total`)
+	spooledBatches   = metrics.NewCounter(`clickgate_spool_appended_batches_total`)
+	lateAckedBatches = metrics.NewCounter(`clickgate_spool_late_acked_batches_total`)
+)
+
+// Backoff between attempts on a store that failed. Meanwhile new batches go
+// straight to the spool, and replay waits.
+const (
+	retryMin = 50 * time.Millisecond
+	retryMax = 2 * time.Second
+)
+
+// replayMargin: a spooled visit is replayed only while its window's dedupe
+// state is sure to still be in the store, at least this long before it
+// expires. Replayed later, it would find no state and count a visitor again.
+const replayMargin = time.Minute
 
 // RecorderOptions configure a Recorder.
 type RecorderOptions struct {
 	Store  Store
 	Params DedupeParams
-	// CommitTimeout bounds how long Record waits for its batch; past it the
-	// person is redirected and the visit commits late. default: 250ms
+	// CommitTimeout bounds how long Record waits for its batch; past it
+	// the batch is spooled and the person redirected. default: 250ms
 	CommitTimeout time.Duration
 	// StoreTimeout bounds one batch's round trip to the store. default: 5s
 	StoreTimeout time.Duration
@@ -24,7 +105,16 @@ type RecorderOptions struct {
 	// by the local filter, uncounted visits) are added to the store.
 	// default: 1s
 	FlushInterval time.Duration
-	// Logger receives errors, at most one per FlushInterval. default: slog.Default()
+	// Spool keeps the visits of batches that the store did not commit
+	// within CommitTimeout, or failed, until a replayer commits them.
+	// default: nil, such visits commit late, or are tallied uncounted when
+	// the store fails
+	Spool Spool
+	// SpoolTimeout bounds how long Record waits for the spool past
+	// CommitTimeout: a disk that hangs must not hold redirects. default: 1s
+	SpoolTimeout time.Duration
+	// Logger receives errors, each message at most once per FlushInterval.
+	// default: slog.Default()
 	Logger *slog.Logger
 }
 
@@ -32,17 +122,32 @@ type RecorderOptions struct {
 // filter answers known visitors, one committer goroutine sends every other
 // visit queued meanwhile to the store as one batch (group commit), and
 // counts that need no dedupe are tallied in memory and added periodically.
+//
+// With a Spool, a batch the store has not committed within CommitTimeout,
+// or failed, is written to the spool before its callers return, and a
+// replayer commits it when the store is back. A batch spooled while its
+// commit was in flight is held, and acked if the commit succeeds after all,
+// so that it is not sent twice. Even so, the store's dedupe is what makes
+// replay safe: a visit committed twice is a duplicate the second time.
 type Recorder struct {
 	o      RecorderOptions
 	filter *LocalFilter
 
-	mu       sync.Mutex
-	cur      *batch // queued
-	inflight *batch // being committed; nil when idle
-	stopped  bool
-	wake     chan struct{}
-	stop     chan struct{}
-	running  sync.WaitGroup
+	mu         sync.Mutex
+	cur        *batch // queued
+	inflight   *batch // being committed; nil when idle
+	stopped    bool
+	lateWrites int           // spool writes of late batches under way
+	lateIdle   chan struct{} // closed when lateWrites drops to 0; set by Stop
+	wake       chan struct{}
+	stop       chan struct{}
+	running    sync.WaitGroup
+
+	healthMu  sync.Mutex
+	failures  int       // consecutive store failures
+	downUntil time.Time // no commit or replay is tried before, but a probe
+
+	replayWake chan struct{}
 
 	tallyMu sync.Mutex
 	tally   map[tallyKey]int64
@@ -51,14 +156,36 @@ type Recorder struct {
 	flushMu sync.Mutex
 
 	errMu   sync.Mutex
-	lastErr time.Time
+	lastErr map[string]time.Time // by message
 }
 
 type batch struct {
 	visits []Visit
-	out    []Reason
-	done   chan struct{}
+	out    []Reason      // final once answered
+	done   chan struct{} // closed when the callers may go
+
+	// Under Recorder.mu.
+	sent     bool // taken by the committer
+	answered bool // out is final: the store answered, or the batch is never sent
+	spool    spoolState
+	whole    bool // the spool record holds every visit, written before the store answered
+	spoolID  uint64
+	spoolErr error
+	released bool
+	// Set before done closes: what became of the visits that out does not
+	// decide, and whether out was final then.
+	fate  Outcome
+	final bool
 }
+
+type spoolState uint8
+
+const (
+	notSpooled spoolState = iota
+	spoolWriting
+	spoolWritten
+	spoolFailed
+)
 
 type tallyKey struct {
 	campaign, creator string
@@ -80,36 +207,71 @@ func NewRecorder(o RecorderOptions) *Recorder {
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = time.Second
 	}
+	if o.SpoolTimeout <= 0 {
+		o.SpoolTimeout = time.Second
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
 	return &Recorder{
-		o:      o,
-		filter: NewLocalFilter(o.Params),
-		cur:    newBatch(),
-		wake:   make(chan struct{}, 1),
-		stop:   make(chan struct{}),
-		tally:  make(map[tallyKey]int64),
+		o:          o,
+		filter:     NewLocalFilter(o.Params),
+		cur:        newBatch(),
+		wake:       make(chan struct{}, 1),
+		stop:       make(chan struct{}),
+		replayWake: make(chan struct{}, 1),
+		tally:      make(map[tallyKey]int64),
+		lastErr:    make(map[string]time.Time),
 	}
 }
 
 func newBatch() *batch { return &batch{done: make(chan struct{})} }
 
-// Start starts the committer and the periodic flush of tallied counts,
-// each on its own goroutine so a slow flush never delays a commit.
+// Start starts the committer, the periodic flush of tallied counts and,
+// with a spool, the replayer of the batches left in it, each on its own
+// goroutine so a slow flush or replay never delays a commit.
 func (r *Recorder) Start() {
 	r.running.Add(2)
 	go r.commitLoop()
 	go r.flushLoop()
+	if r.o.Spool != nil {
+		r.running.Add(1)
+		go r.replayLoop()
+		signal(r.replayWake) // batches left by the previous run
+	}
 }
 
-// Stop commits what is queued, adds the tallied counts to the store and
-// stops. Record after Stop returns Uncounted.
-func (r *Recorder) Stop() {
+// Stop commits what is queued, replays what is spooled if the store takes
+// it, adds the tallied counts to the store and stops, all within ctx. What
+// the spool still holds then is replayed by the next Start. Record after
+// Stop returns Uncounted.
+func (r *Recorder) Stop(ctx context.Context) {
 	close(r.stop)
-	r.running.Wait()
-	ctx, cancel := context.WithTimeout(context.Background(), r.o.StoreTimeout)
-	defer cancel()
+	stopped := make(chan struct{})
+	go func() {
+		r.running.Wait()
+		r.mu.Lock()
+		idle := make(chan struct{})
+		if r.lateWrites == 0 {
+			close(idle)
+		} else {
+			r.lateIdle = idle
+		}
+		r.mu.Unlock()
+		<-idle
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+		if r.o.Spool != nil {
+			r.replay(ctx, nil)
+			if n := len(r.o.Spool.Pending(nil)); n > 0 {
+				r.o.Logger.Warn("the spool still holds batches at stop; the next start replays them", "batches", n)
+			}
+		}
+	case <-ctx.Done():
+		r.o.Logger.Error("commits or spool writes still under way at the shutdown deadline; what is spooled is replayed at the next start")
+	}
 	if err := r.flushTally(ctx); err != nil {
 		r.o.Logger.Error("cannot add tallied counts at stop; they are lost", "err", err)
 	}
@@ -119,17 +281,23 @@ func (r *Recorder) Stop() {
 // visit or a duplicate, and records it. Call Known first: a visitor the
 // local filter knows needs no store. Record does not test it again, so that
 // a visit's second key (HasAlso) is always marked, even when a concurrent
-// commit made the first known meanwhile. It returns once the store has
-// committed the visit, with ok true, or after CommitTimeout with ok false:
-// the visit then commits late (or is tallied as uncounted if the store
-// fails).
-func (r *Recorder) Record(v *Visit) (reason Reason, ok bool) {
+// commit made the first known meanwhile.
+//
+// It returns once the store has committed the visit (Committed), or after
+// CommitTimeout once the visit is in the spool (Spooled) or could not be
+// spooled (Lost), and at the latest SpoolTimeout later (Late). The reason
+// is Uncounted unless the outcome is Committed.
+func (r *Recorder) Record(v *Visit) (Reason, Outcome) {
 	r.mu.Lock()
 	b := r.cur
 	if r.stopped || len(b.visits) >= r.o.MaxQueue {
+		c, why := lostQueueFull, "the queue for the store is full"
+		if r.stopped {
+			c, why = lostStopped, "the recorder is stopped"
+		}
 		r.mu.Unlock()
-		r.Note(v.Campaign, v.Creator, v.Day, Uncounted)
-		return Uncounted, true
+		r.lose(c, why, *v)
+		return Uncounted, Lost
 	}
 	i := len(b.visits)
 	b.visits = append(b.visits, *v)
@@ -139,19 +307,34 @@ func (r *Recorder) Record(v *Visit) (reason Reason, ok bool) {
 		b.visits = append(b.visits, m)
 	}
 	r.mu.Unlock()
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
+	signal(r.wake)
 
 	t := time.NewTimer(r.o.CommitTimeout)
 	defer t.Stop()
 	select {
 	case <-b.done:
-		return b.out[i], true
+		return b.result(i)
 	case <-t.C:
-		return Uncounted, false
 	}
+	if r.o.Spool == nil {
+		return Uncounted, Late
+	}
+	r.spoolLate(b)
+	t.Reset(r.o.SpoolTimeout)
+	select {
+	case <-b.done:
+		return b.result(i)
+	case <-t.C:
+		return Uncounted, Late
+	}
+}
+
+// result is what became of visit i; call it once b.done is closed.
+func (b *batch) result(i int) (Reason, Outcome) {
+	if b.final && b.out[i] != Uncounted {
+		return b.out[i], Committed
+	}
+	return Uncounted, b.fate
 }
 
 // Known reports whether the local filter knows v's visitor, and then
@@ -172,9 +355,30 @@ func (r *Recorder) Note(campaign, creator string, day Day, reason Reason) {
 	r.tallyMu.Unlock()
 }
 
-// Flush waits until every visit recorded before the call is committed, then
-// adds the tallied counts to the store. Counts that fail stay tallied for the
-// next Flush.
+// lose tallies visits that are neither committed nor spooled as uncounted,
+// counts them in c and logs it: a lost visit is a person who may go unpaid.
+func (r *Recorder) lose(c *metrics.Counter, why string, visits ...Visit) {
+	n := 0
+	for i := range visits {
+		v := &visits[i]
+		if v.MarkOnly {
+			continue
+		}
+		r.Note(v.Campaign, v.Creator, v.Day, Uncounted)
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	c.Add(n)
+	visitsUncounted.Add(n)
+	r.logError("visits lost: neither committed nor spooled; tallied uncounted", "reason", why, "visits", n,
+		"lost_total", c.Get())
+}
+
+// Flush waits until every visit recorded before the call is committed,
+// spooled or lost, then adds the tallied counts to the store. Counts that
+// fail stay tallied for the next Flush.
 func (r *Recorder) Flush(ctx context.Context) error {
 	r.mu.Lock()
 	wait := r.inflight
@@ -185,10 +389,7 @@ func (r *Recorder) Flush(ctx context.Context) error {
 	}
 	r.mu.Unlock()
 	if wait != nil {
-		select {
-		case r.wake <- struct{}{}:
-		default:
-		}
+		signal(r.wake)
 		select {
 		case <-wait.done:
 		case <-ctx.Done():
@@ -228,7 +429,7 @@ func (r *Recorder) flushTally(ctx context.Context) error {
 }
 
 // Stats returns a creator's counters, including every click recorded here
-// before the call.
+// before the call but the spooled visits not replayed yet.
 func (r *Recorder) Stats(ctx context.Context, campaign, creator string) ([]DayCounts, error) {
 	if err := r.Flush(ctx); err != nil {
 		return nil, err
@@ -261,7 +462,7 @@ func (r *Recorder) flushLoop() {
 		case now := <-tick.C:
 			ctx, cancel := context.WithTimeout(context.Background(), r.o.StoreTimeout)
 			if err := r.flushTally(ctx); err != nil {
-				r.logError("cannot add tallied counts; will retry", err)
+				r.logError("cannot add tallied counts; will retry", "err", err)
 			}
 			cancel()
 			r.filter.Expire(now.Unix())
@@ -272,7 +473,9 @@ func (r *Recorder) flushLoop() {
 }
 
 // commitQueued sends every queued visit to the store as one batch. Visits
-// that arrive meanwhile queue for the next batch.
+// that arrive meanwhile queue for the next batch. While the store is down
+// (it failed moments ago), the batch goes straight to the spool instead:
+// its people need not wait CommitTimeout for a store that is not there.
 func (r *Recorder) commitQueued() {
 	r.mu.Lock()
 	b := r.cur
@@ -280,36 +483,376 @@ func (r *Recorder) commitQueued() {
 		r.mu.Unlock()
 		return
 	}
-	r.cur, r.inflight = newBatch(), b
+	r.cur = newBatch()
+	b.sent = true
+	if r.o.Spool != nil && r.downFor(time.Now()) > 0 {
+		b.answered, b.out = true, uncounted(len(b.visits))
+		b.spool, b.whole = spoolWriting, true
+		r.inflight = b
+		r.mu.Unlock()
+		r.writeSpool(b, b.visits, false)
+		r.mu.Lock()
+		r.inflight = nil
+		r.mu.Unlock()
+		return
+	}
+	r.inflight = b
 	r.mu.Unlock()
-	b.out = make([]Reason, len(b.visits))
+
+	out := make([]Reason, len(b.visits))
 	ctx, cancel := context.WithTimeout(context.Background(), r.o.StoreTimeout)
-	err := r.o.Store.Commit(ctx, b.visits, b.out)
+	start := time.Now()
+	err := r.o.Store.Commit(ctx, b.visits, out)
 	cancel()
-	if err != nil {
-		r.logError("cannot commit visits", err)
-	}
+	commitDuration.UpdateDuration(start)
+	r.storeAnswered(err)
+
+	var failed []Visit
 	for i := range b.visits {
-		v := &b.visits[i]
-		if b.out[i] == Uncounted {
-			if !v.MarkOnly {
-				r.Note(v.Campaign, v.Creator, v.Day, Uncounted)
-			}
-			continue
+		if out[i] == Uncounted {
+			failed = append(failed, b.visits[i])
 		}
-		r.filter.Add(v)
 	}
+	spoolRest, resolve, release := false, false, false
 	r.mu.Lock()
 	r.inflight = nil
+	b.out, b.answered = out, true
+	switch {
+	case b.spool == spoolWriting:
+		// spoolLate's write is under way, and resolves the batch.
+	case b.spool != notSpooled:
+		resolve = true
+	case r.o.Spool != nil && len(failed) > 0:
+		// Failed in time: spool what the store did not take, an
+		// ambiguous failure included (a reply lost after the script ran):
+		// replay makes such a visit a duplicate, never a second payment.
+		b.spool, spoolRest = spoolWriting, true
+	default:
+		resolve, release = true, true
+	}
 	r.mu.Unlock()
+	if spoolRest {
+		r.writeSpool(b, failed, false)
+		return
+	}
+	if resolve {
+		r.resolve(b)
+	}
+	if release {
+		// After resolve: a visitor redirected is known to the local
+		// filter, and a visit lost is tallied, before its caller goes on.
+		r.mu.Lock()
+		r.releaseLocked(b, Lost)
+		r.mu.Unlock()
+	}
+}
+
+// spoolLate spools a batch that the store did not commit within
+// CommitTimeout. A batch still queued leaves the queue and is never sent:
+// the replayer sends it. A batch in flight is spooled held, and acked if its
+// commit succeeds after all. The write runs on its own goroutine, so a
+// disk that hangs holds its callers no longer than SpoolTimeout.
+func (r *Recorder) spoolLate(b *batch) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if b.released || b.spool != notSpooled {
+		return // committed, or spooled by another caller
+	}
+	if !b.sent {
+		if r.cur != b {
+			panic("BUG: counter: a batch neither sent nor queued")
+		}
+		r.cur = newBatch()
+		b.answered, b.out = true, uncounted(len(b.visits))
+	}
+	b.spool, b.whole = spoolWriting, true
+	held := !b.answered
+	r.lateWrites++
+	commitsLate.Inc()
+	go func() {
+		r.writeSpool(b, b.visits, held)
+		r.mu.Lock()
+		if r.lateWrites--; r.lateWrites == 0 && r.lateIdle != nil {
+			close(r.lateIdle)
+			r.lateIdle = nil
+		}
+		r.mu.Unlock()
+	}()
+}
+
+// writeSpool appends visits of b to the spool, resolves b if the store has
+// answered it, and releases b's callers.
+func (r *Recorder) writeSpool(b *batch, visits []Visit, held bool) {
+	id, err := r.o.Spool.Append(visits, held)
+	if err != nil {
+		r.logError("cannot spool visits; they are lost unless the store takes them", "err", err)
+	} else {
+		spooledBatches.Inc()
+		visitsSpooled.AddInt64(countVisits(visits))
+		if !held {
+			signal(r.replayWake)
+		}
+	}
+	r.mu.Lock()
+	if err == nil {
+		b.spool, b.spoolID = spoolWritten, id
+	} else {
+		b.spool, b.spoolErr = spoolFailed, err
+	}
+	resolve := b.answered
+	r.mu.Unlock()
+	if resolve {
+		r.resolve(b)
+	}
+	r.mu.Lock()
+	fate := Spooled
+	if err != nil {
+		fate = Late // the commit in flight may still take it
+		if b.answered {
+			fate = Lost
+		}
+	}
+	r.releaseLocked(b, fate)
+	r.mu.Unlock()
+}
+
+// releaseLocked lets b's callers go, unless they went already.
+func (r *Recorder) releaseLocked(b *batch, fate Outcome) {
+	if b.released {
+		return
+	}
+	b.released, b.fate, b.final = true, fate, b.answered
 	close(b.done)
 }
 
-func (r *Recorder) logError(msg string, err error) {
+// resolve settles a batch once the store has answered it and its spool
+// write, if any, is over: the local filter learns the committed visitors,
+// a batch spooled whole is acked, released or cut down to what the store
+// did not take, and visits neither committed nor spooled are tallied
+// uncounted.
+func (r *Recorder) resolve(b *batch) {
+	var failed []Visit
+	for i := range b.visits {
+		if b.out[i] == Uncounted {
+			failed = append(failed, b.visits[i])
+			continue
+		}
+		r.filter.Add(&b.visits[i])
+	}
+	switch b.spool {
+	case notSpooled:
+		r.lose(lostStoreError, "the store failed and there is no spool", failed...)
+	case spoolFailed:
+		c := lostSpoolError
+		if errors.Is(b.spoolErr, ErrSpoolFull) {
+			c = lostSpoolFull
+		}
+		r.lose(c, b.spoolErr.Error(), failed...)
+	case spoolWritten:
+		switch {
+		case !b.whole:
+			// The spool holds exactly the visits the store did not take.
+		case len(failed) == 0:
+			lateAckedBatches.Inc()
+			if err := r.o.Spool.Ack(b.spoolID); err != nil {
+				r.logError("cannot ack a spooled batch that committed late; a restart replays it as duplicates", "err", err)
+			}
+		case len(failed) == len(b.visits):
+			r.o.Spool.Release(b.spoolID)
+			signal(r.replayWake)
+		default:
+			r.respool(b.spoolID, failed)
+		}
+	default:
+		panic("BUG: counter: resolve of a batch being spooled")
+	}
+}
+
+// respool replaces spooled batch id, part of which the store took, by its
+// failed visits. If they cannot be spooled, the whole batch stays: replaying
+// what the store took only makes duplicates.
+func (r *Recorder) respool(id uint64, failed []Visit) {
+	if _, err := r.o.Spool.Append(failed, false); err != nil {
+		r.logError("cannot spool the failed part of a batch; the whole batch is replayed", "err", err)
+		r.o.Spool.Release(id)
+	} else if err := r.o.Spool.Ack(id); err != nil {
+		r.logError("cannot ack a replaced spooled batch; a restart replays it as duplicates", "err", err)
+	}
+	signal(r.replayWake)
+}
+
+func (r *Recorder) replayLoop() {
+	defer r.running.Done()
+	var retry <-chan time.Time
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-r.replayWake:
+		case <-retry:
+		}
+		retry = nil
+		// Not cancelled by Stop: a commit cut short may have run, and
+		// would be replayed as duplicates. Stop waits StoreTimeout at most.
+		if d := r.replay(context.Background(), r.stop); d > 0 {
+			retry = time.After(d)
+		}
+	}
+}
+
+// replay commits the spooled batches, oldest first, until none is left,
+// the store fails, ctx ends or quit closes. It returns how long to wait
+// before trying again, or 0 when nothing is left to replay. With a quit
+// channel (the replayer), it waits while the store is down and its first
+// batch probes the store then; without one (Stop), it tries at once.
+func (r *Recorder) replay(ctx context.Context, quit <-chan struct{}) time.Duration {
+	for _, id := range r.o.Spool.Pending(nil) {
+		select {
+		case <-quit:
+			return 0
+		default:
+		}
+		if ctx.Err() != nil {
+			return 0
+		}
+		if d := r.downFor(time.Now()); d > 0 && quit != nil {
+			return d
+		}
+		if err := r.replayOne(ctx, id); err != nil {
+			r.logError("cannot replay spooled visits; will retry", "err", err)
+			return max(r.downFor(time.Now()), retryMin)
+		}
+	}
+	return 0
+}
+
+// replayOne commits one spooled batch and acks it. It returns the store's
+// error when the store took none of it.
+func (r *Recorder) replayOne(ctx context.Context, id uint64) error {
+	visits, err := r.o.Spool.Read(id, nil)
+	if err != nil {
+		// Not the store's fault: skip it; it stays for the next pass, and
+		// an operator must look at the disk.
+		spoolReadErrors.Inc()
+		r.logError("cannot read a spooled batch", "err", err)
+		return nil
+	}
+	deadline := time.Now().Add(replayMargin).Unix()
+	live := visits[:0:0]
+	var expired []Visit
+	for _, v := range visits {
+		if v.Expires <= deadline {
+			expired = append(expired, v)
+		} else {
+			live = append(live, v)
+		}
+	}
+	var failed []Visit
+	replayed := int64(0)
+	if len(live) > 0 {
+		out := make([]Reason, len(live))
+		cctx, cancel := context.WithTimeout(ctx, r.o.StoreTimeout)
+		err = r.o.Store.Commit(cctx, live, out)
+		cancel()
+		r.storeAnswered(err)
+		for i := range live {
+			if out[i] == Uncounted {
+				failed = append(failed, live[i])
+				continue
+			}
+			r.filter.Add(&live[i])
+			if !live[i].MarkOnly {
+				replayed++
+			}
+		}
+		if len(failed) == len(live) {
+			return err
+		}
+	}
+	if len(failed) > 0 {
+		if _, err := r.o.Spool.Append(failed, false); err != nil {
+			// Replayed whole again later: what the store took becomes
+			// duplicates.
+			r.logError("cannot spool the failed part of a replayed batch; it is replayed whole", "err", err)
+			return nil
+		}
+	}
+	// Counted before the ack, so that an empty spool means the counts
+	// are complete. A failed ack forgets the batch all the same; a
+	// restart may replay it once more.
+	replayedBatches.Inc()
+	visitsReplayed.AddInt64(replayed)
+	r.lose(lostExpired, "the store was down past the end of their dedupe window", expired...)
+	if err := r.o.Spool.Ack(id); err != nil {
+		r.logError("cannot ack a replayed batch; a restart replays it as duplicates", "err", err)
+	}
+	return nil
+}
+
+// storeAnswered keeps track of the store's health from a commit's error:
+// after a failure nothing is sent to the store for a backoff that doubles
+// with each failure in a row, up to retryMax.
+func (r *Recorder) storeAnswered(err error) {
+	r.healthMu.Lock()
+	defer r.healthMu.Unlock()
+	if err == nil {
+		if r.failures > 0 {
+			r.failures, r.downUntil = 0, time.Time{}
+			signal(r.replayWake) // the store is back
+		}
+		return
+	}
+	commitErrors.Inc()
+	r.logError("cannot commit visits", "err", err)
+	d := retryMax
+	if r.failures < 10 {
+		d = min(retryMin<<r.failures, retryMax)
+	}
+	r.failures++
+	r.downUntil = time.Now().Add(d)
+}
+
+// downFor returns how long the store is still considered down.
+func (r *Recorder) downFor(now time.Time) time.Duration {
+	r.healthMu.Lock()
+	defer r.healthMu.Unlock()
+	return r.downUntil.Sub(now)
+}
+
+// logError logs at most one error per message per FlushInterval, so that
+// a failing store cannot flood the log, nor hide that visits are lost.
+func (r *Recorder) logError(msg string, args ...any) {
 	r.errMu.Lock()
 	defer r.errMu.Unlock()
-	if now := time.Now(); now.Sub(r.lastErr) >= r.o.FlushInterval {
-		r.lastErr = now
-		r.o.Logger.Error(msg, "err", err)
+	if now := time.Now(); now.Sub(r.lastErr[msg]) >= r.o.FlushInterval {
+		r.lastErr[msg] = now
+		r.o.Logger.Error(msg, args...)
 	}
+}
+
+// signal wakes the goroutine that waits on c, unless it is already due to
+// wake.
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+func uncounted(n int) []Reason {
+	out := make([]Reason, n)
+	for i := range out {
+		out[i] = Uncounted
+	}
+	return out
+}
+
+func countVisits(visits []Visit) int64 {
+	var n int64
+	for i := range visits {
+		if !visits[i].MarkOnly {
+			n++
+		}
+	}
+	return n
 }

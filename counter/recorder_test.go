@@ -20,6 +20,13 @@ type faultyStore struct {
 	visits  atomic.Int64
 	hold    chan struct{} // when non-nil, Commit waits for it to close
 	fail    atomic.Bool
+	// lostReply makes Commit commit, then fail as if the reply was lost.
+	lostReply atomic.Bool
+	// failKey, when set, fails the visits of that key and commits the
+	// others.
+	failKey atomic.Pointer[counter.VisitorKey]
+	mu      sync.Mutex
+	sent    map[counter.VisitorKey]int // visits sent per key
 }
 
 var errInjected = errors.New("injected failure")
@@ -27,6 +34,14 @@ var errInjected = errors.New("injected failure")
 func (s *faultyStore) Commit(ctx context.Context, v []counter.Visit, out []counter.Reason) error {
 	s.commits.Add(1)
 	s.visits.Add(int64(len(v)))
+	s.mu.Lock()
+	if s.sent == nil {
+		s.sent = make(map[counter.VisitorKey]int)
+	}
+	for i := range v {
+		s.sent[v[i].Key]++
+	}
+	s.mu.Unlock()
 	if s.hold != nil {
 		<-s.hold
 	}
@@ -36,7 +51,32 @@ func (s *faultyStore) Commit(ctx context.Context, v []counter.Visit, out []count
 		}
 		return errInjected
 	}
-	return s.Store.Commit(ctx, v, out)
+	if k := s.failKey.Load(); k != nil {
+		for i := range v {
+			out[i] = counter.Uncounted
+			if v[i].Key != *k {
+				if err := s.Store.Commit(ctx, v[i:i+1], out[i:i+1]); err != nil {
+					return err
+				}
+			}
+		}
+		return errInjected
+	}
+	err := s.Store.Commit(ctx, v, out)
+	if err == nil && s.lostReply.Load() {
+		for i := range out {
+			out[i] = counter.Uncounted
+		}
+		return errInjected
+	}
+	return err
+}
+
+// sentOf returns how many times the visits of key were sent to the store.
+func (s *faultyStore) sentOf(key counter.VisitorKey) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sent[key]
 }
 
 func newRecorder(t *testing.T, s *faultyStore, o counter.RecorderOptions) *counter.Recorder {
@@ -55,9 +95,9 @@ func newRecorder(t *testing.T, s *faultyStore, o counter.RecorderOptions) *count
 }
 
 // record is what the handler does: the local filter, then the store.
-func record(r *counter.Recorder, v *counter.Visit) (counter.Reason, bool) {
+func record(r *counter.Recorder, v *counter.Visit) (counter.Reason, counter.Outcome) {
 	if r.Known(v) {
-		return counter.Duplicate, true
+		return counter.Duplicate, counter.Committed
 	}
 	return r.Record(v)
 }
@@ -80,7 +120,7 @@ func totals(t *testing.T, r *counter.Recorder) counter.Counts {
 func TestRecorderGroupCommit(t *testing.T) {
 	s := &faultyStore{}
 	r := newRecorder(t, s, counter.RecorderOptions{})
-	defer r.Stop()
+	defer r.Stop(context.Background())
 	const clients, distinct, each = 64, 200, 20
 	var wg sync.WaitGroup
 	var late atomic.Int64
@@ -90,7 +130,7 @@ func TestRecorderGroupCommit(t *testing.T) {
 			defer wg.Done()
 			for i := range each {
 				v := visit((c*each + i) % distinct)
-				if _, ok := record(r, &v); !ok {
+				if _, o := record(r, &v); o != counter.Committed {
 					late.Add(1)
 				}
 			}
@@ -108,8 +148,8 @@ func TestRecorderGroupCommit(t *testing.T) {
 	sent := s.visits.Load()
 	for i := range distinct {
 		v := visit(i)
-		if reason, ok := record(r, &v); reason != counter.Duplicate || !ok {
-			t.Fatalf("unexpected result for known visitor %d; got %v, %v; want duplicates", i, reason, ok)
+		if reason, o := record(r, &v); reason != counter.Duplicate || o != counter.Committed {
+			t.Fatalf("unexpected result for known visitor %d; got %v, %v; want duplicates", i, reason, o)
 		}
 	}
 	if n := s.visits.Load() - sent; n != 0 {
@@ -123,10 +163,10 @@ func TestRecorderGroupCommit(t *testing.T) {
 func TestRecorderCommitTimeout(t *testing.T) {
 	s := &faultyStore{hold: make(chan struct{})}
 	r := newRecorder(t, s, counter.RecorderOptions{CommitTimeout: 20 * time.Millisecond})
-	defer r.Stop()
+	defer r.Stop(context.Background())
 	v := visit(1)
-	if _, ok := record(r, &v); ok {
-		t.Fatalf("unexpected ok from Record while the store is held")
+	if _, o := record(r, &v); o != counter.Late {
+		t.Fatalf("unexpected outcome from Record while the store is held; got %v; want late", o)
 	}
 	// The visit was not dropped: it commits once the store answers.
 	close(s.hold)
@@ -140,11 +180,11 @@ func TestRecorderStoreFailure(t *testing.T) {
 	s := &faultyStore{}
 	s.fail.Store(true)
 	r := newRecorder(t, s, counter.RecorderOptions{})
-	defer r.Stop()
+	defer r.Stop(context.Background())
 	for i := range 5 {
 		v := visit(i)
-		if reason, ok := record(r, &v); !ok || reason != counter.Uncounted {
-			t.Fatalf("unexpected result while the store fails; got %v, %v; want uncounted, true", reason, ok)
+		if reason, o := record(r, &v); o != counter.Lost || reason != counter.Uncounted {
+			t.Fatalf("unexpected result while the store fails without a spool; got %v, %v; want uncounted, lost", reason, o)
 		}
 	}
 	// A failed visit never enters the local filter: once the store is back,
@@ -163,7 +203,7 @@ func TestRecorderStoreFailure(t *testing.T) {
 func TestRecorderQueueBound(t *testing.T) {
 	s := &faultyStore{hold: make(chan struct{})}
 	r := newRecorder(t, s, counter.RecorderOptions{MaxQueue: 2, CommitTimeout: time.Millisecond})
-	defer r.Stop()
+	defer r.Stop(context.Background())
 	v := visit(0)
 	record(r, &v) // taken by the committer, which is now held
 	for s.commits.Load() == 0 {
@@ -171,13 +211,13 @@ func TestRecorderQueueBound(t *testing.T) {
 	}
 	for i := 1; i <= 2; i++ {
 		v := visit(i)
-		if _, ok := record(r, &v); ok {
-			t.Fatalf("unexpected ok for queued visit %d", i)
+		if _, o := record(r, &v); o != counter.Late {
+			t.Fatalf("unexpected outcome for queued visit %d; got %v; want late", i, o)
 		}
 	}
 	v = visit(3)
-	if reason, ok := record(r, &v); reason != counter.Uncounted || !ok {
-		t.Fatalf("unexpected result with a full queue; got %v, %v; want uncounted at once", reason, ok)
+	if reason, o := record(r, &v); reason != counter.Uncounted || o != counter.Lost {
+		t.Fatalf("unexpected result with a full queue; got %v, %v; want uncounted, lost", reason, o)
 	}
 	close(s.hold)
 	got := totals(t, r)
@@ -194,12 +234,12 @@ func TestRecorderStopDrains(t *testing.T) {
 		record(r, &v)
 	}
 	stopped := make(chan struct{})
-	go func() { r.Stop(); close(stopped) }()
+	go func() { r.Stop(context.Background()); close(stopped) }()
 	close(s.hold)
 	<-stopped
 	v := visit(9)
-	if reason, ok := record(r, &v); reason != counter.Uncounted || !ok {
-		t.Fatalf("unexpected result after Stop; got %v, %v; want uncounted", reason, ok)
+	if reason, o := record(r, &v); reason != counter.Uncounted || o != counter.Lost {
+		t.Fatalf("unexpected result after Stop; got %v, %v; want uncounted, lost", reason, o)
 	}
 	days, err := s.Store.Stats(context.Background(), "c1", "alice")
 	if err != nil {
@@ -214,11 +254,11 @@ func TestRecorderStopDrains(t *testing.T) {
 func TestRecorderAlsoKey(t *testing.T) {
 	s := &faultyStore{}
 	r := newRecorder(t, s, counter.RecorderOptions{})
-	defer r.Stop()
+	defer r.Stop(context.Background())
 	v := visit(1)
 	v.Also, v.HasAlso = storetest.Key(2), true
-	if reason, ok := record(r, &v); reason != counter.Qualified || !ok {
-		t.Fatalf("unexpected result; got %v, %v; want qualified", reason, ok)
+	if reason, o := record(r, &v); reason != counter.Qualified || o != counter.Committed {
+		t.Fatalf("unexpected result; got %v, %v; want qualified", reason, o)
 	}
 	// The next click keyed by the second key (the cookie) is a duplicate,
 	// and so is one keyed by the first.

@@ -2,11 +2,14 @@ package redirect
 
 import (
 	"bytes"
+	"errors"
+	"net"
 	"net/netip"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
 	"github.com/clickgate/clickgate/counter"
@@ -31,6 +34,10 @@ type Options struct {
 	TrustedProxies *TrustedProxies
 	// Velocity limits clicks per client network. default: no limit
 	Velocity *Velocity
+	// Hosts are the hosts served; others get 421. default: nil, any host
+	Hosts *Hosts
+	// Probes limits unknown codes per client network. default: no limit
+	Probes *Probes
 }
 
 // DefaultClickParam is the query parameter the app reads the click id from.
@@ -82,11 +89,29 @@ var (
 	okBody    = []byte("ok\n")
 )
 
+// Requests refused before a click, by reason. Every refusal is an answer
+// of its own status with a fixed body, the same whatever the request held.
+var (
+	refusedMethod    = metrics.NewCounter(`clickgate_public_refused_total{reason="method"}`)
+	refusedBody      = metrics.NewCounter(`clickgate_public_refused_total{reason="body"}`)
+	refusedHost      = metrics.NewCounter(`clickgate_public_refused_total{reason="host"}`)
+	refusedMalformed = metrics.NewCounter(`clickgate_public_refused_total{reason="malformed_path"}`)
+	refusedUnknown   = metrics.NewCounter(`clickgate_public_refused_total{reason="unknown_code"}`)
+	refusedProbes    = metrics.NewCounter(`clickgate_public_refused_total{reason="probes"}`)
+)
+
 // Handle serves GET|HEAD /{code}, /healthz and /robots.txt.
 func (h *Handler) Handle(ctx *fasthttp.RequestCtx) {
 	if !ctx.IsGet() && !ctx.IsHead() {
+		refusedMethod.Inc()
 		ctx.Error("method not allowed\n", fasthttp.StatusMethodNotAllowed)
 		ctx.Response.Header.Set("Allow", "GET, HEAD")
+		return
+	}
+	if hasBody(&ctx.Request.Header) {
+		refusedBody.Inc()
+		ctx.Error("bad request\n", fasthttp.StatusBadRequest)
+		ctx.SetConnectionClose()
 		return
 	}
 	path := ctx.Request.URI().PathOriginal()
@@ -101,20 +126,39 @@ func (h *Handler) Handle(ctx *fasthttp.RequestCtx) {
 		ctx.SetBody(robotsTxt)
 		return
 	}
+	// Health checks of load balancers name the node by its address, so
+	// only codes are for the allowed hosts.
+	if h.o.Hosts != nil && !h.o.Hosts.Allows(requestHost(ctx)) {
+		refusedHost.Inc()
+		ctx.Error("misdirected request\n", fasthttp.StatusMisdirectedRequest)
+		return
+	}
 	// Validated on the raw path: a percent-encoded or odd path is a 404
 	// without a lookup.
 	if len(path) < 2 || path[0] != '/' || !ValidCode(path[1:]) {
-		ctx.Error("not found\n", fasthttp.StatusNotFound)
-		return
-	}
-	e := h.o.Table.Lookup(path[1:])
-	if e == nil {
+		refusedMalformed.Inc()
 		ctx.Error("not found\n", fasthttp.StatusNotFound)
 		return
 	}
 	now := ctx.Time()
-	ua := ctx.UserAgent()
 	addr := ClientIP(ctx, h.o.TrustedProxies)
+	e := h.o.Table.Lookup(path[1:])
+	if p := h.o.Probes; p != nil {
+		k := NetworkKey(addr)
+		if e == nil && !p.Unknown(k, now) || e != nil && !p.Allows(k, now) {
+			refusedProbes.Inc()
+			ctx.Error("too many requests\n", fasthttp.StatusTooManyRequests)
+			return
+		}
+	}
+	if e == nil {
+		// The same bytes as a malformed path: nothing tells an unknown
+		// code from another.
+		refusedUnknown.Inc()
+		ctx.Error("not found\n", fasthttp.StatusNotFound)
+		return
+	}
+	ua := ctx.UserAgent()
 	reason := h.classify(ctx, e, ua, addr, now)
 	if reason == counter.Qualified {
 		// A person: dedupe decides, and the visit is counted before the
@@ -128,6 +172,90 @@ func (h *Handler) Handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	h.redirect(ctx, e, ua, now)
+}
+
+// hasBody reports whether a request came with body framing. No public
+// request has a body. A body on a GET (a Content-Length, a chunked
+// Transfer-Encoding, or both) is how a request is smuggled past a proxy
+// that frames it otherwise, so it is refused, and the connection is
+// closed: its next bytes need not start a request.
+//
+// fasthttp has read the body by now. Its length is the Content-Length, or
+// -1 while chunked; an empty chunked body leaves 0 and no Transfer-Encoding
+// behind, but a request with both framings is marked to close, and then
+// the raw headers tell. -2 is no body (fasthttp's "identity").
+func hasBody(hdr *fasthttp.RequestHeader) bool {
+	if cl := hdr.ContentLength(); cl > 0 || cl == -1 {
+		return true
+	}
+	return hdr.ConnectionClose() && hasHeader(hdr.RawHeaders(), transferEncoding)
+}
+
+var transferEncoding = []byte("transfer-encoding:")
+
+// hasHeader reports whether raw, header lines as received, has a line
+// that starts with name (lower case, with its colon), in any case.
+func hasHeader(raw, name []byte) bool {
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		if len(line) >= len(name) && bytes.EqualFold(line[:len(name)], name) {
+			return true
+		}
+	}
+	return false
+}
+
+var schemeSep = []byte("://")
+
+// ReadError maps an error that kept fasthttp from reading a request to its
+// status and a fixed message: nothing the client sent is echoed. It serves
+// the ErrorHandler of both listeners; ServerError is the public one's.
+func ReadError(err error) (status int, msg string) {
+	var small *fasthttp.ErrSmallBuffer
+	var ne net.Error
+	switch {
+	case errors.As(err, &small):
+		return fasthttp.StatusRequestHeaderFieldsTooLarge, "request headers too large"
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		return fasthttp.StatusRequestEntityTooLarge, "request body too large"
+	case errors.As(err, &ne) && ne.Timeout():
+		return fasthttp.StatusRequestTimeout, "request timeout"
+	}
+	return fasthttp.StatusBadRequest, "bad request"
+}
+
+// ServerError answers a request the public listener could not read.
+func ServerError(ctx *fasthttp.RequestCtx, err error) {
+	status, msg := ReadError(err)
+	ctx.Error(msg+"\n", status)
+}
+
+// requestHost returns the host a request is for: the authority of an
+// absolute-form target, which overrides Host (RFC 9112, section 3.2.2), or
+// else the Host header as sent. A userinfo part ("evil@go.example.com") is
+// an error (RFC 9110, section 4.2.4) and gives no host; ctx.Host would
+// drop it and answer go.example.com.
+func requestHost(ctx *fasthttp.RequestCtx) []byte {
+	uri := ctx.Request.Header.RequestURI()
+	if len(uri) == 0 || uri[0] == '/' {
+		return ctx.Request.Header.Host()
+	}
+	authority := uri
+	if i := bytes.Index(authority, schemeSep); i >= 0 {
+		authority = authority[i+len(schemeSep):]
+	}
+	if end := bytes.IndexAny(authority, "/?#"); end >= 0 {
+		authority = authority[:end]
+	}
+	if bytes.IndexByte(authority, '@') >= 0 {
+		return nil
+	}
+	return ctx.Host()
 }
 
 // classify returns why a click is not paid, or Qualified for a person's

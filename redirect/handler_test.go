@@ -110,7 +110,7 @@ func newEdge(t testing.TB, opts ...func(*Options)) *edge {
 	go srv.Serve(e.ln)
 	t.Cleanup(func() {
 		srv.Shutdown()
-		e.rec.Stop()
+		e.rec.Stop(context.Background())
 		bs.Close()
 	})
 	return e

@@ -155,6 +155,19 @@ func NewVelocity(o VelocityOptions) *Velocity {
 // Window stays flagged. Hit does not allocate (TestVelocityHitAllocs);
 // BenchmarkVelocityHit gives its cost.
 func (v *Velocity) Hit(k uint64, now time.Time) (ok bool) {
+	return v.estimate(k, now, true) <= v.max
+}
+
+// Allows reports whether the network k is within the limit at now, like
+// Hit but without recording a click: Probes asks it for every known code,
+// which must not use up the network's allowance of unknown ones.
+func (v *Velocity) Allows(k uint64, now time.Time) bool {
+	return v.estimate(k, now, false) <= v.max
+}
+
+// estimate returns the network's clicks within the window at now, after
+// recording one more when add is set.
+func (v *Velocity) estimate(k uint64, now time.Time, add bool) uint32 {
 	h := mix64(k ^ v.seed)
 	s := &v.shards[h%velocityShards]
 	h /= velocityShards
@@ -180,7 +193,7 @@ func (v *Velocity) Hit(k uint64, now time.Time) (ok bool) {
 		c[r] = &s.cells[uint64(r)<<v.bits|h>>(uint(r)*v.bits)&mask]
 		m = min(m, c[r][lane])
 	}
-	if m < math.MaxUint16 {
+	if add && m < math.MaxUint16 {
 		m++
 		for _, p := range c {
 			p[lane] = max(p[lane], m)
@@ -191,7 +204,7 @@ func (v *Velocity) Hit(k uint64, now time.Time) (ok bool) {
 		sum += uint32(min(c[0][l], c[1][l], c[2][l], c[3][l]))
 	}
 	s.mu.Unlock()
-	return sum <= v.max
+	return sum
 }
 
 // advance moves the shard to granule g > s.gran, clearing the lanes of the

@@ -239,7 +239,11 @@ func newClicker(ip string) *clicker {
 
 // click follows the link once and checks the redirect and its click id.
 func (c *clicker) click(p *proc, code string) error {
-	req, _ := http.NewRequest("GET", "http://"+p.public+"/"+code, nil)
+	return c.clickContext(context.Background(), p, code)
+}
+
+func (c *clicker) clickContext(ctx context.Context, p *proc, code string) error {
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+p.public+"/"+code, nil)
 	req.Header.Set("User-Agent", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) Mobile/15E148")
 	resp, err := c.client.Do(req)
 	if err != nil {

@@ -107,7 +107,7 @@ func (f *flusher) run(every time.Duration) {
 			return
 		case <-tick.C:
 		}
-		if err := f.flush(); errors.Is(err, ledger.ErrBroken) {
+		if err := f.flush(context.Background()); errors.Is(err, ledger.ErrBroken) {
 			// Never retried on the same file: the process must restart
 			// and recover the ledger from disk.
 			f.fail <- err
@@ -118,18 +118,19 @@ func (f *flusher) run(every time.Duration) {
 	}
 }
 
-func (f *flusher) flush() error {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+func (f *flusher) flush(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	_, err := flushOnce(ctx, f.store, f.l, f.log)
 	return err
 }
 
-// stop stops the loop, flushes one last time and closes the ledger.
-func (f *flusher) stop() {
+// stop stops the loop, flushes one last time within ctx and closes the
+// ledger.
+func (f *flusher) stop(ctx context.Context) {
 	close(f.quit)
 	<-f.done
-	if err := f.flush(); err != nil {
+	if err := f.flush(ctx); err != nil {
 		f.log.Error("last flush failed; the next start flushes it", "err", err)
 	}
 	f.l.Close()

@@ -35,11 +35,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	dataDir := sf.data
 	ledgerDir := fs.String("ledger", "", "ledger directory the flusher appends to (default DATA/ledger)")
 	flushInterval := fs.Duration("flush-interval", time.Minute, "how often counters are flushed to the ledger; 0 turns the flusher off (run clickgate flush instead)")
-	commitTimeout := fs.Duration("commit-timeout", 250*time.Millisecond, "how long a click waits for its batch to commit before it is redirected anyway")
+	commitTimeout := fs.Duration("commit-timeout", 250*time.Millisecond, "how long a click waits for its batch to commit before the batch is spooled and the click redirected")
+	spf := addSpoolFlags(fs)
 	pollInterval := fs.Duration("poll-interval", 250*time.Millisecond, "how often the link table checks the store for changes made by other nodes")
 	trusted := fs.String("trusted-proxies", "", "comma-separated CIDRs or addresses of proxies whose X-Forwarded-For is believed (default: none, the socket peer is the client)")
 	velocityMax := fs.Int("velocity-max", redirect.DefaultVelocityMax, "clicks allowed per client network (IPv4 address, IPv6 /64) per --velocity-window; more are not paid")
 	velocityWindow := fs.Duration("velocity-window", redirect.DefaultVelocityWindow, "window of --velocity-max")
+	edge := addEdgeFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -55,6 +57,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if *velocityMax < 1 || *velocityMax > 65534 || *velocityWindow < time.Second {
 		return usageError("--velocity-max must be 1 to 65534 and --velocity-window at least 1s")
 	}
+	hosts, err := edge.check(*publicURL)
+	if err != nil {
+		return err
+	}
 	token, err := secretOrFile(*adminToken, *dataDir, "admin-token", log)
 	if err != nil {
 		return err
@@ -62,6 +68,21 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	app, err := secretOrFile(*appKey, *dataDir, "app-key", log)
 	if err != nil {
 		return err
+	}
+
+	sp, err := spf.open(*dataDir, log)
+	if err != nil {
+		return err
+	}
+	defer sp.Close()
+	// Shutdown, from its start to the exit, takes --shutdown-timeout at
+	// most: every stop shares one deadline, set when shutdown starts.
+	var deadline time.Time
+	stopContext := func() (context.Context, context.CancelFunc) {
+		if deadline.IsZero() {
+			deadline = time.Now().Add(*spf.shutdownTimeout) // a start that failed
+		}
+		return context.WithDeadline(context.Background(), deadline)
 	}
 
 	store, params, secret, err := sf.open(ctx, log)
@@ -74,7 +95,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := table.Start(ctx); err != nil {
 		return err
 	}
-	defer table.Stop()
+	defer func() {
+		ctx, cancel := stopContext()
+		defer cancel()
+		within(ctx, table.Stop)
+	}()
 
 	// The flusher starts before the recorder, so that it stops after it:
 	// its last flush sees every visit the recorder drained.
@@ -90,13 +115,21 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		case err != nil:
 			return err
 		default:
-			defer fl.stop()
+			defer func() {
+				ctx, cancel := stopContext()
+				defer cancel()
+				within(ctx, func() { fl.stop(ctx) })
+			}()
 		}
 	}
 
-	rec := counter.NewRecorder(counter.RecorderOptions{Store: store, Params: params, CommitTimeout: *commitTimeout, Logger: log})
+	rec := counter.NewRecorder(counter.RecorderOptions{Store: store, Params: params, CommitTimeout: *commitTimeout, Spool: sp, Logger: log})
 	rec.Start()
-	defer rec.Stop()
+	defer func() {
+		ctx, cancel := stopContext()
+		defer cancel()
+		rec.Stop(ctx)
+	}()
 
 	pubLn, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -110,8 +143,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if *publicURL == "" {
 		*publicURL = fmt.Sprintf("http://localhost:%d", pubLn.Addr().(*net.TCPAddr).Port)
 	}
+	pubLn = edge.listener(pubLn, proxies)
 	h := redirect.New(redirect.Options{Table: table, Recorder: rec, Secret: secret, PublicURL: *publicURL, TrustedProxies: proxies,
-		Velocity: redirect.NewVelocity(redirect.VelocityOptions{Max: *velocityMax, Window: *velocityWindow})})
+		Velocity: redirect.NewVelocity(redirect.VelocityOptions{Max: *velocityMax, Window: *velocityWindow}),
+		Hosts:    hosts, Probes: edge.probes()})
 	api, err := admin.New(admin.Options{Store: store, Table: table, Recorder: rec, Token: token, AppKey: app,
 		Clicks: h.Signer(), Ledger: fl.ledger(), PublicURL: *publicURL, Logger: log})
 	if err != nil {
@@ -120,30 +155,21 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return usageError("%s", err)
 	}
 
-	pub := &fasthttp.Server{
-		Handler:               h.Handle,
-		Name:                  "clickgate",
-		ReadTimeout:           10 * time.Second,
-		WriteTimeout:          10 * time.Second,
-		IdleTimeout:           60 * time.Second,
-		MaxRequestBodySize:    4 << 10,
-		NoDefaultContentType:  true,
-		NoDefaultServerHeader: true,
-		Logger:                slogPrinter{log},
-	}
+	pub := edge.server(h.Handle, log)
 	adm := &fasthttp.Server{
 		Handler:            api.Handle,
 		Name:               "clickgate-admin",
 		ReadTimeout:        30 * time.Second,
 		WriteTimeout:       30 * time.Second,
 		MaxRequestBodySize: 1 << 20,
+		ErrorHandler:       admin.ServerError, // 413 for a body over the cap, in JSON
 		Logger:             slogPrinter{log},
 	}
 	errc := make(chan error, 2)
 	go func() { errc <- pub.Serve(pubLn) }()
 	go func() { errc <- adm.Serve(admLn) }()
 	log.Info("clickgate serving", "version", version, "public", pubLn.Addr().String(), "admin", admLn.Addr().String(),
-		"public_url", *publicURL, "store", storeName(*sf.redis), "dedupe", params.String(), "links", table.Len())
+		"public_url", *publicURL, "hosts", hosts.String(), "store", storeName(*sf.redis), "dedupe", params.String(), "links", table.Len())
 
 	select {
 	case <-ctx.Done():
@@ -156,9 +182,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		log.Error("ledger is broken; shutting down", "err", err)
 	}
 	// Stop accepting and finish in-flight requests (each waits for its
-	// commit), then the deferred stops drain the recorder and close the
-	// store, in reverse order of start.
-	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	// commit or its spool write), then the deferred stops drain the
+	// recorder (commit what is queued, replay the spool if the store takes
+	// it), flush and close the store, in reverse order of start, all by
+	// one deadline.
+	deadline = time.Now().Add(*spf.shutdownTimeout)
+	sctx, cancel := stopContext()
 	defer cancel()
 	if e := pub.ShutdownWithContext(sctx); e != nil {
 		log.Error("public listener did not drain", "err", e)
@@ -167,6 +196,22 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		log.Error("admin listener did not drain", "err", e)
 	}
 	return err
+}
+
+// within runs stop, and returns when it does or when ctx ends, whichever
+// comes first: a part stuck in a call to a stalled store (a Redis read
+// that no cancellation interrupts) must not hold the exit past the
+// shutdown deadline. Everything it would have written is crash-safe.
+func within(ctx context.Context, stop func()) {
+	done := make(chan struct{})
+	go func() {
+		stop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
 }
 
 func storeName(redisURL string) string {

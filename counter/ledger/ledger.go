@@ -112,9 +112,9 @@ func Open(dir string) (*Ledger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot open ledger %q: %w", dir, err)
 	}
-	if err := lockFile(f); err != nil {
+	if err := disk.Lock(f); err != nil {
 		f.Close()
-		if errors.Is(err, errWouldBlock) {
+		if errors.Is(err, disk.ErrWouldBlock) {
 			return nil, &inUseError{dir}
 		}
 		return nil, fmt.Errorf("cannot lock ledger %q: %w", dir, err)

@@ -32,9 +32,10 @@
 //     answers, so an acknowledged visit survives a crash of the machine.
 //     Slowest.
 //   - appendonly yes, appendfsync everysec (the usual setting): a crash of
-//     the Redis process loses nothing acknowledged (the write reached the
-//     kernel before the answer), a crash of the machine or of its power loses
-//     up to about the last second or two of writes.
+//     the machine or of its power loses up to about the last two seconds of
+//     writes, and so can a crash of the Redis process when the disk is slow
+//     (while a background fsync runs, Redis postpones writing the file for
+//     up to 2 s, and answers meanwhile).
 //   - appendonly no (RDB snapshots only): a crash loses everything since the
 //     last snapshot, minutes of visits. Do not run clickgate on it.
 //

@@ -51,7 +51,9 @@ type env struct {
 
 func newEnv(t *testing.T, o Options) *env {
 	t.Helper()
-	srv := redistest.Start(t)
+	// always: TestUnavailable kills the server and counts on what it
+	// acknowledged (see redistest.Start).
+	srv := redistest.StartWith(t, redistest.Options{Args: []string{"--appendfsync", "always"}})
 	o.URL = srv.URL(0)
 	if o.Params == (counter.DedupeParams{}) {
 		o.Params = storetest.Params(t)

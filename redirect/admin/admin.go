@@ -174,6 +174,12 @@ func (a *API) route(ctx context.Context, rc *fasthttp.RequestCtx, path string) (
 			break
 		}
 		status, body, err = a.getLink(ctx, rc, seg[2])
+	case path == "/metrics":
+		if method != "GET" {
+			err = methodNotAllowed(rc, "GET")
+			break
+		}
+		status, body, err = a.metrics()
 	default:
 		err = errorf(fasthttp.StatusNotFound, "no such endpoint: %s %s", method, path)
 	}

@@ -42,7 +42,7 @@ func newHarness(t testing.TB) *harness {
 	rec := counter.NewRecorder(counter.RecorderOptions{Store: store, Params: params})
 	rec.Start()
 	t.Cleanup(func() {
-		rec.Stop()
+		rec.Stop(context.Background())
 		store.Close()
 	})
 	api, err := New(Options{Store: store, Table: table, Recorder: rec, Token: token, PublicURL: "https://go.example.com",

@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -52,8 +53,12 @@ type process struct {
 
 // Start starts redis-server on a free loopback port with a t.TempDir() as its
 // data directory, append-only persistence (appendfsync everysec) and no RDB
-// snapshots, and waits until it answers PING. The server is killed when the
-// test ends. Start fails the test if redis-server is not on PATH.
+// snapshots, and waits until it answers PING. A test that kills the server
+// and counts on what it acknowledged must add "--appendfsync", "always"
+// (Options.Args): under everysec, Redis postpones its write of the
+// append-only file for up to 2 s while a background fsync runs, and
+// answers meanwhile. The server is killed when the test ends. Start fails
+// the test if redis-server is not on PATH.
 func Start(t testing.TB) *Server {
 	t.Helper()
 	return StartWith(t, Options{})
@@ -152,6 +157,28 @@ func (s *Server) Stop() {
 	s.proc = nil
 }
 
+// Pause stops the server with SIGSTOP: it keeps its connections and its
+// port but answers nothing, as a server stalled by the kernel, a long fork
+// or a network partition would, until Resume. Commands sent meanwhile wait
+// in its socket buffers and run after Resume, even if their client has
+// given up.
+func (s *Server) Pause(t testing.TB) { s.signal(t, syscall.SIGSTOP) }
+
+// Resume continues a paused server with SIGCONT.
+func (s *Server) Resume(t testing.TB) { s.signal(t, syscall.SIGCONT) }
+
+func (s *Server) signal(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		t.Fatalf("cannot send %s to redis-server: it is not running", sig)
+	}
+	if err := s.proc.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("cannot send %s to redis-server: %s", sig, err)
+	}
+}
+
 // Restart starts the server again on the same port and data directory, after
 // stopping it if it runs, and waits until it answers PING.
 func (s *Server) Restart(t testing.TB) {
@@ -181,7 +208,6 @@ func (s *Server) start() error {
 		panic("BUG: redistest: start while the server runs")
 	}
 	args := []string{
-		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
 		"--dir", s.dir,
 		"--logfile", s.log,
@@ -190,7 +216,9 @@ func (s *Server) start() error {
 		"--appendfsync", "everysec",
 		"--daemonize", "no",
 	}
-	if s.opt.TLS {
+	if !s.opt.TLS {
+		args = append(args, "--port", strconv.Itoa(s.port))
+	} else {
 		args = append(args, "--port", "0", "--tls-port", strconv.Itoa(s.port),
 			"--tls-cert-file", filepath.Join(s.dir, "server.pem"), "--tls-key-file", filepath.Join(s.dir, "server-key.pem"),
 			"--tls-ca-cert-file", s.CAFile(), "--tls-auth-clients", "no")

@@ -2,7 +2,9 @@ package redistest
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -78,4 +80,69 @@ func TestStartFailsOnBusyPort(t *testing.T) {
 		b.Stop()
 		t.Fatalf("unexpected error starting on a taken port; got %v; want errBind", err)
 	}
+}
+
+func TestPasswordAndTLS(t *testing.T) {
+	s := StartWith(t, Options{Password: "s3cret", TLS: true, Args: []string{"--user", "edge", "on", ">edgepw", "~e:*", "+get", "+set"}})
+	if got, want := s.URL(2), "rediss://default:s3cret@"+s.Addr()+"/2"; got != want {
+		t.Fatalf("unexpected URL; got %q; want %q", got, want)
+	}
+	roots := x509.NewCertPool()
+	ca, err := os.ReadFile(s.CAFile())
+	if err != nil || !roots.AppendCertsFromPEM(ca) {
+		t.Fatalf("cannot read the CA certificate %s: %v", s.CAFile(), err)
+	}
+	client := func(url string) *redis.Client {
+		t.Helper()
+		opt, err := redis.ParseURL(url)
+		if err != nil {
+			t.Fatalf("cannot parse URL %q: %s", url, err)
+		}
+		if opt.TLSConfig == nil {
+			t.Fatalf("no TLS for %q", url)
+		}
+		opt.TLSConfig.RootCAs = roots
+		opt.MaxRetries = -1
+		c := redis.NewClient(opt)
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	ctx := context.Background()
+	if err := client(s.URL(0)).Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatalf("cannot set as the default user: %s", err)
+	}
+	edge := client(s.UserURL("edge", "edgepw", 0))
+	if err := edge.Set(ctx, "e:k", "v", 0).Err(); err != nil {
+		t.Fatalf("cannot set as the ACL user: %s", err)
+	}
+	if err := edge.Get(ctx, "k").Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+		t.Fatalf("unexpected answer to a key outside the ACL user's; got %v; want NOPERM", err)
+	}
+	if err := client(s.UserURL("", "", 0)).Get(ctx, "k").Err(); err == nil || !strings.Contains(err.Error(), "NOAUTH") {
+		t.Fatalf("unexpected answer without a password; got %v; want NOAUTH", err)
+	}
+	// Restart keeps the options.
+	s.Restart(t)
+	if got, err := client(s.URL(0)).Get(ctx, "k").Result(); err != nil || got != "v" {
+		t.Fatalf("unexpected GET after a restart; got %q, %v; want \"v\"", got, err)
+	}
+}
+
+func TestPauseResume(t *testing.T) {
+	s := Start(t)
+	c := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1, ContextTimeoutEnabled: true})
+	defer c.Close()
+	ctx := context.Background()
+	s.Pause(t)
+	tctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if err := c.Ping(tctx).Err(); err == nil {
+		t.Fatalf("unexpected answer from a paused server")
+	}
+	s.Resume(t)
+	if err := c.Ping(ctx).Err(); err != nil {
+		t.Fatalf("cannot ping a resumed server: %s", err)
+	}
+	// A paused server is killed at cleanup like a running one.
+	s.Pause(t)
 }
