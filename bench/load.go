@@ -100,6 +100,7 @@ type Result struct {
 	Kinds   map[string]KindResult   `json:"kinds"`
 	Creator []Expected              `json:"-"` // by creator index
 	hist    *hdrhistogram.Histogram // latency in µs
+	lag     *hdrhistogram.Histogram // send lag in µs, open loop
 }
 
 // People returns the Person requests and those that were not redirected.
@@ -435,6 +436,7 @@ func (l *loader) result(elapsed time.Duration) *Result {
 		r.Loop = "open"
 	}
 	lag := newHist()
+	r.lag = lag
 	var kinds [numKinds]KindResult
 	for _, w := range l.workers {
 		r.hist.Merge(w.hist)
@@ -462,11 +464,22 @@ func (l *loader) result(elapsed time.Duration) *Result {
 	return r
 }
 
-// Merge returns the sum of runs of the same model, for one audit over all
-// of them.
+// Merge returns the sum of runs of the same model: one audit over all of
+// them, or one loop run in several rounds (latency over all requests,
+// throughput over the time spent in them).
 func Merge(runs ...*Result) *Result {
-	sum := &Result{Kinds: map[string]KindResult{}}
+	sum := &Result{Kinds: map[string]KindResult{}, hist: newHist()}
+	lag := newHist()
 	for _, r := range runs {
+		sum.Loop, sum.Connections, sum.Rate = r.Loop, r.Connections, r.Rate
+		sum.Elapsed += r.Elapsed
+		sum.Sessions += r.Sessions
+		if r.hist != nil {
+			sum.hist.Merge(r.hist)
+		}
+		if r.lag != nil {
+			lag.Merge(r.lag)
+		}
 		if sum.Creator == nil {
 			sum.Creator = make([]Expected, len(r.Creator))
 		}
@@ -481,5 +494,9 @@ func Merge(runs ...*Result) *Result {
 		sum.Requests += r.Requests
 		sum.Errors += r.Errors
 	}
+	if sum.Elapsed > 0 {
+		sum.Throughput = float64(sum.Requests) / sum.Elapsed.Seconds()
+	}
+	sum.Latency, sum.SendLag = latencies(sum.hist), latencies(lag)
 	return sum
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -35,10 +36,18 @@ var designs = []design{
 	{name: "clickgate, Redis", clickgate: true, redis: true},
 }
 
-// row is one design's measurements.
+// row is one design: its running processes, then its measurements.
 type row struct {
 	design
+	srv, rp    *proc
+	rdb        *redis.Client
+	target     string
+	metricsURL string
+	admin      *bench.Admin
+	before     []bench.Counts
+
 	warm, max, open *bench.Result
+	rounds          []*bench.Result
 	audit           *bench.Audit
 	// During the closed loop (max):
 	cpuEdge, cpuRedis float64 // CPU seconds
@@ -55,6 +64,7 @@ type loadtester struct {
 	stderr   io.Writer
 	tmp      string
 	cpus     string
+	redisCPU string
 	redisBin string
 	self     string
 	gate     string
@@ -62,6 +72,7 @@ type loadtester struct {
 	conns    int
 	warmup   time.Duration
 	duration time.Duration
+	rounds   int
 	phase    uint32
 }
 
@@ -76,14 +87,19 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&l.duration, "duration", 10*time.Second, "length of each closed and open loop")
 	fs.DurationVar(&l.warmup, "warmup", 2*time.Second, "unmeasured load before each closed loop")
 	fs.IntVar(&l.conns, "connections", 128, "connections of the closed loop")
+	fs.IntVar(&l.rounds, "rounds", 5, "the closed loop of each design runs in this many rounds, taking turns with the others")
 	fs.StringVar(&l.gate, "clickgate", "bin/clickgate", "clickgate binary")
 	fs.StringVar(&l.redisBin, "redis-server", "redis-server", "redis-server binary")
 	fs.StringVar(&l.cpus, "server-cpu", "0", "CPUs the server and its redis-server are pinned to (taskset -c); empty: not pinned. Pin this generator elsewhere: taskset -c 1 clickbench loadtest")
+	fs.StringVar(&l.redisCPU, "redis-cpu", "", "CPUs the redis-servers are pinned to; default: --server-cpu (the system under test on one core)")
 	memVisitors := fs.Int("memory-visitors", 1_000_000, "unique visitors committed to measure Redis memory per visitor; 0 skips it")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	var err error
+	if l.rounds < 1 || l.duration < time.Duration(l.rounds)*100*time.Millisecond {
+		return usageError("loadtest: --rounds must be at least 1, and --duration at least 100ms a round")
+	}
 	if l.model, err = mf.model(); err != nil {
 		return err
 	}
@@ -98,14 +114,25 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer os.RemoveAll(l.tmp)
 
+	// Every design runs at once, idle but for its turn, and the closed
+	// loop goes round them: a slow minute of a shared machine then
+	// falls on all of them, and the ratios hold.
 	var rows []*row
+	defer func() {
+		for _, r := range rows {
+			r.stop()
+		}
+	}()
 	for _, d := range designs {
-		fmt.Fprintf(stderr, "== %s\n", d.name)
-		r, err := l.measure(d)
+		fmt.Fprintf(stderr, "== starting %s\n", d.name)
+		r, err := l.start(d)
 		if err != nil {
 			return fmt.Errorf("%s: %w", d.name, err)
 		}
 		rows = append(rows, r)
+	}
+	if err := l.measure(rows); err != nil {
+		return err
 	}
 	var mem *memResult
 	if *memVisitors > 0 {
@@ -132,10 +159,10 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-// command returns name pinned to the server's CPUs.
-func (l *loadtester) command(name string, args ...string) *exec.Cmd {
-	if l.cpus != "" {
-		return exec.CommandContext(l.ctx, "taskset", append([]string{"-c", l.cpus, name}, args...)...)
+// command returns name pinned to cpus, unless empty.
+func (l *loadtester) command(cpus, name string, args ...string) *exec.Cmd {
+	if cpus != "" {
+		return exec.CommandContext(l.ctx, "taskset", append([]string{"-c", cpus, name}, args...)...)
 	}
 	return exec.CommandContext(l.ctx, name, args...)
 }
@@ -181,8 +208,8 @@ func (p *proc) cpu() float64 {
 	return (u + s) / 100
 }
 
-// start runs cmd and waits until a line of its output matches ready.
-func (l *loadtester) start(cmd *exec.Cmd, ready *regexp.Regexp) (*proc, []string, error) {
+// startProc runs cmd and waits until a line of its output matches ready.
+func (l *loadtester) startProc(cmd *exec.Cmd, ready *regexp.Regexp) (*proc, []string, error) {
 	p := &proc{cmd: cmd, done: make(chan struct{})}
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
@@ -243,7 +270,7 @@ func (l *loadtester) redis() (*proc, *redis.Client, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	p, _, err := l.start(l.command(l.redisBin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
+	p, _, err := l.startProc(l.command(cmp.Or(l.redisCPU, l.cpus), l.redisBin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
 		"--appendonly", "yes", "--appendfsync", "everysec", "--save", ""), redisReadyRE)
 	if err != nil {
 		return nil, nil, fmt.Errorf("cannot start redis-server (apt-get install redis-server): %w", err)
@@ -260,30 +287,31 @@ var (
 // starts (loopback only, gone when it ends).
 const loadtestToken = "clickbench-loadtest-0123456789abcdef0123456789"
 
-func (l *loadtester) measure(d design) (*row, error) {
-	r := &row{design: d, mallocs: -1, roundTrips: -1}
-	var rp *proc
-	var rdb *redis.Client
-	var err error
+// start runs a design's processes, seeds clickgate and reads its
+// counters before any traffic.
+func (l *loadtester) start(d design) (r *row, err error) {
+	r = &row{design: d, mallocs: -1, roundTrips: -1}
+	defer func() {
+		if err != nil {
+			r.stop()
+		}
+	}()
 	if d.redis {
-		if rp, rdb, err = l.redis(); err != nil {
+		if r.rp, r.rdb, err = l.redis(); err != nil {
 			return nil, err
 		}
-		defer rp.stop()
-		defer rdb.Close()
 	}
-	var srv *proc
 	var match []string
 	if !d.clickgate {
 		args := []string{"baseline", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--links", strconv.Itoa(l.model.Links())}
 		if d.redis {
-			args = append(args, "--redis", "redis://"+rdb.Options().Addr)
+			args = append(args, "--redis", "redis://"+r.rdb.Options().Addr)
 		}
-		if srv, match, err = l.start(l.command(l.self, args...), baselineRE); err != nil {
+		if r.srv, match, err = l.startProc(l.command(l.cpus, l.self, args...), baselineRE); err != nil {
 			return nil, err
 		}
-		defer srv.stop()
-		return r, l.phases(r, srv, rp, rdb, match[1], "http://"+match[2]+"/metrics")
+		r.target, r.metricsURL = match[1], "http://"+match[2]+"/metrics"
+		return r, nil
 	}
 	data, err := os.MkdirTemp(l.tmp, "data")
 	if err != nil {
@@ -291,36 +319,39 @@ func (l *loadtester) measure(d design) (*row, error) {
 	}
 	args := []string{"serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--data", data, "--admin-token", loadtestToken}
 	if d.redis {
-		args = append(args, "--redis", "redis://"+rdb.Options().Addr, "--click-secret", loadtestToken)
+		args = append(args, "--redis", "redis://"+r.rdb.Options().Addr, "--click-secret", loadtestToken)
 	}
-	if srv, match, err = l.start(l.command(l.gate, args...), servingRE); err != nil {
+	if r.srv, match, err = l.startProc(l.command(l.cpus, l.gate, args...), servingRE); err != nil {
 		return nil, err
 	}
-	defer srv.stop()
-	admin := &bench.Admin{URL: "http://" + match[2], Token: loadtestToken}
-	if err := admin.Seed(l.ctx, l.model, "https://app.example.com/join"); err != nil {
+	r.target = match[1]
+	r.admin = &bench.Admin{URL: "http://" + match[2], Token: loadtestToken}
+	r.metricsURL = r.admin.URL + "/metrics"
+	if err := r.admin.Seed(l.ctx, l.model, "https://app.example.com/join"); err != nil {
 		return nil, err
 	}
-	before, err := admin.Stats(l.ctx, l.model)
-	if err != nil {
+	if r.before, err = r.admin.Stats(l.ctx, l.model); err != nil {
 		return nil, err
 	}
-	if err := l.phases(r, srv, rp, rdb, match[1], admin.URL+"/metrics"); err != nil {
-		return nil, err
-	}
-	after, err := admin.Stats(l.ctx, l.model)
-	if err != nil {
-		return nil, err
-	}
-	// All of the traffic is audited: warm-up, closed and open loop.
-	r.audit = bench.NewAudit(l.model, 0.001, bench.Merge(r.warm, r.max, r.open), before, after)
 	return r, nil
+}
+
+func (r *row) stop() {
+	if r.srv != nil {
+		r.srv.stop()
+	}
+	if r.rdb != nil {
+		r.rdb.Close()
+	}
+	if r.rp != nil {
+		r.rp.stop()
+	}
 }
 
 // run sends one phase of traffic from addresses no earlier phase used.
 func (l *loadtester) run(o bench.LoadOptions) (*bench.Result, error) {
 	m := l.model
-	m.AddressBase = (m.AddressBase + l.phase*4096) % 65536 // 4096 /24s: a million addresses a phase
+	m.AddressBase = (m.AddressBase + l.phase*256) % 65536 // 256 /24s: 65,024 addresses a phase
 	l.phase++
 	g, err := bench.NewGenerator(m)
 	if err != nil {
@@ -330,48 +361,70 @@ func (l *loadtester) run(o bench.LoadOptions) (*bench.Result, error) {
 	return bench.Run(l.ctx, o)
 }
 
-// phases runs the warm-up, the closed loop (measuring the processes' CPU,
-// allocations and Redis commands) and the open loop at half its rate.
-func (l *loadtester) phases(r *row, srv, rp *proc, rdb *redis.Client, target, metricsURL string) error {
+// measure warms every design up, runs the closed loop in rounds that go
+// round the designs (measuring the processes' CPU, allocations and Redis
+// commands), then each one's open loop at half its closed-loop rate, and
+// audits clickgate's counters.
+func (l *loadtester) measure(rows []*row) error {
 	var err error
-	if r.warm, err = l.run(bench.LoadOptions{Target: target, Connections: l.conns, Duration: l.warmup}); err != nil {
-		return err
-	}
-	cpu0, rcpu0 := srv.cpu(), 0.0
-	m0 := scrape(metricsURL)
-	var cmds0 float64
-	if rp != nil {
-		rcpu0, cmds0 = rp.cpu(), redisInfo(l.ctx, rdb, "total_commands_processed")
-	}
-	if r.max, err = l.run(bench.LoadOptions{Target: target, Connections: l.conns, Duration: l.duration, Progress: l.stderr}); err != nil {
-		return err
-	}
-	m1 := scrape(metricsURL)
-	r.cpuEdge = srv.cpu() - cpu0
-	if rp != nil {
-		r.cpuRedis = rp.cpu() - rcpu0
-		r.redisCmds = redisInfo(l.ctx, rdb, "total_commands_processed") - cmds0
-	}
-	if v0, ok := m0["go_memstats_mallocs_total"]; ok {
-		r.mallocs = m1["go_memstats_mallocs_total"] - v0
-	}
-	switch {
-	case r.clickgate && r.redis:
-		if v0, ok := m0["clickgate_redis_round_trips_total"]; ok {
-			r.roundTrips = m1["clickgate_redis_round_trips_total"] - v0
+	for _, r := range rows {
+		fmt.Fprintf(l.stderr, "== warming up %s\n", r.name)
+		if r.warm, err = l.run(bench.LoadOptions{Target: r.target, Connections: l.conns, Duration: l.warmup}); err != nil {
+			return err
 		}
-	case r.redis:
-		r.roundTrips = r.redisCmds // one command per round trip, no pipelining
-	default:
-		r.roundTrips = 0
 	}
-	fmt.Fprintf(l.stderr, "closed loop: %.0f req/s, p99 %s\n", r.max.Throughput, r.max.Latency.P99)
-	rate := r.max.Throughput / 2
-	r.open, err = l.run(bench.LoadOptions{Target: target, Connections: l.conns, Rate: rate, Duration: l.duration, Progress: l.stderr})
-	if err != nil {
-		return err
+	round := l.duration / time.Duration(l.rounds)
+	for i := range l.rounds {
+		for _, r := range rows {
+			cpu0, rcpu0, cmds0 := r.srv.cpu(), 0.0, 0.0
+			m0 := scrape(r.metricsURL)
+			if r.rp != nil {
+				rcpu0, cmds0 = r.rp.cpu(), redisInfo(l.ctx, r.rdb, "total_commands_processed")
+			}
+			res, err := l.run(bench.LoadOptions{Target: r.target, Connections: l.conns, Duration: round})
+			if err != nil {
+				return err
+			}
+			m1 := scrape(r.metricsURL)
+			r.rounds = append(r.rounds, res)
+			r.cpuEdge += r.srv.cpu() - cpu0
+			if r.rp != nil {
+				r.cpuRedis += r.rp.cpu() - rcpu0
+				r.redisCmds += redisInfo(l.ctx, r.rdb, "total_commands_processed") - cmds0
+			}
+			if v0, ok := m0["go_memstats_mallocs_total"]; ok {
+				r.mallocs = max(r.mallocs, 0) + m1["go_memstats_mallocs_total"] - v0
+			}
+			if v0, ok := m0["clickgate_redis_round_trips_total"]; ok {
+				r.roundTrips = max(r.roundTrips, 0) + m1["clickgate_redis_round_trips_total"] - v0
+			}
+			fmt.Fprintf(l.stderr, "round %d/%d, %s: %.0f req/s, p99 %s\n", i+1, l.rounds, r.name, res.Throughput, res.Latency.P99)
+		}
 	}
-	fmt.Fprintf(l.stderr, "open loop at %.0f req/s: p50 %s p99 %s p99.9 %s (send lag p99 %s)\n", rate, r.open.Latency.P50, r.open.Latency.P99, r.open.Latency.P999, r.open.SendLag.P99)
+	for _, r := range rows {
+		r.max = bench.Merge(r.rounds...)
+		switch {
+		case r.redis && !r.clickgate:
+			r.roundTrips = r.redisCmds // one command per round trip, no pipelining
+		case !r.redis:
+			r.roundTrips = 0
+		}
+		rate := r.max.Throughput / 2
+		if r.open, err = l.run(bench.LoadOptions{Target: r.target, Connections: l.conns, Rate: rate, Duration: l.duration}); err != nil {
+			return err
+		}
+		fmt.Fprintf(l.stderr, "%s: closed loop %.0f req/s; open loop at %.0f req/s: p50 %s p99 %s p99.9 %s (send lag p99 %s)\n", r.name,
+			r.max.Throughput, rate, r.open.Latency.P50, r.open.Latency.P99, r.open.Latency.P999, r.open.SendLag.P99)
+		if r.admin != nil {
+			after, err := r.admin.Stats(l.ctx, l.model)
+			if err != nil {
+				return err
+			}
+			// All of its traffic is audited: warm-up, rounds, open loop.
+			all := append([]*bench.Result{r.warm, r.open}, r.rounds...)
+			r.audit = bench.NewAudit(l.model, 0.001, bench.Merge(all...), r.before, after)
+		}
+	}
 	return nil
 }
 

@@ -15,20 +15,22 @@ import (
 	"github.com/clickgate/clickgate/counter"
 )
 
-// commitScript tests and sets the bits of a group of visits that share one
-// Bloom bitmap (campaign, slot and window), in order, and counts them, as
-// one atomic step. One script per group, not per visit: Redis pays its
+// commitScript tests and sets the bits of a group of visits of one
+// campaign window, in order, and counts them, as one atomic step. One
+// script call per group, not per visit or per bitmap: Redis pays its
 // per-call cost once for the whole group.
 //
-//	KEYS[1]     the Bloom bitmap of the group's campaign, slot and window
-//	KEYS[2...]  the counter hashes of the group's creators (same slot)
-//	ARGV[1]     when the bitmap expires, Unix seconds
+//	KEYS[1..B]  the Bloom bitmaps of the group's slots
+//	KEYS[B+1..] the counter hashes of the group's creators and slots
+//	ARGV[1]     when the bitmaps expire, Unix seconds
 //	ARGV[2]     K, the number of bit positions per visit
-//	ARGV[3]     the size of the bitmap in bytes (M bits rounded up)
-//	ARGV[4...]  two arguments per visit: its day (YYYY-MM-DD), then 2+4K
-//	            bytes: the index into KEYS of its counter hash, 1 to only
-//	            set the bits and count nothing (Visit.MarkOnly) else 0,
-//	            and its K bit positions, big-endian uint32s
+//	ARGV[3]     the size of a bitmap in bytes (M bits rounded up)
+//	ARGV[4]     B, the number of bitmaps
+//	ARGV[5...]  two arguments per visit: its day (YYYY-MM-DD), then 4+4K
+//	            bytes: the index into KEYS of its bitmap (uint8) and of its
+//	            counter hash (uint16), 1 to only set the bits and count
+//	            nothing (Visit.MarkOnly) else 0, and its K bit positions
+//	            (uint32s), all big-endian
 //
 // A new bitmap is created at its full size: grown bit by bit, Redis would
 // over-allocate it up to twice (strings grow greedily below 1 MB).
@@ -39,30 +41,36 @@ import (
 // makes Redis 7 check for memory before the script runs, so it never stops
 // between its writes.
 var commitScript = redis.NewScript(`#!lua
-local k, size = tonumber(ARGV[2]), tonumber(ARGV[3])
-if k == nil or k < 1 or k > 64 or size == nil or size < 1 or #ARGV % 2 ~= 1 then
+local k, size, b = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+if k == nil or k < 1 or k > 64 or size == nil or size < 1 or b == nil or b < 1 or b >= #KEYS or #ARGV % 2 ~= 0 then
 	return redis.error_reply('ERR clickgate commit: malformed arguments')
 end
-local format = '>BB' .. string.rep('I4', k)
-for i = 5, #ARGV, 2 do
-	if #ARGV[i] ~= 2 + 4 * k or KEYS[string.byte(ARGV[i], 1)] == nil then
+local format = '>BI2B' .. string.rep('I4', k)
+for i = 6, #ARGV, 2 do
+	if #ARGV[i] ~= 4 + 4 * k then
 		return redis.error_reply('ERR clickgate commit: malformed visit')
+	end
+	local bi, ci = struct.unpack('>BI2', ARGV[i])
+	if bi < 1 or bi > b or ci <= b or ci > #KEYS then
+		return redis.error_reply('ERR clickgate commit: malformed visit')
+	end
+end
+for i = 1, b do
+	if redis.call('EXISTS', KEYS[i]) == 0 then
+		redis.call('SETRANGE', KEYS[i], size - 1, '\0')
 	end
 end
 local set = {}
 for j = 1, k do
 	set[4 * j - 3], set[4 * j - 2], set[4 * j] = 'SET', 'u1', 1
 end
-if redis.call('EXISTS', KEYS[1]) == 0 then
-	redis.call('SETRANGE', KEYS[1], size - 1, '\0')
-end
-local out, counts, new = {}, {}, false
-for i = 4, #ARGV, 2 do
+local out, counts, new = {}, {}, {}
+for i = 5, #ARGV, 2 do
 	local v = {struct.unpack(format, ARGV[i + 1])}
 	for j = 1, k do
-		set[4 * j - 1] = v[2 + j]
+		set[4 * j - 1] = v[3 + j]
 	end
-	local old = redis.call('BITFIELD', KEYS[1], unpack(set))
+	local old = redis.call('BITFIELD', KEYS[v[1]], unpack(set))
 	local q = 0
 	for j = 1, k do
 		if old[j] == 0 then
@@ -72,14 +80,14 @@ for i = 4, #ARGV, 2 do
 	end
 	out[#out + 1] = q
 	if q == 1 then
-		new = true
+		new[v[1]] = true
 	end
-	if v[2] == 0 then
+	if v[3] == 0 then
 		local field = ARGV[i] .. (q == 1 and ':` + counter.Qualified.String() + `' or ':` + counter.Duplicate.String() + `')
-		local c = counts[v[1]]
+		local c = counts[v[2]]
 		if c == nil then
 			c = {}
-			counts[v[1]] = c
+			counts[v[2]] = c
 		end
 		c[field] = (c[field] or 0) + 1
 	end
@@ -89,8 +97,8 @@ for key, c in pairs(counts) do
 		redis.call('HINCRBY', KEYS[key], field, n)
 	end
 end
-if new then
-	redis.call('EXPIREAT', KEYS[1], ARGV[1])
+for i in pairs(new) do
+	redis.call('EXPIREAT', KEYS[i], ARGV[1])
 end
 return out
 `)
@@ -115,8 +123,10 @@ return 0
 const noscriptAttempts = 3
 
 // Commit tests and sets each visit in its window's Bloom bitmap and counts
-// it as qualified or duplicate: one script per group of visits that share a
-// bitmap, all groups in one pipeline. The visits of a group whose script
+// it as qualified or duplicate: one script per group of visits of one
+// campaign window, all groups in one pipeline. (A group spans the window's
+// slots, which a single Redis allows; on a cluster it would be split by
+// slot, the hash tag its keys already carry.) The visits of a group whose script
 // failed are Uncounted in out; a group that failed because the connection
 // broke may have run nevertheless (it is then counted in Redis, and
 // committing it again makes its visits duplicates).
@@ -194,95 +204,125 @@ func (s *Store) Commit(ctx context.Context, visits []counter.Visit, out []counte
 }
 
 // commitGroup is one EVALSHA of commitScript: the visits (indices into the
-// batch, in batch order) that share a bitmap, and the command's arguments.
+// batch, in batch order) of one campaign window, and the command's
+// arguments.
 type commitGroup struct {
 	visits []int
 	args   []any
 }
 
-// maxCreatorsPerGroup bounds the counter hashes of one script call: their
-// index into KEYS is one byte. More creators start another group.
-const maxCreatorsPerGroup = 250
+// Bounds of one script call: the keys are indexed by uint16, and a call
+// blocks Redis while it runs (about 6 us a visit). More start another group.
+const (
+	maxKeysPerGroup   = 60000
+	maxVisitsPerGroup = 4096
+)
 
-// commitGroups splits visits into groups by bitmap, keeping their order
-// within each group (a visitor twice in one batch is a duplicate the
+// commitGroups splits visits into groups by campaign window, keeping their
+// order within each group (a visitor twice in one batch is a duplicate the
 // second time), and builds each group's EVALSHA.
 func (s *Store) commitGroups(visits []counter.Visit) []commitGroup {
-	type bitmap struct {
+	type window struct {
 		campaign string
-		slot     uint32
-		window   int64
-		part     int // more than maxCreatorsPerGroup creators
+		start    int64
+		part     int // past a bound of one call
+	}
+	type counterKey struct {
+		slot    uint32
+		creator string
 	}
 	type building struct {
-		bitmap
-		creators []string // of the counter hashes, KEYS[2...]
+		window
+		expires  int64
+		bitmaps  map[uint32]int // slot → index into KEYS (from 1)
+		counters map[counterKey]int
+		slots    []uint32     // KEYS[1..B]
+		hashes   []counterKey // KEYS[B+1..], index minus B
 		visits   []int
-		argv     []any
+		spans    []int // where each visit's argument starts in buf
 	}
-	index := map[bitmap]int{}
+	index := map[window]*building{}
 	var groups []*building
 	k := int(s.params.K)
 	// Every visit's binary argument is cut from one buffer: one string
 	// per batch, not one per visit.
-	buf := make([]byte, 0, len(visits)*(2+4*k))
-	spans := make([]int, len(visits)) // where each visit's argument starts
+	buf := make([]byte, 0, len(visits)*(4+4*k))
 	var positions []uint64
-	var day counter.Day
-	var dayArg any
 	for i := range visits {
 		v := &visits[i]
-		bm := bitmap{campaign: v.Campaign, slot: s.params.Slot(&v.Key), window: v.Window}
-		var g *building
-		ki := -1
-		for {
-			gi, ok := index[bm]
-			if !ok {
-				index[bm] = len(groups)
-				g = &building{bitmap: bm, argv: []any{strconv.FormatInt(v.Expires, 10), k, (s.params.M + 7) / 8}}
-				groups = append(groups, g)
-				break
-			}
-			g = groups[gi]
-			if ki = slices.Index(g.creators, v.Creator); ki >= 0 || len(g.creators) < maxCreatorsPerGroup {
-				break
-			}
-			bm.part++
+		slot := s.params.Slot(&v.Key)
+		w := window{campaign: v.Campaign, start: v.Window}
+		g := index[w]
+		for g != nil && (len(g.visits) >= maxVisitsPerGroup || len(g.slots)+len(g.hashes) >= maxKeysPerGroup-2) {
+			w.part++
+			g = index[w]
 		}
-		if ki < 0 {
-			ki = len(g.creators)
-			g.creators = append(g.creators, v.Creator)
+		if g == nil {
+			g = &building{window: w, expires: v.Expires, bitmaps: map[uint32]int{}, counters: map[counterKey]int{}}
+			index[w] = g
+			groups = append(groups, g)
 		}
-		if dayArg == nil || v.Day != day {
-			day, dayArg = v.Day, v.Day.String()
+		bi, ok := g.bitmaps[slot]
+		if !ok {
+			g.slots = append(g.slots, slot)
+			bi = len(g.slots)
+			g.bitmaps[slot] = bi
+		}
+		ck := counterKey{slot, v.Creator}
+		ci, ok := g.counters[ck]
+		if !ok {
+			g.hashes = append(g.hashes, ck)
+			ci = len(g.hashes)
+			g.counters[ck] = ci
 		}
 		mark := byte(0)
 		if v.MarkOnly {
 			mark = 1
 		}
-		spans[i] = len(buf)
-		buf = append(buf, byte(ki+2), mark)
+		g.spans = append(g.spans, len(buf))
+		g.visits = append(g.visits, i)
+		// The counter's index is fixed below, once B is known.
+		buf = append(buf, byte(bi))
+		buf = binary.BigEndian.AppendUint16(buf, uint16(ci))
+		buf = append(buf, mark)
 		positions = s.params.AppendPositions(positions[:0], &v.Key)
 		for _, p := range positions {
 			buf = binary.BigEndian.AppendUint32(buf, uint32(p))
 		}
-		g.argv = append(g.argv, dayArg, nil) // the positions, below
-		g.visits = append(g.visits, i)
+	}
+	for _, g := range groups {
+		for _, at := range g.spans {
+			ci := binary.BigEndian.Uint16(buf[at+1:])
+			binary.BigEndian.PutUint16(buf[at+1:], ci+uint16(len(g.slots)))
+		}
 	}
 	all := string(buf)
 	out := make([]commitGroup, len(groups))
+	var key []byte
 	for gi, g := range groups {
+		b := len(g.slots)
+		args := make([]any, 0, 3+b+len(g.hashes)+4+2*len(g.visits))
+		args = append(args, "evalsha", commitScript.Hash(), b+len(g.hashes))
+		for _, slot := range g.slots {
+			key = appendSlotKey(key[:0], s.prefix, g.campaign, slot)
+			key = append(key, "bf:"...)
+			args = append(args, string(strconv.AppendInt(key, g.start, 10)))
+		}
+		for _, h := range g.hashes {
+			key = appendSlotKey(key[:0], s.prefix, g.campaign, h.slot)
+			key = append(key, "n:"...)
+			args = append(args, string(append(key, h.creator...)))
+		}
+		args = append(args, strconv.FormatInt(g.expires, 10), k, (s.params.M+7)/8, b)
+		var day counter.Day
+		var dayArg any
 		for j, i := range g.visits {
-			g.argv[4+2*j] = all[spans[i] : spans[i]+2+4*k]
+			if v := &visits[i]; dayArg == nil || v.Day != day {
+				day, dayArg = v.Day, v.Day.String()
+			}
+			args = append(args, dayArg, all[g.spans[j]:g.spans[j]+4+4*k])
 		}
-		prefix := appendSlotKey(nil, s.prefix, g.campaign, g.slot)
-		args := make([]any, 0, 4+len(g.creators)+len(g.argv))
-		args = append(args, "evalsha", commitScript.Hash(), 1+len(g.creators),
-			string(strconv.AppendInt(append(slices.Clip(prefix), "bf:"...), g.window, 10)))
-		for _, c := range g.creators {
-			args = append(args, string(append(append(slices.Clip(prefix), "n:"...), c...)))
-		}
-		out[gi] = commitGroup{visits: g.visits, args: append(args, g.argv...)}
+		out[gi] = commitGroup{visits: g.visits, args: args}
 	}
 	return out
 }

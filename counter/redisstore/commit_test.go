@@ -80,12 +80,18 @@ func TestCommitScriptRefusesMalformedCalls(t *testing.T) {
 	valid := g.args[len(g.args)-1].(string)
 	keys := g.args[3:5]
 	size := (e.params.M + 7) / 8
+	bad := func(b []byte) string { return string(b) }
+	wrongBitmap, wrongCounter := []byte(valid), []byte(valid)
+	wrongBitmap[0] = 2  // only one bitmap
+	wrongCounter[2] = 1 // KEYS[1] is the bitmap, not a counter hash
 	for name, argv := range map[string][]any{
-		"short positions": {"0", e.params.K, size, "2026-01-01", valid, "2026-01-01", valid[:len(valid)-1]},
-		"bad key index":   {"0", e.params.K, size, "2026-01-01", valid, "2026-01-01", "\x09" + valid[1:]},
-		"odd arguments":   {"0", e.params.K, size, "2026-01-01", valid, "2026-01-01"},
-		"no k":            {"0", "x", size, "2026-01-01", valid},
-		"no size":         {"0", e.params.K, "x", "2026-01-01", valid},
+		"short positions": {"0", e.params.K, size, 1, "2026-01-01", valid, "2026-01-01", valid[:len(valid)-1]},
+		"bad bitmap":      {"0", e.params.K, size, 1, "2026-01-01", valid, "2026-01-01", bad(wrongBitmap)},
+		"bad counter":     {"0", e.params.K, size, 1, "2026-01-01", valid, "2026-01-01", bad(wrongCounter)},
+		"odd arguments":   {"0", e.params.K, size, 1, "2026-01-01", valid, "2026-01-01"},
+		"no k":            {"0", "x", size, 1, "2026-01-01", valid},
+		"no size":         {"0", e.params.K, "x", 1, "2026-01-01", valid},
+		"no bitmaps":      {"0", e.params.K, size, 0, "2026-01-01", valid},
 	} {
 		args := append([]any{"evalsha", commitScript.Hash(), 2}, keys...)
 		err := e.rdb.Do(ctx, append(args, argv...)...).Err()
@@ -116,5 +122,31 @@ func TestBitmapCreatedFullSize(t *testing.T) {
 	}
 	if bits, err := e.rdb.BitCount(context.Background(), key, nil).Result(); err != nil || bits != int64(len(distinct)) {
 		t.Fatalf("%d bits set (%v); want the visitor's %d", bits, err, len(distinct))
+	}
+}
+
+// TestCommitLargeGroup: a campaign window with more visits than one script
+// call takes is split, in order: a visitor's repeat in the later call is a
+// duplicate.
+func TestCommitLargeGroup(t *testing.T) {
+	e := newEnv(t, Options{})
+	now := time.Now()
+	var visits []counter.Visit
+	for i := range maxVisitsPerGroup + 10 {
+		visits = append(visits, visit("big", "k", i, now))
+	}
+	visits = append(visits, visit("big", "k", 0, now))
+	if g := e.s.commitGroups(visits); len(g) != 2 {
+		t.Fatalf("%d visits in %d groups; want 2", len(visits), len(g))
+	}
+	out := e.commit(t, visits...)
+	for i, r := range out {
+		if want := (i < len(out)-1); (r == counter.Qualified) != want {
+			t.Fatalf("visit %d: %s", i, r)
+		}
+	}
+	got := e.total(t, "big", "k")
+	if got[counter.Qualified] != maxVisitsPerGroup+10 || got[counter.Duplicate] != 1 {
+		t.Fatalf("counts %+v", got)
 	}
 }

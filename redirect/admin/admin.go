@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/pprofhandler"
 
 	"github.com/clickgate/clickgate/counter"
 	"github.com/clickgate/clickgate/counter/ledger"
@@ -120,6 +121,12 @@ func (a *API) Handle(rc *fasthttp.RequestCtx) {
 	if !a.authorized(rc) {
 		rc.Response.Header.Set("WWW-Authenticate", `Bearer realm="clickgate"`)
 		a.writeError(rc, errorf(fasthttp.StatusUnauthorized, "missing or wrong bearer token"))
+		return
+	}
+	if strings.HasPrefix(path, "/debug/pprof/") {
+		// Go's profiler, for the operator: CPU, heap, allocations,
+		// goroutines. It runs only when asked, behind the token.
+		pprofhandler.PprofHandler(rc)
 		return
 	}
 	a.serve(rc, func(ctx context.Context) (status int, body any, err error) {
