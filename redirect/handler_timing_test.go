@@ -42,3 +42,14 @@ func BenchmarkHandle(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkHandleNewVisitor is a new visitor's click up to the commit
+// queue: both visitor keys, a new signed cookie, queueing and the wait
+// (the commit itself is the store's, measured in its own benchmarks).
+func BenchmarkHandleNewVisitor(b *testing.B) {
+	h, next := queueOnly(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		h.Handle(next())
+	}
+}

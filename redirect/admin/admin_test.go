@@ -285,3 +285,29 @@ func FuzzAdminBodies(f *testing.F) {
 		}
 	})
 }
+
+// TestOperatorEndpoints: /metrics and the profiler answer only with the
+// admin token.
+func TestOperatorEndpoints(t *testing.T) {
+	h := newHarness(t)
+	for _, path := range []string{"/metrics", "/debug/pprof/", "/debug/pprof/cmdline"} {
+		for _, auth := range []string{"", "Bearer wrong", "Bearer " + appKey} {
+			var ctx fasthttp.RequestCtx
+			ctx.Request.SetRequestURI(path)
+			if auth != "" {
+				ctx.Request.Header.Set("Authorization", auth)
+			}
+			h.api.Handle(&ctx)
+			if ctx.Response.StatusCode() != fasthttp.StatusUnauthorized {
+				t.Errorf("%s with %q: %d, want 401", path, auth, ctx.Response.StatusCode())
+			}
+		}
+		var ctx fasthttp.RequestCtx
+		ctx.Request.SetRequestURI(path)
+		ctx.Request.Header.Set("Authorization", "Bearer "+token)
+		h.api.Handle(&ctx)
+		if ctx.Response.StatusCode() != fasthttp.StatusOK || len(ctx.Response.Body()) == 0 {
+			t.Errorf("%s with the token: %d, %d bytes", path, ctx.Response.StatusCode(), len(ctx.Response.Body()))
+		}
+	}
+}
