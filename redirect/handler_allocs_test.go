@@ -3,13 +3,9 @@
 package redirect
 
 import (
-	"net"
 	"testing"
-	"time"
 
 	"github.com/valyala/fasthttp"
-
-	"github.com/clickgate/clickgate/counter"
 )
 
 func TestHandleLocalHitAllocs(t *testing.T) {
@@ -24,33 +20,6 @@ func TestHandleLocalHitAllocs(t *testing.T) {
 	}
 	if ctx.Response.StatusCode() != 302 {
 		t.Fatalf("unexpected status; got %d; want 302", ctx.Response.StatusCode())
-	}
-}
-
-// queueOnly returns a handler whose recorder takes visits into its queue
-// and never commits them (its committer is not started) and a context for
-// a new visitor on each call: the request path of a new visitor up to the
-// commit queue.
-func queueOnly(t testing.TB) (*Handler, func() *fasthttp.RequestCtx) {
-	e := newEdge(t)
-	params, _ := counter.NewDedupeParams(10_000, 0.001)
-	rec := counter.NewRecorder(counter.RecorderOptions{Store: e.store, Params: params, CommitTimeout: time.Nanosecond, MaxQueue: 1 << 30})
-	h := New(Options{Table: e.table, Recorder: rec, Secret: []byte(testSecret), PublicURL: "https://go.example.com"})
-	var req fasthttp.Request
-	req.SetRequestURI("/" + testCode)
-	req.Header.SetUserAgent(tiktokUA)
-	var ctx fasthttp.RequestCtx
-	ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}, nil)
-	addrs := make([]net.TCPAddr, 1<<16)
-	for i := range addrs {
-		addrs[i] = net.TCPAddr{IP: net.IPv4(10, 1, byte(i>>8), byte(i)), Port: 1}
-	}
-	n := 0
-	return h, func() *fasthttp.RequestCtx {
-		ctx.Response.Reset()
-		ctx.SetRemoteAddr(&addrs[n%len(addrs)])
-		n++
-		return &ctx
 	}
 }
 
