@@ -92,6 +92,7 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&l.redisBin, "redis-server", "redis-server", "redis-server binary")
 	fs.StringVar(&l.cpus, "server-cpu", "0", "CPUs the server and its redis-server are pinned to (taskset -c); empty: not pinned. Pin this generator elsewhere: taskset -c 1 clickbench loadtest")
 	fs.StringVar(&l.redisCPU, "redis-cpu", "", "CPUs the redis-servers are pinned to; default: --server-cpu (the system under test on one core)")
+	benchmarks := fs.Bool("micro", true, "also run the handler's Go benchmarks (needs the go tool and this source tree)")
 	memVisitors := fs.Int("memory-visitors", 1_000_000, "unique visitors committed to measure Redis memory per visitor; 0 skips it")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -141,8 +142,13 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("redis memory: %w", err)
 		}
 	}
+	var micro *microResult
+	if *benchmarks {
+		fmt.Fprintf(stderr, "== handler micro-benchmarks\n")
+		micro = l.micro()
+	}
 	var b bytes.Buffer
-	l.report(&b, rows, mem, strings.Join(args, " "))
+	l.report(&b, rows, mem, micro, strings.Join(args, " "))
 	stdout.Write(b.Bytes())
 	if *out != "" {
 		if err := os.WriteFile(*out, b.Bytes(), 0o644); err != nil {
