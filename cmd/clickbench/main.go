@@ -5,6 +5,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,6 +23,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/pprofhandler"
 
 	"github.com/clickgate/clickgate/bench"
 )
@@ -282,7 +284,7 @@ func baseline(ctx context.Context, args []string, stderr io.Writer) error {
 	listen := fs.String("listen", "127.0.0.1:9080", "listener address")
 	n := fs.Int("links", 200, "number of links, codes L0000000 to L(N-1)")
 	redisURL := fs.String("redis", "", "Redis URL: count every click with one HINCRBY (the naive design); empty: the bare ceiling")
-	metricsListen := fs.String("metrics-listen", "", "also serve the process's Go metrics (Prometheus text) at /metrics on this address")
+	metricsListen := fs.String("metrics-listen", "", "also serve the process's Go metrics (Prometheus text) at /metrics, and Go's profiler at /debug/pprof/, on this address")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -322,7 +324,13 @@ func baseline(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		defer mln.Close()
 		go func() {
-			errc <- fasthttp.Serve(mln, func(ctx *fasthttp.RequestCtx) { metrics.WritePrometheus(ctx, true) })
+			errc <- fasthttp.Serve(mln, func(ctx *fasthttp.RequestCtx) {
+				if bytes.HasPrefix(ctx.Path(), []byte("/debug/pprof/")) {
+					pprofhandler.PprofHandler(ctx) // to profile the ceiling like clickgate
+					return
+				}
+				metrics.WritePrometheus(ctx, true)
+			})
 		}()
 		logArgs = append(logArgs, "metrics", mln.Addr().String())
 	}
