@@ -369,8 +369,8 @@ func (l *loadtester) run(o bench.LoadOptions) (*bench.Result, error) {
 
 // measure warms every design up, runs the closed loop in rounds that go
 // round the designs (measuring the processes' CPU, allocations and Redis
-// commands), then each one's open loop at half its closed-loop rate, and
-// audits clickgate's counters.
+// commands), then the open loops at half of each one's closed-loop rate,
+// in rounds too, and audits clickgate's counters.
 func (l *loadtester) measure(rows []*row) error {
 	var err error
 	for _, r := range rows {
@@ -415,21 +415,32 @@ func (l *loadtester) measure(rows []*row) error {
 		case !r.redis:
 			r.roundTrips = 0
 		}
-		rate := r.max.Throughput / 2
-		if r.open, err = l.run(bench.LoadOptions{Target: r.target, Connections: l.conns, Rate: rate, Duration: l.duration}); err != nil {
-			return err
-		}
-		fmt.Fprintf(l.stderr, "%s: closed loop %.0f req/s; open loop at %.0f req/s: p50 %s p99 %s p99.9 %s (send lag p99 %s)\n", r.name,
-			r.max.Throughput, rate, r.open.Latency.P50, r.open.Latency.P99, r.open.Latency.P999, r.open.SendLag.P99)
-		if r.admin != nil {
-			after, err := r.admin.Stats(l.ctx, l.model)
+	}
+	// The open loops take turns too, each at half its design's closed-loop
+	// rate.
+	opens := make([][]*bench.Result, len(rows))
+	for i := range l.rounds {
+		for j, r := range rows {
+			res, err := l.run(bench.LoadOptions{Target: r.target, Connections: l.conns, Rate: r.max.Throughput / 2, Duration: round})
 			if err != nil {
 				return err
 			}
-			// All of its traffic is audited: warm-up, rounds, open loop.
-			all := append([]*bench.Result{r.warm, r.open}, r.rounds...)
-			r.audit = bench.NewAudit(l.model, 0.001, bench.Merge(all...), r.before, after)
+			opens[j] = append(opens[j], res)
+			fmt.Fprintf(l.stderr, "open round %d/%d, %s at %.0f req/s: p99 %s (send lag p99 %s)\n", i+1, l.rounds, r.name, res.Rate, res.Latency.P99, res.SendLag.P99)
 		}
+	}
+	for j, r := range rows {
+		r.open = bench.Merge(opens[j]...)
+		if r.admin == nil {
+			continue
+		}
+		after, err := r.admin.Stats(l.ctx, l.model)
+		if err != nil {
+			return err
+		}
+		// All of its traffic is audited: warm-up, closed and open loops.
+		all := append(append([]*bench.Result{r.warm}, r.rounds...), opens[j]...)
+		r.audit = bench.NewAudit(l.model, 0.001, bench.Merge(all...), r.before, after)
 	}
 	return nil
 }

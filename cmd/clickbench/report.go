@@ -185,7 +185,7 @@ func (l *loadtester) report(w io.Writer, rows []*row, mem *memResult, micro *mic
 		100*m.CrawlerShare, 100*m.PreviewShare, 100*m.PrefetchShare, 100*m.HeadShare, 100*m.UnknownShare)
 	fmt.Fprintf(w, "All four designs run at once, each idle but for its turn. Each gets %s of warm-up, then a **closed loop** (%d connections as fast as they go) for the most it takes: "+
 		"%s in all, in %d rounds that take turns with the other designs, so that a slow spell of this shared machine falls on all of them alike. "+
-		"Then an **open loop** at half of that rate (%s; latency measured from each request's due time, so a stall is not hidden). "+
+		"Then an **open loop** at half of that rate (%s, in rounds as well; latency measured from each request's due time, so a stall is not hidden). "+
 		"clickgate runs with its defaults: every person's visit deduped and committed before the 302, and Redis with `appendonly yes`, `appendfsync everysec`.\n\n",
 		l.warmup, l.conns, l.duration, l.rounds, l.duration)
 
