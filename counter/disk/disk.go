@@ -3,8 +3,11 @@
 package disk
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 )
 
 // SyncDir fsyncs a directory, so that the files created or renamed in it
@@ -22,4 +25,16 @@ func SyncDir(dir string) error {
 		return fmt.Errorf("cannot sync directory %q: %w", dir, err)
 	}
 	return nil
+}
+
+// MakeDir creates dir (0700) if it is missing, and makes its entry durable.
+func MakeDir(dir string) error {
+	_, err := os.Stat(dir)
+	if err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return SyncDir(filepath.Dir(filepath.Clean(dir)))
 }

@@ -99,7 +99,7 @@ type Ledger struct {
 // Any other bad record is corruption: Open returns a *RecordError naming it
 // (matching ErrCorrupt) and changes nothing.
 func Open(dir string) (*Ledger, error) {
-	if err := makeDir(dir); err != nil {
+	if err := disk.MakeDir(dir); err != nil {
 		return nil, fmt.Errorf("cannot open ledger %q: %w", dir, err)
 	}
 	l := &Ledger{
@@ -278,18 +278,6 @@ func (e *inUseError) Error() string {
 }
 
 func (e *inUseError) Is(target error) bool { return target == ErrInUse }
-
-// makeDir creates dir if missing and makes its entry durable.
-func makeDir(dir string) error {
-	_, err := os.Stat(dir)
-	if err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	return disk.SyncDir(filepath.Dir(filepath.Clean(dir)))
-}
 
 // openFile opens path for appending, creating it if missing.
 func openFile(path string) (f *os.File, created bool, err error) {

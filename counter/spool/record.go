@@ -207,35 +207,36 @@ type decoder struct {
 var errShort = errors.New("body ends inside a visit")
 
 func (d *decoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
 	x, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.err = errShort
-		if n < 0 {
-			d.err = errors.New("varint overflows 64 bits")
-		}
+	if !d.advance(n) {
 		return 0
 	}
-	d.b = d.b[n:]
 	return x
 }
 
 func (d *decoder) varint() int64 {
-	if d.err != nil {
+	x, n := binary.Varint(d.b)
+	if !d.advance(n) {
 		return 0
 	}
-	x, n := binary.Varint(d.b)
-	if n <= 0 {
+	return x
+}
+
+// advance consumes a varint of n bytes, n as binary.Uvarint returns it, or
+// records why there is none.
+func (d *decoder) advance(n int) bool {
+	switch {
+	case d.err != nil:
+		return false
+	case n == 0:
 		d.err = errShort
-		if n < 0 {
-			d.err = errors.New("varint overflows 64 bits")
-		}
-		return 0
+		return false
+	case n < 0:
+		d.err = errors.New("varint overflows 64 bits")
+		return false
 	}
 	d.b = d.b[n:]
-	return x
+	return true
 }
 
 func (d *decoder) byte() byte {

@@ -139,7 +139,7 @@ func Open(o Options) (*Spool, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	if err := makeDir(o.Dir); err != nil {
+	if err := disk.MakeDir(o.Dir); err != nil {
 		return nil, fmt.Errorf("cannot open spool %q: %w", o.Dir, err)
 	}
 	lock, err := os.OpenFile(filepath.Join(o.Dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
@@ -622,16 +622,4 @@ func (s *Spool) collect() {
 	if err := disk.SyncDir(s.o.Dir); err != nil {
 		s.o.Logger.Error("cannot sync the spool directory after deleting segments", "err", err)
 	}
-}
-
-// makeDir creates dir if missing and makes its entry durable.
-func makeDir(dir string) error {
-	_, err := os.Stat(dir)
-	if err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	return disk.SyncDir(filepath.Dir(filepath.Clean(dir)))
 }
