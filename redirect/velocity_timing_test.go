@@ -27,36 +27,29 @@ func BenchmarkVelocityHit(b *testing.B) {
 			velocitySink.Add(int64(n))
 		})
 	})
-	b.Run("random", func(b *testing.B) {
-		v := NewVelocity(VelocityOptions{})
-		var seq atomic.Uint64
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			k := seq.Add(1) << 40
-			n := 0
-			for pb.Next() {
-				k++
-				if v.Hit(mix64(k), velocityT0) {
-					n++
+	for _, bc := range []struct {
+		name   string
+		window time.Duration
+		now    func() time.Time
+	}{
+		{"random", 0, func() time.Time { return velocityT0 }},
+		{"randomClock", 7 * time.Second, time.Now},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			v := NewVelocity(VelocityOptions{Window: bc.window})
+			var seq atomic.Uint64
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				k := seq.Add(1) << 40
+				n := 0
+				for pb.Next() {
+					k++
+					if v.Hit(mix64(k), bc.now()) {
+						n++
+					}
 				}
-			}
-			velocitySink.Add(int64(n))
+				velocitySink.Add(int64(n))
+			})
 		})
-	})
-	b.Run("randomClock", func(b *testing.B) {
-		v := NewVelocity(VelocityOptions{Window: 7 * time.Second})
-		var seq atomic.Uint64
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			k := seq.Add(1) << 40
-			n := 0
-			for pb.Next() {
-				k++
-				if v.Hit(mix64(k), time.Now()) {
-					n++
-				}
-			}
-			velocitySink.Add(int64(n))
-		})
-	})
+	}
 }
