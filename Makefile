@@ -3,7 +3,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 GO ?= go
 
-.PHONY: run build test race bench loadtest fmt vet redis-server
+.PHONY: run build test race bench loadtest fmt vet redis-server python3
 
 run: ## run the service on the embedded store under ./data
 	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/clickgate serve
@@ -11,7 +11,7 @@ run: ## run the service on the embedded store under ./data
 build: ## static binary in bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/clickgate ./cmd/clickgate
 
-test: redis-server ## the whole suite, with the race detector (Redis tests need redis-server)
+test: redis-server python3 ## the whole suite, with the race detector (Redis tests need redis-server, the ledger checker's test python3)
 	$(GO) test -race -shuffle=on -count=1 -timeout 30m ./...
 
 race: test
@@ -40,3 +40,12 @@ redis-server:
 		{ service redis-server stop >/dev/null 2>&1 || true; }; \
 	}
 	@command -v redis-server >/dev/null 2>&1 || { echo "redis-server is required for the tests (apt-get install redis-server)"; exit 1; }
+
+# The ledger's checker for finance (counter/ledger/testdata/check_ledger.py)
+# is tested on the ledgers the Go tests write; that test fails without it.
+python3:
+	@command -v python3 >/dev/null 2>&1 || { \
+		echo "python3 is missing; installing it with apt-get"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 >/dev/null; \
+	}
+	@command -v python3 >/dev/null 2>&1 || { echo "python3 is required for the tests (apt-get install python3)"; exit 1; }

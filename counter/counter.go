@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -19,6 +20,9 @@ var (
 	// ErrParamsMismatch means the store was set up with other dedupe
 	// parameters; using it with these would count visitors twice.
 	ErrParamsMismatch = errors.New("counter: dedupe parameters differ from the store's")
+	// ErrClickUsed means a conversion's click id was used by another
+	// user: one click, one person, at most one signup.
+	ErrClickUsed = errors.New("counter: click id used by another user")
 )
 
 // Campaign is one referral program. Money is integer cents.
@@ -136,16 +140,26 @@ type Store interface {
 	// Stats returns the counters of one creator in one campaign, one entry
 	// per UTC day with any count, oldest first.
 	Stats(ctx context.Context, campaign, creator string) ([]DayCounts, error)
-	// AttributeSignup attributes a new user to a creator once per campaign:
-	// it records the user and increments the creator's signups of the day
-	// in one atomic step. When the user was attributed before, it changes
-	// nothing and returns false with the creator the user belongs to.
+	// AttributeSignup attributes a new user to a creator once per campaign,
+	// and a click to one user: in one atomic step it checks that c.Click
+	// is unused or used by c.UserID, records the click as used by the
+	// user, and, when the user is new in the campaign, records the user
+	// and increments the creator's signups of the day. When the user was
+	// attributed before it returns false with the creator the user
+	// belongs to (the click is recorded as the user's all the same). When
+	// another user used the click, it changes nothing and returns an
+	// error wrapping ErrClickUsed.
 	AttributeSignup(ctx context.Context, c Conversion) (created bool, creator string, err error)
 	// Claim records value under name unless a value is recorded there
 	// already, and returns the recorded value: value itself when the claim
 	// is new or repeated. The flusher claims the store for its ledger, so
 	// that no second ledger is ever paid from the same counters.
 	Claim(ctx context.Context, name, value string) (string, error)
+	// Reclaim replaces the value recorded under name with value if it is
+	// old, and returns the recorded value: value when the replacement
+	// happened or was made before. An operator reclaims a store for a new
+	// ledger when the one it was flushed into is lost.
+	Reclaim(ctx context.Context, name, old, value string) (string, error)
 
 	Close() error
 }
@@ -155,7 +169,10 @@ type Conversion struct {
 	Campaign string
 	Creator  string
 	UserID   string
-	Day      Day
+	// Click is the key of the click that brought the user
+	// (clickid.Claims.Key), unique within the campaign. Required.
+	Click string
+	Day   Day
 }
 
 // Duration is a time.Duration that reads and writes JSON as "24h".
@@ -176,4 +193,52 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// PayableAfter returns when the campaign can be paid: its end plus its
+// signup grace. No click or signup counts after it.
+func (c *Campaign) PayableAfter() time.Time {
+	return c.EndsAt.Add(time.Duration(c.SignupGrace)).UTC()
+}
+
+// CheckChange returns an error naming the first field that next may not
+// change c's value of at time now. Once a campaign has started, the terms
+// that decide what is paid are fixed: the rewards, the visit block, the
+// eligible countries, the window and the grace, and the attribution
+// window. Before its end, a campaign may still be extended (ends_at later)
+// and its cap raised, which pays nobody less.
+func (c *Campaign) CheckChange(next *Campaign, now time.Time) error {
+	if now.Before(c.StartsAt) {
+		return nil
+	}
+	running := now.Before(c.EndsAt)
+	switch {
+	case !next.StartsAt.Equal(c.StartsAt):
+		return c.fixed("starts_at", "")
+	case !next.EndsAt.Equal(c.EndsAt) && !(running && next.EndsAt.After(c.EndsAt)):
+		return c.fixed("ends_at", "it may only move later, before the campaign ends")
+	case next.CapCents != c.CapCents && !(running && next.CapCents > c.CapCents):
+		return c.fixed("cap_cents", "it may only be raised, before the campaign ends")
+	case next.SignupRewardCents != c.SignupRewardCents:
+		return c.fixed("signup_reward_cents", "")
+	case next.VisitBlockSize != c.VisitBlockSize:
+		return c.fixed("visit_block_size", "")
+	case next.VisitBlockRewardCents != c.VisitBlockRewardCents:
+		return c.fixed("visit_block_reward_cents", "")
+	case !slices.Equal(slices.Sorted(slices.Values(next.EligibleCountries)), slices.Sorted(slices.Values(c.EligibleCountries))):
+		return c.fixed("eligible_countries", "")
+	case next.SignupGrace != c.SignupGrace:
+		return c.fixed("signup_grace", "")
+	case next.AttributionWindow != c.AttributionWindow:
+		return c.fixed("attribution_window", "")
+	}
+	return nil
+}
+
+func (c *Campaign) fixed(field, rule string) error {
+	msg := fmt.Sprintf("%s cannot change: campaign %q started at %s", field, c.ID, c.StartsAt.Format(time.RFC3339))
+	if rule != "" {
+		msg += "; " + rule
+	}
+	return errors.New(msg)
 }

@@ -167,11 +167,15 @@ func (h *Handler) Handle(ctx *fasthttp.RequestCtx) {
 	} else {
 		h.o.Recorder.Note(e.Campaign.ID, e.Creator.ID, counter.DayOf(now), reason)
 	}
+	// Every answer carries a click id; only a person's eligible navigation
+	// may earn a signup. Dedupe's verdict does not matter: a person who
+	// comes back may still sign up, once.
+	attributable := reason == counter.Qualified
 	if reason == counter.Preview {
 		h.preview(ctx, e, ua, now)
 		return
 	}
-	h.redirect(ctx, e, ua, now)
+	h.redirect(ctx, e, ua, now, attributable)
 }
 
 // hasBody reports whether a request came with body framing. No public
@@ -346,9 +350,9 @@ func setVisitorCookie(ctx *fasthttp.RequestCtx, id []byte) {
 	fasthttp.ReleaseCookie(c)
 }
 
-func (h *Handler) redirect(ctx *fasthttp.RequestCtx, e *Entry, ua []byte, now time.Time) {
+func (h *Handler) redirect(ctx *fasthttp.RequestCtx, e *Entry, ua []byte, now time.Time, attributable bool) {
 	b := h.bufs.Get().(*redirectBuf)
-	b.loc = h.location(b, e, ua, now)
+	b.loc = h.location(b, e, ua, now, attributable)
 	// Set, not ctx.Redirect: that would resolve and rewrite the target.
 	ctx.Response.Header.SetBytesV("Location", b.loc)
 	// A cached redirect is an uncounted click.
@@ -357,17 +361,20 @@ func (h *Handler) redirect(ctx *fasthttp.RequestCtx, e *Entry, ua []byte, now ti
 	h.bufs.Put(b)
 }
 
-// location appends the platform's destination with a new click id to b.loc.
-func (h *Handler) location(b *redirectBuf, e *Entry, ua []byte, now time.Time) []byte {
-	c := clickid.Claims{Campaign: e.Campaign.ID, Creator: e.Creator.ID, Link: e.Link.Code, Time: now.Unix()}
-	b.id = h.clicks.Append(b.id[:0], &c)
+// location appends the platform's destination with a new click id to b.loc:
+// one of its own per click (a new nonce), attributable or not.
+func (h *Handler) location(b *redirectBuf, e *Entry, ua []byte, now time.Time, attributable bool) []byte {
+	c := clickid.Claims{Campaign: e.Campaign.ID, Creator: e.Creator.ID, Link: e.Link.Code, Time: now.Unix(), Attributable: attributable}
+	b.id = h.clicks.AppendNew(b.id[:0], &c)
 	return AppendLocation(b.loc[:0], destination(&e.Link.Destinations, ua), h.o.ClickParam, b.id)
 }
 
-// preview answers a link-unfurl fetcher with the link's card.
+// preview answers a link-unfurl fetcher with the link's card. Its click id
+// is never attributable: a fetcher is not a person, and the person who
+// follows the page's refresh was not counted.
 func (h *Handler) preview(ctx *fasthttp.RequestCtx, e *Entry, ua []byte, now time.Time) {
 	b := h.bufs.Get().(*redirectBuf)
-	b.loc = h.location(b, e, ua, now)
+	b.loc = h.location(b, e, ua, now, false)
 	card := e.Link.Preview.Or(e.Campaign.Preview)
 	if card.Title == "" {
 		card.Title = e.Campaign.Name

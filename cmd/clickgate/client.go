@@ -94,7 +94,7 @@ func client(ctx context.Context, cmd string, args []string, stdout, stderr io.Wr
 	switch name {
 	case "campaigns put":
 		f := map[string]*string{}
-		for _, n := range []string{"name", "starts-at", "ends-at", "dedupe-window", "eligible-countries"} {
+		for _, n := range []string{"name", "starts-at", "ends-at", "dedupe-window", "eligible-countries", "signup-grace", "attribution-window"} {
 			f[n] = fs.String(n, "", campaignFlagUsage[n])
 		}
 		ints := map[string]*int64{}
@@ -231,4 +231,6 @@ var campaignFlagUsage = map[string]string{
 	"visit-block-size":         "qualified visits per reward block (default 1000)",
 	"visit-block-reward-cents": "reward per block of qualified visits, in cents (default 10000)",
 	"cap-cents":                "cap per creator per campaign, in cents (default 2000000)",
+	"signup-grace":             "how long after ends-at signups are still credited, e.g. 72h (default 0s)",
+	"attribution-window":       "how long after a click a signup is credited, e.g. 720h (default 720h)",
 }

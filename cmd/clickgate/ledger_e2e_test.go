@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -100,7 +101,7 @@ func ledgerRecords(t *testing.T, dir string) []map[string]any {
 // store's for every creator.
 func checkLedger(t *testing.T, dir string, p *proc, creators []string) {
 	t.Helper()
-	out, err := exec.Command(binary, "ledger", "verify", "--ledger", dir).CombinedOutput()
+	out, err := exec.Command(binary, "ledger", "verify", "--ledger", dir, "--click-secret", string(p.secret)).CombinedOutput()
 	if err != nil {
 		t.Fatalf("ledger verify failed: %s\n%s", err, out)
 	}
@@ -257,7 +258,7 @@ func TestTornLedgerTail(t *testing.T) {
 	if err := os.Truncate(path, fi.Size()-7); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command(binary, "ledger", "verify", "--ledger", ledgerDir).CombinedOutput(); err == nil {
+	if out, err := exec.Command(binary, "ledger", "verify", "--ledger", ledgerDir, "--click-secret", e2eSecret).CombinedOutput(); err == nil {
 		t.Fatalf("ledger verify passed a torn tail:\n%s", out)
 	}
 	out, err := flush()
@@ -271,4 +272,77 @@ func TestTornLedgerTail(t *testing.T) {
 			len(after), after[len(after)-1]["seq"], len(before), before[len(before)-1]["seq"])
 	}
 	checkLedger(t, ledgerDir, p, []string{"alice"})
+}
+
+// TestLedgerOwnership: one ledger per store, both ways. A node flushes on
+// demand through its admin API; another store's node pointed at the
+// ledger is refused by name; a lost ledger stops the start with the way
+// out, which --reclaim-ledger then takes.
+func TestLedgerOwnership(t *testing.T) {
+	a := t.TempDir()
+	p := startServe(t, a, "--flush-interval", "1h")
+	code := p.setup(t)
+	if err := newClicker("127.4.0.1").click(p, code); err != nil {
+		t.Fatal(err)
+	}
+	// The node holds the ledger: clickgate flush asks it to flush.
+	out, err := exec.Command(binary, "flush", "--data", a, "--admin-url", "http://"+p.admin).CombinedOutput()
+	var res struct {
+		Seq, Creators int
+		LastSeq       int `json:"last_seq"`
+		Sealed        []string
+	}
+	if err != nil || json.Unmarshal(out, &res) != nil || res.Seq != 2 || res.Creators != 1 || res.LastSeq != 2 || res.Sealed == nil {
+		t.Fatalf("unexpected clickgate flush through the admin API: %v\n%s", err, out)
+	}
+	if !strings.Contains(p.logs(), "msg=flushed seq=2 creators=1") {
+		t.Fatalf("the flush was not logged:\n%s", p.logs())
+	}
+	p.stop(t)
+
+	// Another store, with the same key, pointed at a's ledger.
+	msg := serveFails(t, "--data", t.TempDir(), "--ledger", filepath.Join(a, "ledger"), "--click-secret", string(p.secret))
+	if !strings.Contains(msg, "was created for store") || !strings.Contains(msg, "point --ledger at this store's own ledger") {
+		t.Fatalf("a ledger of another store was not refused by name:\n%s", msg)
+	}
+	// The node's ledger is lost.
+	if err := os.Rename(filepath.Join(a, "ledger"), filepath.Join(a, "ledger.lost")); err != nil {
+		t.Fatal(err)
+	}
+	msg = serveFails(t, "--data", a)
+	if !strings.Contains(msg, "is flushed into ledger") || !strings.Contains(msg, "--reclaim-ledger") || !strings.Contains(msg, "--flush-interval 0") {
+		t.Fatalf("a lost ledger did not stop the start with the way out:\n%s", msg)
+	}
+	p = startServe(t, a, "--flush-interval", "1h", "--reclaim-ledger")
+	if !strings.Contains(p.logs(), "reclaimed the store for this ledger") {
+		t.Fatalf("the reclaim was not logged:\n%s", p.logs())
+	}
+	p.stop(t)
+	p = startServe(t, a, "--flush-interval", "0")
+	checkLedger(t, filepath.Join(a, "ledger"), p, []string{"alice"})
+	p.stop(t)
+	// And the old ledger, restored, no longer flushes the store.
+	if err := os.Rename(filepath.Join(a, "ledger"), filepath.Join(a, "ledger.new")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(a, "ledger.lost"), filepath.Join(a, "ledger")); err != nil {
+		t.Fatal(err)
+	}
+	if out := serveFails(t, "--data", a); !strings.Contains(out, "is flushed into ledger") {
+		t.Fatalf("the old ledger flushed a store reclaimed from it:\n%s", out)
+	}
+}
+
+// serveFails runs clickgate serve, which must exit non-zero within 30 s,
+// and returns its output.
+func serveFails(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	all := append([]string{"serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"}, args...)
+	out, err := exec.CommandContext(ctx, binary, all...).CombinedOutput()
+	if err == nil || ctx.Err() != nil {
+		t.Fatalf("clickgate serve %v did not fail: %v\n%s", args, err, out)
+	}
+	return string(out)
 }

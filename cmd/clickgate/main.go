@@ -27,11 +27,14 @@ Usage:
   clickgate links create --campaign C --creator ID --default URL [flags]
   clickgate links get CODE
   clickgate stats --campaign C --creator ID [--by day]
-  clickgate flush --redis URL --click-secret S [--ledger DIR]
-                                               flush a Redis store's totals into the ledger once
-  clickgate ledger verify [--ledger DIR]       check every record, the chain and the totals
+  clickgate flush [--admin-url URL | --redis URL --click-secret S] [--ledger DIR]
+                                               flush the store into its ledger now: through the running
+                                               node that holds the ledger, or directly when none does
+  clickgate ledger verify [--ledger DIR] [--head HASH]
+                                               check every record, its HMAC, the chain, the totals and
+                                               the sealed statements; --head: the ledger still holds HASH
   clickgate payouts --campaign C [--ledger DIR] [--format csv|json]
-                                               the campaign's final payouts, from the verified ledger alone
+                                               the campaign's sealed final statement, from the verified ledger
   clickgate version
 
 Every flag has an environment fallback: --admin-token is CLICKGATE_ADMIN_TOKEN.

@@ -33,8 +33,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	publicURL := fs.String("public-url", "", "base URL of the links, e.g. https://go.example.com (default http://localhost:PORT of --listen)")
 	sf := addStoreFlags(fs)
 	dataDir := sf.data
-	ledgerDir := fs.String("ledger", "", "ledger directory the flusher appends to (default DATA/ledger)")
-	flushInterval := fs.Duration("flush-interval", time.Minute, "how often counters are flushed to the ledger; 0 turns the flusher off (run clickgate flush instead)")
+	lf := addLedgerFlags(fs)
+	flushInterval := fs.Duration("flush-interval", time.Minute, "how often counters are flushed to the ledger; 0 turns the flusher off (on every node but the one whose ledger the store is flushed into)")
+	reclaim := fs.Bool("reclaim-ledger", false, "take the store over from the ledger it was flushed into before, when that ledger is lost: flush into --ledger from now on")
 	commitTimeout := fs.Duration("commit-timeout", 250*time.Millisecond, "how long a click waits for its batch to commit before the batch is spooled and the click redirected")
 	spf := addSpoolFlags(fs)
 	pollInterval := fs.Duration("poll-interval", 250*time.Millisecond, "how often the link table checks the store for changes made by other nodes")
@@ -104,23 +105,23 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	// The flusher starts before the recorder, so that it stops after it:
 	// its last flush sees every visit the recorder drained.
 	var fl *flusher
+	var flusher admin.Flusher // nil, not a nil *flusher, when this node does not flush
 	if *flushInterval > 0 {
-		fl, err = startFlusher(ctx, store, ledgerPath(*ledgerDir, *dataDir), *flushInterval, log)
-		switch {
-		case errors.Is(err, errOtherLedger):
-			// Several nodes share a Redis store; the one whose ledger
-			// owns it flushes.
-			log.Info("not flushing: another node's ledger flushes this store", "err", err)
-			fl = nil
-		case err != nil:
+		key, err := lf.key(secret)
+		if err != nil {
 			return err
-		default:
-			defer func() {
-				ctx, cancel := stopContext()
-				defer cancel()
-				within(ctx, func() { fl.stop(ctx) })
-			}()
 		}
+		if fl, err = startFlusher(ctx, store, lf.path(*dataDir), key, *reclaim, *flushInterval, log); err != nil {
+			return err
+		}
+		flusher = fl
+		defer func() {
+			ctx, cancel := stopContext()
+			defer cancel()
+			within(ctx, func() { fl.stop(ctx) })
+		}()
+	} else if *reclaim {
+		return usageError("--reclaim-ledger needs the flusher: a --flush-interval above 0")
 	}
 
 	rec := counter.NewRecorder(counter.RecorderOptions{Store: store, Params: params, CommitTimeout: *commitTimeout, Spool: sp, Logger: log})
@@ -148,7 +149,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Velocity: redirect.NewVelocity(redirect.VelocityOptions{Max: *velocityMax, Window: *velocityWindow}),
 		Hosts:    hosts, Probes: edge.probes()})
 	api, err := admin.New(admin.Options{Store: store, Table: table, Recorder: rec, Token: token, AppKey: app,
-		Clicks: h.Signer(), Ledger: fl.ledger(), PublicURL: *publicURL, Logger: log})
+		Clicks: h.Signer(), Flusher: flusher, PublicURL: *publicURL, Logger: log})
 	if err != nil {
 		pubLn.Close()
 		admLn.Close()

@@ -17,6 +17,8 @@
 //	counters   campaign 0x00 creator 0x00 day reason → 8-byte big-endian int64
 //	windows    campaign 0x00 start → bucket of 16-byte visitor keys → 0x01
 //	expires    campaign 0x00 start → 8-byte big-endian Unix seconds
+//	signups    campaign 0x00 user → creator
+//	clicks     campaign 0x00 click key → user who used the click id
 //
 // day is the 4-byte big-endian counter.Day with its sign bit flipped and
 // start the 8-byte big-endian window start (Unix seconds) with its sign bit
@@ -66,9 +68,10 @@ var (
 	bucketWindows   = []byte("windows")
 	bucketExpires   = []byte("expires")
 	bucketSignups   = []byte("signups") // campaign \x00 user → creator
+	bucketClicks    = []byte("clicks")  // campaign \x00 click key → user
 
 	allBuckets = [][]byte{bucketMeta, bucketCampaigns, bucketCreators, bucketLinks,
-		bucketCounters, bucketWindows, bucketExpires, bucketSignups}
+		bucketCounters, bucketWindows, bucketExpires, bucketSignups, bucketClicks}
 
 	keyParams  = []byte("params")
 	keyVersion = []byte("version")

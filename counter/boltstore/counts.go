@@ -270,16 +270,26 @@ func (s *Store) Stats(ctx context.Context, campaign, creator string) ([]counter.
 	return days, nil
 }
 
-// AttributeSignup records the user and counts the signup in one transaction.
+// AttributeSignup records the click and the user and counts the signup in
+// one transaction: a click used by another user changes nothing.
 func (s *Store) AttributeSignup(ctx context.Context, su counter.Conversion) (bool, string, error) {
-	for _, id := range [][2]string{{"campaign", su.Campaign}, {"creator", su.Creator}, {"user", su.UserID}} {
+	for _, id := range [][2]string{{"campaign", su.Campaign}, {"creator", su.Creator}, {"user", su.UserID}, {"click", su.Click}} {
 		if err := checkID(id[0], id[1]); err != nil {
 			return false, "", err
 		}
 	}
 	key := append(append([]byte(su.Campaign), 0), su.UserID...)
+	click := append(append([]byte(su.Campaign), 0), su.Click...)
 	created, owner := false, ""
 	err := s.update(ctx, func(tx *bolt.Tx) error {
+		clicks := tx.Bucket(bucketClicks)
+		if u := clicks.Get(click); u == nil {
+			if err := clicks.Put(click, []byte(su.UserID)); err != nil {
+				return err
+			}
+		} else if string(u) != su.UserID {
+			return fmt.Errorf("click %q: %w", su.Click, counter.ErrClickUsed)
+		}
 		b := tx.Bucket(bucketSignups)
 		if v := b.Get(key); v != nil {
 			owner = string(v)
@@ -313,6 +323,24 @@ func (s *Store) Claim(ctx context.Context, name, value string) (string, error) {
 	})
 	if err != nil {
 		return "", fmt.Errorf("cannot claim %q: %w", name, err)
+	}
+	return owner, nil
+}
+
+// Reclaim replaces the value under name in the meta bucket if it is old.
+func (s *Store) Reclaim(ctx context.Context, name, old, value string) (string, error) {
+	key := []byte("claim:" + name)
+	owner := value
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get(key); v != nil && string(v) != old {
+			owner = string(v)
+			return nil
+		}
+		return meta.Put(key, []byte(value))
+	})
+	if err != nil {
+		return "", fmt.Errorf("cannot reclaim %q: %w", name, err)
 	}
 	return owner, nil
 }

@@ -21,8 +21,14 @@ const crashChildEnv = "CLICKGATE_LEDGER_CRASH_CHILD"
 // crashChild appends batches to the ledger in dir until it is killed,
 // printing "ready" once open and "acked <seq>" after each Append returns.
 func crashChild(dir string) {
-	l, err := Open(dir)
+	l, err := Open(dir, testKey)
 	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	// The first child writes the first record; a kill may tear it, and
+	// then the next child writes it again.
+	if err := l.Init(testStore, time.Now()); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
@@ -86,6 +92,7 @@ func TestCrash(t *testing.T) {
 	var (
 		kills, torn int
 		lastSeq     uint64
+		ledgerID    string // once written, the first record stays
 		last        = map[Key]Entry{}
 		start       = time.Now()
 	)
@@ -128,7 +135,7 @@ func TestCrash(t *testing.T) {
 		}
 		kills++
 
-		l, err := Open(dir)
+		l, err := Open(dir, testKey)
 		if err != nil {
 			t.Fatalf("cannot open the ledger after kill %d: %s", kills, err)
 		}
@@ -149,7 +156,10 @@ func TestCrash(t *testing.T) {
 				t.Fatalf("totals of %v went down at kill %d: %+v -> %+v", k, kills, old, e)
 			}
 		}
-		lastSeq, last = seq, totals
+		if ledgerID != "" && r.Ledger != ledgerID {
+			t.Fatalf("unexpected ledger id after kill %d; got %q; want %q", kills, r.Ledger, ledgerID)
+		}
+		lastSeq, last, ledgerID = seq, totals, r.Ledger
 	}
 	t.Logf("%d kills in %s, %d torn tails truncated, %d batches written", kills, time.Since(start).Round(time.Millisecond), torn, lastSeq)
 	if kills < 30 {

@@ -1,68 +1,121 @@
-// Package ledger is the append-only ledger that creators are paid from: one
-// record per flush, each holding the cumulative totals of the creators whose
-// totals changed, each checksummed and hash-chained to the one before.
+// Package ledger is the append-only ledger that creators are paid from. Its
+// first record binds it to one store; then each flush writes one record
+// with the cumulative totals of the creators whose totals changed and the
+// campaign terms that changed, and the flush after a campaign's end plus
+// signup grace writes one that seals the campaign's final statement. Each
+// record is checksummed, authenticated with the ledger key and
+// hash-chained to the one before.
 //
 // # File format
 //
 // A ledger is one file, <dir>/ledger.jsonl: UTF-8 JSON Lines, one record
 // per line, each line ending with '\n' (0x0A), no blank lines. A line is one
-// JSON object whose members come in this order:
+// JSON object whose members come in this order; those in brackets are left
+// out when empty:
 //
-//	seq      record number: 1 for the first record, then previous + 1
-//	at       when the flush read the counters, RFC 3339 in UTC ("Z"),
-//	         with up to nine fractional digits and no trailing zeros
-//	entries  non-empty array of {"campaign","creator","qualified","signups"},
-//	         sorted by campaign then creator (byte order), each creator at
-//	         most once; qualified and signups are cumulative totals, ≥ 0
-//	prev     lowercase hex SHA-256 of the previous record's line, including
-//	         its '\n'; 64 zeros in the first record
-//	len      byte length of the record's body (below)
-//	crc32c   CRC-32C (Castagnoli, as in iSCSI and ext4: reflected polynomial
-//	         0x82F63B78, initial value and final XOR 0xFFFFFFFF) of the
-//	         body, as 8 lowercase hex digits
+//	seq           record number: 1 for the first record, then previous + 1
+//	at            when the flush read the counters, RFC 3339 in UTC ("Z"),
+//	              with up to nine fractional digits and no trailing zeros
+//	[ledger]      first record only: the ledger's id (Init writes 32
+//	              random hex digits)
+//	[store]       first record only: the id of the store the ledger flushes
+//	[entries]     array of {"campaign","creator","qualified","signups",
+//	              ["handle"],["country"],["status"]}, sorted by campaign then
+//	              creator (byte order), each creator at most once; qualified
+//	              and signups are cumulative totals, ≥ 0; handle, country and
+//	              status are the creator's as of this flush (a statement
+//	              knows the statuses active, invited and suspended)
+//	[campaigns]   array of campaign terms {"id",["name"],
+//	              "signup_reward_cents","visit_block_size",
+//	              "visit_block_reward_cents","cap_cents",
+//	              ["eligible_countries"],"payable_after"}, sorted by id, each
+//	              id at most once; amounts are cents ≥ 0, visit_block_size
+//	              ≥ 1; payable_after is the campaign's end plus its signup
+//	              grace, RFC 3339
+//	[statements]  array of the final statements this record seals, as
+//	              package payout writes them: {"campaign","statement":"final",
+//	              "currency","total_cents","rows":[{"creator_id","handle",
+//	              "country","qualified_visits","signups","earned_cents",
+//	              "capped_cents","currency","status","reference"},…],
+//	              "ledger_head"}
+//	prev          lowercase hex SHA-256 of the previous record's line,
+//	              including its '\n'; 64 zeros in the first record
+//	len           byte length of the record's body (below)
+//	crc32c        CRC-32C (Castagnoli, as in iSCSI and ext4: reflected
+//	              polynomial 0x82F63B78, initial value and final XOR
+//	              0xFFFFFFFF) of the body, as 8 lowercase hex digits
+//	hmac          HMAC-SHA256 of the body with the ledger key, as 64
+//	              lowercase hex digits
 //
-// Example, two records (the second chained to the first):
+// Example, with the ledger key "example ledger key" (those 18 ASCII bytes):
+// the first record, a flush with terms and entries, a flush after the
+// campaign's end plus grace, and the record that seals its statement:
 //
-//	{"seq":1,"at":"2026-05-11T12:00:00Z","entries":[{"campaign":"spring26","creator":"leo","qualified":87,"signups":0},{"campaign":"spring26","creator":"maya","qualified":1200,"signups":3}],"prev":"0000000000000000000000000000000000000000000000000000000000000000","len":260,"crc32c":"259b8f5b"}
-//	{"seq":2,"at":"2026-05-11T12:01:00Z","entries":[{"campaign":"spring26","creator":"leo","qualified":90,"signups":1}],"prev":"01732dd6b2b256e98ee9ef6c755a46a2454cdceb523d6760c0441fcecd1ca027","len":190,"crc32c":"cc6ee673"}
+//	{"seq":1,"at":"2026-05-11T12:00:00Z","ledger":"9f86d081884c7d659a2feaa0c55ad015","store":"store-7c2e91","prev":"0000000000000000000000000000000000000000000000000000000000000000","len":178,"crc32c":"6327b3c9","hmac":"78fef2db717b7802d8937886f6363b94b48fe497f4de2dd4a4e987f9f608d829"}
+//	{"seq":2,"at":"2026-05-11T12:01:00Z","entries":[{"campaign":"spring26","creator":"leo","qualified":87,"signups":0,"handle":"@leo","country":"FR","status":"active"},{"campaign":"spring26","creator":"maya","qualified":1200,"signups":3,"handle":"@maya","country":"US","status":"active"}],"campaigns":[{"id":"spring26","name":"Spring 2026","signup_reward_cents":10000,"visit_block_size":1000,"visit_block_reward_cents":10000,"cap_cents":2000000,"eligible_countries":["US"],"payable_after":"2026-06-25T00:00:00Z"}],"prev":"b4ee7f52b0177fb5801c53b85e2a7b6676186cdcddcd891464e3dfa0f8bf638d","len":584,"crc32c":"e3934890","hmac":"96ddce57d96d7165868b38c79dd8ef070d3ab7e2122828e3c97e8cf3184f04f4"}
+//	{"seq":3,"at":"2026-06-25T00:01:00Z","entries":[{"campaign":"spring26","creator":"maya","qualified":2300,"signups":4,"handle":"@maya","country":"US","status":"active"}],"prev":"d33361b140fa3f4bbb5e09f547ff036377a9fc158a1085853f5ec42d0fcf54c7","len":243,"crc32c":"9431c51f","hmac":"44d0892de13f783a760a67a15b39978ca89cde5fb5efa00816b314304344fb72"}
+//	{"seq":4,"at":"2026-06-25T00:01:00Z","statements":[{"campaign":"spring26","statement":"final","currency":"USD","total_cents":60000,"rows":[{"creator_id":"leo","handle":"@leo","country":"FR","qualified_visits":87,"signups":0,"earned_cents":0,"capped_cents":0,"currency":"USD","status":"ineligible_country","reference":"cg_wsg7y7ssnljhh6jmaahzsfzrgj2mbiqu"},{"creator_id":"maya","handle":"@maya","country":"US","qualified_visits":2300,"signups":4,"earned_cents":60000,"capped_cents":60000,"currency":"USD","status":"payable","reference":"cg_z44d4qm4hlsme5ii6qyqny3a44y2hcho"}],"ledger_head":"3f248acccc45e70647388e5797d4868eacd0dc4c7d080efe45bf3b339ba2dd1a"}],"prev":"3f248acccc45e70647388e5797d4868eacd0dc4c7d080efe45bf3b339ba2dd1a","len":732,"crc32c":"69f41c55","hmac":"cd707fc5d749d3045f715654865dcda9e5108aeec9baa18dc2aa43fd3cd1176a"}
 //
-// The body is the JSON object {"seq","at","entries","prev"} alone, exactly
-// as encoding/json writes it (no white space, HTML characters not escaped).
+// The body is the JSON object {"seq",…,"prev"} alone, exactly as
+// encoding/json writes it (no white space, HTML characters not escaped).
 // The line is the body without its closing '}', followed by
 //
-//	,"len":<len in decimal>,"crc32c":"<8 hex digits>"}\n
+//	,"len":<len in decimal>,"crc32c":"<8 hex digits>","hmac":"<64 hex digits>"}\n
 //
 // so that for a line L (without its '\n') the body is L[:len-1] + "}" and
-// L[len-1:] is exactly `,"len":…,"crc32c":"…"}`. A reader needs no JSON
-// canonicalisation: it checks len and crc32c on those bytes, then parses.
-// Totals of one creator never decrease from one record to the next; a
-// creator's totals are those of the last record that lists it.
+// L[len-1:] is exactly `,"len":…,"crc32c":"…","hmac":"…"}`. A reader needs
+// no JSON canonicalisation: it checks len, crc32c and hmac on those bytes,
+// then parses.
 //
-// Checking a ledger in Python (the standard library has no CRC-32C):
+// # The ledger key
 //
-//	import hashlib, json, sys
-//	T = []
-//	for i in range(256):
-//	    for _ in range(8): i = (i >> 1) ^ (0x82F63B78 if i & 1 else 0)
-//	    T.append(i)
-//	def crc32c(b, c=0xFFFFFFFF):
-//	    for x in b: c = T[(c ^ x) & 0xFF] ^ (c >> 8)
-//	    return c ^ 0xFFFFFFFF
-//	prev, seq, totals = "0" * 64, 0, {}
-//	for n, line in enumerate(open(sys.argv[1], "rb"), 1):
-//	    r = json.loads(line); k = r["len"]; body = line[:k - 1] + b"}"
-//	    assert line.endswith(b"\n") and line[k - 1:] == b',"len":%d,"crc32c":"%s"}\n' % (k, r["crc32c"].encode()), n
-//	    assert crc32c(body) == int(r["crc32c"], 16) and r["seq"] == seq + 1 and r["prev"] == prev, n
-//	    for e in r["entries"]:
-//	        old = totals.get((e["campaign"], e["creator"]), (0, 0))
-//	        assert e["qualified"] >= old[0] and e["signups"] >= old[1], n
-//	        totals[(e["campaign"], e["creator"])] = (e["qualified"], e["signups"])
-//	    prev, seq = hashlib.sha256(line).hexdigest(), r["seq"]
-//	print(seq, "records, head", prev)
+// The chain proves order, not authorship: anyone who edits a record can
+// recompute its crc32c and every prev after it. The hmac proves that the
+// record was written by a holder of the ledger key. The key is the
+// operator's --ledger-key-file (its bytes without the white space around
+// them), or by default HMAC-SHA256(click secret, "clickgate/ledger-key/v1")
+// (DeriveKey): the click secret is the HMAC key, the 23 ASCII bytes of the
+// label the message, and the 32 bytes of the result the ledger key. Whoever checks a ledger needs the key; whoever holds it can
+// write records, so keep it from those the ledger must be proof against.
 //
-// Verify checks the same and more: that each body is in the canonical form
-// above (so that one batch has exactly one encoding), ids (1 to MaxIDLen
-// bytes of UTF-8, no control characters), and no unknown members.
+// # Rules
+//
+// Besides its framing (len, crc32c, hmac), a ledger is valid when:
+//
+//   - the first record has seq 1, prev 64 zeros, and exactly the members
+//     seq, at, ledger, store and prev before its trailer; no other record
+//     has ledger or store;
+//   - every other record has seq = previous + 1, prev = the SHA-256 of the
+//     previous line, and entries or campaigns or both, or statements alone;
+//   - ids (ledger, store, campaign, creator) are 1 to MaxIDLen bytes of
+//     UTF-8 without control characters;
+//   - the totals of a creator never decrease from one record to the next.
+//     A creator's totals and details are those of the last record that
+//     lists it, and a campaign's terms those of the last record that lists
+//     them;
+//   - a statement seals a campaign that has terms, at most once, in a
+//     record whose at is after the campaign's payable_after; it is exactly
+//     the statement package payout computes (payout.Compute, statement
+//     "final") from the campaign's terms and its creators' entries as the
+//     records before it left them, with ledger_head equal to the record's
+//     prev. Records after it never change it: each creator is paid from it
+//     once;
+//   - the body is in the canonical form above (so that one batch has
+//     exactly one encoding) and has no unknown members.
+//
+// Removing records from the end leaves a valid ledger: compare its head
+// with one kept from before ([Report.Extends]).
+//
+// testdata/check_ledger.py checks a ledger against these rules with
+// Python's standard library alone, sharing no code with this package (it
+// computes the statements again with the rules of package payout):
+//
+//	python3 counter/ledger/testdata/check_ledger.py --key-file KEYFILE <dir>/ledger.jsonl
+//
+// where KEYFILE is the operator's --ledger-key-file; for the default key,
+// give --click-secret-file with the file holding the click secret instead.
+// It prints each record and the head, or names the first bad line and
+// exits 1. Verify checks the same, and the canonical form.
 //
 // # Writing and recovery
 //
@@ -77,8 +130,9 @@
 // with no well-framed line after them. Open truncates a torn tail back to
 // the end of the last good record and reports the bytes in Recovered; that
 // batch was never acknowledged, so the flusher writes it again under the
-// same seq. Any other bad record (a well-framed record with the wrong seq,
-// prev, totals or form, or a bad line followed by a good one) is
-// corruption: Open fails naming it and changes nothing. Verify never
+// same seq (a torn first record is written again by Init). Any other bad
+// record (a well-framed record whose hmac fails, or with the wrong seq,
+// prev, totals, statement or form, or a bad line followed by a good one)
+// is corruption: Open fails naming it and changes nothing. Verify never
 // repairs: it reports a torn tail as an error too.
 package ledger

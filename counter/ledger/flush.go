@@ -11,11 +11,38 @@ import (
 
 // FlushResult is what one Flush wrote and what it noticed.
 type FlushResult struct {
-	Batch Batch // Seq 0 when nothing changed and nothing was written
+	Batch Batch // Seq 0 when no total or term changed and nothing was written
+	// Sealed is the record that sealed the final statements of the
+	// campaigns that became payable; Seq 0 when none did.
+	Sealed Batch
 	// Behind lists creators whose store totals are below the ledger's,
 	// as when Redis lost its last second of writes. The ledger keeps its
 	// higher totals: it never takes back what it recorded.
 	Behind []Key
+}
+
+// FlushSummary is what one flush wrote, for logs and operators.
+type FlushSummary struct {
+	Seq      uint64   `json:"seq"`      // the record of totals and terms; 0 when none changed
+	Creators int      `json:"creators"` // creators whose totals or details changed
+	Terms    int      `json:"terms"`    // campaigns whose terms changed
+	Sealed   []string `json:"sealed"`   // campaigns whose final statements were sealed
+	Behind   []Key    `json:"behind"`   // creators whose store totals are below the ledger's
+	LastSeq  uint64   `json:"last_seq"` // the ledger's last record after the flush
+	Head     string   `json:"head"`     // the ledger's head after the flush
+}
+
+// Summary summarizes r, with rep the ledger after it.
+func (r FlushResult) Summary(rep Report) FlushSummary {
+	s := FlushSummary{Seq: r.Batch.Seq, Creators: len(r.Batch.Entries), Terms: len(r.Batch.Campaigns),
+		Sealed: []string{}, Behind: r.Behind, LastSeq: rep.LastSeq, Head: rep.Head}
+	for _, st := range r.Sealed.Statements {
+		s.Sealed = append(s.Sealed, st.Campaign)
+	}
+	if s.Behind == nil {
+		s.Behind = []Key{}
+	}
+	return s
 }
 
 // Flush moves every creator's cumulative totals (qualified visits and
@@ -25,6 +52,11 @@ type FlushResult struct {
 // record, fsynced before Flush returns: a crash before that leaves nothing
 // (or a torn tail that Open truncates), so a later Flush writes it again,
 // once. Totals are cumulative, so a repeated flush cannot double count.
+//
+// Then, whether or not anything changed, every campaign whose end plus
+// signup grace has passed by now and whose statement is not sealed gets
+// its final statement sealed, in a record of its own: computed from the
+// ledger as it stands, it never changes afterwards.
 func Flush(ctx context.Context, s counter.Store, l *Ledger, now time.Time) (FlushResult, error) {
 	var res FlushResult
 	cat, err := s.Catalog(ctx)
@@ -60,10 +92,14 @@ func Flush(ctx context.Context, s counter.Store, l *Ledger, now time.Time) (Flus
 			entries = append(entries, e)
 		}
 	}
-	if len(entries) == 0 && len(terms) == 0 {
-		return res, nil
+	if len(entries) > 0 || len(terms) > 0 {
+		if res.Batch, err = l.Append(Batch{At: now, Entries: entries, Campaigns: terms}); err != nil {
+			return res, err
+		}
 	}
-	res.Batch, err = l.Append(Batch{At: now.UTC(), Entries: entries, Campaigns: terms})
+	if seal := l.Snapshot().Payable(now); len(seal) > 0 {
+		res.Sealed, err = l.Append(Batch{At: now, Seal: seal})
+	}
 	return res, err
 }
 
@@ -71,7 +107,7 @@ func Flush(ctx context.Context, s counter.Store, l *Ledger, now time.Time) (Flus
 func TermsOf(c *counter.Campaign) Terms {
 	return Terms{ID: c.ID, Name: c.Name, SignupRewardCents: c.SignupRewardCents, VisitBlockSize: c.VisitBlockSize,
 		VisitBlockRewardCents: c.VisitBlockRewardCents, CapCents: c.CapCents, EligibleCountries: c.EligibleCountries,
-		PayableAfter: c.EndsAt.Add(time.Duration(c.SignupGrace)).UTC()}
+		PayableAfter: c.PayableAfter()}
 }
 
 // Campaign returns the terms as a campaign, for payout.Compute.

@@ -1,30 +1,42 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"reflect"
 	"testing"
 	"time"
 
 	"github.com/clickgate/clickgate/counter"
 	"github.com/clickgate/clickgate/counter/boltstore"
+	"github.com/clickgate/clickgate/counter/payout"
 )
 
-// store opens an embedded store with a campaign and a creator, and commits
-// n new visitors.
+// storeWith opens an embedded store with a campaign that ends in an hour
+// and a creator, and commits n new visitors.
 func storeWith(t *testing.T, n int) counter.Store {
 	t.Helper()
-	p, _ := counter.NewDedupeParams(1000, 0.001)
+	now := time.Now().UTC()
+	return storeOf(t, counter.Campaign{ID: "spring", StartsAt: now.Add(-time.Hour), EndsAt: now.Add(time.Hour), VisitBlockSize: 1000}, n)
+}
+
+// storeOf opens an embedded store with campaign c and its creator alice,
+// and commits n new visitors.
+func storeOf(t *testing.T, c counter.Campaign, n int) counter.Store {
+	t.Helper()
+	p, _ := counter.NewDedupeParams(10000, 0.001)
 	s, err := boltstore.Open(t.TempDir(), p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
 	ctx := context.Background()
-	now := time.Now().UTC()
-	if err := s.PutCampaign(ctx, counter.Campaign{ID: "spring", StartsAt: now.Add(-time.Hour), EndsAt: now.Add(time.Hour), VisitBlockSize: 1000}); err != nil {
+	if err := s.PutCampaign(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutCreator(ctx, counter.Creator{ID: "alice", Campaign: "spring", Country: "US", Status: counter.StatusActive}); err != nil {
+	if err := s.PutCreator(ctx, counter.Creator{ID: "alice", Campaign: c.ID, Handle: "@alice", Country: "US", Status: counter.StatusActive}); err != nil {
 		t.Fatal(err)
 	}
 	commit(t, s, 0, n)
@@ -46,18 +58,21 @@ func commit(t *testing.T, s counter.Store, from, n int) {
 
 func TestFlush(t *testing.T) {
 	ctx := context.Background()
-	l, err := Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := t.TempDir()
+	l := mustOpen(t, dir)
 	defer l.Close()
 	s := storeWith(t, 3)
+	// Not bound to a store yet: nothing is written.
+	if _, err := Flush(ctx, s, l, time.Now()); !errors.Is(err, ErrInvalid) || l.LastSeq() != 0 || len(readLedger(t, dir)) != 0 {
+		t.Fatalf("unexpected flush before Init; got %v, seq %d; want ErrInvalid, seq 0", err, l.LastSeq())
+	}
+	mustInit(t, l)
 	res, err := Flush(ctx, s, l, time.Now())
-	if err != nil || res.Batch.Seq != 1 || len(res.Batch.Campaigns) != 1 || l.Totals()[Key{"spring", "alice"}].Qualified != 3 {
+	if err != nil || res.Batch.Seq != 2 || len(res.Batch.Campaigns) != 1 || l.Totals()[Key{"spring", "alice"}].Qualified != 3 || res.Sealed.Seq != 0 {
 		t.Fatalf("unexpected first flush: %+v, %v", res, err)
 	}
 	// Nothing changed: nothing is written.
-	if res, err := Flush(ctx, s, l, time.Now()); err != nil || res.Batch.Seq != 0 || l.LastSeq() != 1 {
+	if res, err := Flush(ctx, s, l, time.Now()); err != nil || res.Batch.Seq != 0 || res.Sealed.Seq != 0 || l.LastSeq() != 2 {
 		t.Fatalf("unexpected flush of an unchanged store: %+v, %v", res, err)
 	}
 	// A store that lost writes (1 visit where the ledger has 3): the ledger
@@ -73,5 +88,95 @@ func TestFlush(t *testing.T) {
 	commit(t, lost, 1, 3)
 	if _, err := Flush(ctx, lost, l, time.Now()); err != nil || l.Totals()[Key{"spring", "alice"}].Qualified != 4 {
 		t.Fatalf("unexpected totals after the store caught up: %v, %v", l.Totals(), err)
+	}
+	mustVerify(t, dir)
+}
+
+// TestFlushSeals checks that the flush after a campaign's end plus grace
+// seals its statement, even when no total changed since the last flush
+// (a quiet end), and that no flush before it does.
+func TestFlushSeals(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now().UTC()
+	c := counter.Campaign{ID: "spring", StartsAt: now.Add(-time.Hour), EndsAt: now.Add(time.Hour), SignupGrace: counter.Duration(time.Hour),
+		SignupRewardCents: 100, VisitBlockSize: 1000, VisitBlockRewardCents: 500, CapCents: 1000000}
+	payable := c.EndsAt.Add(time.Hour)
+	s := storeOf(t, c, 2500)
+	// 2 blocks of 1000 visits × 500 cents.
+	const wantCents = 1000
+
+	t.Run("quiet end", func(t *testing.T) {
+		dir := t.TempDir()
+		l := newLedger(t, dir)
+		defer l.Close()
+		res, err := Flush(ctx, s, l, now)
+		if err != nil || res.Batch.Seq != 2 || res.Sealed.Seq != 0 {
+			t.Fatalf("unexpected flush during the campaign: %+v, %v", res, err)
+		}
+		checkSummary(t, res.Summary(l.Snapshot()), FlushSummary{Seq: 2, Creators: 1, Terms: 1, Sealed: []string{}, Behind: []Key{}, LastSeq: 2, Head: l.Snapshot().Head})
+		if got := l.Snapshot().Campaigns["spring"].PayableAfter; !got.Equal(payable) {
+			t.Fatalf("unexpected PayableAfter; got %s; want %s", got, payable)
+		}
+		// At the end, and at PayableAfter itself: not payable yet.
+		for _, at := range []time.Time{c.EndsAt, payable} {
+			res, err := Flush(ctx, s, l, at)
+			if err != nil || res.Batch.Seq != 0 || res.Sealed.Seq != 0 || l.LastSeq() != 2 {
+				t.Fatalf("unexpected flush at %s, before the campaign is payable: %+v, %v", at, res, err)
+			}
+			if _, err := l.Snapshot().Statement("spring"); !errors.Is(err, ErrNotPayable) {
+				t.Fatalf("unexpected Statement error at %s; got %v; want ErrNotPayable", at, err)
+			}
+		}
+		head := l.Snapshot().Head
+		res, err = Flush(ctx, s, l, payable.Add(time.Second))
+		if err != nil || res.Batch.Seq != 0 || res.Sealed.Seq != 3 || len(res.Sealed.Statements) != 1 {
+			t.Fatalf("unexpected flush after a quiet end: %+v, %v; want only a sealing record", res, err)
+		}
+		st := res.Sealed.Statements[0]
+		if st.Campaign != "spring" || st.Statement != payout.Final || st.LedgerHead != head || st.TotalCents != wantCents ||
+			len(st.Rows) != 1 || st.Rows[0].CreatorID != "alice" || st.Rows[0].Handle != "@alice" || st.Rows[0].QualifiedVisits != 2500 {
+			t.Fatalf("unexpected statement sealed by the flush: %+v; want %d cents for alice, ledger head %s", st, wantCents, head)
+		}
+		checkSummary(t, res.Summary(l.Snapshot()), FlushSummary{Sealed: []string{"spring"}, Behind: []Key{}, LastSeq: 3, Head: l.Snapshot().Head})
+		// Sealed once.
+		if res, err := Flush(ctx, s, l, payable.Add(time.Hour)); err != nil || res.Batch.Seq != 0 || res.Sealed.Seq != 0 || l.LastSeq() != 3 {
+			t.Fatalf("unexpected flush after the statement was sealed: %+v, %v", res, err)
+		}
+		rep := mustVerify(t, dir)
+		if got, err := rep.Statement("spring"); err != nil || !reflect.DeepEqual(got, st) {
+			t.Fatalf("unexpected statement in the file; got %+v, %v; want %+v", got, err, st)
+		}
+	})
+	t.Run("late flush", func(t *testing.T) {
+		// The first flush after the campaign is payable writes the totals,
+		// then seals a statement that holds them.
+		dir := t.TempDir()
+		l := newLedger(t, dir)
+		defer l.Close()
+		res, err := Flush(ctx, s, l, payable.Add(time.Second))
+		if err != nil || res.Batch.Seq != 2 || res.Sealed.Seq != 3 || len(res.Sealed.Statements) != 1 {
+			t.Fatalf("unexpected late flush: %+v, %v; want a batch and a sealing record", res, err)
+		}
+		ls := lines(readLedger(t, dir))
+		if st := res.Sealed.Statements[0]; st.TotalCents != wantCents || st.LedgerHead != sha(ls[1]) {
+			t.Fatalf("unexpected statement of a late flush: %+v; want %d cents, ledger head %s", st, wantCents, sha(ls[1]))
+		}
+		mustVerify(t, dir)
+	})
+}
+
+// checkSummary checks a flush's summary, and that it encodes lists as
+// arrays, never null, for the operators' tools that read it.
+func checkSummary(t *testing.T, got, want FlushSummary) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("unexpected flush summary; got %+v; want %+v", got, want)
+	}
+	b, err := json.Marshal(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(b, []byte("null")) {
+		t.Fatalf("unexpected null in the flush summary %s", b)
 	}
 }

@@ -1,7 +1,9 @@
 package ledger
 
 import (
+	"bytes"
 	"cmp"
+	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	"github.com/clickgate/clickgate/counter/disk"
+	"github.com/clickgate/clickgate/counter/payout"
 )
 
 var (
@@ -31,6 +34,10 @@ var (
 	ErrInUse = errors.New("ledger: in use by another process")
 	// ErrClosed is returned by Append after Close.
 	ErrClosed = errors.New("ledger: closed")
+	// ErrOtherStore is matched by Init's error when the ledger was
+	// created for another store.
+	ErrOtherStore = errors.New("ledger: created for another store")
+	errNoKey      = errors.New("ledger: no key: records are authenticated with the ledger key")
 )
 
 // Entry is one creator's cumulative totals in one campaign as of a batch,
@@ -61,21 +68,31 @@ type Terms struct {
 }
 
 // Batch is one flush: the entries and terms that changed, written as one
-// record.
+// record; or the campaigns whose final statements it seals, written as a
+// record of their own.
 type Batch struct {
-	Seq       uint64    // assigned by Append: last Seq + 1, starting at 1
+	Seq       uint64    // assigned by Append: last Seq + 1 (the first record, by Init, is 1)
 	At        time.Time // when the flush read the store (set by the caller)
 	Entries   []Entry
 	Campaigns []Terms
+	// Seal names campaigns whose final statements the record seals,
+	// computed by Append from the ledger before it; Statements returns
+	// them. A batch that seals holds no entries or terms.
+	Seal       []string
+	Statements []payout.Statement
 }
 
 // Key names one creator in one campaign.
-type Key struct{ Campaign, Creator string }
+type Key struct {
+	Campaign string `json:"campaign"`
+	Creator  string `json:"creator"`
+}
 
 // Ledger is the writer of a ledger directory. It holds an exclusive lock on
 // the file from Open to Close. Its methods are safe for concurrent use.
 type Ledger struct {
 	dir, path string
+	key       []byte
 	recovered int64
 
 	// Hooks for tests: a real write or fsync failure cannot be provoked
@@ -90,21 +107,38 @@ type Ledger struct {
 	line   []byte // reused record buffer
 }
 
+// keyLabel derives the default ledger key from the click secret.
+const keyLabel = "clickgate/ledger-key/v1"
+
+// DeriveKey returns the ledger key derived from secret: HMAC-SHA256(secret,
+// "clickgate/ledger-key/v1"). It is what a node uses when no key file is
+// configured; a key kept apart from the data directory is stronger.
+func DeriveKey(secret []byte) []byte {
+	return mac(secret, []byte(keyLabel))
+}
+
 // Open opens the ledger in dir, creating dir (0700) and the file (0600)
 // when missing, and takes an exclusive lock on the file: a second Open, in
 // this process or another, fails at once with an error matching ErrInUse.
+// key authenticates every record (see the package doc); keep it where the
+// ledger's readers can get it and its writers' attackers cannot.
 //
 // Open reads every record. A torn tail is truncated back to the end of the
 // last good record and fsynced; Recovered says how many bytes that dropped.
-// Any other bad record is corruption: Open returns a *RecordError naming it
-// (matching ErrCorrupt) and changes nothing.
-func Open(dir string) (*Ledger, error) {
+// Any other bad record, one whose hmac fails included, is corruption: Open
+// returns a *RecordError naming it (matching ErrCorrupt) and changes
+// nothing. A new ledger is empty until Init writes its first record.
+func Open(dir string, key []byte) (*Ledger, error) {
+	if len(key) == 0 {
+		return nil, errNoKey
+	}
 	if err := disk.MakeDir(dir); err != nil {
 		return nil, fmt.Errorf("cannot open ledger %q: %w", dir, err)
 	}
 	l := &Ledger{
 		dir:   dir,
 		path:  filepath.Join(dir, FileName),
+		key:   bytes.Clone(key),
 		write: (*os.File).Write,
 		sync:  (*os.File).Sync,
 	}
@@ -137,7 +171,7 @@ func (l *Ledger) recover(f *os.File, created bool) error {
 			return err
 		}
 	}
-	st, bad, err := scan(l.path, io.NewSectionReader(f, 0, 1<<62))
+	st, bad, err := scan(l.path, io.NewSectionReader(f, 0, 1<<62), l.key)
 	if err != nil {
 		return fmt.Errorf("cannot open ledger %q: %w", l.dir, err)
 	}
@@ -167,46 +201,103 @@ func (l *Ledger) recover(f *os.File, created bool) error {
 // file ended with a whole record.
 func (l *Ledger) Recovered() (bytes int64) { return l.recovered }
 
+// Init binds the ledger to the store whose id is store: an empty ledger
+// gets its first record, naming a new random ledger id and store; a ledger
+// created for another store is refused with an error matching
+// ErrOtherStore, since one ledger flushes one store only.
+func (l *Ledger) Init(store string, at time.Time) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.f == nil:
+		return ErrClosed
+	case l.broken != nil:
+		return l.broken
+	case l.st.seq > 0:
+		if l.st.store != store {
+			return fmt.Errorf("%w: ledger %q (id %s) was created for store %s, and this store is %s; point --ledger at this store's own ledger",
+				ErrOtherStore, l.dir, l.st.ledger, l.st.store, store)
+		}
+		return nil
+	}
+	if err := checkID("store", store); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	var id [16]byte
+	rand.Read(id[:])
+	return l.write1(&body{Seq: 1, At: at.UTC(), Ledger: hex.EncodeToString(id[:]), Store: store})
+}
+
+// ID returns the ledger's id; empty before Init.
+func (l *Ledger) ID() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.st.ledger
+}
+
 // Append writes b as the next record and fsyncs it; the batch counts as
 // written only once Append returns nil. It returns b with Seq set, At in
-// UTC and Entries sorted by campaign and creator (a copy: b.Entries is left
-// alone). A batch with no entries writes nothing and gets the last Seq.
+// UTC, Entries sorted by campaign and creator (a copy: b.Entries is left
+// alone) and the Statements that Seal asked for. A batch with nothing in it
+// writes nothing and gets the last Seq.
 //
-// A batch with a bad id, a negative total, a creator twice, a zero At or a
-// total below the ledger's is refused with an error wrapping ErrInvalid.
-// Once a write or an fsync fails, this and every later Append return an
-// error wrapping ErrBroken. After an error, the record may or may not be in
-// the file when it is reopened: compare Totals and LastSeq then.
+// A batch before Init, with a bad id, a negative total, a creator twice, a
+// zero At, a total below the ledger's, or a campaign to seal that is
+// unknown, sealed already or not payable at At, is refused with an error
+// wrapping ErrInvalid. Once a write or an fsync fails, this and every later
+// Append return an error wrapping ErrBroken. After an error, the record may
+// or may not be in the file when it is reopened: compare Totals and LastSeq
+// then.
 func (l *Ledger) Append(b Batch) (Batch, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.f == nil {
+	switch {
+	case l.f == nil:
 		return b, ErrClosed
-	}
-	if l.broken != nil {
+	case l.broken != nil:
 		return b, l.broken
-	}
-	if len(b.Entries) == 0 && len(b.Campaigns) == 0 {
+	case len(b.Entries) == 0 && len(b.Campaigns) == 0 && len(b.Seal) == 0:
 		b.Seq = l.st.seq
 		return b, nil
+	case l.st.seq == 0:
+		return b, fmt.Errorf("%w: ledger %q has no first record; Init binds it to its store", ErrInvalid, l.dir)
 	}
 	b.At = b.At.UTC()
 	b.Entries = slices.Clone(b.Entries)
 	slices.SortFunc(b.Entries, compareEntries)
 	b.Campaigns = slices.Clone(b.Campaigns)
 	slices.SortFunc(b.Campaigns, func(x, y Terms) int { return cmp.Compare(x.ID, y.ID) })
-	if err := checkBatch(b.At, b.Entries, b.Campaigns); err != nil {
+	b.Statements = nil
+	for _, id := range slices.Compact(slices.Sorted(slices.Values(b.Seal))) {
+		s, err := l.st.statement(id, b.At)
+		if err != nil {
+			return b, fmt.Errorf("%w: cannot seal: %w", ErrInvalid, err)
+		}
+		b.Statements = append(b.Statements, s)
+	}
+	if err := checkBatch(b.At, b.Entries, b.Campaigns, b.Statements); err != nil {
 		return b, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if err := checkTotals(l.st.totals, b.Entries); err != nil {
 		return b, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	rec := body{Seq: l.st.seq + 1, At: b.At, Entries: b.Entries, Campaigns: b.Campaigns, Prev: hex.EncodeToString(l.st.head[:])}
-	raw, err := encodeBody(&rec)
-	if err != nil {
-		return b, fmt.Errorf("%w: %w", ErrInvalid, err)
+	rec := body{Seq: l.st.seq + 1, At: b.At, Entries: b.Entries, Campaigns: b.Campaigns, Statements: b.Statements}
+	if err := l.write1(&rec); err != nil {
+		return b, err
 	}
-	l.line = appendLine(l.line[:0], raw)
+	b.Seq = rec.Seq
+	return b, nil
+}
+
+// write1 chains rec to the ledger, writes and fsyncs it, and adds it to the
+// state. The caller holds l.mu and has checked that l is open and whole.
+func (l *Ledger) write1(rec *body) error {
+	rec.Prev = hex.EncodeToString(l.st.head[:])
+	raw, err := encodeBody(rec)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	l.line = appendLine(l.line[:0], raw, l.key)
 
 	n, err := l.write(l.f, l.line)
 	if err == nil && n != len(l.line) {
@@ -218,19 +309,14 @@ func (l *Ledger) Append(b Batch) (Batch, error) {
 		err = l.sync(l.f)
 	}
 	if err != nil {
-		l.broken = fmt.Errorf("%w: cannot write batch %d to %q: %w", ErrBroken, rec.Seq, l.path, err)
-		return b, l.broken
+		l.broken = fmt.Errorf("%w: cannot write record %d to %q: %w", ErrBroken, rec.Seq, l.path, err)
+		return l.broken
 	}
-	l.st.add(&rec)
-	l.st.records++
-	l.st.seq = rec.Seq
-	l.st.head = hashLine(l.line)
-	l.st.end += int64(len(l.line))
+	l.st.add(rec, l.line)
 	if cap(l.line) > 1<<20 {
 		l.line = nil // don't keep a huge batch's buffer
 	}
-	b.Seq = rec.Seq
-	return b, nil
+	return nil
 }
 
 // Totals returns a copy of the latest cumulative totals of every creator in

@@ -3,6 +3,7 @@ package ledger
 import (
 	"bytes"
 	"cmp"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -13,6 +14,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/clickgate/clickgate/counter/payout"
 )
 
 // FileName is the name of the ledger file inside its directory.
@@ -23,19 +26,28 @@ const MaxIDLen = 256
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// body is the canonical body of a record: the bytes that len and crc32c
-// cover. Its field order is the order of the keys in the file.
+// body is the canonical body of a record: the bytes that len, crc32c and
+// hmac cover. Its field order is the order of the keys in the file.
 type body struct {
-	Seq       uint64    `json:"seq"`
-	At        time.Time `json:"at"`
-	Entries   []Entry   `json:"entries"`
-	Campaigns []Terms   `json:"campaigns,omitempty"`
-	Prev      string    `json:"prev"`
+	Seq uint64    `json:"seq"`
+	At  time.Time `json:"at"`
+	// Ledger and Store are in the first record only: the ledger's id and
+	// the id of the store it flushes.
+	Ledger     string             `json:"ledger,omitempty"`
+	Store      string             `json:"store,omitempty"`
+	Entries    []Entry            `json:"entries,omitempty"`
+	Campaigns  []Terms            `json:"campaigns,omitempty"`
+	Statements []payout.Statement `json:"statements,omitempty"`
+	Prev       string             `json:"prev"`
 }
 
 const (
-	lenKey = `,"len":`
-	crcKey = `,"crc32c":"`
+	lenKey  = `,"len":`
+	crcKey  = `,"crc32c":"`
+	hmacKey = `","hmac":"`
+	// trailerEnd follows the hmac's hex digits.
+	trailerEnd = `"}`
+	macHexLen  = 2 * sha256.Size
 )
 
 // encodeBody returns the canonical JSON of b: encoding/json with HTML
@@ -52,8 +64,8 @@ func encodeBody(b *body) ([]byte, error) {
 }
 
 // appendLine appends the record line of body (ending with '\n') to dst:
-// body without its closing brace, then the len and crc32c members.
-func appendLine(dst, body []byte) []byte {
+// body without its closing brace, then the len, crc32c and hmac members.
+func appendLine(dst, body, key []byte) []byte {
 	if len(body) < 2 || body[len(body)-1] != '}' {
 		panic("BUG: a record body must be a JSON object")
 	}
@@ -65,16 +77,28 @@ func appendLine(dst, body []byte) []byte {
 	crc := crc32.Checksum(body, castagnoli)
 	sum[0], sum[1], sum[2], sum[3] = byte(crc>>24), byte(crc>>16), byte(crc>>8), byte(crc)
 	dst = hex.AppendEncode(dst, sum[:])
-	return append(dst, "\"}\n"...)
+	dst = append(dst, hmacKey...)
+	dst = hex.AppendEncode(dst, mac(key, body))
+	return append(dst, trailerEnd+"\n"...)
 }
 
-// frame checks the framing of line (without its '\n'): the len and crc32c
-// members, and that the body is JSON of a record. Failing it is what a torn
-// write looks like.
-func frame(line []byte) (*body, []byte, error) {
+// mac returns HMAC-SHA256(key, body): what proves that a record was
+// written by a holder of the ledger key. The chain alone proves order, not
+// authorship: anyone can recompute it after an edit.
+func mac(key, body []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write(body)
+	return m.Sum(nil)
+}
+
+// frame checks the framing of line (without its '\n'): the len, crc32c and
+// hmac members' shape, the crc32c, and that the body is JSON of a record.
+// Failing it is what a torn write looks like. It returns the body, its raw
+// bytes and the recorded hmac, which authenticate checks.
+func frame(line []byte) (*body, []byte, []byte, error) {
 	i := bytes.LastIndex(line, []byte(lenKey))
 	if i < 0 {
-		return nil, nil, errors.New(`no "len" member`)
+		return nil, nil, nil, errors.New(`no "len" member`)
 	}
 	rest := line[i+len(lenKey):]
 	j := 0
@@ -82,43 +106,74 @@ func frame(line []byte) (*body, []byte, error) {
 		j++
 	}
 	if j == 0 || j > 12 || (j > 1 && rest[0] == '0') {
-		return nil, nil, errors.New(`malformed "len" member`)
+		return nil, nil, nil, errors.New(`malformed "len" member`)
 	}
 	n, _ := strconv.ParseInt(string(rest[:j]), 10, 64)
 	rest = rest[j:]
-	if !bytes.HasPrefix(rest, []byte(crcKey)) || len(rest) != len(crcKey)+8+2 || string(rest[len(crcKey)+8:]) != `"}` {
-		return nil, nil, errors.New(`malformed "crc32c" member or data after it`)
+	const trailer = len(crcKey) + 8 + len(hmacKey) + macHexLen + len(trailerEnd)
+	if !bytes.HasPrefix(rest, []byte(crcKey)) || len(rest) != trailer ||
+		string(rest[len(crcKey)+8:len(crcKey)+8+len(hmacKey)]) != hmacKey || string(rest[trailer-len(trailerEnd):]) != trailerEnd {
+		return nil, nil, nil, errors.New(`malformed "crc32c" or "hmac" member, or data after them`)
 	}
 	hexSum := rest[len(crcKey) : len(crcKey)+8]
-	for _, c := range hexSum {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return nil, nil, fmt.Errorf(`malformed "crc32c" %q`, hexSum)
-		}
+	hexMac := rest[len(crcKey)+8+len(hmacKey) : trailer-len(trailerEnd)]
+	if !lowerHex(hexSum) || !lowerHex(hexMac) {
+		return nil, nil, nil, errors.New(`"crc32c" or "hmac" is not lowercase hex`)
 	}
 	if n != int64(i+1) {
-		return nil, nil, fmt.Errorf("length mismatch: len is %d, the body is %d bytes", n, i+1)
+		return nil, nil, nil, fmt.Errorf("length mismatch: len is %d, the body is %d bytes", n, i+1)
 	}
 	raw := make([]byte, i+1)
 	copy(raw, line[:i])
 	raw[i] = '}'
 	want, _ := strconv.ParseUint(string(hexSum), 16, 32)
 	if got := crc32.Checksum(raw, castagnoli); got != uint32(want) {
-		return nil, nil, fmt.Errorf("crc32c mismatch: recorded %s, computed %08x", hexSum, got)
+		return nil, nil, nil, fmt.Errorf("crc32c mismatch: recorded %s, computed %08x", hexSum, got)
 	}
 	var b body
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&b); err != nil {
-		return nil, nil, fmt.Errorf("invalid JSON body: %w", err)
+		return nil, nil, nil, fmt.Errorf("invalid JSON body: %w", err)
 	}
-	return &b, raw, nil
+	m, _ := hex.DecodeString(string(hexMac))
+	return &b, raw, m, nil
 }
 
+// legacy reports whether line (without its '\n') ends as a record of the
+// first format did: `,"crc32c":"<8 hex>"}` with no hmac.
+func legacy(line []byte) bool {
+	n := len(line) - len(crcKey) - 8 - len(trailerEnd)
+	return n > 0 && string(line[n:n+len(crcKey)]) == crcKey && lowerHex(line[n+len(crcKey):len(line)-len(trailerEnd)]) &&
+		string(line[len(line)-len(trailerEnd):]) == trailerEnd
+}
+
+func lowerHex(p []byte) bool {
+	for _, c := range p {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// errForeign is the reason given for a record whose hmac does not match.
+const errForeign = "hmac mismatch: the record was not written with this ledger key (edited by hand, or the wrong --ledger-key-file)"
+
 // checkBody checks what a well-framed record must hold on its own: a valid
-// batch, in the canonical form that Append writes.
+// first record or batch, in the canonical form that Append writes.
 func checkBody(b *body, raw []byte) error {
-	if err := checkBatch(b.At, b.Entries, b.Campaigns); err != nil {
-		return err
+	if b.Seq == 1 {
+		if err := checkGenesis(b); err != nil {
+			return err
+		}
+	} else {
+		if b.Ledger != "" || b.Store != "" {
+			return errors.New("only the first record names the ledger and its store")
+		}
+		if err := checkBatch(b.At, b.Entries, b.Campaigns, b.Statements); err != nil {
+			return err
+		}
 	}
 	canon, err := encodeBody(b)
 	if err != nil {
@@ -130,9 +185,25 @@ func checkBody(b *body, raw []byte) error {
 	return nil
 }
 
-// checkBatch checks the time and the entries of a batch. The entries must be
-// sorted; see sortEntries.
-func checkBatch(at time.Time, entries []Entry, campaigns []Terms) error {
+// checkGenesis checks the first record: the ledger's and the store's ids,
+// and nothing else.
+func checkGenesis(b *body) error {
+	if err := checkTime(b.At); err != nil {
+		return err
+	}
+	if err := checkID("ledger", b.Ledger); err != nil {
+		return fmt.Errorf("the first record must name the ledger: %w", err)
+	}
+	if err := checkID("store", b.Store); err != nil {
+		return fmt.Errorf("the first record must name the store: %w", err)
+	}
+	if len(b.Entries) != 0 || len(b.Campaigns) != 0 || len(b.Statements) != 0 {
+		return errors.New("the first record holds no entries, terms or statements")
+	}
+	return nil
+}
+
+func checkTime(at time.Time) error {
 	if at.IsZero() {
 		return errors.New("batch time is not set")
 	}
@@ -142,8 +213,27 @@ func checkBatch(at time.Time, entries []Entry, campaigns []Terms) error {
 	if y := at.Year(); y < 1 || y > 9999 {
 		return fmt.Errorf("batch time %s is out of range", at.Format(time.RFC3339Nano))
 	}
-	if len(entries) == 0 && len(campaigns) == 0 {
-		return errors.New("batch has no entries and no terms")
+	return nil
+}
+
+// checkBatch checks the time, the entries and the terms of a batch on
+// their own. The entries must be sorted; see compareEntries. Statements
+// are checked against the ledger, by state.seal.
+func checkBatch(at time.Time, entries []Entry, campaigns []Terms, statements []payout.Statement) error {
+	if err := checkTime(at); err != nil {
+		return err
+	}
+	switch {
+	case len(statements) > 0 && (len(entries) > 0 || len(campaigns) > 0):
+		// A statement is computed from the ledger before its record.
+		return errors.New("a record with statements holds no entries or terms")
+	case len(entries) == 0 && len(campaigns) == 0 && len(statements) == 0:
+		return errors.New("batch has no entries, terms or statements")
+	}
+	for i := 1; i < len(statements); i++ {
+		if statements[i-1].Campaign >= statements[i].Campaign {
+			return fmt.Errorf("statements are not sorted and unique at campaign %q", statements[i].Campaign)
+		}
 	}
 	for i := range campaigns {
 		c := &campaigns[i]

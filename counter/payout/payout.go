@@ -69,7 +69,14 @@ type Statement struct {
 	Currency   string `json:"currency"`
 	TotalCents int64  `json:"total_cents"` // sum of the rows' CappedCents
 	Rows       []Row  `json:"rows"`
+	// LedgerHead is the head of the ledger the statement was computed
+	// from: lowercase hex SHA-256 of its last record's line.
+	LedgerHead string `json:"ledger_head,omitempty"`
 }
+
+// Final is the one statement of a campaign. Amounts are cumulative, so a
+// second statement would pay again: there is no other.
+const Final = "final"
 
 // Compute returns the statement of campaign c: one row per creator of c,
 // sorted by creator id (byte order). Creators of other campaigns are

@@ -23,6 +23,24 @@
 //
 // A creator's counters are the sums over all slots.
 //
+// The signup state of a campaign is in slot 0 (signupSlot), so that one
+// script checks both that a user is new and that a click id was not used by
+// another user, and counts the signup, on one node of a cluster:
+//
+//	<prefix>:{<campaign>:0}:users   hash  user id → creator
+//	<prefix>:{<campaign>:0}:clicks  hash  click key (clickid.Claims.Key) → user id
+//
+// Neither expires. A used click may be forgotten only once no conversion
+// can be accepted with it any more: the admin API refuses a click older than
+// the campaign's attribution window, but that bound holds only if the window
+// is never lengthened after the click, and it needs a margin for the clocks
+// of the nodes and of Redis; the store does not know the window either, and
+// a hash field cannot expire on its own before Redis 7.4. So used clicks are
+// kept like users: both hashes grow by one field per conversion reported,
+// not per click. (Before click ids had nonces, users were spread over the
+// slots as <prefix>:{<campaign>:<slot>}:u; those hashes are not read any
+// more.)
+//
 // # Durability
 //
 // A committed visit is as durable as Redis's persistence makes it; the store

@@ -199,7 +199,7 @@ func TestBitmapExpiresWithWindow(t *testing.T) {
 	}
 }
 
-var keyRE = regexp.MustCompile(`^cg:\{([^{}]+)\}:(campaigns|creators|links|version|dedupe|bf:[0-9]+|n:[A-Za-z0-9_.-]+)$`)
+var keyRE = regexp.MustCompile(`^cg:\{([^{}]+)\}:(campaigns|creators|links|version|dedupe|bf:[0-9]+|n:[A-Za-z0-9_.-]+|users|clicks)$`)
 
 func TestKeysShareHashTags(t *testing.T) {
 	e := newEnv(t, Options{})
@@ -222,6 +222,13 @@ func TestKeysShareHashTags(t *testing.T) {
 	if err := e.s.AddCounts(ctx, []counter.Count{{Campaign: "c1", Creator: "carol", Day: counter.DayOf(now), Reason: counter.Uncounted, N: 1}}); err != nil {
 		t.Fatalf("cannot add counts: %s", err)
 	}
+	// Signups of users spread over the slots, each with a click of its own.
+	for i := range 50 {
+		c := counter.Conversion{Campaign: "c1", Creator: "dave", UserID: fmt.Sprintf("user-%d", i), Click: fmt.Sprintf("%032x", i), Day: counter.DayOf(now)}
+		if _, _, err := e.s.AttributeSignup(ctx, c); err != nil {
+			t.Fatalf("cannot attribute %+v: %s", c, err)
+		}
+	}
 
 	keys, err := e.rdb.Keys(ctx, "*").Result()
 	if err != nil {
@@ -236,6 +243,12 @@ func TestKeysShareHashTags(t *testing.T) {
 		if strings.HasPrefix(m[2], "bf:") || strings.HasPrefix(m[2], "n:") {
 			if m[1] == "catalog" {
 				t.Fatalf("unexpected counter key %q in the catalog's hash tag", k)
+			}
+		} else if m[2] == "users" || m[2] == "clicks" {
+			// Every user and every click of a campaign in one slot: one
+			// script checks both on one node of a cluster.
+			if m[1] != "c1:0" {
+				t.Fatalf("unexpected signup key %q outside {c1:0}", k)
 			}
 		} else if m[1] != "catalog" {
 			t.Fatalf("unexpected catalog key %q outside {catalog}", k)

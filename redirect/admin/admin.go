@@ -39,14 +39,25 @@ type Options struct {
 	AppKey string
 	// Clicks verifies click ids. Required for conversions.
 	Clicks *clickid.Signer
-	// Ledger is the open ledger payouts are computed from.
-	// default: nil, this node does not flush and payouts are 404
-	Ledger *ledger.Ledger
+	Now    func() time.Time // the clock conversions are judged by, for tests; default: time.Now
+	// Flusher flushes this node's ledger, which payouts are read from.
+	// default: nil, this node does not flush; payouts and flush are 404
+	Flusher Flusher
 	// PublicURL is the base of the links' URLs, e.g. https://go.example.com.
 	// Its host is refused as a destination (a redirect loop). Required.
 	PublicURL string
 	// Logger receives internal errors. default: slog.Default()
 	Logger *slog.Logger
+}
+
+// Flusher is the node's flusher of the store into its ledger.
+type Flusher interface {
+	// Flush flushes now.
+	Flush(ctx context.Context) (ledger.FlushResult, error)
+	// Snapshot returns the ledger as it stands.
+	Snapshot() ledger.Report
+	// NextFlush returns when the next periodic flush is due.
+	NextFlush() time.Time
 }
 
 // requestTimeout bounds the store calls of one admin request.
@@ -154,6 +165,12 @@ func (a *API) route(ctx context.Context, rc *fasthttp.RequestCtx, path string) (
 			break
 		}
 		status, body, err = a.payouts(ctx, rc, seg[2])
+	case path == "/v1/flush":
+		if method != "POST" {
+			err = methodNotAllowed(rc, "POST")
+			break
+		}
+		status, body, err = a.flush(ctx)
 	case len(seg) == 3 && seg[0] == "v1" && seg[1] == "creators":
 		switch method {
 		case "PUT":
@@ -364,6 +381,7 @@ func (a *API) putCampaign(ctx context.Context, rc *fasthttp.RequestCtx, id strin
 		// visitors of overlapping windows.
 		return 0, nil, unprocessable("dedupe_window cannot change once the campaign exists (it is %s)", time.Duration(c.DedupeWindow))
 	}
+	old := c
 	set(&c.Name, req.Name)
 	set(&c.StartsAt, req.StartsAt)
 	set(&c.EndsAt, req.EndsAt)
@@ -390,6 +408,11 @@ func (a *API) putCampaign(ctx context.Context, rc *fasthttp.RequestCtx, id strin
 	}
 	if err := validateCampaign(&c); err != nil {
 		return 0, nil, err
+	}
+	if status == fasthttp.StatusOK {
+		if err := old.CheckChange(&c, a.now()); err != nil {
+			return 0, nil, unprocessable("%s", err)
+		}
 	}
 	if err := validatePreview(c.Preview); err != nil {
 		return 0, nil, err

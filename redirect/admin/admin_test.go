@@ -106,6 +106,8 @@ func TestAuth(t *testing.T) {
 
 func TestCampaigns(t *testing.T) {
 	h := newHarness(t)
+	// Before campaignBody's start: every term may still change.
+	h.api.o.Now = func() time.Time { return time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC) }
 	out := h.call(t, "PUT", "/v1/campaigns/spring", campaignBody, 201)
 	// The reference program's defaults.
 	want := map[string]any{"name": "spring", "signup_reward_cents": 10000.0, "visit_block_size": 1000.0,
@@ -161,6 +163,19 @@ func TestCampaigns(t *testing.T) {
 	got := h.call(t, "PUT", "/v1/campaigns/spring", `{"name":"Spring!","dedupe_window":"24h"}`, 200)
 	if got["name"] != "Spring!" || got["cap_cents"] != 0.0 || got["starts_at"] != "2026-05-11T00:00:00Z" || got["eligible_countries"].([]any)[0] != "US" {
 		t.Fatalf("a partial PUT changed other fields: %v", got)
+	}
+	// Once started, the terms that decide what is paid are fixed, but the
+	// campaign may be extended and its cap raised before it ends.
+	h.api.o.Now = func() time.Time { return time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC) }
+	f("spring", `{"signup_reward_cents":50000}`, 422, "signup_reward_cents cannot change")
+	f("spring", `{"eligible_countries":["US","CA"]}`, 422, "eligible_countries cannot change")
+	f("spring", `{"ends_at":"2026-06-10T00:00:00Z"}`, 422, "ends_at cannot change")
+	f("spring", `{"cap_cents":0,"visit_block_size":10}`, 422, "visit_block_size cannot change")
+	h.call(t, "PUT", "/v1/campaigns/spring", `{"cap_cents":500000,"ends_at":"2026-06-29T00:00:00Z","name":"Spring 2026"}`, 200)
+	h.api.o.Now = func() time.Time { return time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC) }
+	f("spring", `{"cap_cents":600000}`, 422, "cap_cents cannot change")
+	if got := h.call(t, "GET", "/v1/campaigns/spring", "", 200); got["cap_cents"] != 500000.0 || got["signup_reward_cents"] != 10000.0 || got["ends_at"] != "2026-06-29T00:00:00Z" {
+		t.Fatalf("unexpected campaign after the refused changes: %v", got)
 	}
 }
 

@@ -20,12 +20,29 @@ import (
 // from the redirect. Authenticated with the app key, never the admin token:
 // either "Authorization: Bearer <app key>", or a signed body,
 // "X-Clickgate-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(app key, t + "." + body)>".
-const (
-	// SignatureTolerance bounds the age of a signed body, against replay.
-	SignatureTolerance = 300 * time.Second
-	// clockSkew tolerates a signup stamped slightly before its click.
-	clockSkew = 5 * time.Minute
-)
+//
+// A conversion is judged at its arrival, the server's clock when the request
+// is served, not by the time it claims:
+//
+//   - after the campaign's ends_at + signup_grace it is 409, whatever its
+//     occurred_at: a conversion cannot be backdated into the campaign;
+//   - occurred_at may not be later than the arrival nor earlier than the
+//     click (422). There is no allowance for clock skew either way: the app
+//     backend's clock must be in sync with the server's (NTP), and a
+//     signup stamped ahead of the server's clock is refused, not clamped;
+//   - the click must be at most attribution_window before the arrival, else
+//     422 "click_id expired";
+//   - the click id must be attributable: a person's navigation that was
+//     eligible when it happened (not HEAD, a prefetch, a preview, a bot or a
+//     click farm; inside the campaign; its creator active). The flag is under
+//     the signature, so an id that was not stays 422, also after the creator
+//     is reactivated;
+//   - a click id credits at most one user: a second user on it is 409 and
+//     changes nothing. The same user again is a duplicate (200), as is a user
+//     attributed before through another click.
+
+// SignatureTolerance bounds the age of a signed body, against replay.
+const SignatureTolerance = 300 * time.Second
 
 type conversionRequest struct {
 	ClickID    string     `json:"click_id"`
@@ -33,8 +50,17 @@ type conversionRequest struct {
 	OccurredAt *time.Time `json:"occurred_at"`
 }
 
+// now is the server's clock: the arrival of a conversion.
+func (a *API) now() time.Time {
+	if a.o.Now != nil {
+		return a.o.Now()
+	}
+	return time.Now()
+}
+
 func (a *API) conversion(ctx context.Context, rc *fasthttp.RequestCtx) (int, any, error) {
-	if err := a.appAuthorized(rc); err != nil {
+	arrival := a.now().UTC()
+	if err := a.appAuthorized(rc, arrival); err != nil {
 		return 0, nil, err
 	}
 	var req conversionRequest
@@ -55,29 +81,36 @@ func (a *API) conversion(ctx context.Context, rc *fasthttp.RequestCtx) (int, any
 	case err != nil:
 		return 0, nil, unprocessable("click_id is malformed")
 	}
+	if !claims.Attributable {
+		return 0, nil, unprocessable("click_id is not an attributable person's click: it was a HEAD, a prefetch, a preview, a bot, " +
+			"a click over the rate limit, a click on an inactive creator's link or a click outside the campaign")
+	}
 	camp, err := a.o.Store.Campaign(ctx, claims.Campaign)
 	if errors.Is(err, counter.ErrNotFound) {
 		return 0, nil, unprocessable("click_id names campaign %q, which does not exist", claims.Campaign)
 	} else if err != nil {
 		return 0, nil, err
 	}
-	clicked := time.Unix(claims.Time, 0).UTC()
-	if at.After(time.Now().Add(clockSkew)) {
-		return 0, nil, unprocessable("occurred_at %s is in the future", at.Format(time.RFC3339))
+	if closes := camp.EndsAt.Add(time.Duration(camp.SignupGrace)); arrival.After(closes) {
+		return 0, nil, errorf(fasthttp.StatusConflict, "the conversion arrived at %s, after campaign %q closed to signups at %s (ends_at + signup_grace)",
+			arrival.Format(time.RFC3339), camp.ID, closes.UTC().Format(time.RFC3339))
 	}
-	// Every redirect carries a click id, also outside the campaign: only a
-	// click inside it can earn a signup.
+	clicked := time.Unix(claims.Time, 0).UTC()
+	// The click was inside the campaign when it was made (it is
+	// attributable); the campaign may have been moved since.
 	if clicked.Before(camp.StartsAt) || !clicked.Before(camp.EndsAt) {
 		return 0, nil, errorf(fasthttp.StatusConflict, "the click at %s is outside campaign %q", clicked.Format(time.RFC3339), camp.ID)
 	}
-	if at.Before(clicked.Add(-clockSkew)) {
-		return 0, nil, unprocessable("occurred_at %s is before the click at %s", at.Format(time.RFC3339), clicked.Format(time.RFC3339))
+	if at.After(arrival) {
+		return 0, nil, unprocessable("occurred_at %s is in the future: it is later than the arrival of the conversion at %s",
+			at.Format(time.RFC3339Nano), arrival.Format(time.RFC3339Nano))
 	}
-	if window := time.Duration(camp.AttributionWindow); at.Sub(clicked) > window {
-		return 0, nil, unprocessable("click_id expired: the click at %s is more than %s before the signup", clicked.Format(time.RFC3339), window)
+	if at.Before(clicked) {
+		return 0, nil, unprocessable("occurred_at %s is before the click at %s", at.Format(time.RFC3339Nano), clicked.Format(time.RFC3339))
 	}
-	if at.Before(camp.StartsAt) || at.After(camp.EndsAt.Add(time.Duration(camp.SignupGrace))) {
-		return 0, nil, errorf(fasthttp.StatusConflict, "signup at %s is outside campaign %q", at.Format(time.RFC3339), camp.ID)
+	if window := time.Duration(camp.AttributionWindow); arrival.Sub(clicked) > window {
+		return 0, nil, unprocessable("click_id expired: the click at %s is more than %s before the conversion arrived at %s",
+			clicked.Format(time.RFC3339), window, arrival.Format(time.RFC3339))
 	}
 	cr, err := a.o.Store.Creator(ctx, camp.ID, claims.Creator)
 	if errors.Is(err, counter.ErrNotFound) {
@@ -89,8 +122,10 @@ func (a *API) conversion(ctx context.Context, rc *fasthttp.RequestCtx) (int, any
 		return 0, nil, unprocessable("creator %q is %s, not active", cr.ID, cr.Status)
 	}
 	created, owner, err := a.o.Store.AttributeSignup(ctx, counter.Conversion{
-		Campaign: camp.ID, Creator: cr.ID, UserID: req.UserID, Day: counter.DayOf(at)})
-	if err != nil {
+		Campaign: camp.ID, Creator: cr.ID, UserID: req.UserID, Click: claims.Key(), Day: counter.DayOf(at)})
+	if errors.Is(err, counter.ErrClickUsed) {
+		return 0, nil, errorf(fasthttp.StatusConflict, "click_id was used by another user: one click, one signup")
+	} else if err != nil {
 		return 0, nil, err
 	}
 	out := map[string]any{"campaign": camp.ID, "creator": owner, "user_id": req.UserID, "duplicate": !created}
@@ -115,12 +150,12 @@ func validUserID(id string) bool {
 
 // appAuthorized checks the app key: a signed body when the signature header
 // is present, else the bearer key.
-func (a *API) appAuthorized(rc *fasthttp.RequestCtx) error {
+func (a *API) appAuthorized(rc *fasthttp.RequestCtx, now time.Time) error {
 	if len(a.appKey) == 0 {
 		return errorf(fasthttp.StatusUnauthorized, "conversions are disabled: no app key is configured")
 	}
 	if sig := rc.Request.Header.Peek("X-Clickgate-Signature"); len(sig) > 0 {
-		return checkSignature(a.appKey, sig, rc.PostBody(), time.Now())
+		return checkSignature(a.appKey, sig, rc.PostBody(), now)
 	}
 	if !bearerIs(rc, sha256.Sum256(a.appKey)) {
 		return errorf(fasthttp.StatusUnauthorized, "missing or wrong app key")

@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/clickgate/clickgate/counter/ledger"
 	"github.com/clickgate/clickgate/counter/payout"
 )
 
@@ -17,28 +19,37 @@ type rawBody struct {
 	data        []byte
 }
 
-// payouts computes a campaign's final statement from this node's open
-// ledger alone, read under its writer's lock.
-func (a *API) payouts(_ context.Context, rc *fasthttp.RequestCtx, id string) (int, any, error) {
+var errNoFlusher = errorf(fasthttp.StatusNotFound, "this node does not flush a ledger (--flush-interval 0); ask the node that does, or run clickgate payouts --ledger DIR")
+
+// payouts serves a campaign's final statement as sealed in this node's
+// ledger, read under its writer's lock.
+func (a *API) payouts(ctx context.Context, rc *fasthttp.RequestCtx, id string) (int, any, error) {
 	if err := checkID("campaign", id); err != nil {
 		return 0, nil, err
 	}
-	if a.o.Ledger == nil {
-		return 0, nil, errorf(fasthttp.StatusNotFound, "this node does not flush a ledger; ask the node that does, or run clickgate payouts --ledger DIR")
+	if a.o.Flusher == nil {
+		return 0, nil, errNoFlusher
 	}
 	format := string(rc.QueryArgs().Peek("format"))
 	if format != "" && format != "csv" && format != "json" {
 		return 0, nil, errorf(fasthttp.StatusBadRequest, "format=%q: want csv or json", format)
 	}
-	rep := a.o.Ledger.Snapshot()
+	rep := a.o.Flusher.Snapshot()
+	next := a.o.Flusher.NextFlush().Format(time.RFC3339)
 	if _, ok := rep.Campaigns[id]; !ok {
-		return 0, nil, errorf(fasthttp.StatusNotFound, "campaign %q is not in the ledger yet", id)
+		c, err := a.o.Store.Campaign(ctx, id)
+		if err != nil {
+			return 0, nil, err
+		}
+		return 0, nil, errorf(fasthttp.StatusConflict, "not payable yet: campaign %q is payable after %s (its end plus signup grace), and it is not in the ledger yet; the next flush is due at %s",
+			id, c.PayableAfter().Format(time.RFC3339), next)
 	}
-	st, err := payout.FromLedger(rep, id)
-	if errors.Is(err, payout.ErrNotPayable) {
-		return 0, nil, errorf(fasthttp.StatusConflict, "%s", err)
+	st, err := rep.Statement(id)
+	if errors.Is(err, ledger.ErrNotPayable) {
+		return 0, nil, errorf(fasthttp.StatusConflict, "%s; the next flush is due at %s (POST /v1/flush flushes now)",
+			err, next)
 	} else if err != nil {
-		return 0, nil, fmt.Errorf("cannot compute payouts of campaign %q: %w", id, err)
+		return 0, nil, fmt.Errorf("cannot read the statement of campaign %q: %w", id, err)
 	}
 	var b bytes.Buffer
 	if format == "csv" {
@@ -54,4 +65,17 @@ func (a *API) payouts(_ context.Context, rc *fasthttp.RequestCtx, id string) (in
 		ct = "text/csv; charset=utf-8"
 	}
 	return fasthttp.StatusOK, rawBody{ct, b.Bytes()}, nil
+}
+
+// flush flushes the store into this node's ledger now and answers with
+// what it wrote.
+func (a *API) flush(ctx context.Context) (int, any, error) {
+	if a.o.Flusher == nil {
+		return 0, nil, errNoFlusher
+	}
+	res, err := a.o.Flusher.Flush(ctx)
+	if err != nil {
+		return 0, nil, fmt.Errorf("cannot flush: %w", err)
+	}
+	return fasthttp.StatusOK, res.Summary(a.o.Flusher.Snapshot()), nil
 }

@@ -16,6 +16,18 @@ func TestAppendAllocs(t *testing.T) {
 	}
 }
 
+func TestAppendNewAllocs(t *testing.T) {
+	s := NewSigner(testKey)
+	buf := make([]byte, 0, 512)
+	c := spring26
+	n := testing.AllocsPerRun(1000, func() {
+		buf = s.AppendNew(buf[:0], &c)
+	})
+	if n != 0 {
+		t.Fatalf("unexpected allocations for AppendNew; got %v; want 0", n)
+	}
+}
+
 // Parse allocates once, for the strings it returns.
 func TestParseAllocs(t *testing.T) {
 	s := NewSigner(testKey)
