@@ -291,6 +291,7 @@ func TestLedgerOwnership(t *testing.T) {
 		Seq, Creators int
 		LastSeq       int `json:"last_seq"`
 		Sealed        []string
+		Head          string
 	}
 	if err != nil || json.Unmarshal(out, &res) != nil || res.Seq != 2 || res.Creators != 1 || res.LastSeq != 2 || res.Sealed == nil {
 		t.Fatalf("unexpected clickgate flush through the admin API: %v\n%s", err, out)
@@ -299,6 +300,32 @@ func TestLedgerOwnership(t *testing.T) {
 		t.Fatalf("the flush was not logged:\n%s", p.logs())
 	}
 	p.stop(t)
+
+	// Whole records cut off the end leave a valid chain; --head catches it.
+	verify := func() ([]byte, error) {
+		return exec.Command(binary, "ledger", "verify", "--data", a, "--head", res.Head).CombinedOutput()
+	}
+	if out, err := verify(); err != nil {
+		t.Fatalf("ledger verify --head of the last flush failed: %v\n%s", err, out)
+	}
+	path := filepath.Join(a, "ledger", "ledger.jsonl")
+	whole, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := bytes.LastIndexByte(whole[:len(whole)-1], '\n') + 1
+	if err := os.WriteFile(path, whole[:cut], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(binary, "ledger", "verify", "--data", a).CombinedOutput(); err != nil {
+		t.Fatalf("ledger verify of a ledger cut at a record failed: %v\n%s", err, out)
+	}
+	if out, err := verify(); err == nil || !strings.Contains(string(out), "does not extend head "+res.Head) {
+		t.Fatalf("ledger verify --head passed a ledger cut before that head: %v\n%s", err, out)
+	}
+	if err := os.WriteFile(path, whole, 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	// Another store, with the same key, pointed at a's ledger.
 	msg := serveFails(t, "--data", t.TempDir(), "--ledger", filepath.Join(a, "ledger"), "--click-secret", string(p.secret))

@@ -39,7 +39,9 @@ type Options struct {
 	AppKey string
 	// Clicks verifies click ids. Required for conversions.
 	Clicks *clickid.Signer
-	Now    func() time.Time // the clock conversions are judged by, for tests; default: time.Now
+	// Now is the server's clock, by which conversions and term changes
+	// are judged. default: time.Now
+	Now func() time.Time
 	// Flusher flushes this node's ledger, which payouts are read from.
 	// default: nil, this node does not flush; payouts and flush are 404
 	Flusher Flusher
@@ -93,6 +95,9 @@ func New(o Options) (*API, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	if o.AppKey != "" && o.Clicks == nil {
 		return nil, errors.New("an app key needs a click id signer")
@@ -410,7 +415,7 @@ func (a *API) putCampaign(ctx context.Context, rc *fasthttp.RequestCtx, id strin
 		return 0, nil, err
 	}
 	if status == fasthttp.StatusOK {
-		if err := old.CheckChange(&c, a.now()); err != nil {
+		if err := old.CheckChange(&c, a.o.Now()); err != nil {
 			return 0, nil, unprocessable("%s", err)
 		}
 	}

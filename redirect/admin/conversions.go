@@ -50,16 +50,8 @@ type conversionRequest struct {
 	OccurredAt *time.Time `json:"occurred_at"`
 }
 
-// now is the server's clock: the arrival of a conversion.
-func (a *API) now() time.Time {
-	if a.o.Now != nil {
-		return a.o.Now()
-	}
-	return time.Now()
-}
-
 func (a *API) conversion(ctx context.Context, rc *fasthttp.RequestCtx) (int, any, error) {
-	arrival := a.now().UTC()
+	arrival := a.o.Now().UTC()
 	if err := a.appAuthorized(rc, arrival); err != nil {
 		return 0, nil, err
 	}
@@ -91,9 +83,9 @@ func (a *API) conversion(ctx context.Context, rc *fasthttp.RequestCtx) (int, any
 	} else if err != nil {
 		return 0, nil, err
 	}
-	if closes := camp.EndsAt.Add(time.Duration(camp.SignupGrace)); arrival.After(closes) {
+	if closes := camp.PayableAfter(); arrival.After(closes) {
 		return 0, nil, errorf(fasthttp.StatusConflict, "the conversion arrived at %s, after campaign %q closed to signups at %s (ends_at + signup_grace)",
-			arrival.Format(time.RFC3339), camp.ID, closes.UTC().Format(time.RFC3339))
+			arrival.Format(time.RFC3339), camp.ID, closes.Format(time.RFC3339))
 	}
 	clicked := time.Unix(claims.Time, 0).UTC()
 	// The click was inside the campaign when it was made (it is
