@@ -311,11 +311,22 @@ func (s *Store) AttributeSignup(ctx context.Context, su counter.Conversion) (boo
 
 // Claim records value under name in the meta bucket unless one is there.
 func (s *Store) Claim(ctx context.Context, name, value string) (string, error) {
+	return s.claim(ctx, name, value, nil)
+}
+
+// Reclaim replaces the value under name in the meta bucket if it is old.
+func (s *Store) Reclaim(ctx context.Context, name, old, value string) (string, error) {
+	return s.claim(ctx, name, value, &old)
+}
+
+// claim records value under name when nothing is recorded there, or when
+// old is given and recorded, and returns what is recorded then.
+func (s *Store) claim(ctx context.Context, name, value string, old *string) (string, error) {
 	key := []byte("claim:" + name)
 	owner := value
 	err := s.update(ctx, func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
-		if v := meta.Get(key); v != nil {
+		if v := meta.Get(key); v != nil && (old == nil || string(v) != *old) {
 			owner = string(v)
 			return nil
 		}
@@ -323,24 +334,6 @@ func (s *Store) Claim(ctx context.Context, name, value string) (string, error) {
 	})
 	if err != nil {
 		return "", fmt.Errorf("cannot claim %q: %w", name, err)
-	}
-	return owner, nil
-}
-
-// Reclaim replaces the value under name in the meta bucket if it is old.
-func (s *Store) Reclaim(ctx context.Context, name, old, value string) (string, error) {
-	key := []byte("claim:" + name)
-	owner := value
-	err := s.update(ctx, func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		if v := meta.Get(key); v != nil && string(v) != old {
-			owner = string(v)
-			return nil
-		}
-		return meta.Put(key, []byte(value))
-	})
-	if err != nil {
-		return "", fmt.Errorf("cannot reclaim %q: %w", name, err)
 	}
 	return owner, nil
 }
