@@ -233,6 +233,11 @@ func (w *worker) session(ctx context.Context) bool {
 		due := time.Now()
 		if w.l.o.Rate > 0 {
 			due = w.l.due(n)
+			// Due at or after the end: not sent, even if the deadline's
+			// timer fires late on a loaded machine.
+			if end, ok := ctx.Deadline(); ok && !due.Before(end) {
+				return false
+			}
 			if d := time.Until(due); d > 0 {
 				time.Sleep(d)
 			}
