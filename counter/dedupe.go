@@ -31,6 +31,14 @@ type Visit struct {
 	// cookie, so that its next click, keyed by the cookie, is a duplicate.
 	Also    VisitorKey
 	HasAlso bool
+
+	// At, Network and Nonce are what the log-structured counting core
+	// (counter/judge, counter/visitlog) records of a visit besides its
+	// keys: the click's time in Unix milliseconds, a keyed hash of the
+	// client network (never the raw address), and the click id's nonce.
+	At      int64
+	Network uint64
+	Nonce   [8]byte
 }
 
 // windowGrace keeps a window's dedupe state a little past its end, so that a
