@@ -149,8 +149,7 @@ type Recorder struct {
 
 	replayWake chan struct{}
 
-	tallyMu sync.Mutex
-	tally   map[tallyKey]int64
+	tally *tally
 	// flushMu makes a Flush wait for a flush that already took the counts,
 	// so Stats after Flush sees them.
 	flushMu sync.Mutex
@@ -187,12 +186,6 @@ const (
 	spoolFailed
 )
 
-type tallyKey struct {
-	campaign, creator string
-	day               Day
-	reason            Reason
-}
-
 // NewRecorder returns a Recorder; call Start before Record.
 func NewRecorder(o RecorderOptions) *Recorder {
 	if o.CommitTimeout <= 0 {
@@ -220,7 +213,7 @@ func NewRecorder(o RecorderOptions) *Recorder {
 		wake:       make(chan struct{}, 1),
 		stop:       make(chan struct{}),
 		replayWake: make(chan struct{}, 1),
-		tally:      make(map[tallyKey]int64),
+		tally:      newTally(),
 		lastErr:    make(map[string]time.Time),
 	}
 }
@@ -362,9 +355,7 @@ func (r *Recorder) Known(v *Visit) bool {
 // Note tallies one click of reason r that needs no dedupe. It does not
 // allocate once the key has been seen in the current flush interval.
 func (r *Recorder) Note(campaign, creator string, day Day, reason Reason) {
-	r.tallyMu.Lock()
-	r.tally[tallyKey{campaign, creator, day, reason}]++
-	r.tallyMu.Unlock()
+	r.tally.add(tallyKey{campaign, creator, day, reason}, 1)
 }
 
 // lose tallies visits that are neither committed nor spooled as uncounted,
@@ -414,28 +405,13 @@ func (r *Recorder) Flush(ctx context.Context) error {
 func (r *Recorder) flushTally(ctx context.Context) error {
 	r.flushMu.Lock()
 	defer r.flushMu.Unlock()
-	var counts []Count
-	r.tallyMu.Lock()
-	for k, n := range r.tally {
-		if n == 0 {
-			// Idle for a whole interval: drop the key.
-			delete(r.tally, k)
-			continue
-		}
-		counts = append(counts, Count{Campaign: k.campaign, Creator: k.creator, Day: k.day, Reason: k.reason, N: n})
-		r.tally[k] = 0
-	}
-	r.tallyMu.Unlock()
+	counts := r.tally.take()
 	if len(counts) == 0 {
 		return nil
 	}
 	err := r.o.Store.AddCounts(ctx, counts)
 	if err != nil {
-		r.tallyMu.Lock()
-		for _, c := range counts {
-			r.tally[tallyKey{c.Campaign, c.Creator, c.Day, c.Reason}] += c.N
-		}
-		r.tallyMu.Unlock()
+		r.tally.restore(counts)
 	}
 	return err
 }
