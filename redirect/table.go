@@ -2,11 +2,14 @@ package redirect
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/clickgate/clickgate/counter"
 	"github.com/clickgate/clickgate/redirect/clickid"
@@ -84,10 +87,36 @@ func (t *Table) Refresh(ctx context.Context) error {
 		return fmt.Errorf("cannot load catalog: %w", err)
 	}
 	snap, dropped := build(cat)
+	if err := older(t.snap.Load(), snap, cat.Version); err != nil {
+		catalogResets.Inc()
+		return err
+	}
 	for _, code := range dropped {
 		t.o.Logger.Error("link cannot be served: malformed in the store", "code", code)
 	}
 	t.snap.Store(snap)
+	return nil
+}
+
+// ErrCatalogReset is matched by Refresh's error when the store's catalog
+// is older than the one served: the store was reset (FLUSHALL, a failover
+// to an empty or stale replica, a data directory swapped). The table keeps
+// serving what it has; the catalog must be restored in the store.
+var ErrCatalogReset = errors.New("redirect: the store's catalog is older than the one served")
+
+var catalogResets = metrics.NewCounter("clickgate_catalog_resets_total")
+
+// older refuses next when it lacks a link that cur serves: links are
+// never deleted, so such a catalog is an older one, whatever its version
+// says. A catalog restored into a reset store holds every link again and
+// is taken, even under a lower version.
+func older(cur, next *snapshot, version uint64) error {
+	for code := range cur.links {
+		if next.links[code] == nil {
+			return fmt.Errorf("%w: link %q and maybe others are missing from version %d (served: %d); the store was reset or failed over to a stale replica: serving the last catalog until it is restored",
+				ErrCatalogReset, code, version, cur.version)
+		}
+	}
 	return nil
 }
 

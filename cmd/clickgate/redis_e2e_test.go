@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/clickgate/clickgate/counter/redisstore/redistest"
 )
@@ -73,4 +77,37 @@ func TestRedisNeedsSharedSecret(t *testing.T) {
 	}
 	// The same secret with a trailing newline (from a file) is the same secret.
 	startServe(t, t.TempDir(), "--redis", srv.URL(0), "--click-secret", e2eSecret+"\n", "--flush-interval", "0")
+}
+
+// TestRedisFlushAll: a FLUSHALL under a running node does not turn its
+// links into 404s; the node says, once and loudly, that the store was
+// reset, and keeps redirecting.
+func TestRedisFlushAll(t *testing.T) {
+	srv := redistest.Start(t)
+	p := startServe(t, t.TempDir(), "--redis", srv.URL(0), "--click-secret", e2eSecret, "--flush-interval", "0", "--poll-interval", "20ms")
+	code := p.setup(t)
+	opt, err := redis.ParseURL(srv.URL(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	if err := rdb.FlushAll(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.logs(), "the store was reset") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the node did not say that the store was reset:\n%s", p.logs())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for i := range 5 {
+		if err := newClicker(fmt.Sprintf("127.5.0.%d", i+1)).click(p, code); err != nil {
+			t.Fatalf("a link stopped redirecting after FLUSHALL: %v", err)
+		}
+	}
+	if n := strings.Count(p.logs(), "the store was reset"); n != 1 {
+		t.Fatalf("unexpected count of reset messages; got %d; want 1 (logged when it starts)", n)
+	}
 }
