@@ -152,7 +152,9 @@ func (s *Server) Stop() {
 	if s.proc == nil {
 		return
 	}
-	s.proc.cmd.Process.Kill()
+	// The whole process group: an AOF rewrite child left running would
+	// keep writing into the directory the test is about to remove.
+	syscall.Kill(-s.proc.cmd.Process.Pid, syscall.SIGKILL)
 	<-s.proc.exited
 	s.proc = nil
 }
@@ -228,6 +230,7 @@ func (s *Server) start() error {
 	}
 	cmd := exec.Command(s.bin, append(args, s.opt.Args...)...)
 	cmd.Dir = s.dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // see Stop
 	logStart := s.logSize()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("cannot run %s: %w", s.bin, err)
