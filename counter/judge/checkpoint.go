@@ -1,0 +1,302 @@
+package judge
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/clickgate/clickgate/counter"
+)
+
+// Errors of UnmarshalBinary.
+var (
+	// ErrParams means the checkpoint was made with other Params: resuming
+	// it would decide differently than the judge that wrote it.
+	ErrParams = errors.New("judge: checkpoint made with other parameters")
+	// ErrVersion means the checkpoint is in a format this build does not
+	// read.
+	ErrVersion = errors.New("judge: checkpoint format not supported")
+	// ErrCorrupt means the checkpoint is damaged: truncated, altered, or
+	// not a judge checkpoint at all.
+	ErrCorrupt = errors.New("judge: damaged checkpoint")
+)
+
+const (
+	version = 1
+	// maxStringLen bounds an id, the keying and the offset; the admin API
+	// allows ids of 64 bytes and the visit log 256.
+	maxStringLen = 256
+	// maxWindows bounds the live windows of one partition, so that a
+	// checkpoint cannot ask for more filters than any judge holds: a
+	// campaign has one or two live windows at a time.
+	maxWindows = 4096
+	crcLen     = 4
+)
+
+var (
+	magic      = [8]byte{'C', 'G', 'J', 'U', 'D', 'G', 'E', version}
+	castagnoli = crc32.MakeTable(crc32.Castagnoli)
+)
+
+// MarshalBinary returns the checkpoint of the judge's state, in the format
+// of the package documentation. Equal states give equal bytes. It fails
+// only on state no checkpoint can hold (ids over 256 bytes, over 4096 live
+// windows), which the visit log does not carry.
+func (j *Judge) MarshalBinary() ([]byte, error) {
+	return j.AppendBinary(make([]byte, 0, j.sizeHint()))
+}
+
+// AppendBinary appends the checkpoint to b, as MarshalBinary returns it.
+func (j *Judge) AppendBinary(b []byte) ([]byte, error) {
+	start := len(b)
+	b = append(b, magic[:]...)
+	b = appendParams(b, j.p, j.m, j.k)
+	b = appendString(b, j.offset)
+	b = binary.AppendVarint(b, j.clock)
+	b, err := j.appendWindows(b)
+	if err != nil {
+		return nil, err
+	}
+	b = j.appendNetworks(b)
+	if b, err = j.appendCounters(b); err != nil {
+		return nil, err
+	}
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b[start:], castagnoli)), nil
+}
+
+func (j *Judge) sizeHint() int {
+	return 128 + len(j.win.byKey)*(int(j.m/8)+64) + len(j.vel.nets)*12 + len(j.cnt.rows)*24
+}
+
+func appendParams(b []byte, p Params, m uint64, k int) []byte {
+	b = binary.LittleEndian.AppendUint64(b, p.Expected)
+	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(p.FP))
+	b = binary.LittleEndian.AppendUint32(b, p.Partitions)
+	b = binary.LittleEndian.AppendUint32(b, uint32(p.VelocityMax))
+	b = binary.LittleEndian.AppendUint64(b, uint64(p.VelocityWindow))
+	b = binary.LittleEndian.AppendUint64(b, m)
+	b = binary.LittleEndian.AppendUint32(b, uint32(k))
+	return appendString(b, p.Keying)
+}
+
+func appendString[S ~string | ~[]byte](b []byte, s S) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func (j *Judge) appendWindows(b []byte) ([]byte, error) {
+	if len(j.win.byKey) > maxWindows {
+		return nil, fmt.Errorf("cannot checkpoint %d live dedupe windows; the limit is %d", len(j.win.byKey), maxWindows)
+	}
+	ws := make([]*window, 0, len(j.win.byKey))
+	for _, w := range j.win.byKey {
+		if len(w.campaign) > maxStringLen {
+			return nil, fmt.Errorf("cannot checkpoint campaign id %.32q... of %d bytes; the limit is %d", w.campaign, len(w.campaign), maxStringLen)
+		}
+		ws = append(ws, w)
+	}
+	slices.SortFunc(ws, func(a, b *window) int {
+		return cmp.Or(strings.Compare(a.campaign, b.campaign), cmp.Compare(a.start, b.start))
+	})
+	b = binary.AppendUvarint(b, uint64(len(ws)))
+	for _, w := range ws {
+		b = appendString(b, w.campaign)
+		b = binary.AppendVarint(b, w.start)
+		b = binary.AppendVarint(b, w.expires)
+		b = appendWords(b, w.bits)
+	}
+	return b, nil
+}
+
+// appendWords appends words as runs: the number of zero words, the number
+// of non-zero words, and those, until all are covered. A filter far from
+// full is mostly zero words; one near capacity costs its size.
+func appendWords(b []byte, words []uint64) []byte {
+	for i := 0; i < len(words); {
+		z := i
+		for z < len(words) && words[z] == 0 {
+			z++
+		}
+		l := z
+		for l < len(words) && words[l] != 0 {
+			l++
+		}
+		b = binary.AppendUvarint(b, uint64(z-i))
+		b = binary.AppendUvarint(b, uint64(l-z))
+		for _, w := range words[z:l] {
+			b = binary.LittleEndian.AppendUint64(b, w)
+		}
+		i = l
+	}
+	return b
+}
+
+// appendNetworks appends the networks in key order, each with its counts
+// of the current granule and the 7 before it, oldest first.
+func (j *Judge) appendNetworks(b []byte) []byte {
+	vc := &j.vel
+	keys := make([]uint64, 0, len(vc.nets))
+	for key := range vc.nets {
+		keys = append(keys, key)
+	}
+	slices.Sort(keys)
+	b = binary.AppendUvarint(b, uint64(len(keys)))
+	var prev uint64
+	for _, key := range keys {
+		n := vc.nets[key]
+		n.roll(vc.cur)
+		b = binary.AppendUvarint(b, key-prev)
+		prev = key
+		mask := len(b)
+		b = append(b, 0)
+		for i := range int64(lanes) {
+			if c := n.lanes[floorMod(vc.cur-lanes+1+i, lanes)]; c != 0 {
+				b[mask] |= 1 << i
+				b = binary.AppendUvarint(b, uint64(c))
+			}
+		}
+	}
+	return b
+}
+
+// appendCounters appends the counters grouped by campaign, then creator,
+// then day.
+func (j *Judge) appendCounters(b []byte) ([]byte, error) {
+	rows := j.cnt.sorted()
+	b = binary.AppendUvarint(b, uint64(runs(rows, 0, len(rows), sameCampaign)))
+	for i := 0; i < len(rows); {
+		ce := runEnd(rows, i, len(rows), sameCampaign)
+		if len(rows[i].Campaign) > maxStringLen {
+			return nil, fmt.Errorf("cannot checkpoint campaign id %.32q... of %d bytes; the limit is %d", rows[i].Campaign, len(rows[i].Campaign), maxStringLen)
+		}
+		b = appendString(b, rows[i].Campaign)
+		b = binary.AppendUvarint(b, uint64(runs(rows, i, ce, sameCreator)))
+		for i < ce {
+			re := runEnd(rows, i, ce, sameCreator)
+			if len(rows[i].Creator) > maxStringLen {
+				return nil, fmt.Errorf("cannot checkpoint creator id %.32q... of %d bytes; the limit is %d", rows[i].Creator, len(rows[i].Creator), maxStringLen)
+			}
+			b = appendString(b, rows[i].Creator)
+			b = binary.AppendUvarint(b, uint64(re-i))
+			for d := i; d < re; d++ {
+				if d == i {
+					b = binary.AppendVarint(b, int64(rows[d].Day))
+				} else {
+					b = binary.AppendUvarint(b, uint64(rows[d].Day-rows[d-1].Day))
+				}
+				b = appendCounts(b, &rows[d].Counts)
+			}
+			i = re
+		}
+	}
+	return b, nil
+}
+
+// appendCounts appends a mask of the reasons with a count, then each.
+func appendCounts(b []byte, c *counter.Counts) []byte {
+	var mask uint64
+	for r, n := range c {
+		if n != 0 {
+			mask |= 1 << r
+		}
+	}
+	b = binary.AppendUvarint(b, mask)
+	for _, n := range c {
+		if n != 0 {
+			b = binary.AppendUvarint(b, uint64(n))
+		}
+	}
+	return b
+}
+
+func sameCampaign(a, b *CreatorDay) bool { return a.Campaign == b.Campaign }
+func sameCreator(a, b *CreatorDay) bool  { return a.Creator == b.Creator }
+
+// runEnd returns the end of the run of rows equal to rows[i] by same,
+// within [i, end).
+func runEnd(rows []CreatorDay, i, end int, same func(a, b *CreatorDay) bool) int {
+	e := i + 1
+	for e < end && same(&rows[e], &rows[i]) {
+		e++
+	}
+	return e
+}
+
+// runs returns the number of runs by same within rows[i:end].
+func runs(rows []CreatorDay, i, end int, same func(a, b *CreatorDay) bool) int {
+	n := 0
+	for i < end {
+		i = runEnd(rows, i, end, same)
+		n++
+	}
+	return n
+}
+
+// UnmarshalBinary replaces the judge's state with checkpoint b, which must
+// have been made with the judge's Params (else ErrParams). A checkpoint
+// that is damaged (ErrCorrupt) or of another format version (ErrVersion)
+// is refused too. On error the judge is left as it was.
+//
+// Every length is checked against what is left of b before anything is
+// allocated, and the checksum before anything is decoded, so a damaged
+// checkpoint costs no more memory than the judge it was made from. A
+// checkpoint that does not re-encode to exactly b is refused, so one state
+// has one checkpoint.
+func (j *Judge) UnmarshalBinary(b []byte) error {
+	if j.win.byKey == nil {
+		return errors.New("judge: UnmarshalBinary on a Judge not made by New")
+	}
+	if len(b) < len(magic)+crcLen || !bytes.Equal(b[:len(magic)-1], magic[:len(magic)-1]) {
+		return fmt.Errorf("%w: not a judge checkpoint (%d bytes)", ErrCorrupt, len(b))
+	}
+	if b[len(magic)-1] != version {
+		return fmt.Errorf("%w: version %d; this build reads version %d", ErrVersion, b[len(magic)-1], version)
+	}
+	body := b[len(magic) : len(b)-crcLen]
+	if got, want := binary.LittleEndian.Uint32(b[len(b)-crcLen:]), crc32.Checksum(b[:len(b)-crcLen], castagnoli); got != want {
+		return fmt.Errorf("%w: checksum %08x of %d bytes; want %08x", ErrCorrupt, got, len(b), want)
+	}
+	d := &decoder{b: body}
+	if err := j.decodeParams(d); err != nil {
+		return err
+	}
+	nj := newJudge(j.p, j.m, j.k)
+	nj.decodeState(d)
+	if d.err == nil && len(d.b) != 0 {
+		d.fail("%d bytes after the counters", len(d.b))
+	}
+	if d.err != nil {
+		return d.err
+	}
+	if again, err := nj.AppendBinary(make([]byte, 0, len(b))); err != nil || !bytes.Equal(again, b) {
+		return fmt.Errorf("%w: not in canonical form", ErrCorrupt)
+	}
+	*j = *nj
+	return nil
+}
+
+func (j *Judge) decodeParams(d *decoder) error {
+	var p Params
+	p.Expected = d.u64()
+	p.FP = math.Float64frombits(d.u64())
+	p.Partitions = d.u32()
+	p.VelocityMax = int(d.u32())
+	p.VelocityWindow = time.Duration(d.u64())
+	m, k := d.u64(), int(d.u32())
+	p.Keying = string(d.bytes("keying", maxStringLen))
+	if d.err != nil {
+		return d.err
+	}
+	if p != j.p || m != j.m || k != j.k || math.Float64bits(p.FP) != math.Float64bits(j.p.FP) {
+		return fmt.Errorf("%w: the checkpoint has %s (filters of %d bits, %d functions); this judge has %s (%d bits, %d functions)",
+			ErrParams, p, m, k, j.p, j.m, j.k)
+	}
+	return nil
+}

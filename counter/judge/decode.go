@@ -1,0 +1,265 @@
+package judge
+
+import (
+	"cmp"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/bits"
+	"strings"
+
+	"github.com/clickgate/clickgate/counter"
+)
+
+// decoder reads a checkpoint's body. The first error sticks: later reads
+// return zeros.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail(format string, args ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, args...)...)
+	}
+}
+
+func (d *decoder) fixed(n int) []byte {
+	if d.err != nil {
+		return nil
+	}
+	if len(d.b) < n {
+		d.fail("truncated")
+		return nil
+	}
+	v := d.b[:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) u64() uint64 {
+	if v := d.fixed(8); v != nil {
+		return binary.LittleEndian.Uint64(v)
+	}
+	return 0
+}
+
+func (d *decoder) u32() uint32 {
+	if v := d.fixed(4); v != nil {
+		return binary.LittleEndian.Uint32(v)
+	}
+	return 0
+}
+
+func (d *decoder) uvarint(what string) uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail("bad %s", what)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint(what string) int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail("bad %s", what)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// bytes reads a length, at most limit, and that many bytes.
+func (d *decoder) bytes(what string, limit int) []byte {
+	n := d.uvarint(what + " length")
+	if n > uint64(limit) {
+		d.fail("%s of %d bytes; the limit is %d", what, n, limit)
+		return nil
+	}
+	return d.fixed(int(n))
+}
+
+// count reads the number of items that follow, each at least minSize
+// bytes, and refuses more than limit or than what is left could hold.
+func (d *decoder) count(what string, minSize, limit int) int {
+	n := d.uvarint(what)
+	if n > uint64(limit) || n > uint64(len(d.b)/minSize) {
+		d.fail("%d %s in %d bytes", n, what, len(d.b))
+		return 0
+	}
+	return int(n)
+}
+
+// decodeState reads what follows the params into j, which is empty. Order,
+// ranges and liveness are checked here; that the result re-encodes to the
+// input is checked by UnmarshalBinary.
+func (j *Judge) decodeState(d *decoder) {
+	if o := d.bytes("offset", maxStringLen); len(o) > 0 {
+		j.offset = append([]byte(nil), o...)
+	}
+	j.clock = d.varint("clock")
+	if j.clock != math.MinInt64 {
+		j.vel.cur = j.vel.granule(j.clock)
+	}
+	j.decodeWindows(d)
+	j.decodeNetworks(d)
+	j.decodeCounters(d)
+	if d.err == nil && j.clock == math.MinInt64 && (len(j.win.byKey) > 0 || len(j.vel.nets) > 0 || len(j.cnt.rows) > 0) {
+		d.fail("state without a clock")
+	}
+}
+
+func (j *Judge) decodeWindows(d *decoder) {
+	now := floorDiv(j.clock, 1000)
+	words := int(j.m / 64)
+	// A live window holds at least one key, so one non-zero word.
+	n := d.count("windows", 12, maxWindows)
+	var prev *window
+	for range n {
+		w := &window{
+			campaign: string(d.bytes("campaign id", maxStringLen)),
+			start:    d.varint("window start"),
+			expires:  d.varint("window expiry"),
+		}
+		if d.err != nil {
+			return
+		}
+		if prev != nil && cmp.Or(strings.Compare(prev.campaign, w.campaign), cmp.Compare(prev.start, w.start)) >= 0 {
+			d.fail("window %q %d out of order", w.campaign, w.start)
+			return
+		}
+		if w.expires <= now {
+			d.fail("window %q %d expired at %d, before the clock", w.campaign, w.start, w.expires)
+			return
+		}
+		w.bits = d.words(words)
+		if d.err != nil {
+			return
+		}
+		j.win.byKey[windowKey{w.campaign, w.start}] = w
+		j.win.next = min(j.win.next, w.expires)
+		prev = w
+	}
+}
+
+// words reads the runs of a filter of n words.
+func (d *decoder) words(n int) []uint64 {
+	ws := make([]uint64, n)
+	for i := 0; i < n && d.err == nil; {
+		z, l := d.uvarint("zero run"), d.uvarint("word run")
+		if z == 0 && l == 0 || z > uint64(n-i) || l > uint64(n-i)-z || l > uint64(len(d.b)/8) {
+			d.fail("runs of %d and %d words at word %d of %d", z, l, i, n)
+			return nil
+		}
+		i += int(z)
+		for range l {
+			if ws[i] = d.u64(); ws[i] == 0 {
+				d.fail("zero word in a run of non-zero words")
+				return nil
+			}
+			i++
+		}
+	}
+	return ws
+}
+
+func (j *Judge) decodeNetworks(d *decoder) {
+	vc := &j.vel
+	n := d.count("networks", 3, math.MaxInt)
+	var key uint64
+	for i := range n {
+		delta := d.uvarint("network key")
+		mask := d.fixed(1)
+		if d.err != nil {
+			return
+		}
+		if i > 0 && (delta == 0 || key+delta < key) || mask[0] == 0 {
+			d.fail("network %d out of order or without a count", i)
+			return
+		}
+		key += delta
+		// The latest granule with a count is the one of the network's
+		// latest visit, as a judge that made it would have it.
+		c := netCount{g: vc.cur - lanes + int64(bits.Len8(mask[0]))}
+		for l := range int64(lanes) {
+			if mask[0]&(1<<l) == 0 {
+				continue
+			}
+			v := d.uvarint("network count")
+			if v == 0 || v > math.MaxUint16 {
+				d.fail("network count %d", v)
+				return
+			}
+			c.lanes[floorMod(vc.cur-lanes+1+l, lanes)] = uint16(v)
+		}
+		vc.add(key, c)
+	}
+}
+
+func (j *Judge) decodeCounters(d *decoder) {
+	campaigns := d.count("campaigns", 2, math.MaxInt)
+	var campaign string
+	for i := range campaigns {
+		c := string(d.bytes("campaign id", maxStringLen))
+		if d.err == nil && i > 0 && c <= campaign {
+			d.fail("campaign %q out of order", c)
+		}
+		campaign = c
+		creators := d.count("creators", 2, math.MaxInt)
+		var creator string
+		for k := range creators {
+			cr := string(d.bytes("creator id", maxStringLen))
+			if d.err == nil && k > 0 && cr <= creator {
+				d.fail("creator %q out of order", cr)
+			}
+			creator = cr
+			days := d.count("days", 2, math.MaxInt)
+			var day int64
+			for x := range days {
+				if x == 0 {
+					day = d.varint("day")
+				} else if delta := d.uvarint("day"); delta == 0 || delta > math.MaxInt32 {
+					d.fail("day out of order")
+				} else {
+					day += int64(delta)
+				}
+				if day < math.MinInt32 || day > math.MaxInt32 {
+					d.fail("day %d", day)
+				}
+				row := CreatorDay{Campaign: campaign, Creator: creator, Day: counter.Day(day)}
+				d.counts(&row.Counts)
+				if d.err != nil {
+					return
+				}
+				j.cnt.insert(row)
+			}
+		}
+	}
+}
+
+// counts reads a mask of reasons and a count for each.
+func (d *decoder) counts(c *counter.Counts) {
+	mask := d.uvarint("reasons")
+	if mask == 0 || mask >= 1<<counter.NumReasons {
+		d.fail("reasons %b", mask)
+		return
+	}
+	for r := range c {
+		if mask&(1<<r) != 0 {
+			v := d.uvarint("count")
+			if v == 0 || v > math.MaxInt64 {
+				d.fail("count %d", v)
+				return
+			}
+			c[r] = int64(v)
+		}
+	}
+}

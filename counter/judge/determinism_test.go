@@ -1,0 +1,182 @@
+package judge
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math/rand/v2"
+	"reflect"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/clickgate/clickgate/counter"
+)
+
+// logParams size filters for 50k visitors per campaign window over 4
+// partitions, so that the generated log's windows hold what they were
+// sized for.
+var logParams = Params{Expected: 50_000, FP: 0.01, Partitions: 4, VelocityMax: 20, VelocityWindow: 10 * time.Minute}
+
+// genLog returns n visits of one partition's log, seeded: two campaigns
+// with two-hour dedupe windows over about 11 hours, people who come back
+// (with their cookie, or without it from their network), click farms over
+// the velocity limit, marks, a lagging node whose visits are a few
+// seconds behind, and a spool shipped hours late, whose windows are gone.
+func genLog(n int, seed uint64) []counter.Visit {
+	r := rand.New(rand.NewPCG(seed, 0x6a756467))
+	type person struct {
+		campaign, creator string
+		id                int
+		net               uint64
+		cookie            bool // the person's browser has the cookie
+	}
+	people := make([]person, 0, 1024)
+	at := int64(t0)
+	visits := make([]counter.Visit, 0, n)
+	for len(visits) < n {
+		at += r.Int64N(400)
+		var p *person
+		switch x := r.IntN(100); {
+		case x < 40 || len(people) < 100:
+			people = append(people, person{
+				campaign: "c" + strconv.Itoa(1+r.IntN(2)),
+				creator:  "creator-" + strconv.Itoa(r.IntN(40)),
+				id:       len(people),
+				net:      r.Uint64(),
+			})
+			p = &people[len(people)-1]
+			if r.IntN(10) == 0 { // behind a farm's network
+				p.net = uint64(r.IntN(5))
+			}
+		default:
+			p = &people[len(people)-1-r.IntN(min(len(people), 5000))]
+		}
+		v := counter.Visit{Campaign: p.campaign, Creator: p.creator, Network: p.net, At: at}
+		if r.IntN(20) == 0 { // a lagging node
+			v.At -= r.Int64N(5000)
+		}
+		cookie := key(p.campaign, p.creator, "cookie:"+strconv.Itoa(p.id))
+		net := key(p.campaign, p.creator, "net:"+strconv.Itoa(p.id))
+		switch {
+		case p.cookie && r.IntN(10) > 0:
+			v.Key, v.Also, v.HasAlso = cookie, net, r.IntN(2) == 0
+		case p.cookie:
+			v.Key = net // the cookie was cleared
+		default:
+			v.Key, v.Also, v.HasAlso = net, cookie, true
+			p.cookie = true
+		}
+		v.SetWindow(time.UnixMilli(v.At), 2*time.Hour)
+		v.MarkOnly = r.IntN(50) == 0
+		visits = append(visits, v)
+	}
+	// A spool shipped late: up to 200 visits of four hours ago.
+	late := min(200, n/10)
+	for i := range late {
+		v := visits[n/2-late+i]
+		v.At -= int64(4 * time.Hour / time.Millisecond)
+		v.SetWindow(time.UnixMilli(v.At), 2*time.Hour)
+		visits[n/2+2*i] = v
+	}
+	return visits
+}
+
+func TestDeterminism(t *testing.T) {
+	visits := genLog(200_000, 1)
+	whole := mustNew(t, logParams)
+	want := make([]counter.Reason, len(visits))
+	whole.Apply(visits, want)
+	whole.SetOffset([]byte("end"))
+	wantCheckpoint, err := whole.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The log must exercise every decision, or this test proves little.
+	var reasons counter.Counts
+	for _, r := range want {
+		reasons[r]++
+	}
+	for _, r := range []counter.Reason{Q, D, V, O} {
+		if reasons[r] < 100 {
+			t.Fatalf("unexpected reasons of the generated log; got %v; want at least 100 %s", reasons, r)
+		}
+	}
+	t.Logf("reasons: qualified %d, duplicates %d, velocity %d, out of window %d; checkpoint %d bytes",
+		reasons[Q], reasons[D], reasons[V], reasons[O], len(wantCheckpoint))
+
+	// In batches of random sizes, through a checkpoint after each.
+	r := rand.New(rand.NewPCG(2, 2))
+	j := mustNew(t, logParams)
+	got := make([]counter.Reason, len(visits))
+	checkpoints := 0
+	for i := 0; i < len(visits); {
+		n := min(len(visits)-i, 1+r.IntN(6000))
+		j.Apply(visits[i:i+n], got[i:i+n])
+		i += n
+		j.SetOffset(binary.AppendUvarint(nil, uint64(i)))
+		b, err := j.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		j = mustNew(t, logParams)
+		if err := j.UnmarshalBinary(b); err != nil {
+			t.Fatalf("unexpected error resuming after visit %d: %s", i, err)
+		}
+		if o, _ := binary.Uvarint(j.Offset()); o != uint64(i) {
+			t.Fatalf("unexpected offset after visit %d; got %d", i, o)
+		}
+		checkpoints++
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("unexpected reason of visit %d after %d checkpoints; got %s; want %s", i, checkpoints, got[i], want[i])
+		}
+	}
+	j.SetOffset([]byte("end"))
+	b, err := j.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(b, wantCheckpoint) {
+		t.Fatalf("unexpected checkpoint after %d checkpoints; got %d bytes; want %d bytes like the judge that applied the log in one go", checkpoints, len(b), len(wantCheckpoint))
+	}
+}
+
+// TestJudgedTwice judges one log twice from empty state, one visit at a
+// time the second time: the counters and checkpoints are identical.
+func TestJudgedTwice(t *testing.T) {
+	visits := genLog(50_000, 3)
+	a, b := mustNew(t, logParams), mustNew(t, logParams)
+	out := make([]counter.Reason, len(visits))
+	a.Apply(visits, out)
+	for i := range visits {
+		b.Apply(visits[i:i+1], out[i:i+1])
+	}
+	if ca, cb := a.Counts(), b.Counts(); !reflect.DeepEqual(ca, cb) {
+		t.Fatalf("unexpected counters of the second judgement; got %v; want %v", cb, ca)
+	}
+	ba, err := a.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bb, err := b.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(ba, bb) {
+		t.Fatalf("unexpected checkpoint of the second judgement; got %d bytes; want %d identical bytes", len(bb), len(ba))
+	}
+	var total counter.Counts
+	for _, c := range a.Counts() {
+		total.Add(&c.Counts)
+	}
+	marks := 0
+	for i := range visits {
+		if visits[i].MarkOnly {
+			marks++
+		}
+	}
+	if got, want := total.Clicks(), int64(len(visits)-marks); got != want {
+		t.Fatalf("unexpected clicks counted; got %d; want %d (every visit but the %d marks)", got, want, marks)
+	}
+}

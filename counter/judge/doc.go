@@ -1,0 +1,102 @@
+// Package judge decides the visits of one partition of the visit log:
+// qualified, duplicate or over the velocity limit. It is pure and
+// deterministic: its decisions and its checkpoint depend only on the
+// checkpoint it started from and the visits applied since, in order, never
+// on wall time, map order or how the visits were batched. So a crash, a
+// restart or a handover that replays the log from the last checkpoint
+// reaches the same counts.
+//
+// # Partitions
+//
+// A partition is a campaign and a slot of its creators: Partition(campaign,
+// creator, n), FNV-1a of campaign + "\x00" + creator mod n. Not a slot of
+// the visitor key: a visitor has two keys (Visit.Key from the visitor
+// cookie or the network, and Visit.Also, the other), both derived from
+// campaign and creator but hashing to different slots; partitions by
+// visitor key would judge the two in different partitions, each with its
+// own filter, and count the visitor twice. By creator, every key of a
+// creator's visitors is in one judge. The cost is skew: one creator's
+// traffic cannot spread over several judges.
+//
+// # Rules
+//
+// Dedupe: per (campaign, dedupe window Visit.Window) the partition has one
+// Bloom filter, sized for 2 × Params.Expected / Params.Partitions keys at
+// Params.FP, since a new visitor inserts two. A visit is Duplicate when
+// its Key is in the filter, else Qualified; either way Key and Also (when
+// HasAlso) are added. A window is dropped once the judge's clock, the
+// largest Visit.At applied, passes its Visit.Expires; a visit that comes
+// after its window was dropped is OutOfWindow (see Apply).
+//
+// Velocity: person visits per network (Visit.Network) within
+// Params.VelocityWindow, by the judge's clock, duplicates included (a farm
+// repeating itself is still a farm) and over-the-limit visits included (a
+// network that keeps clicking stays flagged). The visits past
+// Params.VelocityMax are Velocity: not paid and not in the filter, so a
+// visitor's later visit within limits still qualifies. The limit holds per
+// partition: a network visiting creators of several partitions has
+// VelocityMax in each. The window is approximated in time, not in count:
+// each network has a count per granule of VelocityWindow/7 for the
+// current granule and the 7 before it, so a visit counts for at least
+// VelocityWindow and at most VelocityWindow + VelocityWindow/7. A network
+// is forgotten once all 8 granules are past; until then it is never
+// evicted, so memory is about 40 bytes per network seen in the last 8
+// granules.
+//
+// Time is only ever the judge's clock, the largest Visit.At applied. A
+// visit older than the clock counts for velocity in the clock's granule
+// (kept longer, never shorter). An edge whose clock runs ahead moves the
+// judge's clock ahead: windows are dropped and granules pass early by
+// that much; the hour of grace in Visit.Expires absorbs skew below it.
+//
+// MarkOnly visits add their keys and are counted nowhere, velocity
+// included.
+//
+// Counters: (campaign, creator, Visit.Day, reason) += 1 for every visit
+// that is not MarkOnly.
+//
+// # Checkpoint
+//
+// MarshalBinary writes, and UnmarshalBinary reads, all in little endian,
+// varints as encoding/binary writes them:
+//
+//	magic     "CGJUDGE" and the format version, 1 (8 bytes)
+//	params    Expected u64 | FP (IEEE 754) u64 | Partitions u32 |
+//	          VelocityMax u32 | VelocityWindow (ns) u64 | filter bits m u64 |
+//	          hash functions k u32 | Keying (uvarint length <= 256, bytes)
+//	offset    uvarint length <= 256, bytes (SetOffset)
+//	clock     varint: largest Visit.At applied, ms; math.MinInt64 if none
+//	windows   uvarint count <= 4096, in (campaign, start) order, each:
+//	            campaign (uvarint length <= 256, bytes) | start varint |
+//	            expires varint | filter: (zero words uvarint, non-zero
+//	            words uvarint, those words u64 each) until m/64 words
+//	networks  uvarint count, in key order, each: key (uvarint difference
+//	            from the previous key, the first from 0) | lane mask byte |
+//	            uvarint count per set bit i, the visits in granule G-7+i,
+//	            G the granule of the clock
+//	counters  uvarint campaigns, in order, each: id (uvarint length,
+//	            bytes) | uvarint creators, in order, each: id | uvarint
+//	            days, each: day (first varint, then uvarint difference
+//	            from the previous) | uvarint mask of reasons with a
+//	            count | uvarint count per set bit
+//	crc       CRC-32C of everything before, u32
+//
+// A filter of n = ceil(2 × Expected / Partitions) keys has k =
+// round(log2(1/FP)) functions and m bits, the least multiple of 64 with
+// (1 - e^(-kn/m))^k <= FP. Key's bits are, for i from 0 to k-1, the high 64
+// bits of (h1 + i·h2) × m, where h1 and h2 are murmur3's fmix64 of the
+// key's first and last 8 bytes (little endian), h2 with its low bit set;
+// bit p is bit p%64 of word p/64.
+//
+// The params are the fingerprint: a checkpoint made with other Params, or
+// whose filter size differs because the sizing changed, is refused with
+// ErrParams. The filters dominate the size: m/8 bytes for a window near
+// capacity, less while it fills (a run of zero words costs a byte or
+// two). At the defaults (1M visitors, fp 0.001) over 16 partitions a
+// window's filter is 219 KiB: 28.8 bits, 3.6 bytes, per visitor of two
+// keys. A network costs 10-12 bytes, a creator-day
+// about 8. Decoding checks the CRC first and bounds every count by what
+// the rest of the input can hold and every string by 256 bytes, then
+// refuses a checkpoint that does not re-encode to itself byte for byte, so
+// each state has one checkpoint.
+package judge

@@ -1,0 +1,118 @@
+package judge
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"maps"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/clickgate/clickgate/counter"
+)
+
+var updateSeeds = flag.Bool("update-seeds", false, "rewrite the seeds in testdata/fuzz/FuzzUnmarshal")
+
+// FuzzUnmarshal feeds arbitrary checkpoints to a judge of testParams:
+// UnmarshalBinary never panics, refuses with one of its errors, and what
+// it accepts re-encodes to the same bytes and keeps working. Each input is
+// tried as it is and with a valid magic and checksum, so that mutations
+// reach the decoder. The seeds are in testdata/fuzz/FuzzUnmarshal, which
+// TestFuzzSeeds keeps in the current format.
+func FuzzUnmarshal(f *testing.F) {
+	f.Add([]byte{})
+	f.Add(magic[:])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		checkUnmarshal(t, b)
+		checkUnmarshal(t, withCRC(b))
+	})
+}
+
+func checkUnmarshal(t *testing.T, b []byte) {
+	j := mustNew(t, testParams)
+	if err := j.UnmarshalBinary(b); err != nil {
+		if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrParams) && !errors.Is(err, ErrVersion) {
+			t.Fatalf("unexpected error for %q; got %v; want one of the package's", b, err)
+		}
+		return
+	}
+	if again := mustMarshal(t, j); !bytes.Equal(again, b) {
+		t.Fatalf("unexpected checkpoint after restoring %q; got %q", b, again)
+	}
+	// The restored judge decides visits at its clock and a second before,
+	// and checkpoints what it reaches.
+	at := j.Clock()
+	if at == math.MinInt64 {
+		at = t0
+	}
+	visits := make([]counter.Visit, 0, 4)
+	for i, who := range []string{"ann", "ann", "bea", "cid"} {
+		v := visit("c1", "alice", who, 0)
+		v.At = at
+		if i%2 == 1 && at > math.MinInt64+1000 {
+			v.At -= 1000
+		}
+		v.SetWindow(time.UnixMilli(v.At), 24*time.Hour)
+		visits = append(visits, v)
+	}
+	j.Apply(visits, make([]counter.Reason, len(visits)))
+	r := mustNew(t, testParams)
+	if err := r.UnmarshalBinary(mustMarshal(t, j)); err != nil {
+		t.Fatalf("unexpected error restoring the judge restored from %q, after visits: %s", b, err)
+	}
+}
+
+// fuzzSeeds returns the checkpoints the fuzzer starts from.
+func fuzzSeeds(t testing.TB) map[string][]byte {
+	log := mustNew(t, testParams)
+	visits := genLog(150, 5)
+	log.Apply(visits, make([]counter.Reason, len(visits)))
+	log.SetOffset([]byte{0, 0, 0, 0, 0, 0, 0x0b, 0xb8})
+	expired := smallState(t)
+	later := []counter.Visit{visit("c3", "dora", "ann", int64(30*time.Hour/time.Millisecond))}
+	expired.Apply(later, make([]counter.Reason, 1))
+	return map[string][]byte{
+		"empty":   mustMarshal(t, mustNew(t, testParams)),
+		"small":   mustMarshal(t, smallState(t)),
+		"expired": mustMarshal(t, expired),
+		"log":     mustMarshal(t, log),
+	}
+}
+
+// TestFuzzSeeds keeps FuzzUnmarshal's seed files in the current format:
+// run with -update-seeds after changing it.
+func TestFuzzSeeds(t *testing.T) {
+	seeds := fuzzSeeds(t)
+	dir := filepath.Join("testdata", "fuzz", "FuzzUnmarshal")
+	if *updateSeeds {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(seeds)) {
+		want := fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n", seeds[name])
+		path := filepath.Join(dir, name)
+		if *updateSeeds {
+			if err := os.WriteFile(path, want, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		got, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("cannot read seed %q (go test -run TestFuzzSeeds -update-seeds writes it): %s", path, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("unexpected seed %q; got\n%.200s\nwant\n%.200s\n(go test -run TestFuzzSeeds -update-seeds rewrites it)", path, got, want)
+		}
+		if err := mustNew(t, testParams).UnmarshalBinary(seeds[name]); err != nil {
+			t.Fatalf("unexpected error restoring seed %q: %s", name, err)
+		}
+		checkUnmarshal(t, seeds[name])
+	}
+}

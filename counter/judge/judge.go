@@ -1,0 +1,205 @@
+package judge
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/clickgate/clickgate/counter"
+)
+
+// Params are what every judge of a campaign and every checkpoint must
+// agree on. No field has a default: a judge started with other values
+// than the checkpoint it resumes would decide differently, so each is set
+// explicitly, from the same flags on every node, and checkpoints record
+// them (UnmarshalBinary refuses others).
+type Params struct {
+	// Expected is how many distinct visitors one campaign is expected to
+	// have per dedupe window, all partitions together
+	// (--dedupe-expected). Each partition's filter of a window is sized
+	// for 2 × Expected / Partitions keys, since a new visitor inserts two
+	// (Visit.Key and Visit.Also). Required.
+	Expected uint64
+	// FP is the false-positive rate of a filter holding that many keys:
+	// the chance that a new visitor is judged a duplicate once its window
+	// has had Expected visitors (--dedupe-fp). Less before. Required,
+	// between 0 and 1.
+	FP float64
+	// Partitions is the number of partitions per campaign (see
+	// Partition). It cannot change while a campaign runs. Required, 1 to
+	// 65536.
+	Partitions uint32
+	// VelocityMax is how many person visits one network (Visit.Network)
+	// may make within VelocityWindow in this partition; the visits past it
+	// are counter.Velocity (--velocity-max). Required, 1 to 65534.
+	VelocityMax int
+	// VelocityWindow is the window of VelocityMax (--velocity-window).
+	// Required, 1s to 7 days, whole milliseconds.
+	VelocityWindow time.Duration
+	// Keying identifies the secret that keys visitor and network keys (a
+	// fingerprint, never the secret), like counter.DedupeParams.Keying:
+	// filters built from keys of another secret would count every
+	// visitor again. Optional, at most 256 bytes.
+	Keying string
+}
+
+// Validate returns an error naming the first invalid field.
+func (p Params) Validate() error {
+	_, _, err := p.size()
+	return err
+}
+
+// size returns the bits per window filter and its hash functions.
+func (p Params) size() (m uint64, k int, err error) {
+	switch {
+	case p.Expected == 0:
+		return 0, 0, errors.New("expected visitors must be positive")
+	case !(p.FP > 0 && p.FP < 1):
+		return 0, 0, fmt.Errorf("false-positive rate %v must be between 0 and 1", p.FP)
+	case p.Partitions == 0 || p.Partitions > 1<<16:
+		return 0, 0, fmt.Errorf("partitions %d must be 1 to 65536", p.Partitions)
+	case p.VelocityMax < 1 || p.VelocityMax > math.MaxUint16-1:
+		return 0, 0, fmt.Errorf("velocity max %d must be 1 to %d", p.VelocityMax, math.MaxUint16-1)
+	case p.VelocityWindow < time.Second || p.VelocityWindow > 7*24*time.Hour || p.VelocityWindow%time.Millisecond != 0:
+		return 0, 0, fmt.Errorf("velocity window %s must be 1s to 168h in whole milliseconds", p.VelocityWindow)
+	case len(p.Keying) > maxStringLen:
+		return 0, 0, fmt.Errorf("keying of %d bytes; the limit is %d", len(p.Keying), maxStringLen)
+	}
+	keys := math.Ceil(2 * float64(p.Expected) / float64(p.Partitions))
+	bits, k := filterSize(keys, p.FP)
+	if !(bits <= maxFilterBits) {
+		return 0, 0, fmt.Errorf("expected visitors %d at rate %v over %d partitions need filters of %.0f bits; the limit is 2^32: raise the partitions", p.Expected, p.FP, p.Partitions, bits)
+	}
+	return uint64(bits), k, nil
+}
+
+func (p Params) String() string {
+	return fmt.Sprintf("expected=%d fp=%v partitions=%d velocity_max=%d velocity_window=%s keying=%q",
+		p.Expected, p.FP, p.Partitions, p.VelocityMax, p.VelocityWindow, p.Keying)
+}
+
+// Judge decides the visits of one partition's log, in log order, from its
+// own state alone. It is not safe for concurrent use: one goroutine owns
+// it, as one process owns the partition.
+type Judge struct {
+	p      Params
+	m      uint64 // bits per window filter, a multiple of 64
+	k      int    // hash functions per key
+	clock  int64  // largest Visit.At seen, Unix ms; math.MinInt64 before any
+	offset []byte
+	win    windows
+	vel    velocity
+	cnt    counters
+}
+
+// New returns an empty judge, or an error when p is invalid.
+func New(p Params) (*Judge, error) {
+	m, k, err := p.size()
+	if err != nil {
+		return nil, fmt.Errorf("invalid judge parameters: %w", err)
+	}
+	return newJudge(p, m, k), nil
+}
+
+func newJudge(p Params, m uint64, k int) *Judge {
+	return &Judge{
+		p:     p,
+		m:     m,
+		k:     k,
+		clock: math.MinInt64,
+		win:   newWindows(m, k),
+		vel:   newVelocity(p.VelocityMax, p.VelocityWindow.Milliseconds()),
+		cnt:   newCounters(),
+	}
+}
+
+// Params returns the judge's parameters.
+func (j *Judge) Params() Params { return j.p }
+
+// Apply decides visits in order, writes each one's reason into out[i] and
+// counts it by (campaign, creator, day, reason):
+//
+//   - counter.Velocity: the visit's network made more than VelocityMax
+//     visits within VelocityWindow, this one included. It does not enter
+//     the dedupe filter.
+//   - counter.Duplicate: the visit's Key is in its window's filter.
+//   - counter.Qualified: it is not. Key, and Also when HasAlso, are
+//     added to the filter either way.
+//   - counter.OutOfWindow: the visit's window was dropped (the clock has
+//     passed Visit.Expires) before the visit reached the judge, so it
+//     cannot be told from an earlier visit of the same visitor; it is not
+//     paid rather than maybe paid twice.
+//
+// A MarkOnly visit adds its keys and is counted nowhere, not even by
+// velocity: out[i] says whether Key was new (Qualified) or known
+// (Duplicate), as Store.Commit does, or OutOfWindow.
+//
+// out must be at least as long as visits.
+func (j *Judge) Apply(visits []counter.Visit, out []counter.Reason) {
+	if len(out) < len(visits) {
+		panic(fmt.Sprintf("BUG: judge.Apply of %d visits into %d reasons", len(visits), len(out)))
+	}
+	for i := range visits {
+		out[i] = j.apply(&visits[i])
+	}
+}
+
+func (j *Judge) apply(v *counter.Visit) counter.Reason {
+	if v.At > j.clock {
+		j.advance(v.At)
+	}
+	if !v.MarkOnly && !j.vel.hit(v.Network) {
+		j.cnt.add(v, counter.Velocity)
+		return counter.Velocity
+	}
+	r := counter.OutOfWindow
+	if w := j.win.get(v, floorDiv(j.clock, 1000)); w != nil {
+		r = counter.Qualified
+		if w.testAndAdd(&v.Key, j.m, j.k) {
+			r = counter.Duplicate
+		}
+		if v.HasAlso {
+			w.testAndAdd(&v.Also, j.m, j.k)
+		}
+	}
+	if !v.MarkOnly {
+		j.cnt.add(v, r)
+	}
+	return r
+}
+
+// advance moves the clock to at, later than it, and drops the windows and
+// networks that it leaves behind.
+func (j *Judge) advance(at int64) {
+	j.clock = at
+	if sec := floorDiv(at, 1000); sec >= j.win.next {
+		j.win.expire(sec)
+	}
+	if g := j.vel.granule(at); g > j.vel.cur {
+		j.vel.advance(g)
+	}
+}
+
+// Clock returns the largest Visit.At applied (Unix milliseconds), the
+// judge's only notion of time, or math.MinInt64 before the first visit.
+func (j *Judge) Clock() int64 { return j.clock }
+
+// SetOffset records the log position that the visits applied so far reach.
+// The judge does not read it; it is saved in the checkpoint, so that a
+// judge restored from it resumes the log where the checkpoint stops. It is
+// copied, and at most 256 bytes.
+func (j *Judge) SetOffset(o []byte) {
+	if len(o) > maxStringLen {
+		panic(fmt.Sprintf("BUG: judge offset of %d bytes; the limit is %d", len(o), maxStringLen))
+	}
+	j.offset = append(j.offset[:0], o...)
+}
+
+// Offset returns a copy of the offset last set, or nil.
+func (j *Judge) Offset() []byte { return slices.Clone(j.offset) }
+
+// Counts returns the counters, one entry per (campaign, creator, day) with
+// any count, ordered by campaign, creator and day.
+func (j *Judge) Counts() []CreatorDay { return j.cnt.sorted() }

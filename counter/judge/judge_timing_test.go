@@ -1,0 +1,151 @@
+package judge
+
+import (
+	"encoding/binary"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/clickgate/clickgate/counter"
+)
+
+var (
+	sinkReason counter.Reason
+	sinkBytes  []byte
+	sinkUint   uint32
+)
+
+// benchParams are the service's defaults over 16 partitions: a window's
+// filter in one partition holds 125k keys, 62.5k visitors.
+var benchParams = Params{Expected: 1_000_000, FP: 0.001, Partitions: 16, VelocityMax: 30, VelocityWindow: 10 * time.Minute}
+
+const benchBatch = 256
+
+// benchVisitors returns n new visitors of 16 creators of one campaign in
+// the window of t0, each with a cookie, its network key marked, and its
+// own network, 50 ms apart.
+func benchVisitors(n int) []counter.Visit {
+	r := rand.New(rand.NewPCG(7, 7))
+	visits := make([]counter.Visit, n)
+	for i := range visits {
+		v := &visits[i]
+		v.Campaign, v.Creator = "spring-2026", "creator-"+strconv.Itoa(i%16)
+		binary.LittleEndian.PutUint64(v.Key[:8], r.Uint64())
+		binary.LittleEndian.PutUint64(v.Key[8:], r.Uint64())
+		binary.LittleEndian.PutUint64(v.Also[:8], r.Uint64())
+		binary.LittleEndian.PutUint64(v.Also[8:], r.Uint64())
+		v.HasAlso = true
+		v.Network = r.Uint64()
+		v.At = t0 + int64(i)*50
+		v.SetWindow(time.UnixMilli(t0), time.Hour)
+	}
+	return visits
+}
+
+// BenchmarkApply gives the cost of judging one visit, applied in batches
+// of 256 (copying each visit into the batch included).
+//
+// new: every visit a new visitor. The partition's 62.5k visitors fill a
+// window in an hour, then the next hour's window starts and the last one
+// expires, so the filter stays within its size and one 219 KiB filter is
+// allocated per 62.5k visitors.
+//
+// repeat: every visit a visitor already in the window, each network
+// visiting once per 52 minutes.
+func BenchmarkApply(b *testing.B) {
+	n := int(benchParams.Expected / uint64(benchParams.Partitions))
+	pool := benchVisitors(n)
+	hour := int64(time.Hour / time.Millisecond)
+	b.Run("new", func(b *testing.B) {
+		j := mustNew(b, benchParams)
+		batch := make([]counter.Visit, benchBatch)
+		out := make([]counter.Reason, benchBatch)
+		b.ReportAllocs()
+		for i := 0; i < b.N; {
+			m := min(benchBatch, b.N-i)
+			for x := range batch[:m] {
+				cycle := int64((i + x) / n)
+				batch[x] = pool[(i+x)%n]
+				batch[x].At += cycle * hour
+				batch[x].Window += cycle * 3600
+				batch[x].Expires += cycle * 3600
+			}
+			j.Apply(batch[:m], out[:m])
+			i += m
+		}
+		sinkReason = out[0]
+	})
+	b.Run("repeat", func(b *testing.B) {
+		j := mustNew(b, benchParams)
+		pool := slices.Clone(pool)
+		for i := range pool {
+			pool[i].Expires += 365 * 86400 // the window outlives the benchmark
+		}
+		out := make([]counter.Reason, n)
+		j.Apply(pool, out)
+		at := pool[n-1].At
+		batch := make([]counter.Visit, benchBatch)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; {
+			m := min(benchBatch, b.N-i)
+			for x := range batch[:m] {
+				at += 50
+				batch[x] = pool[(i+x)%n]
+				batch[x].At = at
+			}
+			j.Apply(batch[:m], out[:m])
+			i += m
+		}
+		b.StopTimer()
+		if out[0] != counter.Duplicate {
+			b.Fatalf("unexpected reason of a repeat visitor; got %s; want duplicates", out[0])
+		}
+	})
+}
+
+// benchJudge returns a judge of benchParams holding one window full of
+// 62.5k visitors (125k keys), their 62.5k networks and 16 creators'
+// counters.
+func benchJudge(b *testing.B) *Judge {
+	pool := benchVisitors(int(benchParams.Expected / uint64(benchParams.Partitions)))
+	j := mustNew(b, benchParams)
+	j.Apply(pool, make([]counter.Reason, len(pool)))
+	j.SetOffset([]byte("1778460000000-0"))
+	return j
+}
+
+func BenchmarkMarshalBinary(b *testing.B) {
+	j := benchJudge(b)
+	var size int
+	b.ReportAllocs()
+	for b.Loop() {
+		cp, err := j.MarshalBinary()
+		if err != nil {
+			b.Fatal(err)
+		}
+		size = len(cp)
+		sinkBytes = cp
+	}
+	b.ReportMetric(float64(size), "bytes")
+}
+
+func BenchmarkUnmarshalBinary(b *testing.B) {
+	cp := mustMarshal(b, benchJudge(b))
+	j := mustNew(b, benchParams)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := j.UnmarshalBinary(cp); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkPartition(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		sinkUint = Partition("spring-2026", "creator-00042", 16)
+	}
+}
