@@ -74,6 +74,11 @@ type DedupeParams struct {
 	// not the secret): a node with another secret would compute other
 	// keys and count every visitor again.
 	Keying string
+	// Expected and FP are the sizing the parameters came from; the judge
+	// sizes its own filters from them (for both keys of every visitor).
+	// Not part of String: a store records M and K.
+	Expected uint64
+	FP       float64
 }
 
 // NewDedupeParams sizes the filters for expected visitors per campaign window
@@ -91,7 +96,7 @@ func NewDedupeParams(expected uint64, fp float64) (DedupeParams, error) {
 		// Redis bitmaps stop at 2^32 bits.
 		return DedupeParams{}, fmt.Errorf("expected visitors %d at rate %v need %d bits per slot; the limit is 2^32", expected, fp, m)
 	}
-	return DedupeParams{Slots: DefaultSlots, M: uint64(m), K: uint32(k)}, nil
+	return DedupeParams{Slots: DefaultSlots, M: uint64(m), K: uint32(k), Expected: expected, FP: fp}, nil
 }
 
 func (p DedupeParams) String() string {

@@ -1,11 +1,12 @@
 // Package boltstore is the embedded counter.Store: single node, in-process,
-// persisted in one bbolt file under a data directory. It is what
-// `clickgate serve` runs when no Redis URL is given.
+// persisted under a data directory. It is what `clickgate serve` runs when
+// no Redis URL is given.
 //
-// It has the semantics of the Redis store, except that dedupe is exact (no
-// Bloom false positives): dedupe state and counters survive a restart, and a
-// committed visit is fsynced before Commit returns. Every Commit is one bbolt
-// write transaction, so one fsync is shared by a whole group-committed batch.
+// Visits go to the visit log (DIR/visits, one fsync per group commit) and
+// are decided by the judge in this process, whose checkpoint is
+// DIR/judge.checkpoint (see core.go). The catalog, the counts that need no
+// dedupe, signups and claims are in one bbolt file, written at a low rate.
+// Stats are the judge's counters plus the file's.
 //
 // Layout of <dir>/clickgate.db (top-level buckets):
 //
@@ -15,14 +16,11 @@
 //	creators   campaign 0x00 id → JSON counter.Creator
 //	links      code → JSON counter.Link
 //	counters   campaign 0x00 creator 0x00 day reason → 8-byte big-endian int64
-//	windows    campaign 0x00 start → bucket of 16-byte visitor keys → 0x01
-//	expires    campaign 0x00 start → 8-byte big-endian Unix seconds
 //	signups    campaign 0x00 user → creator
 //	clicks     campaign 0x00 click key → user who used the click id
 //
-// day is the 4-byte big-endian counter.Day with its sign bit flipped and
-// start the 8-byte big-endian window start (Unix seconds) with its sign bit
-// flipped, so that keys sort by time, negative values included. reason is
+// day is the 4-byte big-endian counter.Day with its sign bit flipped, so
+// that keys sort by time, negative values included. reason is
 // the reason's name (counter.Reason.String()), so one creator's counters are
 // a prefix scan in day order.
 //
@@ -38,7 +36,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -56,22 +53,17 @@ const FileName = "clickgate.db"
 // the same data directory fails with a clear error instead of hanging.
 const lockTimeout = time.Second
 
-// expireInterval is how often Commit drops expired dedupe windows.
-const expireInterval = time.Minute
-
 var (
 	bucketMeta      = []byte("meta")
 	bucketCampaigns = []byte("campaigns")
 	bucketCreators  = []byte("creators")
 	bucketLinks     = []byte("links")
 	bucketCounters  = []byte("counters")
-	bucketWindows   = []byte("windows")
-	bucketExpires   = []byte("expires")
 	bucketSignups   = []byte("signups") // campaign \x00 user → creator
 	bucketClicks    = []byte("clicks")  // campaign \x00 click key → user
 
 	allBuckets = [][]byte{bucketMeta, bucketCampaigns, bucketCreators, bucketLinks,
-		bucketCounters, bucketWindows, bucketExpires, bucketSignups, bucketClicks}
+		bucketCounters, bucketSignups, bucketClicks}
 
 	keyParams  = []byte("params")
 	keyVersion = []byte("version")
@@ -80,14 +72,9 @@ var (
 // Store is the embedded counter.Store. Safe for concurrent use; write
 // transactions (Commit, AddCounts, catalog changes) run one at a time.
 type Store struct {
-	db  *bolt.DB
-	dir string
-
-	// now is the clock that decides which dedupe windows have expired;
-	// tests replace it before using the store.
-	now func() time.Time
-	// nextExpire is when Commit next drops expired windows, Unix seconds.
-	nextExpire atomic.Int64
+	db   *bolt.DB
+	dir  string
+	core *core // the visit log and its judge
 }
 
 var _ counter.Store = (*Store)(nil)
@@ -107,7 +94,7 @@ func Open(dir string, p counter.DedupeParams) (*Store, error) {
 
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout: lockTimeout,
-		// Expired dedupe windows free many pages at once; the hashmap
+		// Files of earlier versions dropped whole dedupe windows at once; the hashmap
 		// freelist keeps allocation fast when the free list is long.
 		FreelistType: bolt.FreelistMapType,
 	})
@@ -139,16 +126,25 @@ func Open(dir string, p counter.DedupeParams) (*Store, error) {
 		// lose every visit committed to a new data directory.
 		err = disk.SyncDir(dir)
 	}
+	var c *core
+	if err == nil {
+		c, err = openCore(dir, p)
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("cannot open store in %q: %w", dir, err)
 	}
-	return &Store{db: db, dir: dir, now: time.Now}, nil
+	return &Store{db: db, dir: dir, core: c}, nil
 }
 
-// Close closes the database. Call it once, after every other call returned.
+// Close takes the judge's last checkpoint and closes the log and the
+// database. Call it once, after every other call returned.
 func (s *Store) Close() error {
-	if err := s.db.Close(); err != nil {
+	err := s.core.close()
+	if e := s.db.Close(); err == nil {
+		err = e
+	}
+	if err != nil {
 		return fmt.Errorf("cannot close store in %q: %w", s.dir, err)
 	}
 	return nil
@@ -180,10 +176,7 @@ func checkID(what, id string) error {
 	return nil
 }
 
-const (
-	signBit32 = 1 << 31
-	signBit64 = 1 << 63
-)
+const signBit32 = 1 << 31
 
 func appendPair(dst []byte, a, b string) []byte {
 	dst = append(dst, a...)
@@ -205,12 +198,6 @@ func appendCounterKey(dst []byte, campaign, creator string, d counter.Day, reaso
 
 func decodeDay(b []byte) counter.Day {
 	return counter.Day(int32(binary.BigEndian.Uint32(b) ^ signBit32))
-}
-
-func appendWindowName(dst []byte, campaign string, start int64) []byte {
-	dst = append(dst, campaign...)
-	dst = append(dst, 0)
-	return binary.BigEndian.AppendUint64(dst, uint64(start)^signBit64)
 }
 
 func getUint64(b *bolt.Bucket, key []byte) (uint64, error) {

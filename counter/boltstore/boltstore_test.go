@@ -5,7 +5,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"slices"
 	"testing"
 	"time"
 
@@ -121,89 +120,6 @@ func TestReopen(t *testing.T) {
 	if err != nil || len(days) != 1 || days[0].Day != d || days[0].Counts[counter.Uncounted] != 4 {
 		t.Fatalf("unexpected stats after reopen; got %+v, %v; want uncounted=4 on %v", days, err, d)
 	}
-}
-
-// windowNames lists the dedupe window buckets, checking that each has an
-// expiry and no expiry is left without its bucket.
-func windowNames(t *testing.T, s *Store) []string {
-	t.Helper()
-	var names, expiries []string
-	err := s.db.View(func(tx *bolt.Tx) error {
-		if err := tx.Bucket(bucketWindows).ForEachBucket(func(k []byte) error {
-			names = append(names, string(k))
-			return nil
-		}); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketExpires).ForEach(func(k, _ []byte) error {
-			expiries = append(expiries, string(k))
-			return nil
-		})
-	})
-	if err != nil {
-		t.Fatalf("cannot list windows: %s", err)
-	}
-	if !slices.Equal(names, expiries) {
-		t.Fatalf("unexpected expiries of windows %q; got %q", names, expiries)
-	}
-	return names
-}
-
-func TestExpireWindows(t *testing.T) {
-	dir := t.TempDir()
-	s := mustOpen(t, dir)
-	defer mustClose(t, s)
-	var clock time.Time
-	s.now = func() time.Time { return clock }
-
-	day1 := time.Date(2026, 5, 11, 0, 0, 0, 0, time.UTC)
-	visit := func(key int, at time.Time) counter.Visit {
-		v := counter.Visit{Campaign: "spring", Creator: "alice", Key: storetest.Key(key)}
-		v.SetWindow(at, 24*time.Hour)
-		return v
-	}
-	commit := func(v counter.Visit, want counter.Reason) {
-		t.Helper()
-		out := make([]counter.Reason, 1)
-		if err := s.Commit(context.Background(), []counter.Visit{v}, out); err != nil {
-			t.Fatalf("cannot commit at %s: %s", clock, err)
-		}
-		if out[0] != want {
-			t.Fatalf("unexpected reason at %s; got %v; want %v", clock, out[0], want)
-		}
-	}
-	old := visit(1, day1.Add(12*time.Hour))
-	oldName := string(appendWindowName(nil, old.Campaign, old.Window))
-
-	clock = day1.Add(12 * time.Hour)
-	commit(old, counter.Qualified)
-	if names := windowNames(t, s); len(names) != 1 || names[0] != oldName {
-		t.Fatalf("unexpected windows after the first visit; got %q; want only %q", names, oldName)
-	}
-
-	// Past the end of the window, but within the grace period: kept.
-	clock = time.Unix(old.Expires-1, 0)
-	next := visit(2, clock)
-	commit(next, counter.Qualified)
-	if names := windowNames(t, s); len(names) != 2 || !slices.Contains(names, oldName) {
-		t.Fatalf("unexpected windows within the grace period; got %q; want 2 with %q", names, oldName)
-	}
-
-	// Expired, but Commit already dropped windows less than a minute ago.
-	clock = time.Unix(old.Expires+1, 0)
-	commit(visit(3, clock), counter.Qualified)
-	if names := windowNames(t, s); !slices.Contains(names, oldName) {
-		t.Fatalf("window %q dropped twice within %s", oldName, expireInterval)
-	}
-
-	// A minute later it goes, and its visitor counts again if it comes back
-	// late; the window that has not expired keeps its state.
-	clock = clock.Add(expireInterval)
-	commit(visit(2, clock), counter.Duplicate)
-	if names := windowNames(t, s); len(names) != 1 || names[0] == oldName {
-		t.Fatalf("unexpected windows after expiry; got %q; want only the next one", names)
-	}
-	commit(old, counter.Qualified)
 }
 
 func TestCommitFailure(t *testing.T) {

@@ -4,160 +4,41 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"math"
 
 	bolt "go.etcd.io/bbolt"
-	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/clickgate/clickgate/counter"
 )
 
-// present is the value of a visitor key in a window bucket. Not empty, so
-// that Get tells a present key from an absent one without doubt.
-var present = []byte{1}
-
-// Commit dedupes visits exactly and counts them, all in one write
-// transaction that is fsynced before Commit returns. A visitor key repeated
-// within visits is Qualified the first time and Duplicate after. On error
-// nothing was committed and every out[i] is counter.Uncounted.
-//
-// At most once per expireInterval, the same transaction first drops the
-// dedupe windows that have expired. ctx is checked before the transaction
-// starts; a started transaction runs to its end.
+// Commit appends visits to the visit log, fsynced before it returns, and
+// judges them (see core.go): out[i] is Qualified, Duplicate, or
+// OutOfWindow for a visit whose dedupe window has expired. A visitor key
+// repeated within visits is Qualified the first time and Duplicate after.
+// On error nothing was committed and every out[i] is counter.Uncounted.
+// ctx is checked before the append starts; a started append runs to its
+// end.
 func (s *Store) Commit(ctx context.Context, visits []counter.Visit, out []counter.Reason) error {
 	if len(out) < len(visits) {
 		panic(fmt.Sprintf("BUG: Commit of %d visits into %d reasons", len(visits), len(out)))
 	}
-	err := s.commit(ctx, visits, out)
+	err := ctx.Err()
+	for i := range visits {
+		if err == nil {
+			err = checkID("campaign", visits[i].Campaign)
+		}
+		if err == nil {
+			err = checkID("creator", visits[i].Creator)
+		}
+	}
+	if err == nil && len(visits) > 0 {
+		err = s.core.commit(visits, out)
+	}
 	if err != nil {
 		for i := range visits {
 			out[i] = counter.Uncounted
 		}
 		return fmt.Errorf("cannot commit %d visits: %w", len(visits), err)
-	}
-	return nil
-}
-
-// window is a dedupe window bucket opened by one Commit.
-type window struct {
-	campaign string
-	start    int64
-	expires  int64
-	name     []byte
-	b        *bolt.Bucket
-}
-
-func (s *Store) commit(ctx context.Context, visits []counter.Visit, out []counter.Reason) error {
-	for i := range visits {
-		v := &visits[i]
-		if err := checkID("campaign", v.Campaign); err != nil {
-			return err
-		}
-		if err := checkID("creator", v.Creator); err != nil {
-			return err
-		}
-	}
-	if len(visits) == 0 {
-		return nil
-	}
-	now := s.now().Unix()
-	expire := now >= s.nextExpire.Load()
-	err := s.update(ctx, func(tx *bolt.Tx) error {
-		if expire {
-			if err := expireWindows(tx, now); err != nil {
-				return err
-			}
-		}
-		windows := tx.Bucket(bucketWindows)
-		expires := tx.Bucket(bucketExpires)
-		// A batch touches few windows: a slice beats a map.
-		var open []window
-		var counts counterBatch
-		for i := range visits {
-			v := &visits[i]
-			var w *window
-			for j := range open {
-				if open[j].start == v.Window && open[j].campaign == v.Campaign {
-					w = &open[j]
-					break
-				}
-			}
-			if w == nil {
-				name := appendWindowName(nil, v.Campaign, v.Window)
-				b, err := windows.CreateBucketIfNotExists(name)
-				if err != nil {
-					return fmt.Errorf("cannot open dedupe window %q: %w", name, err)
-				}
-				open = append(open, window{campaign: v.Campaign, start: v.Window, name: name, b: b})
-				w = &open[len(open)-1]
-				if expires.Get(name) == nil {
-					// A new window: record its expiry, whatever it is.
-					w.expires = math.MinInt64
-				} else {
-					exp, err := getUint64(expires, name)
-					if err != nil {
-						return fmt.Errorf("cannot read expiry of dedupe window %q: %w", name, err)
-					}
-					w.expires = int64(exp)
-				}
-			}
-			if v.Expires > w.expires {
-				if err := putUint64(expires, w.name, uint64(v.Expires)); err != nil {
-					return fmt.Errorf("cannot set expiry of dedupe window %q: %w", w.name, err)
-				}
-				w.expires = v.Expires
-			}
-
-			r := counter.Duplicate
-			if w.b.Get(v.Key[:]) == nil {
-				if err := w.b.Put(v.Key[:], present); err != nil {
-					return fmt.Errorf("cannot add visitor to dedupe window %q: %w", w.name, err)
-				}
-				r = counter.Qualified
-			}
-			out[i] = r
-			if !v.MarkOnly {
-				counts.add(v.Campaign, v.Creator, v.Day, r, 1)
-			}
-		}
-		return counts.apply(tx.Bucket(bucketCounters))
-	})
-	if err != nil {
-		return err
-	}
-	if expire {
-		s.nextExpire.Store(now + int64(expireInterval.Seconds()))
-	}
-	return nil
-}
-
-// expireWindows drops the dedupe windows that expired at or before now.
-func expireWindows(tx *bolt.Tx, now int64) error {
-	expires := tx.Bucket(bucketExpires)
-	var names [][]byte
-	err := expires.ForEach(func(k, v []byte) error {
-		if len(v) != 8 {
-			return fmt.Errorf("expiry of dedupe window %q is %d bytes; want 8", k, len(v))
-		}
-		if int64(binary.BigEndian.Uint64(v)) <= now {
-			names = append(names, bytes.Clone(k))
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	windows := tx.Bucket(bucketWindows)
-	for _, name := range names {
-		err := windows.DeleteBucket(name)
-		if err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
-			return fmt.Errorf("cannot drop dedupe window %q: %w", name, err)
-		}
-		if err := expires.Delete(name); err != nil {
-			return fmt.Errorf("cannot drop expiry of dedupe window %q: %w", name, err)
-		}
 	}
 	return nil
 }
@@ -267,7 +148,27 @@ func (s *Store) Stats(ctx context.Context, campaign, creator string) ([]counter.
 	if err != nil {
 		return nil, fmt.Errorf("cannot read stats of creator %q of campaign %q: %w", creator, campaign, err)
 	}
-	return days, nil
+	return mergeDays(days, s.core.stats(campaign, creator)), nil
+}
+
+// mergeDays adds b's counts to a's, both oldest first.
+func mergeDays(a, b []counter.DayCounts) []counter.DayCounts {
+	out := make([]counter.DayCounts, 0, len(a)+len(b))
+	for len(a) > 0 || len(b) > 0 {
+		switch {
+		case len(b) == 0 || len(a) > 0 && a[0].Day < b[0].Day:
+			out, a = append(out, a[0]), a[1:]
+		case len(a) == 0 || b[0].Day < a[0].Day:
+			out, b = append(out, b[0]), b[1:]
+		default:
+			d := a[0]
+			for r := range d.Counts {
+				d.Counts[r] += b[0].Counts[r]
+			}
+			out, a, b = append(out, d), a[1:], b[1:]
+		}
+	}
+	return out
 }
 
 // AttributeSignup records the click and the user and counts the signup in

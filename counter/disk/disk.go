@@ -38,3 +38,29 @@ func MakeDir(dir string) error {
 	}
 	return SyncDir(filepath.Dir(filepath.Clean(dir)))
 }
+
+// WriteFile replaces the file at path with data (0600) in one step that a
+// crash cannot tear: written aside, fsynced, renamed into place, and the
+// directory fsynced.
+func WriteFile(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // after a successful rename, there is none
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if e := f.Close(); err == nil {
+		err = e
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	return SyncDir(dir)
+}

@@ -37,13 +37,16 @@ type counterKey struct {
 // Rows are kept in the order they were created and sorted when read, so
 // that no map order reaches an output.
 type counters struct {
-	rows  []CreatorDay
-	index map[counterKey]int
-	last  int // the row of the previous visit, or -1
+	rows      []CreatorDay
+	index     map[counterKey]int
+	byCreator map[creatorKey][]int // rows of one creator, in the order made
+	last      int                  // the row of the previous visit, or -1
 }
 
+type creatorKey struct{ campaign, creator string }
+
 func newCounters() counters {
-	return counters{index: make(map[counterKey]int), last: -1}
+	return counters{index: make(map[counterKey]int), byCreator: make(map[creatorKey][]int), last: -1}
 }
 
 // add counts one visit of v's creator and day for reason r.
@@ -65,7 +68,20 @@ func (cs *counters) insert(row CreatorDay) int {
 	cs.rows = append(cs.rows, row)
 	i := len(cs.rows) - 1
 	cs.index[counterKey{row.Campaign, row.Creator, row.Day}] = i
+	k := creatorKey{row.Campaign, row.Creator}
+	cs.byCreator[k] = append(cs.byCreator[k], i)
 	return i
+}
+
+// creator returns the counts of one creator by day, oldest first.
+func (cs *counters) creator(campaign, creator string) []counter.DayCounts {
+	rows := cs.byCreator[creatorKey{campaign, creator}]
+	days := make([]counter.DayCounts, 0, len(rows))
+	for _, i := range rows {
+		days = append(days, counter.DayCounts{Day: cs.rows[i].Day, Counts: cs.rows[i].Counts})
+	}
+	slices.SortFunc(days, func(a, b counter.DayCounts) int { return cmp.Compare(a.Day, b.Day) })
+	return days
 }
 
 // sorted returns a copy of the rows in (campaign, creator, day) order.

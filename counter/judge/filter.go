@@ -49,8 +49,12 @@ type window struct {
 // testAndAdd sets key's k bits in the m-bit filter and reports whether all
 // were set before.
 func (w *window) testAndAdd(key *counter.VisitorKey, m uint64, k int) bool {
-	h1 := fmix64(binary.LittleEndian.Uint64(key[:8]))
-	h2 := fmix64(binary.LittleEndian.Uint64(key[8:])) | 1
+	// Both hashes depend on every byte: keys are keyed hashes, but a key
+	// whose halves are not independent (a test's, or a future key format)
+	// must not make the probe sequences of many keys shifted copies.
+	lo, hi := binary.LittleEndian.Uint64(key[:8]), binary.LittleEndian.Uint64(key[8:])
+	h1 := fmix64(lo ^ fmix64(hi))
+	h2 := fmix64(h1^hi) | 1
 	seen := true
 	for range k {
 		p, _ := bits.Mul64(h1, m)

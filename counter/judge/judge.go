@@ -203,3 +203,9 @@ func (j *Judge) Offset() []byte { return slices.Clone(j.offset) }
 // Counts returns the counters, one entry per (campaign, creator, day) with
 // any count, ordered by campaign, creator and day.
 func (j *Judge) Counts() []CreatorDay { return j.cnt.sorted() }
+
+// Creator returns one creator's counts in one campaign by day, oldest
+// first: what the store's Stats adds to its own counters.
+func (j *Judge) Creator(campaign, creator string) []counter.DayCounts {
+	return j.cnt.creator(campaign, creator)
+}

@@ -1,0 +1,193 @@
+package boltstore
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/clickgate/clickgate/counter"
+	"github.com/clickgate/clickgate/counter/disk"
+	"github.com/clickgate/clickgate/counter/judge"
+	"github.com/clickgate/clickgate/counter/visitlog"
+)
+
+// The counting core of the embedded store (DESIGN.md, "Counting: one
+// deterministic judge per partition"): Commit appends the batch to the
+// visit log under DIR/visits, one fsync per group commit, and the judge,
+// in this process, decides it. The judge's checkpoint (counters, filters,
+// the log offset) is DIR/judge.checkpoint, written aside and renamed into
+// place every checkpointInterval; the log is trimmed below it. Open loads
+// the checkpoint and judges the log after it again: the same log from the
+// same checkpoint gives the same decisions, so a crash loses nothing that
+// was fsynced and counts nothing twice.
+//
+// One node is the whole store, so one judge of one partition decides every
+// visit, and the edge's velocity rule already sees every click: the
+// judge's own velocity rule is left at its loosest.
+const (
+	checkpointName     = "judge.checkpoint"
+	checkpointInterval = 30 * time.Second
+)
+
+type core struct {
+	dir string
+	log *visitlog.Log
+	ids *visitlog.BatchIDs
+
+	mu    sync.Mutex // the judge, and the order of appends and decisions
+	judge *judge.Judge
+	buf   []byte
+	dec   visitlog.Decoder
+	batch visitlog.Batch
+	saved time.Time // when the last checkpoint was taken
+
+	saving  sync.Mutex      // one checkpoint written at a time
+	savedAt visitlog.Offset // the offset of the last one written
+	pending sync.WaitGroup  // checkpoints being written off the commit path
+	logger  *slog.Logger
+}
+
+func judgeParams(p counter.DedupeParams) judge.Params {
+	return judge.Params{Expected: p.Expected, FP: p.FP, Partitions: 1, Keying: p.Keying,
+		VelocityMax: math.MaxUint16 - 1, VelocityWindow: time.Second}
+}
+
+// openCore opens the log and the judge, and judges what the log holds
+// after the checkpoint.
+func openCore(dir string, p counter.DedupeParams) (*core, error) {
+	j, err := judge.New(judgeParams(p))
+	if err != nil {
+		return nil, fmt.Errorf("cannot size the judge: %w", err)
+	}
+	c := &core{dir: dir, judge: j, saved: time.Now(), logger: slog.Default()}
+	b, err := os.ReadFile(filepath.Join(dir, checkpointName))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("cannot read the judge's checkpoint: %w", err)
+	default:
+		if err := j.UnmarshalBinary(b); err != nil {
+			return nil, fmt.Errorf("cannot load the judge's checkpoint %s: %w", filepath.Join(dir, checkpointName), err)
+		}
+	}
+	var from visitlog.Offset
+	if o := j.Offset(); len(o) > 0 {
+		if err := from.UnmarshalBinary(o); err != nil {
+			return nil, fmt.Errorf("cannot load the judge's checkpoint: bad log offset: %w", err)
+		}
+	}
+	c.savedAt = from
+	if c.log, err = visitlog.Open(visitlog.Options{Dir: filepath.Join(dir, "visits")}); err != nil {
+		return nil, err
+	}
+	if c.ids, err = visitlog.NewBatchIDs(0); err == nil {
+		err = c.replay(from)
+	}
+	if err != nil {
+		c.log.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// replay judges the log from from to its end.
+func (c *core) replay(from visitlog.Offset) error {
+	var out []counter.Reason
+	err := c.log.Read(from, func(at, next visitlog.Offset, b []byte) error {
+		if err := c.dec.Decode(b, &c.batch); err != nil {
+			return fmt.Errorf("cannot decode the visit log at %s: %w", at, err)
+		}
+		out = slices.Grow(out[:0], len(c.batch.Visits))[:len(c.batch.Visits)]
+		c.apply(c.batch.Visits, out, next)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("cannot judge the visit log after the checkpoint: %w", err)
+	}
+	return nil
+}
+
+func (c *core) apply(visits []counter.Visit, out []counter.Reason, next visitlog.Offset) {
+	c.judge.Apply(visits, out)
+	var o [16]byte
+	b, _ := next.AppendBinary(o[:0])
+	c.judge.SetOffset(b)
+}
+
+// commit appends visits to the log, fsynced, and judges them.
+func (c *core) commit(visits []counter.Visit, out []counter.Reason) error {
+	c.mu.Lock()
+	c.buf = visitlog.AppendBatch(c.buf[:0], &visitlog.Batch{ID: c.ids.Next(), Visits: visits})
+	next, err := c.log.Append(c.buf)
+	if err != nil {
+		c.mu.Unlock()
+		return fmt.Errorf("%w: %w", counter.ErrUnavailable, err)
+	}
+	c.apply(visits, out, next)
+	var cp []byte
+	if time.Since(c.saved) >= checkpointInterval {
+		c.saved = time.Now()
+		cp, err = c.judge.MarshalBinary()
+	}
+	c.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("cannot take the judge's checkpoint: %w", err)
+	}
+	if cp != nil {
+		// Written outside the judge's lock, and off the commit path: a
+		// failure only means a longer replay at the next start.
+		c.pending.Go(func() {
+			if err := c.save(cp, next); err != nil {
+				c.logger.Error("cannot save the judge's checkpoint; the next start judges more of the log again", "err", err)
+			}
+		})
+	}
+	return nil
+}
+
+// stats returns what the judge decided of one creator.
+func (c *core) stats(campaign, creator string) []counter.DayCounts {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.judge.Creator(campaign, creator)
+}
+
+// save writes cp, whose log offset is below, as the checkpoint, fsynced
+// and renamed into place, then trims the log below it. Checkpoints are
+// saved one at a time and never replaced by an older one.
+func (c *core) save(cp []byte, below visitlog.Offset) error {
+	c.saving.Lock()
+	defer c.saving.Unlock()
+	if below.Less(c.savedAt) {
+		return nil
+	}
+	if err := disk.WriteFile(filepath.Join(c.dir, checkpointName), cp); err != nil {
+		return fmt.Errorf("cannot write the judge's checkpoint: %w", err)
+	}
+	c.savedAt = below
+	return c.log.Trim(below)
+}
+
+// close takes a last checkpoint, so that the next start replays nothing,
+// and closes the log. Call it once no commit runs.
+func (c *core) close() error {
+	c.pending.Wait()
+	c.mu.Lock()
+	cp, err := c.judge.MarshalBinary()
+	end := c.log.End()
+	c.mu.Unlock()
+	if err == nil {
+		err = c.save(cp, end)
+	}
+	if e := c.log.Close(); err == nil {
+		err = e
+	}
+	return err
+}

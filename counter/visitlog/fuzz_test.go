@@ -1,0 +1,193 @@
+package visitlog
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"maps"
+	"math"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
+	"testing"
+)
+
+var updateSeeds = flag.Bool("update-seeds", false, "rewrite the seeds in testdata/fuzz")
+
+// FuzzDecodeBatch feeds arbitrary bytes to DecodeBatch: it never panics,
+// refuses only with ErrFormat, a Decoder agrees with it, and what it
+// accepts is canonical: encoding the batch again gives back the same
+// bytes. The seeds are in
+// testdata/fuzz/FuzzDecodeBatch, kept by TestFuzzSeeds.
+func FuzzDecodeBatch(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte(head(1).visit(0, "c", "a")))
+	var b, viaDecoder Batch
+	var dec Decoder // shared by the inputs, as by a judge's batches
+	f.Fuzz(func(t *testing.T, p []byte) {
+		err := DecodeBatch(p, &b)
+		if derr := dec.Decode(p, &viaDecoder); (derr == nil) != (err == nil) || !reflect.DeepEqual(viaDecoder, b) {
+			t.Fatalf("a Decoder disagrees with DecodeBatch; got %v; want %v", derr, err)
+		}
+		if err != nil {
+			if !errors.Is(err, ErrFormat) {
+				t.Fatalf("unexpected error %v; want ErrFormat", err)
+			}
+			return
+		}
+		q := AppendBatch(nil, &b)
+		if !bytes.Equal(q, p) {
+			t.Fatalf("a decoded batch encodes to other bytes; got %x; want %x", q, p)
+		}
+		var again Batch
+		if err := DecodeBatch(q, &again); err != nil || !reflect.DeepEqual(again, b) {
+			t.Fatalf("a batch does not decode again to the same visits: %v", err)
+		}
+	})
+}
+
+// FuzzOpen feeds arbitrary bytes to Open as a log's one segment: it never
+// panics; it refuses only as corrupt, leaving the file alone; what it
+// accepts it cuts back to a prefix of the file, every record of which
+// Read returns; a second Open cuts nothing. The seeds are in
+// testdata/fuzz/FuzzOpen, kept by TestFuzzSeeds.
+func FuzzOpen(f *testing.F) {
+	f.Add([]byte{})
+	f.Add(segmentHeader(1))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) { checkOpen(t, dir, data) })
+}
+
+// FuzzScan is Open's reader alone, in memory, so the fuzzer runs it many
+// times faster than FuzzOpen: it never panics; it says a segment is whole
+// only up to its end; the prefix it keeps is whole when read again.
+func FuzzScan(f *testing.F) {
+	f.Add([]byte{})
+	f.Add(segmentHeader(1))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		end, bad, err := scanSegment(bytes.NewReader(data), int64(len(data)), 1, nil)
+		if err != nil {
+			t.Fatalf("unexpected error reading memory: %s", err)
+		}
+		if end > int64(len(data)) || (bad == nil && end != int64(len(data))) || (bad != nil && bad.off < end) {
+			t.Fatalf("unexpected end %d of %d bytes, bad record %+v", end, len(data), bad)
+		}
+		if bad != nil && !bad.torn {
+			return
+		}
+		again, bad2, _ := scanSegment(bytes.NewReader(data[:end]), end, 1, nil)
+		if again != end || bad2 != nil {
+			t.Fatalf("the prefix of %d bytes kept is not whole: end %d, %+v", end, again, bad2)
+		}
+	})
+}
+
+// checkOpen checks what Open makes of data as segment 1 in dir. A fuzz
+// target runs its inputs one at a time, so they can share dir.
+func checkOpen(t *testing.T, dir string, data []byte) {
+	path := filepath.Join(dir, segmentName(1))
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(Options{Dir: dir, Logger: discard})
+	if err != nil {
+		if !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("unexpected Open error %v; want ErrCorrupt", err)
+		}
+		if got, _ := os.ReadFile(path); !bytes.Equal(got, data) {
+			t.Fatalf("Open changed a log it refused")
+		}
+		return
+	}
+	got, err := os.ReadFile(path)
+	if err != nil || !bytes.HasPrefix(data, got) || int64(len(data)-len(got)) != l.Recovered() {
+		t.Fatalf("unexpected file after Open: %d of %d bytes kept, recovered %d, %v", len(got), len(data), l.Recovered(), err)
+	}
+	if end := l.End(); end != (Offset{1, int64(len(got))}) {
+		t.Fatalf("unexpected end %s of a file of %d bytes", end, len(got))
+	}
+	recs := readAll(t, l, Offset{})
+	if len(recs) > 0 && recs[len(recs)-1].next != l.End() {
+		t.Fatalf("the last record ends at %s; the log at %s", recs[len(recs)-1].next, l.End())
+	}
+	l.Close()
+	l, err = Open(Options{Dir: dir, Logger: discard})
+	if err != nil || l.Recovered() != 0 {
+		t.Fatalf("unexpected second Open: %v, %d bytes cut", err, l.Recovered())
+	}
+	if again := readAll(t, l, Offset{}); !reflect.DeepEqual(again, recs) {
+		t.Fatalf("unexpected records after a second Open; got %d; want %d", len(again), len(recs))
+	}
+	l.Close()
+}
+
+// fuzzSeeds returns the seeds of each fuzz target by file name.
+func fuzzSeeds(t testing.TB) map[string]map[string][]byte {
+	many := visits(3, 40)
+	for i := range many {
+		many[i].Campaign = "campaign-" + strconv.Itoa(i%9)
+		many[i].Creator = "creator-" + strconv.Itoa(i%29)
+	}
+	ext := visits(4, 2)
+	ext[0].Window, ext[0].Expires, ext[0].At, ext[0].Day = math.MaxInt64, math.MinInt64, math.MinInt64, math.MaxInt32
+	ext[1].Window, ext[1].Expires, ext[1].At, ext[1].Day = math.MinInt64, math.MaxInt64, math.MaxInt64, math.MinInt32
+
+	data, ends, _ := tornLog(t)
+	offs := recordOffsets(t, data)
+	tornAppend := slices.Clone(data)
+	clear(tornAppend[offs[len(offs)-3]:offs[len(offs)-2]])
+	flipped := slices.Clone(data)
+	flipped[offs[1]+frameLen+2] ^= 0x40
+	segs := map[string][]byte{
+		"whole":        data,
+		"torn-tail":    data[:len(data)-5],
+		"torn-append":  tornAppend,
+		"unfinished":   data[:offs[len(offs)-1]],
+		"zeros-after":  append(slices.Clone(data[:ends[1]]), make([]byte, 60)...),
+		"flipped-byte": flipped,
+		"header-only":  segmentHeader(1),
+	}
+	return map[string]map[string][]byte{
+		"FuzzDecodeBatch": {
+			"one-visit":   AppendBatch(nil, &Batch{ID: 1, Visits: visits(1, 1)}),
+			"typical":     AppendBatch(nil, &Batch{ID: 2, Visits: visits(2, 20)}),
+			"large-table": AppendBatch(nil, &Batch{ID: 3, Visits: many}),
+			"extremes":    AppendBatch(nil, &Batch{ID: math.MaxUint64, Visits: ext}),
+		},
+		"FuzzOpen": segs,
+		"FuzzScan": segs,
+	}
+}
+
+// TestFuzzSeeds keeps the seed files in the current formats: run with
+// -update-seeds after changing one.
+func TestFuzzSeeds(t *testing.T) {
+	for target, seeds := range fuzzSeeds(t) {
+		dir := filepath.Join("testdata", "fuzz", target)
+		if *updateSeeds {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, name := range slices.Sorted(maps.Keys(seeds)) {
+			want := fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n", seeds[name])
+			path := filepath.Join(dir, name)
+			if *updateSeeds {
+				if err := os.WriteFile(path, want, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			got, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("cannot read seed %q (go test -run TestFuzzSeeds -update-seeds writes it): %s", path, err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("seed %q is out of date: go test -run TestFuzzSeeds -update-seeds", path)
+			}
+		}
+	}
+}
