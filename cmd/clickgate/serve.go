@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -50,6 +51,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
+	minProcs()
 
 	proxies, err := redirect.ParseTrustedProxies(*trusted)
 	if err != nil {
@@ -197,6 +199,18 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		log.Error("admin listener did not drain", "err", e)
 	}
 	return err
+}
+
+// minProcs gives the process at least two Ps. A commit's fsync is a
+// blocking system call that holds its P until the scheduler hands the P
+// off, which with one P (one CPU, or a container limited to one) stalls
+// every request meanwhile: pinned to one CPU, the embedded store served
+// 5,447 req/s with GOMAXPROCS=1 and 24,666 with 2 (clickbench, 128
+// connections, same run). A second P costs nothing when idle.
+func minProcs() {
+	if runtime.GOMAXPROCS(0) < 2 {
+		runtime.GOMAXPROCS(2)
+	}
 }
 
 // within runs stop, and returns when it does or when ctx ends, whichever

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -29,8 +28,8 @@ import (
 // was fsynced and counts nothing twice.
 //
 // One node is the whole store, so one judge of one partition decides every
-// visit, and the edge's velocity rule already sees every click: the
-// judge's own velocity rule is left at its loosest.
+// visit, and the edge's velocity rule already sees every click: the judge
+// has none.
 const (
 	checkpointName     = "judge.checkpoint"
 	checkpointInterval = 30 * time.Second
@@ -56,7 +55,7 @@ type core struct {
 
 func judgeParams(p counter.DedupeParams) judge.Params {
 	return judge.Params{Expected: p.Expected, FP: p.FP, Partitions: 1, Keying: p.Keying,
-		VelocityMax: math.MaxUint16 - 1, VelocityWindow: time.Second}
+		VelocityWindow: time.Second}
 }
 
 // openCore opens the log and the judge, and judges what the log holds

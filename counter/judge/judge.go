@@ -33,7 +33,9 @@ type Params struct {
 	Partitions uint32
 	// VelocityMax is how many person visits one network (Visit.Network)
 	// may make within VelocityWindow in this partition; the visits past it
-	// are counter.Velocity (--velocity-max). Required, 1 to 65534.
+	// are counter.Velocity (--velocity-max). 1 to 65534, or 0: no
+	// velocity rule (the embedded store, whose one edge already applies
+	// it to every click).
 	VelocityMax int
 	// VelocityWindow is the window of VelocityMax (--velocity-window).
 	// Required, 1s to 7 days, whole milliseconds.
@@ -60,8 +62,8 @@ func (p Params) size() (m uint64, k int, err error) {
 		return 0, 0, fmt.Errorf("false-positive rate %v must be between 0 and 1", p.FP)
 	case p.Partitions == 0 || p.Partitions > 1<<16:
 		return 0, 0, fmt.Errorf("partitions %d must be 1 to 65536", p.Partitions)
-	case p.VelocityMax < 1 || p.VelocityMax > math.MaxUint16-1:
-		return 0, 0, fmt.Errorf("velocity max %d must be 1 to %d", p.VelocityMax, math.MaxUint16-1)
+	case p.VelocityMax < 0 || p.VelocityMax > math.MaxUint16-1:
+		return 0, 0, fmt.Errorf("velocity max %d must be 0 (none) to %d", p.VelocityMax, math.MaxUint16-1)
 	case p.VelocityWindow < time.Second || p.VelocityWindow > 7*24*time.Hour || p.VelocityWindow%time.Millisecond != 0:
 		return 0, 0, fmt.Errorf("velocity window %s must be 1s to 168h in whole milliseconds", p.VelocityWindow)
 	case len(p.Keying) > maxStringLen:
@@ -150,7 +152,7 @@ func (j *Judge) apply(v *counter.Visit) counter.Reason {
 	if v.At > j.clock {
 		j.advance(v.At)
 	}
-	if !v.MarkOnly && !j.vel.hit(v.Network) {
+	if !v.MarkOnly && j.p.VelocityMax > 0 && !j.vel.hit(v.Network) {
 		j.cnt.add(v, counter.Velocity)
 		return counter.Velocity
 	}

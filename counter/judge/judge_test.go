@@ -235,7 +235,8 @@ func TestParamsValidate(t *testing.T) {
 	f("fp NaN", func(p *Params) { p.FP = math.NaN() }, "false-positive rate")
 	f("no partitions", func(p *Params) { p.Partitions = 0 }, "partitions")
 	f("too many partitions", func(p *Params) { p.Partitions = 1<<16 + 1 }, "partitions")
-	f("no velocity max", func(p *Params) { p.VelocityMax = 0 }, "velocity max")
+	f("no velocity rule", func(p *Params) { p.VelocityMax = 0 }, "")
+	f("negative velocity max", func(p *Params) { p.VelocityMax = -1 }, "velocity max")
 	f("velocity max too high", func(p *Params) { p.VelocityMax = 65535 }, "velocity max")
 	f("velocity window short", func(p *Params) { p.VelocityWindow = time.Second - 1 }, "velocity window")
 	f("velocity window long", func(p *Params) { p.VelocityWindow = 169 * time.Hour }, "velocity window")
@@ -285,5 +286,30 @@ func TestVelocityForgets(t *testing.T) {
 	f(1_000_000, 1)
 	if got := len(j.vel.latest[floorMod(j.vel.cur, lanes)]); got != 1 {
 		t.Fatalf("unexpected networks listed in the current granule; got %d; want 1", got)
+	}
+}
+
+// TestNoVelocityRule: with VelocityMax 0 no visit is Velocity, however many
+// come from one network.
+func TestNoVelocityRule(t *testing.T) {
+	p := testParams
+	p.VelocityMax = 0
+	j, err := New(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 5, 11, 12, 0, 0, 0, time.UTC)
+	vs := make([]counter.Visit, 1000)
+	for i := range vs {
+		vs[i] = counter.Visit{Campaign: "spring", Creator: "alice", At: at.UnixMilli(), Network: 7}
+		vs[i].Key[0], vs[i].Key[1], vs[i].Key[9] = byte(i), byte(i>>8), 1
+		vs[i].SetWindow(at, 24*time.Hour)
+	}
+	out := make([]counter.Reason, len(vs))
+	j.Apply(vs, out)
+	for i, r := range out {
+		if r == counter.Velocity {
+			t.Fatalf("unexpected velocity for visit %d without a velocity rule", i)
+		}
 	}
 }
