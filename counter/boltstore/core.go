@@ -137,7 +137,8 @@ func (c *core) commit(visits []counter.Visit, out []counter.Reason) error {
 	}
 	c.mu.Unlock()
 	if err != nil {
-		return fmt.Errorf("cannot take the judge's checkpoint: %w", err)
+		// The visits are in the log and judged: the commit stands.
+		c.logger.Error("cannot take the judge's checkpoint; the next start judges more of the log again", "err", err)
 	}
 	if cp != nil {
 		// Written outside the judge's lock, and off the commit path: a
