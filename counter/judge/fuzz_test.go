@@ -4,16 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"flag"
-	"fmt"
 	"maps"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/clickgate/clickgate/counter"
+	"github.com/clickgate/clickgate/counter/internal/fuzzseed"
 )
 
 var updateSeeds = flag.Bool("update-seeds", false, "rewrite the seeds in testdata/fuzz/FuzzUnmarshal")
@@ -88,28 +86,8 @@ func fuzzSeeds(t testing.TB) map[string][]byte {
 // run with -update-seeds after changing it.
 func TestFuzzSeeds(t *testing.T) {
 	seeds := fuzzSeeds(t)
-	dir := filepath.Join("testdata", "fuzz", "FuzzUnmarshal")
-	if *updateSeeds {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	fuzzseed.Check(t, "FuzzUnmarshal", seeds, *updateSeeds)
 	for _, name := range slices.Sorted(maps.Keys(seeds)) {
-		want := fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n", seeds[name])
-		path := filepath.Join(dir, name)
-		if *updateSeeds {
-			if err := os.WriteFile(path, want, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		got, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("cannot read seed %q (go test -run TestFuzzSeeds -update-seeds writes it): %s", path, err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Fatalf("unexpected seed %q; got\n%.200s\nwant\n%.200s\n(go test -run TestFuzzSeeds -update-seeds rewrites it)", path, got, want)
-		}
 		if err := mustNew(t, testParams).UnmarshalBinary(seeds[name]); err != nil {
 			t.Fatalf("unexpected error restoring seed %q: %s", name, err)
 		}

@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"flag"
-	"fmt"
 	"maps"
-	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
-	"strconv"
 	"testing"
+
+	"github.com/clickgate/clickgate/counter/internal/fuzzseed"
 )
 
 var updateSeeds = flag.Bool("update-seeds", false, "rewrite the generated seeds in testdata/fuzz/FuzzOpen")
@@ -149,24 +147,7 @@ func fuzzSeeds(t *testing.T) map[string][]byte {
 // with -update-seeds after changing it.
 func TestFuzzSeeds(t *testing.T) {
 	seeds := fuzzSeeds(t)
-	dir := filepath.Join("testdata", "fuzz", "FuzzOpen")
-	for _, name := range slices.Sorted(maps.Keys(seeds)) {
-		want := fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n", seeds[name])
-		path := filepath.Join(dir, name)
-		if *updateSeeds {
-			if err := os.WriteFile(path, want, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		got, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("cannot read seed %q (go test -run TestFuzzSeeds -update-seeds writes it): %s", path, err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Fatalf("unexpected seed %q; got\n%s\nwant\n%s\n(go test -run TestFuzzSeeds -update-seeds rewrites it)", path, got, want)
-		}
-	}
+	fuzzseed.Check(t, "FuzzOpen", seeds, *updateSeeds)
 	// What each seed is: the valid ledger verifies, every other is refused.
 	for name, data := range seeds {
 		d := t.TempDir()
@@ -174,17 +155,6 @@ func TestFuzzSeeds(t *testing.T) {
 		_, err := Verify(d, testKey)
 		if (err == nil) != (name == "ledger" || name == "first-record") {
 			t.Fatalf("unexpected Verify error for seed %q; got %v", name, err)
-		}
-	}
-	// The seed files parse as FuzzOpen's one []byte argument.
-	for name := range seeds {
-		b, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, lit, _ := bytes.Cut(bytes.TrimSuffix(b, []byte(")\n")), []byte("[]byte("))
-		if s, err := strconv.Unquote(string(lit)); err != nil || s != string(seeds[name]) {
-			t.Fatalf("unexpected seed file %q: %v", name, err)
 		}
 	}
 }

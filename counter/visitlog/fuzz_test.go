@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"flag"
-	"fmt"
-	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -13,6 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+
+	"github.com/clickgate/clickgate/counter/internal/fuzzseed"
 )
 
 var updateSeeds = flag.Bool("update-seeds", false, "rewrite the seeds in testdata/fuzz")
@@ -166,28 +166,6 @@ func fuzzSeeds(t testing.TB) map[string]map[string][]byte {
 // -update-seeds after changing one.
 func TestFuzzSeeds(t *testing.T) {
 	for target, seeds := range fuzzSeeds(t) {
-		dir := filepath.Join("testdata", "fuzz", target)
-		if *updateSeeds {
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-		}
-		for _, name := range slices.Sorted(maps.Keys(seeds)) {
-			want := fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n", seeds[name])
-			path := filepath.Join(dir, name)
-			if *updateSeeds {
-				if err := os.WriteFile(path, want, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				continue
-			}
-			got, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("cannot read seed %q (go test -run TestFuzzSeeds -update-seeds writes it): %s", path, err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Fatalf("seed %q is out of date: go test -run TestFuzzSeeds -update-seeds", path)
-			}
-		}
+		fuzzseed.Check(t, target, seeds, *updateSeeds)
 	}
 }
