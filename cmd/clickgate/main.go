@@ -27,6 +27,8 @@ Usage:
   clickgate links create --campaign C --creator ID --default URL [flags]
   clickgate links get CODE
   clickgate stats --campaign C --creator ID [--by day]
+  clickgate catalog export|import [--file F]   every campaign, creator and link as one JSON document, and
+                                               back (to restore a store that was reset)
   clickgate flush [--admin-url URL | --redis URL --click-secret S] [--ledger DIR]
                                                flush the store into its ledger now: through the running
                                                node that holds the ledger, or directly when none does
@@ -66,6 +68,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = payoutsCmd(rest, stdout, stderr)
 	case "campaigns", "creators", "links", "stats":
 		err = client(ctx, cmd, rest, stdout, stderr)
+	case "catalog":
+		err = catalogCmd(ctx, rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version)
 	case "help", "-h", "--help":

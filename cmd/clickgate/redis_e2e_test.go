@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -109,5 +111,60 @@ func TestRedisFlushAll(t *testing.T) {
 	}
 	if n := strings.Count(p.logs(), "the store was reset"); n != 1 {
 		t.Fatalf("unexpected count of reset messages; got %d; want 1 (logged when it starts)", n)
+	}
+}
+
+// TestCatalogRestore: the catalog exported before a FLUSHALL, imported
+// after it, is the same catalog; the node takes it again, a link created
+// after it is served, and a second import changes nothing.
+func TestCatalogRestore(t *testing.T) {
+	srv := redistest.Start(t)
+	p := startServe(t, t.TempDir(), "--redis", srv.URL(0), "--click-secret", e2eSecret, "--flush-interval", "0", "--poll-interval", "20ms")
+	code := p.setup(t)
+	cli := func(args ...string) []byte {
+		t.Helper()
+		out, err := exec.Command(binary, append(args, "--admin-url", "http://"+p.admin, "--admin-token", p.token)...).Output()
+		if err != nil {
+			t.Fatalf("clickgate %v failed: %v\n%s", args, err, out)
+		}
+		return out
+	}
+	file := filepath.Join(t.TempDir(), "catalog.json")
+	cli("catalog", "export", "--file", file)
+	opt, err := redis.ParseURL(srv.URL(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	if err := rdb.FlushAll(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if out := cli("catalog", "import", "--file", file); !strings.Contains(string(out), `"links": 1`) {
+		t.Fatalf("unexpected import answer %s", out)
+	}
+	// A new link is served: the node took the restored catalog.
+	out := p.mustCall(t, "POST", "/v1/links", map[string]any{"campaign": "spring", "creator": "alice",
+		"destinations": map[string]string{"default": "https://app.example.com/join"}}, 201)
+	fresh := out["code"].(string)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if err := newClicker("127.7.0.1").click(p, fresh); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("a link created after the restore is not served: %v\n%s", err, p.logs())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := newClicker("127.7.0.2").click(p, code); err != nil {
+		t.Fatalf("the restored link does not redirect: %v", err)
+	}
+	// Again: everything exists with the same values.
+	if out := cli("catalog", "import", "--file", file); !strings.Contains(string(out), `"links": 1`) {
+		t.Fatalf("unexpected second import answer %s", out)
+	}
+	var cat struct{ Links []map[string]any }
+	if err := json.Unmarshal(cli("catalog", "export"), &cat); err != nil || len(cat.Links) != 2 {
+		t.Fatalf("unexpected catalog after the restore: %v %v", cat, err)
 	}
 }

@@ -170,6 +170,12 @@ func (a *API) route(ctx context.Context, rc *fasthttp.RequestCtx, path string) (
 			break
 		}
 		status, body, err = a.payouts(ctx, rc, seg[2])
+	case path == "/v1/catalog":
+		if method != "GET" {
+			err = methodNotAllowed(rc, "GET")
+			break
+		}
+		status, body, err = a.catalog(ctx)
 	case path == "/v1/flush":
 		if method != "POST" {
 			err = methodNotAllowed(rc, "POST")
@@ -684,6 +690,25 @@ func (a *API) getLink(ctx context.Context, rc *fasthttp.RequestCtx, code string)
 	}
 	l, err := a.o.Store.Link(ctx, code)
 	return fasthttp.StatusOK, l, err
+}
+
+// catalog is every campaign, creator and link, at one version: what
+// clickgate catalog import puts back into a store that was reset.
+func (a *API) catalog(ctx context.Context) (int, any, error) {
+	cat, err := a.o.Store.Catalog(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	return fasthttp.StatusOK, map[string]any{"version": cat.Version, "campaigns": nonNil(cat.Campaigns),
+		"creators": nonNil(cat.Creators), "links": nonNil(cat.Links)}, nil
+}
+
+// nonNil makes a nil slice encode as [], not null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 // refresh makes this node serve a change at once; other nodes pick it up
