@@ -65,9 +65,15 @@ var servingRE = regexp.MustCompile(`public=(\S+) admin=(\S+)`)
 // it listens. It is stopped with SIGTERM at cleanup and must exit 0.
 func startServe(t *testing.T, data string, args ...string) *proc {
 	t.Helper()
-	p := &proc{data: data, exited: make(chan struct{})}
 	all := append([]string{"serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--data", data}, args...)
-	p.cmd = exec.Command(binary, all...)
+	return startServeCmd(t, data, exec.Command(binary, all...), args...)
+}
+
+// startServeCmd is startServe of a command of one's own (a shell that sets
+// limits first, say) that runs clickgate serve on data with args.
+func startServeCmd(t *testing.T, data string, cmd *exec.Cmd, args ...string) *proc {
+	t.Helper()
+	p := &proc{data: data, exited: make(chan struct{}), cmd: cmd}
 	p.cmd.Env = os.Environ()
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {

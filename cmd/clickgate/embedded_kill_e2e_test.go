@@ -35,19 +35,19 @@ func TestEmbeddedKilled(t *testing.T) {
 		go func() {
 			defer done.Done()
 			for i := 0; ; {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				// The same visitor again until it has its 302: a click
-				// lost with the node may or may not have been counted.
+				// The same visitor again until it has its 302, stop or
+				// not: a click lost with the node may have been counted.
 				if err := newClicker(fmt.Sprintf("127.6.%d.%d", w*30+i/250, 1+i%250)).click(node(), code); err != nil {
 					time.Sleep(5 * time.Millisecond)
 					continue
 				}
 				i++
 				visitors[w] = i
+				select {
+				case <-stop:
+					return
+				default:
+				}
 			}
 		}()
 	}

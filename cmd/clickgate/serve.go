@@ -64,6 +64,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := edge.fitFDs(fs, log); err != nil {
+		return err
+	}
 	token, err := secretOrFile(*adminToken, *dataDir, "admin-token", log)
 	if err != nil {
 		return err
@@ -146,7 +149,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if *publicURL == "" {
 		*publicURL = fmt.Sprintf("http://localhost:%d", pubLn.Addr().(*net.TCPAddr).Port)
 	}
-	pubLn = edge.listener(pubLn, proxies)
+	pubLn = edge.listener(redirect.KeepAccepting(pubLn, log), proxies)
 	h := redirect.New(redirect.Options{Table: table, Recorder: rec, Secret: secret, PublicURL: *publicURL, TrustedProxies: proxies,
 		Velocity: redirect.NewVelocity(redirect.VelocityOptions{Max: *velocityMax, Window: *velocityWindow}),
 		Hosts:    hosts, Probes: edge.probes()})

@@ -1,0 +1,37 @@
+package main
+
+import (
+	"context"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestFDLimit: under a file descriptor limit too low for --max-conns, an
+// explicit --max-conns is refused with what to change, and the default is
+// lowered to fit, with a warning.
+func TestFDLimit(t *testing.T) {
+	run := func(args string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, "bash", "-c", "ulimit -n 600 && exec "+binary+
+			" serve --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --shutdown-timeout 1s --data "+t.TempDir()+" "+args).CombinedOutput()
+		return string(out), err
+	}
+	out, err := run("--max-conns 1000")
+	if err == nil || !strings.Contains(out, "--max-conns 1000 needs 1256 file descriptors, and this process may open 600") {
+		t.Fatalf("unexpected result of --max-conns 1000 under ulimit -n 600: %v\n%s", err, out)
+	}
+	// The default fits itself: the node starts, says so, and serves.
+	data := t.TempDir()
+	p := startServeCmd(t, data, exec.Command("bash", "-c", "ulimit -n 600 && exec "+binary+
+		" serve --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --data "+data))
+	if !strings.Contains(p.logs(), `msg="lowered --max-conns to fit the file descriptor limit" max_conns=344`) {
+		t.Fatalf("the default --max-conns was not lowered to fit:\n%s", p.logs())
+	}
+	code := p.setup(t)
+	if err := newClicker("127.9.0.1").click(p, code); err != nil {
+		t.Fatal(err)
+	}
+}
