@@ -97,6 +97,18 @@ func hostName(host []byte) []byte {
 	return host
 }
 
+// Names returns the hosts on the list; nil when every host is allowed.
+func (h *Hosts) Names() []string {
+	if h == nil {
+		return nil
+	}
+	names := make([]string, len(h.names))
+	for i, n := range h.names {
+		names[i] = string(n)
+	}
+	return names
+}
+
 // String returns the list, or "*" for every host.
 func (h *Hosts) String() string {
 	if h == nil {

@@ -75,6 +75,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := checkKeys(token, app); err != nil {
+		return err
+	}
 
 	sp, err := spf.open(*dataDir, log)
 	if err != nil {
@@ -154,7 +157,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Velocity: redirect.NewVelocity(redirect.VelocityOptions{Max: *velocityMax, Window: *velocityWindow}),
 		Hosts:    hosts, Probes: edge.probes()})
 	api, err := admin.New(admin.Options{Store: store, Table: table, Recorder: rec, Token: token, AppKey: app,
-		Clicks: h.Signer(), Flusher: flusher, PublicURL: *publicURL, Logger: log})
+		Clicks: h.Signer(), Flusher: flusher, PublicURL: *publicURL, OwnHosts: hosts.Names(), Logger: log})
 	if err != nil {
 		pubLn.Close()
 		admLn.Close()
@@ -237,6 +240,24 @@ func storeName(redisURL string) string {
 		return "embedded"
 	}
 	return "redis"
+}
+
+// minKeyLen is the shortest admin token or app key taken: a guessable one
+// opens the admin API, or credits signups, to anyone.
+const minKeyLen = 16
+
+// checkKeys refuses an admin token or app key too short to be secret, and
+// one key for both: the app backend would hold an admin token.
+func checkKeys(token, app string) error {
+	switch {
+	case len(token) < minKeyLen:
+		return usageError("--admin-token must be at least %d characters (when empty, one is generated)", minKeyLen)
+	case len(app) < minKeyLen:
+		return usageError("--app-key must be at least %d characters (when empty, one is generated)", minKeyLen)
+	case token == app:
+		return usageError("--app-key must differ from --admin-token: the app backend would hold an admin token")
+	}
+	return nil
 }
 
 // secretOrFile returns flag, trimmed, or else the secret kept in DIR/NAME.

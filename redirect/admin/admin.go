@@ -48,6 +48,9 @@ type Options struct {
 	// PublicURL is the base of the links' URLs, e.g. https://go.example.com.
 	// Its host is refused as a destination (a redirect loop). Required.
 	PublicURL string
+	// OwnHosts are the other hosts the public listener answers for
+	// (--host), refused as destinations too. default: none
+	OwnHosts []string
 	// Logger receives internal errors. default: slog.Default()
 	Logger *slog.Logger
 }
@@ -102,7 +105,7 @@ func New(o Options) (*API, error) {
 	if o.AppKey != "" && o.Clicks == nil {
 		return nil, errors.New("an app key needs a click id signer")
 	}
-	return &API{o: o, tokenSum: sha256.Sum256([]byte(o.Token)), appKey: []byte(o.AppKey), ownHosts: []string{u.Hostname()}}, nil
+	return &API{o: o, tokenSum: sha256.Sum256([]byte(o.Token)), appKey: []byte(o.AppKey), ownHosts: append([]string{u.Hostname()}, o.OwnHosts...)}, nil
 }
 
 // apiError is an error the caller sees as is, with its status.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -252,8 +253,21 @@ func TestLinks(t *testing.T) {
 	f(`{"campaign":"spring","creator":"alice","code":"no/slash","destinations":{"default":"https://a.example.com/"}}`, 422, "code")
 	f(`{"campaign":"spring","creator":"alice","code":"healthz","destinations":{"default":"https://a.example.com/"}}`, 422, "reserved")
 	f(`{"campaign":"spring","creator":"alice","destinations":{"default":"https://a.example.com/","web":"x"}}`, 400, "unknown field")
+	// Another host of --host is the service too: a redirect loop.
+	h.api.ownHosts = append(h.api.ownHosts, "links.example.com")
+	f(link("https://links.example.com/alice-1"), 422, "destinations.android")
 	h.call(t, "GET", "/v1/links/bad-1", "", 404)
 	h.call(t, "GET", "/v1/links/%2e%2e", "", 404)
+}
+
+func TestOwnHosts(t *testing.T) {
+	api, err := New(Options{Token: token, PublicURL: "https://go.example.com", OwnHosts: []string{"links.example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(api.ownHosts, []string{"go.example.com", "links.example.com"}) {
+		t.Fatalf("unexpected own hosts; got %q; want the public URL's and --host's", api.ownHosts)
+	}
 }
 
 func TestStats(t *testing.T) {

@@ -35,3 +35,20 @@ func TestFDLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestKeysRefused: an admin token or app key that is too short, or one key
+// for both, stops the start with a message naming the flag.
+func TestKeysRefused(t *testing.T) {
+	long := "0123456789abcdef0123"
+	for _, c := range []struct{ args []string }{
+		{[]string{"--admin-token", "x", "--app-key", long}},
+		{[]string{"--admin-token", long, "--app-key", "short"}},
+		{[]string{"--admin-token", long, "--app-key", long}},
+	} {
+		out := serveFails(t, append([]string{"--data", t.TempDir()}, c.args...)...)
+		if !strings.Contains(out, "--admin-token must be at least 16") && !strings.Contains(out, "--app-key must be at least 16") &&
+			!strings.Contains(out, "--app-key must differ from --admin-token") {
+			t.Fatalf("unexpected refusal of %v:\n%s", c.args, out)
+		}
+	}
+}
