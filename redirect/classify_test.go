@@ -38,6 +38,9 @@ func TestReasons(t *testing.T) {
 		{"GET", []string{ua(discordUA)}, 200, counter.Preview},
 		{"GET", []string{ua(curlUA)}, 302, counter.Bot},
 		{"GET", nil, 302, counter.Bot}, // no User-Agent at all
+		{"GET", []string{ua(chromeUA), "Sec-Fetch-Mode: no-cors\r\n"}, 302, counter.Prefetch},
+		{"GET", []string{ua(chromeUA), "Sec-Fetch-Mode: cors\r\n", "Sec-Fetch-Dest: document\r\n"}, 302, counter.Prefetch},
+		{"GET", []string{ua(chromeUA), "Sec-Fetch-Mode: navigate\r\n", "Sec-Fetch-Dest: document\r\n"}, 302, counter.Qualified},
 		{"GET", []string{ua(chromeUA), "Sec-Fetch-Dest: document\r\n"}, 302, counter.Qualified},
 		{"GET", []string{ua(instagramUA)}, 302, counter.Qualified},
 		{"GET", []string{ua(tiktokUA)}, 302, counter.Qualified},
@@ -54,7 +57,7 @@ func TestReasons(t *testing.T) {
 	}
 	got := e.totals(t)
 	want := counter.Counts{}
-	want[counter.Prefetch], want[counter.Preview], want[counter.Bot], want[counter.Qualified] = 7, 1, 2, 3
+	want[counter.Prefetch], want[counter.Preview], want[counter.Bot], want[counter.Qualified] = 9, 1, 2, 4
 	if got != want {
 		t.Fatalf("unexpected counts; got %+v; want %+v", got, want)
 	}

@@ -281,6 +281,11 @@ func (h *Handler) classify(ctx *fasthttp.RequestCtx, e *Entry, ua []byte, addr n
 	if dest := hdr.Peek("Sec-Fetch-Dest"); len(dest) > 0 && string(dest) != "document" {
 		return counter.Prefetch
 	}
+	// A fetch() or a no-cors subresource load says so even without a
+	// destination; a person's click is a navigation.
+	if mode := hdr.Peek("Sec-Fetch-Mode"); len(mode) > 0 && string(mode) != "navigate" {
+		return counter.Prefetch
+	}
 	if h.o.Velocity != nil && !h.o.Velocity.Hit(NetworkKey(addr), now) {
 		return counter.Velocity
 	}
