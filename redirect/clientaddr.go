@@ -247,6 +247,23 @@ func trimOWS(b []byte) []byte {
 	return b
 }
 
+// BlockKey returns the block of networks a belongs to, as one uint64: an
+// IPv4 /24 or an IPv6 /48, what one customer of a host or an ISP usually
+// holds. IPv4 blocks key like NetworkKey's, inside ff00::/8 (multicast,
+// never a source), so the two families cannot collide.
+func BlockKey(a netip.Addr) uint64 {
+	a = a.Unmap()
+	switch {
+	case a.Is4():
+		b := a.As4()
+		return 0xffffffff<<32 | uint64(binary.BigEndian.Uint32(b[:]))&^0xff
+	case a.Is6():
+		b := a.As16()
+		return binary.BigEndian.Uint64(b[:8]) &^ 0xffff
+	}
+	return 0
+}
+
 // NetworkKey returns the client network of a as one uint64, for visitor
 // keys and click-rate limits: an IPv6 address is keyed by its /64, since one
 // device rotates through the addresses of its network, and an IPv4 address

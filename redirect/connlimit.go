@@ -12,8 +12,13 @@ import (
 )
 
 // LimitConns returns a listener that keeps at most max connections open at
-// once per client network, and answers the ones over it with a 429 and
-// closes them. Connections from trusted proxies are not limited.
+// once per client network, and at most blockMax per block of networks (an
+// IPv4 /24, an IPv6 /48; see BlockKey), and answers the ones over either
+// with a 429 and closes them. Connections from trusted proxies are not
+// limited. A block's budget is what keeps one host's addresses, or one
+// IPv6 /48's 65,536 networks, from taking every connection the server
+// has: set it below the server's own limit, leaving a reserve that no
+// block can take.
 //
 // It stands in for fasthttp's Server.MaxConnsPerIP, which cannot do either
 // of the two things the edge needs:
@@ -29,22 +34,27 @@ import (
 // A carrier NAT puts many people behind one IPv4 address, so max should be
 // generous: a click holds its connection for a round trip and then, idle,
 // for the server's IdleTimeout.
-func LimitConns(ln net.Listener, max int, trusted *TrustedProxies) net.Listener {
-	if max <= 0 {
+func LimitConns(ln net.Listener, max, blockMax int, trusted *TrustedProxies) net.Listener {
+	if max <= 0 || blockMax <= 0 {
 		panic("BUG: LimitConns with a non-positive max")
 	}
-	return &connLimiter{Listener: ln, max: max, trusted: trusted, open: make(map[uint64]int)}
+	return &connLimiter{Listener: ln, max: max, blockMax: blockMax, trusted: trusted,
+		open: make(map[uint64]int), blocks: make(map[uint64]int)}
 }
 
-var refusedConnsPerIP = metrics.NewCounter(`clickgate_public_refused_total{reason="conns_per_ip"}`)
+var (
+	refusedConnsPerIP    = metrics.NewCounter(`clickgate_public_refused_total{reason="conns_per_ip"}`)
+	refusedConnsPerBlock = metrics.NewCounter(`clickgate_public_refused_total{reason="conns_per_block"}`)
+)
 
 type connLimiter struct {
 	net.Listener
-	max     int
-	trusted *TrustedProxies
+	max, blockMax int
+	trusted       *TrustedProxies
 
-	mu   sync.Mutex
-	open map[uint64]int // connections open per network; no entry for none
+	mu     sync.Mutex
+	open   map[uint64]int // connections open per network; no entry for none
+	blocks map[uint64]int // and per block
 }
 
 // tooManyConns is written to a refused connection. It is sent before the
@@ -66,17 +76,22 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 		if l.trusted.ContainsAddr(a) {
 			return c, nil
 		}
-		k := NetworkKey(a)
+		k, b := NetworkKey(a), BlockKey(a)
 		l.mu.Lock()
-		n := l.open[k]
-		if n < l.max {
-			l.open[k] = n + 1
+		n, nb := l.open[k], l.blocks[b]
+		ok := n < l.max && nb < l.blockMax
+		if ok {
+			l.open[k], l.blocks[b] = n+1, nb+1
 		}
 		l.mu.Unlock()
-		if n < l.max {
-			return &limitedConn{Conn: c, l: l, key: k}, nil
+		if ok {
+			return &limitedConn{Conn: c, l: l, key: k, block: b}, nil
 		}
-		refusedConnsPerIP.Inc()
+		if n >= l.max {
+			refusedConnsPerIP.Inc()
+		} else {
+			refusedConnsPerBlock.Inc()
+		}
 		// A new connection's send buffer is empty: the write does not
 		// block the accept loop; the deadline is for the impossible case.
 		c.SetWriteDeadline(time.Now().Add(time.Second))
@@ -85,14 +100,19 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 	}
 }
 
-func (l *connLimiter) release(k uint64) {
+func (l *connLimiter) release(k, b uint64) {
 	l.mu.Lock()
-	if n := l.open[k] - 1; n > 0 {
-		l.open[k] = n
-	} else {
-		delete(l.open, k)
-	}
+	decrement(l.open, k)
+	decrement(l.blocks, b)
 	l.mu.Unlock()
+}
+
+func decrement(m map[uint64]int, k uint64) {
+	if n := m[k] - 1; n > 0 {
+		m[k] = n
+	} else {
+		delete(m, k)
+	}
 }
 
 // peerAddr returns the connection's remote IP address, unmapped, or
@@ -111,14 +131,14 @@ func peerAddr(c net.Conn) netip.Addr {
 // from Shutdown.
 type limitedConn struct {
 	net.Conn
-	l      *connLimiter
-	key    uint64
-	closed atomic.Bool
+	l          *connLimiter
+	key, block uint64
+	closed     atomic.Bool
 }
 
 func (c *limitedConn) Close() error {
 	if c.closed.CompareAndSwap(false, true) {
-		c.l.release(c.key)
+		c.l.release(c.key, c.block)
 	}
 	return c.Conn.Close()
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -15,7 +16,7 @@ type limitHarness struct {
 	accepted chan net.Conn
 }
 
-func newLimitHarness(t *testing.T, max int, trusted string) *limitHarness {
+func newLimitHarness(t *testing.T, max, blockMax int, trusted string) *limitHarness {
 	t.Helper()
 	tp, err := ParseTrustedProxies(trusted)
 	if err != nil {
@@ -25,7 +26,7 @@ func newLimitHarness(t *testing.T, max int, trusted string) *limitHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &limitHarness{ln: LimitConns(raw, max, tp), accepted: make(chan net.Conn, 64)}
+	h := &limitHarness{ln: LimitConns(raw, max, blockMax, tp), accepted: make(chan net.Conn, 64)}
 	go func() {
 		for {
 			c, err := h.ln.Accept()
@@ -75,7 +76,7 @@ func (h *limitHarness) dial(t *testing.T, ip string) (client, server net.Conn) {
 }
 
 func TestLimitConns(t *testing.T) {
-	h := newLimitHarness(t, 2, "127.0.70.9")
+	h := newLimitHarness(t, 2, 100, "127.0.70.9")
 	var open []net.Conn
 	for i := range 2 {
 		if _, s := h.dial(t, "127.0.70.1"); s == nil {
@@ -105,4 +106,43 @@ func TestLimitConns(t *testing.T) {
 	if _, s := h.dial(t, "127.0.70.1"); s != nil {
 		t.Fatalf("unexpected acceptance over the limit after a double close")
 	}
+}
+
+// TestLimitConnsPerBlock: the networks of one /24 share its budget; other
+// blocks keep theirs.
+func TestLimitConnsPerBlock(t *testing.T) {
+	h := newLimitHarness(t, 2, 3, "")
+	var open []net.Conn
+	for _, ip := range []string{"127.0.71.1", "127.0.71.1", "127.0.71.2"} {
+		_, s := h.dial(t, ip)
+		if s == nil {
+			t.Fatalf("unexpected refusal of %s within the block's budget", ip)
+		}
+		open = append(open, s)
+	}
+	if _, s := h.dial(t, "127.0.71.3"); s != nil {
+		t.Fatalf("unexpected acceptance of a fourth connection from 127.0.71.0/24")
+	}
+	if _, s := h.dial(t, "127.0.72.1"); s == nil {
+		t.Fatalf("unexpected refusal of another /24")
+	}
+	open[0].Close()
+	if _, s := h.dial(t, "127.0.71.3"); s == nil {
+		t.Fatalf("unexpected refusal after a connection of the block closed")
+	}
+}
+
+func TestBlockKey(t *testing.T) {
+	f := func(a, b string, same bool) {
+		t.Helper()
+		if got := BlockKey(netip.MustParseAddr(a)) == BlockKey(netip.MustParseAddr(b)); got != same {
+			t.Fatalf("unexpected BlockKey equality of %s and %s; got %v; want %v", a, b, got, same)
+		}
+	}
+	f("192.0.2.1", "192.0.2.254", true)
+	f("192.0.2.1", "192.0.3.1", false)
+	f("::ffff:192.0.2.1", "192.0.2.7", true)
+	f("2001:db8:1::1", "2001:db8:1:ffff::1", true)
+	f("2001:db8:1::1", "2001:db8:2::1", false)
+	f("::ffff:0.0.0.0", "0.0.0.0", true)
 }

@@ -21,6 +21,7 @@ type edgeFlags struct {
 	host           *string
 	maxConns       *int
 	maxConnsPerIP  *int
+	maxConnsBlock  *int
 	maxHeaderBytes *int
 	readTimeout    *time.Duration
 	idleTimeout    *time.Duration
@@ -32,6 +33,7 @@ type edgeFlags struct {
 const (
 	defaultMaxConns       = 65536
 	defaultMaxConnsPerIP  = 256
+	defaultMaxConnsBlock  = 4096
 	defaultMaxHeaderBytes = 8 << 10
 	defaultReadTimeout    = 10 * time.Second
 	defaultIdleTimeout    = 10 * time.Second
@@ -48,6 +50,7 @@ func addEdgeFlags(fs *flag.FlagSet) *edgeFlags {
 		host:           fs.String("host", "", `comma-separated hosts the public listener answers for; other hosts get 421 (default: the host of --public-url, or any host when --public-url is not given; "*" for any)`),
 		maxConns:       fs.Int("max-conns", defaultMaxConns, "connections the public listener serves at once; more are refused with 503"),
 		maxConnsPerIP:  fs.Int("max-conns-per-ip", defaultMaxConnsPerIP, "connections open at once per client network (IPv4 address, IPv6 /64), --trusted-proxies exempt; more are refused with 429; 0 turns the limit off"),
+		maxConnsBlock:  fs.Int("max-conns-per-block", defaultMaxConnsBlock, "connections open at once per block of networks (IPv4 /24, IPv6 /48), --trusted-proxies exempt; never more than three quarters of --max-conns, so that no block takes the rest; more are refused with 429"),
 		maxHeaderBytes: fs.Int("max-header-bytes", defaultMaxHeaderBytes, "largest request line and headers on the public listener, in bytes; larger requests get 431"),
 		readTimeout:    fs.Duration("read-timeout", defaultReadTimeout, "time a client has to send a whole request, counted from its connection or, on a kept-alive one, from its first byte"),
 		idleTimeout:    fs.Duration("idle-timeout", defaultIdleTimeout, "how long an idle keep-alive connection stays open; behind a load balancer, set it above the balancer's idle timeout"),
@@ -64,6 +67,8 @@ func (f *edgeFlags) check(publicURL string) (*redirect.Hosts, error) {
 		return nil, usageError("--max-conns must be at least 1")
 	case *f.maxConnsPerIP < 0:
 		return nil, usageError("--max-conns-per-ip must not be negative")
+	case *f.maxConnsBlock < 1:
+		return nil, usageError("--max-conns-per-block must be at least 1")
 	case *f.maxHeaderBytes < 1<<10 || *f.maxHeaderBytes > 1<<20:
 		return nil, usageError("--max-header-bytes must be 1024 to 1048576")
 	case *f.readTimeout <= 0 || *f.idleTimeout <= 0:
@@ -94,12 +99,13 @@ func (f *edgeFlags) probes() *redirect.Probes {
 	return redirect.NewProbes(redirect.ProbeOptions{Max: *f.probeMax, Window: *f.probeWindow})
 }
 
-// listener limits ln's connections per client network.
+// listener limits ln's connections per client network and per block of
+// networks, a quarter of --max-conns held in reserve for other blocks.
 func (f *edgeFlags) listener(ln net.Listener, trusted *redirect.TrustedProxies) net.Listener {
 	if *f.maxConnsPerIP == 0 {
 		return ln
 	}
-	return redirect.LimitConns(ln, *f.maxConnsPerIP, trusted)
+	return redirect.LimitConns(ln, *f.maxConnsPerIP, max(1, min(*f.maxConnsBlock, *f.maxConns*3/4)), trusted)
 }
 
 // server returns the public server.
