@@ -28,12 +28,13 @@ const maxPrefix = 12
 const (
 	maskPreview uint8 = 1 << iota
 	maskInApp
-	maskBot
+	maskBot   // the crawler list: an in-app marker outweighs it
+	maskRobot // our own robot patterns: outweigh an in-app marker
 )
 
 // output is what reaching a state reveals.
 type output struct {
-	mask uint8 // maskPreview, maskInApp, maskBot
+	mask uint8 // maskPreview, maskInApp, maskBot, maskRobot
 	// confirm has bit i set when regexp i must be run to decide; see
 	// classifier.confirm.
 	confirm uint64

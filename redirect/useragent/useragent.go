@@ -8,19 +8,22 @@
 //     Slackbot, TelegramBot, WhatsApp, LinkedInBot, TikTokSpider,
 //     Bluesky Cardyb, …). Checked first: many of them are also in the
 //     crawler list, and none is a person.
-//  2. Person: the UA carries an in-app browser marker (inAppPatterns:
-//     musical_ly, Instagram, FBAN, Snapchat, Twitter for iPhone,
-//     LinkedInApp, Barcelona, …), even if it also matches a crawler
-//     pattern (Instagram on a Pixel says "Google/google").
-//  3. Bot: the UA matches a pattern of the crawler list, of
-//     extraBotPatterns (HTTP libraries, command-line tools, headless
-//     browsers, monitors, native app HTTP stacks) or botWordEnds.
-//  4. Bot: the UA is implausible for a browser: shorter than 20 bytes,
+//  2. Bot: the UA matches extraBotPatterns (HTTP libraries, command-line
+//     tools, headless browsers, monitors, native app HTTP stacks) or
+//     botWordEnds ("Googlebot/", "…bot;"), whatever else it says: a
+//     word such as "Instagram" appended to curl's UA makes no person.
+//  3. Bot: the UA is implausible for a browser: shorter than 20 bytes,
 //     without an ASCII letter, with an ASCII control byte, or without a
 //     '(' (every browser and in-app browser names its platform in
 //     parentheses: "Mozilla/5.0 (iPhone; …)"; only robots and pre-2012
 //     feature phones' WAP browsers leave it out).
-//  5. Person otherwise.
+//  4. Person: the UA carries an in-app browser marker (inAppPatterns:
+//     musical_ly, Instagram, FBAN, Snapchat, Twitter for iPhone,
+//     LinkedInApp, Barcelona, …), even if it also matches a pattern of
+//     the crawler list, which is broad (Instagram on a Pixel says
+//     "Google/google").
+//  5. Bot: the UA matches a pattern of the crawler list.
+//  6. Person otherwise.
 //
 // Our own patterns ignore ASCII case. The crawler list's patterns are
 // case-sensitive, as its maintainers test them: ignoring case would make
@@ -127,7 +130,7 @@ var defaultClassifier = func() *classifier {
 
 // rule is one pattern and what a match means.
 type rule struct {
-	kind    uint8 // maskPreview, maskInApp or maskBot
+	kind    uint8 // maskPreview, maskInApp, maskBot or maskRobot
 	pattern string
 	// caseSensitive is set for the crawler list, whose patterns are
 	// case-sensitive regexps ("Sonic" must not match "Panasonic", "NING/"
@@ -145,7 +148,7 @@ func rulesFromLists() []rule {
 	}
 	add(maskPreview, "previewPatterns", previewPatterns)
 	add(maskInApp, "inAppPatterns", inAppPatterns)
-	add(maskBot, "extraBotPatterns", extraBotPatterns)
+	add(maskRobot, "extraBotPatterns", extraBotPatterns)
 	for _, c := range agents.Crawlers {
 		rules = append(rules, rule{
 			kind:          maskBot,
@@ -161,8 +164,8 @@ type classifier struct {
 	ac       *automaton
 	confirms []*regexp.Regexp // by bit of output.confirm
 	// Bits of output.confirm by kind of their rule.
-	confirmPreview, confirmInApp, confirmBot uint64
-	stats                                    Stats
+	confirmPreview, confirmInApp, confirmBot, confirmRobot uint64
+	stats                                                  Stats
 }
 
 func newClassifier(rules []rule) (*classifier, error) {
@@ -191,6 +194,8 @@ func newClassifier(rules []rule) (*classifier, error) {
 				c.confirmInApp |= 1 << i
 			case maskBot:
 				c.confirmBot |= 1 << i
+			case maskRobot:
+				c.confirmRobot |= 1 << i
 			}
 			// The literals only trigger the regexp, which knows the case.
 			for _, lit := range dedupe(lowerAll(cp.literals)) {
@@ -209,7 +214,7 @@ func newClassifier(rules []rule) (*classifier, error) {
 		}
 	}
 	for _, lit := range botWordEnds {
-		entries = append(entries, entry{lit: lit, notAfter: botWordExcept, mask: maskBot})
+		entries = append(entries, entry{lit: lit, notAfter: botWordExcept, mask: maskRobot})
 		c.stats.Patterns++
 		c.stats.Literal++
 	}
@@ -272,11 +277,13 @@ func (c *classifier) classify(ua []byte) Class {
 	switch {
 	case c.confirm(ua, sc.pending&c.confirmPreview):
 		return Preview
+	case sc.mask&maskRobot != 0 || c.confirm(ua, sc.pending&c.confirmRobot):
+		return Bot
+	case len(ua) < minPlausibleLen || sc.kinds&(kindLetter|kindParen) != kindLetter|kindParen || sc.kinds&kindControl != 0:
+		return Bot
 	case sc.mask&maskInApp != 0 || c.confirm(ua, sc.pending&c.confirmInApp):
 		return Person
 	case sc.mask&maskBot != 0 || c.confirm(ua, sc.pending&c.confirmBot):
-		return Bot
-	case len(ua) < minPlausibleLen || sc.kinds&(kindLetter|kindParen) != kindLetter|kindParen || sc.kinds&kindControl != 0:
 		return Bot
 	}
 	return Person
