@@ -28,8 +28,10 @@ import (
 // was fsynced and counts nothing twice.
 //
 // One node is the whole store, so one judge of one partition decides every
-// visit, and the edge's velocity rule already sees every click: the judge
-// has none.
+// visit, its filters sized for every visitor of a campaign window: split by
+// creator, a partition would have to be sized for all of them anyway, since
+// one creator may bring most of a campaign's visitors. The edge's velocity
+// rule already sees every click: the judge has none.
 const (
 	checkpointName     = "judge.checkpoint"
 	checkpointInterval = 30 * time.Second
@@ -45,7 +47,8 @@ type core struct {
 	buf   []byte
 	dec   visitlog.Decoder
 	batch visitlog.Batch
-	saved time.Time // when the last checkpoint was taken
+	saved time.Time         // when the last checkpoint was taken
+	full  map[windowID]bool // windows reported past their capacity
 
 	saving  sync.Mutex      // one checkpoint written at a time
 	savedAt visitlog.Offset // the offset of the last one written
@@ -65,7 +68,7 @@ func openCore(dir string, p counter.DedupeParams) (*core, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot size the judge: %w", err)
 	}
-	c := &core{dir: dir, judge: j, saved: time.Now(), logger: slog.Default()}
+	c := &core{dir: dir, judge: j, saved: time.Now(), full: map[windowID]bool{}, logger: slog.Default()}
 	b, err := os.ReadFile(filepath.Join(dir, checkpointName))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -134,6 +137,7 @@ func (c *core) commit(visits []counter.Visit, out []counter.Reason) error {
 	if time.Since(c.saved) >= checkpointInterval {
 		c.saved = time.Now()
 		cp, err = c.judge.MarshalBinary()
+		c.checkFill()
 	}
 	c.mu.Unlock()
 	if err != nil {
@@ -150,6 +154,24 @@ func (c *core) commit(visits []counter.Visit, out []counter.Reason) error {
 		})
 	}
 	return nil
+}
+
+type windowID struct {
+	campaign string
+	start    int64
+}
+
+// checkFill warns, once per window, of a dedupe filter past its capacity:
+// more visitors than --dedupe-expected came in one window, and false
+// duplicates rise above --dedupe-fp. The caller holds c.mu.
+func (c *core) checkFill() {
+	for _, f := range c.judge.Fill() {
+		if id := (windowID{f.Campaign, f.Start}); f.Fill > judge.FullAt && !c.full[id] {
+			c.full[id] = true
+			c.logger.Warn("a dedupe filter is past its capacity: false duplicates rise above --dedupe-fp; raise --dedupe-expected",
+				"campaign", f.Campaign, "window", time.Unix(f.Start, 0).UTC(), "fill", f.Fill)
+		}
+	}
 }
 
 // stats returns what the judge decided of one creator.

@@ -1,7 +1,11 @@
 package boltstore
 
 import (
+	"bytes"
+	"encoding/binary"
+	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -77,5 +81,44 @@ func TestCoreCrash(t *testing.T) {
 	defer c.close()
 	if got := counter.Total(c.stats("spring", "alice")); got[counter.Qualified] != 153 || got[counter.Duplicate] != 247 {
 		t.Fatalf("unexpected counts after a clean close; got %+v; want 153 qualified, 247 duplicates", got)
+	}
+}
+
+// TestCoreFillWarning: more visitors in a window than the filters were
+// sized for is said once, at a checkpoint.
+func TestCoreFillWarning(t *testing.T) {
+	p, err := counter.NewDedupeParams(500, 0.01)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := openCore(t.TempDir(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	var log bytes.Buffer
+	c.logger = slog.New(slog.NewTextHandler(&log, nil))
+	day := time.Date(2026, 5, 11, 12, 0, 0, 0, time.UTC)
+	commit := func(from, n int) {
+		vs := make([]counter.Visit, n)
+		for i := range vs {
+			vs[i] = counter.Visit{Campaign: "spring", Creator: "alice", At: day.UnixMilli(), HasAlso: true}
+			binary.LittleEndian.PutUint64(vs[i].Key[:], uint64(from+i)*0x9e3779b97f4a7c15)
+			binary.LittleEndian.PutUint64(vs[i].Also[:], uint64(from+i)*0xc2b2ae3d27d4eb4f)
+			vs[i].SetWindow(day, 24*time.Hour)
+		}
+		c.saved = time.Time{} // a checkpoint with this commit
+		if err := c.commit(vs, make([]counter.Reason, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit(0, 400) // within the 500 visitors it was sized for
+	if strings.Contains(log.String(), "past its capacity") {
+		t.Fatalf("unexpected warning within capacity:\n%s", log.String())
+	}
+	commit(400, 600)
+	commit(1000, 100)
+	if n := strings.Count(log.String(), "past its capacity"); n != 1 {
+		t.Fatalf("unexpected warnings past capacity; got %d; want 1:\n%s", n, log.String())
 	}
 }

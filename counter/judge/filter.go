@@ -1,9 +1,11 @@
 package judge
 
 import (
+	"cmp"
 	"encoding/binary"
 	"math"
 	"math/bits"
+	"slices"
 	"strings"
 
 	"github.com/clickgate/clickgate/counter"
@@ -141,4 +143,33 @@ func (ws *windows) expire(now int64) {
 		}
 		ws.next = min(ws.next, w.expires)
 	}
+}
+
+// WindowFill is how full one dedupe window's filter is.
+type WindowFill struct {
+	Campaign string
+	Start    int64   // Visit.Window, Unix seconds
+	Fill     float64 // the share of its bits that are set
+}
+
+// FullAt is the fill of a filter holding the keys it was sized for, with
+// the best number of hash functions: past it, false duplicates rise above
+// the rate it was sized for.
+const FullAt = 0.5
+
+// Fill returns the fill of every live window, oldest first. It reads every
+// bit: call it now and then (at a checkpoint), not per visit.
+func (j *Judge) Fill() []WindowFill {
+	out := make([]WindowFill, 0, len(j.win.byKey))
+	for _, w := range j.win.byKey {
+		ones := 0
+		for _, x := range w.bits {
+			ones += bits.OnesCount64(x)
+		}
+		out = append(out, WindowFill{Campaign: w.campaign, Start: w.start, Fill: float64(ones) / float64(64*len(w.bits))})
+	}
+	slices.SortFunc(out, func(a, b WindowFill) int {
+		return cmp.Or(cmp.Compare(a.Start, b.Start), strings.Compare(a.Campaign, b.Campaign))
+	})
+	return out
 }

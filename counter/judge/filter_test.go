@@ -106,3 +106,34 @@ func TestFalseDuplicates(t *testing.T) {
 	t.Logf("%d visitors, 2 keys each, in %d bits (k=%d): %d false duplicates (%.5f); full filter: %.5f of %d new keys",
 		n, j.m, j.k, dups, float64(dups)/float64(n), float64(hits)/float64(probes), probes)
 }
+
+// TestFill: a filter filled with the keys it was sized for is about half
+// full, and twice as many take it past FullAt.
+func TestFill(t *testing.T) {
+	p := testParams
+	p.Expected, p.Partitions = 1000, 1
+	j := mustNew(t, p)
+	at := time.Date(2026, 5, 11, 12, 0, 0, 0, time.UTC)
+	add := func(from, n int) float64 {
+		vs := make([]counter.Visit, n)
+		for i := range vs {
+			vs[i] = counter.Visit{Campaign: "spring", Creator: "alice", At: at.UnixMilli(), Network: uint64(from + i)}
+			binary.LittleEndian.PutUint64(vs[i].Key[:], uint64(from+i)*0x9e3779b97f4a7c15)
+			binary.LittleEndian.PutUint64(vs[i].Key[8:], uint64(from+i)*0xc2b2ae3d27d4eb4f)
+			vs[i].SetWindow(at, 24*time.Hour)
+		}
+		j.Apply(vs, make([]counter.Reason, n))
+		f := j.Fill()
+		if len(f) != 1 || f[0].Campaign != "spring" || f[0].Start != vs[0].Window {
+			t.Fatalf("unexpected windows %+v", f)
+		}
+		return f[0].Fill
+	}
+	// Sized for 2 × 1000 keys: 2000 visits of one key each.
+	if f := add(0, 2000); f < 0.4 || f > FullAt+0.02 {
+		t.Fatalf("unexpected fill at capacity; got %.3f; want about %.1f", f, FullAt)
+	}
+	if f := add(2000, 2000); f <= FullAt+0.1 {
+		t.Fatalf("unexpected fill at twice the capacity; got %.3f; want well over %.1f", f, FullAt)
+	}
+}
