@@ -65,19 +65,25 @@ func (a *Admin) do(ctx context.Context, method, path string, in, out any) error 
 }
 
 // Seed creates the campaigns, creators and links of m, running from an
-// hour ago for six weeks. It is idempotent: links that exist with the same
-// owner are kept, and a code owned by someone else is an error.
+// hour ago for six weeks. It is idempotent: campaigns that exist are kept
+// as they are, links that exist with the same owner are kept, and a code
+// owned by someone else is an error.
 func (a *Admin) Seed(ctx context.Context, m Model, destination string) error {
 	if err := m.Validate(); err != nil {
 		return err
 	}
 	now := time.Now().UTC().Truncate(time.Second)
 	for c := range m.Campaigns {
+		path := "/v1/campaigns/" + CampaignID(c)
+		// A campaign that exists has started: its dates are fixed.
+		if a.do(ctx, "GET", path, nil, nil) == nil {
+			continue
+		}
 		body := map[string]any{
 			"name":      fmt.Sprintf("clickbench campaign %d", c),
 			"starts_at": now.Add(-time.Hour), "ends_at": now.Add(6 * 7 * 24 * time.Hour),
 		}
-		if err := a.do(ctx, "PUT", "/v1/campaigns/"+CampaignID(c), body, nil); err != nil {
+		if err := a.do(ctx, "PUT", path, body, nil); err != nil {
 			return err
 		}
 	}
