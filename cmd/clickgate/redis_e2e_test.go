@@ -88,15 +88,7 @@ func TestRedisFlushAll(t *testing.T) {
 	srv := redistest.Start(t)
 	p := startServe(t, t.TempDir(), "--redis", srv.URL(0), "--click-secret", e2eSecret, "--flush-interval", "0", "--poll-interval", "20ms")
 	code := p.setup(t)
-	opt, err := redis.ParseURL(srv.URL(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	defer rdb.Close()
-	if err := rdb.FlushAll(context.Background()).Err(); err != nil {
-		t.Fatal(err)
-	}
+	flushAll(t, srv)
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(p.logs(), "the store was reset") {
 		if time.Now().After(deadline) {
@@ -131,15 +123,7 @@ func TestCatalogRestore(t *testing.T) {
 	}
 	file := filepath.Join(t.TempDir(), "catalog.json")
 	cli("catalog", "export", "--file", file)
-	opt, err := redis.ParseURL(srv.URL(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	defer rdb.Close()
-	if err := rdb.FlushAll(context.Background()).Err(); err != nil {
-		t.Fatal(err)
-	}
+	flushAll(t, srv)
 	if out := cli("catalog", "import", "--file", file); !strings.Contains(string(out), `"links": 1`) {
 		t.Fatalf("unexpected import answer %s", out)
 	}
@@ -166,5 +150,19 @@ func TestCatalogRestore(t *testing.T) {
 	var cat struct{ Links []map[string]any }
 	if err := json.Unmarshal(cli("catalog", "export"), &cat); err != nil || len(cat.Links) != 2 {
 		t.Fatalf("unexpected catalog after the restore: %v %v", cat, err)
+	}
+}
+
+// flushAll empties the Redis server, as an operator's FLUSHALL would.
+func flushAll(t *testing.T, srv *redistest.Server) {
+	t.Helper()
+	opt, err := redis.ParseURL(srv.URL(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	if err := rdb.FlushAll(context.Background()).Err(); err != nil {
+		t.Fatal(err)
 	}
 }
