@@ -34,6 +34,11 @@ const (
 	NumReasons
 )
 
+// Pending is no reason that a click is counted under, and is never
+// stored: it is what Store.Commit answers for a visit that is durable in
+// its partition's log and is decided later, by the partition's judge.
+const Pending = NumReasons
+
 // reasonNames are the names used in stats and in the stores' keys. A name,
 // once stored, never changes meaning.
 var reasonNames = [NumReasons]string{
@@ -52,6 +57,9 @@ var reasonNames = [NumReasons]string{
 func (r Reason) String() string {
 	if r < NumReasons {
 		return reasonNames[r]
+	}
+	if r == Pending {
+		return "pending"
 	}
 	return "reason(" + strconv.Itoa(int(r)) + ")"
 }

@@ -19,8 +19,10 @@ type Params struct {
 	// Expected is how many distinct visitors one campaign is expected to
 	// have per dedupe window, all partitions together
 	// (--dedupe-expected). Each partition's filter of a window is sized
-	// for 2 × Expected / Partitions keys, since a new visitor inserts two
-	// (Visit.Key and Visit.Also). Required.
+	// for 2 × Expected keys, since a new visitor inserts two (Visit.Key
+	// and Visit.Also), and partitions split a campaign by creator: one
+	// creator may bring most of its visitors, so no partition can be
+	// sized for a share of them. Required.
 	Expected uint64
 	// FP is the false-positive rate of a filter holding that many keys:
 	// the chance that a new visitor is judged a duplicate once its window
@@ -69,10 +71,10 @@ func (p Params) size() (m uint64, k int, err error) {
 	case len(p.Keying) > maxStringLen:
 		return 0, 0, fmt.Errorf("keying of %d bytes; the limit is %d", len(p.Keying), maxStringLen)
 	}
-	keys := math.Ceil(2 * float64(p.Expected) / float64(p.Partitions))
+	keys := 2 * float64(p.Expected)
 	bits, k := filterSize(keys, p.FP)
 	if !(bits <= maxFilterBits) {
-		return 0, 0, fmt.Errorf("expected visitors %d at rate %v over %d partitions need filters of %.0f bits; the limit is 2^32: raise the partitions", p.Expected, p.FP, p.Partitions, bits)
+		return 0, 0, fmt.Errorf("expected visitors %d at rate %v need filters of %.0f bits; the limit is 2^32", p.Expected, p.FP, bits)
 	}
 	return uint64(bits), k, nil
 }
