@@ -56,15 +56,10 @@ type core struct {
 	logger  *slog.Logger
 }
 
-func judgeParams(p counter.DedupeParams) judge.Params {
-	return judge.Params{Expected: p.Expected, FP: p.FP, Partitions: 1, Keying: p.Keying,
-		VelocityWindow: time.Second}
-}
-
 // openCore opens the log and the judge, and judges what the log holds
 // after the checkpoint.
 func openCore(dir string, p counter.DedupeParams) (*core, error) {
-	j, err := judge.New(judgeParams(p))
+	j, err := judge.New(judge.FromDedupe(p, 1, 0, time.Second))
 	if err != nil {
 		return nil, fmt.Errorf("cannot size the judge: %w", err)
 	}
