@@ -32,12 +32,16 @@ type Visit struct {
 	Also    VisitorKey
 	HasAlso bool
 
-	// At, Network and Nonce are what the log-structured counting core
-	// (counter/judge, counter/visitlog) records of a visit besides its
-	// keys: the click's time in Unix milliseconds, a keyed hash of the
-	// client network (never the raw address), and the click id's nonce.
+	// At, Network, Block and Nonce are what the log-structured counting
+	// core (counter/judge, counter/visitlog) records of a visit besides
+	// its keys: the click's time in Unix milliseconds, a keyed hash of
+	// the client network (an IPv4 address, an IPv6 /64) and one of its
+	// block (an IPv4 /24, an IPv6 /48), never the raw address, and the
+	// click id's nonce. A Network or Block of 0 is unknown (a visit
+	// logged before they were recorded): no budget applies to it.
 	At      int64
 	Network uint64
+	Block   uint64
 	Nonce   [8]byte
 }
 
@@ -79,6 +83,13 @@ type DedupeParams struct {
 	// Not part of String: a store records M and K.
 	Expected uint64
 	FP       float64
+	// BudgetNetwork and BudgetBlock are the daily budgets of qualified
+	// visits per network and per block of networks in one campaign
+	// (--budget-network, --budget-block; 0: none), which the judge
+	// enforces (judge.Params). Not part of String: the judge's checkpoint
+	// records them and refuses others.
+	BudgetNetwork int
+	BudgetBlock   int
 }
 
 // NewDedupeParams sizes the filters for expected visitors per campaign window

@@ -30,6 +30,12 @@ const (
 	Inactive
 	// Signup is not a click: a new user attributed to the creator.
 	Signup
+	// Budget is a person's visit that would have qualified, from a
+	// network (Visit.Network) or a block of networks (Visit.Block) that
+	// already had its daily budget of qualified visits in the campaign:
+	// redirected, not paid. It comes after Signup so that no reason
+	// stored by its number (the judge's checkpoint) changes meaning.
+	Budget
 	// NumReasons is the number of reasons; keep it last.
 	NumReasons
 )
@@ -52,6 +58,7 @@ var reasonNames = [NumReasons]string{
 	OutOfWindow: "out_of_window",
 	Inactive:    "inactive",
 	Signup:      "signups",
+	Budget:      "budget",
 }
 
 func (r Reason) String() string {

@@ -11,10 +11,10 @@ import (
 
 // An encoded batch, all integers little-endian:
 //
-//	batch  version (1 byte, 1) | id (8 bytes, not 0) | n: visits (uvarint, 1..MaxVisits) | n visits
+//	batch  version (1 byte, 2) | id (8 bytes, not 0) | n: visits (uvarint, 1..MaxVisits) | n visits
 //	visit  flags (1 byte) | campaign (ref) | creator (ref) | key (16 bytes) | also (16 bytes, only when HasAlso)
 //	       | window, expires, day, at: each the zigzag varint of its difference from the previous visit's (0 before the first)
-//	       | network (8 bytes) | nonce (8 bytes)
+//	       | network (8 bytes) | block (8 bytes) | nonce (8 bytes)
 //	ref    uvarint r: 0 = a new string follows, as a uvarint length (1..MaxIDLen) and its bytes, and takes the
 //	       next index of the batch's string table; r >= 1 = the string at index r-1
 //	flags  bit 0 MarkOnly, bit 1 HasAlso; the other bits are 0
@@ -27,10 +27,19 @@ import (
 // is false: it decodes as zero.
 //
 // A typical visit (ids already in the table, a second key, a few
-// milliseconds after the one before) takes 55 bytes, 39 without the
+// milliseconds after the one before) takes 63 bytes, 47 without the
 // second key (TestBatchBytes, BenchmarkAppendBatch).
+//
+// Version 1, which logs written before Visit.Block was recorded hold, is
+// version 2 without the block (55 bytes a typical visit): DecodeBatch
+// reads it, with Block 0 (unknown: no block budget applies), and
+// AppendBatch writes only version 2. A version 1 batch is canonical as
+// version 1 and encodes again as version 2: its identity is its Batch.ID,
+// not its bytes.
 const (
-	batchVersion = 1
+	batchVersion = 2
+	// batchVersion1 has no block.
+	batchVersion1 = 1
 
 	// MaxIDLen bounds a campaign or creator id; the admin API allows 64.
 	MaxIDLen = 256
@@ -41,9 +50,10 @@ const (
 	flagHasAlso  = 1 << 1
 
 	batchHeaderLen = 1 + 8
-	// minVisitLen is the smallest visit: flags, two refs, the key, four
-	// one-byte deltas, network and nonce. It bounds the count a batch of
-	// some length can claim, so a forged count allocates nothing.
+	// minVisitLen is the smallest visit of version 1: flags, two refs,
+	// the key, four one-byte deltas, network and nonce. It bounds the
+	// count a batch of some length can claim, so a forged count allocates
+	// nothing.
 	minVisitLen = 1 + 2 + 16 + 4 + 8 + 8
 	// smallTable is how many strings the encoder and the decoder look up by
 	// scanning before they index them in a map.
@@ -107,6 +117,7 @@ func AppendBatch(dst []byte, b *Batch) []byte {
 		dst = binary.AppendVarint(dst, int64(v.Day)-int64(prev.Day))
 		dst = binary.AppendVarint(dst, v.At-prev.At)
 		dst = binary.LittleEndian.AppendUint64(dst, v.Network)
+		dst = binary.LittleEndian.AppendUint64(dst, v.Block)
 		dst = append(dst, v.Nonce[:]...)
 		prev.Window, prev.Expires, prev.Day, prev.At = v.Window, v.Expires, v.Day, v.At
 	}

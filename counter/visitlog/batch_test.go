@@ -31,6 +31,7 @@ func visits(b, n int) []counter.Visit {
 		v.SetWindow(t, 24*time.Hour)
 		v.At = t.UnixMilli()
 		v.Network = uint64(b)<<32 | uint64(i)*0x9e3779b9
+		v.Block = v.Network>>8 ^ 0x5bd1e995
 		binary.LittleEndian.PutUint64(v.Nonce[:], uint64(i)*0x1f3d5b79+uint64(b))
 		v.MarkOnly = i%4 == 3
 		if i%3 == 1 {
@@ -88,7 +89,7 @@ func TestBatchRoundTrip(t *testing.T) {
 	ext := visits(4, 4)
 	ext[0].Window, ext[0].Expires, ext[0].At, ext[0].Day = math.MaxInt64, math.MinInt64, math.MinInt64, math.MaxInt32
 	ext[1].Window, ext[1].Expires, ext[1].At, ext[1].Day = math.MinInt64, math.MaxInt64, math.MaxInt64, math.MinInt32
-	ext[2].Network, ext[2].Nonce = math.MaxUint64, [8]byte{0xff, 0, 0xff, 0, 0xff, 0, 0xff, 0}
+	ext[2].Network, ext[2].Block, ext[2].Nonce = math.MaxUint64, math.MaxUint64-1, [8]byte{0xff, 0, 0xff, 0, 0xff, 0, 0xff, 0}
 	ext[3] = counter.Visit{Campaign: ext[3].Campaign, Creator: ext[3].Creator} // all zero
 	f("extreme values", Batch{ID: math.MaxUint64, Visits: ext})
 
@@ -114,8 +115,8 @@ func TestBatchBytes(t *testing.T) {
 	// Both counts take two bytes.
 	some := len(AppendBatch(nil, &Batch{ID: 1, Visits: vs[:201]}))
 	per := float64(len(AppendBatch(nil, &Batch{ID: 1, Visits: vs}))-some) / 800
-	if per != 55 {
-		t.Fatalf("unexpected bytes per typical visit; got %v; want 55", per)
+	if per != 63 {
+		t.Fatalf("unexpected bytes per typical visit; got %v; want 63", per)
 	}
 }
 
@@ -126,8 +127,10 @@ func head(n uint64) raw       { return raw{batchVersion, 7, 0, 0, 0, 0, 0, 0, 0}
 func (r raw) u(x uint64) raw  { return binary.AppendUvarint(r, x) }
 func (r raw) b(p ...byte) raw { return append(r, p...) }
 func (r raw) s(x string) raw  { return append(r.u(0).u(uint64(len(x))), x...) }
+
+// rest is the key, the deltas, and a network, block and nonce of zeros.
 func (r raw) rest(deltas ...byte) raw {
-	return r.b(make([]byte, 16)...).b(deltas...).b(make([]byte, 16)...)
+	return r.b(make([]byte, 16)...).b(deltas...).b(make([]byte, 24)...)
 }
 func (r raw) visit(flags byte, a, b string) raw { return r.b(flags).s(a).s(b).rest(0, 0, 0, 0) }
 
@@ -151,7 +154,9 @@ func TestDecodeBatchRefuses(t *testing.T) {
 		f("a batch cut at byte "+strconv.Itoa(i), good[:i])
 	}
 	f("a byte after the last visit", append(good, 0))
-	f("version 2", append(raw{2}, good[1:]...))
+	f("version 3", append(raw{3}, good[1:]...))
+	f("version 0", append(raw{0}, good[1:]...))
+	f("version 1 with a block", append(raw{batchVersion1}, good[1:]...))
 	f("batch id 0", append(raw{batchVersion, 0, 0, 0, 0, 0, 0, 0, 0, 1}, good[10:]...))
 	f("no visits", head(0))
 	f("more visits than bytes", append(head(2), good[10:]...))

@@ -78,8 +78,9 @@ func (d *decoder) batch(into *Batch) error {
 	if len(d.b) < batchHeaderLen {
 		return fmt.Errorf("%d bytes, too few for a batch", len(d.b))
 	}
-	if d.b[0] != batchVersion {
-		return fmt.Errorf("unknown version %d", d.b[0])
+	version := d.b[0]
+	if version != batchVersion && version != batchVersion1 {
+		return fmt.Errorf("unknown version %d", version)
 	}
 	into.ID = binary.LittleEndian.Uint64(d.b[1:])
 	if into.ID == 0 {
@@ -121,6 +122,10 @@ func (d *decoder) batch(into *Batch) error {
 		var network [8]byte
 		d.bytes(network[:])
 		v.Network = binary.LittleEndian.Uint64(network[:])
+		if version != batchVersion1 {
+			d.bytes(network[:])
+			v.Block = binary.LittleEndian.Uint64(network[:])
+		}
 		d.bytes(v.Nonce[:])
 		if d.err != nil {
 			into.Visits = into.Visits[:i]

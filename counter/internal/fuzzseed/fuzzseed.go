@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 )
 
@@ -40,4 +41,23 @@ func Check(t testing.TB, target string, seeds map[string][]byte, update bool) {
 			t.Fatalf("seed %q is out of date: go test -run TestFuzzSeeds -update-seeds rewrites it", path)
 		}
 	}
+}
+
+// Read returns the []byte that the corpus entry testdata/fuzz/TARGET/NAME
+// holds, as Check writes it: for golden inputs of an older format, kept
+// beside the current seeds so that the fuzzer starts from them too.
+func Read(t testing.TB, target, name string) []byte {
+	t.Helper()
+	path := filepath.Join("testdata", "fuzz", target, name)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("cannot read seed %q: %s", path, err)
+	}
+	body, ok := bytes.CutPrefix(b, []byte("go test fuzz v1\n[]byte("))
+	body, ok2 := bytes.CutSuffix(body, []byte(")\n"))
+	s, err := strconv.Unquote(string(body))
+	if !ok || !ok2 || err != nil {
+		t.Fatalf("seed %q is not one []byte corpus entry", path)
+	}
+	return []byte(s)
 }

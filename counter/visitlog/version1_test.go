@@ -1,0 +1,74 @@
+package visitlog
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/clickgate/clickgate/counter/internal/fuzzseed"
+)
+
+// withoutBlocks returns b as version 1 holds it: no visit has a block.
+func withoutBlocks(b Batch) Batch {
+	b.Visits = append(b.Visits[:0:0], b.Visits...)
+	for i := range b.Visits {
+		b.Visits[i].Block = 0
+	}
+	return b
+}
+
+// TestVersion1 reads what logs written before Visit.Block was recorded
+// hold: batches of version 1 (the v1-* seeds of FuzzDecodeBatch, written
+// by that build) and a segment of them (FuzzOpen's v1-whole). Every visit
+// is read as it was written, with Block 0, and encodes again as version 2.
+func TestVersion1(t *testing.T) {
+	var dec Decoder
+	for name, want := range seedBatches() {
+		want = withoutBlocks(want)
+		p := fuzzseed.Read(t, "FuzzDecodeBatch", "v1-"+name)
+		if p[0] != batchVersion1 {
+			t.Fatalf("unexpected version of golden batch %q; got %d; want 1", name, p[0])
+		}
+		var got, viaDecoder Batch
+		if err := DecodeBatch(p, &got); err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("unexpected version 1 batch %q; got %+v, %v; want %+v", name, got, err, want)
+		}
+		if err := dec.Decode(p, &viaDecoder); err != nil || !reflect.DeepEqual(viaDecoder, want) {
+			t.Fatalf("unexpected version 1 batch %q from a Decoder; got %v", name, err)
+		}
+		q := AppendBatch(nil, &got)
+		if q[0] != batchVersion || len(q) != len(p)+8*len(want.Visits) {
+			t.Fatalf("unexpected encoding of version 1 batch %q: version %d, %d bytes of %d", name, q[0], len(q), len(p))
+		}
+		if again := mustDecode(t, q); !reflect.DeepEqual(again, want) {
+			t.Fatalf("unexpected batch %q after encoding it again", name)
+		}
+	}
+
+	// A segment of such batches, as the log of that build wrote it
+	// (tornLog's appends).
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, segmentName(1)), fuzzseed.Read(t, "FuzzOpen", "v1-whole"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	recs := readAll(t, openLog(t, dir, Options{}), Offset{})
+	if len(recs) != 8 {
+		t.Fatalf("unexpected records in the version 1 segment; got %d; want 8", len(recs))
+	}
+	for i, r := range recs {
+		id := uint64(i + 1)
+		want := withoutBlocks(Batch{ID: id, Visits: visits(int(id), 1+int(id%2))})
+		if r.batch[0] != batchVersion1 {
+			t.Fatalf("unexpected version of record %d; got %d; want 1", i, r.batch[0])
+		}
+		if got := mustDecode(t, r.batch); !reflect.DeepEqual(got, want) {
+			t.Fatalf("unexpected batch in record %d of the version 1 segment; got %+v; want %+v", i, got, want)
+		}
+	}
+	// The current segment seed holds the same batches, with their blocks.
+	if whole := fuzzseed.Read(t, "FuzzOpen", "whole"); bytes.Equal(whole, fuzzseed.Read(t, "FuzzOpen", "v1-whole")) {
+		t.Fatalf("the current segment seed is the version 1 one: run TestFuzzSeeds -update-seeds")
+	}
+}
