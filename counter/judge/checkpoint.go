@@ -29,7 +29,12 @@ var (
 )
 
 const (
-	version = 1
+	// version is the format MarshalBinary writes. Version 1, written
+	// before budgets, is read too: it is version 2 without the budgets in
+	// the params and without the budgets section, and loads into a judge
+	// whose budgets are 0.
+	version  = 2
+	version1 = 1
 	// maxStringLen bounds an id, the keying and the offset; the admin API
 	// allows ids of 64 bytes and the visit log 256.
 	maxStringLen = 256
@@ -55,9 +60,17 @@ func (j *Judge) MarshalBinary() ([]byte, error) {
 
 // AppendBinary appends the checkpoint to b, as MarshalBinary returns it.
 func (j *Judge) AppendBinary(b []byte) ([]byte, error) {
+	return j.appendVersion(b, version)
+}
+
+// appendVersion appends the checkpoint in format version v: version, or
+// version1 for a judge without budgets, to check that a checkpoint of
+// that version is canonical.
+func (j *Judge) appendVersion(b []byte, v byte) ([]byte, error) {
 	start := len(b)
-	b = append(b, magic[:]...)
-	b = appendParams(b, j.p, j.m, j.k)
+	b = append(b, magic[:len(magic)-1]...)
+	b = append(b, v)
+	b = appendParams(b, j.p, j.m, j.k, v)
 	b = appendString(b, j.offset)
 	b = binary.AppendVarint(b, j.clock)
 	b, err := j.appendWindows(b)
@@ -65,6 +78,11 @@ func (j *Judge) AppendBinary(b []byte) ([]byte, error) {
 		return nil, err
 	}
 	b = j.appendNetworks(b)
+	if v != version1 {
+		if b, err = j.appendBudgets(b); err != nil {
+			return nil, err
+		}
+	}
 	if b, err = j.appendCounters(b); err != nil {
 		return nil, err
 	}
@@ -72,15 +90,19 @@ func (j *Judge) AppendBinary(b []byte) ([]byte, error) {
 }
 
 func (j *Judge) sizeHint() int {
-	return 128 + len(j.win.byKey)*(int(j.m/8)+64) + len(j.vel.nets)*12 + len(j.cnt.rows)*24
+	return 128 + len(j.win.byKey)*(int(j.m/8)+64) + len(j.vel.nets)*12 + j.bud.entries()*12 + len(j.cnt.rows)*24
 }
 
-func appendParams(b []byte, p Params, m uint64, k int) []byte {
+func appendParams(b []byte, p Params, m uint64, k int, v byte) []byte {
 	b = binary.LittleEndian.AppendUint64(b, p.Expected)
 	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(p.FP))
 	b = binary.LittleEndian.AppendUint32(b, p.Partitions)
 	b = binary.LittleEndian.AppendUint32(b, uint32(p.VelocityMax))
 	b = binary.LittleEndian.AppendUint64(b, uint64(p.VelocityWindow))
+	if v != version1 {
+		b = binary.LittleEndian.AppendUint32(b, uint32(p.BudgetNetwork))
+		b = binary.LittleEndian.AppendUint32(b, uint32(p.BudgetBlock))
+	}
 	b = binary.LittleEndian.AppendUint64(b, m)
 	b = binary.LittleEndian.AppendUint32(b, uint32(k))
 	return appendString(b, p.Keying)
@@ -166,6 +188,41 @@ func (j *Judge) appendNetworks(b []byte) []byte {
 	return b
 }
 
+// appendBudgets appends the budgets of the clock's day by campaign, in id
+// order, each with its networks and then its blocks in key order.
+func (j *Judge) appendBudgets(b []byte) ([]byte, error) {
+	cs := j.bud.sorted()
+	b = binary.AppendUvarint(b, uint64(len(cs)))
+	for _, c := range cs {
+		if len(c.campaign) > maxStringLen {
+			return nil, fmt.Errorf("cannot checkpoint campaign id %.32q... of %d bytes; the limit is %d", c.campaign, len(c.campaign), maxStringLen)
+		}
+		b = appendString(b, c.campaign)
+		b = appendKeyCounts(b, c.networks)
+		b = appendKeyCounts(b, c.blocks)
+	}
+	return b, nil
+}
+
+// appendKeyCounts appends the count of keys, then each key (as its
+// difference from the previous one, the first from 0) and its count, in
+// key order.
+func appendKeyCounts(b []byte, m map[uint64]uint32) []byte {
+	keys := make([]uint64, 0, len(m))
+	for key := range m {
+		keys = append(keys, key)
+	}
+	slices.Sort(keys)
+	b = binary.AppendUvarint(b, uint64(len(keys)))
+	var prev uint64
+	for _, key := range keys {
+		b = binary.AppendUvarint(b, key-prev)
+		b = binary.AppendUvarint(b, uint64(m[key]))
+		prev = key
+	}
+	return b
+}
+
 // appendCounters appends the counters grouped by campaign, then creator,
 // then day.
 func (j *Judge) appendCounters(b []byte) ([]byte, error) {
@@ -241,8 +298,11 @@ func runs(rows []CreatorDay, i, end int, same func(a, b *CreatorDay) bool) int {
 
 // UnmarshalBinary replaces the judge's state with checkpoint b, which must
 // have been made with the judge's Params (else ErrParams). A checkpoint
-// that is damaged (ErrCorrupt) or of another format version (ErrVersion)
-// is refused too. On error the judge is left as it was.
+// that is damaged (ErrCorrupt) or of a format version this build does not
+// read (ErrVersion) is refused too. A checkpoint of version 1, made before
+// budgets, has budgets 0: a judge with budgets refuses it with ErrParams,
+// as it refuses any other change of Params. On error the judge is left as
+// it was.
 //
 // Every length is checked against what is left of b before anything is
 // allocated, and the checksum before anything is decoded, so a damaged
@@ -256,14 +316,15 @@ func (j *Judge) UnmarshalBinary(b []byte) error {
 	if len(b) < len(magic)+crcLen || !bytes.Equal(b[:len(magic)-1], magic[:len(magic)-1]) {
 		return fmt.Errorf("%w: not a judge checkpoint (%d bytes)", ErrCorrupt, len(b))
 	}
-	if b[len(magic)-1] != version {
-		return fmt.Errorf("%w: version %d; this build reads version %d", ErrVersion, b[len(magic)-1], version)
+	v := b[len(magic)-1]
+	if v != version && v != version1 {
+		return fmt.Errorf("%w: version %d; this build reads versions %d and %d", ErrVersion, v, version1, version)
 	}
 	body := b[len(magic) : len(b)-crcLen]
 	if got, want := binary.LittleEndian.Uint32(b[len(b)-crcLen:]), crc32.Checksum(b[:len(b)-crcLen], castagnoli); got != want {
 		return fmt.Errorf("%w: checksum %08x of %d bytes; want %08x", ErrCorrupt, got, len(b), want)
 	}
-	d := &decoder{b: body}
+	d := &decoder{b: body, version: v}
 	if err := j.decodeParams(d); err != nil {
 		return err
 	}
@@ -275,7 +336,7 @@ func (j *Judge) UnmarshalBinary(b []byte) error {
 	if d.err != nil {
 		return d.err
 	}
-	if again, err := nj.AppendBinary(make([]byte, 0, len(b))); err != nil || !bytes.Equal(again, b) {
+	if again, err := nj.appendVersion(make([]byte, 0, len(b)), v); err != nil || !bytes.Equal(again, b) {
 		return fmt.Errorf("%w: not in canonical form", ErrCorrupt)
 	}
 	*j = *nj
@@ -289,6 +350,9 @@ func (j *Judge) decodeParams(d *decoder) error {
 	p.Partitions = d.u32()
 	p.VelocityMax = int(d.u32())
 	p.VelocityWindow = time.Duration(d.u64())
+	if d.version != version1 {
+		p.BudgetNetwork, p.BudgetBlock = int(d.u32()), int(d.u32())
+	}
 	m, k := d.u64(), int(d.u32())
 	p.Keying = string(d.bytes("keying", maxStringLen))
 	if d.err != nil {

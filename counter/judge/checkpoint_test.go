@@ -12,18 +12,24 @@ import (
 	"time"
 
 	"github.com/clickgate/clickgate/counter"
+	"github.com/clickgate/clickgate/counter/internal/fuzzseed"
 )
 
 // smallState returns a judge of testParams that holds a little of
-// everything: two windows, networks, counters and an offset.
-func smallState(t testing.TB) *Judge {
+// everything: two windows, networks, budgets, counters and an offset.
+func smallState(t testing.TB) *Judge { return smallStateOf(t, testParams) }
+
+// smallStateOf is smallState of a judge of p. Of v1Params, it is the state
+// that the seed v1-small holds, written before budgets: blocks change
+// nothing without budgets.
+func smallStateOf(t testing.TB, p Params) *Judge {
 	t.Helper()
-	j := mustNew(t, testParams)
+	j := mustNew(t, p)
 	visits := []counter.Visit{
 		visit("c1", "alice", "ann", 0), visit("c1", "alice", "ann", 1000),
 		firstVisit("c1", "bob", "bea", 2000), markOnly(visit("c2", "carl", "cid", 3000)),
-		from(visit("c1", "alice", "dan", 30_000), "cafe"), from(visit("c1", "alice", "eve", 31_000), "cafe"),
-		from(visit("c1", "alice", "fay", 32_000), "cafe"), from(visit("c1", "alice", "gus", 33_000), "cafe"),
+		in(from(visit("c1", "alice", "dan", 30_000), "cafe"), "town"), in(from(visit("c1", "alice", "eve", 31_000), "cafe"), "town"),
+		in(from(visit("c1", "alice", "fay", 32_000), "cafe"), "town"), in(from(visit("c1", "alice", "gus", 33_000), "cafe"), "town"),
 	}
 	j.Apply(visits, make([]counter.Reason, len(visits)))
 	j.SetOffset([]byte("1715000000000-7"))
@@ -59,6 +65,11 @@ func TestCheckpointRoundTrip(t *testing.T) {
 		next := []counter.Visit{
 			visit("c1", "alice", "ann", 40_000), from(visit("c1", "alice", "hal", 40_001), "cafe"),
 			visit("c1", "alice", "ivy", 40_002), markOnly(visit("c2", "carl", "cid", 40_003)),
+			// cafe's fourth and fifth qualified visits of the day, then
+			// one over its budget; town's sixth to eighth.
+			in(from(visit("c1", "alice", "jay", 200_000), "cafe"), "town"), in(from(visit("c1", "alice", "kim", 200_001), "cafe"), "town"),
+			in(from(visit("c1", "alice", "lou", 200_002), "cafe"), "town"),
+			in(visit("c1", "bob", "max", 200_003), "town"), in(visit("c1", "bob", "ned", 200_004), "town"),
 		}
 		want, got := make([]counter.Reason, len(next)), make([]counter.Reason, len(next))
 		j.Apply(next, want)
@@ -90,17 +101,25 @@ func TestCheckpointOtherParams(t *testing.T) {
 	f("partitions", func(p *Params) { p.Partitions = 2 })
 	f("velocity max", func(p *Params) { p.VelocityMax = 4 })
 	f("velocity window", func(p *Params) { p.VelocityWindow += time.Millisecond })
+	f("network budget", func(p *Params) { p.BudgetNetwork++ })
+	f("no network budget", func(p *Params) { p.BudgetNetwork = 0 })
+	f("block budget", func(p *Params) { p.BudgetBlock++ })
+	f("no budgets", func(p *Params) { p.BudgetNetwork, p.BudgetBlock = 0, 0 })
 	f("keying", func(p *Params) { p.Keying = "other-secret" })
 }
 
 // withCRC returns b with its magic and checksum made valid, so that what
-// lies between them is decoded.
+// lies between them is decoded. A version this build reads is kept.
 func withCRC(b []byte) []byte {
 	if len(b) < len(magic)+crcLen {
 		return b
 	}
+	v := b[len(magic)-1]
 	b = bytes.Clone(b)
 	copy(b, magic[:])
+	if v == version1 {
+		b[len(magic)-1] = v
+	}
 	binary.LittleEndian.PutUint32(b[len(b)-crcLen:], crc32.Checksum(b[:len(b)-crcLen], castagnoli))
 	return b
 }
@@ -142,7 +161,7 @@ func TestCheckpointDamaged(t *testing.T) {
 		b := edit(bytes.Clone(good[:len(good)-crcLen]))
 		return withCRC(append(b, 0, 0, 0, 0))
 	}
-	offset := len(magic) + 44 + 1 // after the params and the empty keying
+	offset := len(magic) + 52 + 1 // after the params and the empty keying
 	f("a long varint", body(func(b []byte) []byte {
 		return append(b[:offset:offset], append([]byte{0x80 | b[offset], 0}, b[offset+1:]...)...)
 	}), ErrCorrupt)
@@ -153,6 +172,53 @@ func TestCheckpointDamaged(t *testing.T) {
 		windows += n
 		return append(b[:windows:windows], binary.AppendUvarint(nil, math.MaxUint64)...)
 	}), ErrCorrupt)
+}
+
+// TestCheckpointVersion1 loads checkpoints written before budgets (the
+// seeds v1-* of FuzzUnmarshal, written by that build with v1Params, which
+// were testParams then): a judge without budgets takes them, in the state
+// that build left, and goes on with version 2; a judge with budgets
+// refuses them as made with other parameters.
+func TestCheckpointVersion1(t *testing.T) {
+	// The states of the seeds, as a judge of v1Params reaches them.
+	expired := smallStateOf(t, v1Params)
+	expired.Apply([]counter.Visit{visit("c3", "dora", "ann", int64(30*time.Hour/time.Millisecond))}, make([]counter.Reason, 1))
+	states := map[string]*Judge{"empty": mustNew(t, v1Params), "small": smallStateOf(t, v1Params), "expired": expired, "log": nil}
+	for name, want := range states {
+		b := fuzzseed.Read(t, "FuzzUnmarshal", "v1-"+name)
+		if b[len(magic)-1] != 1 {
+			t.Fatalf("unexpected version of seed v1-%s; got %d; want 1", name, b[len(magic)-1])
+		}
+		err := mustNew(t, testParams).UnmarshalBinary(b)
+		if !errors.Is(err, ErrParams) || !strings.Contains(err.Error(), v1Params.String()) {
+			t.Fatalf("unexpected error loading v1-%s into a judge with budgets; got %v; want %v naming %s", name, err, ErrParams, v1Params)
+		}
+		j := mustNew(t, v1Params)
+		if err := j.UnmarshalBinary(b); err != nil {
+			t.Fatalf("unexpected error loading v1-%s: %s", name, err)
+		}
+		again := mustMarshal(t, j)
+		if again[len(magic)-1] != version {
+			t.Fatalf("unexpected version of a checkpoint of a judge loaded from v1-%s; got %d", name, again[len(magic)-1])
+		}
+		if want != nil && !bytes.Equal(again, mustMarshal(t, want)) {
+			t.Fatalf("unexpected state loaded from v1-%s; got %x; want %x", name, again, mustMarshal(t, want))
+		}
+		if err := mustNew(t, v1Params).UnmarshalBinary(again); err != nil {
+			t.Fatalf("unexpected error loading the version 2 checkpoint of v1-%s: %s", name, err)
+		}
+	}
+	// Version 1 has no budget reason.
+	j := mustNew(t, v1Params)
+	j.cnt.add(&counter.Visit{Campaign: "c1", Creator: "alice"}, counter.Budget)
+	j.clock = t0
+	b, err := j.appendVersion(nil, version1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mustNew(t, v1Params).UnmarshalBinary(b); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("unexpected error for a version 1 checkpoint with a budget count; got %v; want %v", err, ErrCorrupt)
+	}
 }
 
 func TestUnmarshalOnZeroJudge(t *testing.T) {

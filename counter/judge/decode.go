@@ -14,8 +14,9 @@ import (
 // decoder reads a checkpoint's body. The first error sticks: later reads
 // return zeros.
 type decoder struct {
-	b   []byte
-	err error
+	b       []byte
+	err     error
+	version byte // of the checkpoint
 }
 
 func (d *decoder) fail(format string, args ...any) {
@@ -111,10 +112,71 @@ func (j *Judge) decodeState(d *decoder) {
 	}
 	j.decodeWindows(d)
 	j.decodeNetworks(d)
+	if d.version != version1 {
+		if j.clock != math.MinInt64 {
+			j.bud.day = floorDiv(j.clock, msPerDay)
+		}
+		j.decodeBudgets(d)
+	}
 	j.decodeCounters(d)
-	if d.err == nil && j.clock == math.MinInt64 && (len(j.win.byKey) > 0 || len(j.vel.nets) > 0 || len(j.cnt.rows) > 0) {
+	if d.err == nil && j.clock == math.MinInt64 && (len(j.win.byKey) > 0 || len(j.vel.nets) > 0 || len(j.bud.campaigns) > 0 || len(j.cnt.rows) > 0) {
 		d.fail("state without a clock")
 	}
+}
+
+func (j *Judge) decodeBudgets(d *decoder) {
+	n := d.count("budget campaigns", 4, math.MaxInt)
+	var prev string
+	for i := range n {
+		c := &campaignBudget{campaign: string(d.bytes("campaign id", maxStringLen))}
+		if d.err == nil && i > 0 && c.campaign <= prev {
+			d.fail("budgets of campaign %q out of order", c.campaign)
+		}
+		prev = c.campaign
+		c.networks = d.keyCounts("network", j.bud.network)
+		c.blocks = d.keyCounts("block", j.bud.block)
+		if d.err != nil {
+			return
+		}
+		if len(c.networks) == 0 && len(c.blocks) == 0 {
+			d.fail("budgets of campaign %q without a count", c.campaign)
+			return
+		}
+		j.bud.campaigns[c.campaign] = c
+	}
+}
+
+// keyCounts reads the keys and counts of appendKeyCounts: keys increasing
+// from 1, counts 1 to budget (none when budget is 0).
+func (d *decoder) keyCounts(what string, budget uint32) map[uint64]uint32 {
+	n := d.count(what+"s", 2, math.MaxInt)
+	if n == 0 {
+		return make(map[uint64]uint32)
+	}
+	if budget == 0 {
+		d.fail("%d %ss counted without a %s budget", n, what, what)
+		return nil
+	}
+	m := make(map[uint64]uint32, n)
+	var key uint64
+	for range n {
+		delta := d.uvarint(what + " key")
+		v := d.uvarint(what + " count")
+		if d.err != nil {
+			return nil
+		}
+		if delta == 0 || key+delta < key {
+			d.fail("%s key out of order", what)
+			return nil
+		}
+		if v == 0 || v > uint64(budget) {
+			d.fail("%s count %d; the budget is %d", what, v, budget)
+			return nil
+		}
+		key += delta
+		m[key] = uint32(v)
+	}
+	return m
 }
 
 func (j *Judge) decodeWindows(d *decoder) {
@@ -245,10 +307,15 @@ func (j *Judge) decodeCounters(d *decoder) {
 	}
 }
 
-// counts reads a mask of reasons and a count for each.
+// counts reads a mask of reasons and a count for each. Version 1 has no
+// budget reason.
 func (d *decoder) counts(c *counter.Counts) {
 	mask := d.uvarint("reasons")
-	if mask == 0 || mask >= 1<<counter.NumReasons {
+	limit := uint64(1) << counter.NumReasons
+	if d.version == version1 {
+		limit = 1 << counter.Budget
+	}
+	if mask == 0 || mask >= limit {
 		d.fail("reasons %b", mask)
 		return
 	}

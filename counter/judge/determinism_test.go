@@ -14,24 +14,28 @@ import (
 
 // logParams size filters for 50k visitors per campaign window over 4
 // partitions, so that the generated log's windows hold what they were
-// sized for.
-var logParams = Params{Expected: 50_000, FP: 0.01, Partitions: 4, VelocityMax: 20, VelocityWindow: 10 * time.Minute}
+// sized for, and give the networks and blocks of genLog's people and
+// farms budgets that some of them exceed.
+var logParams = Params{Expected: 50_000, FP: 0.01, Partitions: 4, VelocityMax: 20, VelocityWindow: 10 * time.Minute,
+	BudgetNetwork: 25, BudgetBlock: 60}
 
 // genLog returns n visits of one partition's log, seeded: two campaigns
-// with two-hour dedupe windows over about 11 hours, people who come back
-// (with their cookie, or without it from their network), click farms over
-// the velocity limit, marks, a lagging node whose visits are a few
-// seconds behind, and a spool shipped hours late, whose windows are gone.
+// with two-hour dedupe windows over about 11 hours from 18:00 UTC, so
+// across midnight, people who come back (with their cookie, or without
+// it from their network) in 400 blocks of networks, click farms over the
+// velocity limit and the budgets in one block, marks, a lagging node
+// whose visits are a few seconds behind, and a spool shipped hours late,
+// whose windows are gone.
 func genLog(n int, seed uint64) []counter.Visit {
 	r := rand.New(rand.NewPCG(seed, 0x6a756467))
 	type person struct {
 		campaign, creator string
 		id                int
-		net               uint64
+		net, block        uint64
 		cookie            bool // the person's browser has the cookie
 	}
 	people := make([]person, 0, 1024)
-	at := int64(t0)
+	at := int64(t0) - int64(6*time.Hour/time.Millisecond)
 	visits := make([]counter.Visit, 0, n)
 	for len(visits) < n {
 		at += r.Int64N(400)
@@ -43,15 +47,16 @@ func genLog(n int, seed uint64) []counter.Visit {
 				creator:  "creator-" + strconv.Itoa(r.IntN(40)),
 				id:       len(people),
 				net:      r.Uint64(),
+				block:    2 + uint64(r.IntN(400)),
 			})
 			p = &people[len(people)-1]
-			if r.IntN(10) == 0 { // behind a farm's network
-				p.net = uint64(r.IntN(5))
+			if r.IntN(10) == 0 { // behind a farm's network, 0 unknown
+				p.net, p.block = uint64(r.IntN(5)), 1
 			}
 		default:
 			p = &people[len(people)-1-r.IntN(min(len(people), 5000))]
 		}
-		v := counter.Visit{Campaign: p.campaign, Creator: p.creator, Network: p.net, At: at}
+		v := counter.Visit{Campaign: p.campaign, Creator: p.creator, Network: p.net, Block: p.block, At: at}
 		if r.IntN(20) == 0 { // a lagging node
 			v.At -= r.Int64N(5000)
 		}
@@ -96,13 +101,16 @@ func TestDeterminism(t *testing.T) {
 	for _, r := range want {
 		reasons[r]++
 	}
-	for _, r := range []counter.Reason{Q, D, V, O} {
+	for _, r := range []counter.Reason{Q, D, V, O, B} {
 		if reasons[r] < 100 {
 			t.Fatalf("unexpected reasons of the generated log; got %v; want at least 100 %s", reasons, r)
 		}
 	}
-	t.Logf("reasons: qualified %d, duplicates %d, velocity %d, out of window %d; checkpoint %d bytes",
-		reasons[Q], reasons[D], reasons[V], reasons[O], len(wantCheckpoint))
+	if first, last := counter.DayOf(time.UnixMilli(visits[0].At)), counter.DayOf(time.UnixMilli(whole.Clock())); last != first+1 {
+		t.Fatalf("unexpected days of the generated log; got %s to %s; want two", first, last)
+	}
+	t.Logf("reasons: qualified %d, duplicates %d, velocity %d, budget %d, out of window %d; checkpoint %d bytes",
+		reasons[Q], reasons[D], reasons[V], reasons[B], reasons[O], len(wantCheckpoint))
 
 	// In batches of random sizes, through a checkpoint after each.
 	r := rand.New(rand.NewPCG(2, 2))

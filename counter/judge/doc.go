@@ -1,5 +1,6 @@
 // Package judge decides the visits of one partition of the visit log:
-// qualified, duplicate or over the velocity limit. It is pure and
+// qualified, duplicate, over the velocity limit or over a daily budget.
+// It is pure and
 // deterministic: its decisions and its checkpoint depend only on the
 // checkpoint it started from and the visits applied since, in order, never
 // on wall time, map order or how the visits were batched. So a crash, a
@@ -43,14 +44,30 @@
 // evicted, so memory is about 40 bytes per network seen in the last 8
 // granules.
 //
+// Budgets: qualified visits per campaign per UTC day of the judge's clock,
+// per network (Visit.Network, Params.BudgetNetwork) and per block of
+// networks (Visit.Block, Params.BudgetBlock). A visit that would qualify
+// (its Key is not in the filter) from a network or a block that has had
+// its budget today is Budget: redirected, not paid, and not in the
+// filter (see Apply). Only qualified visits count against budgets, so
+// distinct visitor keys from one network (rotated User-Agents or cookie
+// jars) spend them, and a duplicate is a duplicate whatever the budget.
+// Budgets hold per partition, like velocity: all of one creator's visits
+// are in one partition, but a network that visits creators of several
+// partitions has the budgets of each. When the clock enters a new day,
+// the day before is dropped: memory is about 40 bytes per network and per
+// block with a qualified visit today. A network or block of 0 is unknown
+// and has no budget.
+//
 // Time is only ever the judge's clock, the largest Visit.At applied. A
 // visit older than the clock counts for velocity in the clock's granule
-// (kept longer, never shorter). An edge whose clock runs ahead moves the
+// (kept longer, never shorter), and against the budgets of the clock's
+// day. An edge whose clock runs ahead moves the
 // judge's clock ahead: windows are dropped and granules pass early by
 // that much; the hour of grace in Visit.Expires absorbs skew below it.
 //
-// MarkOnly visits add their keys and are counted nowhere, velocity
-// included.
+// MarkOnly visits add their keys and are counted nowhere, velocity and
+// budgets included.
 //
 // Counters: (campaign, creator, Visit.Day, reason) += 1 for every visit
 // that is not MarkOnly.
@@ -60,10 +77,11 @@
 // MarshalBinary writes, and UnmarshalBinary reads, all in little endian,
 // varints as encoding/binary writes them:
 //
-//	magic     "CGJUDGE" and the format version, 1 (8 bytes)
+//	magic     "CGJUDGE" and the format version, 2 (8 bytes)
 //	params    Expected u64 | FP (IEEE 754) u64 | Partitions u32 |
-//	          VelocityMax u32 | VelocityWindow (ns) u64 | filter bits m u64 |
-//	          hash functions k u32 | Keying (uvarint length <= 256, bytes)
+//	          VelocityMax u32 | VelocityWindow (ns) u64 | BudgetNetwork u32 |
+//	          BudgetBlock u32 | filter bits m u64 | hash functions k u32 |
+//	          Keying (uvarint length <= 256, bytes)
 //	offset    uvarint length <= 256, bytes (SetOffset)
 //	clock     varint: largest Visit.At applied, ms; math.MinInt64 if none
 //	windows   uvarint count <= 4096, in (campaign, start) order, each:
@@ -74,12 +92,23 @@
 //	            from the previous key, the first from 0) | lane mask byte |
 //	            uvarint count per set bit i, the visits in granule G-7+i,
 //	            G the granule of the clock
+//	budgets   of the clock's UTC day: uvarint campaigns, in id order, each:
+//	            id (uvarint length, bytes) | networks | blocks; each of
+//	            those a uvarint count, then in key order: key (uvarint
+//	            difference from the previous key, the first from 0, so
+//	            never 0) | uvarint qualified visits, 1 to the budget
 //	counters  uvarint campaigns, in order, each: id (uvarint length,
 //	            bytes) | uvarint creators, in order, each: id | uvarint
 //	            days, each: day (first varint, then uvarint difference
 //	            from the previous) | uvarint mask of reasons with a
 //	            count | uvarint count per set bit
 //	crc       CRC-32C of everything before, u32
+//
+// Version 1, written before budgets, is version 2 without BudgetNetwork,
+// BudgetBlock and the budgets section, and without the budget reason in
+// the counters. It is read as a checkpoint of budgets 0 (so a judge with
+// budgets refuses it with ErrParams, as any other change of Params), and
+// written again as version 2.
 //
 // A filter of n = ceil(2 × Expected / Partitions) keys has k =
 // round(log2(1/FP)) functions and m bits, the least multiple of 64 with
@@ -94,8 +123,8 @@
 // capacity, less while it fills (a run of zero words costs a byte or
 // two). At the defaults (1M visitors, fp 0.001) over 16 partitions a
 // window's filter is 219 KiB: 28.8 bits, 3.6 bytes, per visitor of two
-// keys. A network costs 10-12 bytes, a creator-day
-// about 8. Decoding checks the CRC first and bounds every count by what
+// keys. A network costs 10-12 bytes, a network or block with a budget
+// count 3-12, a creator-day about 8. Decoding checks the CRC first and bounds every count by what
 // the rest of the input can hold and every string by 256 bytes, then
 // refuses a checkpoint that does not re-encode to itself byte for byte, so
 // each state has one checkpoint.

@@ -48,15 +48,34 @@ type window struct {
 	bits     []uint64
 }
 
-// testAndAdd sets key's k bits in the m-bit filter and reports whether all
-// were set before.
-func (w *window) testAndAdd(key *counter.VisitorKey, m uint64, k int) bool {
+// probes returns the start and the step of key's probe sequence.
+func probes(key *counter.VisitorKey) (h1, h2 uint64) {
 	// Both hashes depend on every byte: keys are keyed hashes, but a key
 	// whose halves are not independent (a test's, or a future key format)
 	// must not make the probe sequences of many keys shifted copies.
 	lo, hi := binary.LittleEndian.Uint64(key[:8]), binary.LittleEndian.Uint64(key[8:])
-	h1 := fmix64(lo ^ fmix64(hi))
-	h2 := fmix64(h1^hi) | 1
+	h1 = fmix64(lo ^ fmix64(hi))
+	return h1, fmix64(h1^hi) | 1
+}
+
+// test reports whether key's k bits are all set in the m-bit filter,
+// changing nothing.
+func (w *window) test(key *counter.VisitorKey, m uint64, k int) bool {
+	h1, h2 := probes(key)
+	for range k {
+		p, _ := bits.Mul64(h1, m)
+		h1 += h2
+		if w.bits[p>>6]&(1<<(p&63)) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// testAndAdd sets key's k bits in the m-bit filter and reports whether all
+// were set before.
+func (w *window) testAndAdd(key *counter.VisitorKey, m uint64, k int) bool {
+	h1, h2 := probes(key)
 	seen := true
 	for range k {
 		p, _ := bits.Mul64(h1, m)
@@ -100,6 +119,14 @@ type windows struct {
 
 func newWindows(m uint64, k int) windows {
 	return windows{m: m, k: k, byKey: make(map[windowKey]*window), next: math.MaxInt64}
+}
+
+// peek returns v's window, or nil when it is not live.
+func (ws *windows) peek(v *counter.Visit) *window {
+	if w := ws.last; w != nil && w.start == v.Window && w.campaign == v.Campaign {
+		return w
+	}
+	return ws.byKey[windowKey{v.Campaign, v.Window}]
 }
 
 // get returns v's window, creating it, or nil when the window's state is

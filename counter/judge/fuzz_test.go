@@ -16,30 +16,34 @@ import (
 
 var updateSeeds = flag.Bool("update-seeds", false, "rewrite the seeds in testdata/fuzz/FuzzUnmarshal")
 
-// FuzzUnmarshal feeds arbitrary checkpoints to a judge of testParams:
-// UnmarshalBinary never panics, refuses with one of its errors, and what
-// it accepts re-encodes to the same bytes and keeps working. Each input is
-// tried as it is and with a valid magic and checksum, so that mutations
-// reach the decoder. The seeds are in testdata/fuzz/FuzzUnmarshal, which
-// TestFuzzSeeds keeps in the current format.
+// FuzzUnmarshal feeds arbitrary checkpoints to a judge of testParams and
+// one of v1Params: UnmarshalBinary never panics, refuses with one of its
+// errors, and what it accepts re-encodes to the same bytes (in its
+// version) and keeps working. Each input is tried as it is and with a
+// valid magic (of its version when it has one this build reads) and
+// checksum, so that mutations reach the decoder. The seeds are in
+// testdata/fuzz/FuzzUnmarshal, which TestFuzzSeeds keeps in the current
+// format; v1-* are checkpoints of version 1, which it never rewrites.
 func FuzzUnmarshal(f *testing.F) {
 	f.Add([]byte{})
 	f.Add(magic[:])
 	f.Fuzz(func(t *testing.T, b []byte) {
-		checkUnmarshal(t, b)
-		checkUnmarshal(t, withCRC(b))
+		for _, p := range []Params{testParams, v1Params} {
+			checkUnmarshal(t, p, b)
+			checkUnmarshal(t, p, withCRC(b))
+		}
 	})
 }
 
-func checkUnmarshal(t *testing.T, b []byte) {
-	j := mustNew(t, testParams)
+func checkUnmarshal(t *testing.T, p Params, b []byte) {
+	j := mustNew(t, p)
 	if err := j.UnmarshalBinary(b); err != nil {
 		if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrParams) && !errors.Is(err, ErrVersion) {
 			t.Fatalf("unexpected error for %q; got %v; want one of the package's", b, err)
 		}
 		return
 	}
-	if again := mustMarshal(t, j); !bytes.Equal(again, b) {
+	if again, _ := j.appendVersion(nil, b[len(magic)-1]); !bytes.Equal(again, b) {
 		t.Fatalf("unexpected checkpoint after restoring %q; got %q", b, again)
 	}
 	// The restored judge decides visits at its clock and a second before,
@@ -59,7 +63,7 @@ func checkUnmarshal(t *testing.T, b []byte) {
 		visits = append(visits, v)
 	}
 	j.Apply(visits, make([]counter.Reason, len(visits)))
-	r := mustNew(t, testParams)
+	r := mustNew(t, p)
 	if err := r.UnmarshalBinary(mustMarshal(t, j)); err != nil {
 		t.Fatalf("unexpected error restoring the judge restored from %q, after visits: %s", b, err)
 	}
@@ -91,6 +95,6 @@ func TestFuzzSeeds(t *testing.T) {
 		if err := mustNew(t, testParams).UnmarshalBinary(seeds[name]); err != nil {
 			t.Fatalf("unexpected error restoring seed %q: %s", name, err)
 		}
-		checkUnmarshal(t, seeds[name])
+		checkUnmarshal(t, testParams, seeds[name])
 	}
 }

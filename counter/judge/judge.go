@@ -42,6 +42,16 @@ type Params struct {
 	// VelocityWindow is the window of VelocityMax (--velocity-window).
 	// Required, 1s to 7 days, whole milliseconds.
 	VelocityWindow time.Duration
+	// BudgetNetwork is how many qualified visits one network
+	// (Visit.Network: an IPv4 address, an IPv6 /64) may have per UTC day
+	// of the judge's clock in one campaign of this partition; the visits
+	// past it that would have qualified are counter.Budget
+	// (--budget-network). 0 to 2^31-1; 0: no network budget.
+	BudgetNetwork int
+	// BudgetBlock is the same for a block of networks (Visit.Block: an
+	// IPv4 /24, an IPv6 /48), usually larger (--budget-block). 0 to
+	// 2^31-1; 0: no block budget.
+	BudgetBlock int
 	// Keying identifies the secret that keys visitor and network keys (a
 	// fingerprint, never the secret), like counter.DedupeParams.Keying:
 	// filters built from keys of another secret would count every
@@ -68,6 +78,10 @@ func (p Params) size() (m uint64, k int, err error) {
 		return 0, 0, fmt.Errorf("velocity max %d must be 0 (none) to %d", p.VelocityMax, math.MaxUint16-1)
 	case p.VelocityWindow < time.Second || p.VelocityWindow > 7*24*time.Hour || p.VelocityWindow%time.Millisecond != 0:
 		return 0, 0, fmt.Errorf("velocity window %s must be 1s to 168h in whole milliseconds", p.VelocityWindow)
+	case p.BudgetNetwork < 0 || p.BudgetNetwork > math.MaxInt32:
+		return 0, 0, fmt.Errorf("network budget %d must be 0 (none) to %d", p.BudgetNetwork, math.MaxInt32)
+	case p.BudgetBlock < 0 || p.BudgetBlock > math.MaxInt32:
+		return 0, 0, fmt.Errorf("block budget %d must be 0 (none) to %d", p.BudgetBlock, math.MaxInt32)
 	case len(p.Keying) > maxStringLen:
 		return 0, 0, fmt.Errorf("keying of %d bytes; the limit is %d", len(p.Keying), maxStringLen)
 	}
@@ -80,8 +94,8 @@ func (p Params) size() (m uint64, k int, err error) {
 }
 
 func (p Params) String() string {
-	return fmt.Sprintf("expected=%d fp=%v partitions=%d velocity_max=%d velocity_window=%s keying=%q",
-		p.Expected, p.FP, p.Partitions, p.VelocityMax, p.VelocityWindow, p.Keying)
+	return fmt.Sprintf("expected=%d fp=%v partitions=%d velocity_max=%d velocity_window=%s budget_network=%d budget_block=%d keying=%q",
+		p.Expected, p.FP, p.Partitions, p.VelocityMax, p.VelocityWindow, p.BudgetNetwork, p.BudgetBlock, p.Keying)
 }
 
 // Judge decides the visits of one partition's log, in log order, from its
@@ -95,6 +109,7 @@ type Judge struct {
 	offset []byte
 	win    windows
 	vel    velocity
+	bud    budgets
 	cnt    counters
 }
 
@@ -115,6 +130,7 @@ func newJudge(p Params, m uint64, k int) *Judge {
 		clock: math.MinInt64,
 		win:   newWindows(m, k),
 		vel:   newVelocity(p.VelocityMax, p.VelocityWindow.Milliseconds()),
+		bud:   newBudgets(p.BudgetNetwork, p.BudgetBlock),
 		cnt:   newCounters(),
 	}
 }
@@ -129,16 +145,34 @@ func (j *Judge) Params() Params { return j.p }
 //     visits within VelocityWindow, this one included. It does not enter
 //     the dedupe filter.
 //   - counter.Duplicate: the visit's Key is in its window's filter.
-//   - counter.Qualified: it is not. Key, and Also when HasAlso, are
-//     added to the filter either way.
+//   - counter.Budget: it is not, and the visit's network already had
+//     BudgetNetwork qualified visits in the campaign on the clock's UTC
+//     day, or its block BudgetBlock. It does not enter the filter (see
+//     below).
+//   - counter.Qualified: it is not, within budget; it counts against
+//     its network's and block's budgets. Key, and Also when HasAlso, are
+//     added to the filter for a duplicate and a qualified visit.
 //   - counter.OutOfWindow: the visit's window was dropped (the clock has
 //     passed Visit.Expires) before the visit reached the judge, so it
 //     cannot be told from an earlier visit of the same visitor; it is not
 //     paid rather than maybe paid twice.
 //
+// A visit refused for its budget stays out of the filter (Key and Also),
+// as one refused for velocity does. The refusal is about its network's
+// day, not about the visitor, so a later visit of that person by a key
+// the filter does not hold (on another day of a longer window, say) may
+// still qualify, once. That pays nobody twice: only a visit that enters
+// the filter can qualify, and the visitor's next visit by that key finds
+// it there. And a flood of rotated User-Agents past the budget adds none
+// of its own keys to the window's filter: it fills the filter at most
+// half as fast as visits that qualify (the edge still marks the cookie
+// it set with a MarkOnly visit, which no budget refuses), so it raises
+// the false duplicates of honest visitors less. Like every decision
+// here, it depends on the judge's state alone.
+//
 // A MarkOnly visit adds its keys and is counted nowhere, not even by
-// velocity: out[i] says whether Key was new (Qualified) or known
-// (Duplicate), as Store.Commit does, or OutOfWindow.
+// velocity or budgets: out[i] says whether Key was new (Qualified) or
+// known (Duplicate), as Store.Commit does, or OutOfWindow.
 //
 // out must be at least as long as visits.
 func (j *Judge) Apply(visits []counter.Visit, out []counter.Reason) {
@@ -158,24 +192,45 @@ func (j *Judge) apply(v *counter.Visit) counter.Reason {
 		j.cnt.add(v, counter.Velocity)
 		return counter.Velocity
 	}
-	r := counter.OutOfWindow
-	if w := j.win.get(v, floorDiv(j.clock, 1000)); w != nil {
-		r = counter.Qualified
-		if w.testAndAdd(&v.Key, j.m, j.k) {
-			r = counter.Duplicate
-		}
-		if v.HasAlso {
-			w.testAndAdd(&v.Also, j.m, j.k)
-		}
-	}
+	r := j.decide(v)
 	if !v.MarkOnly {
 		j.cnt.add(v, r)
 	}
 	return r
 }
 
-// advance moves the clock to at, later than it, and drops the windows and
-// networks that it leaves behind.
+// decide returns what v is, past velocity, and adds its keys to the
+// filter unless it is refused.
+func (j *Judge) decide(v *counter.Visit) counter.Reason {
+	now := floorDiv(j.clock, 1000)
+	budgeted := !v.MarkOnly && j.bud.on()
+	if budgeted && !j.bud.allows(v) {
+		// Over budget: refused, unless a duplicate, without entering the
+		// filter (see Apply). A window not made yet holds no key.
+		w := j.win.peek(v)
+		if w == nil && v.Expires > now || w != nil && !w.test(&v.Key, j.m, j.k) {
+			return counter.Budget
+		}
+	}
+	w := j.win.get(v, now)
+	if w == nil {
+		return counter.OutOfWindow
+	}
+	r := counter.Qualified
+	if w.testAndAdd(&v.Key, j.m, j.k) {
+		r = counter.Duplicate
+	}
+	if v.HasAlso {
+		w.testAndAdd(&v.Also, j.m, j.k)
+	}
+	if r == counter.Qualified && budgeted {
+		j.bud.charge(v)
+	}
+	return r
+}
+
+// advance moves the clock to at, later than it, and drops the windows,
+// networks and budget days that it leaves behind.
 func (j *Judge) advance(at int64) {
 	j.clock = at
 	if sec := floorDiv(at, 1000); sec >= j.win.next {
@@ -184,6 +239,7 @@ func (j *Judge) advance(at int64) {
 	if g := j.vel.granule(at); g > j.vel.cur {
 		j.vel.advance(g)
 	}
+	j.bud.advance(at)
 }
 
 // Clock returns the largest Visit.At applied (Unix milliseconds), the

@@ -18,8 +18,14 @@ import (
 // t0 is 2026-05-11T00:00:00Z, in Unix milliseconds.
 const t0 = 1_778_457_600_000
 
-// testParams limit a network to 3 visits per 70 s: granules of 10 s.
-var testParams = Params{Expected: 50, FP: 0.001, Partitions: 1, VelocityMax: 3, VelocityWindow: 70 * time.Second}
+// testParams limit a network to 3 visits per 70 s (granules of 10 s), and
+// to 5 qualified visits a day, its block to 8.
+var testParams = Params{Expected: 50, FP: 0.001, Partitions: 1, VelocityMax: 3, VelocityWindow: 70 * time.Second,
+	BudgetNetwork: 5, BudgetBlock: 8}
+
+// v1Params are testParams without budgets, as checkpoints of version 1
+// have them.
+var v1Params = Params{Expected: 50, FP: 0.001, Partitions: 1, VelocityMax: 3, VelocityWindow: 70 * time.Second}
 
 func mustNew(t testing.TB, p Params) *Judge {
 	t.Helper()
@@ -73,6 +79,12 @@ func from(v counter.Visit, net string) counter.Visit {
 	return v
 }
 
+// in puts v's network in the block of a name.
+func in(v counter.Visit, block string) counter.Visit {
+	v.Block = network("block\x00" + block)
+	return v
+}
+
 func markOnly(v counter.Visit) counter.Visit {
 	v.MarkOnly = true
 	return v
@@ -83,6 +95,7 @@ const (
 	D = counter.Duplicate
 	V = counter.Velocity
 	O = counter.OutOfWindow
+	B = counter.Budget
 )
 
 func TestApply(t *testing.T) {
@@ -238,6 +251,12 @@ func TestParamsValidate(t *testing.T) {
 	f("no velocity rule", func(p *Params) { p.VelocityMax = 0 }, "")
 	f("negative velocity max", func(p *Params) { p.VelocityMax = -1 }, "velocity max")
 	f("velocity max too high", func(p *Params) { p.VelocityMax = 65535 }, "velocity max")
+	f("no budgets", func(p *Params) { p.BudgetNetwork, p.BudgetBlock = 0, 0 }, "")
+	f("negative network budget", func(p *Params) { p.BudgetNetwork = -1 }, "network budget")
+	f("network budget too high", func(p *Params) { p.BudgetNetwork = math.MaxInt32 + 1 }, "network budget")
+	f("negative block budget", func(p *Params) { p.BudgetBlock = -1 }, "block budget")
+	f("block budget too high", func(p *Params) { p.BudgetBlock = math.MaxInt32 + 1 }, "block budget")
+	f("largest budgets", func(p *Params) { p.BudgetNetwork, p.BudgetBlock = math.MaxInt32, math.MaxInt32 }, "")
 	f("velocity window short", func(p *Params) { p.VelocityWindow = time.Second - 1 }, "velocity window")
 	f("velocity window long", func(p *Params) { p.VelocityWindow = 169 * time.Hour }, "velocity window")
 	f("velocity window in ns", func(p *Params) { p.VelocityWindow = time.Second + 1 }, "velocity window")

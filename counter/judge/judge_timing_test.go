@@ -25,7 +25,7 @@ const benchBatch = 256
 
 // benchVisitors returns n new visitors of 16 creators of one campaign in
 // the window of t0, each with a cookie, its network key marked, and its
-// own network, 50 ms apart.
+// own network in one of 16,384 blocks, 50 ms apart.
 func benchVisitors(n int) []counter.Visit {
 	r := rand.New(rand.NewPCG(7, 7))
 	visits := make([]counter.Visit, n)
@@ -38,6 +38,7 @@ func benchVisitors(n int) []counter.Visit {
 		binary.LittleEndian.PutUint64(v.Also[8:], r.Uint64())
 		v.HasAlso = true
 		v.Network = r.Uint64()
+		v.Block = 1 + r.Uint64()%16384
 		v.At = t0 + int64(i)*50
 		v.SetWindow(time.UnixMilli(t0), time.Hour)
 	}
@@ -52,31 +53,21 @@ func benchVisitors(n int) []counter.Visit {
 // expires, so the filter stays within its size and one 219 KiB filter is
 // allocated per 62.5k visitors.
 //
+// new/budgets: the same with the default budgets, 20 qualified visits a
+// day per network and 300 per block, which the hourly cycles of the same
+// networks reach: every network's budget holds the day's visits of 20 of
+// them, and each of the 16,384 blocks about 3.8 per hour.
+//
 // repeat: every visit a visitor already in the window, each network
 // visiting once per 52 minutes.
 func BenchmarkApply(b *testing.B) {
 	n := int(benchParams.Expected / uint64(benchParams.Partitions))
 	pool := benchVisitors(n)
-	hour := int64(time.Hour / time.Millisecond)
-	b.Run("new", func(b *testing.B) {
-		j := mustNew(b, benchParams)
-		batch := make([]counter.Visit, benchBatch)
-		out := make([]counter.Reason, benchBatch)
-		b.ReportAllocs()
-		for i := 0; i < b.N; {
-			m := min(benchBatch, b.N-i)
-			for x := range batch[:m] {
-				cycle := int64((i + x) / n)
-				batch[x] = pool[(i+x)%n]
-				batch[x].At += cycle * hour
-				batch[x].Window += cycle * 3600
-				batch[x].Expires += cycle * 3600
-			}
-			j.Apply(batch[:m], out[:m])
-			i += m
-		}
-		sinkReason = out[0]
-	})
+	budgets := benchParams
+	budgets.BudgetNetwork, budgets.BudgetBlock = 20, 300
+	// In order: each allocates a filter per hour of visits.
+	b.Run("new", func(b *testing.B) { benchmarkNew(b, benchParams, pool) })
+	b.Run("new/budgets", func(b *testing.B) { benchmarkNew(b, budgets, pool) })
 	b.Run("repeat", func(b *testing.B) {
 		j := mustNew(b, benchParams)
 		pool := slices.Clone(pool)
@@ -104,6 +95,29 @@ func BenchmarkApply(b *testing.B) {
 			b.Fatalf("unexpected reason of a repeat visitor; got %s; want duplicates", out[0])
 		}
 	})
+}
+
+// benchmarkNew applies the visitors of pool, whose n visitors fill a
+// window, again every hour.
+func benchmarkNew(b *testing.B, p Params, pool []counter.Visit) {
+	n, hour := len(pool), int64(time.Hour/time.Millisecond)
+	j := mustNew(b, p)
+	batch := make([]counter.Visit, benchBatch)
+	out := make([]counter.Reason, benchBatch)
+	b.ReportAllocs()
+	for i := 0; i < b.N; {
+		m := min(benchBatch, b.N-i)
+		for x := range batch[:m] {
+			cycle := int64((i + x) / n)
+			batch[x] = pool[(i+x)%n]
+			batch[x].At += cycle * hour
+			batch[x].Window += cycle * 3600
+			batch[x].Expires += cycle * 3600
+		}
+		j.Apply(batch[:m], out[:m])
+		i += m
+	}
+	sinkReason = out[0]
 }
 
 // benchJudge returns a judge of benchParams holding one window full of
