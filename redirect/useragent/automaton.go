@@ -28,13 +28,14 @@ const maxPrefix = 12
 const (
 	maskPreview uint8 = 1 << iota
 	maskInApp
-	maskBot   // the crawler list: an in-app marker outweighs it
-	maskRobot // our own robot patterns: outweigh an in-app marker
+	maskBot    // the crawler list: an in-app marker outweighs it
+	maskRobot  // our own robot patterns: outweigh an in-app marker
+	maskEngine // a browser engine's token (engineTokens)
 )
 
 // output is what reaching a state reveals.
 type output struct {
-	mask uint8 // maskPreview, maskInApp, maskBot, maskRobot
+	mask uint8 // maskPreview, maskInApp, maskBot, maskRobot, maskEngine
 	// confirm has bit i set when regexp i must be run to decide; see
 	// classifier.confirm.
 	confirm uint64

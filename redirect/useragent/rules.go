@@ -1,15 +1,17 @@
 package useragent
 
 // The curated lists below are this package's own; the crawler list comes
-// from github.com/monperrus/crawler-user-agents (see the package doc).
+// from the npm package crawler-user-agents (see the package doc and
+// crawlerlist.go), less excludedCrawlerPatterns.
 //
 // A pattern is a plain token, matched as a substring ignoring ASCII case,
 // or, with the prefix "re:", a Go regexp (RE2 syntax, written in lower
 // case), also matched ignoring ASCII case. Prefer tokens: a regexp costs a
 // regexp run whenever its required literal is found in the UA.
 //
-// The order of precedence is Preview, then in-app (Person), then Bot, then
-// the implausibility rules, then Person; see Classify.
+// The order of precedence is Preview, then our robot patterns and the
+// implausibility rules (Bot), then in-app markers (Person), then the
+// crawler list (Bot), then Person; see the package doc.
 
 // previewPatterns are link-unfurl fetchers: programs that fetch a shared
 // link to draw a card (title, image) next to it. They get the OpenGraph
@@ -224,14 +226,15 @@ var extraBotPatterns = []string{
 	"aiohttp",
 	"httpx",
 	"urllib",
-	"go-http-client",
 	"golang",
 	"okhttp",
 	"java/",
-	"java-http-client",
-	"apache-httpclient",
+	// "HTTP client" in any spelling names a library: Go-http-client,
+	// Java-http-client, Apache-HttpClient, Jakarta Commons-HttpClient,
+	// Ruby's HTTPClient, Cpanel-HTTP-Client.
+	"httpclient",
+	"http-client",
 	"apache-httpasyncclient",
-	"commons-httpclient",
 	"dalvik/",
 	"cfnetwork/",
 	"axios/",
@@ -276,9 +279,12 @@ var extraBotPatterns = []string{
 	"slimerjs",
 	"chrome-lighthouse",
 	"gtmetrix",
-	"ptst/",
+	"ptst", // WebPageTest: "PTST/240311.1" and, from its IE agents, "PTST 2.386"
 
-	// Monitors, probes and scanners.
+	// Monitors, probes and scanners. Synthetic monitoring drives a real
+	// browser and says so at the end of its UA (DatadogSynthetics,
+	// RuxitSynthetic, DynatraceSynthetic, Elastic/Synthetics).
+	"synthetic",
 	"uptime",
 	"pingdom",
 	"statuscake",
@@ -309,10 +315,19 @@ var extraBotPatterns = []string{
 	"diffbot",
 	"facebookbot",
 
-	// Conventions only robots follow: a URL in the UA, and words browsers
-	// never use. See also botWordEnds.
+	// Conventions only robots follow: a URL, a host name or an e-mail
+	// address in the UA (no browser names a host: an e-mail address alone
+	// is not a sign, Ecosia's browser says "android@150.0.0.0"), and words
+	// browsers never use. See also botWordEnds.
 	"http://",
 	"https://",
+	"www.",
+	"mailto:",
+	"mozilla (", // "Mozilla" without a version: browsers say "Mozilla/5.0 ("
+	"survey",    // research scans: "Netcraft SSL Server Survey", "wprecon.com survey"
+	"audit",     // site and security auditors: SiteAuditBot, Goosee-Audit
+	"scan/",     // scanners named …scan: l9scan/2.0, lkxscan/v0.1.0
+	"-scan",     // mixed-content-scan, Bewica-security-scan
 	"robot",
 	"crawl",
 	"spider",
@@ -340,13 +355,14 @@ var extraBotPatterns = []string{
 	"pagespeed",
 	"page speed",
 	"keyword",
+	"rss", // feed readers fetching feeds: RSSOwl, QuiteRSS, Windows-RSS-Platform
 
-	// Google's fetchers not in the list (ads review, publisher tools,
-	// favicons, Search Console).
-	"google-adwords",
-	"google-ads",
-	"google-publisher",
-	"google-speakr",
+	// Google names its fetchers Google-Name or Name-Google
+	// (Google-InspectionTool, Google-Agent, Google-Podcast, Google-Adwords,
+	// DuplexWeb-Google, Storebot-Google), which no browser does; and a few
+	// otherwise (favicons, Gmail's image proxy, Search Console).
+	"google-",
+	"-google",
 	"google favicon",
 	"googleimageproxy",
 	"google search console",
@@ -354,6 +370,42 @@ var extraBotPatterns = []string{
 	// Microsoft Office checks a link (and its redirects) before handing it
 	// to the browser, which then sends its own request: not a second click.
 	"microsoft office",
+}
+
+// engineTokens name browser engines: a UA that starts with "Mozilla/" and
+// has none of them is a robot's (Mozilla/5.0 (compatible; pathscan/1.0),
+// Mozilla/5.0 (Zoom.Mac 10.8.5 x86), Mozilla/5.0 (Windows NT 10.0; Win64;
+// x64) AppleWebKit/537.36 cut short by a scraper). Every browser since
+// Netscape names its engine, and since Internet Explorer 11 they all say
+// Gecko: Firefox "Gecko/20100101", WebKit and Blink "(KHTML, like Gecko)",
+// Trident "like Gecko"; older Internet Explorer says MSIE, the first
+// Kindles NetFront, and Opera up to 12 (Presto) does not start with
+// "Mozilla/". Few tokens on purpose: each one a browser's UA contains is
+// one more automaton hit per request (BenchmarkClassifyDesktop).
+var engineTokens = []string{
+	"gecko",
+	"msie",
+	"trident",
+	"presto",
+	"netfront",
+}
+
+// excludedCrawlerPatterns are patterns of the crawler list that this
+// package does not compile, each with the reason: they catch people.
+// TestExcludedCrawlerPatterns fails when one is no longer in the list, so
+// that this stays the list's errata and nothing more.
+var excludedCrawlerPatterns = map[string]string{
+	// Added in 1.60.0 as "80legs web scraping service" from a single
+	// example, which is Instagram's in-app browser on an OPPO phone. It
+	// is the build ID of Android 15's first release (android-15.0.0_r1),
+	// which many phones' WebViews send: every app's in-app browser on them.
+	`AP3A\.240617\.008`: "an Android build ID sent by WebViews of many phones",
+	// Added in 1.60.0 as "Facebook link preview fetcher": it is Facebook's
+	// in-app browser ("MetaIAB", an in-app marker here), which people use.
+	`MetaIAB Facebook`: "Facebook's in-app browser",
+	// "Site-specific browser application" in the list's own words: a Mac
+	// app that wraps a website in its own window, used by people.
+	`Fluid`: "a browser (site-specific browser for macOS)",
 }
 
 // botWordEnds are the endings of product names in "…bot" that robots use

@@ -3,14 +3,14 @@ package useragent
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
-
-	agents "github.com/monperrus/crawler-user-agents"
 )
 
 type tableRow struct {
@@ -84,20 +84,21 @@ func TestClassifyTable(t *testing.T) {
 }
 
 // TestCrawlerListInstances classifies every example UA that the crawler
-// list ships: each is a robot or a preview fetcher.
+// list ships: each is a robot or a preview fetcher, except those of the
+// patterns we exclude, which are people.
 func TestCrawlerListInstances(t *testing.T) {
 	// None is a person, not even one that imitates an in-app browser
 	// (BrandVerity's "Twitter for iPhone"): an in-app marker no longer
 	// outweighs our own robot patterns.
-	inApp := map[string]bool{}
 	n := 0
-	for _, c := range agents.Crawlers {
+	for _, c := range crawlerList {
+		_, excluded := excludedCrawlerPatterns[c.Pattern]
 		for _, ua := range c.Instances {
 			n++
 			got := Classify([]byte(ua))
-			if inApp[ua] {
+			if excluded {
 				if got != Person {
-					t.Errorf("unexpected class for %q; got %v; want person (in-app marker)", ua, got)
+					t.Errorf("unexpected class for %q (excluded pattern %q); got %v; want person", ua, c.Pattern, got)
 				}
 				continue
 			}
@@ -106,21 +107,41 @@ func TestCrawlerListInstances(t *testing.T) {
 			}
 		}
 	}
-	if n < 1000 {
-		t.Errorf("unexpected number of instances; got %d; want over 1000", n)
+	if n < 2000 {
+		t.Errorf("unexpected number of instances; got %d; want over 2000", n)
 	}
 }
 
-// TestCrawlerListVersion keeps CrawlerListVersion, which the package doc
-// and Summary report, in step with go.mod.
-func TestCrawlerListVersion(t *testing.T) {
-	mod, err := os.ReadFile("../../go.mod")
-	if err != nil {
-		t.Fatalf("cannot read go.mod: %v", err)
+// TestExcludedCrawlerPatterns keeps excludedCrawlerPatterns to patterns
+// that the crawler list still has, each with its reason.
+func TestExcludedCrawlerPatterns(t *testing.T) {
+	inList := map[string]bool{}
+	for _, c := range crawlerList {
+		inList[c.Pattern] = true
 	}
-	want := "github.com/monperrus/crawler-user-agents " + CrawlerListVersion
-	if !bytes.Contains(mod, []byte(want)) {
-		t.Fatalf("go.mod does not require %q: update CrawlerListVersion", want)
+	for p, why := range excludedCrawlerPatterns {
+		if !inList[p] {
+			t.Errorf("excluded pattern %q is not in crawler-user-agents %s: drop it from excludedCrawlerPatterns", p, CrawlerListVersion)
+		}
+		if why == "" {
+			t.Errorf("excluded pattern %q has no reason", p)
+		}
+	}
+}
+
+// TestCrawlerListChecksum keeps the embedded crawler list and the version
+// recorded for it (CrawlerListVersion, reported by Summary) in step: a file
+// edited or replaced by hand, not by update-crawler-list.sh, fails here.
+func TestCrawlerListChecksum(t *testing.T) {
+	sum := sha256.Sum256(crawlerListJSON)
+	if got := hex.EncodeToString(sum[:]); got != crawlerListSHA256 {
+		t.Fatalf("unexpected SHA-256 of crawler-user-agents.json; got %s; want %s (crawler-user-agents@%s): run go generate", got, crawlerListSHA256, CrawlerListVersion)
+	}
+	if !strings.HasPrefix(crawlerListIntegrity, "sha512-") {
+		t.Fatalf("unexpected npm integrity %q; want sha512-…", crawlerListIntegrity)
+	}
+	if len(crawlerList) < 1000 {
+		t.Fatalf("unexpected size of the crawler list; got %d patterns; want over 1000", len(crawlerList))
 	}
 }
 
@@ -139,7 +160,7 @@ func TestClassString(t *testing.T) {
 
 func TestSummary(t *testing.T) {
 	s := Summary()
-	if s.Patterns != s.Literal+s.Regexp || s.Patterns < len(agents.Crawlers) || s.Regexp == 0 || s.States == 0 {
+	if s.Patterns != s.Literal+s.Regexp || s.Patterns < len(crawlerList) || s.Regexp == 0 || s.States == 0 {
 		t.Fatalf("unexpected summary %+v", s)
 	}
 	t.Logf("%+v", s)
@@ -202,13 +223,27 @@ func TestLanes(t *testing.T) {
 				ua := []byte(strings.Repeat(filler, n/len(filler)+1)[:n])
 				copy(ua[i:], tc.token)
 				want := tc.want
-				if want == Person && !bytes.Contains(ua, []byte("(")) {
-					want = Bot // the token overwrote the filler's only '(': implausible
+				if want == Person && (!bytes.Contains(ua, []byte("(")) || !hasEngineToken(ua)) {
+					want = Bot // the token overwrote the filler's only '(', or its engine: implausible
 				}
 				if got := Classify(ua); got != want {
 					t.Fatalf("unexpected class for %q at offset %d of %d bytes; got %v; want %v", tc.token, i, n, got, want)
 				}
 			}
+		}
+	}
+}
+
+// TestUncompilablePattern checks that a crawler-list pattern the matcher
+// cannot handle (no required literal of 3 bytes, or bad syntax) stops the
+// classifier from being built, naming the pattern, rather than being left
+// out: at init, that panic fails every test of the package.
+func TestUncompilablePattern(t *testing.T) {
+	for _, p := range []string{`^.`, `a+b`, `(`, `\d{3}`} {
+		rules := append(rulesFromLists(), rule{kind: maskBot, pattern: "re:" + p, caseSensitive: true, source: "crawler-user-agents"})
+		_, err := newClassifier(rules)
+		if err == nil || !strings.Contains(err.Error(), "crawler-user-agents") || !strings.Contains(err.Error(), p) {
+			t.Errorf("unexpected error for the pattern %q; got %v; want one naming it", p, err)
 		}
 	}
 }
@@ -269,6 +304,16 @@ func TestFoldASCII(t *testing.T) {
 	f(`^kurl/`, "\u212aurl/", false) // Kelvin sign: no Unicode folding
 }
 
+func hasEngineToken(ua []byte) bool {
+	low := bytes.ToLower(ua)
+	for _, tok := range engineTokens {
+		if bytes.Contains(low, []byte(tok)) {
+			return true
+		}
+	}
+	return false
+}
+
 // reference classifies like Classify, the slow and obvious way: one regexp
 // per crawler-list pattern, substring search for our tokens.
 type reference struct {
@@ -294,7 +339,10 @@ var referenceOnce = sync.OnceValue(func() *reference {
 	for _, p := range extraBotPatterns {
 		r.robot = append(r.robot, own(p))
 	}
-	for _, c := range agents.Crawlers {
+	for _, c := range crawlerList {
+		if _, ok := excludedCrawlerPatterns[c.Pattern]; ok {
+			continue
+		}
 		re := regexp.MustCompile(c.Pattern)
 		r.bot = append(r.bot, func(ua, _ []byte) bool { return re.Match(ua) })
 	}
@@ -330,6 +378,8 @@ func (r *reference) classify(ua []byte) Class {
 		return Preview
 	case any(r.robot), len(ua) < 20 || !letter || !paren || control:
 		return Bot
+	case bytes.HasPrefix(low, []byte("mozilla/")) && !hasEngineToken(ua):
+		return Bot
 	case any(r.inApp):
 		return Person
 	case any(r.bot):
@@ -346,7 +396,7 @@ func TestMatchesReference(t *testing.T) {
 	for _, r := range readTable(t) {
 		uas = append(uas, r.ua)
 	}
-	for _, c := range agents.Crawlers {
+	for _, c := range crawlerList {
 		uas = append(uas, c.Instances...)
 	}
 	for _, ua := range uas {
