@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"hash"
 	"net/netip"
@@ -69,6 +70,29 @@ func (h *visitorHasher) NetworkKey(campaign, creator string, addr netip.Addr, ua
 	b = append(b, 0)
 	b = append(b, ua...)
 	return h.sum(s, b)
+}
+
+// Network returns the keyed key of the client network of addr (its IPv4
+// address, or its IPv6 /64), Visit.Network: what the judge counts velocity
+// by, without a raw address in the log. Its input, with no campaign, is
+// none of a visitor key's.
+func (h *visitorHasher) Network(addr netip.Addr) uint64 {
+	s, b := h.begin("", "")
+	b = binary.BigEndian.AppendUint64(append(b, 'n'), NetworkKey(addr))
+	k := h.sum(s, b)
+	return binary.LittleEndian.Uint64(k[:8])
+}
+
+// Block returns the keyed key of the block of networks of addr (its IPv4
+// /24, or its IPv6 /48; see BlockKey), Visit.Block: what the judge's block
+// budget counts by, without a raw address in the log. Its input is none
+// of a visitor key's nor Network's. It is never 0, which the judge takes
+// for a block it does not know.
+func (h *visitorHasher) Block(addr netip.Addr) uint64 {
+	s, b := h.begin("", "")
+	b = binary.BigEndian.AppendUint64(append(b, 'b'), BlockKey(addr))
+	k := h.sum(s, b)
+	return max(binary.LittleEndian.Uint64(k[:8]), 1)
 }
 
 // CookieKey returns the visitor key of a browser with visitor cookie id.

@@ -250,7 +250,7 @@ func (c *clicker) click(p *proc, code string) error {
 
 func (c *clicker) clickContext(ctx context.Context, p *proc, code string) error {
 	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+p.public+"/"+code, nil)
-	req.Header.Set("User-Agent", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) Mobile/15E148")
+	req.Header.Set("User-Agent", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1")
 	resp, err := c.client.Do(req)
 	if err != nil {
 		return err

@@ -366,11 +366,42 @@ func TestConnectionFlood(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 		mustRun(t, p)
+		// An operator reads /metrics meanwhile: the admin listener meets
+		// EMFILE too, and waits as well. A few scrapes, in case one finds
+		// a descriptor closed since.
+		scraped := make(chan error, 4)
+		for range cap(scraped) {
+			go func() {
+				req, _ := http.NewRequest("GET", "http://"+p.admin+"/metrics", nil)
+				req.Header.Set("Authorization", "Bearer "+p.token)
+				resp, err := (&http.Client{Timeout: time.Minute, Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
+				if err == nil {
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						err = fmt.Errorf("unexpected status of /metrics; got %d; want 200", resp.StatusCode)
+					}
+				}
+				scraped <- err
+			}()
+		}
+		for !strings.Contains(p.logs(), `err="accept tcp `+p.admin+`: accept4: too many open files"`) {
+			mustRun(t, p)
+			if time.Now().After(deadline) {
+				t.Fatalf("the admin listener did not run out of descriptors:\n%s", p.logs())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		mustRun(t, p)
 
 		// The flood ends: descriptors come back, under the lowered limit.
 		f.release()
 		if err := <-clicked; err != nil {
 			t.Fatalf("a person's click while the server was out of descriptors: %s", err)
+		}
+		for range cap(scraped) {
+			if err := <-scraped; err != nil {
+				t.Fatalf("/metrics while the server was out of descriptors: %s\n%s", err, p.logs())
+			}
 		}
 		m := <-more
 		m.check(t, 16, 16)

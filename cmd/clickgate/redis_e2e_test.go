@@ -27,22 +27,8 @@ func TestRedisEndToEnd(t *testing.T) {
 	// A link created through a's admin API is served by b within a second.
 	// The probe is a HEAD: until b serves the code it is a 404 (never
 	// counted); once it does, it is one prefetch.
-	start := time.Now()
 	code := a.setup(t)
-	probe := newClicker("127.0.9.9")
-	for {
-		resp, err := probe.request(b, "HEAD", code)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if resp.StatusCode == 302 {
-			break
-		}
-		if time.Since(start) > time.Second {
-			t.Fatalf("link created on node a not served by node b within 1s: %d", resp.StatusCode)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitServed(t, b, code)
 
 	cs := clickers(100)
 	clickAll(t, a, code, cs, 10)

@@ -94,11 +94,21 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return context.WithDeadline(context.Background(), deadline)
 	}
 
+	sf.judge, sf.velocityMax, sf.velocityWindow = true, *velocityMax, *velocityWindow
 	store, params, secret, err := sf.open(ctx, log)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	if j, ok := store.(interface{ StopJudges(context.Context) }); ok {
+		// After the recorder and the flusher have stopped: the judges
+		// decide what they committed last.
+		defer func() {
+			ctx, cancel := stopContext()
+			defer cancel()
+			j.StopJudges(ctx)
+		}()
+	}
 
 	table := redirect.NewTable(redirect.TableOptions{Store: store, PollInterval: *pollInterval, Logger: log})
 	if err := table.Start(ctx); err != nil {
@@ -153,6 +163,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		*publicURL = fmt.Sprintf("http://localhost:%d", pubLn.Addr().(*net.TCPAddr).Port)
 	}
 	pubLn = edge.listener(redirect.KeepAccepting(pubLn, log), proxies)
+	admLn = redirect.KeepAccepting(admLn, log)
 	h := redirect.New(redirect.Options{Table: table, Recorder: rec, Secret: secret, PublicURL: *publicURL, TrustedProxies: proxies,
 		Velocity: redirect.NewVelocity(redirect.VelocityOptions{Max: *velocityMax, Window: *velocityWindow}),
 		Hosts:    hosts, Probes: edge.probes()})

@@ -6,8 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/clickgate/clickgate/counter"
 	"github.com/clickgate/clickgate/counter/boltstore"
@@ -21,16 +23,35 @@ type storeFlags struct {
 	redis, data, secret *string
 	expected            *uint64
 	fp                  *float64
+	partitions          *uint
+
+	// Set by serve: the Redis store then runs judges with this velocity
+	// rule (the embedded store's one edge applies it to every click).
+	judge          bool
+	velocityMax    int
+	velocityWindow time.Duration
 }
 
 func addStoreFlags(fs *flag.FlagSet) *storeFlags {
 	return &storeFlags{
-		redis:    fs.String("redis", "", "Redis URL, redis://[user:pass@]host:port/db or rediss:// for TLS; when empty, the embedded store under --data"),
-		data:     fs.String("data", "./data", "data directory: the embedded store, the ledger, and the generated secrets"),
-		secret:   fs.String("click-secret", "", "secret that keys click ids and visitor keys (at least 32 bytes); when empty, generated and kept in DATA/click-secret (embedded store only: nodes sharing Redis must share it)"),
-		expected: fs.Uint64("dedupe-expected", 1_000_000, "expected unique visitors per campaign per dedupe window (sizes the Bloom filters)"),
-		fp:       fs.Float64("dedupe-fp", 0.001, "Bloom filter false-positive rate (a false positive is a visit wrongly counted as duplicate)"),
+		redis:      fs.String("redis", "", "Redis URL, redis://[user:pass@]host:port/db or rediss:// for TLS; when empty, the embedded store under --data"),
+		data:       fs.String("data", "./data", "data directory: the embedded store, the ledger, and the generated secrets"),
+		secret:     fs.String("click-secret", "", "secret that keys click ids and visitor keys (at least 32 bytes); when empty, generated and kept in DATA/click-secret (embedded store only: nodes sharing Redis must share it)"),
+		expected:   fs.Uint64("dedupe-expected", 1_000_000, "expected unique visitors per campaign per dedupe window (sizes the Bloom filters)"),
+		fp:         fs.Float64("dedupe-fp", 0.001, "Bloom filter false-positive rate (a false positive is a visit wrongly counted as duplicate)"),
+		partitions: fs.Uint("partitions", 1, "with --redis: partitions of each campaign's visit log, split by creator, each with its own judge and hash tag; a single Redis wants 1, a cluster enough to spread over its masters; every node must use the same"),
 	}
+}
+
+// holder names the judges of the node whose data directory is data: one
+// node runs on it at a time (its spool is locked), and a node that
+// restarts takes its leases back at once.
+func holder(data string) string {
+	host, _ := os.Hostname()
+	if abs, err := filepath.Abs(data); err == nil {
+		data = abs
+	}
+	return host + ":" + data
 }
 
 // open opens the store and returns it with its dedupe parameters and the
@@ -54,13 +75,17 @@ func (f *storeFlags) open(ctx context.Context, log *slog.Logger) (counter.Store,
 	}
 	params.Keying = redirect.KeyingFingerprint(secret)
 	var store counter.Store
+	if *f.partitions < 1 || *f.partitions > 1024 {
+		return nil, params, nil, usageError("--partitions must be 1 to 1024")
+	}
 	if *f.redis != "" {
-		store, err = redisstore.Open(ctx, redisstore.Options{URL: *f.redis, Params: params})
+		store, err = redisstore.Open(ctx, redisstore.Options{URL: *f.redis, Params: params, Partitions: uint32(*f.partitions),
+			Judge: f.judge, VelocityMax: f.velocityMax, VelocityWindow: f.velocityWindow, Holder: holder(*f.data), Logger: log})
 	} else {
 		store, err = boltstore.Open(filepath.Join(*f.data, "store"), params)
 	}
 	if errors.Is(err, counter.ErrParamsMismatch) {
-		return nil, params, nil, fmt.Errorf("cannot open store: %w; every node and every restart must use the same --dedupe-expected, --dedupe-fp and --click-secret", err)
+		return nil, params, nil, fmt.Errorf("cannot open store: %w; every node and every restart must use the same --dedupe-expected, --dedupe-fp, --click-secret, --partitions and --velocity-max/--velocity-window", err)
 	}
 	if err != nil {
 		return nil, params, nil, fmt.Errorf("cannot open store: %w", err)

@@ -61,6 +61,9 @@ type LogAppend struct {
 	BatchID uint64
 	// Payload is the encoded batch (counter/visitlog), opaque here.
 	Payload []byte
+	// ID is set by AppendLog when the batch is appended: its stream id,
+	// its offset in the log.
+	ID string
 }
 
 // LogEntry is one batch read from a partition's log.
@@ -122,6 +125,7 @@ func (s *Store) AppendLog(ctx context.Context, appends []LogAppend) error {
 	pipe.Exec(ctx) // errors are read per command below
 	var failed *AppendLogError
 	for i, cmd := range cmds {
+		appends[i].ID = cmd.Val()
 		if err := cmd.Err(); err != nil {
 			if failed == nil {
 				failed = &AppendLogError{Err: storeErr(err)}

@@ -11,17 +11,34 @@
 //	<prefix>:{catalog}:links      hash  code → JSON
 //	<prefix>:{catalog}:version    INCR on every change
 //	<prefix>:{catalog}:dedupe     the dedupe parameters the store was set up with
+//	<prefix>:{catalog}:judge      the judges' parameters (partitions, velocity, budgets)
+//	<prefix>:{catalog}:writers    INCR per store opened: its writer id in batch ids
 //
-// Dedupe and counters are split into DedupeParams.Slots slots by visitor key
-// hash; the keys of one campaign and slot share the hash tag
-// {<campaign>:<slot>}, so the Bloom test-and-set and the counter increment of
-// one visit run as one script on one node, and one busy campaign spreads over
-// a Redis Cluster:
+// Visits are counted through a log per partition (DESIGN.md, "Counting:
+// one deterministic judge per partition"): Commit appends each batch to the
+// log of its partition of the campaign (judge.Partition of campaign and
+// creator, Options.Partitions of them), and the judge of each partition,
+// run by whichever store holds its lease, decides the visits and publishes
+// its counters (log.go, lease.go, judges.go). Every key of partition p
+// shares the hash tag {<campaign>:<p>}, so a partition is one slot of a
+// Redis Cluster:
 //
-//	<prefix>:{<campaign>:<slot>}:bf:<window start, Unix s>  Bloom bitmap, expires with the window
-//	<prefix>:{<campaign>:<slot>}:n:<creator>                 hash  <YYYY-MM-DD>:<reason> → count
+//	<prefix>:{<campaign>:<p>}:log         stream of batches (counter/visitlog)
+//	<prefix>:{<campaign>:<p>}:lease       the judge's lease; :lease:token its fencing tokens
+//	<prefix>:{<campaign>:<p>}:checkpoint  the judge's checkpoint (counters, filters, log offset)
+//	<prefix>:{<campaign>:<p>}:j:<creator> hash  <YYYY-MM-DD>:<reason> → count decided by the judge
+//	<prefix>:{<campaign>:<p>}:judged      the log offset those counts reach
 //
-// A creator's counters are the sums over all slots.
+// Counts that need no judge (bots, previews, duplicates found by an edge's
+// local filter, ...) are added to the counter hashes of slot 0:
+//
+//	<prefix>:{<campaign>:0}:n:<creator>   hash  <YYYY-MM-DD>:<reason> → count
+//
+// A creator's stats are its judged counts plus the n: hashes of every one
+// of DedupeParams.Slots slots (earlier versions counted visits there, with
+// a Bloom bitmap per slot, <prefix>:{<campaign>:<slot>}:bf:<window>; those
+// bitmaps are not read any more, so a campaign that runs across the
+// upgrade counts its returning visitors of the current window once more).
 //
 // The signup state of a campaign is in slot 0 (signupSlot), so that one
 // script checks both that a user is new and that a click id was not used by
@@ -58,8 +75,10 @@
 //     last snapshot, minutes of visits. Do not run clickgate on it.
 //
 // Replication is asynchronous in every case: a failover to a replica may lose
-// the writes it had not received yet. Losing dedupe state can count a
-// visitor twice within a window; losing counters underpays. The ledger, not
+// the writes it had not received yet. Losing a checkpoint makes the judge
+// replay more of the log (or, with the log lost too, start empty: a
+// visitor may then be counted twice within a window); the ledger never
+// pays a total twice, and reports one that went down. The ledger, not
 // Redis, is what payouts are made from.
 //
 // The store requires Redis 7.0 or later (scripts with a shebang line, so a
@@ -72,17 +91,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/clickgate/clickgate/counter"
+	"github.com/clickgate/clickgate/counter/judge"
+	"github.com/clickgate/clickgate/counter/visitlog"
 )
 
 // Options configure a Store.
@@ -109,6 +132,30 @@ type Options struct {
 	// deadline that ends sooner wins. default: the URL's write_timeout,
 	// else ReadTimeout
 	WriteTimeout time.Duration
+
+	// Partitions is how many partitions each campaign's visits are split
+	// into, by creator (judge.Partition): each has its own log, judge and
+	// lease, in a hash tag of its own. One Redis wants few (each append
+	// costs it about the same whatever its size); a cluster enough to
+	// spread over its masters. Every node must use the same. default: 1
+	Partitions uint32
+	// Judge makes the store run the judges of the partitions whose lease
+	// it can take (judges.go); a store that only reads (the flush
+	// command) runs none. Stores that judge record their judge's
+	// parameters in Redis on first use and refuse others, like Params.
+	Judge bool
+	// VelocityMax and VelocityWindow are the judges' velocity rule
+	// (judge.Params): it sees every node's visits, so it holds across
+	// nodes and restarts. VelocityMax 0: none. Only with Judge.
+	VelocityMax    int
+	VelocityWindow time.Duration
+	// Holder names this store's judges in their leases: it must be unique
+	// among running stores, and the same across a restart, so that a
+	// store that restarts takes its own leases back at once instead of
+	// when they expire. default: hostname, pid and a random number
+	Holder string
+	// Logger receives the judges' errors. default: slog.Default()
+	Logger *slog.Logger
 }
 
 // Store is a counter.Store on Redis. It is safe for concurrent use.
@@ -122,6 +169,14 @@ type Store struct {
 	linksKey     string
 	versionKey   string
 	dedupeKey    string
+
+	partitions uint32
+	ids        *visitlog.BatchIDs // of this store's appends
+	judges     *judges            // nil unless Options.Judge
+
+	appendedMu sync.Mutex
+	appended   map[partKey]string // the last stream id appended, by partition
+	lagging    time.Time          // when Stats last gave up waiting for a judge
 }
 
 var _ counter.Store = (*Store)(nil)
@@ -141,6 +196,19 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	}
 	if o.URL == "" {
 		return nil, errors.New("redis URL is required")
+	}
+	if o.Partitions == 0 {
+		o.Partitions = 1
+	}
+	if o.VelocityWindow == 0 {
+		o.VelocityWindow = time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	jp := judge.FromDedupe(p, o.Partitions, o.VelocityMax, o.VelocityWindow)
+	if err := jp.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid judge parameters: %w", err)
 	}
 	ro, err := redis.ParseURL(o.URL)
 	if err != nil {
@@ -170,11 +238,17 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		linksKey:     o.Prefix + ":{catalog}:links",
 		versionKey:   o.Prefix + ":{catalog}:version",
 		dedupeKey:    o.Prefix + ":{catalog}:dedupe",
+		partitions:   o.Partitions,
+		appended:     make(map[partKey]string),
 	}
 	s.rdb.AddHook(roundTripHook{})
-	if err := s.init(ctx); err != nil {
+	if err := s.init(ctx, o.Judge, jp); err != nil {
 		s.rdb.Close()
 		return nil, err
+	}
+	if o.Judge {
+		s.judges = newJudges(s, jp, o.Holder, o.Logger)
+		s.judges.start()
 	}
 	return s, nil
 }
@@ -202,12 +276,14 @@ func (roundTripHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 	}
 }
 
-func (s *Store) init(ctx context.Context) error {
+func (s *Store) init(ctx context.Context, judging bool, jp judge.Params) error {
 	addr := s.rdb.Options().Addr
 	if err := s.rdb.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("cannot reach redis at %q: %w", addr, storeErr(err))
 	}
-	for _, sc := range []*redis.Script{commitScript, createLinkScript} {
+	scripts := []*redis.Script{createLinkScript, publishScript, acquireLeaseScript, renewLeaseScript,
+		releaseLeaseScript, checkpointScript}
+	for _, sc := range scripts {
 		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
 			// Redis before 7.0 cannot compile the shebang line.
 			return fmt.Errorf("cannot load script into redis at %q (7.0 or later is required): %w", addr, storeErr(err))
@@ -224,11 +300,47 @@ func (s *Store) init(ctx context.Context) error {
 	if got != want {
 		return fmt.Errorf("%w: the store at %q has %q; given %q", counter.ErrParamsMismatch, s.dedupeKey, got, want)
 	}
+	if judging {
+		// Judges with other parameters would refuse each other's
+		// checkpoints, and edges with other partitions would append
+		// where no judge reads.
+		key, want := s.prefix+":{catalog}:judge", jp.String()
+		got, err := s.rdb.SetArgs(ctx, key, want, redis.SetArgs{Mode: "NX", Get: true}).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return fmt.Errorf("cannot record the judge's parameters in %q: %w", key, storeErr(err))
+		}
+		if err == nil && got != want {
+			return fmt.Errorf("%w: the store at %q has judges with %q; given %q", counter.ErrParamsMismatch, key, got, want)
+		}
+	}
+	// Each store's batch ids need a writer id of their own among the
+	// writers of a log.
+	node, err := s.rdb.Incr(ctx, s.prefix+":{catalog}:writers").Uint64()
+	if err != nil {
+		return fmt.Errorf("cannot get a writer id: %w", storeErr(err))
+	}
+	if s.ids, err = visitlog.NewBatchIDs(uint16(node)); err != nil {
+		return err
+	}
 	return nil
 }
 
-// Close closes the connections.
-func (s *Store) Close() error { return s.rdb.Close() }
+// StopJudges stops the store's judges, each saving its work and releasing
+// its lease first unless ctx ends. Commits and reads go on.
+func (s *Store) StopJudges(ctx context.Context) {
+	if s.judges != nil {
+		s.judges.close(ctx)
+	}
+}
+
+// Close stops the judges (StopJudges, within a few seconds) and closes the
+// connections.
+func (s *Store) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+	defer cancel()
+	s.StopJudges(ctx)
+	return s.rdb.Close()
+}
 
 // PutCampaign creates or replaces c.
 func (s *Store) PutCampaign(ctx context.Context, c counter.Campaign) error {

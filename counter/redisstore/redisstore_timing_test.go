@@ -42,20 +42,3 @@ func BenchmarkCommit(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N*benchBatch)/b.Elapsed().Seconds(), "visits/s")
 }
-
-var sinkGroups []commitGroup
-
-// BenchmarkCommitArgs is the client-side cost of preparing one batch.
-func BenchmarkCommitArgs(b *testing.B) {
-	s := &Store{params: storetest.Params(b), prefix: "cg"}
-	visits := make([]counter.Visit, benchBatch)
-	for i := range visits {
-		visits[i] = counter.Visit{Campaign: "c1", Creator: "alice", Key: storetest.Key(i)}
-		visits[i].SetWindow(time.Now(), 24*time.Hour)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		sinkGroups = s.commitGroups(visits)
-	}
-	b.ReportMetric(float64(testing.AllocsPerRun(10, func() { sinkGroups = s.commitGroups(visits) }))/benchBatch, "allocs/visit")
-}

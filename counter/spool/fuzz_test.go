@@ -84,7 +84,7 @@ func FuzzScan(f *testing.F) {
 				t.Fatalf("record at %d; want it at %d", r.off, off)
 			}
 			off += int64(r.n)
-			if r.kind != kindBatch {
+			if r.kind != kindLegacy {
 				continue
 			}
 			vs, err := decodeVisits(r.body, nil)

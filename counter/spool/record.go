@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 
 	"github.com/clickgate/clickgate/counter"
+	"github.com/clickgate/clickgate/counter/visitlog"
 )
 
 // A segment file is a header followed by records:
@@ -16,8 +17,11 @@ import (
 //	record   magic (4 bytes) | n: payload length (uint32 LE) | crc32c of n's 4 bytes and the payload (uint32 LE) | payload (n bytes)
 //	payload  kind (1 byte) | batch id (uint64 LE) | body
 //
-// A batch record ('B') holds visits; its body is a uvarint count and the
-// visits. An ack record ('A') has no body: the batch with its id is in the
+// A batch record ('V') holds visits; its body is a batch of the visit log
+// (counter/visitlog), the one format of visits on disk and in Redis, with
+// the batch id of the record. The batch records of earlier versions ('B',
+// a uvarint count and the visits, without their time and network) are
+// still read, so that a spool left by one is replayed. An ack record ('A') has no body: the batch with its id is in the
 // store. The magic lets Open tell a torn tail (nothing whole after the bad
 // record) from corruption (a whole record after it) without trying every
 // byte offset.
@@ -30,8 +34,9 @@ const (
 	headerLen = 8
 	frameLen  = 12 // magic, length, crc
 
-	kindBatch byte = 'B'
-	kindAck   byte = 'A'
+	kindBatch  byte = 'V'
+	kindLegacy byte = 'B' // read only
+	kindAck    byte = 'A'
 
 	// maxPayload bounds one record, so that a damaged length never makes
 	// Open allocate gigabytes. A batch of the Recorder's largest queue,
@@ -67,7 +72,8 @@ func appendRecord(dst []byte, kind byte, id uint64, body func([]byte) []byte) []
 	return dst
 }
 
-// appendVisits appends a batch body: the count, then each visit.
+// appendVisits appends a legacy batch body: the count, then each visit.
+// Only tests write it now.
 func appendVisits(dst []byte, visits []counter.Visit) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(visits)))
 	for i := range visits {
@@ -139,10 +145,10 @@ func parsePayload(p []byte) (record, error) {
 		if len(r.body) != 0 {
 			return r, fmt.Errorf("ack of batch %d has a body of %d bytes", r.id, len(r.body))
 		}
-	case kindBatch:
+	case kindBatch, kindLegacy:
 		// Decoded in full when read: Open only needs the id, but a body
 		// that does not decode is refused now, not at replay.
-		if _, err := decodeVisits(r.body, nil); err != nil {
+		if _, err := r.visits(nil); err != nil {
 			return r, fmt.Errorf("batch %d: %w", r.id, err)
 		}
 	default:
@@ -151,7 +157,22 @@ func parsePayload(p []byte) (record, error) {
 	return r, nil
 }
 
-// decodeVisits appends the visits of a batch body to dst. Consecutive
+// visits appends the visits of a batch record to dst.
+func (r *record) visits(dst []counter.Visit) ([]counter.Visit, error) {
+	if r.kind == kindLegacy {
+		return decodeVisits(r.body, dst)
+	}
+	var b visitlog.Batch
+	if err := visitlog.DecodeBatch(r.body, &b); err != nil {
+		return dst, err
+	}
+	if b.ID != r.id {
+		return dst, fmt.Errorf("holds the visits of batch %d", b.ID)
+	}
+	return append(dst, b.Visits...), nil
+}
+
+// decodeVisits appends the visits of a legacy batch body to dst. Consecutive
 // visits of one campaign and creator share their strings.
 func decodeVisits(b []byte, dst []counter.Visit) ([]counter.Visit, error) {
 	d := decoder{b: b}

@@ -37,6 +37,7 @@ import (
 
 	"github.com/clickgate/clickgate/counter"
 	"github.com/clickgate/clickgate/counter/disk"
+	"github.com/clickgate/clickgate/counter/visitlog"
 )
 
 var (
@@ -221,7 +222,7 @@ func (s *Spool) loadSegment(seq uint64, path string) error {
 	}
 	for _, r := range recs {
 		switch r.kind {
-		case kindBatch:
+		case kindBatch, kindLegacy:
 			if _, dup := s.batches[r.id]; dup {
 				return fmt.Errorf("%w: segment %q at byte offset %d: batch %d appears twice", ErrCorrupt, path, r.off, r.id)
 			}
@@ -347,7 +348,9 @@ func (s *Spool) Append(visits []counter.Visit, held bool) (uint64, error) {
 		return 0, ErrClosed
 	}
 	id := s.nextID
-	s.buf = appendRecord(s.buf[:0], kindBatch, id, func(b []byte) []byte { return appendVisits(b, visits) })
+	s.buf = appendRecord(s.buf[:0], kindBatch, id, func(b []byte) []byte {
+		return visitlog.AppendBatch(b, &visitlog.Batch{ID: id, Visits: visits})
+	})
 	seg, off, err := s.appendLocked(s.buf, true)
 	if cap(s.buf) > 1<<20 {
 		s.buf = nil // don't keep a huge batch's buffer
@@ -438,16 +441,16 @@ func (s *Spool) Read(id uint64, dst []counter.Visit) ([]counter.Visit, error) {
 		return dst, fmt.Errorf("cannot read spooled batch %d from %q: %w", id, l.seg.path, err)
 	}
 	_, payload, err := frame(b)
+	var r record
 	if err == nil {
-		var r record
-		if r, err = parsePayload(payload); err == nil && (r.kind != kindBatch || r.id != id) {
+		if r, err = parsePayload(payload); err == nil && (r.kind == kindAck || r.id != id) {
 			err = fmt.Errorf("found %q record of batch %d", r.kind, r.id)
 		}
 	}
 	if err != nil {
 		return dst, fmt.Errorf("%w: batch %d in %q at byte offset %d: %w", ErrCorrupt, id, l.seg.path, l.off, err)
 	}
-	return decodeVisits(payload[9:], dst)
+	return r.visits(dst)
 }
 
 // Size returns the bytes the spool's segment files take.

@@ -198,7 +198,7 @@ func torn(t testing.TB) (data []byte, ends []int, pending [][]uint64, batches ma
 	}
 	var cur []uint64
 	for _, r := range recs {
-		if r.kind == kindBatch {
+		if r.kind == kindBatch || r.kind == kindLegacy {
 			cur = append(slices.Clone(cur), r.id)
 		} else {
 			cur = slices.DeleteFunc(slices.Clone(cur), func(id uint64) bool { return id == r.id })

@@ -1,0 +1,242 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/clickgate/clickgate/counter"
+	"github.com/clickgate/clickgate/counter/judge"
+	"github.com/clickgate/clickgate/counter/storetest"
+	"github.com/clickgate/clickgate/counter/visitlog"
+)
+
+// personVisit is a visit as the edge records it: its time and network set.
+func personVisit(campaign, creator string, key int, at time.Time) counter.Visit {
+	v := visit(campaign, creator, key, at)
+	v.At, v.Network = at.UnixMilli(), uint64(key)
+	return v
+}
+
+// TestCommitAppendsPartitionBatches: a commit is one batch per partition,
+// each holding exactly the visits of that partition's creators, in order;
+// every answer is Pending.
+func TestCommitAppendsPartitionBatches(t *testing.T) {
+	const partitions = 4
+	e := newEnv(t, Options{Partitions: partitions})
+	now := time.Now()
+	var visits []counter.Visit
+	for i := range 60 {
+		c := fmt.Sprintf("creator-%d", i%6)
+		visits = append(visits, personVisit("c1", c, i, now), personVisit("c-2", c, i, now))
+	}
+	visits[3].MarkOnly = true
+	visits[5].HasAlso, visits[5].Also = true, storetest.Key(999)
+	checkReasons(t, e.commit(t, visits...), counter.Pending)
+	for i, r := range e.commit(t, visits...) {
+		if r != counter.Pending {
+			t.Fatalf("unexpected answer for visit %d; got %v; want pending", i, r)
+		}
+	}
+
+	for _, campaign := range []string{"c1", "c-2"} {
+		for p := range uint32(partitions) {
+			var want []counter.Visit
+			for _, v := range visits {
+				if v.Campaign == campaign && judge.Partition(v.Campaign, v.Creator, partitions) == p {
+					want = append(want, v)
+				}
+			}
+			entries := e.readLog(t, campaign, p, "", 100)
+			if len(want) == 0 {
+				if len(entries) != 0 {
+					t.Fatalf("partition %d of %q: %d batches; want none", p, campaign, len(entries))
+				}
+				continue
+			}
+			if len(entries) != 2 {
+				t.Fatalf("partition %d of %q: %d batches; want one per commit", p, campaign, len(entries))
+			}
+			for _, en := range entries {
+				var b visitlog.Batch
+				if err := visitlog.DecodeBatch(en.Payload, &b); err != nil {
+					t.Fatalf("cannot decode batch %s: %s", en.ID, err)
+				}
+				if b.ID != en.BatchID || b.ID == 0 {
+					t.Fatalf("batch id %d in the payload, %d in the entry", b.ID, en.BatchID)
+				}
+				if !reflect.DeepEqual(b.Visits, want) {
+					t.Fatalf("partition %d of %q holds other visits:\n got %+v\nwant %+v", p, campaign, b.Visits, want)
+				}
+			}
+		}
+	}
+}
+
+// TestJudgeHandover: a store that stops hands its partitions over with a
+// checkpoint; the next judge goes on from it, and the visitors judged
+// before are duplicates.
+func TestJudgeHandover(t *testing.T) {
+	e := newEnv(t, Options{})
+	open := func(holder string) *Store {
+		s, err := Open(context.Background(), Options{URL: e.srv.URL(0), Params: e.params, Judge: true, Partitions: 2, Holder: holder})
+		if err != nil {
+			t.Fatalf("cannot open store: %s", err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	total := func(s *Store, creator string) counter.Counts {
+		t.Helper()
+		days, err := s.Stats(context.Background(), "c1", creator)
+		if err != nil {
+			t.Fatalf("cannot read stats: %s", err)
+		}
+		return counter.Total(days)
+	}
+	commit := func(s *Store, from, to int) {
+		t.Helper()
+		var vs []counter.Visit
+		for i := from; i < to; i++ {
+			for _, c := range []string{"alice", "bob"} {
+				vs = append(vs, personVisit("c1", c, i, time.Now()))
+			}
+		}
+		if err := s.Commit(context.Background(), vs, make([]counter.Reason, len(vs))); err != nil {
+			t.Fatalf("cannot commit: %s", err)
+		}
+	}
+	a := open("a")
+	commit(a, 0, 100)
+	for _, c := range []string{"alice", "bob"} {
+		if got := total(a, c); got[counter.Qualified] != 100 || got.Clicks() != 100 {
+			t.Fatalf("unexpected counts of %s on a; got %+v; want 100 qualified", c, got)
+		}
+	}
+	if err := a.Close(); err != nil {
+		t.Fatalf("cannot close a: %s", err)
+	}
+	for p := range uint32(2) {
+		if cp, err := e.s.ReadCheckpoint(context.Background(), "c1", p); err != nil || cp == nil {
+			t.Fatalf("no checkpoint of partition %d after a stopped: %v", p, err)
+		}
+		if n, err := e.rdb.XLen(context.Background(), fmt.Sprintf("cg:{c1:%d}:log", p)).Result(); err != nil || n > 1 {
+			t.Fatalf("log of partition %d not trimmed below the checkpoint: %d entries, %v", p, n, err)
+		}
+	}
+
+	b := open("b")
+	commit(b, 50, 150)
+	for _, c := range []string{"alice", "bob"} {
+		if got := total(b, c); got[counter.Qualified] != 150 || got[counter.Duplicate] != 50 || got.Clicks() != 200 {
+			t.Fatalf("unexpected counts of %s on b; got %+v; want 150 qualified and 50 duplicates", c, got)
+		}
+	}
+}
+
+// TestJudgeVelocityAcrossStores: the judge's velocity rule sees the visits
+// of every store appending to the partition.
+func TestJudgeVelocityAcrossStores(t *testing.T) {
+	e := newEnv(t, Options{})
+	var stores []*Store
+	for _, h := range []string{"a", "b"} {
+		s, err := Open(context.Background(), Options{URL: e.srv.URL(0), Params: e.params, Judge: true, Holder: h,
+			VelocityMax: 5, VelocityWindow: time.Minute})
+		if err != nil {
+			t.Fatalf("cannot open store: %s", err)
+		}
+		t.Cleanup(func() { s.Close() })
+		stores = append(stores, s)
+	}
+	now := time.Now()
+	for i := range 20 {
+		v := personVisit("c1", "alice", i, now)
+		v.Network = 42 // one network, a new visitor each time
+		if err := stores[i%2].Commit(context.Background(), []counter.Visit{v}, make([]counter.Reason, 1)); err != nil {
+			t.Fatalf("cannot commit: %s", err)
+		}
+	}
+	for _, s := range stores {
+		days, err := s.Stats(context.Background(), "c1", "alice")
+		if err != nil {
+			t.Fatalf("cannot read stats: %s", err)
+		}
+		if got := counter.Total(days); got[counter.Qualified] != 5 || got[counter.Velocity] != 15 {
+			t.Fatalf("unexpected counts; got %+v; want 5 qualified and 15 velocity across both stores", got)
+		}
+	}
+}
+
+// TestPublishScript: the judged counters never move back to an older
+// offset, and a lost lease publishes nothing.
+func TestPublishScript(t *testing.T) {
+	e := newEnv(t, Options{})
+	ctx := context.Background()
+	l := e.acquire(t, "c1", 0, "a", time.Minute)
+	keys := []string{"cg:{c1:0}:lease", "cg:{c1:0}:judged", "cg:{c1:0}:j:alice"}
+	publish := func(value, offset string, n int) int64 {
+		t.Helper()
+		res, err := publishScript.Run(ctx, e.rdb, keys, value, offset, 1, "2026-05-11:qualified", n).Int64()
+		if err != nil {
+			t.Fatalf("cannot run the publish script: %s", err)
+		}
+		return res
+	}
+	check := func(what, offset, n string) {
+		t.Helper()
+		got, _ := e.rdb.Get(ctx, keys[1]).Result()
+		c, _ := e.rdb.HGet(ctx, keys[2], "2026-05-11:qualified").Result()
+		if got != offset || c != n {
+			t.Fatalf("%s: judged offset %q and count %q; want %q and %q", what, got, c, offset, n)
+		}
+	}
+	if r := publish(l.value, "1700000000000-5", 7); r != 1 {
+		t.Fatalf("unexpected answer to a first publish; got %d; want 1", r)
+	}
+	check("first publish", "1700000000000-5", "7")
+	if r := publish(l.value, "1700000000000-4", 3); r != 2 {
+		t.Fatalf("unexpected answer to a publish below the offset; got %d; want 2", r)
+	}
+	if r := publish(l.value, "999999999999-9", 3); r != 2 {
+		t.Fatalf("unexpected answer to a publish of an older millisecond; got %d; want 2", r)
+	}
+	check("older offsets", "1700000000000-5", "7")
+	if r := publish(l.value, "1700000000001-0", 9); r != 1 {
+		t.Fatalf("unexpected answer to a later publish; got %d; want 1", r)
+	}
+	check("later publish", "1700000000001-0", "9")
+	e.expire(t)
+	lb := e.acquire(t, "c1", 0, "b", time.Minute) // b takes it over
+	if r := publish(l.value, "1700000000002-0", 11); r != 0 {
+		t.Fatalf("unexpected answer to a publish with a lost lease; got %d; want 0", r)
+	}
+	check("lost lease", "1700000000001-0", "9")
+	for _, bad := range [][]any{{lb.value, "nope", 1, "f", 1}, {lb.value, "1700000000009-0", 2, "f", 1}, {lb.value, "1700000000009-0", 1, "f"}} {
+		if err := publishScript.Run(ctx, e.rdb, keys, bad...).Err(); err == nil {
+			t.Fatalf("publish %v: unexpected success", bad)
+		}
+	}
+	check("malformed calls", "1700000000001-0", "9")
+}
+
+func TestStreamIDBefore(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{
+		{"", "", false},
+		{"", "0-1", true},
+		{"0-1", "", false},
+		{"5-1", "5-2", true},
+		{"5-2", "5-2", false},
+		{"5-10", "5-9", false},
+		{"99-0", "100-0", true},
+		{"100-0", "99-99", false},
+	} {
+		if got := streamIDBefore(tc.a, tc.b); got != tc.want {
+			t.Errorf("streamIDBefore(%q, %q) = %v; want %v", tc.a, tc.b, got, tc.want)
+		}
+	}
+}
