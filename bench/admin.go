@@ -158,12 +158,13 @@ type Counts struct {
 	OutOfWindow int64 `json:"out_of_window"`
 	Inactive    int64 `json:"inactive"`
 	Uncounted   int64 `json:"uncounted"`
+	Budget      int64 `json:"budget"`
 }
 
 func (c Counts) sub(o Counts) Counts {
 	return Counts{c.Clicks - o.Clicks, c.Qualified - o.Qualified, c.Duplicates - o.Duplicates, c.Bots - o.Bots,
 		c.Previews - o.Previews, c.Prefetches - o.Prefetches, c.Velocity - o.Velocity, c.OutOfWindow - o.OutOfWindow,
-		c.Inactive - o.Inactive, c.Uncounted - o.Uncounted}
+		c.Inactive - o.Inactive, c.Uncounted - o.Uncounted, c.Budget - o.Budget}
 }
 
 // Stats returns the counters of every creator of m, by creator index.

@@ -90,6 +90,9 @@ func NewAudit(m Model, fp float64, res *Result, before, after []Counts) *Audit {
 		if got.Velocity > 0 {
 			problem("%d clicks flagged velocity: the model sends more clicks per address than --velocity-max allows", got.Velocity)
 		}
+		if got.Budget > 0 {
+			problem("%d visits over a daily budget: the model puts more people in one /24 than clickgate's --budget-block allows", got.Budget)
+		}
 		if got.Uncounted > 0 {
 			problem("%d visits uncounted", got.Uncounted)
 		}
@@ -109,7 +112,7 @@ func NewAudit(m Model, fp float64, res *Result, before, after []Counts) *Audit {
 func (c Counts) add(o Counts) Counts {
 	return Counts{c.Clicks + o.Clicks, c.Qualified + o.Qualified, c.Duplicates + o.Duplicates, c.Bots + o.Bots,
 		c.Previews + o.Previews, c.Prefetches + o.Prefetches, c.Velocity + o.Velocity, c.OutOfWindow + o.OutOfWindow,
-		c.Inactive + o.Inactive, c.Uncounted + o.Uncounted}
+		c.Inactive + o.Inactive, c.Uncounted + o.Uncounted, c.Budget + o.Budget}
 }
 
 // Write prints the audit: totals, then the creators with problems (all of

@@ -195,6 +195,7 @@ func TestAudit(t *testing.T) {
 		"lost duplicate":  {{Qualified: 1010, Duplicates: 499, Bots: 7}, {Qualified: 3, Duplicates: 1}},
 		"bots":            {{Qualified: 1010, Duplicates: 500, Bots: 6}, {Qualified: 3, Duplicates: 1}},
 		"velocity":        {{Qualified: 1010, Duplicates: 500, Bots: 7}, {Qualified: 3, Duplicates: 1, Velocity: 1}},
+		"budget":          {{Qualified: 1010 - 2, Duplicates: 500, Bots: 7, Budget: 2}, {Qualified: 3, Duplicates: 1}},
 		"one missing of3": {{Qualified: 1010, Duplicates: 500, Bots: 7}, {Qualified: 2, Duplicates: 1}},
 	} {
 		if a := NewAudit(m, 0.001, res, before, after); a.OK() {

@@ -92,6 +92,22 @@ type DedupeParams struct {
 	BudgetBlock   int
 }
 
+// Default daily budgets of qualified visits in one campaign: per network
+// (an IPv4 address, an IPv6 /64) and per block of networks (an IPv4 /24,
+// an IPv6 /48), DedupeParams.BudgetNetwork and BudgetBlock, the flags
+// --budget-network and --budget-block. A qualified visit pays 10 cents
+// ($100 per 1,000), so at these one address earns at most $2.00 a day per
+// campaign, and one /24 or /48 with all its networks (an IPv6 /56 is 256
+// /64 networks of one /48) at most $30.00; velocity alone let one address
+// earn $300-380 a day. Honest traffic seldom comes near them: 20 people
+// behind one address (a household, or one address of a carrier NAT) who
+// are new visitors of one campaign's creators on the same day, or 300 in
+// one /24. Those past them are redirected and counted as Budget, not paid.
+const (
+	DefaultBudgetNetwork = 20
+	DefaultBudgetBlock   = 300
+)
+
 // NewDedupeParams sizes the filters for expected visitors per campaign window
 // at false-positive rate fp.
 func NewDedupeParams(expected uint64, fp float64) (DedupeParams, error) {

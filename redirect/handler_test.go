@@ -79,6 +79,12 @@ func newEdge(t testing.TB, opts ...func(*Options)) *edge {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newEdgeOf(t, params, opts...)
+}
+
+// newEdgeOf is newEdge over a store of params.
+func newEdgeOf(t testing.TB, params counter.DedupeParams, opts ...func(*Options)) *edge {
+	t.Helper()
 	bs, err := boltstore.Open(t.TempDir(), params)
 	if err != nil {
 		t.Fatalf("cannot open store: %s", err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/clickgate/clickgate/counter"
 	"github.com/clickgate/clickgate/counter/boltstore"
+	"github.com/clickgate/clickgate/counter/judge"
 	"github.com/clickgate/clickgate/counter/redisstore"
 	"github.com/clickgate/clickgate/redirect"
 )
@@ -23,6 +24,7 @@ type storeFlags struct {
 	redis, data, secret *string
 	expected            *uint64
 	fp                  *float64
+	budget              *budgetFlags
 	partitions          *uint
 
 	// Set by serve: the Redis store then runs judges with this velocity
@@ -38,6 +40,7 @@ func addStoreFlags(fs *flag.FlagSet) *storeFlags {
 		data:       fs.String("data", "./data", "data directory: the embedded store, the ledger, and the generated secrets"),
 		secret:     fs.String("click-secret", "", "secret that keys click ids and visitor keys (at least 32 bytes); when empty, generated and kept in DATA/click-secret (embedded store only: nodes sharing Redis must share it)"),
 		expected:   fs.Uint64("dedupe-expected", 1_000_000, "expected unique visitors per campaign per dedupe window (sizes the Bloom filters)"),
+		budget:     addBudgetFlags(fs),
 		fp:         fs.Float64("dedupe-fp", 0.001, "Bloom filter false-positive rate (a false positive is a visit wrongly counted as duplicate)"),
 		partitions: fs.Uint("partitions", 1, "with --redis: partitions of each campaign's visit log, split by creator, each with its own judge and hash tag; a single Redis wants 1, a cluster enough to spread over its masters; every node must use the same"),
 	}
@@ -60,6 +63,9 @@ func (f *storeFlags) open(ctx context.Context, log *slog.Logger) (counter.Store,
 	params, err := counter.NewDedupeParams(*f.expected, *f.fp)
 	if err != nil {
 		return nil, params, nil, usageError("dedupe sizing: %s", err)
+	}
+	if err := f.budget.set(&params); err != nil {
+		return nil, params, nil, err
 	}
 	// Trimmed: a secret read from a file with a newline must key the same.
 	secret := []byte(strings.TrimSpace(*f.secret))
@@ -86,6 +92,10 @@ func (f *storeFlags) open(ctx context.Context, log *slog.Logger) (counter.Store,
 	}
 	if errors.Is(err, counter.ErrParamsMismatch) {
 		return nil, params, nil, fmt.Errorf("cannot open store: %w; every node and every restart must use the same --dedupe-expected, --dedupe-fp, --click-secret, --partitions and --velocity-max/--velocity-window", err)
+	}
+	if errors.Is(err, judge.ErrParams) {
+		// A checkpoint written before budgets has none.
+		return nil, params, nil, fmt.Errorf("cannot open store: %w; every restart must use the --dedupe-expected, --dedupe-fp, --click-secret, --budget-network and --budget-block of the judge's checkpoint (one written before budgets has --budget-network 0 --budget-block 0)", err)
 	}
 	if err != nil {
 		return nil, params, nil, fmt.Errorf("cannot open store: %w", err)

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// budgetUA is the i-th of many Chrome User-Agents, as a farm rotates them:
+// each makes a new visitor.
+func budgetUA(i int) string {
+	return fmt.Sprintf("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.%d.%d Safari/537.36", 6000+i, i%200)
+}
+
+// TestBudgetsEndToEnd runs the real binary on the embedded store at the
+// default budgets (20 qualified visits a day per network, 300 per block,
+// per campaign) and checks what the README's "Network budgets" says: one
+// address rotating User-Agents is paid for 20 visitors a day, through a
+// kill and a restart; the addresses of one /24 together for 300; an IPv6
+// /56 behind a trusted proxy for 300, its /48's budget; a person on
+// another /24 or /48 still qualifies; every click is redirected; and a
+// restart with other budgets is refused.
+func TestBudgetsEndToEnd(t *testing.T) {
+	// The budgets are per UTC day: start well inside one.
+	if left := time.Until(time.Now().UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)); left < 2*time.Minute {
+		time.Sleep(left + time.Second)
+	}
+	data := t.TempDir()
+	const proxy = "127.0.70.1"
+	args := []string{"--trusted-proxies", proxy}
+	p := startServe(t, data, args...)
+	code := p.setup(t)
+
+	click := func(c *clicker, ua string, headers ...string) {
+		t.Helper()
+		resp, err := c.request(p, "GET", code, append([]string{"User-Agent", ua}, headers...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != 302 {
+			t.Fatalf("unexpected status of a click from %s; got %d; want 302", c.ip, resp.StatusCode)
+		}
+	}
+	var seen struct{ qualified, budget, clicks int }
+	want := func(what string, qualified, budget int) {
+		t.Helper()
+		st := p.stats(t)
+		q, b, c := statInt(t, st, "qualified")-seen.qualified, statInt(t, st, "budget")-seen.budget, statInt(t, st, "clicks")-seen.clicks
+		if q != qualified || b != budget || c != qualified+budget {
+			t.Fatalf("unexpected counts of %s; got qualified %d, budget %d of %d clicks; want %d and %d (%v)", what, q, b, c, qualified, budget, st)
+		}
+		seen.qualified, seen.budget, seen.clicks = seen.qualified+q, seen.budget+b, seen.clicks+c
+	}
+
+	// One address, 30 User-Agents (as many as --velocity-max lets through
+	// in 10 minutes), a SIGKILL after 10 and a restart after 20: the
+	// budget of the day is in the log the judge replays and in its
+	// checkpoint.
+	farm := "127.0.60.1"
+	for i := range 10 {
+		click(newClicker(farm), budgetUA(i))
+	}
+	p.cmd.Process.Kill()
+	<-p.exited
+	p = startServe(t, data, args...)
+	for i := 10; i < 20; i++ {
+		click(newClicker(farm), budgetUA(i))
+	}
+	p.stop(t)
+	p = startServe(t, data, args...)
+	for i := 20; i < 30; i++ {
+		click(newClicker(farm), budgetUA(i))
+	}
+	want("one address rotating 30 User-Agents", 20, 10)
+
+	// A /24: 16 addresses with 20 User-Agents each, round after round.
+	sweep := make([]*clicker, 16)
+	for i := range sweep {
+		sweep[i] = newClicker(fmt.Sprintf("127.0.61.%d", i+1))
+	}
+	for round := range 20 {
+		for i, c := range sweep {
+			click(c, budgetUA(1000+20*i+round))
+		}
+	}
+	want("16 addresses of one /24 with 20 User-Agents each", 300, 20)
+	// A person on another /24 is paid as ever.
+	click(newClicker("127.0.62.1"), e2eChrome)
+	want("a person on another /24", 1, 0)
+
+	// An IPv6 /56 behind a trusted proxy: 40 of its 256 /64 networks, 10
+	// people each, are one /48 block.
+	via := newClicker(proxy)
+	for n := range 40 {
+		for i := range 10 {
+			click(via, budgetUA(2000+10*n+i), "X-Forwarded-For", fmt.Sprintf("2001:db8:0:ab%02x::%x", n, i+1))
+		}
+	}
+	want("40 networks of an IPv6 /56", 300, 100)
+	click(via, e2eChrome, "X-Forwarded-For", "2001:db8:1::1")
+	want("a person on another /48", 1, 0)
+
+	// The judge's checkpoint holds the budgets it was made with: a
+	// restart with others would decide differently, and does not start.
+	p.stop(t)
+	out := serveFails(t, append([]string{"--data", data, "--budget-network", "5"}, args...)...)
+	if !strings.Contains(out, "budget_network=20") || !strings.Contains(out, "budget_network=5") || !strings.Contains(out, "--budget-network") {
+		t.Fatalf("unexpected refusal of other budgets:\n%s", out)
+	}
+}
