@@ -109,3 +109,57 @@ func TestBudgetsEndToEnd(t *testing.T) {
 		t.Fatalf("unexpected refusal of other budgets:\n%s", out)
 	}
 }
+
+// TestRedisBudgetsAcrossNodes: on Redis, two nodes share the budgets, since
+// every node's visits are in the one log the partition's judge decides,
+// and a restart of both does not reset them.
+func TestRedisBudgetsAcrossNodes(t *testing.T) {
+	srv := faultRedis(t)
+	da, db := t.TempDir(), t.TempDir()
+	start := func() (*proc, *proc) {
+		args := []string{"--budget-network", "6", "--budget-block", "10"}
+		return faultServe(t, srv, da, args...), faultServe(t, srv, db, args...)
+	}
+	a, b := start()
+	code := a.setup(t)
+	waitServed(t, b, code)
+	n := 0
+	click := func(ip string) {
+		t.Helper()
+		p := a
+		if n%2 == 1 {
+			p = b
+		}
+		n++
+		resp, err := newClicker(ip).request(p, "GET", code, "User-Agent", budgetUA(n))
+		if err != nil || resp.StatusCode != 302 {
+			t.Fatalf("click %d from %s: %v, %v", n, ip, resp, err)
+		}
+	}
+	want := func(what string, qualified, budget int) {
+		t.Helper()
+		judgedAll(t, srv, "spring", 1)
+		for _, p := range []*proc{a, b} {
+			if st := p.stats(t); statInt(t, st, "qualified") != qualified || statInt(t, st, "budget") != budget {
+				t.Fatalf("unexpected counts %s; got %v; want %d qualified and %d budget", what, st, qualified, budget)
+			}
+		}
+	}
+	for range 12 {
+		click("127.0.64.1")
+	}
+	want("of one address through two nodes", 6, 6)
+	a.stop(t)
+	b.stop(t)
+	a, b = start()
+	for range 4 {
+		click("127.0.64.1")
+	}
+	want("after a restart of both nodes", 6, 10)
+	for i := range 12 {
+		click(fmt.Sprintf("127.0.64.%d", 2+i%4))
+	}
+	want("of its /24", 10, 18)
+	click("127.0.65.1")
+	want("with a person on another /24", 11, 18)
+}
