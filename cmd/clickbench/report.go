@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
@@ -22,7 +23,7 @@ type memResult struct {
 	fp             float64
 	bytes          float64 // used_memory after - before
 	dataset        float64 // used_memory_dataset after - before: keys and values, no buffers
-	bitmaps        float64 // MEMORY USAGE of the Bloom bitmaps
+	bitmaps        float64 // MEMORY USAGE of the judge's checkpoint: its Bloom filters and counters
 	perVisitor     float64 // bitmaps / visitors
 	falsePositives int     // visitors the filters took for known
 }
@@ -45,7 +46,7 @@ func (l *loadtester) memory(n int) (*memResult, error) {
 	}
 	params.Keying = "loadtest"
 	ctx := l.ctx
-	s, err := redisstore.Open(ctx, redisstore.Options{URL: "redis://" + rdb.Options().Addr, Params: params})
+	s, err := redisstore.Open(ctx, redisstore.Options{URL: "redis://" + rdb.Options().Addr, Params: params, Judge: true})
 	if err != nil {
 		return nil, err
 	}
@@ -57,23 +58,28 @@ func (l *loadtester) memory(n int) (*memResult, error) {
 	out := make([]counter.Reason, batch)
 	for done := 0; done < n; done += batch {
 		for i := range visits {
-			visits[i] = counter.Visit{Campaign: "memory", Creator: "creator"}
+			// Both keys of a new visitor, as the edge commits it.
+			visits[i] = counter.Visit{Campaign: "memory", Creator: "creator", HasAlso: true, At: now.UnixMilli()}
 			rand.Read(visits[i].Key[:])
+			rand.Read(visits[i].Also[:])
+			visits[i].Network = binary.LittleEndian.Uint64(visits[i].Also[:])
 			visits[i].SetWindow(now, 24*time.Hour)
 		}
 		vs := visits[:min(batch, n-done)]
 		if err := s.Commit(ctx, vs, out[:len(vs)]); err != nil {
 			return nil, err
 		}
-		for _, r := range out[:len(vs)] {
-			if r != counter.Qualified {
-				res.falsePositives++
-			}
-		}
 	}
+	days, err := s.Stats(ctx, "memory", "creator")
+	if err != nil {
+		return nil, err
+	}
+	res.falsePositives = n - int(counter.Total(days)[counter.Qualified])
+	// Stopped, the judge writes its checkpoint and trims the log below it.
+	s.StopJudges(ctx)
 	res.bytes = redisInfo(ctx, rdb, "used_memory") - before
 	res.dataset = redisInfo(ctx, rdb, "used_memory_dataset") - beforeData
-	keys, err := rdb.Keys(ctx, "*:bf:*").Result()
+	keys, err := rdb.Keys(ctx, "*:checkpoint").Result()
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +91,7 @@ func (l *loadtester) memory(n int) (*memResult, error) {
 		res.bitmaps += float64(b)
 	}
 	res.perVisitor = res.bitmaps / float64(n)
-	fmt.Fprintf(l.stderr, "%d visitors: used_memory +%.0f bytes, dataset +%.0f (%.2f per visitor), bitmaps %.0f; %d false positives\n",
+	fmt.Fprintf(l.stderr, "%d visitors: used_memory +%.0f bytes, dataset +%.0f (%.2f per visitor), checkpoint %.0f; %d false positives\n",
 		n, res.bytes, res.dataset, res.perVisitor, res.bitmaps, res.falsePositives)
 	return res, nil
 }
@@ -227,12 +233,12 @@ func (l *loadtester) report(w io.Writer, rows []*row, mem *memResult, micro *mic
 
 	if mem != nil {
 		fmt.Fprintf(w, "## Redis memory for dedupe\n\n")
-		fmt.Fprintf(w, "%d unique visitors of one campaign window committed through clickgate's Redis store, with filters sized as by default (`--dedupe-expected %d --dedupe-fp %g`). "+
-			"The dedupe state is the %d slot bitmaps: `MEMORY USAGE` %.0f bytes, **%.2f bytes per unique visitor**. "+
+		fmt.Fprintf(w, "%d unique visitors of one campaign window, two keys each (cookie and network, as the edge commits a new visitor), committed through clickgate's Redis store, with filters sized as by default (`--dedupe-expected %d --dedupe-fp %g`). "+
+			"The dedupe state is the judge's checkpoint of the campaign's %d partition (its filters, sized for both keys of every visitor, and its counters), the log trimmed below it: `MEMORY USAGE` %.0f bytes, **%.2f bytes per unique visitor**. "+
 			"INFO memory, before and after: `used_memory_dataset` grew %.0f bytes (%.2f per visitor; it also holds the counters and moves by ~100 KB between runs), "+
 			"`used_memory` %.0f (%.2f, with client and AOF buffers). "+
 			"%d visitors (%.4f%%) were taken for known (Bloom false positives).\n\n",
-			mem.visitors, mem.expected, mem.fp, counter.DefaultSlots, mem.bitmaps, mem.bitmaps/float64(mem.visitors),
+			mem.visitors, mem.expected, mem.fp, 1, mem.bitmaps, mem.bitmaps/float64(mem.visitors),
 			mem.dataset, mem.dataset/float64(mem.visitors), mem.bytes, mem.bytes/float64(mem.visitors),
 			mem.falsePositives, 100*float64(mem.falsePositives)/float64(mem.visitors))
 	}
@@ -260,7 +266,7 @@ func (l *loadtester) report(w io.Writer, rows []*row, mem *memResult, micro *mic
 	fmt.Fprintf(w, "- open loop at half of clickgate's maximum, p99 ≤ 2 ms: %s on Redis, %s embedded, %s\n", ms(cg.open.Latency.P99),
 		ms(find("clickgate, embedded").open.Latency.P99), verdict(cg.open.Latency.P99 <= 2*time.Millisecond))
 	if mem != nil {
-		fmt.Fprintf(w, "- Redis memory for dedupe ≤ 2 bytes per unique visitor at 0.1%% false positives: %.2f (bitmaps; %.2f by `used_memory_dataset`), %s\n",
+		fmt.Fprintf(w, "- Redis memory for dedupe ≤ 2 bytes per unique visitor at 0.1%% false positives: %.2f (checkpoint; %.2f by `used_memory_dataset`), %s\n",
 			mem.perVisitor, mem.dataset/float64(mem.visitors), verdict(mem.perVisitor <= 2))
 	}
 	audits := true
