@@ -17,9 +17,10 @@ import (
 
 // Errors of UnmarshalBinary.
 var (
-	// ErrParams means the checkpoint was made with other Params: resuming
-	// it would decide differently than the judge that wrote it.
-	ErrParams = errors.New("judge: checkpoint made with other parameters")
+	// ErrParams means the checkpoint was made with another sizing
+	// (Params.Expected, FP, Partitions, Keying): its filters are laid out
+	// otherwise, or keyed by another secret.
+	ErrParams = errors.New("judge: checkpoint made with other sizing parameters")
 	// ErrVersion means the checkpoint is in a format this build does not
 	// read.
 	ErrVersion = errors.New("judge: checkpoint format not supported")
@@ -296,13 +297,21 @@ func runs(rows []CreatorDay, i, end int, same func(a, b *CreatorDay) bool) int {
 	return n
 }
 
-// UnmarshalBinary replaces the judge's state with checkpoint b, which must
-// have been made with the judge's Params (else ErrParams). A checkpoint
-// that is damaged (ErrCorrupt) or of a format version this build does not
-// read (ErrVersion) is refused too. A checkpoint of version 1, made before
-// budgets, has budgets 0: a judge with budgets refuses it with ErrParams,
-// as it refuses any other change of Params. On error the judge is left as
-// it was.
+// UnmarshalBinary replaces the judge's state with checkpoint b, which
+// must have been made with the judge's sizing (Params.Expected, FP,
+// Partitions, Keying; else ErrParams). A checkpoint that is damaged
+// (ErrCorrupt) or of a format version this build does not read
+// (ErrVersion) is refused too. On error the judge is left as it was.
+//
+// The judge keeps its own policy: when the checkpoint's differs, the
+// state is restored as the judge that wrote it left it, then the judge
+// adopts its policy as SetPolicy does, and its next checkpoint records
+// it. A checkpoint of version 1, made before budgets, has budgets 0.
+// Loading a checkpoint into a judge of another policy is only right when
+// no visit after the checkpoint's offset was judged already (under the
+// checkpoint's policy) by the judge that wrote it: a log that may hold
+// some is replayed by a judge of CheckpointParams first, which then
+// adopts the new policy with SetPolicy.
 //
 // Every length is checked against what is left of b before anything is
 // allocated, and the checksum before anything is decoded, so a damaged
@@ -313,22 +322,17 @@ func (j *Judge) UnmarshalBinary(b []byte) error {
 	if j.win.byKey == nil {
 		return errors.New("judge: UnmarshalBinary on a Judge not made by New")
 	}
-	if len(b) < len(magic)+crcLen || !bytes.Equal(b[:len(magic)-1], magic[:len(magic)-1]) {
-		return fmt.Errorf("%w: not a judge checkpoint (%d bytes)", ErrCorrupt, len(b))
-	}
-	v := b[len(magic)-1]
-	if v != version && v != version1 {
-		return fmt.Errorf("%w: version %d; this build reads versions %d and %d", ErrVersion, v, version1, version)
-	}
-	body := b[len(magic) : len(b)-crcLen]
-	if got, want := binary.LittleEndian.Uint32(b[len(b)-crcLen:]), crc32.Checksum(b[:len(b)-crcLen], castagnoli); got != want {
-		return fmt.Errorf("%w: checksum %08x of %d bytes; want %08x", ErrCorrupt, got, len(b), want)
-	}
-	d := &decoder{b: body, version: v}
-	if err := j.decodeParams(d); err != nil {
+	d, p, m, k, err := openCheckpoint(b)
+	if err != nil {
 		return err
 	}
-	nj := newJudge(j.p, j.m, j.k)
+	if !p.SameSizing(j.p) || m != j.m || k != j.k {
+		return fmt.Errorf("%w: the checkpoint has %s (filters of %d bits, %d functions); this judge has %s (%d bits, %d functions)",
+			ErrParams, p, m, k, j.p, j.m, j.k)
+	}
+	// The state is checked against the policy it was judged under: a
+	// budget count within the checkpoint's budget, say.
+	nj := newJudge(p, m, k)
 	nj.decodeState(d)
 	if d.err == nil && len(d.b) != 0 {
 		d.fail("%d bytes after the counters", len(d.b))
@@ -336,31 +340,53 @@ func (j *Judge) UnmarshalBinary(b []byte) error {
 	if d.err != nil {
 		return d.err
 	}
-	if again, err := nj.appendVersion(make([]byte, 0, len(b)), v); err != nil || !bytes.Equal(again, b) {
+	if again, err := nj.appendVersion(make([]byte, 0, len(b)), d.version); err != nil || !bytes.Equal(again, b) {
 		return fmt.Errorf("%w: not in canonical form", ErrCorrupt)
 	}
+	nj.setPolicy(j.p.Policy())
 	*j = *nj
 	return nil
 }
 
-func (j *Judge) decodeParams(d *decoder) error {
-	var p Params
+// CheckpointParams returns the Params that checkpoint b was made with,
+// after checking its format version and checksum (ErrVersion, ErrCorrupt).
+// A checkpoint of version 1 has budgets 0. The state is not decoded:
+// UnmarshalBinary checks it.
+func CheckpointParams(b []byte) (Params, error) {
+	_, p, _, _, err := openCheckpoint(b)
+	return p, err
+}
+
+// openCheckpoint checks b's magic, version and checksum, and returns a
+// decoder of what follows its params, the params and the size of the
+// filters they were made with. Params that are not valid are damage.
+func openCheckpoint(b []byte) (d *decoder, p Params, m uint64, k int, err error) {
+	if len(b) < len(magic)+crcLen || !bytes.Equal(b[:len(magic)-1], magic[:len(magic)-1]) {
+		return nil, p, 0, 0, fmt.Errorf("%w: not a judge checkpoint (%d bytes)", ErrCorrupt, len(b))
+	}
+	v := b[len(magic)-1]
+	if v != version && v != version1 {
+		return nil, p, 0, 0, fmt.Errorf("%w: version %d; this build reads versions %d and %d", ErrVersion, v, version1, version)
+	}
+	if got, want := binary.LittleEndian.Uint32(b[len(b)-crcLen:]), crc32.Checksum(b[:len(b)-crcLen], castagnoli); got != want {
+		return nil, p, 0, 0, fmt.Errorf("%w: checksum %08x of %d bytes; want %08x", ErrCorrupt, got, len(b), want)
+	}
+	d = &decoder{b: b[len(magic) : len(b)-crcLen], version: v}
 	p.Expected = d.u64()
 	p.FP = math.Float64frombits(d.u64())
 	p.Partitions = d.u32()
 	p.VelocityMax = int(d.u32())
 	p.VelocityWindow = time.Duration(d.u64())
-	if d.version != version1 {
+	if v != version1 {
 		p.BudgetNetwork, p.BudgetBlock = int(d.u32()), int(d.u32())
 	}
-	m, k := d.u64(), int(d.u32())
+	m, k = d.u64(), int(d.u32())
 	p.Keying = string(d.bytes("keying", maxStringLen))
 	if d.err != nil {
-		return d.err
+		return nil, Params{}, 0, 0, d.err
 	}
-	if p != j.p || m != j.m || k != j.k || math.Float64bits(p.FP) != math.Float64bits(j.p.FP) {
-		return fmt.Errorf("%w: the checkpoint has %s (filters of %d bits, %d functions); this judge has %s (%d bits, %d functions)",
-			ErrParams, p, m, k, j.p, j.m, j.k)
+	if err := p.Validate(); err != nil {
+		return nil, Params{}, 0, 0, fmt.Errorf("%w: invalid parameters: %w", ErrCorrupt, err)
 	}
-	return nil
+	return d, p, m, k, nil
 }

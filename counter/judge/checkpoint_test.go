@@ -80,7 +80,9 @@ func TestCheckpointRoundTrip(t *testing.T) {
 	}
 }
 
-func TestCheckpointOtherParams(t *testing.T) {
+// TestCheckpointOtherSizing: a checkpoint of another sizing is refused,
+// naming both, and the judge is left as it was.
+func TestCheckpointOtherSizing(t *testing.T) {
 	b := mustMarshal(t, smallState(t))
 	f := func(name string, change func(p *Params)) {
 		t.Helper()
@@ -99,13 +101,68 @@ func TestCheckpointOtherParams(t *testing.T) {
 	f("expected", func(p *Params) { p.Expected++ })
 	f("fp", func(p *Params) { p.FP = 0.0011 })
 	f("partitions", func(p *Params) { p.Partitions = 2 })
+	f("keying", func(p *Params) { p.Keying = "other-secret" })
+	f("expected and a policy", func(p *Params) { p.Expected, p.BudgetNetwork = 2*p.Expected, 0 })
+}
+
+// TestCheckpointOtherPolicy: a judge of another policy restores the state
+// of a checkpoint and adopts its own policy, exactly as the judge that
+// wrote the checkpoint does by SetPolicy; both decide the next visits
+// alike, and the next checkpoint records the new policy.
+func TestCheckpointOtherPolicy(t *testing.T) {
+	b := mustMarshal(t, smallState(t))
+	f := func(name string, change func(p *Params)) {
+		t.Helper()
+		p := testParams
+		change(&p)
+		if !p.SameSizing(testParams) || p == testParams {
+			t.Fatalf("BUG: %s changes no policy alone", name)
+		}
+		r := mustNew(t, p)
+		if err := r.UnmarshalBinary(b); err != nil {
+			t.Fatalf("unexpected error restoring a checkpoint of other %s: %s", name, err)
+		}
+		if r.Params() != p {
+			t.Fatalf("unexpected params of a judge restored with other %s; got %s; want %s", name, r.Params(), p)
+		}
+		j := smallState(t)
+		if err := j.SetPolicy(p.Policy()); err != nil {
+			t.Fatalf("unexpected error setting other %s: %s", name, err)
+		}
+		cp := mustMarshal(t, r)
+		if want := mustMarshal(t, j); !bytes.Equal(cp, want) {
+			t.Fatalf("unexpected checkpoint of a judge restored with other %s; got %x; want %x as SetPolicy gives", name, cp, want)
+		}
+		if got, err := CheckpointParams(cp); err != nil || got != p {
+			t.Fatalf("unexpected params recorded after other %s; got %s, %v; want %s", name, got, err, p)
+		}
+		if r.Offset() == nil || !bytes.Equal(r.Offset(), j.Offset()) || r.Clock() != j.Clock() || !reflect.DeepEqual(r.Counts(), j.Counts()) {
+			t.Fatalf("unexpected offset, clock or counts of a judge restored with other %s", name)
+		}
+		next := []counter.Visit{
+			visit("c1", "alice", "ann", 40_000), from(visit("c1", "alice", "hal", 40_001), "cafe"),
+			in(from(visit("c1", "alice", "jay", 200_000), "cafe"), "town"), in(from(visit("c1", "alice", "kim", 200_001), "cafe"), "town"),
+			in(from(visit("c1", "alice", "lou", 200_002), "cafe"), "town"), in(visit("c1", "bob", "max", 200_003), "town"),
+		}
+		want, got := make([]counter.Reason, len(next)), make([]counter.Reason, len(next))
+		j.Apply(next, want)
+		r.Apply(next, got)
+		if !reflect.DeepEqual(got, want) || !bytes.Equal(mustMarshal(t, r), mustMarshal(t, j)) {
+			t.Fatalf("unexpected reasons of a judge restored with other %s; got %v; want %v, and the same checkpoint", name, got, want)
+		}
+	}
 	f("velocity max", func(p *Params) { p.VelocityMax = 4 })
+	f("no velocity", func(p *Params) { p.VelocityMax = 0 })
 	f("velocity window", func(p *Params) { p.VelocityWindow += time.Millisecond })
+	f("longer velocity window", func(p *Params) { p.VelocityWindow = time.Hour })
 	f("network budget", func(p *Params) { p.BudgetNetwork++ })
+	f("lower network budget", func(p *Params) { p.BudgetNetwork = 2 })
 	f("no network budget", func(p *Params) { p.BudgetNetwork = 0 })
 	f("block budget", func(p *Params) { p.BudgetBlock++ })
 	f("no budgets", func(p *Params) { p.BudgetNetwork, p.BudgetBlock = 0, 0 })
-	f("keying", func(p *Params) { p.Keying = "other-secret" })
+	f("everything", func(p *Params) {
+		p.VelocityMax, p.VelocityWindow, p.BudgetNetwork, p.BudgetBlock = 10, time.Minute, 1, 1
+	})
 }
 
 // withCRC returns b with its magic and checksum made valid, so that what
@@ -177,8 +234,8 @@ func TestCheckpointDamaged(t *testing.T) {
 // TestCheckpointVersion1 loads checkpoints written before budgets (the
 // seeds v1-* of FuzzUnmarshal, written by that build with v1Params, which
 // were testParams then): a judge without budgets takes them, in the state
-// that build left, and goes on with version 2; a judge with budgets
-// refuses them as made with other parameters.
+// that build left, and goes on with version 2; a judge with budgets takes
+// them too and adopts its budgets, from none spent.
 func TestCheckpointVersion1(t *testing.T) {
 	// The states of the seeds, as a judge of v1Params reaches them.
 	expired := smallStateOf(t, v1Params)
@@ -189,9 +246,24 @@ func TestCheckpointVersion1(t *testing.T) {
 		if b[len(magic)-1] != 1 {
 			t.Fatalf("unexpected version of seed v1-%s; got %d; want 1", name, b[len(magic)-1])
 		}
-		err := mustNew(t, testParams).UnmarshalBinary(b)
-		if !errors.Is(err, ErrParams) || !strings.Contains(err.Error(), v1Params.String()) {
-			t.Fatalf("unexpected error loading v1-%s into a judge with budgets; got %v; want %v naming %s", name, err, ErrParams, v1Params)
+		if p, err := CheckpointParams(b); err != nil || p != v1Params {
+			t.Fatalf("unexpected params of v1-%s; got %s, %v; want %s", name, p, err, v1Params)
+		}
+		budgeted := mustNew(t, testParams)
+		if err := budgeted.UnmarshalBinary(b); err != nil {
+			t.Fatalf("unexpected error loading v1-%s into a judge with budgets: %s", name, err)
+		}
+		if want != nil {
+			w := mustNew(t, v1Params)
+			if err := w.UnmarshalBinary(mustMarshal(t, want)); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.SetPolicy(testParams.Policy()); err != nil {
+				t.Fatal(err)
+			}
+			if got := mustMarshal(t, budgeted); !bytes.Equal(got, mustMarshal(t, w)) || len(budgeted.bud.campaigns) != 0 {
+				t.Fatalf("unexpected state of v1-%s loaded with budgets; got %x; want %x", name, got, mustMarshal(t, w))
+			}
 		}
 		j := mustNew(t, v1Params)
 		if err := j.UnmarshalBinary(b); err != nil {

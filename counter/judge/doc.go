@@ -72,6 +72,20 @@
 // Counters: (campaign, creator, Visit.Day, reason) += 1 for every visit
 // that is not MarkOnly.
 //
+// # Policy change
+//
+// The policy (velocity and budgets, see Policy) may change at a
+// checkpoint, never between two: SetPolicy, or UnmarshalBinary into a
+// judge of the new policy. The change applies to the visits judged after
+// the checkpoint it was adopted at, and the next checkpoint records it.
+// A store that may have judged visits after its last checkpoint (a crash)
+// replays them under that checkpoint's policy (CheckpointParams) and
+// adopts the new one after, then checkpoints at once: so every visit is
+// judged once, under one policy, and a replay from any checkpoint decides
+// as the first judgement did. The state carries over (see SetPolicy): a
+// network that spent its budget today under the old policy has spent it
+// under the new one too, up to the new budget.
+//
 // # Checkpoint
 //
 // MarshalBinary writes, and UnmarshalBinary reads, all in little endian,
@@ -106,9 +120,8 @@
 //
 // Version 1, written before budgets, is version 2 without BudgetNetwork,
 // BudgetBlock and the budgets section, and without the budget reason in
-// the counters. It is read as a checkpoint of budgets 0 (so a judge with
-// budgets refuses it with ErrParams, as any other change of Params), and
-// written again as version 2.
+// the counters. It is read as a checkpoint of budgets 0, and written
+// again as version 2 (by a judge with budgets, once it adopted them).
 //
 // A filter of n = ceil(2 × Expected / Partitions) keys has k =
 // round(log2(1/FP)) functions and m bits, the least multiple of 64 with
@@ -117,9 +130,12 @@
 // key's first and last 8 bytes (little endian), h2 with its low bit set;
 // bit p is bit p%64 of word p/64.
 //
-// The params are the fingerprint: a checkpoint made with other Params, or
-// whose filter size differs because the sizing changed, is refused with
-// ErrParams. The filters dominate the size: m/8 bytes for a window near
+// The sizing params are the fingerprint: a checkpoint made with another
+// Expected, FP, Partitions or Keying, or whose filter size differs because
+// the sizing rule changed, is refused with ErrParams. The policy params
+// record the policy the state was judged under: a judge of another policy
+// restores the state under the checkpoint's, then adopts its own (see
+// Policy change). The filters dominate the size: m/8 bytes for a window near
 // capacity, less while it fills (a run of zero words costs a byte or
 // two). At the defaults (1M visitors, fp 0.001) over 16 partitions a
 // window's filter is 219 KiB: 28.8 bits, 3.6 bytes, per visitor of two

@@ -19,7 +19,8 @@ var updateSeeds = flag.Bool("update-seeds", false, "rewrite the seeds in testdat
 // FuzzUnmarshal feeds arbitrary checkpoints to a judge of testParams and
 // one of v1Params: UnmarshalBinary never panics, refuses with one of its
 // errors, and what it accepts re-encodes to the same bytes (in its
-// version) and keeps working. Each input is tried as it is and with a
+// version) in a judge of the checkpoint's params, keeps working, and in a
+// judge of another policy is that state with the judge's policy adopted. Each input is tried as it is and with a
 // valid magic (of its version when it has one this build reads) and
 // checksum, so that mutations reach the decoder. The seeds are in
 // testdata/fuzz/FuzzUnmarshal, which TestFuzzSeeds keeps in the current
@@ -43,8 +44,25 @@ func checkUnmarshal(t *testing.T, p Params, b []byte) {
 		}
 		return
 	}
-	if again, _ := j.appendVersion(nil, b[len(magic)-1]); !bytes.Equal(again, b) {
+	if j.Params() != p {
+		t.Fatalf("unexpected params after restoring %q; got %s; want %s", b, j.Params(), p)
+	}
+	cp, err := CheckpointParams(b)
+	if err != nil {
+		t.Fatalf("unexpected error reading the params of %q, which UnmarshalBinary took: %s", b, err)
+	}
+	own := mustNew(t, cp)
+	if err := own.UnmarshalBinary(b); err != nil {
+		t.Fatalf("unexpected error restoring %q into a judge of its own params %s: %s", b, cp, err)
+	}
+	if again, _ := own.appendVersion(nil, b[len(magic)-1]); !bytes.Equal(again, b) {
 		t.Fatalf("unexpected checkpoint after restoring %q; got %q", b, again)
+	}
+	if err := own.SetPolicy(p.Policy()); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := mustMarshal(t, j), mustMarshal(t, own); !bytes.Equal(got, want) {
+		t.Fatalf("unexpected checkpoint after restoring %q with policy %s; got %q; want %q as SetPolicy gives", b, p.Policy(), got, want)
 	}
 	// The restored judge decides visits at its clock and a second before,
 	// and checkpoints what it reaches.

@@ -10,11 +10,17 @@ import (
 	"github.com/clickgate/clickgate/counter"
 )
 
-// Params are what every judge of a campaign and every checkpoint must
-// agree on. No field has a default: a judge started with other values
-// than the checkpoint it resumes would decide differently, so each is set
+// Params are what a judge decides by. No field has a default: each is set
 // explicitly, from the same flags on every node, and checkpoints record
-// them (UnmarshalBinary refuses others).
+// them all.
+//
+// They are of two kinds. The sizing (Expected, FP, Partitions, Keying)
+// decides the layout of the judge's state, its filters' bits above all:
+// it is fixed for the life of a store, and UnmarshalBinary refuses a
+// checkpoint of another sizing (ErrParams). The policy (VelocityMax,
+// VelocityWindow, BudgetNetwork, BudgetBlock; see Policy) only decides
+// what a visit is: it may change at a checkpoint, and applies to the
+// visits judged after the checkpoint it was adopted at (SetPolicy).
 type Params struct {
 	// Expected is how many distinct visitors one campaign is expected to
 	// have per dedupe window, all partitions together
@@ -93,9 +99,50 @@ func (p Params) size() (m uint64, k int, err error) {
 	return uint64(bits), k, nil
 }
 
+// SameSizing reports whether p and q have the same sizing: Expected, FP,
+// Partitions and Keying, which decide the layout of a judge's state, so
+// that a checkpoint of one can be resumed by a judge of the other.
+func (p Params) SameSizing(q Params) bool {
+	return p.Expected == q.Expected && math.Float64bits(p.FP) == math.Float64bits(q.FP) &&
+		p.Partitions == q.Partitions && p.Keying == q.Keying
+}
+
+// SizingString is String of the sizing alone: what stores that share
+// judges record and compare, since the policy may change.
+func (p Params) SizingString() string {
+	return fmt.Sprintf("expected=%d fp=%v partitions=%d keying=%q", p.Expected, p.FP, p.Partitions, p.Keying)
+}
+
+// Policy returns p's policy.
+func (p Params) Policy() Policy {
+	return Policy{VelocityMax: p.VelocityMax, VelocityWindow: p.VelocityWindow, BudgetNetwork: p.BudgetNetwork, BudgetBlock: p.BudgetBlock}
+}
+
+// WithPolicy returns p with the policy q.
+func (p Params) WithPolicy(q Policy) Params {
+	p.VelocityMax, p.VelocityWindow, p.BudgetNetwork, p.BudgetBlock = q.VelocityMax, q.VelocityWindow, q.BudgetNetwork, q.BudgetBlock
+	return p
+}
+
 func (p Params) String() string {
 	return fmt.Sprintf("expected=%d fp=%v partitions=%d velocity_max=%d velocity_window=%s budget_network=%d budget_block=%d keying=%q",
 		p.Expected, p.FP, p.Partitions, p.VelocityMax, p.VelocityWindow, p.BudgetNetwork, p.BudgetBlock, p.Keying)
+}
+
+// Policy is the part of Params that decides what a visit is, apart from
+// the layout of the state that remembers visits: the fields of the same
+// names in Params, which document them. A judge adopts another policy at
+// a checkpoint (SetPolicy, UnmarshalBinary), keeping its state.
+type Policy struct {
+	VelocityMax    int
+	VelocityWindow time.Duration
+	BudgetNetwork  int
+	BudgetBlock    int
+}
+
+func (q Policy) String() string {
+	return fmt.Sprintf("velocity_max=%d velocity_window=%s budget_network=%d budget_block=%d",
+		q.VelocityMax, q.VelocityWindow, q.BudgetNetwork, q.BudgetBlock)
 }
 
 // Judge decides the visits of one partition's log, in log order, from its
