@@ -20,7 +20,8 @@ func budgetUA(i int) string {
 // kill and a restart; the addresses of one /24 together for 300; an IPv6
 // /56 behind a trusted proxy for 300, its /48's budget; a person on
 // another /24 or /48 still qualifies; every click is redirected; and a
-// restart with other budgets is refused.
+// restart with other budgets adopts them, says so, and applies them to
+// the visits after (TestBudgetChangeEndToEnd tries more).
 func TestBudgetsEndToEnd(t *testing.T) {
 	// The budgets are per UTC day: start well inside one.
 	if left := time.Until(time.Now().UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)); left < 2*time.Minute {
@@ -102,12 +103,20 @@ func TestBudgetsEndToEnd(t *testing.T) {
 	want("a person on another /48", 1, 0)
 
 	// The judge's checkpoint holds the budgets it was made with: a
-	// restart with others would decide differently, and does not start.
+	// restart with others adopts them at that checkpoint and says so. The
+	// day's counts carry over: the farm has spent more than 5 today.
 	p.stop(t)
-	out := serveFails(t, append([]string{"--data", data, "--budget-network", "5"}, args...)...)
-	if !strings.Contains(out, "budget_network=20") || !strings.Contains(out, "budget_network=5") || !strings.Contains(out, "--budget-network") {
-		t.Fatalf("unexpected refusal of other budgets:\n%s", out)
+	p = startServe(t, data, append([]string{"--budget-network", "5"}, args...)...)
+	if out := p.logs(); !strings.Contains(out, "policy changed") || !strings.Contains(out, "budget_network=20") || !strings.Contains(out, "budget_network=5") {
+		t.Fatalf("unexpected log of a restart with other budgets:\n%s", out)
 	}
+	want("after a restart with other budgets", 0, 0)
+	click(newClicker(farm), budgetUA(30))
+	want("of the farm's address over its new budget", 0, 1)
+	for i := range 7 {
+		click(newClicker("127.0.63.1"), budgetUA(3000+i))
+	}
+	want("of an address at the new budget of 5", 5, 2)
 }
 
 // TestRedisBudgetsAcrossNodes: on Redis, two nodes share the budgets, since

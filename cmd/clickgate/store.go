@@ -94,8 +94,9 @@ func (f *storeFlags) open(ctx context.Context, log *slog.Logger) (counter.Store,
 		return nil, params, nil, fmt.Errorf("cannot open store: %w; every node and every restart must use the same --dedupe-expected, --dedupe-fp, --click-secret, --partitions and --velocity-max/--velocity-window", err)
 	}
 	if errors.Is(err, judge.ErrParams) {
-		// A checkpoint written before budgets has none.
-		return nil, params, nil, fmt.Errorf("cannot open store: %w; every restart must use the --dedupe-expected, --dedupe-fp, --click-secret, --budget-network and --budget-block of the judge's checkpoint (one written before budgets has --budget-network 0 --budget-block 0)", err)
+		// Budgets may change (the judge adopts them at its checkpoint);
+		// the sizing of its filters may not.
+		return nil, params, nil, fmt.Errorf("cannot open store: %w; every restart must use the --dedupe-expected, --dedupe-fp and --click-secret of the judge's checkpoint", err)
 	}
 	if err != nil {
 		return nil, params, nil, fmt.Errorf("cannot open store: %w", err)

@@ -33,6 +33,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,7 +82,12 @@ var _ counter.Store = (*Store)(nil)
 
 // Open opens the store in dir, creating dir (0700) and the database file
 // (0600) if they are missing. The first open records p; a later open with
-// other parameters fails with an error wrapping counter.ErrParamsMismatch.
+// other parameters fails with an error wrapping counter.ErrParamsMismatch,
+// and one whose judge's checkpoint has another sizing (p.Expected, p.FP,
+// p.Keying) with one wrapping judge.ErrParams. The budgets
+// (p.BudgetNetwork, p.BudgetBlock) may change from one open to the next:
+// the change is logged and applies to the visits committed after (see
+// core.go).
 // A data directory is open in at most one process at a time: Open fails
 // after about a second if another process holds it.
 func Open(dir string, p counter.DedupeParams) (*Store, error) {
@@ -128,7 +134,7 @@ func Open(dir string, p counter.DedupeParams) (*Store, error) {
 	}
 	var c *core
 	if err == nil {
-		c, err = openCore(dir, p)
+		c, err = openCore(dir, p, slog.Default())
 	}
 	if err != nil {
 		db.Close()

@@ -27,6 +27,16 @@ import (
 // same checkpoint gives the same decisions, so a crash loses nothing that
 // was fsynced and counts nothing twice.
 //
+// The judge's sizing (--dedupe-expected, --dedupe-fp, the click secret)
+// is fixed for the data directory, but its policy (the budgets) may
+// change from one open to the next: Open judges the log after the
+// checkpoint under the checkpoint's own policy, as the judge that wrote
+// both did before a crash, then adopts the policy it is given, logs the
+// change and takes a checkpoint at once. So every visit is judged once,
+// under the policy of the checkpoint before it, and the change applies to
+// the visits committed from this open on. A clean close takes a last
+// checkpoint, so then nothing is judged under the old policy again.
+//
 // One node is the whole store, so one judge of one partition decides every
 // visit, its filters sized for every visitor of a campaign window: split by
 // creator, a partition would have to be sized for all of them anyway, since
@@ -56,26 +66,37 @@ type core struct {
 	logger  *slog.Logger
 }
 
-// openCore opens the log and the judge, and judges what the log holds
-// after the checkpoint.
-func openCore(dir string, p counter.DedupeParams) (*core, error) {
-	j, err := judge.New(judge.FromDedupe(p, 1, 0, time.Second))
+// openCore opens the log and the judge, judges what the log holds after
+// the checkpoint, and adopts the policy of p (see above).
+func openCore(dir string, p counter.DedupeParams, logger *slog.Logger) (*core, error) {
+	want := judge.FromDedupe(p, 1, 0, time.Second)
+	j, err := judge.New(want)
 	if err != nil {
 		return nil, fmt.Errorf("cannot size the judge: %w", err)
 	}
-	c := &core{dir: dir, judge: j, saved: time.Now(), full: map[windowID]bool{}, logger: slog.Default()}
-	b, err := os.ReadFile(filepath.Join(dir, checkpointName))
+	c := &core{dir: dir, judge: j, saved: time.Now(), full: map[windowID]bool{}, logger: logger}
+	path := filepath.Join(dir, checkpointName)
+	b, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
 		return nil, fmt.Errorf("cannot read the judge's checkpoint: %w", err)
 	default:
-		if err := j.UnmarshalBinary(b); err != nil {
-			return nil, fmt.Errorf("cannot load the judge's checkpoint %s: %w", filepath.Join(dir, checkpointName), err)
+		// The log after the checkpoint may hold visits that the judge
+		// which wrote it decided before a crash: they are judged again
+		// under its policy, so that they are decided as they were. A
+		// checkpoint of another sizing is refused by UnmarshalBinary.
+		if cp, err := judge.CheckpointParams(b); err == nil && cp.SameSizing(want) && cp != want {
+			if c.judge, err = judge.New(cp); err != nil {
+				return nil, fmt.Errorf("cannot load the judge's checkpoint %s: %w", path, err)
+			}
+		}
+		if err := c.judge.UnmarshalBinary(b); err != nil {
+			return nil, fmt.Errorf("cannot load the judge's checkpoint %s: %w", path, err)
 		}
 	}
 	var from visitlog.Offset
-	if o := j.Offset(); len(o) > 0 {
+	if o := c.judge.Offset(); len(o) > 0 {
 		if err := from.UnmarshalBinary(o); err != nil {
 			return nil, fmt.Errorf("cannot load the judge's checkpoint: bad log offset: %w", err)
 		}
@@ -84,8 +105,12 @@ func openCore(dir string, p counter.DedupeParams) (*core, error) {
 	if c.log, err = visitlog.Open(visitlog.Options{Dir: filepath.Join(dir, "visits")}); err != nil {
 		return nil, err
 	}
+	var replayed int
 	if c.ids, err = visitlog.NewBatchIDs(0); err == nil {
-		err = c.replay(from)
+		replayed, err = c.replay(from)
+	}
+	if err == nil && c.judge.Params() != want {
+		err = c.adopt(want.Policy(), replayed)
 	}
 	if err != nil {
 		c.log.Close()
@@ -94,21 +119,45 @@ func openCore(dir string, p counter.DedupeParams) (*core, error) {
 	return c, nil
 }
 
-// replay judges the log from from to its end.
-func (c *core) replay(from visitlog.Offset) error {
+// adopt makes the judge, which has judged the whole log, decide the
+// visits committed from now on by policy q, and takes a checkpoint that
+// records it at once: were the process to crash before the next one, the
+// visits judged under q would be judged again under the old policy.
+func (c *core) adopt(q judge.Policy, replayed int) error {
+	old := c.judge.Params().Policy()
+	if err := c.judge.SetPolicy(q); err != nil {
+		return err
+	}
+	cp, err := c.judge.MarshalBinary()
+	if err == nil {
+		err = c.save(cp, c.log.End())
+	}
+	if err != nil {
+		return fmt.Errorf("cannot take the judge's checkpoint with its new policy %s: %w", q, err)
+	}
+	c.logger.Info("the judge's policy changed; it applies to the visits judged from now on",
+		"old", old.String(), "new", q.String(), "replayed", replayed)
+	return nil
+}
+
+// replay judges the log from from to its end and returns how many visits
+// it judged.
+func (c *core) replay(from visitlog.Offset) (int, error) {
 	var out []counter.Reason
+	n := 0
 	err := c.log.Read(from, func(at, next visitlog.Offset, b []byte) error {
 		if err := c.dec.Decode(b, &c.batch); err != nil {
 			return fmt.Errorf("cannot decode the visit log at %s: %w", at, err)
 		}
 		out = slices.Grow(out[:0], len(c.batch.Visits))[:len(c.batch.Visits)]
 		c.apply(c.batch.Visits, out, next)
+		n += len(c.batch.Visits)
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("cannot judge the visit log after the checkpoint: %w", err)
+		return n, fmt.Errorf("cannot judge the visit log after the checkpoint: %w", err)
 	}
-	return nil
+	return n, nil
 }
 
 func (c *core) apply(visits []counter.Visit, out []counter.Reason, next visitlog.Offset) {

@@ -3,13 +3,18 @@ package boltstore
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/clickgate/clickgate/counter"
+	"github.com/clickgate/clickgate/counter/judge"
 	"github.com/clickgate/clickgate/counter/storetest"
 )
 
@@ -45,7 +50,7 @@ func TestCoreCrash(t *testing.T) {
 	}
 	open := func() *core {
 		t.Helper()
-		c, err := openCore(dir, p)
+		c, err := openCore(dir, p, slog.Default())
 		if err != nil {
 			t.Fatalf("cannot open after a crash: %s", err)
 		}
@@ -91,7 +96,7 @@ func TestCoreFillWarning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := openCore(t.TempDir(), p)
+	c, err := openCore(t.TempDir(), p, slog.Default())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,5 +125,214 @@ func TestCoreFillWarning(t *testing.T) {
 	commit(1000, 100)
 	if n := strings.Count(log.String(), "past its capacity"); n != 1 {
 		t.Fatalf("unexpected warnings past capacity; got %d; want 1:\n%s", n, log.String())
+	}
+}
+
+// The fixtures in testdata were written by the build before budgets
+// (judge checkpoint version 1) with fixtureParams and budgets 0, from
+// fixtureVisits: v1-clean holds the 30 visits of keys 0 to 29 and 5
+// duplicates of keys 0 to 4, closed cleanly (nothing to judge again);
+// v1-crash a checkpoint after keys 0 to 9 and keys 10 to 29 in the log
+// after it, left by a crash.
+func fixtureParams(t *testing.T, network, block int) counter.DedupeParams {
+	t.Helper()
+	p, err := counter.NewDedupeParams(1000, 0.01)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Keying, p.BudgetNetwork, p.BudgetBlock = "v1-fixture", network, block
+	return p
+}
+
+// fixtureVisits returns n visits of one network and block on 2026-05-11,
+// of keys from to from+n-1, as the fixtures hold them.
+func fixtureVisits(from, n int) []counter.Visit {
+	day := time.Date(2026, 5, 11, 12, 0, 0, 0, time.UTC)
+	vs := make([]counter.Visit, n)
+	for i := range vs {
+		k := from + i
+		vs[i] = counter.Visit{Campaign: "spring", Creator: "alice", Key: storetest.Key(k), At: day.UnixMilli() + int64(k), Network: 0x1111, Block: 0xb10c}
+		vs[i].SetWindow(day, 24*time.Hour)
+	}
+	return vs
+}
+
+// fixture returns a copy of the data directory testdata/name.
+func fixture(t *testing.T, name string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), name)
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join("testdata", name))); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// policyCore opens the core of dir with p, its log in log.
+func policyCore(t *testing.T, dir string, p counter.DedupeParams, log *bytes.Buffer) *core {
+	t.Helper()
+	log.Reset()
+	c, err := openCore(dir, p, slog.New(slog.NewTextHandler(log, nil)))
+	if err != nil {
+		t.Fatalf("cannot open %s with %s and budgets %d, %d: %s", dir, p, p.BudgetNetwork, p.BudgetBlock, err)
+	}
+	return c
+}
+
+// wantPolicyLog checks that the open logged a change of policy from one
+// policy to another, or none (from "").
+func wantPolicyLog(t *testing.T, log, from, to string, replayed int) {
+	t.Helper()
+	if from == "" {
+		if strings.Contains(log, "policy changed") {
+			t.Fatalf("unexpected change of policy logged:\n%s", log)
+		}
+		return
+	}
+	for _, s := range []string{"policy changed", `old="` + from + `"`, `new="` + to + `"`, "replayed=" + strconv.Itoa(replayed)} {
+		if !strings.Contains(log, s) {
+			t.Fatalf("unexpected log of a change of policy; got:\n%s\nwant %s", log, s)
+		}
+	}
+}
+
+// wantCheckpoint checks the params the checkpoint in dir records.
+func wantCheckpoint(t *testing.T, dir string, p counter.DedupeParams) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, checkpointName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := judge.CheckpointParams(b)
+	if want := judge.FromDedupe(p, 1, 0, time.Second); err != nil || got != want {
+		t.Fatalf("unexpected params of the checkpoint; got %s (%v); want %s", got, err, want)
+	}
+}
+
+func policy(network, block int) string {
+	return judge.Policy{VelocityWindow: time.Second, BudgetNetwork: network, BudgetBlock: block}.String()
+}
+
+// wantReasons commits vs and checks what they are.
+func wantReasons(t *testing.T, c *core, vs []counter.Visit, qualified, budget int) {
+	t.Helper()
+	out := make([]counter.Reason, len(vs))
+	if err := c.commit(vs, out); err != nil {
+		t.Fatal(err)
+	}
+	var got counter.Counts
+	for _, r := range out {
+		got[r]++
+	}
+	if got[counter.Qualified] != int64(qualified) || got[counter.Budget] != int64(budget) {
+		t.Fatalf("unexpected reasons of %d visits; got %v; want %d qualified and %d budget", len(vs), out, qualified, budget)
+	}
+}
+
+func wantTotals(t *testing.T, c *core, qualified, duplicates, budget int) {
+	t.Helper()
+	got := counter.Total(c.stats("spring", "alice"))
+	if got[counter.Qualified] != int64(qualified) || got[counter.Duplicate] != int64(duplicates) || got[counter.Budget] != int64(budget) {
+		t.Fatalf("unexpected counts; got %+v; want %d qualified, %d duplicates, %d budget", got, qualified, duplicates, budget)
+	}
+}
+
+// TestCorePolicyUpgrade opens a data directory of the build before
+// budgets, cleanly closed, with the default budgets: it opens, keeps its
+// counts, logs the change, rewrites the checkpoint with the budgets, and
+// the budgets apply to the visits after, counted from the change. A later
+// open with other budgets adopts them the same way, the day's counts
+// carried over.
+func TestCorePolicyUpgrade(t *testing.T) {
+	dir := fixture(t, "v1-clean")
+	var log bytes.Buffer
+	p := fixtureParams(t, counter.DefaultBudgetNetwork, counter.DefaultBudgetBlock)
+	c := policyCore(t, dir, p, &log)
+	wantPolicyLog(t, log.String(), policy(0, 0), policy(20, 300), 0)
+	wantCheckpoint(t, dir, p)
+	wantTotals(t, c, 30, 5, 0)
+	// The network's 30 qualified visits of the day were judged without
+	// budgets: its 20 count from the change.
+	wantReasons(t, c, fixtureVisits(100, 25), 20, 5)
+	wantReasons(t, c, fixtureVisits(0, 5), 0, 0) // duplicates still
+	if err := c.close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The same budgets: nothing changes.
+	c = policyCore(t, dir, p, &log)
+	wantPolicyLog(t, log.String(), "", "", 0)
+	wantTotals(t, c, 50, 10, 5)
+	wantReasons(t, c, fixtureVisits(200, 1), 0, 1)
+	if err := c.close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Other budgets: the network has spent 20 of its 25 today.
+	p = fixtureParams(t, 25, 300)
+	c = policyCore(t, dir, p, &log)
+	defer c.close()
+	wantPolicyLog(t, log.String(), policy(20, 300), policy(25, 300), 0)
+	wantCheckpoint(t, dir, p)
+	wantTotals(t, c, 50, 10, 6)
+	wantReasons(t, c, fixtureVisits(300, 7), 5, 2)
+}
+
+// TestCorePolicyAfterCrash opens a data directory of the build before
+// budgets, left by a crash, with budgets: the log after the checkpoint is
+// judged as that build judged it, without budgets, and only then are the
+// budgets adopted, for the visits after.
+func TestCorePolicyAfterCrash(t *testing.T) {
+	dir := fixture(t, "v1-crash")
+	var log bytes.Buffer
+	p := fixtureParams(t, 5, 8)
+	c := policyCore(t, dir, p, &log)
+	defer c.close()
+	wantPolicyLog(t, log.String(), policy(0, 0), policy(5, 8), 20)
+	wantCheckpoint(t, dir, p)
+	wantTotals(t, c, 30, 0, 0)
+	wantReasons(t, c, fixtureVisits(100, 8), 5, 3)
+	// The checkpoint was taken after the replay: the log before it is
+	// trimmed, and a crash now judges nothing again under budgets 0.
+	c.pending.Wait()
+	if err := c.log.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c = policyCore(t, dir, p, &log)
+	wantPolicyLog(t, log.String(), "", "", 0)
+	wantTotals(t, c, 35, 0, 3)
+}
+
+// TestCorePolicyCrash: a crash leaves visits judged under budgets of 3
+// after the last checkpoint; the open with budgets of 10 judges them
+// again under 3, as they were judged, then adopts 10.
+func TestCorePolicyCrash(t *testing.T) {
+	dir := t.TempDir()
+	var log bytes.Buffer
+	p := fixtureParams(t, 3, 300)
+	c := policyCore(t, dir, p, &log)
+	c.saved = time.Time{} // a checkpoint with the first commit
+	wantReasons(t, c, fixtureVisits(0, 2), 2, 0)
+	wantReasons(t, c, fixtureVisits(2, 4), 1, 3)
+	c.pending.Wait()
+	if err := c.log.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p = fixtureParams(t, 10, 300)
+	c = policyCore(t, dir, p, &log)
+	defer c.close()
+	wantPolicyLog(t, log.String(), policy(3, 300), policy(10, 300), 4)
+	wantCheckpoint(t, dir, p)
+	wantTotals(t, c, 3, 0, 3)
+	wantReasons(t, c, fixtureVisits(6, 9), 7, 2)
+}
+
+// TestCoreOtherSizing: a checkpoint of another sizing is still refused.
+func TestCoreOtherSizing(t *testing.T) {
+	dir := fixture(t, "v1-clean")
+	p := fixtureParams(t, 0, 0)
+	p.Keying = "another-secret"
+	_, err := openCore(dir, p, slog.Default())
+	if !errors.Is(err, judge.ErrParams) {
+		t.Fatalf("unexpected error opening a checkpoint of another keying; got %v; want %v", err, judge.ErrParams)
 	}
 }
