@@ -17,7 +17,7 @@ test: redis-server python3 ## the whole suite, with the race detector (Redis tes
 race: test
 
 bench: ## Go micro-benchmarks
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) test -run '^$$' -bench . -benchmem -cpu 1,2,4 ./...
 
 # Every design side by side: each server (with its redis-server) pinned to
 # CPU 0, the load generator to CPU 1. Rewrites BENCHMARKS.md.

@@ -129,10 +129,13 @@ type Store interface {
 	Catalog(ctx context.Context) (*Catalog, error)
 
 	// Commit tests and sets each visit in the dedupe state of its window
-	// and increments its creator's qualified or duplicates counter (not
-	// for MarkOnly visits), both in one atomic step per visit, and makes
-	// the result durable before it returns. out[i] receives Qualified, Duplicate, or Uncounted when
-	// visit i was not committed; the error then says why.
+	// (its Also too, when HasAlso) and increments its creator's qualified
+	// or duplicates counter (not for MarkOnly visits), both in one atomic
+	// step per visit, and makes the result durable before it returns.
+	// out[i] receives Qualified or Duplicate; Pending when the visit is
+	// durable in its partition's log and its judge decides it later (the
+	// Redis store; its Stats show the decision); or Uncounted when visit i
+	// was not committed, and the error then says why.
 	Commit(ctx context.Context, visits []Visit, out []Reason) error
 	// AddCounts adds counts that need no dedupe (visits found duplicate
 	// locally, uncounted visits, and later reasons).

@@ -26,9 +26,11 @@ type Visit struct {
 	Day     Day
 	// MarkOnly visits are set in the dedupe state and counted nowhere.
 	MarkOnly bool
-	// Also, when HasAlso, is a second key of the same visitor that Record
-	// marks seen (see MarkOnly) without letting it decide: the visitor
-	// cookie, so that its next click, keyed by the cookie, is a duplicate.
+	// Also, when HasAlso, is a second key of the same visitor that the
+	// store marks seen (as a MarkOnly visit of it would be) without letting
+	// it decide: the visitor cookie, so that its next click, keyed by the
+	// cookie, is a duplicate. A visit refused before dedupe (velocity,
+	// budget) marks neither key.
 	Also    VisitorKey
 	HasAlso bool
 
@@ -193,8 +195,16 @@ func (l *LocalFilter) Test(v *Visit) bool {
 	return hit
 }
 
-// Add records v's visitor, which the store has confirmed.
+// Add records v's visitor, which the store has confirmed: its Key, and
+// its Also when HasAlso.
 func (l *LocalFilter) Add(v *Visit) {
+	l.add(v, &v.Key)
+	if v.HasAlso {
+		l.add(v, &v.Also)
+	}
+}
+
+func (l *LocalFilter) add(v *Visit, k *VisitorKey) {
 	id := windowID{v.Campaign, v.Window}
 	l.mu.RLock()
 	w := l.windows[id]
@@ -207,12 +217,12 @@ func (l *LocalFilter) Add(v *Visit) {
 		}
 		l.mu.Unlock()
 	}
-	s := &w.slots[l.params.Slot(&v.Key)]
+	s := &w.slots[l.params.Slot(k)]
 	s.mu.Lock()
 	if s.f == nil {
 		s.f = bloom.New(uint(l.params.M), uint(l.params.K))
 	}
-	s.f.Add(v.Key[:])
+	s.f.Add(k[:])
 	s.mu.Unlock()
 }
 

@@ -294,11 +294,6 @@ func (r *Recorder) Record(v *Visit) (Reason, Outcome) {
 	}
 	i := len(b.visits)
 	b.visits = append(b.visits, *v)
-	if v.HasAlso {
-		m := *v
-		m.Key, m.MarkOnly, m.HasAlso = v.Also, true, false
-		b.visits = append(b.visits, m)
-	}
 	r.mu.Unlock()
 	signal(r.wake)
 
@@ -764,6 +759,9 @@ func (r *Recorder) replayOne(ctx context.Context, id uint64) error {
 			r.logError("cannot spool the failed part of a replayed batch; it is replayed whole", "err", err)
 			return nil
 		}
+		// A batch of its own, after this pass's list: the replayer must
+		// come back for it.
+		signal(r.replayWake)
 	}
 	// Counted before the ack, so that an empty spool means the counts
 	// are complete. A failed ack forgets the batch all the same; a

@@ -23,8 +23,9 @@ type faultyStore struct {
 	// lostReply makes Commit commit, then fail as if the reply was lost.
 	lostReply atomic.Bool
 	// failKey, when set, fails the visits of that key and commits the
-	// others.
+	// others, and answers an error if it failed any.
 	failKey atomic.Pointer[counter.VisitorKey]
+	failed  atomic.Int64 // visits failed by failKey
 	mu      sync.Mutex
 	sent    map[counter.VisitorKey]int // visits sent per key
 }
@@ -52,15 +53,17 @@ func (s *faultyStore) Commit(ctx context.Context, v []counter.Visit, out []count
 		return errInjected
 	}
 	if k := s.failKey.Load(); k != nil {
+		var err error
 		for i := range v {
 			out[i] = counter.Uncounted
-			if v[i].Key != *k {
-				if err := s.Store.Commit(ctx, v[i:i+1], out[i:i+1]); err != nil {
-					return err
-				}
+			if v[i].Key == *k {
+				err = errInjected
+				s.failed.Add(1)
+			} else if err := s.Store.Commit(ctx, v[i:i+1], out[i:i+1]); err != nil {
+				return err
 			}
 		}
-		return errInjected
+		return err
 	}
 	err := s.Store.Commit(ctx, v, out)
 	if err == nil && s.lostReply.Load() {

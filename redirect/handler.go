@@ -160,10 +160,13 @@ func (h *Handler) Handle(ctx *fasthttp.RequestCtx) {
 	}
 	ua := ctx.UserAgent()
 	reason := h.classify(ctx, e, ua, addr, now)
+	var nonce *[clickid.NonceLen]byte
 	if reason == counter.Qualified {
 		// A person: dedupe decides, and the visit is counted before the
-		// redirect is sent.
-		h.record(ctx, e, ua, addr, now)
+		// redirect is sent, with the nonce of its click id.
+		n := h.clicks.NewNonce()
+		nonce = &n
+		h.record(ctx, e, ua, addr, now, nonce)
 	} else {
 		h.o.Recorder.Note(e.Campaign.ID, e.Creator.ID, counter.DayOf(now), reason)
 	}
@@ -175,7 +178,7 @@ func (h *Handler) Handle(ctx *fasthttp.RequestCtx) {
 		h.preview(ctx, e, ua, now)
 		return
 	}
-	h.redirect(ctx, e, ua, now, attributable)
+	h.redirect(ctx, e, ua, now, attributable, nonce)
 }
 
 // hasBody reports whether a request came with body framing. No public
@@ -318,8 +321,8 @@ func isPrefetch(hdr *fasthttp.RequestHeader) bool {
 // the network keys the visitor and a new cookie is set and marked seen, so
 // the next click, with the cookie, is a duplicate. A visitor the local
 // filter knows costs neither a second key nor a cookie.
-func (h *Handler) record(ctx *fasthttp.RequestCtx, e *Entry, ua []byte, addr netip.Addr, now time.Time) {
-	v := counter.Visit{Campaign: e.Campaign.ID, Creator: e.Creator.ID, At: now.UnixMilli()}
+func (h *Handler) record(ctx *fasthttp.RequestCtx, e *Entry, ua []byte, addr netip.Addr, now time.Time, nonce *[clickid.NonceLen]byte) {
+	v := counter.Visit{Campaign: e.Campaign.ID, Creator: e.Creator.ID, At: now.UnixMilli(), Nonce: *nonce}
 	v.SetWindow(now, time.Duration(e.Campaign.DedupeWindow))
 	id, hasCookie := h.visitors.ParseCookie(ctx.Request.Header.Cookie(VisitorCookie))
 	if hasCookie {
@@ -357,9 +360,9 @@ func setVisitorCookie(ctx *fasthttp.RequestCtx, id []byte) {
 	fasthttp.ReleaseCookie(c)
 }
 
-func (h *Handler) redirect(ctx *fasthttp.RequestCtx, e *Entry, ua []byte, now time.Time, attributable bool) {
+func (h *Handler) redirect(ctx *fasthttp.RequestCtx, e *Entry, ua []byte, now time.Time, attributable bool, nonce *[clickid.NonceLen]byte) {
 	b := h.bufs.Get().(*redirectBuf)
-	b.loc = h.location(b, e, ua, now, attributable)
+	b.loc = h.location(b, e, ua, now, attributable, nonce)
 	// Set, not ctx.Redirect: that would resolve and rewrite the target.
 	ctx.Response.Header.SetBytesV("Location", b.loc)
 	// A cached redirect is an uncounted click.
@@ -369,10 +372,16 @@ func (h *Handler) redirect(ctx *fasthttp.RequestCtx, e *Entry, ua []byte, now ti
 }
 
 // location appends the platform's destination with a new click id to b.loc:
-// one of its own per click (a new nonce), attributable or not.
-func (h *Handler) location(b *redirectBuf, e *Entry, ua []byte, now time.Time, attributable bool) []byte {
+// one of its own per click, attributable or not, with nonce (the nonce of
+// the visit recorded) or, nil, a new one.
+func (h *Handler) location(b *redirectBuf, e *Entry, ua []byte, now time.Time, attributable bool, nonce *[clickid.NonceLen]byte) []byte {
 	c := clickid.Claims{Campaign: e.Campaign.ID, Creator: e.Creator.ID, Link: e.Link.Code, Time: now.Unix(), Attributable: attributable}
-	b.id = h.clicks.AppendNew(b.id[:0], &c)
+	if nonce != nil {
+		c.Nonce = *nonce
+		b.id = h.clicks.Append(b.id[:0], &c)
+	} else {
+		b.id = h.clicks.AppendNew(b.id[:0], &c)
+	}
 	return AppendLocation(b.loc[:0], destination(&e.Link.Destinations, ua), h.o.ClickParam, b.id)
 }
 
@@ -381,7 +390,7 @@ func (h *Handler) location(b *redirectBuf, e *Entry, ua []byte, now time.Time, a
 // follows the page's refresh was not counted.
 func (h *Handler) preview(ctx *fasthttp.RequestCtx, e *Entry, ua []byte, now time.Time) {
 	b := h.bufs.Get().(*redirectBuf)
-	b.loc = h.location(b, e, ua, now, false)
+	b.loc = h.location(b, e, ua, now, false, nil)
 	card := e.Link.Preview.Or(e.Campaign.Preview)
 	if card.Title == "" {
 		card.Title = e.Campaign.Name

@@ -5,7 +5,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,14 +20,21 @@ import (
 	"github.com/clickgate/clickgate/redirect/clickid"
 )
 
-// spyStore is a real store that counts the calls made to it.
+// spyStore is a real store that counts the calls made to it, and keeps the
+// visits committed.
 type spyStore struct {
 	counter.Store
 	calls atomic.Int64
+
+	mu        sync.Mutex
+	committed []counter.Visit
 }
 
 func (s *spyStore) Commit(ctx context.Context, v []counter.Visit, out []counter.Reason) error {
 	s.calls.Add(1)
+	s.mu.Lock()
+	s.committed = append(s.committed, v...)
+	s.mu.Unlock()
 	return s.Store.Commit(ctx, v, out)
 }
 
@@ -192,6 +201,40 @@ func TestRedirect(t *testing.T) {
 	resp := e.do(t, "127.0.0.9", "GET", "/"+testCode, "User-Agent: "+firefoxUA+"\r\n")
 	if loc := string(resp.Header.Peek("Location")); !strings.HasSuffix(loc, "#top") {
 		t.Fatalf("unexpected Location; got %q; want it to end in #top", loc)
+	}
+}
+
+// TestVisitRecord: a person's visit is recorded with what the visit log
+// keeps: its time, keyed network and block keys, both visitor keys, and
+// the nonce of the click id the person was redirected with.
+func TestVisitRecord(t *testing.T) {
+	e := newEdge(t)
+	signer := clickid.NewSigner(func() []byte { _, k := DeriveKeys([]byte(testSecret)); return k }())
+	before := time.Now().UnixMilli()
+	resp := e.do(t, "127.0.0.9", "GET", "/"+testCode, "User-Agent: "+chromeUA+"\r\n")
+	loc := string(resp.Header.Peek("Location"))
+	id, _, _ := strings.Cut(loc[strings.Index(loc, DefaultClickParam+"=")+len(DefaultClickParam)+1:], "#")
+	c, err := signer.Parse([]byte(id))
+	if err != nil {
+		t.Fatalf("cannot verify click id %q: %s", id, err)
+	}
+	e.store.mu.Lock()
+	vs := slices.Clone(e.store.committed)
+	e.store.mu.Unlock()
+	if len(vs) != 1 {
+		t.Fatalf("unexpected visits committed; got %d; want 1", len(vs))
+	}
+	v := vs[0]
+	if v.Nonce != c.Nonce || v.At < before || v.At > time.Now().UnixMilli() || v.Network == 0 || v.Block == 0 ||
+		!v.HasAlso || v.Also == v.Key || v.MarkOnly {
+		t.Fatalf("unexpected visit %+v for click id %+v", v, c)
+	}
+	// Another click, another nonce.
+	e.do(t, "127.0.0.10", "GET", "/"+testCode, "User-Agent: "+chromeUA+"\r\n")
+	e.store.mu.Lock()
+	defer e.store.mu.Unlock()
+	if len(e.store.committed) != 2 || e.store.committed[1].Nonce == v.Nonce || e.store.committed[1].Network == v.Network {
+		t.Fatalf("unexpected second visit %+v", e.store.committed[1:])
 	}
 }
 

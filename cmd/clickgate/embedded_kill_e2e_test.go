@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// TestEmbeddedKilled: the embedded store's node is SIGKILLed 30 times at
+// TestEmbeddedKilled: the embedded store's node is SIGKILLed 50 times at
 // random points under load and restarted each time. Each visitor keeps
 // clicking until it gets its 302, so every visitor tried did get one; at
 // the end qualified equals the distinct visitors exactly, and repeating
@@ -30,11 +30,12 @@ func TestRedisJudgeKilled(t *testing.T) {
 	killLoop(t, func() *proc { return faultServe(t, srv, data) }, func() { judgedAll(t, srv, "spring", 1) })
 }
 
-// killLoop kills the node that start starts 30 times at random points under
+// killLoop kills the node that start starts 50 times at random points under
 // load, restarting it each time, then checks that every visitor who got a
 // 302 is counted once. settle, if not nil, waits until the store has
 // decided every visit committed.
 func killLoop(t *testing.T, start func() *proc, settle func()) {
+	const kills = 50
 	p := start()
 	code := p.setup(t)
 
@@ -70,7 +71,7 @@ func killLoop(t *testing.T, start func() *proc, settle func()) {
 			}
 		}()
 	}
-	for range 30 {
+	for range kills {
 		time.Sleep(time.Duration(30+rand.IntN(70)) * time.Millisecond)
 		p := node()
 		p.cmd.Process.Kill()
@@ -93,7 +94,7 @@ func killLoop(t *testing.T, start func() *proc, settle func()) {
 	}
 	st := p.stats(t)
 	if q := statInt(t, st, "qualified"); q != total {
-		t.Fatalf("unexpected qualified after 30 kills; got %d; want %d, the distinct visitors who got a 302 (stats %v)", q, total, st)
+		t.Fatalf("unexpected qualified after %d kills; got %d; want %d, the distinct visitors who got a 302 (stats %v)", kills, q, total, st)
 	}
 	if total < 100 {
 		t.Fatalf("only %d visitors got through: the test proved little", total)
@@ -115,5 +116,5 @@ func killLoop(t *testing.T, start func() *proc, settle func()) {
 			t.Fatalf("%d visitors counted before were counted again after the kills", q-total)
 		}
 	}
-	t.Logf("%d visitors over 30 kills", total)
+	t.Logf("%d visitors over %d kills", total, kills)
 }

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -37,8 +38,10 @@ return 0
 // and answers counter.Pending for each: durable, decided later by the
 // partition's judge. The visits of a batch whose append failed are
 // Uncounted in out; such a batch may have been appended nevertheless (the
-// connection broke after Redis took it), and committing it again makes its
-// visits duplicates, never paid twice.
+// connection broke after Redis took it). Committed again (the recorder's
+// spool replays exactly the visits that failed, so each partition's batch
+// again), it has the same batch id, which its judge skips if it has the
+// batch already (see batchID).
 func (s *Store) Commit(ctx context.Context, visits []counter.Visit, out []counter.Reason) error {
 	if len(out) < len(visits) {
 		panic(fmt.Sprintf("BUG: redisstore: Commit of %d visits into %d results", len(visits), len(out)))
@@ -69,7 +72,7 @@ func (s *Store) Commit(ctx context.Context, visits []counter.Visit, out []counte
 		for _, i := range groups[g] {
 			batch = append(batch, visits[i])
 		}
-		id := s.ids.Next()
+		id := batchID(batch)
 		start := len(payload)
 		payload = visitlog.AppendBatch(payload, &visitlog.Batch{ID: id, Visits: batch})
 		appends[g] = LogAppend{Campaign: k.campaign, Partition: k.partition, BatchID: id, Payload: payload[start:len(payload):len(payload)]}
@@ -103,6 +106,56 @@ func (s *Store) Commit(ctx context.Context, visits []counter.Visit, out []counte
 	}
 	return nil
 }
+
+// batchID identifies a batch by its content, so that a batch committed
+// again after a failure that left its fate unknown has the id it had, and
+// the judge skips it (judges.go): FNV-1a (64 bits) of what the visit log
+// keeps of each visit, never 0. Two batches of different clicks differ in
+// their nonces (and times and keys); a store that sent the very same
+// visits twice without a nonce would have its second batch skipped, one
+// duplicate click less, never a visitor paid twice.
+func batchID(visits []counter.Visit) uint64 {
+	h := uint64(fnvOffset)
+	add := func(b []byte) {
+		for _, c := range b {
+			h = (h ^ uint64(c)) * fnvPrime
+		}
+	}
+	var n [8]byte
+	num := func(x uint64) {
+		binary.LittleEndian.PutUint64(n[:], x)
+		add(n[:])
+	}
+	for i := range visits {
+		v := &visits[i]
+		num(uint64(len(v.Campaign)))
+		add([]byte(v.Campaign))
+		num(uint64(len(v.Creator)))
+		add([]byte(v.Creator))
+		add(v.Key[:])
+		flags := uint64(0)
+		if v.MarkOnly {
+			flags |= 1
+		}
+		if v.HasAlso {
+			flags |= 2
+			add(v.Also[:])
+		}
+		num(flags)
+		num(uint64(v.At))
+		num(v.Network)
+		num(v.Block)
+		add(v.Nonce[:])
+		num(uint64(v.Window))
+	}
+	return max(h, 1)
+}
+
+// FNV-1a, 64 bits.
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
 
 // appendedCampaigns returns the campaigns this store appended visits to.
 func (s *Store) appendedCampaigns() []string {

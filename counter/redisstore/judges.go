@@ -74,6 +74,7 @@ var (
 	judgeErrors   = metrics.NewCounter(`clickgate_judge_errors_total`)
 	checkpoints   = metrics.NewCounter(`clickgate_judge_checkpoints_total`)
 	takeovers     = metrics.NewCounter(`clickgate_judge_leases_acquired_total`)
+	batchesAgain  = metrics.NewCounter(`clickgate_judge_batches_skipped_total`)
 )
 
 // publishScript sets the judged counters of one partition and the offset
@@ -292,8 +293,9 @@ type partJudge struct {
 	batch visitlog.Batch
 	out   []counter.Reason
 
-	offset    string // the stream id of the last entry judged; "" before any
-	pubOffset string // the offset last published
+	seen      recentIDs // the batch ids judged lately
+	offset    string    // the stream id of the last entry judged; "" before any
+	pubOffset string    // the offset last published
 	published map[creatorDay]counter.Counts
 	full      map[int64]bool // windows reported past their capacity, by start
 }
@@ -394,6 +396,14 @@ func (pj *partJudge) read(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	for _, e := range entries {
+		if !pj.seen.add(e.BatchID) {
+			// Appended again after a failure that left its first append's
+			// fate unknown: judged once already.
+			pj.offset = e.ID
+			pj.j.SetOffset([]byte(e.ID))
+			batchesAgain.Inc()
+			continue
+		}
 		if err := pj.dec.Decode(e.Payload, &pj.batch); err != nil {
 			// A batch that does not decode was not written by an edge:
 			// judging past it would skip visits without a word, stopping
@@ -523,6 +533,39 @@ func (pj *partJudge) release(ctx context.Context) {
 	if err := pj.js.s.ReleaseLease(ctx, pj.lease); err != nil {
 		pj.js.logger.Warn("cannot release a judge's lease; another node takes it when it expires", "err", err)
 	}
+}
+
+// recentIDs remembers the last recentIDsLen batch ids added. A batch sent
+// again comes seconds after the first (the spool replays it once the store
+// answers), well within them at any rate this store takes; a judge that
+// takes over starts with none, so a batch sent again across a takeover is
+// judged twice: its visitors are duplicates the second time, never paid
+// twice.
+type recentIDs struct {
+	set  map[uint64]struct{}
+	ring []uint64
+	next int
+}
+
+const recentIDsLen = 1 << 14
+
+// add adds id and reports whether it was new.
+func (r *recentIDs) add(id uint64) bool {
+	if _, ok := r.set[id]; ok {
+		return false
+	}
+	if r.set == nil {
+		r.set, r.ring = make(map[uint64]struct{}, recentIDsLen), make([]uint64, 0, recentIDsLen)
+	}
+	if len(r.ring) < recentIDsLen {
+		r.ring = append(r.ring, id)
+	} else {
+		delete(r.set, r.ring[r.next])
+		r.ring[r.next] = id
+		r.next = (r.next + 1) % recentIDsLen
+	}
+	r.set[id] = struct{}{}
+	return true
 }
 
 // judgedKey returns the judged-counter hash of creator in partition of

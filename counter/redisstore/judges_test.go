@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -133,6 +134,55 @@ func TestJudgeHandover(t *testing.T) {
 		if got := total(b, c); got[counter.Qualified] != 150 || got[counter.Duplicate] != 50 || got.Clicks() != 200 {
 			t.Fatalf("unexpected counts of %s on b; got %+v; want 150 qualified and 50 duplicates", c, got)
 		}
+	}
+}
+
+// TestRetriedBatchJudgedOnce: a batch committed again, as the recorder's
+// spool replays one whose first append may have landed, has the same
+// batch id, and the judge skips it: its visitors are not duplicates. A
+// batch of other clicks of the same visitors is judged.
+func TestRetriedBatchJudgedOnce(t *testing.T) {
+	e := newEnv(t, Options{Judge: true})
+	now := time.Now()
+	var visits []counter.Visit
+	for i := range 50 {
+		v := personVisit("c1", "alice", i, now)
+		v.Nonce[0] = byte(i)
+		visits = append(visits, v)
+	}
+	e.commit(t, visits...)
+	e.commit(t, visits...)
+	if got := e.total(t, "c1", "alice"); got[counter.Qualified] != 50 || got.Clicks() != 50 {
+		t.Fatalf("unexpected counts after a batch sent twice; got %+v; want 50 qualified, nothing else", got)
+	}
+	for i := range visits {
+		visits[i].Nonce[1] = 1 // the same visitors clicking again
+	}
+	e.commit(t, visits...)
+	if got := e.total(t, "c1", "alice"); got[counter.Qualified] != 50 || got[counter.Duplicate] != 50 {
+		t.Fatalf("unexpected counts after other clicks of the same visitors; got %+v; want 50 qualified and 50 duplicates", got)
+	}
+	if batchID(visits[:1]) == batchID(visits[1:2]) || batchID(visits) != batchID(slices.Clone(visits)) {
+		t.Fatalf("batch ids do not follow the content")
+	}
+}
+
+func TestRecentIDs(t *testing.T) {
+	var r recentIDs
+	for i := range uint64(recentIDsLen) {
+		if !r.add(i + 1) {
+			t.Fatalf("id %d taken for seen", i+1)
+		}
+	}
+	if r.add(1) || r.add(recentIDsLen) {
+		t.Fatalf("ids within the last %d taken for new", recentIDsLen)
+	}
+	if !r.add(recentIDsLen+1) || !r.add(1+recentIDsLen+1) {
+		t.Fatalf("new ids taken for seen")
+	}
+	// Two ids added past the length: the two oldest are forgotten.
+	if r.add(3) || !r.add(2) || len(r.set) != recentIDsLen {
+		t.Fatalf("unexpected memory of the oldest ids: %d remembered", len(r.set))
 	}
 }
 

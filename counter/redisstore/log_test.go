@@ -189,8 +189,8 @@ func TestLogInvalidCampaign(t *testing.T) {
 		}
 	}
 	// The valid append of the refused call was not sent either.
-	if n, err := e.rdb.DBSize(ctx).Result(); err != nil || n != 2 {
-		t.Fatalf("unexpected keys after refused appends; got %d, %v; want only the dedupe parameters and the writer ids", n, err)
+	if n, err := e.rdb.DBSize(ctx).Result(); err != nil || n != 1 {
+		t.Fatalf("unexpected keys after refused appends; got %d, %v; want only the dedupe parameters", n, err)
 	}
 }
 
@@ -299,7 +299,7 @@ func TestPartitionKeysShareHashSlot(t *testing.T) {
 	slots := map[string]map[uint16]bool{}
 	n := 0
 	for _, k := range keys {
-		if k == "cg:{catalog}:dedupe" || k == "cg:{catalog}:writers" {
+		if k == "cg:{catalog}:dedupe" {
 			continue
 		}
 		m := partitionKeyRE.FindStringSubmatch(k)

@@ -12,7 +12,6 @@
 //	<prefix>:{catalog}:version    INCR on every change
 //	<prefix>:{catalog}:dedupe     the dedupe parameters the store was set up with
 //	<prefix>:{catalog}:judge      the judges' parameters (partitions, velocity, budgets)
-//	<prefix>:{catalog}:writers    INCR per store opened: its writer id in batch ids
 //
 // Visits are counted through a log per partition (DESIGN.md, "Counting:
 // one deterministic judge per partition"): Commit appends each batch to the
@@ -105,7 +104,6 @@ import (
 
 	"github.com/clickgate/clickgate/counter"
 	"github.com/clickgate/clickgate/counter/judge"
-	"github.com/clickgate/clickgate/counter/visitlog"
 )
 
 // Options configure a Store.
@@ -171,8 +169,7 @@ type Store struct {
 	dedupeKey    string
 
 	partitions uint32
-	ids        *visitlog.BatchIDs // of this store's appends
-	judges     *judges            // nil unless Options.Judge
+	judges     *judges // nil unless Options.Judge
 
 	appendedMu sync.Mutex
 	appended   map[partKey]string // the last stream id appended, by partition
@@ -312,15 +309,6 @@ func (s *Store) init(ctx context.Context, judging bool, jp judge.Params) error {
 		if err == nil && got != want {
 			return fmt.Errorf("%w: the store at %q has judges with %q; given %q", counter.ErrParamsMismatch, key, got, want)
 		}
-	}
-	// Each store's batch ids need a writer id of their own among the
-	// writers of a log.
-	node, err := s.rdb.Incr(ctx, s.prefix+":{catalog}:writers").Uint64()
-	if err != nil {
-		return fmt.Errorf("cannot get a writer id: %w", storeErr(err))
-	}
-	if s.ids, err = visitlog.NewBatchIDs(uint16(node)); err != nil {
-		return err
 	}
 	return nil
 }

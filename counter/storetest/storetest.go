@@ -30,6 +30,7 @@ func Run(t *testing.T, fresh func(t *testing.T) Opener) {
 		{"ParamsMismatch", testParamsMismatch},
 		{"ConcurrentCommits", testConcurrentCommits},
 		{"MarkOnly", testMarkOnly},
+		{"Also", testAlso},
 		{"Signups", testSignups},
 		{"SignupClicks", testSignupClicks},
 		{"Claim", testClaim},
@@ -370,6 +371,24 @@ func testMarkOnly(t *testing.T, open Opener) {
 		t.Fatalf("unexpected reason for marking a known key; got %v; want duplicates", out[0])
 	}
 	// Marks count nothing.
+	if got := total(t, s, "c1", "alice"); got[counter.Qualified] != 1 || got[counter.Duplicate] != 1 || got.Clicks() != 2 {
+		t.Fatalf("unexpected counts; got %+v; want qualified=1 duplicates=1 clicks=2", got)
+	}
+}
+
+// testAlso: a visit's second key (HasAlso) is marked with it: a later
+// visit keyed by it is a duplicate, and it counts nothing of its own.
+func testAlso(t *testing.T, open Opener) {
+	s := mustOpen(t, open, Params(t))
+	now := time.Now()
+	v := visit("c1", "alice", 1, now)
+	v.Also, v.HasAlso = Key(2), true
+	if out := commit(t, s, v); !decided(out[0], counter.Qualified) {
+		t.Fatalf("unexpected reason for a new visitor with a second key; got %v; want qualified", out[0])
+	}
+	if out := commit(t, s, visit("c1", "alice", 2, now)); !decided(out[0], counter.Duplicate) {
+		t.Fatalf("unexpected reason for a visit keyed by a second key; got %v; want duplicates", out[0])
+	}
 	if got := total(t, s, "c1", "alice"); got[counter.Qualified] != 1 || got[counter.Duplicate] != 1 || got.Clicks() != 2 {
 		t.Fatalf("unexpected counts; got %+v; want qualified=1 duplicates=1 clicks=2", got)
 	}

@@ -179,6 +179,15 @@ func (s *Signer) AppendNew(dst []byte, c *Claims) []byte {
 	return dst
 }
 
+// NewNonce returns a new random nonce, for a click whose nonce is needed
+// before its id is appended (Append).
+func (s *Signer) NewNonce() (n [NonceLen]byte) {
+	st := s.acquire()
+	binary.LittleEndian.PutUint64(n[:], st.rng.Uint64())
+	s.release(st)
+	return n
+}
+
 // Append appends the click id for c, with its nonce as it is, to dst and
 // returns the extended slice. It does not allocate when dst has room for
 // the id.
