@@ -89,7 +89,7 @@ type DedupeParams struct {
 	// visits per network and per block of networks in one campaign
 	// (--budget-network, --budget-block; 0: none), which the judge
 	// enforces (judge.Params). Not part of String: the judge's checkpoint
-	// records them and refuses others.
+	// records them, and a judge adopts others at a checkpoint.
 	BudgetNetwork int
 	BudgetBlock   int
 }

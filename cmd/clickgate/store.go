@@ -91,7 +91,7 @@ func (f *storeFlags) open(ctx context.Context, log *slog.Logger) (counter.Store,
 		store, err = boltstore.Open(filepath.Join(*f.data, "store"), params)
 	}
 	if errors.Is(err, counter.ErrParamsMismatch) {
-		return nil, params, nil, fmt.Errorf("cannot open store: %w; every node and every restart must use the same --dedupe-expected, --dedupe-fp, --click-secret, --partitions and --velocity-max/--velocity-window", err)
+		return nil, params, nil, fmt.Errorf("cannot open store: %w; every node and every restart must use the same --dedupe-expected, --dedupe-fp, --click-secret and --partitions", err)
 	}
 	if errors.Is(err, judge.ErrParams) {
 		// Budgets may change (the judge adopts them at its checkpoint);

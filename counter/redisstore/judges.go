@@ -294,6 +294,7 @@ type partJudge struct {
 	out   []counter.Reason
 
 	seen      recentIDs // the batch ids judged lately
+	adoptAt   string    // set: adopt the store's policy once the log is judged up to this stream id
 	offset    string    // the stream id of the last entry judged; "" before any
 	pubOffset string    // the offset last published
 	published map[creatorDay]counter.Counts
@@ -375,6 +376,24 @@ func (pj *partJudge) load() error {
 		return err
 	}
 	if cp != nil {
+		// A checkpoint of another policy: the previous holder may have
+		// judged, and published, the log after it under that policy, so
+		// this judge does the same up to the log's end as it is now, then
+		// adopts its own (read).
+		if cpp, err := judge.CheckpointParams(cp); err == nil && cpp.SameSizing(pj.js.params) && cpp != pj.js.params {
+			if j, err = judge.New(cpp); err != nil {
+				return fmt.Errorf("cannot load the checkpoint: %w", err)
+			}
+			key, _ := pj.js.s.partitionKey(pj.lease.Campaign, pj.lease.Partition, "log")
+			last, err := pj.js.s.rdb.XRevRangeN(ctx, key, "+", "-", 1).Result()
+			if err != nil {
+				return fmt.Errorf("cannot read the end of the log: %w", storeErr(err))
+			}
+			pj.adoptAt = "0-0" // an empty log: at once
+			if len(last) > 0 {
+				pj.adoptAt = last[0].ID
+			}
+		}
 		if err := j.UnmarshalBinary(cp); err != nil {
 			return fmt.Errorf("cannot load the checkpoint: %w", err)
 		}
@@ -385,6 +404,9 @@ func (pj *partJudge) load() error {
 	pj.j, pj.offset = j, string(j.Offset())
 	pj.published = make(map[creatorDay]counter.Counts)
 	pj.full = make(map[int64]bool)
+	if pj.adoptAt != "" && !streamIDBefore(pj.offset, pj.adoptAt) || pj.adoptAt == "0-0" {
+		return pj.adopt(ctx)
+	}
 	return nil
 }
 
@@ -396,6 +418,9 @@ func (pj *partJudge) read(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	for _, e := range entries {
+		if pj.adoptAt != "" && streamIDBefore(pj.adoptAt, e.ID) {
+			break // the policy first
+		}
 		if !pj.seen.add(e.BatchID) {
 			// Appended again after a failure that left its first append's
 			// fate unknown: judged once already.
@@ -419,7 +444,33 @@ func (pj *partJudge) read(ctx context.Context) (int, error) {
 		judgedBatches.Inc()
 		judgedVisits.Add(len(vs))
 	}
+	if pj.adoptAt != "" && !streamIDBefore(pj.offset, pj.adoptAt) {
+		if err := pj.adopt(ctx); err != nil {
+			return 0, err
+		}
+	}
 	return len(entries), nil
+}
+
+// adopt makes the judge's policy this store's, from the visits after the
+// checkpoint it writes at once on.
+func (pj *partJudge) adopt(ctx context.Context) error {
+	old := pj.j.Params().Policy()
+	if err := pj.j.SetPolicy(pj.js.params.Policy()); err != nil {
+		return err
+	}
+	if pj.offset != "" {
+		if err := pj.checkpoint(ctx); err != nil {
+			// Judged on under the new policy, a visit after this point
+			// would be judged under the old one by a next holder.
+			pj.j.SetPolicy(old)
+			return fmt.Errorf("cannot adopt the judge's policy: %w", err)
+		}
+	}
+	pj.adoptAt = ""
+	pj.js.logger.Info("the judge's policy changed; it applies to the visits judged from now on",
+		"campaign", pj.lease.Campaign, "partition", pj.lease.Partition, "old", old.String(), "new", pj.js.params.Policy().String())
+	return nil
 }
 
 // publish sets the counters that changed since the last publish, with the

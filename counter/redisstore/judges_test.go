@@ -167,6 +167,72 @@ func TestRetriedBatchJudgedOnce(t *testing.T) {
 	}
 }
 
+// TestJudgePolicyChange: a store with another velocity rule takes over a
+// partition: it adopts its own rule at the checkpoint, keeps the counts of
+// the network, and applies the new rule to the visits after it. Another
+// sizing is refused at Open.
+func TestJudgePolicyChange(t *testing.T) {
+	e := newEnv(t, Options{})
+	open := func(holder string, max int) *Store {
+		s, err := Open(context.Background(), Options{URL: e.srv.URL(0), Params: e.params, Judge: true, Holder: holder,
+			VelocityMax: max, VelocityWindow: time.Minute})
+		if err != nil {
+			t.Fatalf("cannot open store with velocity max %d: %s", max, err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	now := time.Now()
+	commit := func(s *Store, from, to int) counter.Counts {
+		t.Helper()
+		for i := from; i < to; i++ {
+			v := personVisit("c1", "alice", i, now)
+			v.Network = 42
+			if err := s.Commit(context.Background(), []counter.Visit{v}, make([]counter.Reason, 1)); err != nil {
+				t.Fatalf("cannot commit: %s", err)
+			}
+		}
+		days, err := s.Stats(context.Background(), "c1", "alice")
+		if err != nil {
+			t.Fatalf("cannot read stats: %s", err)
+		}
+		return counter.Total(days)
+	}
+	if err := e.s.PutCampaign(context.Background(), counter.Campaign{ID: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	a := open("a", 5)
+	if got := commit(a, 0, 8); got[counter.Qualified] != 5 || got[counter.Velocity] != 3 {
+		t.Fatalf("unexpected counts under max 5; got %+v; want 5 qualified, 3 velocity", got)
+	}
+	a.Close()
+	b := open("b", 10)
+	// b takes the partition over and adopts its rule at a checkpoint
+	// before it judges anything (the visits appended before that are the
+	// old rule's, whoever appended them).
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		cp, err := e.s.ReadCheckpoint(context.Background(), "c1", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p, err := judge.CheckpointParams(cp); err == nil && p.VelocityMax == 10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the policy was not adopted at a checkpoint within 10s")
+		}
+	}
+	if got := commit(b, 8, 14); got[counter.Qualified] != 7 || got[counter.Velocity] != 7 {
+		t.Fatalf("unexpected counts after max 10 was adopted; got %+v; want 7 qualified (2 more: the network's 8 visits counted on), 7 velocity", got)
+	}
+	other := e.params
+	other.Keying = "another secret"
+	if s, err := Open(context.Background(), Options{URL: e.srv.URL(0), Params: other, Judge: true}); err == nil {
+		s.Close()
+		t.Fatalf("unexpected success opening judges of another sizing")
+	}
+}
+
 func TestRecentIDs(t *testing.T) {
 	var r recentIDs
 	for i := range uint64(recentIDsLen) {

@@ -11,7 +11,7 @@
 //	<prefix>:{catalog}:links      hash  code → JSON
 //	<prefix>:{catalog}:version    INCR on every change
 //	<prefix>:{catalog}:dedupe     the dedupe parameters the store was set up with
-//	<prefix>:{catalog}:judge      the judges' parameters (partitions, velocity, budgets)
+//	<prefix>:{catalog}:judge      the judges' sizing (expected visitors, rate, partitions, keying)
 //
 // Visits are counted through a log per partition (DESIGN.md, "Counting:
 // one deterministic judge per partition"): Commit appends each batch to the
@@ -139,8 +139,10 @@ type Options struct {
 	Partitions uint32
 	// Judge makes the store run the judges of the partitions whose lease
 	// it can take (judges.go); a store that only reads (the flush
-	// command) runs none. Stores that judge record their judge's
-	// parameters in Redis on first use and refuse others, like Params.
+	// command) runs none. Stores that judge record their judges' sizing
+	// in Redis on first use and refuse another, like Params; their policy
+	// (velocity, budgets) may differ from the checkpoints', and each judge
+	// adopts its own once it has judged what a previous holder may have.
 	Judge bool
 	// VelocityMax and VelocityWindow are the judges' velocity rule
 	// (judge.Params): it sees every node's visits, so it holds across
@@ -298,10 +300,11 @@ func (s *Store) init(ctx context.Context, judging bool, jp judge.Params) error {
 		return fmt.Errorf("%w: the store at %q has %q; given %q", counter.ErrParamsMismatch, s.dedupeKey, got, want)
 	}
 	if judging {
-		// Judges with other parameters would refuse each other's
-		// checkpoints, and edges with other partitions would append
-		// where no judge reads.
-		key, want := s.prefix+":{catalog}:judge", jp.String()
+		// Judges of another sizing would refuse each other's checkpoints,
+		// and edges with other partitions would append where no judge
+		// reads. The policy (velocity, budgets) may change: each judge
+		// adopts it at a checkpoint (judges.go).
+		key, want := s.prefix+":{catalog}:judge", jp.SizingString()
 		got, err := s.rdb.SetArgs(ctx, key, want, redis.SetArgs{Mode: "NX", Get: true}).Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
 			return fmt.Errorf("cannot record the judge's parameters in %q: %w", key, storeErr(err))
