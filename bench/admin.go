@@ -89,8 +89,8 @@ func (a *Admin) Seed(ctx context.Context, m Model, destination string) error {
 	}
 	// Creators, then links, on a few connections at once.
 	err := parallel(ctx, m.Creators(), func(k int) error {
-		c, local := k/m.CreatorsPerCampaign, k%m.CreatorsPerCampaign
-		return a.do(ctx, "PUT", "/v1/creators/"+CreatorID(local), map[string]any{
+		c, local := k/m.perCampaign(), k%m.perCampaign()
+		return a.do(ctx, "PUT", "/v1/creators/"+m.CreatorID(k), map[string]any{
 			"campaign": CampaignID(c), "handle": fmt.Sprintf("@bench%d_%d", c, local), "country": "US", "status": "active",
 		}, nil)
 	})
@@ -99,7 +99,7 @@ func (a *Admin) Seed(ctx context.Context, m Model, destination string) error {
 	}
 	return parallel(ctx, m.Links(), func(i int) error {
 		c, k := m.LinkOwner(i)
-		campaign, creator := CampaignID(c), CreatorID(k%m.CreatorsPerCampaign)
+		campaign, creator := CampaignID(c), m.CreatorID(k)
 		err := a.do(ctx, "POST", "/v1/links", map[string]any{
 			"campaign": campaign, "creator": creator, "code": LinkCode(i),
 			"destinations": map[string]string{"default": fmt.Sprintf("%s?l=%d", destination, i)},
@@ -171,8 +171,7 @@ func (c Counts) sub(o Counts) Counts {
 func (a *Admin) Stats(ctx context.Context, m Model) ([]Counts, error) {
 	out := make([]Counts, m.Creators())
 	err := parallel(ctx, len(out), func(k int) error {
-		c := k / m.CreatorsPerCampaign
-		return a.do(ctx, "GET", fmt.Sprintf("/v1/creators/%s/stats?campaign=%s", CreatorID(k%m.CreatorsPerCampaign), CampaignID(c)), nil, &out[k])
+		return a.do(ctx, "GET", fmt.Sprintf("/v1/creators/%s/stats?campaign=%s", m.CreatorID(k), CampaignID(k/m.perCampaign())), nil, &out[k])
 	})
 	return out, err
 }

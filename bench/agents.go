@@ -45,6 +45,8 @@ func Agent(r *Request) string {
 		return CrawlerAgents[r.Visitor%len(CrawlerAgents)]
 	case Preview:
 		return PreviewAgents[r.Visitor%len(PreviewAgents)]
+	case Fraud:
+		return FraudAgents[r.Visitor%len(FraudAgents)]
 	default:
 		return PersonAgents[r.Visitor%len(PersonAgents)]
 	}

@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 	"strings"
+
+	"github.com/clickgate/clickgate/counter"
 )
 
 // AuditRow sets what one creator should have been counted beside what
@@ -20,22 +23,61 @@ type AuditRow struct {
 	Problems []string `json:"problems,omitempty"`
 }
 
-// Audit is the comparison of a run with clickgate's counters.
-type Audit struct {
-	// FalsePositiveRate is the Bloom filters' rate at capacity; each
-	// visitor passes up to two (this node's and the store's).
-	FalsePositiveRate float64    `json:"false_positive_rate"`
-	Rows              []AuditRow `json:"creators"`
-	Expected          Expected   `json:"expected_total"`
-	Got               Counts     `json:"got_total"`
-	PeopleSent        int64      `json:"people_sent"`
-	NotRedirected     int64      `json:"people_not_redirected"`
-	Problems          []string   `json:"problems,omitempty"`
+// FraudAudit is what one pattern of fraud was paid in one campaign, beside
+// the most the budgets allow for what it sent.
+type FraudAudit struct {
+	Campaign string       `json:"campaign"`
+	Pattern  FraudPattern `json:"pattern"`
+	Sessions int          `json:"sessions"` // fraudsters' sessions, one /24 each
+	Clicks   int64        `json:"clicks"`   // sent
+	Got      Counts       `json:"got"`      // its fraudsters' counters
+	Bound    int64        `json:"bound"`    // the most it may be paid
 }
 
-// OK reports whether every qualified visit was counted exactly once, within
-// the Bloom bound, and every person was redirected.
+// Audit is the comparison of a run with clickgate's counters.
+type Audit struct {
+	Limits Limits     `json:"limits"`
+	Rows   []AuditRow `json:"creators"`
+	// Expected and Got are the honest creators' totals.
+	Expected      Expected     `json:"expected_total"`
+	Got           Counts       `json:"got_total"`
+	Fraud         []FraudAudit `json:"fraud,omitempty"`
+	PeopleSent    int64        `json:"people_sent"`
+	NotRedirected int64        `json:"people_not_redirected"`
+	Problems      []string     `json:"problems,omitempty"`
+}
+
+// Limits are the settings of the clickgate under audit that bound what it
+// counts.
+type Limits struct {
+	// FP is the Bloom filters' false-positive rate at capacity
+	// (--dedupe-fp); each visitor passes up to two filters.
+	FP float64 `json:"false_positive_rate"`
+	// BudgetNetwork and BudgetBlock are --budget-network and
+	// --budget-block, qualified visits per network and per /24 per
+	// campaign per day; 0: none.
+	BudgetNetwork int `json:"budget_network"`
+	BudgetBlock   int `json:"budget_block"`
+}
+
+// DefaultLimits are clickgate's defaults.
+func DefaultLimits() Limits {
+	return Limits{FP: 0.001, BudgetNetwork: counter.DefaultBudgetNetwork, BudgetBlock: counter.DefaultBudgetBlock}
+}
+
+// OK reports whether every honest visitor was counted exactly once, within
+// the Bloom bound, every fraudster's click was counted once and paid
+// within the budgets, and everyone was redirected.
 func (a *Audit) OK() bool { return len(a.Problems) == 0 }
+
+// PaidFraud returns what the fraudsters were paid and the most the budgets
+// allowed, over all campaigns and patterns.
+func (a *Audit) PaidFraud() (paid, bound, clicks int64) {
+	for _, f := range a.Fraud {
+		paid, bound, clicks = paid+f.Got.Qualified, bound+f.Bound, clicks+f.Clicks
+	}
+	return paid, bound, clicks
+}
 
 // AllowedMissing returns how many of n new visitors two Bloom filters with
 // false-positive rate p may take for known, at a one-in-a-million chance of
@@ -58,40 +100,59 @@ func AllowedMissing(n int64, p float64) int64 {
 	return k
 }
 
-// NewAudit compares res with the counters read before and after the run.
+// NewAudit compares res with the counters read before and after the run,
+// for a clickgate with the default budgets and false-positive rate fp.
 func NewAudit(m Model, fp float64, res *Result, before, after []Counts) *Audit {
-	a := &Audit{FalsePositiveRate: fp}
+	l := DefaultLimits()
+	l.FP = fp
+	return l.Audit(m, res, before, after)
+}
+
+// Audit compares res with the counters read before and after the run, for
+// a clickgate with limits l.
+func (l Limits) Audit(m Model, res *Result, before, after []Counts) *Audit {
+	a := &Audit{Limits: l}
 	a.PeopleSent, a.NotRedirected = res.People()
 	if a.NotRedirected > 0 {
 		p := res.Kinds[Person.String()]
 		a.Problems = append(a.Problems, fmt.Sprintf("%d people were not redirected (%d unanswered, %d other status)", a.NotRedirected, p.Errors, p.Unexpected))
 	}
+	if f := res.Kinds[Fraud.String()]; f.Sent > f.OK {
+		a.Problems = append(a.Problems, fmt.Sprintf("%d fraudsters' clicks were not redirected (%d unanswered, %d other status): past a budget, a click is redirected and not paid", f.Sent-f.OK, f.Errors, f.Unexpected))
+	}
+	fraud := make([]FraudAudit, m.Campaigns*int(numPatterns))
+	for i := range fraud {
+		fraud[i].Campaign, fraud[i].Pattern = CampaignID(i/int(numPatterns)), FraudPattern(i%int(numPatterns))
+	}
+	for _, b := range res.Fraud {
+		f := &fraud[b.Campaign*int(numPatterns)+int(b.Pattern)]
+		f.Sessions++
+		f.Bound += b.Bound(l.BudgetNetwork, l.BudgetBlock)
+		for _, n := range b.Sent {
+			f.Clicks += n
+		}
+	}
 	for k := range res.Creator {
 		e, got := res.Creator[k], after[k].sub(before[k])
-		row := AuditRow{Campaign: CampaignID(k / m.CreatorsPerCampaign), Creator: CreatorID(k % m.CreatorsPerCampaign),
-			Expected: e, Got: got, Allowed: AllowedMissing(e.Qualified, fp)}
+		c := k / m.perCampaign()
+		row := AuditRow{Campaign: CampaignID(c), Creator: m.CreatorID(k), Expected: e, Got: got}
 		problem := func(format string, args ...any) { row.Problems = append(row.Problems, fmt.Sprintf(format, args...)) }
-		switch missing := e.Qualified - got.Qualified; {
-		case missing < 0:
-			problem("%d qualified visits counted that were not sent", -missing)
-		case missing > row.Allowed:
-			problem("%d qualified visits missing; the Bloom bound allows %d", missing, row.Allowed)
-		}
-		// A false positive moves a visit from qualified to duplicates:
-		// together they are exact.
-		if e.Unsure == 0 {
-			if w, g := e.Qualified+e.Duplicates, got.Qualified+got.Duplicates; w != g {
-				problem("qualified+duplicates %d, want %d", g, w)
+		if m.Fraudster(k) {
+			f := &fraud[c*int(numPatterns)+int(fraudsterPattern[k%m.perCampaign()-m.CreatorsPerCampaign])]
+			f.Got = f.Got.add(got)
+			// Every click of a fraudster's browser is counted once: paid,
+			// or a duplicate, or past velocity or a budget.
+			if n := got.Qualified + got.Duplicates + got.Velocity + got.Budget; e.Unsure == 0 && n != e.Fraud {
+				problem("%d fraudsters' clicks counted, want %d", n, e.Fraud)
 			}
-			if got.Bots != e.Bots || got.Previews != e.Previews || got.Prefetches != e.Prefetches {
-				problem("bots/previews/prefetches %d/%d/%d, want %d/%d/%d", got.Bots, got.Previews, got.Prefetches, e.Bots, e.Previews, e.Prefetches)
+			if got.Bots+got.Previews+got.Prefetches > 0 {
+				problem("fraudsters' browsers counted as %d bots, %d previews, %d prefetches", got.Bots, got.Previews, got.Prefetches)
 			}
-		}
-		if got.Velocity > 0 {
-			problem("%d clicks flagged velocity: the model sends more clicks per address than --velocity-max allows", got.Velocity)
-		}
-		if got.Budget > 0 {
-			problem("%d visits over a daily budget: the model puts more people in one /24 than clickgate's --budget-block allows", got.Budget)
+		} else {
+			row.Allowed = AllowedMissing(e.Qualified, l.FP)
+			a.honest(&row)
+			a.Expected.add(&e)
+			a.Got = a.Got.add(got)
 		}
 		if got.Uncounted > 0 {
 			problem("%d visits uncounted", got.Uncounted)
@@ -102,11 +163,57 @@ func NewAudit(m Model, fp float64, res *Result, before, after []Counts) *Audit {
 		if len(row.Problems) > 0 {
 			a.Problems = append(a.Problems, fmt.Sprintf("%s/%s: %s", row.Campaign, row.Creator, strings.Join(row.Problems, "; ")))
 		}
-		a.Expected.add(&e)
-		a.Got = a.Got.add(got)
 		a.Rows = append(a.Rows, row)
 	}
+	for _, f := range fraud {
+		if f.Got.Qualified > f.Bound {
+			a.Problems = append(a.Problems, fmt.Sprintf("%s, %s: %d fraudulent visits paid; for the %d clicks of its %d sessions the budgets (%s) allow %d",
+				f.Campaign, f.Pattern, f.Got.Qualified, f.Clicks, f.Sessions, l.budgets(), f.Bound))
+		}
+		if f.Sessions > 0 || f.Got.Clicks > 0 {
+			a.Fraud = append(a.Fraud, f)
+		}
+	}
 	return a
+}
+
+// honest checks an honest creator's row: every visitor paid exactly once,
+// within the Bloom bound.
+func (a *Audit) honest(row *AuditRow) {
+	e, got := &row.Expected, &row.Got
+	problem := func(format string, args ...any) { row.Problems = append(row.Problems, fmt.Sprintf(format, args...)) }
+	switch missing := e.Qualified - got.Qualified; {
+	case missing < 0:
+		problem("%d qualified visits counted that were not sent", -missing)
+	case missing > row.Allowed:
+		problem("%d qualified visits missing; the Bloom bound allows %d", missing, row.Allowed)
+	}
+	// A false positive moves a visit from qualified to duplicates:
+	// together they are exact.
+	if e.Unsure == 0 {
+		if w, g := e.Qualified+e.Duplicates, got.Qualified+got.Duplicates; w != g {
+			problem("qualified+duplicates %d, want %d", g, w)
+		}
+		if got.Bots != e.Bots || got.Previews != e.Previews || got.Prefetches != e.Prefetches {
+			problem("bots/previews/prefetches %d/%d/%d, want %d/%d/%d", got.Bots, got.Previews, got.Prefetches, e.Bots, e.Previews, e.Prefetches)
+		}
+	}
+	if got.Velocity > 0 {
+		problem("%d clicks flagged velocity: the model sends more clicks per address than --velocity-max allows", got.Velocity)
+	}
+	if got.Budget > 0 {
+		problem("%d visits over a daily budget: the model puts more people in one /24 than clickgate's --budget-block allows (clickbench --addresses-per-block)", got.Budget)
+	}
+}
+
+func (l Limits) budgets() string {
+	f := func(n int) string {
+		if n == 0 {
+			return "none"
+		}
+		return strconv.Itoa(n)
+	}
+	return fmt.Sprintf("%s per network, %s per /24", f(l.BudgetNetwork), f(l.BudgetBlock))
 }
 
 func (c Counts) add(o Counts) Counts {
@@ -118,8 +225,9 @@ func (c Counts) add(o Counts) Counts {
 // Write prints the audit: totals, then the creators with problems (all of
 // them with verbose).
 func (a *Audit) Write(w io.Writer, verbose bool) {
-	fmt.Fprintf(w, "audit: Bloom false-positive rate %g per filter, two filters per visitor: a creator with n new visitors may miss at most the 1e-6 quantile of Poisson(2·%g·n) qualified visits, and never gain one\n", a.FalsePositiveRate, a.FalsePositiveRate)
-	fmt.Fprintf(w, "%-24s %12s %12s %12s %12s %12s\n", "", "qualified", "duplicates", "bots", "previews", "prefetches")
+	fmt.Fprintf(w, "audit: Bloom false-positive rate %g per filter, two filters per visitor: an honest creator with n new visitors may miss at most the 1e-6 quantile of Poisson(2·%g·n) qualified visits, and never gain one; budgets %s\n",
+		a.Limits.FP, a.Limits.FP, a.Limits.budgets())
+	fmt.Fprintf(w, "%-24s %12s %12s %12s %12s %12s\n", "honest creators", "qualified", "duplicates", "bots", "previews", "prefetches")
 	fmt.Fprintf(w, "%-24s %12d %12d %12d %12d %12d\n", "expected (sent)", a.Expected.Qualified, a.Expected.Duplicates, a.Expected.Bots, a.Expected.Previews, a.Expected.Prefetches)
 	fmt.Fprintf(w, "%-24s %12d %12d %12d %12d %12d\n", "counted by clickgate", a.Got.Qualified, a.Got.Duplicates, a.Got.Bots, a.Got.Previews, a.Got.Prefetches)
 	for _, r := range a.Rows {
@@ -130,9 +238,15 @@ func (a *Audit) Write(w io.Writer, verbose bool) {
 			r.Got.Qualified, r.Expected.Qualified, r.Got.Duplicates, r.Expected.Duplicates, r.Got.Bots, r.Expected.Bots,
 			r.Got.Previews, r.Expected.Previews, r.Got.Prefetches, r.Expected.Prefetches, strings.Join(r.Problems, "; "))
 	}
+	for _, f := range a.Fraud {
+		fmt.Fprintf(w, "fraud, %s, %s: %d sessions, %d clicks: %d paid (at most %d), %d over budget, %d velocity, %d duplicates\n",
+			f.Campaign, f.Pattern, f.Sessions, f.Clicks, f.Got.Qualified, f.Bound, f.Got.Budget, f.Got.Velocity, f.Got.Duplicates)
+	}
 	fmt.Fprintf(w, "people: %d clicks sent, %d not redirected\n", a.PeopleSent, a.NotRedirected)
 	if a.OK() {
-		fmt.Fprintf(w, "audit passed: every qualified visit counted exactly once (missing %d, bound per creator stated above), every person redirected\n", a.Expected.Qualified-a.Got.Qualified)
+		paid, bound, _ := a.PaidFraud()
+		fmt.Fprintf(w, "audit passed: every honest visitor counted exactly once (missing %d, bound per creator stated above), fraud paid %d of at most %d, everyone redirected\n",
+			a.Expected.Qualified-a.Got.Qualified, paid, bound)
 		return
 	}
 	fmt.Fprintf(w, "audit FAILED (%d problems):\n", len(a.Problems))

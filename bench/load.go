@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -69,6 +71,9 @@ type Expected struct {
 	Bots       int64 `json:"bots"`
 	Previews   int64 `json:"previews"`
 	Prefetches int64 `json:"prefetches"`
+	// Fraud is the fraudsters' clicks that were redirected: each is
+	// counted once, qualified (paid) at most as the budgets allow.
+	Fraud int64 `json:"fraud,omitempty"`
 	// Unsure are requests whose fate is unknown (no answer): the server
 	// may or may not have counted them.
 	Unsure int64 `json:"unsure"`
@@ -80,6 +85,7 @@ func (e *Expected) add(o *Expected) {
 	e.Bots += o.Bots
 	e.Previews += o.Previews
 	e.Prefetches += o.Prefetches
+	e.Fraud += o.Fraud
 	e.Unsure += o.Unsure
 }
 
@@ -96,17 +102,30 @@ type Result struct {
 	Latency     Latencies     `json:"latency_ns"`
 	// SendLag is how late the open loop sent requests after they were due:
 	// the generator's own delay, included in Latency.
-	SendLag Latencies               `json:"send_lag_ns"`
-	Kinds   map[string]KindResult   `json:"kinds"`
-	Creator []Expected              `json:"-"` // by creator index
-	hist    *hdrhistogram.Histogram // latency in µs
-	lag     *hdrhistogram.Histogram // send lag in µs, open loop
+	SendLag Latencies             `json:"send_lag_ns"`
+	Kinds   map[string]KindResult `json:"kinds"`
+	Creator []Expected            `json:"-"` // by creator index
+	// Fraud is what each fraudster's session sent, to bound what it may
+	// be paid.
+	Fraud []FraudBlock            `json:"fraud,omitempty"`
+	hist  *hdrhistogram.Histogram // latency in µs
+	lag   *hdrhistogram.Histogram // send lag in µs, open loop
 }
 
 // People returns the Person requests and those that were not redirected.
 func (r *Result) People() (sent, notRedirected int64) {
 	p := r.Kinds[Person.String()]
 	return p.Sent, p.Sent - p.OK
+}
+
+// NewVisitors returns the Person requests that were a person's first click
+// and were redirected.
+func (r *Result) NewVisitors() int64 {
+	var n int64
+	for i := range r.Creator {
+		n += r.Creator[i].Qualified
+	}
+	return n
 }
 
 // Run sends traffic until the duration or the request count is reached,
@@ -191,13 +210,20 @@ type worker struct {
 	sc  *net.TCPConn
 	res fasthttp.Response
 	ses Session
-	jar [][]byte // visitor cookies of the session
+	jar [][]byte   // visitor cookies of the session, by Request.Visitor
+	src netip.Addr // the address w.sc comes from
+
+	// A fraudster's session: its campaign and what each of its networks
+	// sent, by the last byte of the address.
+	fraudCampaign int
+	fraudSent     map[byte]int64
 
 	mu       sync.Mutex // guards what the progress line reads
 	hist     *hdrhistogram.Histogram
 	lag      *hdrhistogram.Histogram
 	kinds    [numKinds]KindResult
 	creators []Expected
+	fraud    []FraudBlock
 }
 
 func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(1, 60_000_000, 3) }
@@ -218,12 +244,12 @@ func (w *worker) loop(ctx context.Context) {
 }
 
 // session sends the requests of w.ses over one connection from its
-// address, redialing after an error. It returns false when the run is over.
+// address (one per address for a fraudster's), redialing after an error.
+// It returns false when the run is over.
 func (w *worker) session(ctx context.Context) bool {
-	defer w.hangUp()
-	w.jar = w.jar[:0]
-	for range w.l.o.Generator.m.VisitorsPerAddress {
-		w.jar = append(w.jar, nil)
+	defer w.endSession()
+	for i := range w.jar {
+		w.jar[i] = w.jar[i][:0]
 	}
 	for i := range w.ses.Requests {
 		n, ok := w.l.ticket()
@@ -250,6 +276,19 @@ func (w *worker) session(ctx context.Context) bool {
 	return true
 }
 
+// endSession hangs up and keeps what a fraudster's session sent.
+func (w *worker) endSession() {
+	w.hangUp()
+	if len(w.fraudSent) == 0 {
+		return
+	}
+	b := FraudBlock{Campaign: w.fraudCampaign, Pattern: w.ses.Pattern, Sent: maps.Clone(w.fraudSent)}
+	clear(w.fraudSent)
+	w.mu.Lock()
+	w.fraud = append(w.fraud, b)
+	w.mu.Unlock()
+}
+
 func (w *worker) hangUp() {
 	if w.sc != nil {
 		w.sc.Close()
@@ -268,8 +307,16 @@ func (w *worker) do(r *Request, due time.Time) {
 	k.Sent++
 	var e *Expected
 	if r.Kind != Unknown {
-		_, creator := w.l.o.Generator.m.LinkOwner(r.Link)
+		campaign, creator := w.l.o.Generator.m.LinkOwner(r.Link)
 		e = &w.creators[creator]
+		if r.Kind == Fraud {
+			// Sent is what may have been counted, answered or not.
+			if w.fraudSent == nil {
+				w.fraudSent = make(map[byte]int64)
+			}
+			w.fraudCampaign = campaign
+			w.fraudSent[r.From.As4()[3]]++
+		}
 	}
 	if err != nil {
 		k.Errors++
@@ -311,6 +358,8 @@ func (w *worker) do(r *Request, due time.Time) {
 		e.Previews++
 	case Prefetch, Head:
 		e.Prefetches++
+	case Fraud:
+		e.Fraud++
 	}
 }
 
@@ -322,13 +371,20 @@ var (
 // roundTrip writes r and reads the answer into w.res.
 func (w *worker) roundTrip(r *Request) (int, error) {
 	o := &w.l.o
+	src := w.ses.Addr
+	if r.From.IsValid() && !w.ses.Forwarded {
+		src = r.From
+	}
+	if w.sc != nil && src != w.src {
+		w.hangUp()
+	}
 	if w.sc == nil {
-		d := net.Dialer{Timeout: o.Timeout, LocalAddr: &net.TCPAddr{IP: w.ses.Addr.AsSlice()}}
+		d := net.Dialer{Timeout: o.Timeout, LocalAddr: &net.TCPAddr{IP: src.AsSlice()}}
 		c, err := d.Dial("tcp", o.Target)
 		if err != nil {
 			return 0, err
 		}
-		w.sc = c.(*net.TCPConn)
+		w.sc, w.src = c.(*net.TCPConn), src
 		w.br.Reset(w.sc)
 	}
 	w.sc.SetDeadline(time.Now().Add(o.Timeout))
@@ -350,6 +406,11 @@ func (w *worker) roundTrip(r *Request) (int, error) {
 	b = append(b, "\r\nUser-Agent: "...)
 	b = append(b, Agent(r)...)
 	b = append(b, "\r\n"...)
+	if w.ses.Forwarded && r.From.IsValid() {
+		b = append(b, "X-Forwarded-For: "...)
+		b = r.From.AppendTo(b)
+		b = append(b, "\r\n"...)
+	}
 	switch r.Kind {
 	case Crawler, Preview:
 		b = append(b, acceptAny...)
@@ -359,10 +420,12 @@ func (w *worker) roundTrip(r *Request) (int, error) {
 	if r.Kind == Prefetch {
 		b = append(b, "Sec-Purpose: prefetch\r\n"...)
 	}
-	if r.Kind == Person {
-		if c := w.jar[r.Visitor]; c != nil {
+	// A person's later clicks, and a fraudster's replays, carry the cookie
+	// the session got for that visitor.
+	if r.Replay || r.Kind == Person && !r.First {
+		if c := w.cookie(r.Visitor); len(*c) > 0 {
 			b = append(b, "Cookie: "+redirect.VisitorCookie+"="...)
-			b = append(b, c...)
+			b = append(b, *c...)
 			b = append(b, "\r\n"...)
 		}
 	}
@@ -376,15 +439,24 @@ func (w *worker) roundTrip(r *Request) (int, error) {
 	if err := w.res.Read(w.br); err != nil {
 		return 0, err
 	}
-	if r.Kind == Person && r.First {
+	if r.Kind == Person && r.First && !w.ses.Forwarded || r.Kind == Fraud && !r.Replay {
 		if c := w.res.Header.PeekCookie(redirect.VisitorCookie); len(c) > 0 {
-			w.jar[r.Visitor] = append(w.jar[r.Visitor][:0], cookieValue(c)...)
+			p := w.cookie(r.Visitor)
+			*p = append((*p)[:0], cookieValue(c)...)
 		}
 	}
 	if w.res.ConnectionClose() {
 		w.hangUp()
 	}
 	return w.res.StatusCode(), nil
+}
+
+// cookie returns the cookie jar's slot of visitor v.
+func (w *worker) cookie(v int) *[]byte {
+	for len(w.jar) <= v {
+		w.jar = append(w.jar, nil)
+	}
+	return &w.jar[v]
 }
 
 // cookieValue returns the value of a Set-Cookie header "name=value; ...".
@@ -455,6 +527,7 @@ func (l *loader) result(elapsed time.Duration) *Result {
 		for i := range w.creators {
 			r.Creator[i].add(&w.creators[i])
 		}
+		r.Fraud = append(r.Fraud, w.fraud...)
 	}
 	for k := range kinds {
 		r.Kinds[Kind(k).String()] = kinds[k]
@@ -491,6 +564,7 @@ func Merge(runs ...*Result) *Result {
 		for i := range r.Creator {
 			sum.Creator[i].add(&r.Creator[i])
 		}
+		sum.Fraud = append(sum.Fraud, r.Fraud...)
 		for k, v := range r.Kinds {
 			s := sum.Kinds[k]
 			s.Sent, s.OK, s.Unexpected, s.Errors = s.Sent+v.Sent, s.OK+v.OK, s.Unexpected+v.Unexpected, s.Errors+v.Errors

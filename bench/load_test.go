@@ -11,6 +11,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/clickgate/clickgate/counter"
 	"github.com/clickgate/clickgate/redirect"
 )
 
@@ -27,50 +28,82 @@ func listen(t *testing.T, h fasthttp.RequestHandler) string {
 	return ln.Addr().String()
 }
 
-// dedupeServer counts like clickgate, exactly and by kind, so the
-// generator's expectations can be checked against what arrived.
-type dedupeServer struct {
-	mu                            sync.Mutex
-	seen                          map[string]bool
-	addrs                         map[string]bool
-	qualified, duplicates, others int
-	cookies                       int
+// fakeGate counts like clickgate, exactly and by creator, with clickgate's
+// budgets when budgets is set, so the generator's expectations and the
+// audit can be checked against what arrived.
+type fakeGate struct {
+	m       Model
+	budgets bool
+
+	mu      sync.Mutex
+	seen    map[string]bool
+	addrs   map[string]bool // clients, by X-Forwarded-For when there is one
+	counts  []Counts        // by creator
+	paid    map[string]int  // qualified per campaign per network and per /24
+	cookies int             // person clicks that came with a cookie
+	ids     int
 }
 
-func (s *dedupeServer) handle(ctx *fasthttp.RequestCtx) {
+func newFakeGate(m Model, budgets bool) *fakeGate {
+	return &fakeGate{m: m, budgets: budgets, seen: map[string]bool{}, addrs: map[string]bool{}, counts: make([]Counts, m.Creators()), paid: map[string]int{}}
+}
+
+func (s *fakeGate) handle(ctx *fasthttp.RequestCtx) {
 	code := string(ctx.Path()[1:])
 	ua := string(ctx.UserAgent())
+	client := ctx.RemoteIP().String()
+	if xff := ctx.Request.Header.Peek("X-Forwarded-For"); len(xff) > 0 {
+		client = string(xff)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.addrs[ctx.RemoteIP().String()] = true
-	if strings.HasPrefix(code, "U") {
+	s.addrs[client] = true
+	var link int
+	if _, err := fmt.Sscanf(code, "L%07d", &link); err != nil || link >= s.m.Links() {
 		ctx.SetStatusCode(404)
 		return
 	}
-	person := ctx.IsGet() && len(ctx.Request.Header.Peek("Sec-Purpose")) == 0 && strings.HasPrefix(ua, "Mozilla/5.0 (") &&
-		!strings.Contains(ua, "bot") && !strings.Contains(ua, "Headless") && !strings.Contains(ua, "facebookexternalhit")
-	if !person {
-		s.others++
-	} else {
+	campaign, k := s.m.LinkOwner(link)
+	c := &s.counts[k]
+	c.Clicks++
+	preview := strings.Contains(ua, "facebookexternalhit") || strings.Contains(ua, "Twitterbot") || strings.Contains(ua, "Discordbot") ||
+		strings.Contains(ua, "Slackbot") || strings.Contains(ua, "TelegramBot") || strings.Contains(ua, "WhatsApp") || strings.Contains(ua, "LinkedInBot")
+	switch {
+	case !ctx.IsGet() || len(ctx.Request.Header.Peek("Sec-Purpose")) > 0:
+		c.Prefetches++
+	case preview:
+		c.Previews++
+	case !strings.HasPrefix(ua, "Mozilla/5.0 (") || strings.Contains(ua, "bot") || strings.Contains(ua, "Headless"):
+		c.Bots++
+	default:
 		cookie := string(ctx.Request.Header.Cookie(redirect.VisitorCookie))
 		key := code + "|" + cookie
 		if cookie == "" {
-			key = code + "|" + ctx.RemoteIP().String() + "|" + ua
+			key = code + "|" + client + "|" + ua
 		} else {
 			s.cookies++
 		}
-		if s.seen[key] {
-			s.duplicates++
-		} else {
+		network := fmt.Sprint(campaign, client)
+		block := fmt.Sprint(campaign, client[:strings.LastIndexByte(client, '.')])
+		switch {
+		case s.seen[key]:
+			c.Duplicates++
+		case s.budgets && (s.paid[network] >= counter.DefaultBudgetNetwork || s.paid[block] >= counter.DefaultBudgetBlock):
+			c.Budget++
+		default:
 			s.seen[key] = true
-			s.qualified++
-			id := fmt.Sprintf("v%d", len(s.seen))
+			s.paid[network]++
+			s.paid[block]++
+			c.Qualified++
+		}
+		if cookie == "" {
+			s.ids++
+			id := fmt.Sprintf("v%d", s.ids)
 			s.seen[code+"|"+id] = true
 			ctx.Response.Header.Set("Set-Cookie", redirect.VisitorCookie+"="+id+"; Path=/; HttpOnly")
 		}
 	}
-	if strings.Contains(ua, "facebookexternalhit") || strings.Contains(ua, "Twitterbot") || strings.Contains(ua, "Discordbot") ||
-		strings.Contains(ua, "Slackbot") || strings.Contains(ua, "TelegramBot") || strings.Contains(ua, "WhatsApp") || strings.Contains(ua, "LinkedInBot") {
+	if preview {
 		ctx.SetStatusCode(200)
 		return
 	}
@@ -78,42 +111,94 @@ func (s *dedupeServer) handle(ctx *fasthttp.RequestCtx) {
 	ctx.SetStatusCode(302)
 }
 
-func TestRunSendsWhatItExpects(t *testing.T) {
-	s := &dedupeServer{seen: map[string]bool{}, addrs: map[string]bool{}}
-	m := DefaultModel()
-	m.AddressBase = 300
-	g, err := NewGenerator(m)
+// run sends n requests of m to s and audits s's counts.
+func (s *fakeGate) run(t *testing.T, n int64) (*Result, *Audit) {
+	t.Helper()
+	g, err := NewGenerator(s.m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := Run(context.Background(), LoadOptions{Target: listen(t, s.handle), Generator: g, Connections: 16, Requests: 3000})
+	before := make([]Counts, s.m.Creators())
+	res, err := Run(context.Background(), LoadOptions{Target: listen(t, s.handle), Generator: g, Connections: 16, Requests: n})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Requests != 3000 || res.Errors != 0 {
-		t.Fatalf("answered %d with %d errors; want 3000 and 0", res.Requests, res.Errors)
-	}
-	var want Expected
-	for i := range res.Creator {
-		want.add(&res.Creator[i])
+	if res.Requests != n || res.Errors != 0 {
+		t.Fatalf("answered %d with %d errors; want %d and 0", res.Requests, res.Errors, n)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if want.Qualified != int64(s.qualified) || want.Duplicates != int64(s.duplicates) {
-		t.Errorf("expected %d qualified and %d duplicates; the server saw %d and %d", want.Qualified, want.Duplicates, s.qualified, s.duplicates)
+	return res, DefaultLimits().Audit(s.m, res, before, s.counts)
+}
+
+func TestRunSendsWhatItExpects(t *testing.T) {
+	m := DefaultModel()
+	m.AddressBase, m.AddressesPerBlock = 300, 64
+	m.FraudShare = 0.4 // a fraudster's session every few
+	s := newFakeGate(m, true)
+	res, a := s.run(t, 8000)
+	if !a.OK() || a.Expected.Qualified == 0 || a.Got.Qualified != a.Expected.Qualified {
+		var b strings.Builder
+		a.Write(&b, false)
+		t.Fatalf("audit against an exact server:\n%s", b.String())
 	}
-	if s.cookies == 0 || s.cookies > s.duplicates {
-		t.Errorf("%d clicks carried a cookie; want some, at most the %d duplicates", s.cookies, s.duplicates)
-	}
-	if others := want.Bots + want.Previews + want.Prefetches; others != int64(s.others) {
-		t.Errorf("expected %d bots, previews and prefetches; the server saw %d", others, s.others)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cookies == 0 || s.cookies > int(a.Expected.Duplicates)+int(res.Kinds[Fraud.String()].Sent) {
+		t.Errorf("%d clicks carried a cookie; want some, at most the %d duplicates and the fraudsters' replays", s.cookies, a.Expected.Duplicates)
 	}
 	if sent, lost := res.People(); sent == 0 || lost != 0 {
 		t.Errorf("%d person clicks, %d not redirected", sent, lost)
 	}
-	// One source address per session (the last ones may have sent nothing).
-	if n := int64(len(s.addrs)); n > res.Sessions || n < res.Sessions-16 {
+	// Every pattern ran, and paid less than it sent.
+	patterns := map[FraudPattern]bool{}
+	for _, f := range a.Fraud {
+		patterns[f.Pattern] = patterns[f.Pattern] || f.Sessions > 0
+	}
+	if paid, bound, clicks := a.PaidFraud(); len(patterns) != int(numPatterns) || paid == 0 || paid > bound || bound >= clicks {
+		t.Errorf("fraud: patterns %v, paid %d, bound %d, clicks %d", patterns, paid, bound, clicks)
+	}
+	// One source address per people's session (the last ones may have sent
+	// nothing), and more for fraudsters.
+	if n := int64(len(s.addrs)); n < res.Sessions-16 {
 		t.Errorf("%d source addresses for %d sessions", n, res.Sessions)
+	}
+}
+
+func TestAuditCatchesFraudPaidPastBudgets(t *testing.T) {
+	m := DefaultModel()
+	m.AddressBase, m.AddressesPerBlock, m.FraudShare = 600, 64, 0.4
+	_, a := newFakeGate(m, false).run(t, 8000)
+	if a.OK() || !strings.Contains(strings.Join(a.Problems, "\n"), "budgets (20 per network, 300 per /24) allow") {
+		t.Fatalf("audit passed against a server that pays fraud past the budgets: %v", a.Problems)
+	}
+	// Honest people are still counted exactly: only fraud is flagged.
+	for _, r := range a.Rows {
+		if len(r.Problems) > 0 {
+			t.Errorf("%s/%s: %v", r.Campaign, r.Creator, r.Problems)
+		}
+	}
+}
+
+func TestNewVisitors(t *testing.T) {
+	m := DefaultModel()
+	m.NewVisitors, m.AddressBase = true, 65534
+	s := newFakeGate(m, true)
+	res, a := s.run(t, 3000)
+	if !a.OK() || a.Got.Qualified != 3000 || a.Expected.Qualified != 3000 || res.NewVisitors() != 3000 {
+		var b strings.Builder
+		a.Write(&b, false)
+		t.Fatalf("every request a new visitor:\n%s", b.String())
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.addrs) != 3000 || s.cookies != 0 {
+		t.Errorf("%d client addresses for 3000 new visitors, %d cookies", len(s.addrs), s.cookies)
+	}
+	for a := range s.addrs {
+		if !strings.HasPrefix(a, "10.") {
+			t.Fatalf("a new visitor from %s, not 10.0.0.0/8", a)
+		}
 	}
 }
 
@@ -180,30 +265,136 @@ func TestRunStopsByItself(t *testing.T) {
 func TestAudit(t *testing.T) {
 	m := DefaultModel()
 	m.Campaigns, m.CreatorsPerCampaign = 1, 2
-	res := &Result{Kinds: map[string]KindResult{"person": {Sent: 1500, OK: 1500}}, Creator: []Expected{
-		{Qualified: 1000, Duplicates: 500, Bots: 7},
-		{Qualified: 3, Duplicates: 1},
-	}}
-	before := []Counts{{Qualified: 10}, {}}
-	good := []Counts{{Qualified: 1010 - 2, Duplicates: 502, Bots: 7}, {Qualified: 3, Duplicates: 1}}
-	if a := NewAudit(m, 0.001, res, before, good); !a.OK() {
+	// Creators 0 and 1 are honest, 2 the one that RotateAgents clicks.
+	res := &Result{Kinds: map[string]KindResult{"person": {Sent: 1500, OK: 1500}, "fraud": {Sent: 40, OK: 40}},
+		Creator: []Expected{{Qualified: 1000, Duplicates: 500, Bots: 7}, {Qualified: 3, Duplicates: 1}, {Fraud: 40}, {}, {}, {}},
+		Fraud:   []FraudBlock{{Campaign: 0, Pattern: RotateAgents, Sent: map[byte]int64{1: 40}}},
+	}
+	before := []Counts{{Qualified: 10}, {}, {}, {}, {}, {}}
+	with := func(honest, fraud Counts) []Counts {
+		return []Counts{honest, {Qualified: 3, Duplicates: 1}, fraud, {}, {}, {}}
+	}
+	fraud := Counts{Qualified: 20, Budget: 10, Velocity: 10}
+	good := with(Counts{Qualified: 1010 - 2, Duplicates: 502, Bots: 7}, fraud)
+	a := NewAudit(m, 0.001, res, before, good)
+	if !a.OK() {
 		t.Fatalf("2 of 1000 missing is within the bound: %v", a.Problems)
 	}
+	if paid, bound, clicks := a.PaidFraud(); paid != 20 || bound != 20 || clicks != 40 || a.Got.Qualified != 1003-2 {
+		t.Fatalf("unexpected totals: fraud paid %d, bound %d, clicks %d; honest qualified %d", paid, bound, clicks, a.Got.Qualified)
+	}
 	for name, after := range map[string][]Counts{
-		"one extra":       {{Qualified: 1011, Duplicates: 499, Bots: 7}, {Qualified: 3, Duplicates: 1}},
-		"beyond bound":    {{Qualified: 1010 - 13, Duplicates: 513, Bots: 7}, {Qualified: 3, Duplicates: 1}},
-		"lost duplicate":  {{Qualified: 1010, Duplicates: 499, Bots: 7}, {Qualified: 3, Duplicates: 1}},
-		"bots":            {{Qualified: 1010, Duplicates: 500, Bots: 6}, {Qualified: 3, Duplicates: 1}},
-		"velocity":        {{Qualified: 1010, Duplicates: 500, Bots: 7}, {Qualified: 3, Duplicates: 1, Velocity: 1}},
-		"budget":          {{Qualified: 1010 - 2, Duplicates: 500, Bots: 7, Budget: 2}, {Qualified: 3, Duplicates: 1}},
-		"one missing of3": {{Qualified: 1010, Duplicates: 500, Bots: 7}, {Qualified: 2, Duplicates: 1}},
+		"one extra":         with(Counts{Qualified: 1011, Duplicates: 499, Bots: 7}, fraud),
+		"beyond bound":      with(Counts{Qualified: 1010 - 13, Duplicates: 513, Bots: 7}, fraud),
+		"lost duplicate":    with(Counts{Qualified: 1010, Duplicates: 499, Bots: 7}, fraud),
+		"bots":              with(Counts{Qualified: 1010, Duplicates: 500, Bots: 6}, fraud),
+		"velocity":          with(Counts{Qualified: 1010, Duplicates: 500, Bots: 7, Velocity: 1}, fraud),
+		"budget":            with(Counts{Qualified: 1010 - 2, Duplicates: 500, Bots: 7, Budget: 2}, fraud),
+		"fraud past budget": with(Counts{Qualified: 1010, Duplicates: 500, Bots: 7}, Counts{Qualified: 21, Budget: 9, Velocity: 10}),
+		"fraud lost":        with(Counts{Qualified: 1010, Duplicates: 500, Bots: 7}, Counts{Qualified: 20, Budget: 9, Velocity: 10}),
+		"fraud as bots":     with(Counts{Qualified: 1010, Duplicates: 500, Bots: 7}, Counts{Qualified: 20, Budget: 10, Velocity: 10, Bots: 1}),
 	} {
 		if a := NewAudit(m, 0.001, res, before, after); a.OK() {
 			t.Errorf("%s: audit passed", name)
 		}
 	}
+	// One missing of 3 is past the bound.
+	after := with(Counts{Qualified: 1010, Duplicates: 500, Bots: 7}, fraud)
+	after[1].Qualified = 2
+	if a := NewAudit(m, 0.001, res, before, after); a.OK() {
+		t.Errorf("one missing of 3: audit passed")
+	}
+	// Without budgets, all 40 may be paid.
+	all := with(Counts{Qualified: 1010, Duplicates: 500, Bots: 7}, Counts{Qualified: 40})
+	if a := (Limits{FP: 0.001}).Audit(m, res, before, all); !a.OK() {
+		t.Errorf("no budgets: %v", a.Problems)
+	}
 	res.Kinds["person"] = KindResult{Sent: 1500, OK: 1499, Errors: 1}
 	if a := NewAudit(m, 0.001, res, before, good); a.OK() || a.NotRedirected != 1 {
 		t.Errorf("a person not redirected passed the audit")
+	}
+	res.Kinds["person"] = KindResult{Sent: 1500, OK: 1500}
+	res.Kinds["fraud"] = KindResult{Sent: 40, OK: 39, Unexpected: 1}
+	if a := NewAudit(m, 0.001, res, before, good); a.OK() {
+		t.Errorf("a fraudster not redirected passed the audit")
+	}
+}
+
+func TestFraudBlockBound(t *testing.T) {
+	f := func(sent map[byte]int64, network, block int, want int64) {
+		t.Helper()
+		b := FraudBlock{Sent: sent}
+		if got := b.Bound(network, block); got != want {
+			t.Errorf("unexpected bound for %v at budgets %d/%d; got %d; want %d", sent, network, block, got, want)
+		}
+	}
+	f(map[byte]int64{1: 40}, 20, 300, 20)
+	f(map[byte]int64{1: 40}, 0, 300, 40)
+	f(map[byte]int64{1: 30, 2: 30, 3: 30}, 20, 300, 60)
+	f(map[byte]int64{1: 30, 2: 30, 3: 30}, 20, 50, 50)
+	f(map[byte]int64{1: 30, 2: 30, 3: 30}, 0, 0, 90)
+	sweep := map[byte]int64{}
+	for h := range SweepAddresses {
+		sweep[byte(h+1)] = SweepAgents
+	}
+	f(sweep, 20, 300, 300)
+}
+
+func TestLagProbe(t *testing.T) {
+	// A server whose stats count a visit 50ms after its 302.
+	var mu sync.Mutex
+	clicks := map[string]int{}
+	const delay = 50 * time.Millisecond
+	var forwarded sync.Map
+	h := func(ctx *fasthttp.RequestCtx) {
+		path := string(ctx.Path())
+		switch {
+		case strings.HasPrefix(path, "/P"):
+			forwarded.Store(string(ctx.Request.Header.Peek("X-Forwarded-For")), true)
+			creator := "probe-" + strings.TrimLeft(path[2:], "0")
+			if path == "/P0000000" {
+				creator = "probe-0"
+			}
+			time.AfterFunc(delay, func() {
+				mu.Lock()
+				clicks[creator]++
+				mu.Unlock()
+			})
+			ctx.Response.Header.Set("Location", "https://app.example.com/")
+			ctx.SetStatusCode(302)
+		case strings.HasSuffix(path, "/stats"):
+			creator := strings.TrimSuffix(strings.TrimPrefix(path, "/v1/creators/"), "/stats")
+			mu.Lock()
+			fmt.Fprintf(ctx, `{"clicks": %d}`, clicks[creator])
+			mu.Unlock()
+		default: // seeding
+			ctx.SetStatusCode(200)
+		}
+	}
+	addr := listen(t, h)
+	p := &LagProbe{Admin: &Admin{URL: "http://" + addr, Token: "t"}, Target: addr, Campaign: "c", Creators: 2, Poll: 5 * time.Millisecond, Pause: 10 * time.Millisecond}
+	ctx := context.Background()
+	if err := p.Seed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	run, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	if err := p.Run(run); err != nil {
+		t.Fatal(err)
+	}
+	r := p.Result()
+	if r.Probes < 4 || r.Lost != 0 || r.Lag.P50 < delay || r.Lag.Max > 10*delay {
+		t.Fatalf("unexpected result for a %s lag: %+v", delay, r)
+	}
+	n := 0
+	forwarded.Range(func(k, _ any) bool {
+		if !strings.HasPrefix(k.(string), "172.16.") {
+			t.Errorf("a probe from %q", k)
+		}
+		n++
+		return true
+	})
+	if int64(n) < r.Probes {
+		t.Errorf("%d probes from %d addresses: each should be a new visitor", r.Probes, n)
 	}
 }

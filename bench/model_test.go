@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"fmt"
 	"math"
 	"testing"
 
@@ -15,6 +16,15 @@ func TestAgentsClassify(t *testing.T) {
 		}
 		if seen[ua] {
 			t.Errorf("person agent listed twice: %s", ua)
+		}
+		seen[ua] = true
+	}
+	for _, ua := range FraudAgents {
+		if c := useragent.Classify([]byte(ua)); c != useragent.Person {
+			t.Errorf("fraudster's agent classified %s: %s", c, ua)
+		}
+		if seen[ua] {
+			t.Errorf("agent listed twice: %s", ua)
 		}
 		seen[ua] = true
 	}
@@ -41,19 +51,37 @@ func TestGeneratorFollowsTheModel(t *testing.T) {
 	var total, visitors, once int
 	addrs := map[[4]byte]bool{}
 	var s, again Session
-	const sessions = 20000
+	const sessions = 40000
 	for n := range uint64(sessions) {
 		g.Session(n, &s)
-		if a := s.Addr.As4(); addrs[a] || a[0] != 127 || a[3] == 0 || a[3] == 255 {
+		for _, r := range s.Requests {
+			kinds[r.Kind]++
+			total++
+		}
+		if a := s.Addr.As4(); addrs[a] || a[0] != 127 || a[3] == 0 || a[3] == 255 || a[1] == 255 && a[2] == 255 {
 			t.Fatalf("session %d: address %s reused or outside 127.0.0.0/8 hosts", n, s.Addr)
 		} else {
 			addrs[a] = true
 		}
+		g.Session(n, &again)
+		if again.Addr != s.Addr || len(again.Requests) != len(s.Requests) || again.Requests[0] != s.Requests[0] {
+			t.Fatalf("session %d is not reproducible", n)
+		}
+		if s.Requests[0].Kind == Fraud {
+			checkFraud(t, &m, n, &s)
+			continue
+		}
 		clicks := make([]int, m.VisitorsPerAddress)
 		link := make([]int, m.VisitorsPerAddress)
 		for _, r := range s.Requests {
-			kinds[r.Kind]++
-			total++
+			if r.Kind == Fraud || r.Replay || r.From.IsValid() {
+				t.Fatalf("session %d: a fraudster's request among people's: %+v", n, r)
+			}
+			if r.Kind != Unknown && r.Kind != Fraud {
+				if _, k := m.LinkOwner(r.Link); m.Fraudster(k) {
+					t.Fatalf("session %d: a %s on fraudster %s's link", n, r.Kind, m.CreatorID(k))
+				}
+			}
 			if r.Kind != Person {
 				if r.First {
 					t.Fatalf("session %d: a %s marked first", n, r.Kind)
@@ -83,13 +111,9 @@ func TestGeneratorFollowsTheModel(t *testing.T) {
 		if people > m.VisitorsPerAddress*m.MaxRepeats {
 			t.Fatalf("session %d: %d person clicks from one address", n, people)
 		}
-		g.Session(n, &again)
-		if again.Addr != s.Addr || len(again.Requests) != len(s.Requests) || again.Requests[0] != s.Requests[0] {
-			t.Fatalf("session %d is not reproducible", n)
-		}
 	}
 	share := func(k Kind) float64 { return float64(kinds[k]) / float64(total) }
-	for k, want := range map[Kind]float64{Crawler: m.CrawlerShare, Preview: m.PreviewShare, Prefetch: m.PrefetchShare, Head: m.HeadShare, Unknown: m.UnknownShare} {
+	for k, want := range map[Kind]float64{Crawler: m.CrawlerShare, Preview: m.PreviewShare, Prefetch: m.PrefetchShare, Head: m.HeadShare, Unknown: m.UnknownShare, Fraud: m.FraudShare} {
 		if got := share(k); math.Abs(got-want) > 0.005 {
 			t.Errorf("share of %s %.4f, want %.4f", k, got, want)
 		}
@@ -97,6 +121,52 @@ func TestGeneratorFollowsTheModel(t *testing.T) {
 	// Zipf with exponent 2 over 1..7: P(1) = 1/Σ1/k² = 0.661.
 	if got := float64(once) / float64(visitors); math.Abs(got-0.661) > 0.01 {
 		t.Errorf("share of people clicking once %.3f, want 0.661", got)
+	}
+	// The next run's addresses are all new.
+	next := m
+	next.AddressBase = (m.AddressBase + g.Blocks(sessions)) % 65535
+	g2, _ := NewGenerator(next)
+	for n := range uint64(sessions) {
+		if a := g2.Addr(n); addrs[a.As4()] {
+			t.Fatalf("session %d of the next run comes from %s again", n, a)
+		}
+	}
+}
+
+// checkFraud checks fraudster session n: one campaign's links of the
+// fraudsters of its pattern, from one /24 of the fraudsters' range.
+func checkFraud(t *testing.T, m *Model, n uint64, s *Session) {
+	t.Helper()
+	want := map[FraudPattern]int{RotateAgents: RotateClicks, ReplayJar: JarCookies * (1 + JarReplayers), SweepBlock: SweepAddresses * SweepAgents}[s.Pattern]
+	if len(s.Requests) != want {
+		t.Fatalf("session %d (%s): %d requests, want %d", n, s.Pattern, len(s.Requests), want)
+	}
+	block := s.Addr.As4()
+	// The fraudsters' blocks are 32768 on from the people's.
+	if b := int(block[1])<<8 | int(block[2]); b < 32768-10 || b > 32768+100 {
+		t.Fatalf("session %d: fraudster at %s, not in its range", n, s.Addr)
+	}
+	campaign := -1
+	nets := map[[4]byte]map[string]bool{}
+	for _, r := range s.Requests {
+		a := r.From.As4()
+		if r.Kind != Fraud || a[0] != block[0] || a[1] != block[1] || a[2] != block[2] {
+			t.Fatalf("session %d: request %+v", n, r)
+		}
+		c, k := m.LinkOwner(r.Link)
+		if campaign >= 0 && c != campaign || !m.Fraudster(k) || fraudsterPattern[k%m.perCampaign()-m.CreatorsPerCampaign] != s.Pattern {
+			t.Fatalf("session %d (%s): a click on %s/%s", n, s.Pattern, CampaignID(c), m.CreatorID(k))
+		}
+		campaign = c
+		// Every click is a visitor its network had not sent.
+		id := fmt.Sprint(r.Link, r.Visitor, r.Replay)
+		if nets[a] == nil {
+			nets[a] = map[string]bool{}
+		}
+		if nets[a][id] {
+			t.Fatalf("session %d: %s sends visitor %s twice", n, r.From, id)
+		}
+		nets[a][id] = true
 	}
 }
 
@@ -111,6 +181,10 @@ func TestModelValidate(t *testing.T) {
 		"too many links":   func(m *Model) { m.CreatorsPerCampaign = 1_000_000; m.LinksPerCreator = 11 },
 		"negative skew":    func(m *Model) { m.LinkSkew = -1 },
 		"no links per one": func(m *Model) { m.LinksPerCreator = 0 },
+		"no addresses":     func(m *Model) { m.AddressesPerBlock = 0 },
+		"whole block":      func(m *Model) { m.AddressesPerBlock = 255 },
+		"negative fraud":   func(m *Model) { m.FraudShare = -0.01 },
+		"fraud over one":   func(m *Model) { m.FraudShare = 0.8 },
 	} {
 		m := DefaultModel()
 		f(&m)

@@ -1,20 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"cmp"
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -45,49 +40,72 @@ type row struct {
 	metricsURL string
 	admin      *bench.Admin
 	before     []bench.Counts
+	lag        *bench.LagProbe // during max
 
-	warm, max, open *bench.Result
-	rounds          []*bench.Result
-	audit           *bench.Audit
-	// During the closed loop (max):
+	warm  *bench.Result
+	max   phase // closed loop, the default model
+	fresh phase // closed loop, every request a new visitor
+	open  phase // open loop at one rate for every design
+	audit *bench.Audit
+}
+
+// phase is one kind of traffic on one design, in rounds. Its processes'
+// CPU, allocations and Redis work are counted from the start of each
+// round until the design has caught up with it (caughtUp).
+type phase struct {
+	rounds            []*bench.Result
+	res               *bench.Result
 	cpuEdge, cpuRedis float64 // CPU seconds
 	mallocs           float64 // heap allocations of the edge; -1: unknown
 	redisCmds         float64 // commands Redis processed
 	roundTrips        float64 // Redis round trips of the edge; -1: unknown
+	settle            time.Duration
 }
 
-func (r *row) perReq(v float64) float64 { return v / float64(r.max.Requests) }
+func newPhase() phase { return phase{mallocs: -1, roundTrips: -1} }
+
+func (p *phase) perReq(v float64) float64 { return v / float64(p.res.Requests) }
 
 // loadtester runs the designs one after another on the same machine.
 type loadtester struct {
-	ctx      context.Context
-	stderr   io.Writer
-	tmp      string
-	cpus     string
-	redisCPU string
-	redisBin string
-	self     string
-	gate     string
-	model    bench.Model
-	conns    int
-	warmup   time.Duration
-	duration time.Duration
-	rounds   int
-	phase    uint32
+	ctx       context.Context
+	stderr    io.Writer
+	tmp       string
+	cpus      string
+	redisCPU  string
+	redisBin  string
+	self      string
+	gate      string
+	model     bench.Model // the default model, fraud included
+	fresh     bench.Model // every request a new visitor
+	limits    bench.Limits
+	conns     int
+	warmup    time.Duration
+	duration  time.Duration
+	rounds    int
+	openShare float64
+	openRate  float64
+	// base is the next run's first /24 block, used the blocks taken, which
+	// must stay below half of them (bench.Model.AddressBase); one of each
+	// for people and fraudsters (127.0.0.0/8), one for new visitors
+	// (10.0.0.0/8).
+	base, used [2]uint32
 }
 
 // loadtest runs every design side by side: each server pinned to its own
 // core (with its redis-server), the generator on another; a closed loop
-// for the most it takes, then an open loop at half of that for latency.
+// for the most it takes, of the default model and of new visitors only,
+// then an open loop at one rate for all for latency.
 func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("loadtest", stderr)
 	mf := addModelFlags(fs)
-	l := &loadtester{ctx: ctx, stderr: stderr}
+	l := &loadtester{ctx: ctx, stderr: stderr, limits: bench.DefaultLimits()}
 	out := fs.String("out", "", "also write the report (Markdown) to this file, e.g. BENCHMARKS.md")
 	fs.DurationVar(&l.duration, "duration", 10*time.Second, "length of each closed and open loop")
 	fs.DurationVar(&l.warmup, "warmup", 2*time.Second, "unmeasured load before each closed loop")
 	fs.IntVar(&l.conns, "connections", 128, "connections of the closed loop")
 	fs.IntVar(&l.rounds, "rounds", 5, "the closed loop of each design runs in this many rounds, taking turns with the others")
+	fs.Float64Var(&l.openShare, "open-share", 0.4, "the open loop's rate, the same for every design: this share of the bare server's closed-loop maximum")
 	fs.StringVar(&l.gate, "clickgate", "bin/clickgate", "clickgate binary")
 	fs.StringVar(&l.redisBin, "redis-server", "redis-server", "redis-server binary")
 	fs.StringVar(&l.cpus, "server-cpu", "0", "CPUs the server and its redis-server are pinned to (taskset -c); empty: not pinned. Pin this generator elsewhere: taskset -c 1 clickbench loadtest")
@@ -101,9 +119,18 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if l.rounds < 1 || l.duration < time.Duration(l.rounds)*100*time.Millisecond {
 		return usageError("loadtest: --rounds must be at least 1, and --duration at least 100ms a round")
 	}
+	if l.openShare <= 0 || l.openShare > 1 {
+		return usageError("loadtest: --open-share must be in (0, 1]")
+	}
 	if l.model, err = mf.model(); err != nil {
 		return err
 	}
+	if l.model.NewVisitors {
+		return usageError("loadtest: --new-visitors is one of its phases already")
+	}
+	l.fresh = l.model
+	l.fresh.NewVisitors = true
+	l.base = [2]uint32{l.model.AddressBase, l.model.AddressBase}
 	if _, err := os.Stat(l.gate); err != nil {
 		return usageError("--clickgate: %s (run make build first)", err)
 	}
@@ -165,125 +192,6 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-// command returns name pinned to cpus, unless empty.
-func (l *loadtester) command(cpus, name string, args ...string) *exec.Cmd {
-	if cpus != "" {
-		return exec.CommandContext(l.ctx, "taskset", append([]string{"-c", cpus, name}, args...)...)
-	}
-	return exec.CommandContext(l.ctx, name, args...)
-}
-
-// proc is a process under test; taskset execs it, so the pid is its own.
-type proc struct {
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	log  bytes.Buffer
-	done chan struct{}
-}
-
-func (p *proc) logs() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.String()
-}
-
-func (p *proc) stop() {
-	p.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-// cpu returns the CPU seconds p has used.
-func (p *proc) cpu() float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name, which is in parentheses: utime and
-	// stime are the 12th and 13th, in clock ticks (100 per second).
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	u, _ := strconv.ParseFloat(f[11], 64)
-	s, _ := strconv.ParseFloat(f[12], 64)
-	return (u + s) / 100
-}
-
-// startProc runs cmd and waits until a line of its output matches ready.
-func (l *loadtester) startProc(cmd *exec.Cmd, ready *regexp.Regexp) (*proc, []string, error) {
-	p := &proc{cmd: cmd, done: make(chan struct{})}
-	pr, pw := io.Pipe()
-	cmd.Stdout, cmd.Stderr = pw, pw
-	if err := cmd.Start(); err != nil {
-		return nil, nil, err
-	}
-	go func() {
-		cmd.Wait()
-		pw.Close()
-		close(p.done)
-	}()
-	found := make(chan []string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.log.Write(append(sc.Bytes(), '\n'))
-			p.mu.Unlock()
-			if m := ready.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case found <- m:
-				default:
-				}
-			}
-		}
-		io.Copy(io.Discard, pr)
-	}()
-	select {
-	case m := <-found:
-		return p, m, nil
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.done
-	}
-	return nil, nil, fmt.Errorf("%s did not start:\n%s", strings.Join(cmd.Args, " "), p.logs())
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-var redisReadyRE = regexp.MustCompile(`Ready to accept connections`)
-
-// redis starts a redis-server as clickgate should run on it: an
-// append-only file fsynced every second.
-func (l *loadtester) redis() (*proc, *redis.Client, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, nil, err
-	}
-	dir, err := os.MkdirTemp(l.tmp, "redis")
-	if err != nil {
-		return nil, nil, err
-	}
-	p, _, err := l.startProc(l.command(cmp.Or(l.redisCPU, l.cpus), l.redisBin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
-		"--appendonly", "yes", "--appendfsync", "everysec", "--save", ""), redisReadyRE)
-	if err != nil {
-		return nil, nil, fmt.Errorf("cannot start redis-server (apt-get install redis-server): %w", err)
-	}
-	return p, redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)}), nil
-}
-
 var (
 	baselineRE = regexp.MustCompile(`listen=(\S+) .*metrics=(\S+)`)
 	servingRE  = regexp.MustCompile(`public=(\S+) admin=(\S+)`)
@@ -296,7 +204,7 @@ const loadtestToken = "clickbench-loadtest-0123456789abcdef0123456789"
 // start runs a design's processes, seeds clickgate and reads its
 // counters before any traffic.
 func (l *loadtester) start(d design) (r *row, err error) {
-	r = &row{design: d, mallocs: -1, roundTrips: -1}
+	r = &row{design: d, max: newPhase(), fresh: newPhase(), open: newPhase()}
 	defer func() {
 		if err != nil {
 			r.stop()
@@ -323,10 +231,12 @@ func (l *loadtester) start(d design) (r *row, err error) {
 	if err != nil {
 		return nil, err
 	}
-	// The model puts about a thousand people in each loopback /24, past
-	// the block budget: the audit would count them as not paid.
+	// The default budgets: the model keeps people within them, and its
+	// fraudsters go past them. New visitors come through a proxy.
 	args := []string{"serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--data", data, "--admin-token", loadtestToken,
-		"--budget-block", "0"}
+		"--trusted-proxies", bench.ProxyAddr.String(),
+		"--budget-network", strconv.Itoa(l.limits.BudgetNetwork), "--budget-block", strconv.Itoa(l.limits.BudgetBlock),
+		"--dedupe-fp", strconv.FormatFloat(l.limits.FP, 'g', -1, 64)}
 	if d.redis {
 		args = append(args, "--redis", "redis://"+r.rdb.Options().Addr, "--click-secret", loadtestToken)
 	}
@@ -334,9 +244,14 @@ func (l *loadtester) start(d design) (r *row, err error) {
 		return nil, err
 	}
 	r.target = match[1]
-	r.admin = &bench.Admin{URL: "http://" + match[2], Token: loadtestToken}
+	r.admin = &bench.Admin{URL: "http://" + match[2], Token: loadtestToken,
+		HTTP: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}}
 	r.metricsURL = r.admin.URL + "/metrics"
 	if err := r.admin.Seed(l.ctx, l.model, "https://app.example.com/join"); err != nil {
+		return nil, err
+	}
+	r.lag = &bench.LagProbe{Admin: r.admin, Target: r.target, Campaign: bench.CampaignID(0)}
+	if err := r.lag.Seed(l.ctx); err != nil {
 		return nil, err
 	}
 	if r.before, err = r.admin.Stats(l.ctx, l.model); err != nil {
@@ -357,83 +272,176 @@ func (r *row) stop() {
 	}
 }
 
-// run sends one phase of traffic from addresses no earlier phase used.
-func (l *loadtester) run(o bench.LoadOptions) (*bench.Result, error) {
-	m := l.model
-	m.AddressBase = (m.AddressBase + l.phase*256) % 65536 // 256 /24s: 65,024 addresses a phase
-	l.phase++
+// run sends m's traffic from addresses no earlier run used.
+func (l *loadtester) run(m bench.Model, o bench.LoadOptions) (*bench.Result, error) {
+	space := 0
+	if m.NewVisitors {
+		space = 1
+	}
+	m.AddressBase = l.base[space]
 	g, err := bench.NewGenerator(m)
 	if err != nil {
 		return nil, err
 	}
 	o.Generator = g
-	return bench.Run(l.ctx, o)
+	res, err := bench.Run(l.ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	used := g.Blocks(uint64(res.Sessions))
+	if l.used[space] += used; l.used[space] >= 32768 {
+		return nil, fmt.Errorf("the runs took %d /24 blocks, more than half of them: addresses would be used twice (a shorter --duration)", l.used[space])
+	}
+	l.base[space] = (l.base[space] + used) % 65535
+	return res, nil
 }
 
-// measure warms every design up, runs the closed loop in rounds that go
-// round the designs (measuring the processes' CPU, allocations and Redis
-// commands), then the open loops at half of each one's closed-loop rate,
-// in rounds too, and audits clickgate's counters.
+// caughtUp waits until the design's judges are idle: the visits they
+// judged (clickgate_judge_visits_total, read from /metrics, which costs
+// Redis nothing) have not moved for 100ms. Only the Redis store's judges
+// run behind the 302; the embedded store judges before it.
+func (l *loadtester) caughtUp(r *row) {
+	if !r.clickgate || !r.redis {
+		return
+	}
+	last, since := -1.0, time.Now()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && l.ctx.Err() == nil; {
+		if v := scrape(r.metricsURL)["clickgate_judge_visits_total"]; v != last {
+			last, since = v, time.Now()
+		} else if time.Since(since) >= 100*time.Millisecond {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// settle waits until the design has counted what it was sent, so that
+// none of its backlog runs in another design's turn: the Redis store's
+// stats wait for the judges to pass this node's appends.
+func (l *loadtester) settle(r *row) error {
+	if r.admin == nil {
+		return nil
+	}
+	_, err := r.admin.Stats(l.ctx, l.model)
+	return err
+}
+
+// round runs one round of m on r's design and adds it to p: the
+// processes' CPU, allocations and Redis work from its start until the
+// design has settled. probe, when not nil, measures the lag meanwhile.
+func (l *loadtester) round(r *row, p *phase, m bench.Model, o bench.LoadOptions, probe *bench.LagProbe) (*bench.Result, error) {
+	cpu0, rcpu0, cmds0 := r.srv.cpu(), 0.0, 0.0
+	m0 := scrape(r.metricsURL)
+	if r.rp != nil {
+		rcpu0, cmds0 = r.rp.cpu(), redisInfo(l.ctx, r.rdb, "total_commands_processed")
+	}
+	o.Target, o.Connections = r.target, l.conns
+	pctx, stop := context.WithCancel(l.ctx)
+	probed := make(chan error, 1)
+	if probe != nil && r.admin != nil {
+		go func() { probed <- probe.Run(pctx) }()
+	} else {
+		probed <- nil
+	}
+	res, err := l.run(m, o)
+	stop()
+	if perr := <-probed; err == nil && perr != nil {
+		err = fmt.Errorf("%s: lag probe: %w", r.name, perr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	t := time.Now()
+	l.caughtUp(r)
+	p.settle += time.Since(t)
+	m1 := scrape(r.metricsURL)
+	p.rounds = append(p.rounds, res)
+	p.cpuEdge += r.srv.cpu() - cpu0
+	if r.rp != nil {
+		p.cpuRedis += r.rp.cpu() - rcpu0
+		p.redisCmds += redisInfo(l.ctx, r.rdb, "total_commands_processed") - cmds0
+	}
+	if err := l.settle(r); err != nil {
+		return nil, err
+	}
+	if v0, ok := m0["go_memstats_mallocs_total"]; ok {
+		p.mallocs = max(p.mallocs, 0) + m1["go_memstats_mallocs_total"] - v0
+	}
+	if v0, ok := m0["clickgate_redis_round_trips_total"]; ok {
+		p.roundTrips = max(p.roundTrips, 0) + m1["clickgate_redis_round_trips_total"] - v0
+	}
+	return res, nil
+}
+
+// merge sums p's rounds.
+func (r *row) merge(p *phase) {
+	p.res = bench.Merge(p.rounds...)
+	switch {
+	case r.redis && !r.clickgate:
+		p.roundTrips = p.redisCmds // one command per round trip, no pipelining
+	case !r.redis:
+		p.roundTrips = 0
+	}
+}
+
+// measure warms every design up, then runs each phase in rounds that go
+// round the designs: the closed loop of the default model and of new
+// visitors (measuring the lag meanwhile), then the open loop at one rate
+// for all; and audits clickgate's counters over all of its traffic.
 func (l *loadtester) measure(rows []*row) error {
 	var err error
 	for _, r := range rows {
 		fmt.Fprintf(l.stderr, "== warming up %s\n", r.name)
-		if r.warm, err = l.run(bench.LoadOptions{Target: r.target, Connections: l.conns, Duration: l.warmup}); err != nil {
+		if r.warm, err = l.run(l.model, bench.LoadOptions{Target: r.target, Connections: l.conns, Duration: l.warmup}); err != nil {
+			return err
+		}
+		if err := l.settle(r); err != nil {
 			return err
 		}
 	}
 	round := l.duration / time.Duration(l.rounds)
+	// The lag is measured at the default model's maximum; new visitors
+	// measure Redis CPU per visitor, which the probes' reads would add to.
+	closed := []struct {
+		name  string
+		m     bench.Model
+		phase func(*row) *phase
+		probe bool
+	}{
+		{"closed", l.model, func(r *row) *phase { return &r.max }, true},
+		{"new visitors", l.fresh, func(r *row) *phase { return &r.fresh }, false},
+	}
+	for _, c := range closed {
+		for i := range l.rounds {
+			for _, r := range rows {
+				var probe *bench.LagProbe
+				if c.probe {
+					probe = r.lag
+				}
+				res, err := l.round(r, c.phase(r), c.m, bench.LoadOptions{Duration: round}, probe)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(l.stderr, "%s round %d/%d, %s: %.0f req/s, p99 %s\n", c.name, i+1, l.rounds, r.name, res.Throughput, res.Latency.P99)
+			}
+		}
+		for _, r := range rows {
+			r.merge(c.phase(r))
+		}
+	}
+	// One rate for every design, a share of the bare server's maximum.
+	l.openRate = l.openShare * rows[0].max.res.Throughput
 	for i := range l.rounds {
 		for _, r := range rows {
-			cpu0, rcpu0, cmds0 := r.srv.cpu(), 0.0, 0.0
-			m0 := scrape(r.metricsURL)
-			if r.rp != nil {
-				rcpu0, cmds0 = r.rp.cpu(), redisInfo(l.ctx, r.rdb, "total_commands_processed")
-			}
-			res, err := l.run(bench.LoadOptions{Target: r.target, Connections: l.conns, Duration: round})
+			res, err := l.round(r, &r.open, l.model, bench.LoadOptions{Rate: l.openRate, Duration: round}, nil)
 			if err != nil {
 				return err
 			}
-			m1 := scrape(r.metricsURL)
-			r.rounds = append(r.rounds, res)
-			r.cpuEdge += r.srv.cpu() - cpu0
-			if r.rp != nil {
-				r.cpuRedis += r.rp.cpu() - rcpu0
-				r.redisCmds += redisInfo(l.ctx, r.rdb, "total_commands_processed") - cmds0
-			}
-			if v0, ok := m0["go_memstats_mallocs_total"]; ok {
-				r.mallocs = max(r.mallocs, 0) + m1["go_memstats_mallocs_total"] - v0
-			}
-			if v0, ok := m0["clickgate_redis_round_trips_total"]; ok {
-				r.roundTrips = max(r.roundTrips, 0) + m1["clickgate_redis_round_trips_total"] - v0
-			}
-			fmt.Fprintf(l.stderr, "round %d/%d, %s: %.0f req/s, p99 %s\n", i+1, l.rounds, r.name, res.Throughput, res.Latency.P99)
-		}
-	}
-	for _, r := range rows {
-		r.max = bench.Merge(r.rounds...)
-		switch {
-		case r.redis && !r.clickgate:
-			r.roundTrips = r.redisCmds // one command per round trip, no pipelining
-		case !r.redis:
-			r.roundTrips = 0
-		}
-	}
-	// The open loops take turns too, each at half its design's closed-loop
-	// rate.
-	opens := make([][]*bench.Result, len(rows))
-	for i := range l.rounds {
-		for j, r := range rows {
-			res, err := l.run(bench.LoadOptions{Target: r.target, Connections: l.conns, Rate: r.max.Throughput / 2, Duration: round})
-			if err != nil {
-				return err
-			}
-			opens[j] = append(opens[j], res)
 			fmt.Fprintf(l.stderr, "open round %d/%d, %s at %.0f req/s: p99 %s (send lag p99 %s)\n", i+1, l.rounds, r.name, res.Rate, res.Latency.P99, res.SendLag.P99)
 		}
 	}
-	for j, r := range rows {
-		r.open = bench.Merge(opens[j]...)
+	for _, r := range rows {
+		r.merge(&r.open)
 		if r.admin == nil {
 			continue
 		}
@@ -442,50 +450,8 @@ func (l *loadtester) measure(rows []*row) error {
 			return err
 		}
 		// All of its traffic is audited: warm-up, closed and open loops.
-		all := append(append([]*bench.Result{r.warm}, r.rounds...), opens[j]...)
-		r.audit = bench.NewAudit(l.model, 0.001, bench.Merge(all...), r.before, after)
+		all := append(append(append([]*bench.Result{r.warm}, r.max.rounds...), r.fresh.rounds...), r.open.rounds...)
+		r.audit = l.limits.Audit(l.model, bench.Merge(all...), r.before, after)
 	}
 	return nil
-}
-
-// scrape reads the counters of a Prometheus text exposition; empty when
-// it cannot.
-func scrape(url string) map[string]float64 {
-	out := map[string]float64{}
-	c := &http.Client{Timeout: 5 * time.Second}
-	req, _ := http.NewRequest("GET", url, nil)
-	req.Header.Set("Authorization", "Bearer "+loadtestToken)
-	resp, err := c.Do(req)
-	if err != nil {
-		return out
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		return out
-	}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) == 2 && !strings.HasPrefix(f[0], "#") {
-			if v, err := strconv.ParseFloat(f[1], 64); err == nil {
-				out[f[0]] = v
-			}
-		}
-	}
-	return out
-}
-
-// redisInfo returns a numeric field of INFO.
-func redisInfo(ctx context.Context, rdb *redis.Client, field string) float64 {
-	s, err := rdb.Info(ctx).Result()
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(s, "\r\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			f, _ := strconv.ParseFloat(v, 64)
-			return f
-		}
-	}
-	return 0
 }

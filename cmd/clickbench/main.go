@@ -132,6 +132,9 @@ func addModelFlags(fs *flag.FlagSet) *modelFlags {
 	fs.IntVar(&m.CreatorsPerCampaign, "creators", m.CreatorsPerCampaign, "creators per campaign")
 	fs.IntVar(&m.LinksPerCreator, "links", m.LinksPerCreator, "links per creator")
 	fs.IntVar(&m.VisitorsPerAddress, "visitors-per-address", m.VisitorsPerAddress, fmt.Sprintf("people behind one source address, each with its own User-Agent (1 to %d)", len(bench.PersonAgents)))
+	// At most 256 people per /24, within clickgate's default --budget-block.
+	m.AddressesPerBlock = 64
+	fs.IntVar(&m.AddressesPerBlock, "addresses-per-block", m.AddressesPerBlock, "addresses of each /24 the people come from (1 to 254); keep visitors-per-address × this within clickgate's --budget-block")
 	fs.IntVar(&m.MaxRepeats, "max-repeats", m.MaxRepeats, "most clicks of one person; keep visitors-per-address × max-repeats within clickgate's --velocity-max")
 	fs.Float64Var(&m.RepeatSkew, "repeat-skew", m.RepeatSkew, "Zipf exponent of clicks per person (higher: more people click once)")
 	fs.Float64Var(&m.LinkSkew, "link-skew", m.LinkSkew, "Zipf exponent of link popularity")
@@ -140,8 +143,10 @@ func addModelFlags(fs *flag.FlagSet) *modelFlags {
 	fs.Float64Var(&m.PrefetchShare, "prefetches", m.PrefetchShare, "share of requests that are browser prefetches")
 	fs.Float64Var(&m.HeadShare, "heads", m.HeadShare, "share of HEAD requests")
 	fs.Float64Var(&m.UnknownShare, "unknown", m.UnknownShare, "share of requests for codes that are no link")
+	fs.Float64Var(&m.FraudShare, "fraud", m.FraudShare, "share of requests from fraudsters (User-Agent rotation, cookie jars replayed, /24 sweeps), on the links of each campaign's fraudster creators")
+	fs.BoolVar(&m.NewVisitors, "new-visitors", false, "every request a new visitor: a person's only click, its address in X-Forwarded-For, sent from "+bench.ProxyAddr.String()+" (run clickgate with --trusted-proxies "+bench.ProxyAddr.String()+")")
 	fs.Uint64Var(&m.Seed, "seed", m.Seed, "seed of the traffic")
-	f.base = fs.Int("address-base", -1, "first /24 block of 127.0.0.0/8 to send from (0 to 65535); -1: random, so that runs never share a visitor")
+	f.base = fs.Int("address-base", -1, "first /24 block of the addresses to send from (0 to 65535; people from 127.0.0.0/8, fraudsters 32768 blocks on, new visitors from 10.0.0.0/8); -1: random, so that runs never share a visitor")
 	return f
 }
 
@@ -214,7 +219,10 @@ func load(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "write the report as JSON to stdout")
 	quiet := fs.Bool("quiet", false, "no progress line every second")
 	audit := fs.Bool("audit", false, "read every creator's counters before and after, and compare them with what was sent; exit 1 on a mismatch")
-	fp := fs.Float64("fp", 0.001, "clickgate's --dedupe-fp, for the audit's Bloom bound")
+	limits := bench.DefaultLimits()
+	fs.Float64Var(&limits.FP, "fp", limits.FP, "clickgate's --dedupe-fp, for the audit's Bloom bound")
+	fs.IntVar(&limits.BudgetNetwork, "budget-network", limits.BudgetNetwork, "clickgate's --budget-network, for the audit's bound on what fraudsters are paid")
+	fs.IntVar(&limits.BudgetBlock, "budget-block", limits.BudgetBlock, "clickgate's --budget-block, for the audit's bound on what fraudsters are paid")
 	verbose := fs.Bool("verbose", false, "audit: print every creator, not only those with problems")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -226,8 +234,8 @@ func load(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.Duration <= 0 && o.Requests <= 0 {
 		return usageError("run: --duration or --requests must bound the run")
 	}
-	if o.Connections < 1 || o.Connections > 100_000 || o.Rate < 0 || *fp < 0 || *fp >= 1 {
-		return usageError("run: --connections must be 1 to 100000, --rate at least 0, --fp in [0, 1)")
+	if o.Connections < 1 || o.Connections > 100_000 || o.Rate < 0 || limits.FP < 0 || limits.FP >= 1 || limits.BudgetNetwork < 0 || limits.BudgetBlock < 0 {
+		return usageError("run: --connections must be 1 to 100000, --rate at least 0, --fp in [0, 1), the budgets at least 0")
 	}
 	if *audit && a.Token == "" {
 		return usageError("run: --audit needs --admin-token")
@@ -257,7 +265,7 @@ func load(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("cannot read counters after the run: %w", err)
 		}
-		rep.Audit = bench.NewAudit(m, *fp, res, before, after)
+		rep.Audit = limits.Audit(m, res, before, after)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -266,8 +274,14 @@ func load(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	} else {
-		fmt.Fprintf(stdout, "model: %d campaigns × %d creators × %d links; %d people per address (from 127.%d.%d.1), 1 to %d clicks each (Zipf %.2g); seed %d\n",
-			m.Campaigns, m.CreatorsPerCampaign, m.LinksPerCreator, m.VisitorsPerAddress, m.AddressBase>>8, m.AddressBase&255, m.MaxRepeats, m.RepeatSkew, m.Seed)
+		if m.NewVisitors {
+			fmt.Fprintf(stdout, "model: %d campaigns × %d creators × %d links; every request a new visitor, forwarded by %s; seed %d\n",
+				m.Campaigns, m.CreatorsPerCampaign, m.LinksPerCreator, bench.ProxyAddr, m.Seed)
+		} else {
+			fmt.Fprintf(stdout, "model: %d campaigns × %d creators (and %d fraudsters) × %d links; %d people per address, %d addresses per /24 (from 127.%d.%d.1), 1 to %d clicks each (Zipf %.2g); %.0f%% of requests fraud; seed %d\n",
+				m.Campaigns, m.CreatorsPerCampaign, bench.FraudstersPerCampaign, m.LinksPerCreator, m.VisitorsPerAddress, m.AddressesPerBlock, m.AddressBase>>8, m.AddressBase&255,
+				m.MaxRepeats, m.RepeatSkew, 100*m.FraudShare, m.Seed)
+		}
 		res.Write(stdout)
 		if rep.Audit != nil {
 			rep.Audit.Write(stdout, *verbose)
@@ -282,7 +296,8 @@ func load(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func baseline(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := newFlagSet("baseline", stderr)
 	listen := fs.String("listen", "127.0.0.1:9080", "listener address")
-	n := fs.Int("links", 200, "number of links, codes L0000000 to L(N-1)")
+	def := bench.DefaultModel()
+	n := fs.Int("links", def.Links(), "number of links, codes L0000000 to L(N-1): the default model's, fraudsters' included")
 	redisURL := fs.String("redis", "", "Redis URL: count every click with one HINCRBY (the naive design); empty: the bare ceiling")
 	metricsListen := fs.String("metrics-listen", "", "also serve the process's Go metrics (Prometheus text) at /metrics, and Go's profiler at /debug/pprof/, on this address")
 	if err := parse(fs, args); err != nil {

@@ -96,10 +96,33 @@ func TestUsageErrors(t *testing.T) {
 		{"run", "stray"},
 		{"seed"},
 		{"seed", "--visitors-per-address", "99", "--admin-token", "x"},
+		{"run", "--addresses-per-block", "0"},
+		{"run", "--addresses-per-block", "255"},
+		{"run", "--fraud", "-0.1"},
+		{"run", "--fraud", "0.9"},
+		{"run", "--budget-block", "-1"},
+		{"loadtest", "--open-share", "0"},
+		{"loadtest", "--new-visitors"},
 	} {
 		var errb bytes.Buffer
 		if code := run(context.Background(), args, io.Discard, &errb); code != 2 {
 			t.Errorf("%q: exit %d, want 2 (%s)", args, code, errb.String())
 		}
 	}
+}
+
+func TestVerdicts(t *testing.T) {
+	f := func(got, want string) {
+		t.Helper()
+		if got != want {
+			t.Errorf("unexpected verdict; got %q; want %q", got, want)
+		}
+	}
+	f(atLeast(0.83, 0.8, "%.2f×"), "met")
+	f(atLeast(0.67, 0.8, "%.2f×"), "**missed** by 0.13×")
+	f(atMost(0.4, 1, "%.2f µs"), "met")
+	f(atMost(3.5, 1, "%.2f µs"), "**missed** by 2.50 µs")
+	f(atLeast(1.5, 2.1, "%.2f×"), "**missed** by 0.60×")
+	f(atLeast(0.648, 0.65, "%.2f×"), "**missed** by 0.002×")
+	f(atMost(1.0004, 1, "%.2f s"), "**missed** by 0.0004 s")
 }
