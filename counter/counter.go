@@ -138,7 +138,9 @@ type Store interface {
 	// was not committed, and the error then says why.
 	Commit(ctx context.Context, visits []Visit, out []Reason) error
 	// AddCounts adds counts that need no dedupe (visits found duplicate
-	// locally, uncounted visits, and later reasons).
+	// locally, uncounted visits, and later reasons). A call that fails
+	// added none of them, or its error is a *PartialAddError that says
+	// which it did not add.
 	AddCounts(ctx context.Context, counts []Count) error
 	// Stats returns the counters of one creator in one campaign, one entry
 	// per UTC day with any count, oldest first.
@@ -166,6 +168,20 @@ type Store interface {
 
 	Close() error
 }
+
+// PartialAddError is the error of an AddCounts that added some of its
+// counts (all those of some campaigns) before it failed: Left are the
+// counts it did not add.
+type PartialAddError struct {
+	Left []Count
+	Err  error
+}
+
+func (e *PartialAddError) Error() string {
+	return fmt.Sprintf("%s (%d counts left to add)", e.Err, len(e.Left))
+}
+
+func (e *PartialAddError) Unwrap() error { return e.Err }
 
 // Conversion is a new user of the app who came through a creator's link.
 type Conversion struct {

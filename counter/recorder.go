@@ -405,7 +405,9 @@ func (r *Recorder) flushTally(ctx context.Context) error {
 		return nil
 	}
 	err := r.o.Store.AddCounts(ctx, counts)
-	if err != nil {
+	if pe, ok := errors.AsType[*PartialAddError](err); ok {
+		r.tally.restore(pe.Left)
+	} else if err != nil {
 		r.tally.restore(counts)
 	}
 	return err

@@ -3,6 +3,7 @@ package counter_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -26,8 +27,11 @@ type faultyStore struct {
 	// others, and answers an error if it failed any.
 	failKey atomic.Pointer[counter.VisitorKey]
 	failed  atomic.Int64 // visits failed by failKey
-	mu      sync.Mutex
-	sent    map[counter.VisitorKey]int // visits sent per key
+	// partialAdd makes AddCounts add only its first count, and fail with
+	// the others left.
+	partialAdd atomic.Bool
+	mu         sync.Mutex
+	sent       map[counter.VisitorKey]int // visits sent per key
 }
 
 var errInjected = errors.New("injected failure")
@@ -73,6 +77,16 @@ func (s *faultyStore) Commit(ctx context.Context, v []counter.Visit, out []count
 		return errInjected
 	}
 	return err
+}
+
+func (s *faultyStore) AddCounts(ctx context.Context, c []counter.Count) error {
+	if len(c) > 1 && s.partialAdd.Load() {
+		if err := s.Store.AddCounts(ctx, c[:1]); err != nil {
+			return err
+		}
+		return &counter.PartialAddError{Left: slices.Clone(c[1:]), Err: errInjected}
+	}
+	return s.Store.AddCounts(ctx, c)
 }
 
 // sentOf returns how many times the visits of key were sent to the store.
@@ -273,5 +287,26 @@ func TestRecorderAlsoKey(t *testing.T) {
 	}
 	if got := totals(t, r); got[counter.Qualified] != 1 || got.Clicks() != 3 {
 		t.Fatalf("unexpected totals; got %+v; want qualified=1 clicks=3", got)
+	}
+}
+
+// TestRecorderPartialAdd: counts the store added before it failed are not
+// added again; the rest are, at the next flush.
+func TestRecorderPartialAdd(t *testing.T) {
+	s := &faultyStore{}
+	r := newRecorder(t, s, counter.RecorderOptions{FlushInterval: time.Hour})
+	defer r.Stop(context.Background())
+	d := counter.DayOf(time.Now())
+	for _, reason := range []counter.Reason{counter.Bot, counter.Preview, counter.Prefetch} {
+		r.Note("c1", "alice", d, reason)
+	}
+	s.partialAdd.Store(true)
+	if err := r.Flush(context.Background()); !errors.Is(err, errInjected) {
+		t.Fatalf("unexpected error of a flush the store took part of; got %v", err)
+	}
+	s.partialAdd.Store(false)
+	got := totals(t, r)
+	if got[counter.Bot] != 1 || got[counter.Preview] != 1 || got[counter.Prefetch] != 1 || got.Clicks() != 3 {
+		t.Fatalf("unexpected counts after a partial add and a flush; got %+v; want one of each", got)
 	}
 }

@@ -26,6 +26,7 @@ type storeFlags struct {
 	fp                  *float64
 	budget              *budgetFlags
 	partitions          *uint
+	cluster             *bool
 
 	// Set by serve: the Redis store then runs judges with this velocity
 	// rule (the embedded store's one edge applies it to every click).
@@ -42,6 +43,7 @@ func addStoreFlags(fs *flag.FlagSet) *storeFlags {
 		expected:   fs.Uint64("dedupe-expected", 1_000_000, "expected unique visitors per campaign per dedupe window (sizes the Bloom filters)"),
 		budget:     addBudgetFlags(fs),
 		fp:         fs.Float64("dedupe-fp", 0.001, "Bloom filter false-positive rate (a false positive is a visit wrongly counted as duplicate)"),
+		cluster:    fs.Bool("redis-cluster", false, "--redis is a Redis Cluster's seed nodes, redis://[user:pass@]host:port?addr=host2:port2&addr=host3:port3 (rediss:// for TLS)"),
 		partitions: fs.Uint("partitions", 1, "with --redis: partitions of each campaign's visit log, split by creator, each with its own judge and hash tag; a single Redis wants 1, a cluster enough to spread over its masters; every node must use the same"),
 	}
 }
@@ -81,11 +83,14 @@ func (f *storeFlags) open(ctx context.Context, log *slog.Logger) (counter.Store,
 	}
 	params.Keying = redirect.KeyingFingerprint(secret)
 	var store counter.Store
+	if *f.cluster && *f.redis == "" {
+		return nil, params, nil, usageError("--redis-cluster needs --redis, the cluster's seed nodes")
+	}
 	if *f.partitions < 1 || *f.partitions > 1024 {
 		return nil, params, nil, usageError("--partitions must be 1 to 1024")
 	}
 	if *f.redis != "" {
-		store, err = redisstore.Open(ctx, redisstore.Options{URL: *f.redis, Params: params, Partitions: uint32(*f.partitions),
+		store, err = redisstore.Open(ctx, redisstore.Options{URL: *f.redis, Cluster: *f.cluster, Params: params, Partitions: uint32(*f.partitions),
 			Judge: f.judge, VelocityMax: f.velocityMax, VelocityWindow: f.velocityWindow, Holder: holder(*f.data), Logger: log})
 	} else {
 		store, err = boltstore.Open(filepath.Join(*f.data, "store"), params)

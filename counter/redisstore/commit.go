@@ -185,28 +185,43 @@ func (s *Store) counterKey(campaign string, slot uint32, creator string) string 
 	return string(append(b, creator...))
 }
 
-// AddCounts adds counts to slot 0's counter hashes (any slot would do:
-// stats sum over slots), in one transaction, so that a failed call added
-// nothing and may be repeated.
+// AddCounts adds counts to slot 0's counter hashes of their campaign (any
+// slot would do: stats sum over slots), one transaction per campaign, in
+// the hash tag of its slot 0, so that a cluster takes it. A campaign's
+// counts are added whole or not at all; when some campaigns' were added
+// before a failure, the error is a *counter.PartialAddError with the
+// counts left to add.
 func (s *Store) AddCounts(ctx context.Context, counts []counter.Count) error {
-	tx := s.rdb.TxPipeline()
-	queued := 0
 	for i := range counts {
-		c := &counts[i]
-		if c.Reason >= counter.NumReasons {
+		if c := &counts[i]; c.Reason >= counter.NumReasons {
 			return fmt.Errorf("cannot add counts of %q/%q: unknown reason %d", c.Campaign, c.Creator, c.Reason)
 		}
-		if c.N == 0 {
-			continue
+	}
+	var campaigns []string
+	for i := range counts {
+		if counts[i].N != 0 && !slices.Contains(campaigns, counts[i].Campaign) {
+			campaigns = append(campaigns, counts[i].Campaign)
 		}
-		tx.HIncrBy(ctx, s.counterKey(c.Campaign, 0, c.Creator), c.Day.String()+":"+c.Reason.String(), c.N)
-		queued++
 	}
-	if queued == 0 {
-		return nil
-	}
-	if _, err := tx.Exec(ctx); err != nil {
-		return fmt.Errorf("cannot add %d counts: %w", queued, storeErr(err))
+	for ci, campaign := range campaigns {
+		tx := s.rdb.TxPipeline()
+		queued := 0
+		for i := range counts {
+			if c := &counts[i]; c.N != 0 && c.Campaign == campaign {
+				tx.HIncrBy(ctx, s.counterKey(c.Campaign, 0, c.Creator), c.Day.String()+":"+c.Reason.String(), c.N)
+				queued++
+			}
+		}
+		if _, err := tx.Exec(ctx); err != nil {
+			err = fmt.Errorf("cannot add %d counts of campaign %q: %w", queued, campaign, storeErr(err))
+			if ci == 0 {
+				return err
+			}
+			left := slices.DeleteFunc(slices.Clone(counts), func(c counter.Count) bool {
+				return slices.Index(campaigns, c.Campaign) < ci
+			})
+			return &counter.PartialAddError{Left: left, Err: err}
+		}
 	}
 	return nil
 }

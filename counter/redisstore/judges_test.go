@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -354,5 +355,41 @@ func TestStreamIDBefore(t *testing.T) {
 		if got := streamIDBefore(tc.a, tc.b); got != tc.want {
 			t.Errorf("streamIDBefore(%q, %q) = %v; want %v", tc.a, tc.b, got, tc.want)
 		}
+	}
+}
+
+// TestAddCountsPartial: counts are added one campaign at a time (a
+// campaign's counters share a hash tag; a cluster refuses a transaction
+// across tags). When a later campaign fails, the error says which counts
+// are left, and adding those again counts each once.
+func TestAddCountsPartial(t *testing.T) {
+	e := newEnv(t, Options{})
+	ctx := context.Background()
+	d := counter.DayOf(time.Now())
+	counts := []counter.Count{
+		{Campaign: "c1", Creator: "alice", Day: d, Reason: counter.Bot, N: 2},
+		{Campaign: "c2", Creator: "bob", Day: d, Reason: counter.Bot, N: 3},
+		{Campaign: "c1", Creator: "carol", Day: d, Reason: counter.Preview, N: 4},
+	}
+	// bob's counters are not a hash: the second campaign fails.
+	e.rdb.Set(ctx, "cg:{c2:0}:n:bob", "x", 0)
+	err := e.s.AddCounts(ctx, counts)
+	pe, ok := errors.AsType[*counter.PartialAddError](err)
+	if !ok || len(pe.Left) != 1 || pe.Left[0] != counts[1] {
+		t.Fatalf("unexpected error; got %v; want a PartialAddError leaving bob's counts", err)
+	}
+	e.rdb.Del(ctx, "cg:{c2:0}:n:bob")
+	if err := e.s.AddCounts(ctx, pe.Left); err != nil {
+		t.Fatalf("cannot add the counts left: %s", err)
+	}
+	for _, c := range counts {
+		if got := e.total(t, c.Campaign, c.Creator); got[c.Reason] != c.N || got.Clicks() != c.N {
+			t.Fatalf("unexpected counts of %s/%s; got %+v; want %d %v", c.Campaign, c.Creator, got, c.N, c.Reason)
+		}
+	}
+	// Failing in its first campaign, a call added nothing: a plain error.
+	e.rdb.Set(ctx, "cg:{c1:0}:n:alice", "x", 0)
+	if err := e.s.AddCounts(ctx, counts[:1]); err == nil || errors.As(err, new(*counter.PartialAddError)) {
+		t.Fatalf("unexpected error of a call that added nothing; got %v", err)
 	}
 }

@@ -85,6 +85,7 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -109,9 +110,15 @@ import (
 // Options configure a Store.
 type Options struct {
 	// URL is the server: redis://[user:pass@]host:port/db, or rediss:// for
-	// TLS, with optional go-redis query parameters (dial_timeout=3s, ...).
+	// TLS, with optional go-redis query parameters (dial_timeout=3s, ...);
+	// with Cluster, a cluster's seed nodes:
+	// redis://[user:pass@]host:port?addr=host2:port2&addr=host3:port3.
 	// Required.
 	URL string
+	// Cluster makes URL a Redis Cluster's. Every key the store writes in
+	// one operation shares a hash tag: the catalog's, a campaign's
+	// signups', or one partition's.
+	Cluster bool
 	// Params are the dedupe parameters. The first store to open a Redis
 	// database records them; opening it with other parameters fails with
 	// counter.ErrParamsMismatch.
@@ -160,7 +167,8 @@ type Options struct {
 
 // Store is a counter.Store on Redis. It is safe for concurrent use.
 type Store struct {
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
+	addr   string // of the server, or the cluster's seeds
 	params counter.DedupeParams
 	prefix string
 
@@ -209,27 +217,13 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err := jp.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid judge parameters: %w", err)
 	}
-	ro, err := redis.ParseURL(o.URL)
+	rdb, addr, err := newClient(o)
 	if err != nil {
-		// The URL may hold a password: quote it redacted.
-		return nil, fmt.Errorf("cannot parse redis URL %q: %w", redactURL(o.URL), unwrapURLError(err))
-	}
-	// A retried write may have run already: a retried commit would turn a
-	// qualified visit into a duplicate and a retried HINCRBY would add
-	// twice. Commit retries only what certainly did not run.
-	ro.MaxRetries = -1
-	ro.ContextTimeoutEnabled = true
-	if o.DialTimeout > 0 {
-		ro.DialTimeout = o.DialTimeout
-	}
-	if o.ReadTimeout > 0 {
-		ro.ReadTimeout = o.ReadTimeout
-	}
-	if o.WriteTimeout > 0 {
-		ro.WriteTimeout = o.WriteTimeout
+		return nil, err
 	}
 	s := &Store{
-		rdb:          redis.NewClient(ro),
+		rdb:          rdb,
+		addr:         addr,
 		params:       p,
 		prefix:       o.Prefix,
 		campaignsKey: o.Prefix + ":{catalog}:campaigns",
@@ -250,6 +244,38 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		s.judges.start()
 	}
 	return s, nil
+}
+
+// newClient returns the client of o.URL, a single server or, with
+// o.Cluster, a cluster's seed list, and the address to name in errors.
+func newClient(o Options) (redis.UniversalClient, string, error) {
+	// A retried write may have run already: a retried append would be
+	// judged again and a retried HINCRBY would add twice. Only what
+	// certainly did not run is retried (MOVED and ASK redirections, which
+	// the cluster client follows).
+	if o.Cluster {
+		co, err := redis.ParseClusterURL(o.URL)
+		if err != nil {
+			// The URL may hold a password: quote it redacted.
+			return nil, "", fmt.Errorf("cannot parse redis cluster URL %q: %w", redactURL(o.URL), unwrapURLError(err))
+		}
+		co.MaxRetries = -1
+		co.ContextTimeoutEnabled = true
+		co.DialTimeout = cmp.Or(o.DialTimeout, co.DialTimeout)
+		co.ReadTimeout = cmp.Or(o.ReadTimeout, co.ReadTimeout)
+		co.WriteTimeout = cmp.Or(o.WriteTimeout, co.WriteTimeout)
+		return redis.NewClusterClient(co), strings.Join(co.Addrs, ","), nil
+	}
+	ro, err := redis.ParseURL(o.URL)
+	if err != nil {
+		return nil, "", fmt.Errorf("cannot parse redis URL %q: %w", redactURL(o.URL), unwrapURLError(err))
+	}
+	ro.MaxRetries = -1
+	ro.ContextTimeoutEnabled = true
+	ro.DialTimeout = cmp.Or(o.DialTimeout, ro.DialTimeout)
+	ro.ReadTimeout = cmp.Or(o.ReadTimeout, ro.ReadTimeout)
+	ro.WriteTimeout = cmp.Or(o.WriteTimeout, ro.WriteTimeout)
+	return redis.NewClient(ro), ro.Addr, nil
 }
 
 // roundTrips counts the exchanges with Redis (a command, or a pipeline of
@@ -276,7 +302,7 @@ func (roundTripHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 }
 
 func (s *Store) init(ctx context.Context, judging bool, jp judge.Params) error {
-	addr := s.rdb.Options().Addr
+	addr := s.addr
 	if err := s.rdb.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("cannot reach redis at %q: %w", addr, storeErr(err))
 	}
