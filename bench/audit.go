@@ -28,10 +28,10 @@ type AuditRow struct {
 type FraudAudit struct {
 	Campaign string       `json:"campaign"`
 	Pattern  FraudPattern `json:"pattern"`
-	Sessions int          `json:"sessions"` // fraudsters' sessions, one /24 each
-	Clicks   int64        `json:"clicks"`   // sent
-	Got      Counts       `json:"got"`      // its fraudsters' counters
-	Bound    int64        `json:"bound"`    // the most it may be paid
+	Attacks  int          `json:"attacks"` // one /24 each
+	Clicks   int64        `json:"clicks"`  // sent
+	Got      Counts       `json:"got"`     // its fraudsters' counters
+	Bound    int64        `json:"bound"`   // the most it may be paid
 }
 
 // Audit is the comparison of a run with clickgate's counters.
@@ -124,9 +124,10 @@ func (l Limits) Audit(m Model, res *Result, before, after []Counts) *Audit {
 	for i := range fraud {
 		fraud[i].Campaign, fraud[i].Pattern = CampaignID(i/int(numPatterns)), FraudPattern(i%int(numPatterns))
 	}
-	for _, b := range res.Fraud {
+	// The budgets are per /24: the sessions of an attack's sweep add up.
+	for _, b := range MergeFraud(res.Fraud) {
 		f := &fraud[b.Campaign*int(numPatterns)+int(b.Pattern)]
-		f.Sessions++
+		f.Attacks++
 		f.Bound += b.Bound(l.BudgetNetwork, l.BudgetBlock)
 		for _, n := range b.Sent {
 			f.Clicks += n
@@ -167,10 +168,10 @@ func (l Limits) Audit(m Model, res *Result, before, after []Counts) *Audit {
 	}
 	for _, f := range fraud {
 		if f.Got.Qualified > f.Bound {
-			a.Problems = append(a.Problems, fmt.Sprintf("%s, %s: %d fraudulent visits paid; for the %d clicks of its %d sessions the budgets (%s) allow %d",
-				f.Campaign, f.Pattern, f.Got.Qualified, f.Clicks, f.Sessions, l.budgets(), f.Bound))
+			a.Problems = append(a.Problems, fmt.Sprintf("%s, %s: %d fraudulent visits paid; for the %d clicks from its %d /24s the budgets (%s) allow %d",
+				f.Campaign, f.Pattern, f.Got.Qualified, f.Clicks, f.Attacks, l.budgets(), f.Bound))
 		}
-		if f.Sessions > 0 || f.Got.Clicks > 0 {
+		if f.Attacks > 0 || f.Got.Clicks > 0 {
 			a.Fraud = append(a.Fraud, f)
 		}
 	}
@@ -239,8 +240,8 @@ func (a *Audit) Write(w io.Writer, verbose bool) {
 			r.Got.Previews, r.Expected.Previews, r.Got.Prefetches, r.Expected.Prefetches, strings.Join(r.Problems, "; "))
 	}
 	for _, f := range a.Fraud {
-		fmt.Fprintf(w, "fraud, %s, %s: %d sessions, %d clicks: %d paid (at most %d), %d over budget, %d velocity, %d duplicates\n",
-			f.Campaign, f.Pattern, f.Sessions, f.Clicks, f.Got.Qualified, f.Bound, f.Got.Budget, f.Got.Velocity, f.Got.Duplicates)
+		fmt.Fprintf(w, "fraud, %s, %s: %d /24s, %d clicks: %d paid (at most %d), %d over budget, %d velocity, %d duplicates\n",
+			f.Campaign, f.Pattern, f.Attacks, f.Clicks, f.Got.Qualified, f.Bound, f.Got.Budget, f.Got.Velocity, f.Got.Duplicates)
 	}
 	fmt.Fprintf(w, "people: %d clicks sent, %d not redirected\n", a.PeopleSent, a.NotRedirected)
 	if a.OK() {

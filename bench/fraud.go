@@ -5,11 +5,13 @@ import (
 	"net/netip"
 )
 
-// FraudPattern is one way a fraudster makes fake visitors: each
-// fraudster's session is one pattern, from a /24 of its own, on the links
-// of fraudster creators of one campaign that only that pattern clicks, so
-// that what each pattern was paid can be told apart. The patterns take
-// turns.
+// FraudPattern is one way a fraudster makes fake visitors, from a /24 of
+// its own, on the links of fraudster creators of one campaign that only
+// that pattern clicks, so that what each pattern was paid can be told
+// apart. Fraud comes in attacks, one of each pattern: the rotation and the
+// jar in one session each, the sweep in sweepParts sessions at once (so
+// that it is over within a fraction of a second, as a sweep by a botnet
+// would be, and not cut short by the end of a run).
 type FraudPattern int
 
 const (
@@ -32,9 +34,17 @@ const (
 const (
 	RotateClicks   = 40
 	JarCookies     = 30
-	JarReplayers   = 5
+	JarReplayers   = 3
 	SweepAddresses = 50
 	SweepAgents    = 8
+)
+
+// An attack's sessions, /24 blocks and requests.
+const (
+	sweepParts     = 10 // SweepAddresses/sweepParts addresses each
+	attackSessions = 2 + sweepParts
+	attackBlocks   = 3
+	attackLen      = RotateClicks + JarCookies*(1+JarReplayers) + SweepAddresses*SweepAgents
 )
 
 // fraudsterPattern is the pattern that clicks the links of fraudster f
@@ -53,10 +63,21 @@ func (p FraudPattern) String() string {
 // MarshalText names p in JSON reports.
 func (p FraudPattern) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
 
-// meanFraudLen is the mean number of requests of a fraudster's session.
-func meanFraudLen() float64 {
-	return float64(RotateClicks+JarCookies*(1+JarReplayers)+SweepAddresses*SweepAgents) / float64(numPatterns)
+// attackPart returns the pattern of fraudster session i, the block (from
+// the fraudsters' first) of its attack it sends from, and its first host.
+func attackPart(i uint64) (p FraudPattern, block uint64, first int) {
+	a, part := i/attackSessions, i%attackSessions
+	switch part {
+	case 0:
+		return RotateAgents, a * attackBlocks, 1
+	case 1:
+		return ReplayJar, a*attackBlocks + 1, 1
+	}
+	return SweepBlock, a*attackBlocks + 2, int(part-2)*(SweepAddresses/sweepParts) + 1
 }
+
+// fraudAddr returns host h of fraudsters' block b.
+func (g *Generator) fraudAddr(b uint64, h int) netip.Addr { return g.blockAddr(127, blocks/2+1+b, h) }
 
 // FraudAgents are browser User-Agents that differ only in their version:
 // what a fraudster rotates through. Each classifies as a person.
@@ -68,11 +89,12 @@ var FraudAgents = func() []string {
 	return out
 }()
 
-// fraud fills fraudster session i: pattern i%3, campaign i%Campaigns, from
-// the /24 block i of the fraudsters' range.
+// fraud fills fraudster session i, its attack's part on the campaign
+// that attacks take in turn.
 func (g *Generator) fraud(i uint64, buf *Session) {
-	p, c := FraudPattern(i%uint64(numPatterns)), int(i%uint64(g.m.Campaigns))
-	from := func(h int) netip.Addr { return g.blockAddr(127, blocks/2+1+i, h) }
+	p, block, first := attackPart(i)
+	c := int(i / attackSessions % uint64(g.m.Campaigns))
+	from := func(h int) netip.Addr { return g.fraudAddr(block, h) }
 	buf.Pattern = p
 	reqs := buf.Requests[:0]
 	add := func(h, link, agent int, replay bool) {
@@ -93,22 +115,41 @@ func (g *Generator) fraud(i uint64, buf *Session) {
 			}
 		}
 	case SweepBlock:
-		for h := range SweepAddresses {
+		for h := first; h < first+SweepAddresses/sweepParts; h++ {
 			for u := range SweepAgents {
-				add(1+h, g.m.fraudLink(c, 3), u, false)
+				add(h, g.m.fraudLink(c, 3), u, false)
 			}
 		}
 	}
 	buf.Requests = reqs
 }
 
-// FraudBlock is what one fraudster's session sent from its /24: every
-// request from one of its networks is a visitor that network had not
-// sent, by its User-Agent or its cookie.
+// FraudBlock is what fraudsters sent from one /24: every request from one
+// of its networks is a visitor that network had not sent, by its
+// User-Agent or its cookie. A session makes one; MergeFraud sums those of
+// a /24.
 type FraudBlock struct {
+	Block    netip.Prefix   `json:"block"`
 	Campaign int            `json:"campaign"`
 	Pattern  FraudPattern   `json:"pattern"`
 	Sent     map[byte]int64 `json:"sent"` // clicks sent, by the last byte of the network's address
+}
+
+// MergeFraud returns one FraudBlock per /24 of bs, in their order.
+func MergeFraud(bs []FraudBlock) []FraudBlock {
+	var out []FraudBlock
+	at := map[netip.Prefix]int{}
+	for _, b := range bs {
+		i, ok := at[b.Block]
+		if !ok {
+			i, at[b.Block] = len(out), len(out)
+			out = append(out, FraudBlock{Block: b.Block, Campaign: b.Campaign, Pattern: b.Pattern, Sent: map[byte]int64{}})
+		}
+		for h, n := range b.Sent {
+			out[i].Sent[h] += n
+		}
+	}
+	return out
 }
 
 // Bound returns the most clickgate may pay for b: per network at most

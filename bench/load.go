@@ -106,7 +106,7 @@ type Result struct {
 	Kinds   map[string]KindResult `json:"kinds"`
 	Creator []Expected            `json:"-"` // by creator index
 	// Fraud is what each fraudster's session sent, to bound what it may
-	// be paid.
+	// be paid (MergeFraud sums a /24's).
 	Fraud []FraudBlock            `json:"fraud,omitempty"`
 	hist  *hdrhistogram.Histogram // latency in µs
 	lag   *hdrhistogram.Histogram // send lag in µs, open loop
@@ -213,9 +213,10 @@ type worker struct {
 	jar [][]byte   // visitor cookies of the session, by Request.Visitor
 	src netip.Addr // the address w.sc comes from
 
-	// A fraudster's session: its campaign and what each of its networks
-	// sent, by the last byte of the address.
+	// A fraudster's session: its campaign, its /24 and what each of its
+	// networks sent, by the last byte of the address.
 	fraudCampaign int
+	fraudBlock    netip.Prefix
 	fraudSent     map[byte]int64
 
 	mu       sync.Mutex // guards what the progress line reads
@@ -282,7 +283,7 @@ func (w *worker) endSession() {
 	if len(w.fraudSent) == 0 {
 		return
 	}
-	b := FraudBlock{Campaign: w.fraudCampaign, Pattern: w.ses.Pattern, Sent: maps.Clone(w.fraudSent)}
+	b := FraudBlock{Block: w.fraudBlock, Campaign: w.fraudCampaign, Pattern: w.ses.Pattern, Sent: maps.Clone(w.fraudSent)}
 	clear(w.fraudSent)
 	w.mu.Lock()
 	w.fraud = append(w.fraud, b)
@@ -315,6 +316,7 @@ func (w *worker) do(r *Request, due time.Time) {
 				w.fraudSent = make(map[byte]int64)
 			}
 			w.fraudCampaign = campaign
+			w.fraudBlock, _ = r.From.Prefix(24)
 			w.fraudSent[r.From.As4()[3]]++
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -153,7 +154,7 @@ func TestRunSendsWhatItExpects(t *testing.T) {
 	// Every pattern ran, and paid less than it sent.
 	patterns := map[FraudPattern]bool{}
 	for _, f := range a.Fraud {
-		patterns[f.Pattern] = patterns[f.Pattern] || f.Sessions > 0
+		patterns[f.Pattern] = patterns[f.Pattern] || f.Attacks > 0
 	}
 	if paid, bound, clicks := a.PaidFraud(); len(patterns) != int(numPatterns) || paid == 0 || paid > bound || bound >= clicks {
 		t.Errorf("fraud: patterns %v, paid %d, bound %d, clicks %d", patterns, paid, bound, clicks)
@@ -268,7 +269,7 @@ func TestAudit(t *testing.T) {
 	// Creators 0 and 1 are honest, 2 the one that RotateAgents clicks.
 	res := &Result{Kinds: map[string]KindResult{"person": {Sent: 1500, OK: 1500}, "fraud": {Sent: 40, OK: 40}},
 		Creator: []Expected{{Qualified: 1000, Duplicates: 500, Bots: 7}, {Qualified: 3, Duplicates: 1}, {Fraud: 40}, {}, {}, {}},
-		Fraud:   []FraudBlock{{Campaign: 0, Pattern: RotateAgents, Sent: map[byte]int64{1: 40}}},
+		Fraud:   []FraudBlock{{Block: netip.MustParsePrefix("127.128.0.0/24"), Campaign: 0, Pattern: RotateAgents, Sent: map[byte]int64{1: 40}}},
 	}
 	before := []Counts{{Qualified: 10}, {}, {}, {}, {}, {}}
 	with := func(honest, fraud Counts) []Counts {
@@ -338,6 +339,18 @@ func TestFraudBlockBound(t *testing.T) {
 		sweep[byte(h+1)] = SweepAgents
 	}
 	f(sweep, 20, 300, 300)
+}
+
+func TestMergeFraud(t *testing.T) {
+	a, b := netip.MustParsePrefix("127.128.0.0/24"), netip.MustParsePrefix("127.128.1.0/24")
+	got := MergeFraud([]FraudBlock{
+		{Block: a, Pattern: SweepBlock, Sent: map[byte]int64{1: 8, 2: 8}},
+		{Block: b, Pattern: RotateAgents, Sent: map[byte]int64{1: 40}},
+		{Block: a, Pattern: SweepBlock, Sent: map[byte]int64{2: 1, 3: 8}},
+	})
+	if len(got) != 2 || got[0].Block != a || len(got[0].Sent) != 3 || got[0].Sent[2] != 9 || got[1].Sent[1] != 40 {
+		t.Fatalf("unexpected merge: %+v", got)
+	}
 }
 
 func TestLagProbe(t *testing.T) {

@@ -233,9 +233,10 @@ type Generator struct {
 	// perPerson is how many requests of other kinds come with each person
 	// click, on average, so that the shares hold over requests.
 	perPerson float64
-	// fraudEvery: session n is a fraudster's when n%fraudEvery is
-	// fraudEvery-1, so that FraudShare of requests are; 0: none.
-	fraudEvery uint64
+	// Sessions come in cycles of people sessions followed by the
+	// attackSessions of one attack, so that FraudShare of requests are
+	// fraud; people is 0 without fraud.
+	people uint64
 }
 
 // forwardedPerSession is how many new visitors one connection of the
@@ -274,9 +275,11 @@ func NewGenerator(m Model) (*Generator, error) {
 			}
 			clicks += float64(i+1) * p
 		}
+		// people sessions of mean length h and one attack of length f:
+		// f / (f + people·h) = FraudShare.
 		h := float64(m.VisitorsPerAddress) * clicks * (1 + g.perPerson)
-		f := meanFraudLen()
-		g.fraudEvery = 1 + uint64(math.Round(f*(1-m.FraudShare)/(m.FraudShare*h)))
+		f := float64(attackLen)
+		g.people = max(1, uint64(math.Round(f*(1-m.FraudShare)/(m.FraudShare*h))))
 	}
 	return g, nil
 }
@@ -307,13 +310,15 @@ func pick(cdf []float64, u float64) int {
 // split returns whether session n is a fraudster's, and its number among
 // the people's sessions or among the fraudsters'.
 func (g *Generator) split(n uint64) (fraud bool, i uint64) {
-	if g.fraudEvery == 0 {
+	if g.people == 0 {
 		return false, n
 	}
-	if n%g.fraudEvery == g.fraudEvery-1 {
-		return true, n / g.fraudEvery
+	period := g.people + attackSessions
+	cycle, at := n/period, n%period
+	if at >= g.people {
+		return true, cycle*attackSessions + at - g.people
 	}
-	return false, n - n/g.fraudEvery
+	return false, cycle*g.people + at
 }
 
 // blockAddr returns host h (1 to 254) of /24 block b from the base, in the
@@ -325,15 +330,16 @@ func (g *Generator) blockAddr(first byte, b uint64, h int) netip.Addr {
 
 // Addr returns the source address of session n: for people's sessions
 // 127.b.b.h, h from 1 to AddressesPerBlock, from /24 block AddressBase on;
-// for a fraudster's, the first address of its own /24, from block
-// AddressBase+32768 on; ProxyAddr for new visitors.
+// for a fraudster's, the first address it sends from, in the /24 of its
+// attack, from block AddressBase+32768 on; ProxyAddr for new visitors.
 func (g *Generator) Addr(n uint64) netip.Addr {
 	if g.m.NewVisitors {
 		return ProxyAddr
 	}
 	fraud, i := g.split(n)
 	if fraud {
-		return g.blockAddr(127, blocks/2+1+i, 1)
+		_, block, first := attackPart(i)
+		return g.fraudAddr(block, first)
 	}
 	a := uint64(g.m.AddressesPerBlock)
 	return g.blockAddr(127, i/a, int(i%a)+1)
@@ -347,12 +353,14 @@ func (g *Generator) Blocks(n uint64) uint32 {
 		return uint32((n*forwardedPerSession + 253) / 254)
 	}
 	people, fraud := n, uint64(0)
-	if g.fraudEvery > 0 {
-		fraud = (n + g.fraudEvery - 1) / g.fraudEvery
-		people = n - n/g.fraudEvery
+	if g.people > 0 {
+		period := g.people + attackSessions
+		people = n/period*g.people + min(n%period, g.people)
+		fraud = n/period*attackSessions + n%period - min(n%period, g.people)
 	}
 	a := uint64(g.m.AddressesPerBlock)
-	return uint32(max((people+a-1)/a, fraud))
+	attacks := (fraud + attackSessions - 1) / attackSessions
+	return uint32(max((people+a-1)/a, attacks*attackBlocks))
 }
 
 // Session returns session n, reusing buf's requests.

@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"math"
+	"net/netip"
 	"testing"
 
 	"github.com/clickgate/clickgate/redirect/useragent"
@@ -137,7 +138,7 @@ func TestGeneratorFollowsTheModel(t *testing.T) {
 // fraudsters of its pattern, from one /24 of the fraudsters' range.
 func checkFraud(t *testing.T, m *Model, n uint64, s *Session) {
 	t.Helper()
-	want := map[FraudPattern]int{RotateAgents: RotateClicks, ReplayJar: JarCookies * (1 + JarReplayers), SweepBlock: SweepAddresses * SweepAgents}[s.Pattern]
+	want := map[FraudPattern]int{RotateAgents: RotateClicks, ReplayJar: JarCookies * (1 + JarReplayers), SweepBlock: SweepAddresses * SweepAgents / sweepParts}[s.Pattern]
 	if len(s.Requests) != want {
 		t.Fatalf("session %d (%s): %d requests, want %d", n, s.Pattern, len(s.Requests), want)
 	}
@@ -167,6 +168,50 @@ func checkFraud(t *testing.T, m *Model, n uint64, s *Session) {
 			t.Fatalf("session %d: %s sends visitor %s twice", n, r.From, id)
 		}
 		nets[a][id] = true
+	}
+}
+
+func TestAttacks(t *testing.T) {
+	m := DefaultModel()
+	g, err := NewGenerator(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An attack's sessions are consecutive, so they run at once; the
+	// sweep's cover its /24's addresses once each.
+	var s Session
+	var first uint64
+	for g.Session(first, &s); len(s.Requests) == 0 || s.Requests[0].Kind != Fraud; g.Session(first, &s) {
+		first++
+	}
+	blocks := map[netip.Prefix]FraudPattern{}
+	sweep := map[netip.Addr]int{}
+	for n := first; n < first+attackSessions; n++ {
+		g.Session(n, &s)
+		if len(s.Requests) == 0 || s.Requests[0].Kind != Fraud {
+			t.Fatalf("session %d of the attack from %d is not a fraudster's", n, first)
+		}
+		b, _ := s.Addr.Prefix(24)
+		if p, ok := blocks[b]; ok && p != s.Pattern {
+			t.Fatalf("%s and %s share %s", p, s.Pattern, b)
+		}
+		blocks[b] = s.Pattern
+		if s.Pattern == SweepBlock {
+			for _, r := range s.Requests {
+				sweep[r.From]++
+			}
+		}
+	}
+	if len(blocks) != attackBlocks || len(sweep) != SweepAddresses {
+		t.Fatalf("an attack from %d /24s, its sweep from %d addresses", len(blocks), len(sweep))
+	}
+	for a, n := range sweep {
+		if n != SweepAgents {
+			t.Fatalf("the sweep sent %d clicks from %s, want %d", n, a, SweepAgents)
+		}
+	}
+	if g.Session(first+attackSessions, &s); s.Requests[0].Kind == Fraud {
+		t.Fatalf("the attack from %d goes on past %d sessions", first, attackSessions)
 	}
 }
 
