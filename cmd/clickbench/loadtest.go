@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -65,6 +66,16 @@ type phase struct {
 func newPhase() phase { return phase{mallocs: -1, roundTrips: -1} }
 
 func (p *phase) perReq(v float64) float64 { return v / float64(p.res.Requests) }
+
+// medianP99 returns the median of the rounds' p99 latencies.
+func (p *phase) medianP99() time.Duration {
+	d := make([]time.Duration, len(p.rounds))
+	for i, r := range p.rounds {
+		d[i] = r.Latency.P99
+	}
+	slices.Sort(d)
+	return d[len(d)/2]
+}
 
 // loadtester runs the designs one after another on the same machine.
 type loadtester struct {

@@ -1,8 +1,10 @@
 // Package redistest starts a real redis-server for tests: on a free loopback
-// port, with a temporary data directory, killed when the test ends.
+// port, with a temporary data directory, killed when the test ends; or a
+// Redis Cluster of them, with replicas if asked (StartCluster).
 //
 // There are no mocks of Redis in clickgate's tests; every test that needs
-// Redis starts one with Start. redis-server must be on PATH.
+// Redis starts one with Start. redis-server must be on PATH, and redis-cli
+// for a cluster (Debian's redis-server package brings both).
 package redistest
 
 import (
@@ -35,15 +37,25 @@ const (
 // Server is one redis-server process. Its methods are safe for concurrent
 // use.
 type Server struct {
-	bin  string
-	dir  string
-	log  string
-	port int
-	opt  Options
-	tls  *tls.Config // of the harness's own client; nil without TLS
+	bin    string
+	dir    string
+	log    string
+	port   int
+	opt    Options
+	tls    *tls.Config // of the harness's own client; nil without TLS
+	tlsDir string      // holds ca.pem, server.pem and server-key.pem; dir if empty
+	// cluster is set on a node of a Cluster.
+	cluster *clusterNode
 
-	mu   sync.Mutex
-	proc *process // nil when stopped
+	mu     sync.Mutex
+	proc   *process // nil when stopped
+	paused bool     // by Pause, until Resume, Stop or a start
+}
+
+// clusterNode is what a cluster node adds to a server's command line.
+type clusterNode struct {
+	busPort     int
+	nodeTimeout time.Duration
 }
 
 type process struct {
@@ -81,35 +93,55 @@ type Options struct {
 // StartWith is Start with options.
 func StartWith(t testing.TB, o Options) *Server {
 	t.Helper()
+	s := newServer(t, t.TempDir(), o)
+	if o.TLS {
+		var err error
+		if s.tls, err = writeTLSFiles(s.dir); err != nil {
+			t.Fatalf("cannot make the TLS certificates: %s", err)
+		}
+	}
+	s.startOnFreePort(t)
+	return s
+}
+
+// newServer returns a server in dir, not started yet, stopped when the test
+// ends.
+func newServer(t testing.TB, dir string, o Options) *Server {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Fatalf("redis-server not found on PATH (install it, e.g. apt-get install redis-server): %s", err)
 	}
-	dir := t.TempDir()
 	s := &Server{bin: bin, dir: dir, log: filepath.Join(dir, "redis.log"), opt: o}
-	if o.TLS {
-		if s.tls, err = writeTLSFiles(dir); err != nil {
-			t.Fatalf("cannot make the TLS certificates: %s", err)
-		}
-	}
 	t.Cleanup(s.Stop)
+	return s
+}
+
+// startOnFreePort starts the server on a free loopback port (and a free bus
+// port for a cluster node), trying other ports when another process takes
+// one first.
+func (s *Server) startOnFreePort(t testing.TB) {
+	t.Helper()
 	var lastErr error
 	for range bindAttempts {
-		port, err := freePort()
+		var err error
+		if s.cluster == nil {
+			s.port, err = freePort()
+		} else {
+			s.port, s.cluster.busPort, err = freePorts()
+		}
 		if err != nil {
 			t.Fatalf("cannot find a free loopback port: %s", err)
 		}
-		s.port = port
 		lastErr = s.start()
 		if lastErr == nil {
-			return s
+			return
 		}
 		if !errors.Is(lastErr, errBind) {
 			break
 		}
 	}
 	t.Fatalf("cannot start redis-server: %s\nredis log:\n%s", lastErr, s.logTail())
-	return nil
 }
 
 // Addr returns the server's address, "127.0.0.1:port".
@@ -138,7 +170,14 @@ func (s *Server) UserURL(user, password string, db int) string {
 
 // CAFile returns the file of the CA certificate that signed the server's,
 // with TLS.
-func (s *Server) CAFile() string { return filepath.Join(s.dir, "ca.pem") }
+func (s *Server) CAFile() string { return filepath.Join(s.certDir(), "ca.pem") }
+
+func (s *Server) certDir() string {
+	if s.tlsDir != "" {
+		return s.tlsDir
+	}
+	return s.dir
+}
 
 // Dir returns the server's data directory.
 func (s *Server) Dir() string { return s.dir }
@@ -157,6 +196,7 @@ func (s *Server) Stop() {
 	syscall.Kill(-s.proc.cmd.Process.Pid, syscall.SIGKILL)
 	<-s.proc.exited
 	s.proc = nil
+	s.paused = false
 }
 
 // Pause stops the server with SIGSTOP: it keeps its connections and its
@@ -179,6 +219,24 @@ func (s *Server) signal(t testing.TB, sig syscall.Signal) {
 	if err := s.proc.cmd.Process.Signal(sig); err != nil {
 		t.Fatalf("cannot send %s to redis-server: %s", sig, err)
 	}
+	s.paused = sig == syscall.SIGSTOP
+}
+
+// running reports whether the server runs and is not paused.
+func (s *Server) running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.proc != nil && !s.paused
+}
+
+// pid returns the process id, 0 when stopped.
+func (s *Server) pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		return 0
+	}
+	return s.proc.cmd.Process.Pid
 }
 
 // Restart starts the server again on the same port and data directory, after
@@ -222,11 +280,27 @@ func (s *Server) start() error {
 		args = append(args, "--port", strconv.Itoa(s.port))
 	} else {
 		args = append(args, "--port", "0", "--tls-port", strconv.Itoa(s.port),
-			"--tls-cert-file", filepath.Join(s.dir, "server.pem"), "--tls-key-file", filepath.Join(s.dir, "server-key.pem"),
+			"--tls-cert-file", filepath.Join(s.certDir(), "server.pem"), "--tls-key-file", filepath.Join(s.certDir(), "server-key.pem"),
 			"--tls-ca-cert-file", s.CAFile(), "--tls-auth-clients", "no")
 	}
 	if s.opt.Password != "" {
 		args = append(args, "--requirepass", s.opt.Password)
+	}
+	if c := s.cluster; c != nil {
+		args = append(args,
+			"--cluster-enabled", "yes",
+			"--cluster-config-file", filepath.Join(s.dir, "nodes.conf"),
+			"--cluster-port", strconv.Itoa(c.busPort),
+			"--cluster-node-timeout", strconv.FormatInt(c.nodeTimeout.Milliseconds(), 10),
+			// A master waits 5 s by default for more replicas before it
+			// streams a full sync; a replica is not ready before that.
+			"--repl-diskless-sync-delay", "0")
+		if s.opt.Password != "" {
+			args = append(args, "--masterauth", s.opt.Password)
+		}
+		if s.opt.TLS {
+			args = append(args, "--tls-cluster", "yes", "--tls-replication", "yes")
+		}
 	}
 	cmd := exec.Command(s.bin, append(args, s.opt.Args...)...)
 	cmd.Dir = s.dir
@@ -246,6 +320,7 @@ func (s *Server) start() error {
 		err := s.ping(cmd.Process.Pid)
 		if err == nil {
 			s.proc = p
+			s.paused = false
 			return nil
 		}
 		select {
@@ -324,6 +399,21 @@ func (s *Server) ping(pid int) error {
 	return nil
 }
 
+// freePorts returns two different loopback ports that were free a moment
+// ago.
+func freePorts() (int, int, error) {
+	var ports [2]int
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, 0, err
+		}
+		defer ln.Close()
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
+	}
+	return ports[0], ports[1], nil
+}
+
 // freePort returns a loopback port that was free a moment ago.
 func freePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -352,12 +442,14 @@ func (s *Server) logHas(from int64, text string) bool {
 }
 
 // logTail returns the end of redis's log, for failure messages.
-func (s *Server) logTail() string {
+func (s *Server) logTail() string { return s.tail(4 << 10) }
+
+// tail returns the last max bytes of redis's log.
+func (s *Server) tail(max int) string {
 	b, err := os.ReadFile(s.log)
 	if err != nil {
 		return fmt.Sprintf("(cannot read %s: %s)", s.log, err)
 	}
-	const max = 4 << 10
 	if len(b) > max {
 		b = b[len(b)-max:]
 	}

@@ -80,6 +80,17 @@ func TestStartFailsOnBusyPort(t *testing.T) {
 		b.Stop()
 		t.Fatalf("unexpected error starting on a taken port; got %v; want errBind", err)
 	}
+	// A cluster node whose bus port is taken.
+	port, err := freePort()
+	if err != nil {
+		t.Fatalf("cannot find a free port: %s", err)
+	}
+	c := &Server{bin: a.bin, dir: t.TempDir(), port: port, cluster: &clusterNode{busPort: a.port, nodeTimeout: time.Second}}
+	c.log = c.dir + "/redis.log"
+	if err := c.start(); !errors.Is(err, errBind) {
+		c.Stop()
+		t.Fatalf("unexpected error starting a cluster node on a taken bus port; got %v; want errBind", err)
+	}
 }
 
 func TestPasswordAndTLS(t *testing.T) {
