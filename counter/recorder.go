@@ -347,6 +347,15 @@ func (r *Recorder) Known(v *Visit) bool {
 	return true
 }
 
+// Learn records that v's visitor is known, as the store says it is (a
+// visit another node appended): its next clicks are duplicates without a
+// round trip. A visit whose window has expired is ignored.
+func (r *Recorder) Learn(v *Visit) {
+	if v.Expires > time.Now().Unix() {
+		r.filter.Add(v)
+	}
+}
+
 // Note tallies one click of reason r that needs no dedupe. It does not
 // allocate once the key has been seen in the current flush interval.
 func (r *Recorder) Note(campaign, creator string, day Day, reason Reason) {

@@ -37,11 +37,36 @@ func TestRedisEndToEnd(t *testing.T) {
 	b.stats(t)
 	wantStats(t, a.stats(t), 1001, 100, 900)
 
-	// Every visitor counted through a is a duplicate through b, whose local
-	// filter has never seen them: dedupe is shared through Redis.
+	// A new visitor through b: committed by b.
+	fresh := newClicker("127.0.200.1")
+	if err := fresh.click(b, code); err != nil {
+		t.Fatal(err)
+	}
+	commits, ok := b.metrics(t)["clickgate_commit_duration_seconds_count"]
+	if !ok || commits < 1 {
+		t.Fatalf("no commit counted on node b: %v, %v", commits, ok)
+	}
+	// Every visitor counted through a is a duplicate through b, and the
+	// other way round: each node follows the log, and knows the other's
+	// visitors without a round trip.
+	for deadline := time.Now().Add(5 * time.Second); b.metrics(t)["clickgate_follow_visits_total"] < 101 || a.metrics(t)["clickgate_follow_visits_total"] < 101; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the nodes did not follow the 101 visits within 5s: a %v, b %v",
+				a.metrics(t)["clickgate_follow_visits_total"], b.metrics(t)["clickgate_follow_visits_total"])
+		}
+	}
 	clickAll(t, b, code, cs, 1)
-	wantStats(t, b.stats(t), 1101, 100, 1000)
-	wantStats(t, a.stats(t), 1101, 100, 1000)
+	if err := fresh.click(a, code); err != nil {
+		t.Fatal(err)
+	}
+	if n := b.metrics(t)["clickgate_commit_duration_seconds_count"]; n != commits {
+		t.Fatalf("node b committed %v batches of visitors it follows; want none", n-commits)
+	}
+	// Stats flush the answering node's tally: b's holds the duplicates of
+	// the visitors it knew, a's fresh's.
+	a.stats(t)
+	wantStats(t, b.stats(t), 1103, 101, 1001)
+	wantStats(t, a.stats(t), 1103, 101, 1001)
 }
 
 func TestRedisNeedsSharedSecret(t *testing.T) {

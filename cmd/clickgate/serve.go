@@ -144,6 +144,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 
 	rec := counter.NewRecorder(counter.RecorderOptions{Store: store, Params: params, CommitTimeout: *commitTimeout, Spool: sp, Logger: log})
 	rec.Start()
+	if f, ok := store.(interface{ Follow(func(*counter.Visit)) }); ok {
+		// Other nodes' visitors are known here too.
+		f.Follow(rec.Learn)
+	}
 	defer func() {
 		ctx, cancel := stopContext()
 		defer cancel()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -391,5 +392,55 @@ func TestAddCountsPartial(t *testing.T) {
 	e.rdb.Set(ctx, "cg:{c1:0}:n:alice", "x", 0)
 	if err := e.s.AddCounts(ctx, counts[:1]); err == nil || errors.As(err, new(*counter.PartialAddError)) {
 		t.Fatalf("unexpected error of a call that added nothing; got %v", err)
+	}
+}
+
+// TestFollow: a store that follows the logs hands over every visit any
+// store appends, its own included, and stops at Close.
+func TestFollow(t *testing.T) {
+	e := newEnv(t, Options{Partitions: 3})
+	b, err := Open(context.Background(), Options{URL: e.srv.URL(0), Params: e.params, Partitions: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	learned := map[counter.VisitorKey]bool{}
+	b.Follow(func(v *counter.Visit) {
+		mu.Lock()
+		learned[v.Key] = true
+		mu.Unlock()
+	})
+	if err := e.s.PutCampaign(context.Background(), counter.Campaign{ID: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	var visits []counter.Visit
+	for i := range 60 {
+		visits = append(visits, personVisit("c1", fmt.Sprintf("creator-%d", i%6), i, now))
+	}
+	e.commit(t, visits[:30]...) // another store's
+	if err := b.Commit(context.Background(), visits[30:], make([]counter.Reason, 30)); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		mu.Lock()
+		n := len(learned)
+		mu.Unlock()
+		if n == len(visits) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("learned %d of %d visits within 5s", n, len(visits))
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		b.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		t.Fatalf("Close did not stop following within 3s")
 	}
 }

@@ -181,6 +181,8 @@ type Store struct {
 	partitions uint32
 	judges     *judges // nil unless Options.Judge
 
+	followState
+
 	appendedMu sync.Mutex
 	appended   map[partKey]string // the last stream id appended, by partition
 	lagging    time.Time          // when Stats last gave up waiting for a judge
@@ -233,6 +235,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		dedupeKey:    o.Prefix + ":{catalog}:dedupe",
 		partitions:   o.Partitions,
 		appended:     make(map[partKey]string),
+		followState:  newFollowState(),
 	}
 	s.rdb.AddHook(roundTripHook{})
 	if err := s.init(ctx, o.Judge, jp); err != nil {
@@ -356,6 +359,7 @@ func (s *Store) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 	defer cancel()
 	s.StopJudges(ctx)
+	s.stopFollowing()
 	return s.rdb.Close()
 }
 

@@ -1,0 +1,114 @@
+package redisstore
+
+// # Following the logs
+//
+// Every edge keeps a local filter of the visitors it knows, so that their
+// next clicks are duplicates without a round trip. An edge learns its own
+// visitors when their batch is appended; Follow makes it learn every other
+// node's too, from the partition logs themselves: each followInterval it
+// reads what was appended to each partition since it last looked (every
+// node's batches, its own included) and hands each visit to learn. The log
+// is read, not the judges' decisions, so a visitor is known from the
+// moment its visit is durable, whatever its judge decides: a visit refused
+// by velocity or a budget makes its visitor's later clicks of the window
+// duplicates too, as on the node that appended it. The log keeps only
+// what its judge has not checkpointed (about 30 s), which bounds what a
+// node reads when it starts; a node that falls further behind skips what
+// was trimmed, and those visitors' next clicks go to the log and are
+// judged duplicates.
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/clickgate/clickgate/counter"
+	"github.com/clickgate/clickgate/counter/visitlog"
+)
+
+const followInterval = 200 * time.Millisecond
+
+var followed = metrics.NewCounter(`clickgate_follow_visits_total`)
+
+// Follow calls learn, on a goroutine of its own, with every visit appended
+// to the logs of the store's campaigns from now on (and what the logs hold
+// still), by any node, within about followInterval. It runs until Close.
+func (s *Store) Follow(learn func(*counter.Visit)) {
+	s.followOnce.Do(func() {
+		s.following.Go(func() { s.follow(learn) })
+	})
+}
+
+func (s *Store) follow(learn func(*counter.Visit)) {
+	after := make(map[partKey]string) // the last entry read, by partition
+	var dec visitlog.Decoder
+	var batch visitlog.Batch
+	t := time.NewTicker(followInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.followCtx.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(s.followCtx, leaseTTL/2)
+		campaigns, err := s.rdb.HKeys(ctx, s.campaignsKey).Result()
+		if err != nil {
+			cancel()
+			continue // the next tick tries again; the judges log Redis's errors
+		}
+		campaigns = append(campaigns, s.appendedCampaigns()...)
+		slices.Sort(campaigns)
+		for _, c := range slices.Compact(campaigns) {
+			if checkCampaign(c) != nil {
+				continue
+			}
+			for p := range s.partitions {
+				k := partKey{c, p}
+				for {
+					entries, err := s.ReadLog(ctx, c, p, after[k], readBatches)
+					if err != nil {
+						break
+					}
+					for _, e := range entries {
+						after[k] = e.ID
+						if dec.Decode(e.Payload, &batch) != nil {
+							continue // the judge reports it
+						}
+						for i := range batch.Visits {
+							learn(&batch.Visits[i])
+						}
+						followed.Add(len(batch.Visits))
+					}
+					if len(entries) < readBatches {
+						break
+					}
+				}
+			}
+		}
+		cancel()
+	}
+}
+
+// followState is the Store's part in following.
+type followState struct {
+	followOnce sync.Once
+	following  sync.WaitGroup
+	followCtx  context.Context // cancelled by stopFollowing
+	stop       context.CancelFunc
+}
+
+func newFollowState() followState {
+	ctx, cancel := context.WithCancel(context.Background())
+	return followState{followCtx: ctx, stop: cancel}
+}
+
+// stopFollowing stops Follow's goroutine, cutting short its call to Redis
+// under way, and waits for it.
+func (f *followState) stopFollowing() {
+	f.stop()
+	f.following.Wait()
+}
