@@ -12,6 +12,7 @@ import (
 
 	"github.com/clickgate/clickgate/counter"
 	"github.com/clickgate/clickgate/counter/judge"
+	"github.com/clickgate/clickgate/counter/redisstore/redistest"
 	"github.com/clickgate/clickgate/counter/storetest"
 	"github.com/clickgate/clickgate/counter/visitlog"
 )
@@ -442,5 +443,54 @@ func TestFollow(t *testing.T) {
 	case <-done:
 	case <-time.After(3 * time.Second):
 		t.Fatalf("Close did not stop following within 3s")
+	}
+}
+
+// TestClusterPartitionsSpread: the partitions of one campaign spread over
+// a cluster's masters, and the store counts through them all.
+func TestClusterPartitionsSpread(t *testing.T) {
+	c := redistest.StartCluster(t, redistest.ClusterOptions{Masters: 3})
+	s, err := Open(context.Background(), Options{URL: c.URL(), Cluster: true, Params: storetest.Params(t), Judge: true, Partitions: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.PutCampaign(ctx, counter.Campaign{ID: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	var visits []counter.Visit
+	for i := range 480 {
+		visits = append(visits, personVisit("c1", fmt.Sprintf("creator-%d", i%48), i, now))
+	}
+	if err := s.Commit(ctx, visits, make([]counter.Reason, len(visits))); err != nil {
+		t.Fatalf("cannot commit: %s", err)
+	}
+	for i := range 48 {
+		days, err := s.Stats(ctx, "c1", fmt.Sprintf("creator-%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := counter.Total(days); got[counter.Qualified] != 10 {
+			t.Fatalf("unexpected counts of creator-%d; got %+v; want 10 qualified", i, got)
+		}
+	}
+	slots, err := c.Client(t).ClusterSlots(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byMaster := map[string][]uint32{}
+	for p := range uint32(16) {
+		slot := int(keySlot(fmt.Sprintf("cg:{c1:%d}:log", p)))
+		for _, r := range slots {
+			if slot >= r.Start && slot <= r.End {
+				byMaster[r.Nodes[0].Addr] = append(byMaster[r.Nodes[0].Addr], p)
+			}
+		}
+	}
+	t.Logf("partitions by master: %v", byMaster)
+	if len(byMaster) != 3 {
+		t.Fatalf("16 partitions on %d masters; want all 3", len(byMaster))
 	}
 }

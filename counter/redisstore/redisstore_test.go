@@ -29,6 +29,17 @@ func TestConformance(t *testing.T) {
 			}
 		})
 	})
+	t.Run("Cluster", func(t *testing.T) {
+		c := redistest.StartCluster(t, redistest.ClusterOptions{Masters: 3})
+		n := 0
+		storetest.Run(t, func(t *testing.T) storetest.Opener {
+			n++
+			prefix := fmt.Sprintf("t%d", n)
+			return func(p counter.DedupeParams) (counter.Store, error) {
+				return Open(context.Background(), Options{URL: c.URL(), Cluster: true, Params: p, Prefix: prefix, Judge: true, Partitions: 4})
+			}
+		})
+	})
 	t.Run("DB", func(t *testing.T) {
 		db := 0
 		storetest.Run(t, func(t *testing.T) storetest.Opener {
