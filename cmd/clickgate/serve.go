@@ -257,9 +257,10 @@ func storeName(redisURL string) string {
 	return "redis"
 }
 
-// minKeyLen is the shortest admin token or app key taken: a guessable one
-// opens the admin API, or credits signups, to anyone.
-const minKeyLen = 16
+// minKeyLen is the shortest admin token or app key taken, as for every
+// secret: a guessable one opens the admin API, or credits signups, to
+// anyone. (Generated ones are 64 hex digits.)
+const minKeyLen = 32
 
 // checkKeys refuses an admin token or app key too short to be secret, and
 // one key for both: the app backend would hold an admin token.

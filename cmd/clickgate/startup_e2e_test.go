@@ -39,16 +39,19 @@ func TestFDLimit(t *testing.T) {
 // TestKeysRefused: an admin token or app key that is too short, or one key
 // for both, stops the start with a message naming the flag.
 func TestKeysRefused(t *testing.T) {
-	long := "0123456789abcdef0123"
-	for _, c := range []struct{ args []string }{
-		{[]string{"--admin-token", "x", "--app-key", long}},
-		{[]string{"--admin-token", long, "--app-key", "short"}},
-		{[]string{"--admin-token", long, "--app-key", long}},
+	long, short := strings.Repeat("k", 32), strings.Repeat("s", 31)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--admin-token", "x", "--app-key", long}, "--admin-token must be at least 32"},
+		{[]string{"--admin-token", short, "--app-key", long}, "--admin-token must be at least 32"},
+		{[]string{"--admin-token", long, "--app-key", short}, "--app-key must be at least 32"},
+		{[]string{"--admin-token", long, "--app-key", long}, "--app-key must differ from --admin-token"},
 	} {
 		out := serveFails(t, append([]string{"--data", t.TempDir()}, c.args...)...)
-		if !strings.Contains(out, "--admin-token must be at least 16") && !strings.Contains(out, "--app-key must be at least 16") &&
-			!strings.Contains(out, "--app-key must differ from --admin-token") {
-			t.Fatalf("unexpected refusal of %v:\n%s", c.args, out)
+		if !strings.Contains(out, c.want) {
+			t.Fatalf("unexpected refusal of %v; want it to say %q:\n%s", c.args, c.want, out)
 		}
 	}
 }
