@@ -150,7 +150,7 @@ type judges struct {
 	cancel context.CancelFunc
 
 	mu      sync.Mutex
-	running map[partKey]bool
+	running map[partKey]*partJudge
 	held    map[partKey]time.Time // seen held by another holder, until
 	lastLog map[string]time.Time  // by message
 }
@@ -169,7 +169,7 @@ func newJudges(s *Store, p judge.Params, holder string, logger *slog.Logger) *ju
 		holder:  holder,
 		logger:  logger,
 		stop:    make(chan struct{}),
-		running: make(map[partKey]bool),
+		running: make(map[partKey]*partJudge),
 		held:    make(map[partKey]time.Time),
 		lastLog: make(map[string]time.Time),
 	}
@@ -205,6 +205,7 @@ func (js *judges) close(ctx context.Context) {
 		}()
 		select {
 		case <-done:
+			js.unregister(ctx)
 		case <-ctx.Done():
 		}
 		js.cancel()
@@ -227,7 +228,10 @@ func (js *judges) logError(msg string, args ...any) {
 	}
 }
 
-// scan starts a judge for every partition whose lease it can take.
+// scan starts a judge for every partition whose lease it can take, up to
+// this node's share of the partitions: the partitions of every campaign
+// over the judging nodes alive (register). A node above its share (one
+// joined) hands one partition over per scan; another node takes it.
 func (js *judges) scan() {
 	ctx, cancel := context.WithTimeout(js.ctx, leaseTTL/2)
 	defer cancel()
@@ -239,20 +243,37 @@ func (js *judges) scan() {
 	// even when the catalog was lost (a FLUSHALL).
 	campaigns = append(campaigns, js.s.appendedCampaigns()...)
 	slices.Sort(campaigns)
-	for _, c := range slices.Compact(campaigns) {
-		if checkCampaign(c) != nil {
-			continue
+	campaigns = slices.DeleteFunc(slices.Compact(campaigns), func(c string) bool { return checkCampaign(c) != nil })
+	nodes, err := js.register(ctx)
+	if err != nil {
+		js.logError("cannot register as a judge", "err", err)
+		nodes = 1
+	}
+	total := len(campaigns) * int(js.params.Partitions)
+	share := (total + nodes - 1) / nodes
+	js.mu.Lock()
+	held := len(js.running)
+	if held > share {
+		for _, pj := range js.running {
+			pj.handOver()
+			break
 		}
+	}
+	js.mu.Unlock()
+	for _, c := range campaigns {
 		for p := range js.params.Partitions {
 			select {
 			case <-js.stop:
 				return
 			default:
 			}
+			if held >= share {
+				return
+			}
 			k := partKey{c, p}
 			now := time.Now()
 			js.mu.Lock()
-			skip := js.running[k] || now.Before(js.held[k])
+			skip := js.running[k] != nil || now.Before(js.held[k])
 			js.mu.Unlock()
 			if skip {
 				continue
@@ -260,7 +281,8 @@ func (js *judges) scan() {
 			l, err := js.s.AcquireLease(ctx, c, p, js.holder, leaseTTL)
 			if held, ok := errors.AsType[*LeaseHeldError](err); ok {
 				js.mu.Lock()
-				js.held[k] = now.Add(min(held.TTL, leaseTTL))
+				// Tried again within a second: its holder may hand it over.
+				js.held[k] = now.Add(min(held.TTL, time.Second))
 				js.mu.Unlock()
 				continue
 			}
@@ -269,11 +291,12 @@ func (js *judges) scan() {
 				return
 			}
 			takeovers.Inc()
+			held++
+			pj := &partJudge{js: js, lease: l, quit: make(chan struct{})}
 			js.mu.Lock()
-			js.running[k] = true
+			js.running[k] = pj
 			delete(js.held, k)
 			js.mu.Unlock()
-			pj := &partJudge{js: js, lease: l}
 			js.wg.Go(func() {
 				pj.run()
 				js.mu.Lock()
@@ -284,10 +307,33 @@ func (js *judges) scan() {
 	}
 }
 
+// register records this node as a judge alive for leaseTTL more, and
+// returns how many are: a sorted set of holders by when their entry
+// expires, in the catalog's hash tag.
+func (js *judges) register(ctx context.Context) (int, error) {
+	key := js.s.prefix + ":{catalog}:judges"
+	now := time.Now()
+	tx := js.s.rdb.TxPipeline()
+	tx.ZAdd(ctx, key, redis.Z{Score: float64(now.Add(leaseTTL).UnixMilli()), Member: js.holder})
+	tx.ZRemRangeByScore(ctx, key, "-inf", strconv.FormatInt(now.UnixMilli(), 10))
+	n := tx.ZCard(ctx, key)
+	if _, err := tx.Exec(ctx); err != nil {
+		return 0, storeErr(err)
+	}
+	return max(int(n.Val()), 1), nil
+}
+
+// unregister removes this node from the judges alive, at stop.
+func (js *judges) unregister(ctx context.Context) {
+	js.s.rdb.ZRem(ctx, js.s.prefix+":{catalog}:judges", js.holder)
+}
+
 // partJudge judges one partition while its lease lasts.
 type partJudge struct {
 	js    *judges
 	lease Lease
+	quit  chan struct{} // closed: hand the partition over
+	once  sync.Once
 	j     *judge.Judge
 	dec   visitlog.Decoder
 	batch visitlog.Batch
@@ -305,6 +351,9 @@ type creatorDay struct {
 	creator string
 	day     counter.Day
 }
+
+// handOver makes the judge save its work and release its lease.
+func (pj *partJudge) handOver() { pj.once.Do(func() { close(pj.quit) }) }
 
 func (pj *partJudge) run() {
 	if err := pj.load(); err != nil {
@@ -356,6 +405,9 @@ func (pj *partJudge) run() {
 		poll.Reset(wait)
 		select {
 		case <-pj.js.stop:
+			pj.finish()
+			return
+		case <-pj.quit:
 			pj.finish()
 			return
 		case <-poll.C:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"sync"
@@ -493,4 +494,47 @@ func TestClusterPartitionsSpread(t *testing.T) {
 	if len(byMaster) != 3 {
 		t.Fatalf("16 partitions on %d masters; want all 3", len(byMaster))
 	}
+}
+
+// TestJudgesShare: judging nodes split the partitions: a node that joins
+// takes its share from the others, and one that leaves hands its
+// partitions to those left.
+func TestJudgesShare(t *testing.T) {
+	e := newEnv(t, Options{})
+	ctx := context.Background()
+	if err := e.s.PutCampaign(ctx, counter.Campaign{ID: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	open := func(holder string) *Store {
+		s, err := Open(ctx, Options{URL: e.srv.URL(0), Params: e.params, Judge: true, Partitions: 4, Holder: holder})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	holders := func() map[string]int {
+		n := map[string]int{}
+		for p := range 4 {
+			v, _ := e.rdb.Get(ctx, fmt.Sprintf("cg:{c1:%d}:lease", p)).Result()
+			if _, h, ok := parseLease(v); ok {
+				n[h]++
+			}
+		}
+		return n
+	}
+	wait := func(what string, want map[string]int) {
+		t.Helper()
+		for deadline := time.Now().Add(15 * time.Second); !maps.Equal(holders(), want); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: leases held %v; want %v", what, holders(), want)
+			}
+		}
+	}
+	open("a")
+	wait("one node", map[string]int{"a": 4})
+	b := open("b")
+	wait("a node joined", map[string]int{"a": 2, "b": 2})
+	b.Close()
+	wait("a node left", map[string]int{"a": 4})
 }
