@@ -178,3 +178,38 @@ func signupThrough(t *testing.T, p *proc, data, code string) {
 		t.Fatalf("unexpected status of the signup; got %d; want 201", r.StatusCode)
 	}
 }
+
+// TestRedisACLCluster: the README's ACL holds on a Redis Cluster: a node
+// on a 3-master cluster as exactly that user counts, attributes and
+// flushes, and no node of the cluster refused it anything.
+func TestRedisACLCluster(t *testing.T) {
+	const edgePassword = "edge-pw-0123456789"
+	c := redistest.StartCluster(t, redistest.ClusterOptions{Masters: 3, Password: "admin-pw",
+		Args: append([]string{"--user", "clickgate"}, readmeACL(t, edgePassword)...)})
+	ctx := context.Background()
+	for _, n := range c.Nodes() {
+		rdb := redis.NewClient(&redis.Options{Addr: n.Addr(), Password: "admin-pw"})
+		defer rdb.Close()
+		if err := rdb.Do(ctx, "ACL", "LOG", "RESET").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data := t.TempDir()
+	p := startServe(t, data, "--redis", c.UserURL("clickgate", edgePassword), "--redis-cluster", "--partitions", "3",
+		"--click-secret", e2eSecret)
+	code := p.setup(t)
+	clickAll(t, p, code, clickers(20), 2)
+	wantStats(t, p.stats(t), 40, 20, 20)
+	signupThrough(t, p, data, code)
+	if got := p.stats(t); got["signups"] != 1.0 {
+		t.Fatalf("unexpected signups; got %v; want 1", got["signups"])
+	}
+	p.stop(t) // flushes into the ledger, and must exit 0
+	for _, n := range c.Nodes() {
+		rdb := redis.NewClient(&redis.Options{Addr: n.Addr(), Password: "admin-pw"})
+		defer rdb.Close()
+		if log, err := rdb.Do(ctx, "ACL", "LOG").Slice(); err != nil || len(log) != 0 {
+			t.Fatalf("unexpected ACL LOG on %s; got %v, %v; want it empty: the node was refused something", n.Addr(), log, err)
+		}
+	}
+}
