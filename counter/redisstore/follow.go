@@ -97,18 +97,11 @@ func (s *Store) follow(learn func(*counter.Visit)) {
 type followState struct {
 	followOnce sync.Once
 	following  sync.WaitGroup
-	followCtx  context.Context // cancelled by stopFollowing
-	stop       context.CancelFunc
+	followCtx  context.Context    // cancelled at Close
+	stop       context.CancelFunc // cancels followCtx
 }
 
 func newFollowState() followState {
 	ctx, cancel := context.WithCancel(context.Background())
 	return followState{followCtx: ctx, stop: cancel}
-}
-
-// stopFollowing stops Follow's goroutine, cutting short its call to Redis
-// under way, and waits for it.
-func (f *followState) stopFollowing() {
-	f.stop()
-	f.following.Wait()
 }

@@ -359,8 +359,12 @@ func (s *Store) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 	defer cancel()
 	s.StopJudges(ctx)
-	s.stopFollowing()
-	return s.rdb.Close()
+	// The follower's call under way ends when the client closes: it must
+	// not hold a shutdown for Redis's timeouts.
+	s.followState.stop()
+	err := s.rdb.Close()
+	s.following.Wait()
+	return err
 }
 
 // PutCampaign creates or replaces c.
