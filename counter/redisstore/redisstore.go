@@ -264,6 +264,11 @@ func newClient(o Options) (redis.UniversalClient, string, error) {
 		}
 		co.MaxRetries = -1
 		co.ContextTimeoutEnabled = true
+		// A master that dies answers no MOVED: without a reload, its
+		// slots' commands would go to it until the next periodic one
+		// (60 s by default) although a replica took over seconds after.
+		// One CLUSTER SLOTS a second per node.
+		co.ClusterStateReloadInterval = time.Second
 		co.DialTimeout = cmp.Or(o.DialTimeout, co.DialTimeout)
 		co.ReadTimeout = cmp.Or(o.ReadTimeout, co.ReadTimeout)
 		co.WriteTimeout = cmp.Or(o.WriteTimeout, co.WriteTimeout)
