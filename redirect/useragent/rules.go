@@ -9,9 +9,10 @@ package useragent
 // case), also matched ignoring ASCII case. Prefer tokens: a regexp costs a
 // regexp run whenever its required literal is found in the UA.
 //
-// The order of precedence is Preview, then our robot patterns and the
-// implausibility rules (Bot), then in-app markers (Person), then the
-// crawler list (Bot), then Person; see the package doc.
+// The order of precedence is Preview, then our robot patterns, e-mail
+// addresses and the implausibility rules (Bot), then in-app markers (Person
+// on an in-app browser's UA, Bot on any other), then the crawler list
+// (Bot), then Person; see the package doc and plausible.go.
 
 // previewPatterns are link-unfurl fetchers: programs that fetch a shared
 // link to draw a card (title, image) next to it. They get the OpenGraph
@@ -148,9 +149,12 @@ var previewPatterns = []string{
 
 // inAppPatterns are markers that in-app browsers (webviews inside social
 // apps) add to an otherwise ordinary browser UA. A UA carrying one is a
-// person even when another token in it matches a crawler pattern: for
-// example Instagram on a Pixel sends "… Instagram 312.0.0.32.112 Android
-// (34/14; 420dpi; 1080x2400; Google/google; Pixel 7; panther; …)".
+// person, if it is an in-app browser's UA (inAppBrowser), even when another
+// token in it matches a crawler pattern: for example Instagram on a Pixel
+// sends "… Instagram 312.0.0.32.112 Android (34/14; 420dpi; 1080x2400;
+// Google/google; Pixel 7; panther; …)". On any other UA a marker makes a
+// robot: apps' own HTTP clients carry them too ("Instagram 404.0.0.48.76
+// Android (…)" without the WebView's "Mozilla/5.0 (Linux; …) …" before it).
 // A preview fetcher never claims to be an in-app browser, so Preview still
 // wins over these.
 var inAppPatterns = []string{
@@ -293,6 +297,16 @@ var extraBotPatterns = []string{
 	"zabbix",
 	"prometheus",
 	"kube-probe",
+	// Vendors of synthetic tests that drive a real browser and add only
+	// their name ("… Safari/537.36 (ThousandEyes Agent)"), which the crawler
+	// list spells in one case.
+	"thousandeyes",
+	"catchpoint",
+	"appinsights",
+	"site24x7",
+	"checkly",
+	"datadog",
+	"stackdriver",
 	"elb-healthchecker",
 	"healthcheck",
 	"health check",
@@ -304,7 +318,10 @@ var extraBotPatterns = []string{
 	"nikto",
 	"wpscan",
 
-	// AI crawlers and assistants' fetchers missing from the list.
+	// AI crawlers and assistants' fetchers missing from the list (or only
+	// in its case-sensitive spelling). Most others say "…Bot/", give a URL
+	// or an e-mail address, or are in the list; agents that drive a real
+	// browser send its UA unchanged (see the package doc).
 	"anthropic-ai",
 	"claude-web",
 	"claude-user",
@@ -316,9 +333,10 @@ var extraBotPatterns = []string{
 	"facebookbot",
 
 	// Conventions only robots follow: a URL, a host name or an e-mail
-	// address in the UA (no browser names a host: an e-mail address alone
-	// is not a sign, Ecosia's browser says "android@150.0.0.0"), and words
-	// browsers never use. See also botWordEnds.
+	// address in the UA (no browser names a host; e-mail addresses are
+	// found by hasEmail, as no token can tell "bot@example.com" from
+	// Ecosia's "android@150.0.0.0"), and words browsers never use. See
+	// also botWordEnds.
 	"http://",
 	"https://",
 	"www.",

@@ -223,8 +223,8 @@ func TestLanes(t *testing.T) {
 				ua := []byte(strings.Repeat(filler, n/len(filler)+1)[:n])
 				copy(ua[i:], tc.token)
 				want := tc.want
-				if want == Person && (!bytes.Contains(ua, []byte("(")) || !hasEngineToken(ua)) {
-					want = Bot // the token overwrote the filler's only '(', or its engine: implausible
+				if want == Person && (!bytes.Contains(ua, []byte("(")) || !refInApp(bytes.ToLower(ua))) {
+					want = Bot // the token overwrote the filler's only '(', its platform or its engine: implausible
 				}
 				if got := Classify(ua); got != want {
 					t.Fatalf("unexpected class for %q at offset %d of %d bytes; got %v; want %v", tc.token, i, n, got, want)
@@ -315,9 +315,26 @@ func hasEngineToken(ua []byte) bool {
 }
 
 // reference classifies like Classify, the slow and obvious way: one regexp
-// per crawler-list pattern, substring search for our tokens.
+// per crawler-list pattern, substring search for our tokens, and regexps
+// for the rules of plausible.go.
 type reference struct {
 	preview, robot, inApp, bot []func(ua, low []byte) bool
+}
+
+// Regexps of the reference for the rules of plausible.go, over the
+// lowercased UA.
+var (
+	refEmail = regexp.MustCompile(`\w@[\w-]+\.[a-z]{2,}`)
+	// An in-app browser's UA: "Mozilla/5.0 (", a platform with a letter up
+	// to the first ')', and not the robots' "(compatible…".
+	refInAppBrowser  = regexp.MustCompile(`^mozilla/5\.0 \([^)]*[a-z][^)]*\)`)
+	refRobotPlatform = regexp.MustCompile(`^mozilla/5\.0 \(compatible`)
+)
+
+// refInApp reports whether the reference counts an in-app marker on ua
+// (lowercased) as a person's.
+func refInApp(low []byte) bool {
+	return refInAppBrowser.Match(low) && !refRobotPlatform.Match(low) && hasEngineToken(low)
 }
 
 var referenceOnce = sync.OnceValue(func() *reference {
@@ -376,12 +393,15 @@ func (r *reference) classify(ua []byte) Class {
 	switch {
 	case any(r.preview):
 		return Preview
-	case any(r.robot), len(ua) < 20 || !letter || !paren || control:
+	case any(r.robot), refEmail.Match(low), len(ua) < 20 || !letter || !paren || control:
 		return Bot
 	case bytes.HasPrefix(low, []byte("mozilla/")) && !hasEngineToken(ua):
 		return Bot
 	case any(r.inApp):
-		return Person
+		if refInApp(low) {
+			return Person
+		}
+		return Bot
 	case any(r.bot):
 		return Bot
 	}
