@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/clickgate/clickgate/counter"
 	"github.com/clickgate/clickgate/counter/disk"
@@ -57,8 +60,12 @@ type core struct {
 	buf   []byte
 	dec   visitlog.Decoder
 	batch visitlog.Batch
-	saved time.Time         // when the last checkpoint was taken
-	full  map[windowID]bool // windows reported past their capacity
+	saved time.Time // when the last checkpoint was taken
+	// What checkFill reported: the layers of each window, the windows
+	// that have all theirs, and the judge's LayersAdded.
+	layers map[windowID]int
+	full   map[windowID]bool
+	added  uint64
 
 	saving  sync.Mutex      // one checkpoint written at a time
 	savedAt visitlog.Offset // the offset of the last one written
@@ -74,7 +81,7 @@ func openCore(dir string, p counter.DedupeParams, logger *slog.Logger) (*core, e
 	if err != nil {
 		return nil, fmt.Errorf("cannot size the judge: %w", err)
 	}
-	c := &core{dir: dir, judge: j, saved: time.Now(), full: map[windowID]bool{}, logger: logger}
+	c := &core{dir: dir, judge: j, saved: time.Now(), layers: map[windowID]int{}, full: map[windowID]bool{}, logger: logger}
 	path := filepath.Join(dir, checkpointName)
 	b, err := os.ReadFile(path)
 	switch {
@@ -116,6 +123,7 @@ func openCore(dir string, p counter.DedupeParams, logger *slog.Logger) (*core, e
 		c.log.Close()
 		return nil, err
 	}
+	c.checkFill(true)
 	return c, nil
 }
 
@@ -181,7 +189,9 @@ func (c *core) commit(visits []counter.Visit, out []counter.Reason) error {
 	if time.Since(c.saved) >= checkpointInterval {
 		c.saved = time.Now()
 		cp, err = c.judge.MarshalBinary()
-		c.checkFill()
+		c.checkFill(false)
+	} else if c.judge.LayersAdded() != c.added {
+		c.checkFill(false)
 	}
 	c.mu.Unlock()
 	if err != nil {
@@ -205,17 +215,52 @@ type windowID struct {
 	start    int64
 }
 
-// checkFill warns, once per window, of a dedupe filter past its capacity:
-// more visitors than --dedupe-expected came in one window, and false
-// duplicates rise above --dedupe-fp. The caller holds c.mu.
-func (c *core) checkFill() {
-	for _, f := range c.judge.Fill() {
-		if id := (windowID{f.Campaign, f.Start}); f.Fill > judge.FullAt && !c.full[id] {
+var (
+	// Got, not made: a process has one store, but both stores report them.
+	layersAdded = metrics.GetOrCreateCounter(`clickgate_dedupe_layers_added_total`)
+	layersMost  = metrics.GetOrCreateGauge(`clickgate_dedupe_window_layers`, nil)
+	falseRate   = metrics.GetOrCreateGauge(`clickgate_dedupe_false_positive_rate`, nil)
+)
+
+// checkFill reports the dedupe windows' layers, at a checkpoint and after
+// a commit in which the judge added one: it counts the layers added, sets
+// the most layers of a window and the highest rate of false duplicates,
+// and logs, once each, a window that grew a layer (more visitors than
+// --dedupe-expected: a flood, or a campaign larger than it was sized for)
+// and one that has all its layers (false duplicates rise above
+// --dedupe-fp). At open it says which windows have layers already.
+// The caller holds c.mu.
+func (c *core) checkFill(open bool) {
+	fills := c.judge.Fill()
+	if n := c.judge.LayersAdded(); n != c.added {
+		layersAdded.AddInt64(int64(n - c.added))
+		c.added = n
+	}
+	most, rate := 0, 0.0
+	live := make(map[windowID]bool, len(fills))
+	for _, f := range fills {
+		id := windowID{f.Campaign, f.Start}
+		live[id] = true
+		most, rate = max(most, f.Layers), max(rate, f.Rate)
+		if f.Layers > max(1, c.layers[id]) {
+			c.layers[id] = f.Layers
+			msg := "a dedupe window grew a layer: more visitors than --dedupe-expected; false duplicates stay within --dedupe-fp"
+			if open {
+				msg = "a dedupe window has grown layers: more visitors than --dedupe-expected; false duplicates stay within --dedupe-fp"
+			}
+			c.logger.Warn(msg, "campaign", f.Campaign, "window", time.Unix(f.Start, 0).UTC(), "layers", f.Layers,
+				"max_layers", judge.MaxLayers, "bytes", f.Bytes, "rate", f.Rate)
+		}
+		if f.Full && !c.full[id] {
 			c.full[id] = true
-			c.logger.Warn("a dedupe filter is past its capacity: false duplicates rise above --dedupe-fp; raise --dedupe-expected",
-				"campaign", f.Campaign, "window", time.Unix(f.Start, 0).UTC(), "fill", f.Fill)
+			c.logger.Error("a dedupe window has all its layers: false duplicates rise above --dedupe-fp; raise --dedupe-expected",
+				"campaign", f.Campaign, "window", time.Unix(f.Start, 0).UTC(), "layers", f.Layers, "bytes", f.Bytes, "rate", f.Rate)
 		}
 	}
+	maps.DeleteFunc(c.layers, func(id windowID, _ int) bool { return !live[id] })
+	maps.DeleteFunc(c.full, func(id windowID, _ bool) bool { return !live[id] })
+	layersMost.Set(float64(most))
+	falseRate.Set(rate)
 }
 
 // stats returns what the judge decided of one creator.

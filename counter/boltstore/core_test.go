@@ -89,22 +89,25 @@ func TestCoreCrash(t *testing.T) {
 	}
 }
 
-// TestCoreFillWarning: more visitors in a window than the filters were
-// sized for is said once, at a checkpoint.
+// TestCoreFillWarning: a window that grows layers (more visitors than its
+// filters were sized for) is said by the commit that grew them, and
+// counted; one that has all its layers is said once; a restart says which
+// windows have layers.
 func TestCoreFillWarning(t *testing.T) {
 	p, err := counter.NewDedupeParams(500, 0.01)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := openCore(t.TempDir(), p, slog.Default())
+	dir := t.TempDir()
+	c, err := openCore(dir, p, slog.Default())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.close()
+	defer func() { c.close() }()
 	var log bytes.Buffer
 	c.logger = slog.New(slog.NewTextHandler(&log, nil))
 	day := time.Date(2026, 5, 11, 12, 0, 0, 0, time.UTC)
-	commit := func(from, n int) {
+	commit := func(from, n int, checkpoint bool) {
 		vs := make([]counter.Visit, n)
 		for i := range vs {
 			vs[i] = counter.Visit{Campaign: "spring", Creator: "alice", At: day.UnixMilli(), HasAlso: true}
@@ -112,20 +115,51 @@ func TestCoreFillWarning(t *testing.T) {
 			binary.LittleEndian.PutUint64(vs[i].Also[:], uint64(from+i)*0xc2b2ae3d27d4eb4f)
 			vs[i].SetWindow(day, 24*time.Hour)
 		}
-		c.saved = time.Time{} // a checkpoint with this commit
+		if checkpoint {
+			c.saved = time.Time{} // a checkpoint with this commit
+		}
 		if err := c.commit(vs, make([]counter.Reason, n)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	commit(0, 400) // within the 500 visitors it was sized for
-	if strings.Contains(log.String(), "past its capacity") {
-		t.Fatalf("unexpected warning within capacity:\n%s", log.String())
+	want := func(when, msg string, n int) {
+		t.Helper()
+		if got := strings.Count(log.String(), msg); got != n {
+			t.Fatalf("unexpected log %s; got %d %q; want %d:\n%s", when, got, msg, n, log.String())
+		}
 	}
-	commit(400, 600)
-	commit(1000, 100)
-	if n := strings.Count(log.String(), "past its capacity"); n != 1 {
-		t.Fatalf("unexpected warnings past capacity; got %d; want 1:\n%s", n, log.String())
+	const grew, full = "grew a layer", "has all its layers"
+	added := layersAdded.Get()
+	commit(0, 400, true) // within the 500 visitors it was sized for
+	want("within capacity", grew, 0)
+	commit(400, 600, false)
+	want("past capacity", grew, 1)
+	if !strings.Contains(log.String(), "layers=2") || layersAdded.Get() != added+1 || layersMost.Get() != 2 {
+		t.Fatalf("unexpected report of a second layer; got %d layers added, most %v:\n%s", layersAdded.Get()-added, layersMost.Get(), log.String())
 	}
+	commit(1000, 100, true)
+	want("with no layer added", grew, 1)
+	// 31 times the keys it was sized for fill its five layers.
+	commit(1100, 20_000, false)
+	want("with layers added", grew, 2)
+	want("with all layers", full, 1)
+	commit(21_100, 100, true)
+	commit(21_200, 100, true)
+	want("at checkpoints after", full, 1)
+	if layersAdded.Get() != added+judge.MaxLayers-1 || layersMost.Get() != judge.MaxLayers || falseRate.Get() <= 0.01 {
+		t.Fatalf("unexpected metrics of a window with all its layers; got %d layers added, most %v, rate %v", layersAdded.Get()-added, layersMost.Get(), falseRate.Get())
+	}
+	if err := c.close(); err != nil {
+		t.Fatal(err)
+	}
+	log.Reset()
+	logger := slog.New(slog.NewTextHandler(&log, nil))
+	if c, err = openCore(dir, p, logger); err != nil {
+		t.Fatal(err)
+	}
+	want("at open", "has grown layers", 1)
+	want("at open", grew, 0)
+	want("at open", full, 1)
 }
 
 // The fixtures in testdata were written by the build before budgets

@@ -30,11 +30,13 @@ var (
 )
 
 const (
-	// version is the format MarshalBinary writes. Version 1, written
-	// before budgets, is read too: it is version 2 without the budgets in
-	// the params and without the budgets section, and loads into a judge
-	// whose budgets are 0.
-	version  = 2
+	// version is the format MarshalBinary writes. Version 2, written
+	// before layers, is read too: it is version 3 with one layer per
+	// window. Version 1, written before budgets, is version 2 without
+	// the budgets in the params and without the budgets section, and
+	// loads into a judge whose budgets are 0.
+	version  = 3
+	version2 = 2
 	version1 = 1
 	// maxStringLen bounds an id, the keying and the offset; the admin API
 	// allows ids of 64 bytes and the visit log 256.
@@ -65,16 +67,17 @@ func (j *Judge) AppendBinary(b []byte) ([]byte, error) {
 }
 
 // appendVersion appends the checkpoint in format version v: version, or
-// version1 for a judge without budgets, to check that a checkpoint of
-// that version is canonical.
+// an older one for a judge that could have written it (no budgets for
+// version 1, windows of one layer for versions 1 and 2), to check that a
+// checkpoint of that version is canonical.
 func (j *Judge) appendVersion(b []byte, v byte) ([]byte, error) {
 	start := len(b)
 	b = append(b, magic[:len(magic)-1]...)
 	b = append(b, v)
-	b = appendParams(b, j.p, j.m, j.k, v)
+	b = appendParams(b, j.p, j.win.sizes, v)
 	b = appendString(b, j.offset)
 	b = binary.AppendVarint(b, j.clock)
-	b, err := j.appendWindows(b)
+	b, err := j.appendWindows(b, v)
 	if err != nil {
 		return nil, err
 	}
@@ -91,10 +94,17 @@ func (j *Judge) appendVersion(b []byte, v byte) ([]byte, error) {
 }
 
 func (j *Judge) sizeHint() int {
-	return 128 + len(j.win.byKey)*(int(j.m/8)+64) + len(j.vel.nets)*12 + j.bud.entries()*12 + len(j.cnt.rows)*24
+	n := 128 + len(j.win.sizes)*20 + len(j.vel.nets)*12 + j.bud.entries()*12 + len(j.cnt.rows)*24
+	for _, w := range j.win.byKey {
+		n += 64
+		for i := range w.layers {
+			n += int(j.win.sizes[i].m/8) + 2
+		}
+	}
+	return n
 }
 
-func appendParams(b []byte, p Params, m uint64, k int, v byte) []byte {
+func appendParams(b []byte, p Params, sizes []layerSize, v byte) []byte {
 	b = binary.LittleEndian.AppendUint64(b, p.Expected)
 	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(p.FP))
 	b = binary.LittleEndian.AppendUint32(b, p.Partitions)
@@ -104,8 +114,17 @@ func appendParams(b []byte, p Params, m uint64, k int, v byte) []byte {
 		b = binary.LittleEndian.AppendUint32(b, uint32(p.BudgetNetwork))
 		b = binary.LittleEndian.AppendUint32(b, uint32(p.BudgetBlock))
 	}
-	b = binary.LittleEndian.AppendUint64(b, m)
-	b = binary.LittleEndian.AppendUint32(b, uint32(k))
+	if v < version {
+		b = binary.LittleEndian.AppendUint64(b, sizes[0].m)
+		b = binary.LittleEndian.AppendUint32(b, uint32(sizes[0].k))
+	} else {
+		b = binary.AppendUvarint(b, uint64(len(sizes)))
+		for _, sz := range sizes {
+			b = binary.LittleEndian.AppendUint64(b, sz.m)
+			b = binary.LittleEndian.AppendUint32(b, uint32(sz.k))
+			b = binary.LittleEndian.AppendUint64(b, sz.seal)
+		}
+	}
 	return appendString(b, p.Keying)
 }
 
@@ -114,7 +133,7 @@ func appendString[S ~string | ~[]byte](b []byte, s S) []byte {
 	return append(b, s...)
 }
 
-func (j *Judge) appendWindows(b []byte) ([]byte, error) {
+func (j *Judge) appendWindows(b []byte, v byte) ([]byte, error) {
 	if len(j.win.byKey) > maxWindows {
 		return nil, fmt.Errorf("cannot checkpoint %d live dedupe windows; the limit is %d", len(j.win.byKey), maxWindows)
 	}
@@ -133,7 +152,16 @@ func (j *Judge) appendWindows(b []byte) ([]byte, error) {
 		b = appendString(b, w.campaign)
 		b = binary.AppendVarint(b, w.start)
 		b = binary.AppendVarint(b, w.expires)
-		b = appendWords(b, w.bits)
+		if v < version {
+			if len(w.layers) != 1 {
+				return nil, fmt.Errorf("cannot checkpoint a window of %d layers in format version %d", len(w.layers), v)
+			}
+		} else {
+			b = binary.AppendUvarint(b, uint64(len(w.layers)))
+		}
+		for i := range w.layers {
+			b = appendWords(b, w.layers[i].bits)
+		}
 	}
 	return b, nil
 }
@@ -322,17 +350,22 @@ func (j *Judge) UnmarshalBinary(b []byte) error {
 	if j.win.byKey == nil {
 		return errors.New("judge: UnmarshalBinary on a Judge not made by New")
 	}
-	d, p, m, k, err := openCheckpoint(b)
+	d, p, sizes, err := openCheckpoint(b)
 	if err != nil {
 		return err
 	}
-	if !p.SameSizing(j.p) || m != j.m || k != j.k {
-		return fmt.Errorf("%w: the checkpoint has %s (filters of %d bits, %d functions); this judge has %s (%d bits, %d functions)",
-			ErrParams, p, m, k, j.p, j.m, j.k)
+	// A checkpoint before layers records the first layer alone.
+	same := slices.Equal(sizes, j.win.sizes)
+	if d.version < version {
+		same = sizes[0].m == j.win.sizes[0].m && sizes[0].k == j.win.sizes[0].k
+	}
+	if !p.SameSizing(j.p) || !same {
+		return fmt.Errorf("%w: the checkpoint has %s (filters of %s); this judge has %s (%s)",
+			ErrParams, p, layout(sizes), j.p, layout(j.win.sizes))
 	}
 	// The state is checked against the policy it was judged under: a
 	// budget count within the checkpoint's budget, say.
-	nj := newJudge(p, m, k)
+	nj := newJudge(p, j.win.sizes)
 	nj.decodeState(d)
 	if d.err == nil && len(d.b) != 0 {
 		d.fail("%d bytes after the counters", len(d.b))
@@ -344,8 +377,18 @@ func (j *Judge) UnmarshalBinary(b []byte) error {
 		return fmt.Errorf("%w: not in canonical form", ErrCorrupt)
 	}
 	nj.setPolicy(j.p.Policy())
+	nj.win.added = j.win.added
 	*j = *nj
 	return nil
+}
+
+// layout describes the layers of a window's filter for an error.
+func layout(sizes []layerSize) string {
+	s := fmt.Sprintf("%d bits, %d functions", sizes[0].m, sizes[0].k)
+	if len(sizes) > 1 || sizes[0].seal != 0 {
+		s += fmt.Sprintf(", sealed at %d bits set, in up to %d layers", sizes[0].seal, len(sizes))
+	}
+	return s
 }
 
 // CheckpointParams returns the Params that checkpoint b was made with,
@@ -353,23 +396,24 @@ func (j *Judge) UnmarshalBinary(b []byte) error {
 // A checkpoint of version 1 has budgets 0. The state is not decoded:
 // UnmarshalBinary checks it.
 func CheckpointParams(b []byte) (Params, error) {
-	_, p, _, _, err := openCheckpoint(b)
+	_, p, _, err := openCheckpoint(b)
 	return p, err
 }
 
 // openCheckpoint checks b's magic, version and checksum, and returns a
-// decoder of what follows its params, the params and the size of the
-// filters they were made with. Params that are not valid are damage.
-func openCheckpoint(b []byte) (d *decoder, p Params, m uint64, k int, err error) {
+// decoder of what follows its params, the params and the layers of the
+// filters they were made with (before version 3, the first alone, whose
+// seal is not recorded: 0). Params that are not valid are damage.
+func openCheckpoint(b []byte) (d *decoder, p Params, sizes []layerSize, err error) {
 	if len(b) < len(magic)+crcLen || !bytes.Equal(b[:len(magic)-1], magic[:len(magic)-1]) {
-		return nil, p, 0, 0, fmt.Errorf("%w: not a judge checkpoint (%d bytes)", ErrCorrupt, len(b))
+		return nil, p, nil, fmt.Errorf("%w: not a judge checkpoint (%d bytes)", ErrCorrupt, len(b))
 	}
 	v := b[len(magic)-1]
-	if v != version && v != version1 {
-		return nil, p, 0, 0, fmt.Errorf("%w: version %d; this build reads versions %d and %d", ErrVersion, v, version1, version)
+	if v < version1 || v > version {
+		return nil, p, nil, fmt.Errorf("%w: version %d; this build reads versions %d to %d", ErrVersion, v, version1, version)
 	}
 	if got, want := binary.LittleEndian.Uint32(b[len(b)-crcLen:]), crc32.Checksum(b[:len(b)-crcLen], castagnoli); got != want {
-		return nil, p, 0, 0, fmt.Errorf("%w: checksum %08x of %d bytes; want %08x", ErrCorrupt, got, len(b), want)
+		return nil, p, nil, fmt.Errorf("%w: checksum %08x of %d bytes; want %08x", ErrCorrupt, got, len(b), want)
 	}
 	d = &decoder{b: b[len(magic) : len(b)-crcLen], version: v}
 	p.Expected = d.u64()
@@ -380,13 +424,23 @@ func openCheckpoint(b []byte) (d *decoder, p Params, m uint64, k int, err error)
 	if v != version1 {
 		p.BudgetNetwork, p.BudgetBlock = int(d.u32()), int(d.u32())
 	}
-	m, k = d.u64(), int(d.u32())
+	if v < version {
+		sizes = []layerSize{{m: d.u64(), k: int(d.u32())}}
+	} else {
+		n := d.count("layers", 20, maxLayers)
+		if n == 0 && d.err == nil {
+			d.fail("no layers")
+		}
+		for range n {
+			sizes = append(sizes, layerSize{m: d.u64(), k: int(d.u32()), seal: d.u64()})
+		}
+	}
 	p.Keying = string(d.bytes("keying", maxStringLen))
 	if d.err != nil {
-		return nil, Params{}, 0, 0, d.err
+		return nil, Params{}, nil, d.err
 	}
 	if err := p.Validate(); err != nil {
-		return nil, Params{}, 0, 0, fmt.Errorf("%w: invalid parameters: %w", ErrCorrupt, err)
+		return nil, Params{}, nil, fmt.Errorf("%w: invalid parameters: %w", ErrCorrupt, err)
 	}
-	return d, p, m, k, nil
+	return d, p, sizes, nil
 }

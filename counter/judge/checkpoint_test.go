@@ -6,7 +6,9 @@ import (
 	"errors"
 	"hash/crc32"
 	"math"
+	"math/bits"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -45,8 +47,24 @@ func mustMarshal(t testing.TB, j *Judge) []byte {
 	return b
 }
 
+// layeredState returns smallState with a flood of visitors of creator
+// fay: c1's window has three layers.
+func layeredState(t testing.TB) *Judge {
+	t.Helper()
+	j := smallState(t)
+	flood := make([]counter.Visit, 200)
+	for i := range flood {
+		flood[i] = from(visit("c1", "fay", "fake-"+strconv.Itoa(i), 34_000+int64(i)), "farm-"+strconv.Itoa(i))
+	}
+	j.Apply(flood, make([]counter.Reason, len(flood)))
+	if f := j.Fill(); len(f) != 2 || f[0].Layers != 3 || f[1].Layers != 1 {
+		t.Fatalf("BUG: unexpected windows of the layered state %+v", f)
+	}
+	return j
+}
+
 func TestCheckpointRoundTrip(t *testing.T) {
-	for _, j := range []*Judge{mustNew(t, testParams), smallState(t)} {
+	for _, j := range []*Judge{mustNew(t, testParams), smallState(t), layeredState(t)} {
 		b := mustMarshal(t, j)
 		r := mustNew(t, testParams)
 		if err := r.UnmarshalBinary(b); err != nil {
@@ -60,6 +78,9 @@ func TestCheckpointRoundTrip(t *testing.T) {
 		}
 		if got, want := r.Offset(), j.Offset(); !bytes.Equal(got, want) || r.Clock() != j.Clock() {
 			t.Fatalf("unexpected offset and clock of a restored judge; got %q %d; want %q %d", got, r.Clock(), want, j.Clock())
+		}
+		if got, want := r.Fill(), j.Fill(); !reflect.DeepEqual(got, want) {
+			t.Fatalf("unexpected windows of a restored judge; got %+v; want %+v", got, want)
 		}
 		// Both decide the next visits alike.
 		next := []counter.Visit{
@@ -174,7 +195,7 @@ func withCRC(b []byte) []byte {
 	v := b[len(magic)-1]
 	b = bytes.Clone(b)
 	copy(b, magic[:])
-	if v == version1 {
+	if v == version1 || v == version2 {
 		b[len(magic)-1] = v
 	}
 	binary.LittleEndian.PutUint32(b[len(b)-crcLen:], crc32.Checksum(b[:len(b)-crcLen], castagnoli))
@@ -182,10 +203,89 @@ func withCRC(b []byte) []byte {
 }
 
 func TestCheckpointDamaged(t *testing.T) {
-	good := mustMarshal(t, smallState(t))
+	testCheckpointDamaged(t, smallState)
+}
+
+// TestCheckpointLayersDamaged: a change to the layers of a window, or to
+// the layers the checkpoint says a window may have, is refused.
+func TestCheckpointLayersDamaged(t *testing.T) {
+	testCheckpointDamaged(t, layeredState)
+	good := mustMarshal(t, layeredState(t))
 	f := func(name string, b []byte, want error) {
 		t.Helper()
-		j := smallState(t)
+		j := layeredState(t)
+		if err := j.UnmarshalBinary(b); !errors.Is(err, want) {
+			t.Fatalf("unexpected error for %s; got %v; want %v", name, err, want)
+		} else if testing.Verbose() {
+			t.Logf("%s: %s", name, err)
+		}
+		if !bytes.Equal(mustMarshal(t, j), good) {
+			t.Fatalf("unexpected change of the judge after refusing %s", name)
+		}
+	}
+	edit := func(edit func(b []byte) []byte) []byte {
+		b := edit(bytes.Clone(good[:len(good)-crcLen]))
+		return withCRC(append(b, 0, 0, 0, 0))
+	}
+	layers := len(magic) + 40 // the count of layers in the params
+	f("fewer layers a window may have", edit(func(b []byte) []byte {
+		b[layers]--
+		return append(b[:layers+1+20*int(b[layers])], b[layers+1+20*int(b[layers]+1):]...)
+	}), ErrParams)
+	f("another seal", edit(func(b []byte) []byte {
+		b[layers+1+12]++
+		return b
+	}), ErrParams)
+	f("no layer a window may have", edit(func(b []byte) []byte {
+		return append(append(b[:layers:layers], 0), b[layers+1+20*int(b[layers]):]...)
+	}), ErrCorrupt)
+	// c1's window, the first, has 3 layers: its count follows its
+	// campaign id, start and expiry.
+	j := layeredState(t)
+	at := len(magic) + 40 + 1 + 20*len(j.win.sizes) + 1 + 1 + len(j.offset)
+	_, n := binary.Varint(good[at:])
+	at += n + 1 + 1 + len("c1") // the clock, the count of windows, c1
+	_, n = binary.Varint(good[at:])
+	at += n
+	_, n = binary.Varint(good[at:])
+	at += n
+	if good[at] != 3 {
+		t.Fatalf("BUG: unexpected layers of c1's window at byte %d; got %d", at, good[at])
+	}
+	for _, n := range []byte{0, 2, 4, maxLayers + 1} {
+		f("a window of "+strconv.Itoa(int(n))+" layers instead of 3", edit(func(b []byte) []byte {
+			b[at] = n
+			return b
+		}), ErrCorrupt)
+	}
+	// The layers of a window whose second layer is not sealed: a judge
+	// never adds a third to it.
+	k := layeredState(t)
+	w := k.win.byKey[windowKey{"c1", k.win.last.start}]
+	for i, x := range w.layers[1].bits {
+		if x != 0 && w.layers[1].ones-uint64(bits.OnesCount64(x)) < k.win.sizes[1].seal {
+			w.layers[1].bits[i] = 0
+			break
+		}
+	}
+	f("a window whose second layer is not sealed", mustMarshal(t, k), ErrCorrupt)
+	// A window whose newest layer is empty: a judge adds one only for a
+	// key.
+	k = layeredState(t)
+	w = k.win.byKey[windowKey{"c1", k.win.last.start}]
+	clear(w.layers[2].bits)
+	f("a window whose newest layer is empty", mustMarshal(t, k), ErrCorrupt)
+	// A checkpoint before layers holds windows of one layer.
+	if _, err := layeredState(t).appendVersion(nil, version2); err == nil {
+		t.Fatalf("unexpected success writing a window of 3 layers in format version 2")
+	}
+}
+
+func testCheckpointDamaged(t *testing.T, state func(testing.TB) *Judge) {
+	good := mustMarshal(t, state(t))
+	f := func(name string, b []byte, want error) {
+		t.Helper()
+		j := state(t)
 		err := j.UnmarshalBinary(b)
 		if !errors.Is(err, want) {
 			t.Fatalf("unexpected error for %s; got %v; want %v", name, err, want)
@@ -218,7 +318,8 @@ func TestCheckpointDamaged(t *testing.T) {
 		b := edit(bytes.Clone(good[:len(good)-crcLen]))
 		return withCRC(append(b, 0, 0, 0, 0))
 	}
-	offset := len(magic) + 52 + 1 // after the params and the empty keying
+	// After the params, the layers and the empty keying.
+	offset := len(magic) + 40 + 1 + 20*len(smallState(t).win.sizes) + 1
 	f("a long varint", body(func(b []byte) []byte {
 		return append(b[:offset:offset], append([]byte{0x80 | b[offset], 0}, b[offset+1:]...)...)
 	}), ErrCorrupt)
@@ -297,5 +398,72 @@ func TestUnmarshalOnZeroJudge(t *testing.T) {
 	var j Judge
 	if err := j.UnmarshalBinary(mustMarshal(t, smallState(t))); err == nil {
 		t.Fatalf("unexpected success of UnmarshalBinary on a zero Judge")
+	}
+}
+
+// TestCheckpointVersion2 loads checkpoints written before layers (the
+// seeds v2-* of FuzzUnmarshal, written by that build with testParams):
+// each window is a filter of one layer, in the state that build left, and
+// the judge goes on with version 3. v2-full holds a window flooded past
+// its capacity (200 visitors of two keys in a filter sized for 50): it
+// loads as one layer past its seal, and the next new key adds a layer.
+func TestCheckpointVersion2(t *testing.T) {
+	expired := smallState(t)
+	expired.Apply([]counter.Visit{visit("c3", "dora", "ann", int64(30*time.Hour/time.Millisecond))}, make([]counter.Reason, 1))
+	states := map[string]*Judge{"empty": mustNew(t, testParams), "small": smallState(t), "expired": expired, "log": nil, "full": nil}
+	for name, want := range states {
+		b := fuzzseed.Read(t, "FuzzUnmarshal", "v2-"+name)
+		if b[len(magic)-1] != version2 {
+			t.Fatalf("unexpected version of seed v2-%s; got %d; want %d", name, b[len(magic)-1], version2)
+		}
+		if p, err := CheckpointParams(b); err != nil || p != testParams {
+			t.Fatalf("unexpected params of v2-%s; got %s, %v; want %s", name, p, err, testParams)
+		}
+		j := mustNew(t, testParams)
+		if err := j.UnmarshalBinary(b); err != nil {
+			t.Fatalf("unexpected error loading v2-%s: %s", name, err)
+		}
+		for _, f := range j.Fill() {
+			if f.Layers != 1 {
+				t.Fatalf("unexpected layers of a window of v2-%s; got %d; want 1", name, f.Layers)
+			}
+		}
+		if again, err := j.appendVersion(nil, version2); err != nil || !bytes.Equal(again, b) {
+			t.Fatalf("unexpected version 2 checkpoint of a judge loaded from v2-%s; got %v; want the seed", name, err)
+		}
+		again := mustMarshal(t, j)
+		if again[len(magic)-1] != version {
+			t.Fatalf("unexpected version of a checkpoint of a judge loaded from v2-%s; got %d", name, again[len(magic)-1])
+		}
+		if want != nil && !bytes.Equal(again, mustMarshal(t, want)) {
+			t.Fatalf("unexpected state loaded from v2-%s; got %x; want %x", name, again, mustMarshal(t, want))
+		}
+		if err := mustNew(t, testParams).UnmarshalBinary(again); err != nil {
+			t.Fatalf("unexpected error loading the version 3 checkpoint of v2-%s: %s", name, err)
+		}
+	}
+
+	j := mustNew(t, testParams)
+	if err := j.UnmarshalBinary(fuzzseed.Read(t, "FuzzUnmarshal", "v2-full")); err != nil {
+		t.Fatal(err)
+	}
+	f := j.Fill()
+	if len(f) != 1 || f[0].Layers != 1 || f[0].Fill <= FullAt || f[0].Rate <= testParams.FP || f[0].Full {
+		t.Fatalf("unexpected window of v2-full; got %+v; want one layer past its capacity", f)
+	}
+	// The seed's last visitor, then new ones: the first layer finds about
+	// half of them (its rate is past 0.5), the others go into a second.
+	visits := []counter.Visit{visit("c1", "bob", "ann", 1000)}
+	for i := range 20 {
+		visits = append(visits, visit("c1", "bob", "new-"+strconv.Itoa(i), 1001+int64(i)))
+	}
+	out := make([]counter.Reason, len(visits))
+	j.Apply(visits, out)
+	var c counter.Counts
+	for _, r := range out[1:] {
+		c[r]++
+	}
+	if f := j.Fill(); out[0] != counter.Duplicate || c[counter.Qualified] < 5 || f[0].Layers != 2 || j.LayersAdded() != 1 {
+		t.Fatalf("unexpected visits after v2-full; got %v, %+v; want a duplicate, then new visitors in a second layer", out, f)
 	}
 }

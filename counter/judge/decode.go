@@ -181,7 +181,7 @@ func (d *decoder) keyCounts(what string, budget uint32) map[uint64]uint32 {
 
 func (j *Judge) decodeWindows(d *decoder) {
 	now := floorDiv(j.clock, 1000)
-	words := int(j.m / 64)
+	sizes := j.win.sizes
 	// A live window holds at least one key, so one non-zero word.
 	n := d.count("windows", 12, maxWindows)
 	var prev *window
@@ -202,7 +202,32 @@ func (j *Judge) decodeWindows(d *decoder) {
 			d.fail("window %q %d expired at %d, before the clock", w.campaign, w.start, w.expires)
 			return
 		}
-		w.bits = d.words(words)
+		layers := 1
+		if d.version >= version {
+			if layers = d.count("layers", 2, len(sizes)); layers == 0 {
+				d.fail("window %q %d without a layer", w.campaign, w.start)
+				return
+			}
+		}
+		w.layers = make([]layer, layers)
+		for i := range w.layers {
+			l := &w.layers[i]
+			if l.bits = d.words(int(sizes[i].m / 64)); d.err != nil {
+				return
+			}
+			for _, x := range l.bits {
+				l.ones += uint64(bits.OnesCount64(x))
+			}
+			// A layer is added for a key that the last one, sealed, does
+			// not hold: every layer but the last is sealed, and none is
+			// empty.
+			switch {
+			case i < layers-1 && l.ones < sizes[i].seal:
+				d.fail("window %q %d: layer %d of %d with %d bits set, not sealed", w.campaign, w.start, i, layers, l.ones)
+			case i > 0 && l.ones == 0:
+				d.fail("window %q %d: layer %d empty", w.campaign, w.start, i)
+			}
+		}
 		if d.err != nil {
 			return
 		}

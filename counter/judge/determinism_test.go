@@ -12,11 +12,11 @@ import (
 	"github.com/clickgate/clickgate/counter"
 )
 
-// logParams size filters for 50k visitors per campaign window over 4
-// partitions, so that the generated log's windows hold what they were
-// sized for, and give the networks and blocks of genLog's people and
-// farms budgets that some of them exceed.
-var logParams = Params{Expected: 50_000, FP: 0.01, Partitions: 4, VelocityMax: 20, VelocityWindow: 10 * time.Minute,
+// logParams size filters for 1,000 visitors per campaign window, so that
+// the generated log's windows, which have several times more, grow
+// layers (up to three each), and give the networks and blocks of genLog's people and farms
+// budgets that some of them exceed.
+var logParams = Params{Expected: 1000, FP: 0.01, Partitions: 4, VelocityMax: 20, VelocityWindow: 10 * time.Minute,
 	BudgetNetwork: 25, BudgetBlock: 60}
 
 // genLog returns n visits of one partition's log, seeded: two campaigns
@@ -109,8 +109,11 @@ func TestDeterminism(t *testing.T) {
 	if first, last := counter.DayOf(time.UnixMilli(visits[0].At)), counter.DayOf(time.UnixMilli(whole.Clock())); last != first+1 {
 		t.Fatalf("unexpected days of the generated log; got %s to %s; want two", first, last)
 	}
-	t.Logf("reasons: qualified %d, duplicates %d, velocity %d, budget %d, out of window %d; checkpoint %d bytes",
-		reasons[Q], reasons[D], reasons[V], reasons[B], reasons[O], len(wantCheckpoint))
+	if whole.LayersAdded() < 20 {
+		t.Fatalf("unexpected layers added by the generated log; got %d; want at least 20", whole.LayersAdded())
+	}
+	t.Logf("reasons: qualified %d, duplicates %d, velocity %d, budget %d, out of window %d; %d layers added; checkpoint %d bytes",
+		reasons[Q], reasons[D], reasons[V], reasons[B], reasons[O], whole.LayersAdded(), len(wantCheckpoint))
 
 	// In batches of random sizes, through a checkpoint after each.
 	r := rand.New(rand.NewPCG(2, 2))

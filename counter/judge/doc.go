@@ -22,12 +22,24 @@
 // # Rules
 //
 // Dedupe: per (campaign, dedupe window Visit.Window) the partition has one
-// Bloom filter, sized for 2 × Params.Expected / Params.Partitions keys at
-// Params.FP, since a new visitor inserts two. A visit is Duplicate when
-// its Key is in the filter, else Qualified; either way Key and Also (when
+// Bloom filter, sized for 2 × Params.Expected keys at Params.FP, since a
+// new visitor inserts two (and every partition may have all of a
+// campaign's visitors: see Params.Expected). A visit is Duplicate when its
+// Key is in the filter, else Qualified; either way Key and Also (when
 // HasAlso) are added. A window is dropped once the judge's clock, the
 // largest Visit.At applied, passes its Visit.Expires; a visit that comes
 // after its window was dropped is OutOfWindow (see Apply).
+//
+// The filter cannot be flooded: it is a scalable Bloom filter (Almeida et
+// al., 2007) of up to MaxLayers layers. Keys go into its newest layer; once
+// that one's rate, read from its fill, reaches its share of Params.FP, the
+// next new key starts a layer twice as large at half the rate. A key is in
+// the filter when it is in any layer, so the chance that a new visitor is
+// a false duplicate stays below Params.FP (FP/2 + FP/4 + ...) whatever the
+// number of visitors, until the window has all its layers, about 31 times
+// the keys it was sized for (WindowFill.Full). The first layer takes keys
+// until its rate is FP/2, at about 0.91 of the keys it was sized for, so
+// a window that reaches its Expected visitors has two layers.
 //
 // Velocity: person visits per network (Visit.Network) within
 // Params.VelocityWindow, by the judge's clock, duplicates included (a farm
@@ -91,17 +103,19 @@
 // MarshalBinary writes, and UnmarshalBinary reads, all in little endian,
 // varints as encoding/binary writes them:
 //
-//	magic     "CGJUDGE" and the format version, 2 (8 bytes)
+//	magic     "CGJUDGE" and the format version, 3 (8 bytes)
 //	params    Expected u64 | FP (IEEE 754) u64 | Partitions u32 |
 //	          VelocityMax u32 | VelocityWindow (ns) u64 | BudgetNetwork u32 |
-//	          BudgetBlock u32 | filter bits m u64 | hash functions k u32 |
-//	          Keying (uvarint length <= 256, bytes)
+//	          BudgetBlock u32 | layers a window may have (uvarint, 1 to
+//	          MaxLayers), each: bits m u64 | hash functions k u32 | bits
+//	          set when sealed u64 | Keying (uvarint length <= 256, bytes)
 //	offset    uvarint length <= 256, bytes (SetOffset)
 //	clock     varint: largest Visit.At applied, ms; math.MinInt64 if none
 //	windows   uvarint count <= 4096, in (campaign, start) order, each:
 //	            campaign (uvarint length <= 256, bytes) | start varint |
-//	            expires varint | filter: (zero words uvarint, non-zero
-//	            words uvarint, those words u64 each) until m/64 words
+//	            expires varint | layers uvarint, then each layer, oldest
+//	            first: (zero words uvarint, non-zero words uvarint, those
+//	            words u64 each) until its m/64 words
 //	networks  uvarint count, in key order, each: key (uvarint difference
 //	            from the previous key, the first from 0) | lane mask byte |
 //	            uvarint count per set bit i, the visits in granule G-7+i,
@@ -118,28 +132,41 @@
 //	            count | uvarint count per set bit
 //	crc       CRC-32C of everything before, u32
 //
+// Every layer but the last of a window is sealed (it has at least the
+// bits set that seal it), and no layer is empty.
+//
+// Version 2, written before layers, is version 3 with the first layer's m
+// and k alone in the params, and without a count of layers in a window:
+// each window is one layer. It is read as such, its first layer maybe
+// past its seal (a window flooded by that build keeps its rate; the next
+// new key starts a second layer), and written again as version 3.
 // Version 1, written before budgets, is version 2 without BudgetNetwork,
 // BudgetBlock and the budgets section, and without the budget reason in
-// the counters. It is read as a checkpoint of budgets 0, and written
-// again as version 2 (by a judge with budgets, once it adopted them).
+// the counters. It is read as a checkpoint of budgets 0.
 //
-// A filter of n = ceil(2 × Expected / Partitions) keys has k =
-// round(log2(1/FP)) functions and m bits, the least multiple of 64 with
-// (1 - e^(-kn/m))^k <= FP. Key's bits are, for i from 0 to k-1, the high 64
-// bits of (h1 + i·h2) × m, where h1 and h2 are murmur3's fmix64 of the
-// key's first and last 8 bytes (little endian), h2 with its low bit set;
-// bit p is bit p%64 of word p/64.
+// Layer i of a window is a filter of n_i = 2 × Expected × 2^i keys at rate
+// p_i = FP/2^(i+1), but for the first, which is the filter of n_0 keys at
+// FP (the filter before layers) and is sealed at FP/2: it has k_i =
+// round(log2(1/p_i)) functions and m_i bits, the least multiple of 64
+// with (1 - e^(-k·n/m))^k <= p (with FP for the first), and is sealed at
+// ceil(m_i × p_i^(1/k_i)) bits set, where a key not in it is found with
+// probability p_i. A window has at most MaxLayers layers, fewer when they
+// would have over 2^32 bits together. Key's bits in a layer are, for i
+// from 0 to k-1, the high 64 bits of (h1 + i·h2) × m, where h1 and h2 are
+// derived from the key's first and last 8 bytes (little endian) by
+// murmur3's fmix64 (see probes), h2 with its low bit set; bit p is bit
+// p%64 of word p/64.
 //
 // The sizing params are the fingerprint: a checkpoint made with another
-// Expected, FP, Partitions or Keying, or whose filter size differs because
-// the sizing rule changed, is refused with ErrParams. The policy params
+// Expected, FP, Partitions or Keying, or whose layers differ because the
+// sizing rule changed, is refused with ErrParams. The policy params
 // record the policy the state was judged under: a judge of another policy
 // restores the state under the checkpoint's, then adopts its own (see
-// Policy change). The filters dominate the size: m/8 bytes for a window near
-// capacity, less while it fills (a run of zero words costs a byte or
-// two). At the defaults (1M visitors, fp 0.001) over 16 partitions a
-// window's filter is 219 KiB: 28.8 bits, 3.6 bytes, per visitor of two
-// keys. A network costs 10-12 bytes, a network or block with a budget
+// Policy change). The filters dominate the size: m/8 bytes per layer near
+// its seal, less while it fills (a run of zero words costs a byte or
+// two). At the defaults (1M visitors, fp 0.001) a window's first layer is
+// 3.4 MiB: 28.8 bits, 3.6 bytes, per visitor of two keys; with all five
+// layers, 31 times the visitors, 150 MiB. A network costs 10-12 bytes, a network or block with a budget
 // count 3-12, a creator-day about 8. Decoding checks the CRC first and bounds every count by what
 // the rest of the input can hold and every string by 256 bytes, then
 // refuses a checkpoint that does not re-encode to itself byte for byte, so

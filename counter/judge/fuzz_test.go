@@ -24,7 +24,8 @@ var updateSeeds = flag.Bool("update-seeds", false, "rewrite the seeds in testdat
 // valid magic (of its version when it has one this build reads) and
 // checksum, so that mutations reach the decoder. The seeds are in
 // testdata/fuzz/FuzzUnmarshal, which TestFuzzSeeds keeps in the current
-// format; v1-* are checkpoints of version 1, which it never rewrites.
+// format; v1-* and v2-* are checkpoints of versions 1 and 2, which it
+// never rewrites.
 func FuzzUnmarshal(f *testing.F) {
 	f.Add([]byte{})
 	f.Add(magic[:])
@@ -101,6 +102,7 @@ func fuzzSeeds(t testing.TB) map[string][]byte {
 		"small":   mustMarshal(t, smallState(t)),
 		"expired": mustMarshal(t, expired),
 		"log":     mustMarshal(t, log),
+		"layers":  mustMarshal(t, layeredState(t)),
 	}
 }
 

@@ -28,11 +28,12 @@ type Params struct {
 	// for 2 × Expected keys, since a new visitor inserts two (Visit.Key
 	// and Visit.Also), and partitions split a campaign by creator: one
 	// creator may bring most of its visitors, so no partition can be
-	// sized for a share of them. Required.
+	// sized for a share of them. More keys than that add layers to the
+	// filter, up to MaxLayers (see WindowFill). Required.
 	Expected uint64
-	// FP is the false-positive rate of a filter holding that many keys:
-	// the chance that a new visitor is judged a duplicate once its window
-	// has had Expected visitors (--dedupe-fp). Less before. Required,
+	// FP bounds the false-positive rate of a window's filter: the chance
+	// that a new visitor is judged a duplicate (--dedupe-fp), however many
+	// visitors came, until the window is Full (see WindowFill). Required,
 	// between 0 and 1.
 	FP float64
 	// Partitions is the number of partitions per campaign (see
@@ -67,36 +68,35 @@ type Params struct {
 
 // Validate returns an error naming the first invalid field.
 func (p Params) Validate() error {
-	_, _, err := p.size()
+	_, err := p.size()
 	return err
 }
 
-// size returns the bits per window filter and its hash functions.
-func (p Params) size() (m uint64, k int, err error) {
+// size returns the layers of a window's filter.
+func (p Params) size() ([]layerSize, error) {
 	switch {
 	case p.Expected == 0:
-		return 0, 0, errors.New("expected visitors must be positive")
+		return nil, errors.New("expected visitors must be positive")
 	case !(p.FP > 0 && p.FP < 1):
-		return 0, 0, fmt.Errorf("false-positive rate %v must be between 0 and 1", p.FP)
+		return nil, fmt.Errorf("false-positive rate %v must be between 0 and 1", p.FP)
 	case p.Partitions == 0 || p.Partitions > 1<<16:
-		return 0, 0, fmt.Errorf("partitions %d must be 1 to 65536", p.Partitions)
+		return nil, fmt.Errorf("partitions %d must be 1 to 65536", p.Partitions)
 	case p.VelocityMax < 0 || p.VelocityMax > math.MaxUint16-1:
-		return 0, 0, fmt.Errorf("velocity max %d must be 0 (none) to %d", p.VelocityMax, math.MaxUint16-1)
+		return nil, fmt.Errorf("velocity max %d must be 0 (none) to %d", p.VelocityMax, math.MaxUint16-1)
 	case p.VelocityWindow < time.Second || p.VelocityWindow > 7*24*time.Hour || p.VelocityWindow%time.Millisecond != 0:
-		return 0, 0, fmt.Errorf("velocity window %s must be 1s to 168h in whole milliseconds", p.VelocityWindow)
+		return nil, fmt.Errorf("velocity window %s must be 1s to 168h in whole milliseconds", p.VelocityWindow)
 	case p.BudgetNetwork < 0 || p.BudgetNetwork > math.MaxInt32:
-		return 0, 0, fmt.Errorf("network budget %d must be 0 (none) to %d", p.BudgetNetwork, math.MaxInt32)
+		return nil, fmt.Errorf("network budget %d must be 0 (none) to %d", p.BudgetNetwork, math.MaxInt32)
 	case p.BudgetBlock < 0 || p.BudgetBlock > math.MaxInt32:
-		return 0, 0, fmt.Errorf("block budget %d must be 0 (none) to %d", p.BudgetBlock, math.MaxInt32)
+		return nil, fmt.Errorf("block budget %d must be 0 (none) to %d", p.BudgetBlock, math.MaxInt32)
 	case len(p.Keying) > maxStringLen:
-		return 0, 0, fmt.Errorf("keying of %d bytes; the limit is %d", len(p.Keying), maxStringLen)
+		return nil, fmt.Errorf("keying of %d bytes; the limit is %d", len(p.Keying), maxStringLen)
 	}
-	keys := 2 * float64(p.Expected)
-	bits, k := filterSize(keys, p.FP)
-	if !(bits <= maxFilterBits) {
-		return 0, 0, fmt.Errorf("expected visitors %d at rate %v need filters of %.0f bits; the limit is 2^32", p.Expected, p.FP, bits)
+	sizes, err := layerSizes(2*float64(p.Expected), p.FP)
+	if err != nil {
+		return nil, fmt.Errorf("expected visitors %d at rate %v need filters of %w; the limit is 2^32", p.Expected, p.FP, err)
 	}
-	return uint64(bits), k, nil
+	return sizes, nil
 }
 
 // SameSizing reports whether p and q have the same sizing: Expected, FP,
@@ -150,9 +150,7 @@ func (q Policy) String() string {
 // it, as one process owns the partition.
 type Judge struct {
 	p      Params
-	m      uint64 // bits per window filter, a multiple of 64
-	k      int    // hash functions per key
-	clock  int64  // largest Visit.At seen, Unix ms; math.MinInt64 before any
+	clock  int64 // largest Visit.At seen, Unix ms; math.MinInt64 before any
 	offset []byte
 	win    windows
 	vel    velocity
@@ -162,20 +160,18 @@ type Judge struct {
 
 // New returns an empty judge, or an error when p is invalid.
 func New(p Params) (*Judge, error) {
-	m, k, err := p.size()
+	sizes, err := p.size()
 	if err != nil {
 		return nil, fmt.Errorf("invalid judge parameters: %w", err)
 	}
-	return newJudge(p, m, k), nil
+	return newJudge(p, sizes), nil
 }
 
-func newJudge(p Params, m uint64, k int) *Judge {
+func newJudge(p Params, sizes []layerSize) *Judge {
 	return &Judge{
 		p:     p,
-		m:     m,
-		k:     k,
 		clock: math.MinInt64,
-		win:   newWindows(m, k),
+		win:   newWindows(sizes),
 		vel:   newVelocity(p.VelocityMax, p.VelocityWindow.Milliseconds()),
 		bud:   newBudgets(p.BudgetNetwork, p.BudgetBlock),
 		cnt:   newCounters(),
@@ -255,7 +251,7 @@ func (j *Judge) decide(v *counter.Visit) counter.Reason {
 		// Over budget: refused, unless a duplicate, without entering the
 		// filter (see Apply). A window not made yet holds no key.
 		w := j.win.peek(v)
-		if w == nil && v.Expires > now || w != nil && !w.test(&v.Key, j.m, j.k) {
+		if w == nil && v.Expires > now || w != nil && !j.win.has(w, &v.Key) {
 			return counter.Budget
 		}
 	}
@@ -264,11 +260,11 @@ func (j *Judge) decide(v *counter.Visit) counter.Reason {
 		return counter.OutOfWindow
 	}
 	r := counter.Qualified
-	if w.testAndAdd(&v.Key, j.m, j.k) {
+	if j.win.add(w, &v.Key) {
 		r = counter.Duplicate
 	}
 	if v.HasAlso {
-		w.testAndAdd(&v.Also, j.m, j.k)
+		j.win.add(w, &v.Also)
 	}
 	if r == counter.Qualified && budgeted {
 		j.bud.charge(v)

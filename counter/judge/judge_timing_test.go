@@ -18,7 +18,8 @@ var (
 )
 
 // benchParams are the service's defaults over 16 partitions: a window's
-// filter in one partition holds 125k keys, 62.5k visitors.
+// filter in one partition is sized for 2M keys, 1M visitors, since one
+// creator may bring all of a campaign's.
 var benchParams = Params{Expected: 1_000_000, FP: 0.001, Partitions: 16, VelocityMax: 30, VelocityWindow: 10 * time.Minute}
 
 const benchBatch = 256
@@ -48,53 +49,71 @@ func benchVisitors(n int) []counter.Visit {
 // BenchmarkApply gives the cost of judging one visit, applied in batches
 // of 256 (copying each visit into the batch included).
 //
-// new: every visit a new visitor. The partition's 62.5k visitors fill a
-// window in an hour, then the next hour's window starts and the last one
-// expires, so the filter stays within its size and one 219 KiB filter is
-// allocated per 62.5k visitors.
+// new: every visit a new visitor. The partition's 62.5k visitors come in
+// an hour, then the next hour's window starts and the last one expires:
+// a window's filter, sized for 1M visitors, holds 6% of that, and one
+// 3.4 MiB filter is allocated per 62.5k visitors.
 //
 // new/budgets: the same with the default budgets, 20 qualified visits a
 // day per network and 300 per block, which the hourly cycles of the same
 // networks reach: every network's budget holds the day's visits of 20 of
 // them, and each of the 16,384 blocks about 3.8 per hour.
 //
+// new/layers: the same in filters sized for 7.8k visitors, an eighth of
+// the hour's: each window grows to four layers (adding a layer included).
+//
 // repeat: every visit a visitor already in the window, each network
-// visiting once per 52 minutes.
+// visiting once per 52 minutes. repeat/layers: the same in a window of
+// four layers, which a visitor's keys may be in any of.
 func BenchmarkApply(b *testing.B) {
 	n := int(benchParams.Expected / uint64(benchParams.Partitions))
 	pool := benchVisitors(n)
 	budgets := benchParams
 	budgets.BudgetNetwork, budgets.BudgetBlock = 20, 300
+	layers := benchParams
+	layers.Expected = uint64(n / 8)
 	// In order: each allocates a filter per hour of visits.
 	b.Run("new", func(b *testing.B) { benchmarkNew(b, benchParams, pool) })
 	b.Run("new/budgets", func(b *testing.B) { benchmarkNew(b, budgets, pool) })
-	b.Run("repeat", func(b *testing.B) {
-		j := mustNew(b, benchParams)
-		pool := slices.Clone(pool)
-		for i := range pool {
-			pool[i].Expires += 365 * 86400 // the window outlives the benchmark
+	b.Run("new/layers", func(b *testing.B) { benchmarkNew(b, layers, pool) })
+	b.Run("repeat", func(b *testing.B) { benchmarkRepeat(b, benchParams, pool) })
+	b.Run("repeat/layers", func(b *testing.B) { benchmarkRepeat(b, layers, pool) })
+}
+
+// benchmarkRepeat applies the visitors of pool, all in one window, again
+// and again.
+func benchmarkRepeat(b *testing.B, p Params, pool []counter.Visit) {
+	n := len(pool)
+	j := mustNew(b, p)
+	pool = slices.Clone(pool)
+	for i := range pool {
+		pool[i].Expires += 365 * 86400 // the window outlives the benchmark
+	}
+	out := make([]counter.Reason, n)
+	j.Apply(pool, out)
+	if p != benchParams {
+		if f := j.Fill(); f[0].Layers != 4 {
+			b.Fatalf("unexpected window; got %+v; want 4 layers", f)
 		}
-		out := make([]counter.Reason, n)
-		j.Apply(pool, out)
-		at := pool[n-1].At
-		batch := make([]counter.Visit, benchBatch)
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := 0; i < b.N; {
-			m := min(benchBatch, b.N-i)
-			for x := range batch[:m] {
-				at += 50
-				batch[x] = pool[(i+x)%n]
-				batch[x].At = at
-			}
-			j.Apply(batch[:m], out[:m])
-			i += m
+	}
+	at := pool[n-1].At
+	batch := make([]counter.Visit, benchBatch)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; {
+		m := min(benchBatch, b.N-i)
+		for x := range batch[:m] {
+			at += 50
+			batch[x] = pool[(i+x)%n]
+			batch[x].At = at
 		}
-		b.StopTimer()
-		if out[0] != counter.Duplicate {
-			b.Fatalf("unexpected reason of a repeat visitor; got %s; want duplicates", out[0])
-		}
-	})
+		j.Apply(batch[:m], out[:m])
+		i += m
+	}
+	b.StopTimer()
+	if out[0] != counter.Duplicate {
+		b.Fatalf("unexpected reason of a repeat visitor; got %s; want duplicates", out[0])
+	}
 }
 
 // benchmarkNew applies the visitors of pool, whose n visitors fill a
@@ -120,9 +139,8 @@ func benchmarkNew(b *testing.B, p Params, pool []counter.Visit) {
 	sinkReason = out[0]
 }
 
-// benchJudge returns a judge of benchParams holding one window full of
-// 62.5k visitors (125k keys), their 62.5k networks and 16 creators'
-// counters.
+// benchJudge returns a judge of benchParams holding one window of 62.5k
+// visitors (125k keys), their 62.5k networks and 16 creators' counters.
 func benchJudge(b *testing.B) *Judge {
 	pool := benchVisitors(int(benchParams.Expected / uint64(benchParams.Partitions)))
 	j := mustNew(b, benchParams)

@@ -35,7 +35,7 @@ import (
 //     so no visit is forgotten sooner than the new window says (at most
 //     a granule of the old length later).
 func (j *Judge) SetPolicy(q Policy) error {
-	if _, _, err := j.p.WithPolicy(q).size(); err != nil {
+	if _, err := j.p.WithPolicy(q).size(); err != nil {
 		return fmt.Errorf("invalid judge policy: %w", err)
 	}
 	j.setPolicy(q)
