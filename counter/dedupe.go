@@ -141,18 +141,17 @@ func (p DedupeParams) Slot(k *VisitorKey) uint32 {
 	return binary.LittleEndian.Uint32(k[12:]) % p.Slots
 }
 
-// AppendPositions appends the K bit positions of k, the same ones a
-// bloom/v3 filter of M bits and K functions sets for k.
-func (p DedupeParams) AppendPositions(dst []uint64, k *VisitorKey) []uint64 {
-	for _, l := range bloom.Locations(k[:], uint(p.K)) {
-		dst = append(dst, l%p.M)
-	}
-	return dst
-}
-
 // LocalFilter is the in-process Bloom filter in front of the store. It only
 // ever holds keys the store has confirmed, so a hit is a duplicate without a
 // round trip and a miss must ask the store. Safe for concurrent use.
+//
+// It is a cache of what the store knows, so it forgets rather than fills
+// up: each slot is two generations of a filter of M bits and K functions,
+// and once the newer has taken its design capacity of keys (M ln 2 / K,
+// the keys at which it reaches its rate), the older is cleared and becomes
+// the newer. A hit is in either, so false duplicates stay within twice the
+// rate however many visitors come (a flood included); a visitor forgotten
+// asks the store, which still knows it.
 type LocalFilter struct {
 	params  DedupeParams
 	mu      sync.RWMutex
@@ -170,8 +169,9 @@ type windowFilter struct {
 }
 
 type slotFilter struct {
-	mu sync.RWMutex
-	f  *bloom.BloomFilter // allocated on first Add
+	mu       sync.RWMutex
+	cur, old *bloom.BloomFilter // allocated on first Add, and first rotation
+	n        uint64             // keys added to cur
 }
 
 // NewLocalFilter returns an empty filter with parameters p.
@@ -190,9 +190,15 @@ func (l *LocalFilter) Test(v *Visit) bool {
 	}
 	s := &w.slots[l.params.Slot(&v.Key)]
 	s.mu.RLock()
-	hit := s.f != nil && s.f.Test(v.Key[:])
+	hit := s.cur != nil && s.cur.Test(v.Key[:]) || s.old != nil && s.old.Test(v.Key[:])
 	s.mu.RUnlock()
 	return hit
+}
+
+// capacity is how many keys a generation takes: M ln 2 / K, the keys at
+// which a filter of M bits and K functions is at its design rate.
+func (l *LocalFilter) capacity() uint64 {
+	return max(uint64(float64(l.params.M)*math.Ln2/float64(l.params.K)), 1)
 }
 
 // Add records v's visitor, which the store has confirmed: its Key, and
@@ -219,10 +225,19 @@ func (l *LocalFilter) add(v *Visit, k *VisitorKey) {
 	}
 	s := &w.slots[l.params.Slot(k)]
 	s.mu.Lock()
-	if s.f == nil {
-		s.f = bloom.New(uint(l.params.M), uint(l.params.K))
+	switch {
+	case s.cur == nil:
+		s.cur = bloom.New(uint(l.params.M), uint(l.params.K))
+	case s.n >= l.capacity():
+		if s.old == nil {
+			s.old = bloom.New(uint(l.params.M), uint(l.params.K))
+		} else {
+			s.old.ClearAll()
+		}
+		s.cur, s.old, s.n = s.old, s.cur, 0
 	}
-	s.f.Add(k[:])
+	s.cur.Add(k[:])
+	s.n++
 	s.mu.Unlock()
 }
 

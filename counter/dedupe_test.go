@@ -1,38 +1,34 @@
 package counter
 
 import (
+	"encoding/binary"
 	"testing"
 	"time"
 
 	"github.com/bits-and-blooms/bloom/v3"
 )
 
-func TestLocalFilterMatchesPositions(t *testing.T) {
+func visitKey(i int) Visit {
+	v := Visit{Campaign: "c", Creator: "a", Window: 86400, Expires: 2 * 86400}
+	binary.LittleEndian.PutUint64(v.Key[:], uint64(i))
+	binary.LittleEndian.PutUint32(v.Key[12:], uint32(i*7919))
+	return v
+}
+
+func TestLocalFilter(t *testing.T) {
 	p, err := NewDedupeParams(10_000, 0.001)
 	if err != nil {
 		t.Fatal(err)
 	}
 	l := NewLocalFilter(p)
 	for i := range 100 {
-		v := Visit{Campaign: "c", Creator: "a", Window: 86400, Expires: 2 * 86400}
-		v.Key[0], v.Key[12], v.Key[15] = byte(i), byte(i*7), byte(i>>3)
-		if l.Test(&v) {
-			continue // a false positive of an earlier key; possible, rare
-		}
+		v := visitKey(i)
+		v.HasAlso = true
+		v.Also = visitKey(1_000_000 + i).Key
 		l.Add(&v)
-		if !l.Test(&v) {
-			t.Fatalf("unexpected miss after Add of key %d", i)
-		}
-		// The positions a store sets are the ones the local filter sets.
-		f := l.windows[windowID{"c", 86400}].slots[p.Slot(&v.Key)].f
-		pos := p.AppendPositions(nil, &v.Key)
-		if len(pos) != int(p.K) {
-			t.Fatalf("unexpected number of positions; got %d; want %d", len(pos), p.K)
-		}
-		for _, b := range pos {
-			if b >= p.M || !f.BitSet().Test(uint(b)) {
-				t.Fatalf("position %d of key %d not set in the local filter (m=%d)", b, i, p.M)
-			}
+		also := visitKey(1_000_000 + i)
+		if !l.Test(&v) || !l.Test(&also) {
+			t.Fatalf("unexpected miss of key %d or its second key after Add", i)
 		}
 		other := v
 		other.Campaign = "d"
@@ -48,6 +44,39 @@ func TestLocalFilterMatchesPositions(t *testing.T) {
 	if len(l.windows) != 0 {
 		t.Fatalf("unexpected windows after expiry; got %d; want 0", len(l.windows))
 	}
+}
+
+// TestLocalFilterFlood: ten times its capacity of keys, and the filter
+// still answers new keys within twice its rate: it forgets the oldest
+// instead of filling up. The last capacity's worth of keys are known.
+func TestLocalFilterFlood(t *testing.T) {
+	const expected, fp = 16_000, 0.001
+	p, err := NewDedupeParams(expected, fp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := NewLocalFilter(p)
+	const n = 10 * expected
+	for i := range n {
+		v := visitKey(i)
+		l.Add(&v)
+	}
+	for i := n - expected/2; i < n; i++ {
+		if v := visitKey(i); !l.Test(&v) {
+			t.Fatalf("a key of the last generation forgotten: %d", i)
+		}
+	}
+	hits := 0
+	const probes = 200_000
+	for i := range probes {
+		if v := visitKey(10*n + i); l.Test(&v) {
+			hits++
+		}
+	}
+	if rate := float64(hits) / probes; rate > 2*fp*1.5 {
+		t.Fatalf("false positives %.5f after a flood; want within twice %v", rate, fp)
+	}
+	t.Logf("false positives after %d keys: %d of %d", n, hits, probes)
 }
 
 func TestDedupeParams(t *testing.T) {

@@ -344,7 +344,9 @@ type partJudge struct {
 	offset    string    // the stream id of the last entry judged; "" before any
 	pubOffset string    // the offset last published
 	published map[creatorDay]counter.Counts
-	full      map[int64]bool // windows reported past their capacity, by start
+	layers    map[int64]int  // the layers reported of each window, by start
+	full      map[int64]bool // windows reported with all their layers
+	added     uint64         // the judge's LayersAdded reported
 }
 
 type creatorDay struct {
@@ -455,7 +457,8 @@ func (pj *partJudge) load() error {
 	}
 	pj.j, pj.offset = j, string(j.Offset())
 	pj.published = make(map[creatorDay]counter.Counts)
-	pj.full = make(map[int64]bool)
+	pj.layers, pj.full = make(map[int64]int), make(map[int64]bool)
+	pj.added = j.LayersAdded()
 	if pj.adoptAt != "" && !streamIDBefore(pj.offset, pj.adoptAt) || pj.adoptAt == "0-0" {
 		return pj.adopt(ctx)
 	}
@@ -495,6 +498,9 @@ func (pj *partJudge) read(ctx context.Context) (int, error) {
 		pj.j.SetOffset([]byte(e.ID))
 		judgedBatches.Inc()
 		judgedVisits.Add(len(vs))
+	}
+	if pj.j.LayersAdded() != pj.added {
+		pj.checkFill()
 	}
 	if pj.adoptAt != "" && !streamIDBefore(pj.offset, pj.adoptAt) {
 		if err := pj.adopt(ctx); err != nil {
@@ -598,15 +604,30 @@ func (pj *partJudge) checkpoint(ctx context.Context) error {
 	return nil
 }
 
-// checkFill warns, once per window, of a dedupe filter past its capacity:
-// more visitors than --dedupe-expected came in one window, and false
-// duplicates rise above --dedupe-fp.
+// layersAdded is the embedded store's counter too (counter/boltstore).
+var layersAdded = metrics.GetOrCreateCounter(`clickgate_dedupe_layers_added_total`)
+
+// checkFill logs, once each, a window of the partition that grew a layer
+// (more visitors than --dedupe-expected: a flood, or a campaign larger
+// than it was sized for; false duplicates stay within --dedupe-fp) and one
+// that has all its layers (they rise above it), and counts the layers
+// added. Called after each read that added one, and at checkpoints.
 func (pj *partJudge) checkFill() {
+	n := pj.j.LayersAdded()
+	layersAdded.AddInt64(int64(n - pj.added))
+	pj.added = n
 	for _, f := range pj.j.Fill() {
-		if f.Fill > judge.FullAt && !pj.full[f.Start] {
+		if f.Layers > max(1, pj.layers[f.Start]) {
+			pj.layers[f.Start] = f.Layers
+			pj.js.logger.Warn("a dedupe window grew a layer: more visitors than --dedupe-expected; false duplicates stay within --dedupe-fp",
+				"campaign", f.Campaign, "partition", pj.lease.Partition, "window", time.Unix(f.Start, 0).UTC(),
+				"layers", f.Layers, "max_layers", judge.MaxLayers, "bytes", f.Bytes, "rate", f.Rate)
+		}
+		if f.Full && !pj.full[f.Start] {
 			pj.full[f.Start] = true
-			pj.js.logger.Warn("a dedupe filter is past its capacity: false duplicates rise above --dedupe-fp; raise --dedupe-expected",
-				"campaign", f.Campaign, "partition", pj.lease.Partition, "window", time.Unix(f.Start, 0).UTC(), "fill", f.Fill)
+			pj.js.logger.Error("a dedupe window has all its layers: false duplicates rise above --dedupe-fp; raise --dedupe-expected",
+				"campaign", f.Campaign, "partition", pj.lease.Partition, "window", time.Unix(f.Start, 0).UTC(),
+				"layers", f.Layers, "bytes", f.Bytes, "rate", f.Rate)
 		}
 	}
 }
