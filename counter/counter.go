@@ -104,11 +104,58 @@ type Link struct {
 
 // Catalog is everything the edge needs to resolve codes, read at one version.
 type Catalog struct {
-	Version   uint64
+	Version uint64
+	// Epoch names the catalog's history: a store that lost its catalog
+	// (emptied, reset, its data directory swapped) starts another at its
+	// next change. Empty before the first change of a store that does not
+	// record one yet.
+	Epoch     string
 	Campaigns []Campaign
 	Creators  []Creator
 	Links     []Link
 }
+
+// CatalogChanges are what changed in a catalog after a version: every
+// campaign, creator and link changed since, as it is now. A store with a
+// change feed returns them (redirect.ChangeFeed), so that a node applies
+// a change without reading the whole catalog.
+type CatalogChanges struct {
+	// Version is the version the changes reach; with More, there are
+	// changes after it. When the catalog is at or below the version asked
+	// for, it is the catalog's version and there are no changes.
+	Version uint64
+	More    bool
+	// Epoch is the catalog's, as in Catalog.
+	Epoch string
+	// Trimmed means the store no longer holds the changes right after the
+	// version asked for: read the whole Catalog instead.
+	Trimmed bool
+	// At names the change that made the version asked for, and Last the
+	// one that made Version (a kind and an id), or "" when the store does
+	// not have them. A node compares At with the Last it applied before:
+	// another change under the same version means the store's history
+	// forked (a failover to a stale replica that took changes since).
+	At, Last string
+
+	Campaigns []Campaign
+	Creators  []Creator
+	Links     []Link
+}
+
+// CodesTakenError is the error of a bulk link creation that created none
+// of its links because these codes are taken. It matches ErrExists.
+type CodesTakenError struct {
+	Codes []string
+}
+
+func (e *CodesTakenError) Error() string {
+	if len(e.Codes) == 1 {
+		return fmt.Sprintf("code %q is taken", e.Codes[0])
+	}
+	return fmt.Sprintf("%d codes are taken, the first %q", len(e.Codes), e.Codes[0])
+}
+
+func (e *CodesTakenError) Unwrap() error { return ErrExists }
 
 // Store persists the catalog and the counters. Every implementation passes
 // the conformance suite in counter/storetest.

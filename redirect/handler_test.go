@@ -345,7 +345,7 @@ func TestTableRefresh(t *testing.T) {
 	if got := e.table.Lookup([]byte("NEWCODE1")); got == nil || got.Creator.ID != "alice" || got.Campaign.ID != "spring" {
 		t.Fatalf("unexpected entry after refresh; got %+v", got)
 	}
-	if old.links["NEWCODE1"] != nil {
+	if old.lookup("NEWCODE1") != nil {
 		t.Fatalf("the old snapshot changed; snapshots must be immutable")
 	}
 	// An unchanged version does not reload.

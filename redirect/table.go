@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,19 +35,56 @@ type TableOptions struct {
 	Logger *slog.Logger
 }
 
-// Table is the in-memory link table: an immutable snapshot of the catalog,
-// swapped atomically when the store's version changes.
+// ChangeFeed is a store that says what changed in its catalog after a
+// version, so that the table applies a change without reading the whole
+// catalog. Both stores implement it.
+type ChangeFeed interface {
+	CatalogChanges(ctx context.Context, since uint64, limit int) (*counter.CatalogChanges, error)
+}
+
+// changesPerCall bounds the changes read in one call, so that a node far
+// behind catches up in steps of bounded size.
+const changesPerCall = 10_000
+
+// Table is the in-memory link table: immutable snapshots of the catalog,
+// swapped atomically. With a store that has a change feed, a refresh
+// applies the changes since the version served, copying only the shards
+// of the links they touch; otherwise, and when the feed cannot say (the
+// table is new, the store was reset, or the feed was trimmed past the
+// version served), it reloads the whole catalog.
 type Table struct {
 	o    TableOptions
 	snap atomic.Pointer[snapshot]
-	mu   sync.Mutex // serializes reloads
+	mu   sync.Mutex // serializes refreshes; guards st
+	st   *catalogState
 	stop chan struct{}
 	done chan struct{}
 }
 
+// tableShards is the number of maps the links are spread over: a change
+// copies one of them, so applying it costs links/tableShards, not links
+// (BenchmarkCreateLink in redirect/admin). A power of two.
+const tableShards = 1024
+
 type snapshot struct {
 	version uint64
-	links   map[string]*Entry
+	epoch   string
+	last    string // the change that made version, if known
+	n       int    // links served
+	shards  [tableShards]map[string]*Entry
+}
+
+// lookup returns the entry of code, or nil.
+func (s *snapshot) lookup(code string) *Entry { return s.shards[shardOf(code)][code] }
+
+// shardOf is FNV-1a of code, taken modulo tableShards.
+func shardOf[T string | []byte](code T) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(code); i++ {
+		h ^= uint32(code[i])
+		h *= 16777619
+	}
+	return int(h & (tableShards - 1))
 }
 
 // NewTable returns a Table; Load or Start fills it.
@@ -57,45 +95,97 @@ func NewTable(o TableOptions) *Table {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	t := &Table{o: o, stop: make(chan struct{}), done: make(chan struct{})}
+	t := &Table{o: o, st: newCatalogState(), stop: make(chan struct{}), done: make(chan struct{})}
 	// No store version is MaxUint64, so the first Refresh always loads.
-	t.snap.Store(&snapshot{version: ^uint64(0), links: map[string]*Entry{}})
+	t.snap.Store(&snapshot{version: ^uint64(0)})
 	return t
 }
 
 // Lookup returns the entry of code, or nil. It does not allocate.
 func (t *Table) Lookup(code []byte) *Entry {
-	return t.snap.Load().links[string(code)]
+	return t.snap.Load().shards[shardOf(code)][string(code)]
 }
 
 // Len is the number of links served.
-func (t *Table) Len() int { return len(t.snap.Load().links) }
+func (t *Table) Len() int { return t.snap.Load().n }
 
-// Refresh reloads the catalog if its version changed.
+// Refresh brings the table to the store's catalog: the changes since the
+// version served, or the whole catalog.
 func (t *Table) Refresh(ctx context.Context) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	v, err := t.o.Store.Version(ctx)
-	if err != nil {
-		return fmt.Errorf("cannot read catalog version: %w", err)
+	feed, ok := t.o.Store.(ChangeFeed)
+	if !ok {
+		v, err := t.o.Store.Version(ctx)
+		if err != nil {
+			return fmt.Errorf("cannot read catalog version: %w", err)
+		}
+		if t.snap.Load().version == v {
+			return nil
+		}
+		return t.reload(ctx)
 	}
-	if t.snap.Load().version == v {
-		return nil
+	for {
+		cur := t.snap.Load()
+		ch, err := feed.CatalogChanges(ctx, cur.version, changesPerCall)
+		if err != nil {
+			return fmt.Errorf("cannot read catalog changes: %w", err)
+		}
+		switch {
+		case cur.version == ^uint64(0), ch.Epoch != cur.epoch, ch.Trimmed, ch.Version < cur.version,
+			ch.At != "" && cur.last != "" && ch.At != cur.last:
+			// Never loaded, or the feed cannot say (another history,
+			// trimmed, gone back, forked): the whole catalog, which the
+			// reset guard checks.
+			if ch.Trimmed {
+				catalogReloads.Inc()
+			}
+			return t.reload(ctx)
+		case ch.Version == cur.version:
+			return nil
+		}
+		next, dropped := t.st.apply(cur, ch.Campaigns, ch.Creators, ch.Links)
+		next.version, next.last = ch.Version, ch.Last
+		t.logDropped(dropped)
+		t.snap.Store(next)
+		catalogChangesApplied.Add(len(ch.Campaigns) + len(ch.Creators) + len(ch.Links))
+		if !ch.More {
+			return nil
+		}
 	}
+}
+
+var (
+	catalogChangesApplied = metrics.NewCounter("clickgate_catalog_changes_applied_total")
+	// catalogReloads counts reloads of the whole catalog because the
+	// store's feed no longer held the changes the table needed.
+	catalogReloads = metrics.NewCounter("clickgate_catalog_trimmed_reloads_total")
+)
+
+// reload reads the whole catalog and serves it unless it is older than
+// the one served.
+func (t *Table) reload(ctx context.Context) error {
 	cat, err := t.o.Store.Catalog(ctx)
 	if err != nil {
 		return fmt.Errorf("cannot load catalog: %w", err)
 	}
-	snap, dropped := build(cat)
+	st := newCatalogState()
+	snap, dropped := st.apply(&snapshot{}, cat.Campaigns, cat.Creators, cat.Links)
+	snap.version, snap.epoch = cat.Version, cat.Epoch
 	if err := older(t.snap.Load(), snap, cat.Version); err != nil {
 		catalogResets.Inc()
 		return err
 	}
+	t.logDropped(dropped)
+	t.st = st
+	t.snap.Store(snap)
+	return nil
+}
+
+func (t *Table) logDropped(dropped []string) {
 	for _, code := range dropped {
 		t.o.Logger.Error("link cannot be served: malformed in the store", "code", code)
 	}
-	t.snap.Store(snap)
-	return nil
 }
 
 // ErrCatalogReset is matched by Refresh's error when the store's catalog
@@ -111,40 +201,126 @@ var catalogResets = metrics.NewCounter("clickgate_catalog_resets_total")
 // says. A catalog restored into a reset store holds every link again and
 // is taken, even under a lower version.
 func older(cur, next *snapshot, version uint64) error {
-	for code := range cur.links {
-		if next.links[code] == nil {
-			return fmt.Errorf("%w: link %q and maybe others are missing from version %d (served: %d); the store was reset or failed over to a stale replica: serving the last catalog until it is restored",
-				ErrCatalogReset, code, version, cur.version)
+	for i := range cur.shards {
+		for code := range cur.shards[i] {
+			if next.shards[i][code] == nil {
+				return fmt.Errorf("%w: link %q and maybe others are missing from version %d (served: %d); the store was reset or failed over to a stale replica: serving the last catalog until it is restored",
+					ErrCatalogReset, code, version, cur.version)
+			}
 		}
 	}
 	return nil
 }
 
-// build makes a snapshot of cat. Links the admin API could not have made
-// (over-long ids, bad codes, missing campaign or creator) are dropped and
-// returned: serving them could break the hot path's invariants.
-func build(cat *counter.Catalog) (s *snapshot, dropped []string) {
-	campaigns := make(map[string]*counter.Campaign, len(cat.Campaigns))
-	for i := range cat.Campaigns {
-		campaigns[cat.Campaigns[i].ID] = &cat.Campaigns[i]
+type creatorID struct{ campaign, id string }
+
+// catalogState is what the table knows of the catalog beyond the served
+// entries, to apply changes: the campaigns and creators, and the codes of
+// each creator's links.
+type catalogState struct {
+	campaigns map[string]*counter.Campaign
+	creators  map[creatorID]*counter.Creator
+	codes     map[creatorID][]string
+	// orphans are links that cannot be served (an unknown campaign or
+	// creator, a malformed code or id); a later change may make them so.
+	orphans map[string]*counter.Link
+}
+
+func newCatalogState() *catalogState {
+	return &catalogState{campaigns: map[string]*counter.Campaign{}, creators: map[creatorID]*counter.Creator{},
+		codes: map[creatorID][]string{}, orphans: map[string]*counter.Link{}}
+}
+
+// apply returns a snapshot of cur with the changes, copying only the
+// shards they touch, and updates st. Links the admin API could not have
+// made (over-long ids, bad codes, missing campaign or creator) are not
+// served; those newly so are returned: serving them could break the hot
+// path's invariants.
+func (st *catalogState) apply(cur *snapshot, campaigns []counter.Campaign, creators []counter.Creator, links []counter.Link) (next *snapshot, dropped []string) {
+	next = &snapshot{version: cur.version, epoch: cur.epoch, n: cur.n, shards: cur.shards}
+	var copied [tableShards]bool
+	fresh := cur.n == 0 && len(links) > 0 // a whole catalog: size the maps once
+	shard := func(code string) map[string]*Entry {
+		i := shardOf(code)
+		if !copied[i] {
+			copied[i] = true
+			switch m := cur.shards[i]; {
+			case m != nil:
+				next.shards[i] = maps.Clone(m)
+			case fresh:
+				next.shards[i] = make(map[string]*Entry, len(links)/tableShards+len(links)/tableShards/4)
+			default:
+				next.shards[i] = make(map[string]*Entry)
+			}
+		}
+		return next.shards[i]
 	}
-	type creatorID struct{ campaign, id string }
-	creators := make(map[creatorID]*counter.Creator, len(cat.Creators))
-	for i := range cat.Creators {
-		c := &cat.Creators[i]
-		creators[creatorID{c.Campaign, c.ID}] = c
-	}
-	s = &snapshot{version: cat.Version, links: make(map[string]*Entry, len(cat.Links))}
-	for _, l := range cat.Links {
-		c, cr := campaigns[l.Campaign], creators[creatorID{l.Campaign, l.Creator}]
+	// place serves l if it can be, or keeps it as an orphan.
+	place := func(l *counter.Link) {
+		c := st.campaigns[l.Campaign]
+		cr := st.creators[creatorID{l.Campaign, l.Creator}]
+		m := shard(l.Code)
 		if c == nil || cr == nil || !ValidCode([]byte(l.Code)) ||
 			len(l.Campaign) > clickid.MaxFieldLen || len(l.Creator) > clickid.MaxFieldLen {
-			dropped = append(dropped, l.Code)
-			continue
+			if m[l.Code] != nil {
+				delete(m, l.Code)
+				next.n--
+			}
+			if st.orphans[l.Code] == nil {
+				dropped = append(dropped, l.Code)
+			}
+			st.orphans[l.Code] = l
+			return
 		}
-		s.links[l.Code] = &Entry{Link: l, Campaign: c, Creator: cr}
+		delete(st.orphans, l.Code)
+		// One copy of the ids for every link of a creator.
+		l.Campaign, l.Creator = c.ID, cr.ID
+		if m[l.Code] == nil {
+			next.n++
+		}
+		m[l.Code] = &Entry{Link: *l, Campaign: c, Creator: cr}
 	}
-	return s, dropped
+	// replace serves again the links of a creator whose campaign or
+	// creator changed.
+	replace := func(id creatorID) {
+		for _, code := range st.codes[id] {
+			if l := st.orphans[code]; l != nil {
+				place(l)
+			} else if e := shard(code)[code]; e != nil {
+				l := e.Link
+				place(&l)
+			}
+		}
+	}
+	changed := map[creatorID]bool{}
+	for i := range campaigns {
+		c := &campaigns[i]
+		st.campaigns[c.ID] = c
+		for id := range st.codes {
+			if id.campaign == c.ID {
+				changed[id] = true
+			}
+		}
+	}
+	for i := range creators {
+		c := &creators[i]
+		id := creatorID{c.Campaign, c.ID}
+		st.creators[id] = c
+		changed[id] = true
+	}
+	for id := range changed {
+		replace(id)
+	}
+	for i := range links {
+		l := &links[i]
+		if st.orphans[l.Code] != nil || cur.lookup(l.Code) != nil {
+			continue // links do not change
+		}
+		id := creatorID{l.Campaign, l.Creator}
+		st.codes[id] = append(st.codes[id], l.Code)
+		place(l)
+	}
+	return next, dropped
 }
 
 // Start loads the table and keeps it fresh until Stop.

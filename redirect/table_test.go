@@ -3,11 +3,17 @@ package redirect
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/clickgate/clickgate/counter"
 	"github.com/clickgate/clickgate/counter/boltstore"
+	"github.com/clickgate/clickgate/counter/redisstore"
+	"github.com/clickgate/clickgate/counter/redisstore/redistest"
 )
 
 // TestTableKeepsServingAfterReset: a store that comes back without the
@@ -62,5 +68,271 @@ func TestTableKeepsServingAfterReset(t *testing.T) {
 	must(e.table.Refresh(ctx))
 	if e.table.Lookup([]byte(testCode)) == nil {
 		t.Fatalf("the restored link is not served")
+	}
+}
+
+// feedStore is a store with a change feed that counts its whole-catalog
+// reads.
+type feedStore struct {
+	counter.Store
+	catalogs atomic.Int64
+}
+
+func (s *feedStore) Catalog(ctx context.Context) (*counter.Catalog, error) {
+	s.catalogs.Add(1)
+	return s.Store.Catalog(ctx)
+}
+
+func (s *feedStore) CatalogChanges(ctx context.Context, since uint64, limit int) (*counter.CatalogChanges, error) {
+	return s.Store.(ChangeFeed).CatalogChanges(ctx, since, limit)
+}
+
+// openStores opens two handles of one new store of kind: two Redis
+// clients of one server, or the embedded store twice (it is one process's).
+func openStores(t *testing.T, kind string, kept int) (counter.Store, counter.Store) {
+	t.Helper()
+	params, _ := counter.NewDedupeParams(10_000, 0.001)
+	if kind == "embedded" {
+		old := boltstore.ChangesKept
+		boltstore.ChangesKept = uint64(kept)
+		t.Cleanup(func() { boltstore.ChangesKept = old })
+		s, err := boltstore.Open(t.TempDir(), params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s, s
+	}
+	srv := redistest.Start(t)
+	open := func() counter.Store {
+		s, err := redisstore.Open(context.Background(), redisstore.Options{URL: srv.URL(0), Params: params, CatalogChanges: kept})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	return open(), open()
+}
+
+var storeKinds = []string{"embedded", "redis"}
+
+// TestTableFollowsChanges: a table applies the changes another store
+// handle makes (links, a campaign's and a creator's new terms) without
+// reading the whole catalog again, and never changes a snapshot it
+// served.
+func TestTableFollowsChanges(t *testing.T) {
+	for _, kind := range storeKinds {
+		t.Run(kind, func(t *testing.T) {
+			ctx := context.Background()
+			reader, writer := openStores(t, kind, 1000)
+			now := time.Now().UTC()
+			camp := counter.Campaign{ID: "spring", StartsAt: now.Add(-time.Hour), EndsAt: now.Add(time.Hour), VisitBlockSize: 1000,
+				DedupeWindow: counter.Duration(24 * time.Hour)}
+			must(t, writer.PutCampaign(ctx, camp))
+			must(t, writer.PutCreator(ctx, counter.Creator{ID: "alice", Campaign: "spring", Country: "US", Status: counter.StatusActive}))
+			must(t, writer.CreateLink(ctx, counter.Link{Code: "first01", Campaign: "spring", Creator: "alice", Destinations: testDest}))
+			fs := &feedStore{Store: reader}
+			table := NewTable(TableOptions{Store: fs})
+			must(t, table.Refresh(ctx))
+			if fs.catalogs.Load() != 1 || table.Lookup([]byte("first01")) == nil {
+				t.Fatalf("unexpected first load; got %d catalog reads, entry %v", fs.catalogs.Load(), table.Lookup([]byte("first01")))
+			}
+			old := table.snap.Load()
+
+			// Links of a creator not known yet are served once it is.
+			for i := range 50 {
+				must(t, writer.CreateLink(ctx, counter.Link{Code: fmt.Sprintf("link%04d", i), Campaign: "spring", Creator: "alice", Destinations: testDest}))
+			}
+			must(t, writer.CreateLink(ctx, counter.Link{Code: "bobs0001", Campaign: "spring", Creator: "bob", Destinations: testDest}))
+			must(t, table.Refresh(ctx))
+			if table.Len() != 51 || table.Lookup([]byte("link0049")) == nil || table.Lookup([]byte("bobs0001")) != nil {
+				t.Fatalf("unexpected table after 51 links; got %d links", table.Len())
+			}
+			must(t, writer.PutCreator(ctx, counter.Creator{ID: "bob", Campaign: "spring", Country: "US", Status: counter.StatusActive}))
+			must(t, table.Refresh(ctx))
+			if e := table.Lookup([]byte("bobs0001")); e == nil || e.Creator.ID != "bob" {
+				t.Fatalf("unexpected entry of bob's link once bob exists; got %+v", e)
+			}
+
+			// New terms reach every link of the campaign and of the creator.
+			camp.CapCents = 12345
+			must(t, writer.PutCampaign(ctx, camp))
+			must(t, writer.PutCreator(ctx, counter.Creator{ID: "alice", Campaign: "spring", Country: "US", Status: counter.StatusSuspended}))
+			must(t, table.Refresh(ctx))
+			for _, code := range []string{"first01", "link0000", "link0049", "bobs0001"} {
+				e := table.Lookup([]byte(code))
+				if e == nil || e.Campaign.CapCents != 12345 {
+					t.Fatalf("unexpected campaign of %q after its change; got %+v", code, e)
+				}
+				if want := map[bool]string{true: counter.StatusActive, false: counter.StatusSuspended}[e.Creator.ID == "bob"]; e.Creator.Status != want {
+					t.Fatalf("unexpected status of the creator of %q; got %q; want %q", code, e.Creator.Status, want)
+				}
+			}
+			if got := fs.catalogs.Load(); got != 1 {
+				t.Fatalf("unexpected whole-catalog reads; got %d; want 1 (the first load)", got)
+			}
+			if old.n != 1 || old.lookup("link0000") != nil || old.lookup("first01").Campaign.CapCents != 0 {
+				t.Fatalf("a snapshot served before changed")
+			}
+			v, _ := writer.Version(ctx)
+			if cur := table.snap.Load(); cur.version != v {
+				t.Fatalf("unexpected version served; got %d; want %d", cur.version, v)
+			}
+		})
+	}
+}
+
+// TestTableTrimmedFeed: a table further behind than the store's feed
+// reaches reads the whole catalog, and catches up.
+func TestTableTrimmedFeed(t *testing.T) {
+	for _, kind := range storeKinds {
+		t.Run(kind, func(t *testing.T) {
+			ctx := context.Background()
+			reader, writer := openStores(t, kind, 5)
+			now := time.Now().UTC()
+			must(t, writer.PutCampaign(ctx, counter.Campaign{ID: "spring", StartsAt: now.Add(-time.Hour), EndsAt: now.Add(time.Hour), VisitBlockSize: 1}))
+			must(t, writer.PutCreator(ctx, counter.Creator{ID: "alice", Campaign: "spring", Country: "US", Status: counter.StatusActive}))
+			fs := &feedStore{Store: reader}
+			table := NewTable(TableOptions{Store: fs})
+			must(t, table.Refresh(ctx))
+			// Within the feed: applied.
+			for i := range 5 {
+				must(t, writer.CreateLink(ctx, counter.Link{Code: fmt.Sprintf("near%04d", i), Campaign: "spring", Creator: "alice", Destinations: testDest}))
+			}
+			must(t, table.Refresh(ctx))
+			if got := fs.catalogs.Load(); got != 1 || table.Len() != 5 {
+				t.Fatalf("unexpected refresh within the feed; got %d catalog reads, %d links; want 1, 5", got, table.Len())
+			}
+			// Past it: the whole catalog.
+			before := catalogReloads.Get()
+			for i := range 6 {
+				must(t, writer.CreateLink(ctx, counter.Link{Code: fmt.Sprintf("far%04d", i), Campaign: "spring", Creator: "alice", Destinations: testDest}))
+			}
+			must(t, table.Refresh(ctx))
+			if got := fs.catalogs.Load(); got != 2 || table.Len() != 11 || table.Lookup([]byte("far0005")) == nil {
+				t.Fatalf("unexpected refresh past the feed; got %d catalog reads, %d links; want 2, 11", got, table.Len())
+			}
+			if got := catalogReloads.Get() - before; got != 1 {
+				t.Fatalf("unexpected clickgate_catalog_trimmed_reloads_total increase; got %d; want 1", got)
+			}
+			// And applied again after.
+			must(t, writer.CreateLink(ctx, counter.Link{Code: "after01", Campaign: "spring", Creator: "alice", Destinations: testDest}))
+			must(t, table.Refresh(ctx))
+			if got := fs.catalogs.Load(); got != 2 || table.Lookup([]byte("after01")) == nil {
+				t.Fatalf("unexpected refresh after catching up; got %d catalog reads; want 2", got)
+			}
+		})
+	}
+}
+
+// TestTableRedisFlushed: a Redis emptied under a table (FLUSHALL) is a
+// reset whatever the feed says, before and after new changes.
+func TestTableRedisFlushed(t *testing.T) {
+	ctx := context.Background()
+	params, _ := counter.NewDedupeParams(10_000, 0.001)
+	srv := redistest.Start(t)
+	s, err := redisstore.Open(ctx, redisstore.Options{URL: srv.URL(0), Params: params})
+	must(t, err)
+	defer s.Close()
+	now := time.Now().UTC()
+	put := func() {
+		must(t, s.PutCampaign(ctx, counter.Campaign{ID: "spring", StartsAt: now.Add(-time.Hour), EndsAt: now.Add(time.Hour), VisitBlockSize: 1}))
+		must(t, s.PutCreator(ctx, counter.Creator{ID: "alice", Campaign: "spring", Country: "US", Status: counter.StatusActive}))
+	}
+	put()
+	must(t, s.CreateLink(ctx, counter.Link{Code: testCode, Campaign: "spring", Creator: "alice", Destinations: testDest}))
+	table := NewTable(TableOptions{Store: s})
+	must(t, table.Refresh(ctx))
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	must(t, rdb.FlushAll(ctx).Err())
+	if err := table.Refresh(ctx); !errors.Is(err, ErrCatalogReset) {
+		t.Fatalf("unexpected Refresh error after FLUSHALL; got %v; want ErrCatalogReset", err)
+	}
+	// Changes since, to a version above the table's.
+	for range 5 {
+		put()
+	}
+	if err := table.Refresh(ctx); !errors.Is(err, ErrCatalogReset) {
+		t.Fatalf("unexpected Refresh error after FLUSHALL and changes; got %v; want ErrCatalogReset", err)
+	}
+	if table.Lookup([]byte(testCode)) == nil {
+		t.Fatalf("the link is not served after the reset")
+	}
+}
+
+// TestTableServesNewLinkWithinASecond: a link created through one store
+// handle is served by a table polling another at the default interval
+// within a second.
+func TestTableServesNewLinkWithinASecond(t *testing.T) {
+	ctx := context.Background()
+	reader, writer := openStores(t, "redis", 0)
+	now := time.Now().UTC()
+	must(t, writer.PutCampaign(ctx, counter.Campaign{ID: "spring", StartsAt: now.Add(-time.Hour), EndsAt: now.Add(time.Hour), VisitBlockSize: 1}))
+	must(t, writer.PutCreator(ctx, counter.Creator{ID: "alice", Campaign: "spring", Country: "US", Status: counter.StatusActive}))
+	table := NewTable(TableOptions{Store: reader})
+	must(t, table.Start(ctx))
+	defer table.Stop()
+	for i := range 3 {
+		code := fmt.Sprintf("soon%04d", i)
+		start := time.Now()
+		must(t, writer.CreateLink(ctx, counter.Link{Code: code, Campaign: "spring", Creator: "alice", Destinations: testDest}))
+		for table.Lookup([]byte(code)) == nil {
+			if time.Since(start) > time.Second {
+				t.Fatalf("link %q not served within 1s", code)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTableForkedHistory: a store whose catalog has the table's epoch and
+// a version above the table's, but another change at the table's version
+// (a failover to a stale replica that took changes since), is read whole
+// and refused by the reset guard.
+func TestTableForkedHistory(t *testing.T) {
+	ctx := context.Background()
+	params, _ := counter.NewDedupeParams(10_000, 0.001)
+	open := func() (counter.Store, *redis.Client) {
+		srv := redistest.Start(t)
+		s, err := redisstore.Open(ctx, redisstore.Options{URL: srv.URL(0), Params: params})
+		must(t, err)
+		t.Cleanup(func() { s.Close() })
+		rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+		t.Cleanup(func() { rdb.Close() })
+		return s, rdb
+	}
+	now := time.Now().UTC()
+	fill := func(s counter.Store, codes ...string) {
+		must(t, s.PutCampaign(ctx, counter.Campaign{ID: "spring", StartsAt: now.Add(-time.Hour), EndsAt: now.Add(time.Hour), VisitBlockSize: 1}))
+		must(t, s.PutCreator(ctx, counter.Creator{ID: "alice", Campaign: "spring", Country: "US", Status: counter.StatusActive}))
+		for _, c := range codes {
+			must(t, s.CreateLink(ctx, counter.Link{Code: c, Campaign: "spring", Creator: "alice", Destinations: testDest}))
+		}
+	}
+	master, mrdb := open()
+	fill(master, "same0001", "same0002")
+	table := NewTable(TableOptions{Store: master})
+	must(t, table.Refresh(ctx))
+	must(t, master.CreateLink(ctx, counter.Link{Code: "lost0001", Campaign: "spring", Creator: "alice", Destinations: testDest}))
+	must(t, table.Refresh(ctx)) // applied: the table knows the change at its version
+
+	replica, rrdb := open()
+	must(t, rrdb.Set(ctx, "cg:{catalog}:epoch", mrdb.Get(ctx, "cg:{catalog}:epoch").Val(), 0).Err())
+	fill(replica, "same0001", "same0002", "fork0001", "fork0002")
+	table.o.Store = replica
+	if err := table.Refresh(ctx); !errors.Is(err, ErrCatalogReset) {
+		t.Fatalf("unexpected Refresh error from a forked catalog; got %v; want ErrCatalogReset", err)
+	}
+	if table.Lookup([]byte("lost0001")) == nil || table.Lookup([]byte("fork0002")) != nil {
+		t.Fatalf("unexpected table after a forked catalog was refused")
 	}
 }

@@ -2,6 +2,9 @@ package boltstore
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 
@@ -10,18 +13,69 @@ import (
 	"github.com/clickgate/clickgate/counter"
 )
 
-// bumpVersion marks a catalog change; it runs in the change's transaction.
-func bumpVersion(tx *bolt.Tx) error {
+// The catalog's change feed: every change records, under its version (8
+// bytes big-endian), its kind and key in the bucket changes, which keeps
+// the last ChangesKept of them; and the first change of a catalog records
+// its epoch in meta. Both are created on first use, so a data directory
+// of an earlier version opens as it is.
+var (
+	bucketChanges = []byte("changes")
+	keyEpoch      = []byte("epoch")
+)
+
+// ChangesKept is how many catalog changes the store keeps for the link
+// table to catch up with; a table further behind reads the whole catalog.
+// default: 100000
+var ChangesKept uint64 = 100_000
+
+// Kinds of a change, the first byte of its record.
+const (
+	changeCampaign = 'c'
+	changeCreator  = 'r'
+	changeLink     = 'l'
+)
+
+// recordChange bumps the catalog version and records the change of key
+// of kind in the feed; it runs in the change's transaction.
+func recordChange(tx *bolt.Tx, kind byte, key []byte) error {
 	meta := tx.Bucket(bucketMeta)
 	v, err := getUint64(meta, keyVersion)
 	if err != nil {
 		return fmt.Errorf("cannot read catalog version: %w", err)
 	}
-	return putUint64(meta, keyVersion, v+1)
+	v++
+	if err := putUint64(meta, keyVersion, v); err != nil {
+		return err
+	}
+	if meta.Get(keyEpoch) == nil {
+		if err := meta.Put(keyEpoch, []byte(newEpoch())); err != nil {
+			return err
+		}
+	}
+	changes, err := tx.CreateBucketIfNotExists(bucketChanges)
+	if err != nil {
+		return err
+	}
+	if err := changes.Put(versionKey(v), append([]byte{kind}, key...)); err != nil {
+		return err
+	}
+	if v > ChangesKept {
+		return changes.Delete(versionKey(v - ChangesKept))
+	}
+	return nil
 }
 
-// putJSON stores v under key in bucket and bumps the catalog version.
-func putJSON(tx *bolt.Tx, bucket, key []byte, v any) error {
+func versionKey(v uint64) []byte { return binary.BigEndian.AppendUint64(make([]byte, 0, 8), v) }
+
+// newEpoch names a new history of the catalog.
+func newEpoch() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// putJSON stores v under key in bucket and records the change of kind.
+func putJSON(tx *bolt.Tx, kind byte, bucket, key []byte, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -29,7 +83,7 @@ func putJSON(tx *bolt.Tx, bucket, key []byte, v any) error {
 	if err := tx.Bucket(bucket).Put(key, b); err != nil {
 		return err
 	}
-	return bumpVersion(tx)
+	return recordChange(tx, kind, key)
 }
 
 // getJSON reads key from bucket into v, or returns counter.ErrNotFound.
@@ -47,7 +101,7 @@ func (s *Store) PutCampaign(ctx context.Context, c counter.Campaign) error {
 		return err
 	}
 	err := s.update(ctx, func(tx *bolt.Tx) error {
-		return putJSON(tx, bucketCampaigns, []byte(c.ID), &c)
+		return putJSON(tx, changeCampaign, bucketCampaigns, []byte(c.ID), &c)
 	})
 	if err != nil {
 		return fmt.Errorf("cannot put campaign %q: %w", c.ID, err)
@@ -76,7 +130,7 @@ func (s *Store) PutCreator(ctx context.Context, c counter.Creator) error {
 		return err
 	}
 	err := s.update(ctx, func(tx *bolt.Tx) error {
-		return putJSON(tx, bucketCreators, appendPair(nil, c.Campaign, c.ID), &c)
+		return putJSON(tx, changeCreator, bucketCreators, appendPair(nil, c.Campaign, c.ID), &c)
 	})
 	if err != nil {
 		return fmt.Errorf("cannot put creator %q of campaign %q: %w", c.ID, c.Campaign, err)
@@ -105,10 +159,47 @@ func (s *Store) CreateLink(ctx context.Context, l counter.Link) error {
 		if tx.Bucket(bucketLinks).Get([]byte(l.Code)) != nil {
 			return counter.ErrExists
 		}
-		return putJSON(tx, bucketLinks, []byte(l.Code), &l)
+		return putJSON(tx, changeLink, bucketLinks, []byte(l.Code), &l)
 	})
 	if err != nil {
 		return fmt.Errorf("cannot create link %q: %w", l.Code, err)
+	}
+	return nil
+}
+
+// CreateLinks stores links, all or none: when some of their codes are
+// taken it creates none and returns a *counter.CodesTakenError.
+func (s *Store) CreateLinks(ctx context.Context, links []counter.Link) error {
+	seen := make(map[string]bool, len(links))
+	for _, l := range links {
+		if l.Code == "" {
+			return fmt.Errorf("link code must not be empty")
+		}
+		if seen[l.Code] {
+			return fmt.Errorf("cannot create links: code %q is given twice", l.Code)
+		}
+		seen[l.Code] = true
+	}
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketLinks)
+		var taken []string
+		for _, l := range links {
+			if b.Get([]byte(l.Code)) != nil {
+				taken = append(taken, l.Code)
+			}
+		}
+		if taken != nil {
+			return &counter.CodesTakenError{Codes: taken}
+		}
+		for i := range links {
+			if err := putJSON(tx, changeLink, bucketLinks, []byte(links[i].Code), &links[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("cannot create %d links: %w", len(links), err)
 	}
 	return nil
 }
@@ -149,6 +240,7 @@ func (s *Store) Catalog(ctx context.Context) (*counter.Catalog, error) {
 		if cat.Version, err = getUint64(tx.Bucket(bucketMeta), keyVersion); err != nil {
 			return err
 		}
+		cat.Epoch = string(tx.Bucket(bucketMeta).Get(keyEpoch))
 		if cat.Campaigns, err = readAll[counter.Campaign](tx, bucketCampaigns); err != nil {
 			return err
 		}
@@ -175,4 +267,90 @@ func readAll[T any](tx *bolt.Tx, bucket []byte) ([]T, error) {
 		return nil
 	})
 	return all, err
+}
+
+// CatalogChanges returns the changes after version since, at most limit
+// of them (counter.CatalogChanges); it says Trimmed when the feed no
+// longer holds the change after since.
+func (s *Store) CatalogChanges(ctx context.Context, since uint64, limit int) (*counter.CatalogChanges, error) {
+	ch := &counter.CatalogChanges{}
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		v, err := getUint64(meta, keyVersion)
+		if err != nil {
+			return err
+		}
+		ch.Version, ch.Epoch = v, string(meta.Get(keyEpoch))
+		if since >= v {
+			return nil
+		}
+		changes := tx.Bucket(bucketChanges)
+		if changes == nil {
+			ch.Trimmed = true
+			return nil
+		}
+		c := changes.Cursor()
+		k, rec := c.Seek(versionKey(since))
+		if k != nil && binary.BigEndian.Uint64(k) == since {
+			ch.At = string(rec)
+			k, rec = c.Next()
+		}
+		if k == nil || binary.BigEndian.Uint64(k) != since+1 {
+			ch.Trimmed = true
+			return nil
+		}
+		seen := make(map[string]bool)
+		last := since
+		for ; k != nil && len(rec) > 0; k, rec = c.Next() {
+			if limit > 0 && last-since >= uint64(limit) {
+				ch.More = true
+				break
+			}
+			last = binary.BigEndian.Uint64(k)
+			ch.Last = string(rec)
+			if seen[string(rec)] {
+				continue
+			}
+			seen[string(rec)] = true
+			if err := addChange(tx, ch, rec); err != nil {
+				return err
+			}
+		}
+		ch.Version = last
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot read catalog changes after version %d: %w", since, err)
+	}
+	return ch, nil
+}
+
+// addChange adds to ch the entry that the change record rec names, as it
+// is now.
+func addChange(tx *bolt.Tx, ch *counter.CatalogChanges, rec []byte) error {
+	key := rec[1:]
+	var err error
+	switch rec[0] {
+	case changeCampaign:
+		var c counter.Campaign
+		if err = getJSON(tx, bucketCampaigns, key, &c); err == nil {
+			ch.Campaigns = append(ch.Campaigns, c)
+		}
+	case changeCreator:
+		var c counter.Creator
+		if err = getJSON(tx, bucketCreators, key, &c); err == nil {
+			ch.Creators = append(ch.Creators, c)
+		}
+	case changeLink:
+		var l counter.Link
+		if err = getJSON(tx, bucketLinks, key, &l); err == nil {
+			ch.Links = append(ch.Links, l)
+		}
+	default:
+		return fmt.Errorf("unknown kind %q of catalog change %q", rec[0], key)
+	}
+	if err != nil {
+		return fmt.Errorf("cannot read %q of catalog change: %w", key, err)
+	}
+	return nil
 }

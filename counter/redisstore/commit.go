@@ -18,21 +18,6 @@ import (
 	"github.com/clickgate/clickgate/counter/visitlog"
 )
 
-// createLinkScript sets a link unless its code is taken, and bumps the
-// catalog version when it did.
-//
-//	KEYS[1]  the links hash
-//	KEYS[2]  the version
-//	ARGV[1]  the code
-//	ARGV[2]  the link as JSON
-var createLinkScript = redis.NewScript(`#!lua
-if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
-	redis.call('INCR', KEYS[2])
-	return 1
-end
-return 0
-`)
-
 // Commit appends visits to the logs of their partitions, one batch per
 // partition (judge.Partition of campaign and creator), all in one pipeline,
 // and answers counter.Pending for each: durable, decided later by the

@@ -10,6 +10,10 @@
 //	<prefix>:{catalog}:creators   hash  campaign:id → JSON
 //	<prefix>:{catalog}:links      hash  code → JSON
 //	<prefix>:{catalog}:version    INCR on every change
+//	<prefix>:{catalog}:changes    stream of the changes, entry <version>-1: c → kind ('c', 'r' or
+//	                              'l') and field of the change; the last Options.CatalogChanges
+//	<prefix>:{catalog}:epoch      names the catalog's history: set by the first change after the
+//	                              catalog was lost (counter.Catalog.Epoch)
 //	<prefix>:{catalog}:dedupe     the dedupe parameters the store was set up with
 //	<prefix>:{catalog}:judge      the judges' sizing (expected visitors, rate, partitions, keying)
 //
@@ -87,6 +91,8 @@ package redisstore
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -163,6 +169,10 @@ type Options struct {
 	Holder string
 	// Logger receives the judges' errors. default: slog.Default()
 	Logger *slog.Logger
+	// CatalogChanges is how many catalog changes are kept for the nodes'
+	// link tables to catch up with; a table further behind reads the
+	// whole catalog. default: 100000
+	CatalogChanges int
 }
 
 // Store is a counter.Store on Redis. It is safe for concurrent use.
@@ -177,6 +187,9 @@ type Store struct {
 	linksKey     string
 	versionKey   string
 	dedupeKey    string
+	changesKey   string
+	epochKey     string
+	changesKept  int
 
 	partitions uint32
 	judges     *judges // nil unless Options.Judge
@@ -233,6 +246,9 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		linksKey:     o.Prefix + ":{catalog}:links",
 		versionKey:   o.Prefix + ":{catalog}:version",
 		dedupeKey:    o.Prefix + ":{catalog}:dedupe",
+		changesKey:   o.Prefix + ":{catalog}:changes",
+		epochKey:     o.Prefix + ":{catalog}:epoch",
+		changesKept:  cmp.Or(o.CatalogChanges, 100_000),
 		partitions:   o.Partitions,
 		appended:     make(map[partKey]string),
 		followState:  newFollowState(),
@@ -314,7 +330,7 @@ func (s *Store) init(ctx context.Context, judging bool, jp judge.Params) error {
 	if err := s.rdb.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("cannot reach redis at %q: %w", addr, storeErr(err))
 	}
-	scripts := []*redis.Script{createLinkScript, publishScript, acquireLeaseScript, renewLeaseScript,
+	scripts := []*redis.Script{catalogWriteScript, catalogChangesScript, publishScript, acquireLeaseScript, renewLeaseScript,
 		releaseLeaseScript, checkpointScript}
 	for _, sc := range scripts {
 		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
@@ -374,7 +390,7 @@ func (s *Store) Close() error {
 
 // PutCampaign creates or replaces c.
 func (s *Store) PutCampaign(ctx context.Context, c counter.Campaign) error {
-	if err := s.putCatalog(ctx, s.campaignsKey, c.ID, c); err != nil {
+	if err := s.putCatalog(ctx, changeCampaign, s.campaignsKey, c.ID, c); err != nil {
 		return fmt.Errorf("cannot put campaign %q: %w", c.ID, err)
 	}
 	return nil
@@ -391,7 +407,7 @@ func (s *Store) Campaign(ctx context.Context, id string) (counter.Campaign, erro
 
 // PutCreator creates or replaces c.
 func (s *Store) PutCreator(ctx context.Context, c counter.Creator) error {
-	if err := s.putCatalog(ctx, s.creatorsKey, c.Campaign+":"+c.ID, c); err != nil {
+	if err := s.putCatalog(ctx, changeCreator, s.creatorsKey, c.Campaign+":"+c.ID, c); err != nil {
 		return fmt.Errorf("cannot put creator %q of campaign %q: %w", c.ID, c.Campaign, err)
 	}
 	return nil
@@ -408,16 +424,39 @@ func (s *Store) Creator(ctx context.Context, campaign, id string) (counter.Creat
 
 // CreateLink adds l, or returns counter.ErrExists when its code is taken.
 func (s *Store) CreateLink(ctx context.Context, l counter.Link) error {
-	b, err := json.Marshal(l)
-	if err != nil {
-		return fmt.Errorf("cannot encode link %q: %w", l.Code, err)
-	}
-	set, err := createLinkScript.Run(ctx, s.rdb, []string{s.linksKey, s.versionKey}, l.Code, b).Int64()
-	if err != nil {
-		return fmt.Errorf("cannot create link %q: %w", l.Code, storeErr(err))
-	}
-	if set == 0 {
+	err := s.CreateLinks(ctx, []counter.Link{l})
+	if errors.Is(err, counter.ErrExists) {
 		return fmt.Errorf("cannot create link %q: %w", l.Code, counter.ErrExists)
+	}
+	return err
+}
+
+// CreateLinks adds links, all or none, in one script: when some of their
+// codes are taken it adds none and returns a *counter.CodesTakenError.
+// Redis runs nothing else meanwhile: a caller with thousands of links
+// sends them a thousand or so at a time.
+func (s *Store) CreateLinks(ctx context.Context, links []counter.Link) error {
+	args := make([]any, 0, 4+2*len(links))
+	args = append(args, "1", s.changesKept, newEpoch(), string(changeLink))
+	seen := make(map[string]bool, len(links))
+	for i := range links {
+		l := &links[i]
+		if seen[l.Code] {
+			return fmt.Errorf("cannot create links: code %q is given twice", l.Code)
+		}
+		seen[l.Code] = true
+		b, err := json.Marshal(l)
+		if err != nil {
+			return fmt.Errorf("cannot encode link %q: %w", l.Code, err)
+		}
+		args = append(args, l.Code, b)
+	}
+	taken, err := catalogWriteScript.Run(ctx, s.rdb, s.writeKeys(s.linksKey), args...).StringSlice()
+	if err != nil {
+		return fmt.Errorf("cannot create %d links: %w", len(links), storeErr(err))
+	}
+	if len(taken) > 0 {
+		return fmt.Errorf("cannot create %d links: %w", len(links), &counter.CodesTakenError{Codes: taken})
 	}
 	return nil
 }
@@ -449,10 +488,11 @@ func (s *Store) Catalog(ctx context.Context) (*counter.Catalog, error) {
 	creators := tx.HGetAll(ctx, s.creatorsKey)
 	links := tx.HGetAll(ctx, s.linksKey)
 	version := tx.Get(ctx, s.versionKey)
+	epoch := tx.Get(ctx, s.epochKey)
 	if _, err := tx.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("cannot read catalog: %w", storeErr(err))
 	}
-	cat := &counter.Catalog{}
+	cat := &counter.Catalog{Epoch: epoch.Val()}
 	var err error
 	if cat.Version, err = parseVersion(version); err != nil {
 		return nil, fmt.Errorf("cannot read catalog version from %q: %w", s.versionKey, err)
@@ -477,20 +517,179 @@ func (s *Store) Catalog(ctx context.Context) (*counter.Catalog, error) {
 	return cat, nil
 }
 
-// putCatalog sets field of the catalog hash key to v as JSON and bumps the
-// version, in one transaction.
-func (s *Store) putCatalog(ctx context.Context, key, field string, v any) error {
+// putCatalog sets field of the catalog hash key to v as JSON, bumps the
+// version and records the change of kind, in one script.
+func (s *Store) putCatalog(ctx context.Context, kind byte, key, field string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	tx := s.rdb.TxPipeline()
-	tx.HSet(ctx, key, field, b)
-	tx.Incr(ctx, s.versionKey)
-	if _, err := tx.Exec(ctx); err != nil {
-		return storeErr(err)
+	err = catalogWriteScript.Run(ctx, s.rdb, s.writeKeys(key), "0", s.changesKept, newEpoch(), string(kind), field, b).Err()
+	return storeErr(err)
+}
+
+// Kinds of a catalog change, the first byte of its record in the feed.
+const (
+	changeCampaign = 'c'
+	changeCreator  = 'r'
+	changeLink     = 'l'
+)
+
+func (s *Store) writeKeys(hash string) []string {
+	return []string{hash, s.versionKey, s.changesKey, s.epochKey}
+}
+
+// catalogWriteScript sets fields of a catalog hash, each a change of its
+// own: the version is bumped and the change appended to the feed under
+// it, which keeps the last ARGV[2]. With ARGV[1] = "1" it sets
+// none if some of them exist, and returns those. The first change of a
+// catalog names its epoch (ARGV[3], new at every call, so that a catalog
+// lost and written again is another epoch). An append the stream refuses
+// (its last id above the version: the version key was restored alone)
+// leaves a gap, which readers take for a trimmed feed.
+//
+// KEYS: hash, version, changes, epoch. ARGV: nx, kept, epoch, kind, then
+// field and value pairs.
+var catalogWriteScript = redis.NewScript(`#!lua
+if ARGV[1] == '1' then
+	local taken = {}
+	for i = 5, #ARGV, 2 do
+		if redis.call('HGET', KEYS[1], ARGV[i]) then
+			taken[#taken + 1] = ARGV[i]
+		end
+	end
+	if #taken > 0 then
+		return taken
+	end
+end
+redis.call('SET', KEYS[4], ARGV[3], 'NX')
+for i = 5, #ARGV, 2 do
+	redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+	local v = redis.call('INCR', KEYS[2])
+	redis.pcall('XADD', KEYS[3], 'MAXLEN', ARGV[2], v .. '-1', 'c', ARGV[4] .. ARGV[i])
+end
+return {}
+`)
+
+// catalogChangesScript reads the changes after version ARGV[1], at most
+// ARGV[2] of them, each entry once and as it is now. It returns the
+// version reached, whether there are more, the epoch, whether the feed
+// lacks a change after ARGV[1], the change at ARGV[1] and the last one
+// read, then kind and value pairs.
+//
+// KEYS: version, changes, epoch, campaigns, creators, links.
+var catalogChangesScript = redis.NewScript(`#!lua flags=no-writes
+local v = tonumber(redis.call('GET', KEYS[1]) or '0')
+local since = tonumber(ARGV[1])
+local out = {v, 0, redis.call('GET', KEYS[3]) or '', 0, '', ''}
+if since >= v then
+	return out
+end
+local last = v
+if v - since > tonumber(ARGV[2]) then
+	last = since + tonumber(ARGV[2])
+	out[2] = 1
+end
+local from = since
+if from == 0 then
+	from = 1
+end
+local entries = redis.call('XRANGE', KEYS[2], from .. '-1', last .. '-1')
+local hashes = {c = KEYS[4], r = KEYS[5], l = KEYS[6]}
+local seen = {}
+local want = since + 1
+for _, e in ipairs(entries) do
+	local id = tonumber(string.match(e[1], '^(%d+)-'))
+	local rec = e[2][2]
+	if id == since then
+		out[5] = rec
+	else
+		if id ~= want then
+			break
+		end
+		want = want + 1
+		out[6] = rec
+		if not seen[rec] then
+			seen[rec] = true
+			local kind = string.sub(rec, 1, 1)
+			local val = redis.call('HGET', hashes[kind], string.sub(rec, 2))
+			if val then
+				out[#out + 1] = kind
+				out[#out + 1] = val
+			end
+		end
+	end
+end
+if want ~= last + 1 then
+	return {v, 0, out[3], 1, '', ''}
+end
+out[1] = last
+return out
+`)
+
+// CatalogChanges returns the changes after version since, at most limit
+// of them (counter.CatalogChanges), in one script.
+func (s *Store) CatalogChanges(ctx context.Context, since uint64, limit int) (*counter.CatalogChanges, error) {
+	if limit <= 0 {
+		limit = 1 << 30
 	}
-	return nil
+	keys := []string{s.versionKey, s.changesKey, s.epochKey, s.campaignsKey, s.creatorsKey, s.linksKey}
+	res, err := catalogChangesScript.Run(ctx, s.rdb, keys, since, limit).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("cannot read catalog changes after version %d: %w", since, storeErr(err))
+	}
+	ch, err := decodeChanges(res)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read catalog changes after version %d: %w", since, err)
+	}
+	return ch, nil
+}
+
+func decodeChanges(res []any) (*counter.CatalogChanges, error) {
+	if len(res) < 6 || len(res)%2 != 0 {
+		return nil, fmt.Errorf("unexpected reply of %d values", len(res))
+	}
+	v, _ := res[0].(int64)
+	more, _ := res[1].(int64)
+	epoch, _ := res[2].(string)
+	trimmed, _ := res[3].(int64)
+	at, _ := res[4].(string)
+	last, _ := res[5].(string)
+	ch := &counter.CatalogChanges{Version: uint64(v), More: more == 1, Epoch: epoch, Trimmed: trimmed == 1, At: at, Last: last}
+	for i := 6; i < len(res); i += 2 {
+		kind, _ := res[i].(string)
+		val, _ := res[i+1].(string)
+		var err error
+		switch kind {
+		case string(changeCampaign):
+			ch.Campaigns, err = appendJSON(ch.Campaigns, val)
+		case string(changeCreator):
+			ch.Creators, err = appendJSON(ch.Creators, val)
+		case string(changeLink):
+			ch.Links, err = appendJSON(ch.Links, val)
+		default:
+			err = fmt.Errorf("unknown kind %q of a change", kind)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return ch, nil
+}
+
+func appendJSON[T any](dst []T, js string) ([]T, error) {
+	var v T
+	if err := json.Unmarshal([]byte(js), &v); err != nil {
+		return dst, fmt.Errorf("cannot decode %q: %w", js, err)
+	}
+	return append(dst, v), nil
+}
+
+// newEpoch names a new history of the catalog.
+func newEpoch() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // getCatalog decodes field of the catalog hash key into v.

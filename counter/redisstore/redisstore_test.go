@@ -114,7 +114,7 @@ func checkReasons(t *testing.T, got []counter.Reason, want ...counter.Reason) {
 	}
 }
 
-var keyRE = regexp.MustCompile(`^cg:\{([^{}]+)\}:(campaigns|creators|links|version|dedupe|judge|judges|log|lease|lease:token|checkpoint|judged|[nj]:[A-Za-z0-9_.-]+|users|clicks)$`)
+var keyRE = regexp.MustCompile(`^cg:\{([^{}]+)\}:(campaigns|creators|links|version|changes|epoch|dedupe|judge|judges|log|lease|lease:token|checkpoint|judged|[nj]:[A-Za-z0-9_.-]+|users|clicks)$`)
 
 func TestKeysShareHashTags(t *testing.T) {
 	e := newEnv(t, Options{Judge: true, Partitions: 4})
@@ -188,8 +188,8 @@ func TestKeysShareHashTags(t *testing.T) {
 		}
 		tags[m[1]]++
 	}
-	if tags["catalog"] != 7 {
-		t.Fatalf("unexpected number of catalog keys; got %d; want 7 in %q", tags["catalog"], keys)
+	if tags["catalog"] != 9 {
+		t.Fatalf("unexpected number of catalog keys; got %d; want 9 in %q", tags["catalog"], keys)
 	}
 	// Six creators spread over the four partitions of each campaign.
 	if len(tags) < 1+2*3 {
