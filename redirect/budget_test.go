@@ -18,17 +18,20 @@ func TestVisitNetworks(t *testing.T) {
 	f := func(a, b string, sameNetwork, sameBlock bool) {
 		t.Helper()
 		x, y := netip.MustParseAddr(a), netip.MustParseAddr(b)
-		if got := h.Network(x) == h.Network(y); got != sameNetwork {
+		nx, bx := h.NetworkBlock(x)
+		ny, by := h.NetworkBlock(y)
+		if got := nx == ny; got != sameNetwork {
 			t.Fatalf("unexpected network of %s and %s; same %v; want %v", a, b, got, sameNetwork)
 		}
-		if got := h.Block(x) == h.Block(y); got != sameBlock {
+		if got := bx == by; got != sameBlock {
 			t.Fatalf("unexpected block of %s and %s; same %v; want %v", a, b, got, sameBlock)
 		}
 		for _, z := range []netip.Addr{x, y} {
-			if n, b := h.Network(z), h.Block(z); n == NetworkKey(z) || b == BlockKey(z) || b == 0 || n == b {
+			n, b := h.NetworkBlock(z)
+			if n == NetworkKey(z) || b == BlockKey(z) || n == 0 || b == 0 || n == b {
 				t.Fatalf("unexpected network %x and block %x of %s: raw, 0 or equal", n, b, z)
 			}
-			if h.Network(z) == o.Network(z) || h.Block(z) == o.Block(z) {
+			if on, ob := o.NetworkBlock(z); n == on || b == ob {
 				t.Fatalf("unexpected network and block of %s: the same under another secret", z)
 			}
 		}
@@ -42,6 +45,15 @@ func TestVisitNetworks(t *testing.T) {
 	f("2001:db8:1:2::1", "2001:db8:1:ff00::1", false, true) // another /56 of the /48
 	f("2001:db8:1:2::1", "2001:db8:2:2::1", false, false)
 	f("203.0.113.7", "::cb00:7107", false, false) // the same 32 bits, as IPv6
+	// Every network of a block has a key of its own.
+	seen := map[uint64]bool{}
+	for i := range 256 {
+		n, _ := h.NetworkBlock(netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}))
+		seen[n] = true
+	}
+	if len(seen) != 256 {
+		t.Fatalf("256 networks of a /24 have %d keys; want 256", len(seen))
+	}
 }
 
 // TestBudgetsAtTheEdge: the handler records each visit's network and

@@ -333,8 +333,7 @@ func (h *Handler) record(ctx *fasthttp.RequestCtx, e *Entry, ua []byte, addr net
 	if h.o.Recorder.Known(&v) {
 		return
 	}
-	v.Network = h.visitors.Network(addr)
-	v.Block = h.visitors.Block(addr)
+	v.Network, v.Block = h.visitors.NetworkBlock(addr)
 	v.HasAlso = true
 	if hasCookie {
 		v.Also = h.visitors.NetworkKey(v.Campaign, v.Creator, addr, ua)

@@ -72,27 +72,23 @@ func (h *visitorHasher) NetworkKey(campaign, creator string, addr netip.Addr, ua
 	return h.sum(s, b)
 }
 
-// Network returns the keyed key of the client network of addr (its IPv4
-// address, or its IPv6 /64), Visit.Network: what the judge counts velocity
-// by, without a raw address in the log. Its input, with no campaign, is
-// none of a visitor key's.
-func (h *visitorHasher) Network(addr netip.Addr) uint64 {
-	s, b := h.begin("", "")
-	b = binary.BigEndian.AppendUint64(append(b, 'n'), NetworkKey(addr))
-	k := h.sum(s, b)
-	return binary.LittleEndian.Uint64(k[:8])
-}
-
-// Block returns the keyed key of the block of networks of addr (its IPv4
-// /24, or its IPv6 /48; see BlockKey), Visit.Block: what the judge's block
-// budget counts by, without a raw address in the log. Its input is none
-// of a visitor key's nor Network's. It is never 0, which the judge takes
-// for a block it does not know.
-func (h *visitorHasher) Block(addr netip.Addr) uint64 {
+// NetworkBlock returns the keyed keys of the client network of addr (its
+// IPv4 address, or its IPv6 /64), Visit.Network, and of its block of
+// networks (its IPv4 /24, or IPv6 /48; see BlockKey), Visit.Block: what
+// the judge counts velocity and budgets by, without a raw address in the
+// log. One keyed hash gives both: of the block (its input, with no
+// campaign, is none of a visitor key's), whose first 8 bytes are the
+// block's key and next 8 a secret of the block, mixed with the network's
+// address by a bijection, so the networks of a block have distinct keys
+// and nobody without the secret can tell which. Neither key is 0, which
+// the judge takes for one it does not know.
+func (h *visitorHasher) NetworkBlock(addr netip.Addr) (network, block uint64) {
 	s, b := h.begin("", "")
 	b = binary.BigEndian.AppendUint64(append(b, 'b'), BlockKey(addr))
 	k := h.sum(s, b)
-	return max(binary.LittleEndian.Uint64(k[:8]), 1)
+	block = max(binary.LittleEndian.Uint64(k[:8]), 1)
+	network = max(mix64(binary.LittleEndian.Uint64(k[8:16])^NetworkKey(addr)), 1)
+	return network, block
 }
 
 // CookieKey returns the visitor key of a browser with visitor cookie id.
