@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/clickgate/clickgate/counter"
@@ -116,4 +119,186 @@ func sameLink(ctx context.Context, c *adminClient, l counter.Link) error {
 		return fmt.Errorf("code %q is taken by another link (campaign %q, creator %q)", l.Code, got.Campaign, got.Creator)
 	}
 	return nil
+}
+
+// importLinks is `clickgate links import FILE`: the links of FILE, JSON
+// lines (each a POST /v1/links body) or CSV with a header row naming
+// columns of csvColumns, created through POST /v1/links:bulk. Every line
+// is validated before any link is created; line numbers are FILE's. A
+// file over what one call takes (the admin listener's 1 MiB) is sent in
+// parts, each validated first (?dry_run=1), then created in turn.
+func importLinks(ctx context.Context, c *adminClient, file string, stdout io.Writer) error {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	var lines []int // FILE's line of each line sent; nil: the same
+	if strings.EqualFold(filepath.Ext(file), ".csv") {
+		if data, lines, err = csvToJSONLines(data); err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+	}
+	fileLine := func(n int) int {
+		if lines == nil || n < 1 || n > len(lines) {
+			return n
+		}
+		return lines[n-1]
+	}
+	parts := splitLines(data, importPartSize)
+	var created []importedLink
+	send := func(p importPart, dry bool) error {
+		path := "/v1/links:bulk"
+		if dry {
+			path += "?dry_run=1"
+		}
+		status, body, err := c.raw(ctx, "POST", path, "application/x-ndjson", p.data)
+		if err != nil {
+			return err
+		}
+		var res importResult
+		if err := json.Unmarshal(body, &res); err != nil {
+			return fmt.Errorf("%d %s: unexpected answer %.200q", status, http.StatusText(status), body)
+		}
+		for _, l := range res.Links {
+			l.Line = fileLine(p.first + l.Line)
+			created = append(created, l)
+		}
+		if status < 300 {
+			return nil
+		}
+		if len(res.Errors) == 0 {
+			return fmt.Errorf("%d %s: %s", status, http.StatusText(status), res.Error)
+		}
+		msg := make([]string, len(res.Errors))
+		for i, e := range res.Errors {
+			msg[i] = fmt.Sprintf("%s:%d: %s", file, fileLine(p.first+e.Line), e.Error)
+		}
+		what := "no link created"
+		if len(created) > 0 {
+			what = fmt.Sprintf("%d links created (listed on standard output), the rest not", len(created))
+		}
+		return fmt.Errorf("%d lines refused, %s:\n%s", len(res.Errors), what, strings.Join(msg, "\n"))
+	}
+	if len(parts) > 1 {
+		for _, p := range parts {
+			if err := send(p, true); err != nil {
+				return err
+			}
+		}
+	}
+	for _, p := range parts {
+		if err := send(p, false); err != nil {
+			if len(created) > 0 {
+				writeJSONOut(stdout, map[string]any{"created": len(created), "links": created})
+			}
+			return err
+		}
+	}
+	return writeJSONOut(stdout, map[string]any{"created": len(created), "links": created})
+}
+
+// importPartSize is the most bytes sent in one call: the admin
+// listener's body cap (1 MiB) with room for the request's headers.
+var importPartSize = 1<<20 - 16<<10
+
+type importPart struct {
+	data  []byte
+	first int // lines before it
+}
+
+type importedLink struct {
+	Line int    `json:"line"`
+	Code string `json:"code"`
+	URL  string `json:"url"`
+}
+
+type importResult struct {
+	Links  []importedLink `json:"links"`
+	Error  string         `json:"error"`
+	Errors []struct {
+		Line  int    `json:"line"`
+		Error string `json:"error"`
+	} `json:"errors"`
+}
+
+// splitLines splits data at line ends into parts of at most size bytes
+// (a longer line is a part of its own, which the server refuses).
+func splitLines(data []byte, size int) []importPart {
+	var parts []importPart
+	first := 0
+	for len(data) > 0 {
+		n := len(data)
+		if n > size {
+			n = bytes.LastIndexByte(data[:size], '\n') + 1
+			if n == 0 {
+				n = bytes.IndexByte(data, '\n') + 1
+				if n == 0 {
+					n = len(data)
+				}
+			}
+		}
+		parts = append(parts, importPart{data: data[:n], first: first})
+		first += bytes.Count(data[:n], []byte{'\n'})
+		data = data[n:]
+	}
+	return parts
+}
+
+// csvColumns are the columns of a links CSV file, by header name, and
+// where each goes in a POST /v1/links body.
+var csvColumns = map[string][]string{
+	"campaign": {"campaign"}, "creator": {"creator"}, "code": {"code"},
+	"default": {"destinations", "default"}, "ios": {"destinations", "ios"}, "android": {"destinations", "android"},
+	"title": {"preview", "title"}, "description": {"preview", "description"}, "image": {"preview", "image"},
+}
+
+// csvToJSONLines turns a links CSV file into JSON lines, and returns the
+// file's line of each.
+func csvToJSONLines(data []byte) ([]byte, []int, error) {
+	r := csv.NewReader(bytes.NewReader(data))
+	r.FieldsPerRecord = 0 // every record as long as the header
+	header, err := r.Read()
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot read the header row: %w", err)
+	}
+	for i, h := range header {
+		h = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
+		if csvColumns[h] == nil {
+			return nil, nil, fmt.Errorf("unknown column %q in the header row; want some of campaign, creator, code, default, ios, android, title, description, image", header[i])
+		}
+		header[i] = h
+	}
+	var out bytes.Buffer
+	var lines []int
+	for {
+		rec, err := r.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		line, _ := r.FieldPos(0)
+		obj := map[string]any{}
+		for i, v := range rec {
+			if v == "" {
+				continue
+			}
+			path := csvColumns[header[i]]
+			if len(path) == 1 {
+				obj[path[0]] = v
+				continue
+			}
+			sub, _ := obj[path[0]].(map[string]any)
+			if sub == nil {
+				sub = map[string]any{}
+				obj[path[0]] = sub
+			}
+			sub[path[1]] = v
+		}
+		b, _ := json.Marshal(obj)
+		out.Write(append(b, '\n'))
+		lines = append(lines, line)
+	}
+	return out.Bytes(), lines, nil
 }

@@ -76,6 +76,29 @@ func (c *adminClient) do(ctx context.Context, method, path string, body any, std
 	return err
 }
 
+// raw sends body as is and returns the answer's status and body,
+// whatever the status.
+func (c *adminClient) raw(ctx context.Context, method, path, contentType string, body []byte) (int, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, c.url+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, fmt.Errorf("bad --admin-url %q: %w", c.url, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Content-Type", contentType)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("cannot reach the admin API: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	if err != nil {
+		return 0, nil, fmt.Errorf("cannot read the admin API's answer: %w", err)
+	}
+	return resp.StatusCode, b, nil
+}
+
 func client(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) error {
 	sub := ""
 	if cmd != "stats" {
@@ -177,6 +200,19 @@ func client(ctx context.Context, cmd string, args []string, stdout, stderr io.Wr
 		body = map[string]any{"campaign": *campaign, "creator": *creator, "code": *code,
 			"destinations": map[string]string{"default": *def, "ios": *ios, "android": *android}}
 		method, path = "POST", "/v1/links"
+	case "links import":
+		if err := parseFlags(fs, args); err != nil {
+			return err
+		}
+		file, err := requireID(fs, id, "file (.jsonl or .csv)")
+		if err != nil {
+			return err
+		}
+		c, err := newAdminClient(*adminURL, *token, *dataDir)
+		if err != nil {
+			return err
+		}
+		return importLinks(ctx, c, file, stdout)
 	case "links get":
 		if err := parseFlags(fs, args); err != nil {
 			return err

@@ -26,6 +26,9 @@ Usage:
   clickgate creators get ID --campaign C
   clickgate links create --campaign C --creator ID --default URL [flags]
   clickgate links get CODE
+  clickgate links import FILE.jsonl|FILE.csv   create many links in one call, all or none: JSON lines as
+                                               for links create, or CSV with a header row (campaign,
+                                               creator, code, default, ios, android, title, ...)
   clickgate stats --campaign C --creator ID [--by day]
   clickgate catalog export|import [--file F]   every campaign, creator and link as one JSON document, and
                                                back (to restore a store that was reset)

@@ -199,6 +199,12 @@ func (a *API) route(ctx context.Context, rc *fasthttp.RequestCtx, path string) (
 			break
 		}
 		status, body, err = a.stats(ctx, rc, seg[2])
+	case path == "/v1/links:bulk":
+		if method != "POST" {
+			err = methodNotAllowed(rc, "POST")
+			break
+		}
+		status, body, err = a.bulkLinks(ctx, rc)
 	case len(seg) == 2 && seg[0] == "v1" && seg[1] == "links":
 		if method != "POST" {
 			err = methodNotAllowed(rc, "POST")

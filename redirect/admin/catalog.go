@@ -301,43 +301,11 @@ func (a *API) createLink(ctx context.Context, rc *fasthttp.RequestCtx) (int, any
 	if err := decode(rc, &req); err != nil {
 		return 0, nil, err
 	}
-	if req.Campaign == "" || req.Creator == "" {
-		return 0, nil, unprocessable("campaign and creator are required")
-	}
-	if _, err := a.campaignRef(ctx, req.Campaign); err != nil {
+	l, err := a.newLink(ctx, &req, nil)
+	if err != nil {
 		return 0, nil, err
 	}
-	if !validID(req.Creator) {
-		return 0, nil, unprocessable("creator %q does not exist in campaign %q", req.Creator, req.Campaign)
-	}
-	if _, err := a.o.Store.Creator(ctx, req.Campaign, req.Creator); errors.Is(err, counter.ErrNotFound) {
-		return 0, nil, unprocessable("creator %q does not exist in campaign %q", req.Creator, req.Campaign)
-	} else if err != nil {
-		return 0, nil, err
-	}
-	d := req.Destinations
-	if d.Default == "" {
-		return 0, nil, unprocessable("destinations.default is required")
-	}
-	for _, f := range []struct{ name, url string }{
-		{"destinations.default", d.Default}, {"destinations.ios", d.IOS}, {"destinations.android", d.Android},
-	} {
-		if f.url == "" {
-			continue
-		}
-		if err := redirect.ValidateDestination(f.url, a.ownHosts); err != nil {
-			return 0, nil, unprocessable("%s: %s", f.name, err)
-		}
-	}
-	if err := validatePreview(req.Preview); err != nil {
-		return 0, nil, err
-	}
-	l := counter.Link{Campaign: req.Campaign, Creator: req.Creator, Destinations: d, Preview: req.Preview, CreatedAt: time.Now().UTC()}
-	if req.Code != "" {
-		if err := redirect.CheckCustomCode(req.Code); err != nil {
-			return 0, nil, unprocessable("%s", err)
-		}
-		l.Code = req.Code
+	if l.Code != "" {
 		if err := a.o.Store.CreateLink(ctx, l); errors.Is(err, counter.ErrExists) {
 			return 0, nil, errorf(fasthttp.StatusConflict, "code %q is taken", l.Code)
 		} else if err != nil {
@@ -357,7 +325,91 @@ func (a *API) createLink(ctx context.Context, rc *fasthttp.RequestCtx) (int, any
 		}
 	}
 	a.refresh(ctx)
-	return fasthttp.StatusCreated, linkResponse{Code: l.Code, URL: strings.TrimSuffix(a.o.PublicURL, "/") + "/" + l.Code}, nil
+	return fasthttp.StatusCreated, a.linkResponse(l.Code), nil
+}
+
+func (a *API) linkResponse(code string) linkResponse {
+	return linkResponse{Code: code, URL: strings.TrimSuffix(a.o.PublicURL, "/") + "/" + code}
+}
+
+// refs caches the campaigns and creators a bulk import names, so that
+// each is read once. nil: no cache.
+type refs struct {
+	campaigns map[string]error
+	creators  map[[2]string]error
+}
+
+// newLink validates req as a new link, and returns it with its code, or
+// none for a generated one.
+func (a *API) newLink(ctx context.Context, req *linkRequest, cache *refs) (counter.Link, error) {
+	if req.Campaign == "" || req.Creator == "" {
+		return counter.Link{}, unprocessable("campaign and creator are required")
+	}
+	if err := a.linkRefs(ctx, req, cache); err != nil {
+		return counter.Link{}, err
+	}
+	d := req.Destinations
+	if d.Default == "" {
+		return counter.Link{}, unprocessable("destinations.default is required")
+	}
+	for _, f := range []struct{ name, url string }{
+		{"destinations.default", d.Default}, {"destinations.ios", d.IOS}, {"destinations.android", d.Android},
+	} {
+		if f.url == "" {
+			continue
+		}
+		if err := redirect.ValidateDestination(f.url, a.ownHosts); err != nil {
+			return counter.Link{}, unprocessable("%s: %s", f.name, err)
+		}
+	}
+	if err := validatePreview(req.Preview); err != nil {
+		return counter.Link{}, err
+	}
+	if req.Code != "" {
+		if err := redirect.CheckCustomCode(req.Code); err != nil {
+			return counter.Link{}, unprocessable("%s", err)
+		}
+	}
+	return counter.Link{Code: req.Code, Campaign: req.Campaign, Creator: req.Creator, Destinations: d, Preview: req.Preview,
+		CreatedAt: time.Now().UTC()}, nil
+}
+
+// linkRefs checks that the campaign and the creator of req exist.
+func (a *API) linkRefs(ctx context.Context, req *linkRequest, cache *refs) error {
+	campaign := func() error {
+		_, err := a.campaignRef(ctx, req.Campaign)
+		return err
+	}
+	creator := func() error {
+		if !validID(req.Creator) {
+			return unprocessable("creator %q does not exist in campaign %q", req.Creator, req.Campaign)
+		}
+		_, err := a.o.Store.Creator(ctx, req.Campaign, req.Creator)
+		if errors.Is(err, counter.ErrNotFound) {
+			return unprocessable("creator %q does not exist in campaign %q", req.Creator, req.Campaign)
+		}
+		return err
+	}
+	if cache == nil {
+		if err := campaign(); err != nil {
+			return err
+		}
+		return creator()
+	}
+	err, ok := cache.campaigns[req.Campaign]
+	if !ok {
+		err = campaign()
+		cache.campaigns[req.Campaign] = err
+	}
+	if err != nil {
+		return err
+	}
+	key := [2]string{req.Campaign, req.Creator}
+	if err, ok = cache.creators[key]; !ok {
+		err = creator()
+		cache.creators[key] = err
+	}
+	return err
 }
 
 func (a *API) getLink(ctx context.Context, rc *fasthttp.RequestCtx, code string) (int, any, error) {

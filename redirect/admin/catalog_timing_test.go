@@ -97,3 +97,28 @@ func newHarnessOf(tb testing.TB, store counter.Store) *harness {
 	}
 	return &harness{api: api, store: store, table: table}
 }
+
+// BenchmarkBulkImport is one POST /v1/links:bulk of 10,000 links with
+// generated codes, this node's table refreshed after.
+//
+//	go test ./redirect/admin -run '^$' -bench BulkImport -benchtime 5x
+func BenchmarkBulkImport(b *testing.B) {
+	const n = 10_000
+	body := bulkBody(n, "")
+	for _, kind := range []string{"embedded", "redis"} {
+		b.Run("store="+kind, func(b *testing.B) {
+			h := newHarnessOf(b, openBenchStore(b, kind))
+			h.seed(b)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				h.call(b, "POST", "/v1/links:bulk", body, 201)
+			}
+			b.StopTimer()
+			if got := h.table.Len(); got != n*b.N {
+				b.Fatalf("unexpected links served; got %d; want %d", got, n*b.N)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n*b.N), "ns/link")
+		})
+	}
+}

@@ -1,0 +1,228 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/clickgate/clickgate/counter"
+	"github.com/clickgate/clickgate/redirect"
+)
+
+// Bulk import limits.
+const (
+	// MaxBulkLinks is the most links one POST /v1/links:bulk creates.
+	MaxBulkLinks = 100_000
+	// bulkChunk is how many links one store call creates: Redis runs
+	// nothing else while it does, so it stays a few milliseconds
+	// (BenchmarkBulkImport).
+	bulkChunk = 1000
+	// maxLineErrors is how many lines' errors a refused import reports.
+	maxLineErrors = 100
+)
+
+// linkBatcher is a store that creates many links in one call, all or
+// none (both stores are).
+type linkBatcher interface {
+	CreateLinks(ctx context.Context, links []counter.Link) error
+}
+
+// LineError is what was wrong with one line of a bulk import.
+type LineError struct {
+	Line  int    `json:"line"`
+	Error string `json:"error"`
+}
+
+// bulkLink is one link created by a bulk import.
+type bulkLink struct {
+	Line int    `json:"line"`
+	Code string `json:"code"`
+	URL  string `json:"url"`
+}
+
+type bulkResponse struct {
+	Created int         `json:"created"`
+	Links   []bulkLink  `json:"links"`
+	Error   string      `json:"error,omitempty"`
+	Errors  []LineError `json:"errors,omitempty"`
+}
+
+// bulkLinks creates the links of a body of JSON lines, each a POST
+// /v1/links body, validated alike. Every line is checked before any link
+// is created: one bad line creates none (422, every bad line listed). A
+// custom code taken is 409 and creates none, unless another call took it
+// meanwhile: the links are created a chunk at a time, and the answer then
+// lists exactly those created before. With ?dry_run=1 the lines are only
+// validated (200, nothing created).
+func (a *API) bulkLinks(ctx context.Context, rc *fasthttp.RequestCtx) (int, any, error) {
+	b, ok := a.o.Store.(linkBatcher)
+	if !ok {
+		return 0, nil, errorf(fasthttp.StatusNotImplemented, "this store cannot create links in bulk")
+	}
+	links, lines, errs := a.decodeBulk(ctx, rc.PostBody())
+	if len(errs) > 0 {
+		return fasthttp.StatusUnprocessableEntity, refused(0, nil, errs), nil
+	}
+	if len(links) == 0 {
+		return 0, nil, errorf(fasthttp.StatusBadRequest, "request body has no links; want one JSON object per line")
+	}
+	if rc.QueryArgs().GetBool("dry_run") {
+		// Validated, not created: what a client that splits a file over
+		// several calls (the admin listener takes bodies of up to 1 MiB)
+		// checks every part with first.
+		return fasthttp.StatusOK, bulkResponse{Links: []bulkLink{}}, nil
+	}
+	generated := make([]bool, len(links))
+	for i := range links {
+		if links[i].Code == "" {
+			generated[i] = true
+			links[i].Code = redirect.NewCode()
+		}
+	}
+	created := 0
+	defer func() {
+		if created > 0 {
+			a.refresh(ctx)
+		}
+	}()
+	for created < len(links) {
+		end := min(created+bulkChunk, len(links))
+		chunk := links[created:end]
+		if err := createChunk(ctx, b, chunk, generated[created:end]); err != nil {
+			var taken *counter.CodesTakenError
+			if !errors.As(err, &taken) {
+				return 0, nil, fmt.Errorf("cannot create links of lines %d to %d: %w", lines[created], lines[end-1], err)
+			}
+			var errs []LineError
+			for _, code := range taken.Codes {
+				for i := created; i < end; i++ {
+					if links[i].Code == code {
+						errs = append(errs, LineError{lines[i], fmt.Sprintf("code %q is taken", code)})
+					}
+				}
+			}
+			return fasthttp.StatusConflict, refused(created, a.createdLinks(links[:created], lines), errs), nil
+		}
+		created = end
+	}
+	return fasthttp.StatusCreated, bulkResponse{Created: created, Links: a.createdLinks(links, lines)}, nil
+}
+
+// createChunk creates links, all or none, drawing generated codes again
+// when one collides.
+func createChunk(ctx context.Context, b linkBatcher, links []counter.Link, generated []bool) error {
+	var err error
+	for range 5 {
+		err = b.CreateLinks(ctx, links)
+		var taken *counter.CodesTakenError
+		if !errors.As(err, &taken) {
+			return err
+		}
+		for _, code := range taken.Codes {
+			for i := range links {
+				if links[i].Code == code && !generated[i] {
+					return err
+				}
+				if links[i].Code == code {
+					links[i].Code = redirect.NewCode()
+				}
+			}
+		}
+	}
+	return err
+}
+
+func (a *API) createdLinks(links []counter.Link, lines []int) []bulkLink {
+	out := make([]bulkLink, len(links))
+	for i, l := range links {
+		r := a.linkResponse(l.Code)
+		out[i] = bulkLink{Line: lines[i], Code: r.Code, URL: r.URL}
+	}
+	return out
+}
+
+func refused(created int, links []bulkLink, errs []LineError) bulkResponse {
+	if links == nil {
+		links = []bulkLink{}
+	}
+	msg := make([]string, 0, len(errs))
+	for _, e := range errs {
+		msg = append(msg, fmt.Sprintf("line %d: %s", e.Line, e.Error))
+	}
+	what := "no link created"
+	if created > 0 {
+		what = fmt.Sprintf("only the links of the %d lines listed were created", created)
+	}
+	return bulkResponse{Created: created, Links: links, Errors: errs,
+		Error: fmt.Sprintf("%d lines refused, %s:\n%s", len(errs), what, strings.Join(msg, "\n"))}
+}
+
+// decodeBulk reads and validates the lines of body. It returns the links
+// and their line numbers, or the errors of the first maxLineErrors bad
+// lines. Blank lines are skipped; a code given twice is an error.
+func (a *API) decodeBulk(ctx context.Context, body []byte) ([]counter.Link, []int, []LineError) {
+	var (
+		links []counter.Link
+		lines []int
+		errs  []LineError
+	)
+	cache := &refs{campaigns: map[string]error{}, creators: map[[2]string]error{}}
+	codes := map[string]int{}
+	for n := 1; len(body) > 0 && len(errs) < maxLineErrors; n++ {
+		line := body
+		if i := bytes.IndexByte(body, '\n'); i >= 0 {
+			line, body = body[:i], body[i+1:]
+		} else {
+			body = nil
+		}
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 {
+			continue
+		}
+		if len(links) == MaxBulkLinks {
+			errs = append(errs, LineError{n, fmt.Sprintf("more than %d links; split the file", MaxBulkLinks)})
+			break
+		}
+		var req linkRequest
+		dec := json.NewDecoder(bytes.NewReader(line))
+		dec.DisallowUnknownFields()
+		err := dec.Decode(&req)
+		if err == nil {
+			if _, e := dec.Token(); e != io.EOF {
+				err = errors.New("data after the object")
+			}
+		}
+		if err != nil {
+			errs = append(errs, LineError{n, fmt.Sprintf("invalid JSON: %s", err)})
+			continue
+		}
+		l, err := a.newLink(ctx, &req, cache)
+		if err != nil {
+			var ae *apiError
+			if !errors.As(err, &ae) {
+				// The store failed: every line would.
+				errs = append(errs, LineError{n, "store unavailable; try again"})
+				a.o.Logger.Error("bulk import failed", "line", n, "err", err)
+				break
+			}
+			errs = append(errs, LineError{n, ae.msg})
+			continue
+		}
+		if l.Code != "" {
+			if first, ok := codes[l.Code]; ok {
+				errs = append(errs, LineError{n, fmt.Sprintf("code %q is given on line %d too", l.Code, first)})
+				continue
+			}
+			codes[l.Code] = n
+		}
+		links = append(links, l)
+		lines = append(lines, n)
+	}
+	return links, lines, errs
+}

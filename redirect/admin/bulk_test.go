@@ -1,0 +1,118 @@
+package admin
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/clickgate/clickgate/counter"
+)
+
+// bulkBody is n lines of links of spring's alice, with custom codes when
+// prefix is not empty.
+func bulkBody(n int, prefix string) string {
+	var b strings.Builder
+	for i := range n {
+		code := ""
+		if prefix != "" {
+			code = fmt.Sprintf("%s%06d", prefix, i)
+		}
+		fmt.Fprintf(&b, `{"campaign":"spring","creator":"alice","code":%q,"destinations":{"default":"https://app.example.com/join"}}`+"\n", code)
+	}
+	return b.String()
+}
+
+func TestBulkLinks(t *testing.T) {
+	for _, kind := range []string{"embedded", "redis"} {
+		t.Run(kind, func(t *testing.T) {
+			h := newHarnessOf(t, openBenchStore(t, kind))
+			h.seed(t)
+			ctx := context.Background()
+			body := `{"campaign":"spring","creator":"alice","code":"bulk-one","destinations":{"default":"https://app.example.com/a"}}
+
+{"campaign":"spring","creator":"alice","destinations":{"default":"https://app.example.com/b","ios":"https://apps.apple.com/app/id1"},"preview":{"title":"Join"}}
+  {"campaign":"spring","creator":"alice","destinations":{"default":"https://app.example.com/c"}}  `
+			out := h.call(t, "POST", "/v1/links:bulk", body, 201)
+			links := out["links"].([]any)
+			if out["created"] != 3.0 || len(links) != 3 {
+				t.Fatalf("unexpected answer %v; want 3 links created", out)
+			}
+			for i, want := range []float64{1, 3, 4} {
+				l := links[i].(map[string]any)
+				code := l["code"].(string)
+				if l["line"] != want || l["url"] != "https://go.example.com/"+code {
+					t.Fatalf("unexpected link %d %v; want line %v", i, l, want)
+				}
+				if h.table.Lookup([]byte(code)) == nil {
+					t.Fatalf("link %q of line %v is not served", code, want)
+				}
+			}
+			if e := h.table.Lookup([]byte(links[1].(map[string]any)["code"].(string))); e.Link.Destinations.IOS == "" || e.Link.Preview.Title != "Join" {
+				t.Fatalf("unexpected link of line 3; got %+v", e.Link)
+			}
+
+			// Bad lines: none created, each listed with its line.
+			v0, _ := h.store.Version(ctx)
+			bad := `{"campaign":"spring","creator":"alice","code":"good-one","destinations":{"default":"https://app.example.com/a"}}
+{"campaign":"spring","creator":"alice","destinations":{"default":"https://app.example.com/a"},"bogus":1}
+{"campaign":"spring","creator":"nobody","destinations":{"default":"https://app.example.com/a"}}
+{"campaign":"spring","creator":"alice","destinations":{"default":"http://app.example.com/a"}}
+{"campaign":"spring","creator":"alice","code":"good-one","destinations":{"default":"https://app.example.com/a"}}
+{"campaign":"spring","creator":"alice","code":"a b","destinations":{"default":"https://app.example.com/a"}}
+{"campaign":"autumn","creator":"alice","destinations":{"default":"https://app.example.com/a"}}
+{"campaign":"spring"
+{"campaign":"spring","creator":"alice","destinations":{"default":"https://go.example.com/x"}}`
+			out = h.call(t, "POST", "/v1/links:bulk", bad, 422)
+			want := map[float64]string{2: `unknown field "bogus"`, 3: `creator "nobody" does not exist`, 4: "https",
+				5: `code "good-one" is given on line 1 too`, 6: `code "a b" must be`, 7: `campaign "autumn" does not exist`,
+				8: "invalid JSON", 9: "must not point at this service"}
+			errs := out["errors"].([]any)
+			if out["created"] != 0.0 || len(errs) != len(want) {
+				t.Fatalf("unexpected answer to bad lines; got %v; want %d errors, none created", out, len(want))
+			}
+			for _, e := range errs {
+				e := e.(map[string]any)
+				line := e["line"].(float64)
+				if !strings.Contains(e["error"].(string), want[line]) {
+					t.Fatalf("unexpected error of line %v; got %q; want it to contain %q", line, e["error"], want[line])
+				}
+			}
+			if !strings.Contains(out["error"].(string), "8 lines refused, no link created:\nline 2: ") {
+				t.Fatalf("unexpected error message %q", out["error"])
+			}
+			// A custom code taken: 409, none created.
+			out = h.call(t, "POST", "/v1/links:bulk", bulkBody(3, "new")+`{"campaign":"spring","creator":"alice","code":"bulk-one","destinations":{"default":"https://app.example.com/a"}}`, 409)
+			if errs := out["errors"].([]any); out["created"] != 0.0 || len(errs) != 1 || errs[0].(map[string]any)["line"] != 4.0 {
+				t.Fatalf("unexpected answer to a taken code; got %v", out)
+			}
+			if v, _ := h.store.Version(ctx); v != v0 || h.table.Len() != 3 {
+				t.Fatalf("refused imports changed the catalog; version %d, was %d; %d links served", v, v0, h.table.Len())
+			}
+			out = h.call(t, "POST", "/v1/links:bulk?dry_run=1", bulkBody(5, "dry"), 200)
+			if out["created"] != 0.0 || h.table.Lookup([]byte("dry000000")) != nil {
+				t.Fatalf("unexpected answer to a dry run; got %v", out)
+			}
+			h.call(t, "POST", "/v1/links:bulk?dry_run=1", bad, 422)
+			for _, body := range []string{"", "\n\n"} {
+				h.call(t, "POST", "/v1/links:bulk", body, 400)
+			}
+			h.call(t, "GET", "/v1/links:bulk", "", 405)
+
+			// Taken in the second chunk: exactly the first chunk created.
+			if err := h.store.CreateLink(ctx, counter.Link{Code: "late001200", Campaign: "spring", Creator: "alice",
+				Destinations: counter.Destinations{Default: "https://app.example.com/a"}}); err != nil {
+				t.Fatal(err)
+			}
+			out = h.call(t, "POST", "/v1/links:bulk", bulkBody(1500, "late"), 409)
+			links = out["links"].([]any)
+			errs = out["errors"].([]any)
+			if out["created"] != 1000.0 || len(links) != 1000 || len(errs) != 1 || errs[0].(map[string]any)["line"] != 1201.0 {
+				t.Fatalf("unexpected answer to a code taken in the second chunk; got created %v, %d links, errors %v", out["created"], len(links), errs)
+			}
+			if last := links[999].(map[string]any); last["code"] != "late000999" || h.table.Lookup([]byte("late000999")) == nil || h.table.Lookup([]byte("late001000")) != nil {
+				t.Fatalf("unexpected last link created %v", last)
+			}
+		})
+	}
+}
