@@ -244,9 +244,9 @@ func (c *core) checkFill(open bool) {
 		most, rate = max(most, f.Layers), max(rate, f.Rate)
 		if f.Layers > max(1, c.layers[id]) {
 			c.layers[id] = f.Layers
-			msg := "a dedupe window grew a layer: more visitors than --dedupe-expected; false duplicates stay within --dedupe-fp"
+			msg := "a dedupe window grew a layer: more visitors than --dedupe-expected; false duplicates stay within twice --dedupe-fp"
 			if open {
-				msg = "a dedupe window has grown layers: more visitors than --dedupe-expected; false duplicates stay within --dedupe-fp"
+				msg = "a dedupe window has grown layers: more visitors than --dedupe-expected; false duplicates stay within twice --dedupe-fp"
 			}
 			c.logger.Warn(msg, "campaign", f.Campaign, "window", time.Unix(f.Start, 0).UTC(), "layers", f.Layers,
 				"max_layers", judge.MaxLayers, "bytes", f.Bytes, "rate", f.Rate)

@@ -32,14 +32,14 @@
 //
 // The filter cannot be flooded: it is a scalable Bloom filter (Almeida et
 // al., 2007) of up to MaxLayers layers. Keys go into its newest layer; once
-// that one's rate, read from its fill, reaches its share of Params.FP, the
-// next new key starts a layer twice as large at half the rate. A key is in
-// the filter when it is in any layer, so the chance that a new visitor is
-// a false duplicate stays below Params.FP (FP/2 + FP/4 + ...) whatever the
-// number of visitors, until the window has all its layers, about 31 times
-// the keys it was sized for (WindowFill.Full). The first layer takes keys
-// until its rate is FP/2, at about 0.91 of the keys it was sized for, so
-// a window that reaches its Expected visitors has two layers.
+// that one's rate, read from its fill, reaches its own, the next new key
+// starts a layer twice as large at half the rate. A key is in the filter
+// when it is in any layer, so the chance that a new visitor is a false
+// duplicate stays below Params.FP while the window has the visitors it was
+// sized for (one layer, a plain filter's memory), and below twice it
+// (FP + FP/2 + FP/4 + ...) whatever the number of visitors, until the
+// window has all its layers, about 31 times the keys it was sized for
+// (WindowFill.Full).
 //
 // Velocity: person visits per network (Visit.Network) within
 // Params.VelocityWindow, by the judge's clock, duplicates included (a farm

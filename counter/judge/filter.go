@@ -21,7 +21,7 @@ const maxFilterBits = 1 << 32
 // Baquero, Preguiça and Hutchison, "Scalable Bloom Filters", 2007). Layer
 // i holds growth^i times the keys of the first at tightening^i times its
 // rate, and stops taking keys once its own rate reaches that: a new key is
-// then added to a new layer. The rates add up to at most FP (see
+// then added to a new layer. The rates add up to less than twice FP (see
 // layerSizes). maxLayers caps the layers of one window, so that a flood
 // costs a bounded amount of memory (see MaxLayers).
 const (
@@ -54,16 +54,17 @@ type layerSize struct {
 // maxFilterBits.
 //
 // The first layer is the filter of n keys at fp, as before layers were;
-// it takes keys until its rate reaches fp × (1-tightening), which it does
-// at about 0.91 n keys for fp 0.001. Layer i > 0 is the filter of
-// n × growth^i keys at fp × (1-tightening) × tightening^i, and takes keys
-// until its rate reaches that. A key is looked up in every layer, so the
-// chance that a new key is found is at most the sum of their rates,
-// fp × (1-tightening) × (1 + tightening + tightening² + ...) < fp:
-// however many keys come, a new visitor is a false duplicate with
-// probability below fp, until the window has maxLayers layers and its
-// last is sealed (Judge.Fill reports it Full). Layers whose bits would
-// take the window's past maxFilterBits are not used either.
+// it takes keys until its rate reaches fp, at n keys: a window that has
+// the visitors it was sized for has one layer, the memory of a plain
+// filter. Layer i > 0 is the filter of n × growth^i keys at
+// fp × tightening^i, and takes keys until its rate reaches that. A key is
+// looked up in every layer, so the chance that a new key is found is at
+// most the sum of their rates, fp × (1 + tightening + tightening² + ...)
+// < 2 fp: however many keys come, a new visitor is a false duplicate with
+// probability below twice fp (fp until the first layer is sealed), until
+// the window has maxLayers layers and its last is sealed (Judge.Fill
+// reports it Full). Layers whose bits would take the window's past
+// maxFilterBits are not used either.
 //
 // A layer's rate is known from its fill, not from a count of keys: a key
 // not in the layer has all its k bits set with probability (ones/m)^k,
@@ -77,7 +78,7 @@ func layerSizes(n, fp float64) ([]layerSize, error) {
 	}
 	sizes := make([]layerSize, 0, maxLayers)
 	total := uint64(0)
-	rate := fp * (1 - tightening)
+	rate := fp
 	for i := range maxLayers {
 		if i > 0 {
 			n *= growth
@@ -295,12 +296,12 @@ type WindowFill struct {
 	// the newest reaches its rate (see Params.FP). At most MaxLayers.
 	Layers int
 	// Fill is the share of the bits of the newest layer, the one new keys
-	// go into, that are set. A layer is sealed at about FullAt (0.47 for
-	// the first, 0.50-0.52 for the others).
+	// go into, that are set. A layer is sealed at about FullAt (0.50 to
+	// 0.52).
 	Fill float64
 	// Rate is the chance that a key the window does not hold is found in
-	// it: a new visitor judged a duplicate. It stays below Params.FP
-	// unless Full.
+	// it: a new visitor judged a duplicate. It stays below Params.FP in
+	// one layer, and below twice it unless Full.
 	Rate float64
 	// Bytes is the memory of the layers' bits.
 	Bytes uint64

@@ -49,7 +49,7 @@ func TestLayerSizes(t *testing.T) {
 		total := uint64(0)
 		for i, sz := range sizes {
 			// Sealed at its rate: one bit less is under it.
-			rate := fp * (1 - tightening) * math.Pow(tightening, float64(i))
+			rate := fp * math.Pow(tightening, float64(i))
 			at := func(ones uint64) float64 { return math.Pow(float64(ones)/float64(sz.m), float64(sz.k)) }
 			if at(sz.seal) < rate || at(sz.seal-1) >= rate*(1+1e-9) || sz.m%64 != 0 {
 				t.Fatalf("unexpected layer %d for %v keys at %v; got %+v, rate %v when sealed; want %v", i, n, fp, sz, at(sz.seal), rate)
@@ -62,8 +62,8 @@ func TestLayerSizes(t *testing.T) {
 			sum += rate
 			total += sz.m
 		}
-		if sum > fp || total > maxFilterBits {
-			t.Fatalf("unexpected layers for %v keys at %v; got rates summing to %v in %d bits; want at most %v in 2^32", n, fp, sum, total, fp)
+		if sum >= 2*fp || total > maxFilterBits {
+			t.Fatalf("unexpected layers for %v keys at %v; got rates summing to %v in %d bits; want under %v in 2^32", n, fp, sum, total, 2*fp)
 		}
 	}
 	f(3200, 0.001, maxLayers)
@@ -193,9 +193,9 @@ func TestFlood(t *testing.T) {
 	fakeDups, realDups, f := flood(true)
 	t.Logf("with layers: %d of %d fakes and %d of %d real visitors judged duplicates; %d layers, %d bytes, newest %.3f full, estimated rate %.6f",
 		fakeDups, 4*p.Expected, realDups, real, f.Layers, f.Bytes, f.Fill, f.Rate)
-	if realDups > bound || f.Layers != 3 || f.Full || f.Rate > p.FP {
+	if realDups > bound || f.Layers != 3 || f.Full || f.Rate > 2*p.FP {
 		t.Fatalf("unexpected flood; got %d false duplicates of %d real visitors, %+v; want at most %d, 3 layers, a rate under %v",
-			realDups, real, f, bound, p.FP)
+			realDups, real, f, bound, 2*p.FP)
 	}
 	if fakeDups > falsePositives(4*int(p.Expected), p.FP) {
 		t.Fatalf("unexpected false duplicates among the fakes; got %d; want at most %d", fakeDups, falsePositives(4*int(p.Expected), p.FP))
@@ -252,10 +252,11 @@ func TestFill(t *testing.T) {
 			full = true
 			t.Logf("full after %d keys in %d layers (%d bytes); rate %.6f", i+1, layers, f.Bytes, f.Rate)
 		}
-		// Until then the rate is under FP; the key that seals a layer
-		// may take it a little over the layer's.
-		if !full && f.Rate > p.FP*1.05 {
-			t.Fatalf("unexpected rate after %d keys in %d layers; got %v; want under %v", i+1, layers, f.Rate, p.FP)
+		// Until then the rate is under twice FP (under FP in the first
+		// layer); the key that seals a layer may take it a little over
+		// the layer's.
+		if limit := p.FP * float64(min(layers, 2)) * 1.05; !full && f.Rate > limit {
+			t.Fatalf("unexpected rate after %d keys in %d layers; got %v; want under %v", i+1, layers, f.Rate, limit)
 		}
 	}
 	if !full || j.Fill()[0].Rate <= p.FP || j.Fill()[0].Fill <= FullAt {

@@ -609,7 +609,7 @@ var layersAdded = metrics.GetOrCreateCounter(`clickgate_dedupe_layers_added_tota
 
 // checkFill logs, once each, a window of the partition that grew a layer
 // (more visitors than --dedupe-expected: a flood, or a campaign larger
-// than it was sized for; false duplicates stay within --dedupe-fp) and one
+// than it was sized for; false duplicates stay within twice --dedupe-fp) and one
 // that has all its layers (they rise above it), and counts the layers
 // added. Called after each read that added one, and at checkpoints.
 func (pj *partJudge) checkFill() {
@@ -619,7 +619,7 @@ func (pj *partJudge) checkFill() {
 	for _, f := range pj.j.Fill() {
 		if f.Layers > max(1, pj.layers[f.Start]) {
 			pj.layers[f.Start] = f.Layers
-			pj.js.logger.Warn("a dedupe window grew a layer: more visitors than --dedupe-expected; false duplicates stay within --dedupe-fp",
+			pj.js.logger.Warn("a dedupe window grew a layer: more visitors than --dedupe-expected; false duplicates stay within twice --dedupe-fp",
 				"campaign", f.Campaign, "partition", pj.lease.Partition, "window", time.Unix(f.Start, 0).UTC(),
 				"layers", f.Layers, "max_layers", judge.MaxLayers, "bytes", f.Bytes, "rate", f.Rate)
 		}
