@@ -312,11 +312,11 @@ type WindowFill struct {
 
 // MaxLayers is the most layers a window's filter can have: a window holds
 // about 2^MaxLayers - 1 = 31 times the keys Params.Expected sized it for
-// before it is Full, in 44 times the memory of its first layer at FP 0.001
-// (50 times at 0.01), and never over 2^32 bits (fewer layers when they
+// before it is Full, in 41 times the memory of its first layer at FP 0.001
+// (46 times at 0.01), and never over 2^32 bits (fewer layers when they
 // would be). It is what a flood of new visitor keys can cost per window
 // of a partition: the first layer takes 28.8 bits per expected visitor at
-// FP 0.001, 3.4 MiB per million; all five take 150 MiB per million.
+// FP 0.001, 3.4 MiB per million; all five take 140 MiB per million.
 const MaxLayers = maxLayers
 
 // FullAt is the fill of a filter holding the keys it was sized for, with
