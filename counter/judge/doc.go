@@ -166,7 +166,7 @@
 // its seal, less while it fills (a run of zero words costs a byte or
 // two). At the defaults (1M visitors, fp 0.001) a window's first layer is
 // 3.4 MiB: 28.8 bits, 3.6 bytes, per visitor of two keys; with all five
-// layers, 31 times the visitors, 150 MiB. A network costs 10-12 bytes, a network or block with a budget
+// layers, 31 times the visitors, 140 MiB. A network costs 10-12 bytes, a network or block with a budget
 // count 3-12, a creator-day about 8. Decoding checks the CRC first and bounds every count by what
 // the rest of the input can hold and every string by 256 bytes, then
 // refuses a checkpoint that does not re-encode to itself byte for byte, so
