@@ -55,17 +55,12 @@ func (s *Store) follow(learn func(*counter.Visit)) {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(s.followCtx, leaseTTL/2)
-		campaigns, err := s.rdb.HKeys(ctx, s.campaignsKey).Result()
+		campaigns, err := s.liveCampaigns(ctx)
 		if err != nil {
 			cancel()
 			continue // the next tick tries again; the judges log Redis's errors
 		}
-		campaigns = append(campaigns, s.appendedCampaigns()...)
-		slices.Sort(campaigns)
-		for _, c := range slices.Compact(campaigns) {
-			if checkCampaign(c) != nil {
-				continue
-			}
+		for _, c := range campaigns {
 			for p := range s.partitions {
 				k := partKey{c, p}
 				for {
@@ -91,6 +86,18 @@ func (s *Store) follow(learn func(*counter.Visit)) {
 		}
 		cancel()
 	}
+}
+
+// liveCampaigns returns the campaigns whose logs are judged and followed:
+// the catalog's, and those this store appended to, whose visits wait for
+// a judge even when the catalog was lost (a FLUSHALL). It returns the
+// latter and the catalog's error when the catalog cannot be read.
+func (s *Store) liveCampaigns(ctx context.Context) ([]string, error) {
+	campaigns, err := s.rdb.HKeys(ctx, s.campaignsKey).Result()
+	campaigns = append(campaigns, s.appendedCampaigns()...)
+	slices.Sort(campaigns)
+	campaigns = slices.DeleteFunc(slices.Compact(campaigns), func(c string) bool { return checkCampaign(c) != nil })
+	return campaigns, storeErr(err)
 }
 
 // followState is the Store's part in following.

@@ -235,15 +235,10 @@ func (js *judges) logError(msg string, args ...any) {
 func (js *judges) scan() {
 	ctx, cancel := context.WithTimeout(js.ctx, leaseTTL/2)
 	defer cancel()
-	campaigns, err := js.s.rdb.HKeys(ctx, js.s.campaignsKey).Result()
+	campaigns, err := js.s.liveCampaigns(ctx)
 	if err != nil {
-		js.logError("cannot list the campaigns to judge", "err", storeErr(err))
+		js.logError("cannot list the campaigns to judge", "err", err)
 	}
-	// The campaigns appended to count too: their visits wait for a judge
-	// even when the catalog was lost (a FLUSHALL).
-	campaigns = append(campaigns, js.s.appendedCampaigns()...)
-	slices.Sort(campaigns)
-	campaigns = slices.DeleteFunc(slices.Compact(campaigns), func(c string) bool { return checkCampaign(c) != nil })
 	nodes, err := js.register(ctx)
 	if err != nil {
 		js.logError("cannot register as a judge", "err", err)
