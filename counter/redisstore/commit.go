@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -100,47 +102,36 @@ func (s *Store) Commit(ctx context.Context, visits []counter.Visit, out []counte
 // visits twice without a nonce would have its second batch skipped, one
 // duplicate click less, never a visitor paid twice.
 func batchID(visits []counter.Visit) uint64 {
-	h := uint64(fnvOffset)
-	add := func(b []byte) {
-		for _, c := range b {
-			h = (h ^ uint64(c)) * fnvPrime
-		}
-	}
+	h := fnv.New64a()
 	var n [8]byte
 	num := func(x uint64) {
 		binary.LittleEndian.PutUint64(n[:], x)
-		add(n[:])
+		h.Write(n[:])
 	}
 	for i := range visits {
 		v := &visits[i]
 		num(uint64(len(v.Campaign)))
-		add([]byte(v.Campaign))
+		io.WriteString(h, v.Campaign)
 		num(uint64(len(v.Creator)))
-		add([]byte(v.Creator))
-		add(v.Key[:])
+		io.WriteString(h, v.Creator)
+		h.Write(v.Key[:])
 		flags := uint64(0)
 		if v.MarkOnly {
 			flags |= 1
 		}
 		if v.HasAlso {
 			flags |= 2
-			add(v.Also[:])
+			h.Write(v.Also[:])
 		}
 		num(flags)
 		num(uint64(v.At))
 		num(v.Network)
 		num(v.Block)
-		add(v.Nonce[:])
+		h.Write(v.Nonce[:])
 		num(uint64(v.Window))
 	}
-	return max(h, 1)
+	return max(h.Sum64(), 1)
 }
-
-// FNV-1a, 64 bits.
-const (
-	fnvOffset = 14695981039346656037
-	fnvPrime  = 1099511628211
-)
 
 // appendedCampaigns returns the campaigns this store appended visits to.
 func (s *Store) appendedCampaigns() []string {

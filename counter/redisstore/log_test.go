@@ -37,17 +37,10 @@ func checkLog(t *testing.T, what string, got []LogEntry, ids ...uint64) {
 		if e.BatchID != ids[i] || !bytes.Equal(e.Payload, payload(ids[i], 3)) {
 			t.Fatalf("unexpected entry %d in %s; got batch %d with %q; want batch %d", i, what, e.BatchID, e.Payload, ids[i])
 		}
-		if i > 0 && !streamIDLess(got[i-1].ID, e.ID) {
+		if i > 0 && !streamIDBefore(got[i-1].ID, e.ID) {
 			t.Fatalf("unexpected order of entries in %s; got %q before %q", what, got[i-1].ID, e.ID)
 		}
 	}
-}
-
-func streamIDLess(a, b string) bool {
-	var am, as, bm, bs uint64
-	fmt.Sscanf(a, "%d-%d", &am, &as)
-	fmt.Sscanf(b, "%d-%d", &bm, &bs)
-	return am < bm || am == bm && as < bs
 }
 
 func TestLogAppendAndRead(t *testing.T) {
