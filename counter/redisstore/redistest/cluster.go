@@ -3,6 +3,7 @@ package redistest
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net/url"
 	"os"
 	"os/exec"
@@ -68,6 +69,9 @@ type ClusterOptions struct {
 	// Args are more redis-server arguments for every node, for example an
 	// ACL user. default: none
 	Args []string
+	// Wrap is a command every node runs under, as Options.Wrap.
+	// default: none
+	Wrap []string
 }
 
 // StartCluster starts Masters*(1+Replicas) redis-servers, each as Start does
@@ -78,6 +82,19 @@ type ClusterOptions struct {
 // cluster does not form within a bounded time.
 func StartCluster(tb testing.TB, o ClusterOptions) *Cluster {
 	tb.Helper()
+	c, err := LaunchCluster(tb.TempDir(), o)
+	if err != nil {
+		tb.Fatalf("%s", err)
+	}
+	tb.Cleanup(c.Close)
+	return c
+}
+
+// LaunchCluster is StartCluster for a program that is not a test (the load
+// tool): it starts the cluster with its nodes' directories under dir, and
+// returns it once ready, or an error when it cannot, its nodes stopped.
+// Close stops it.
+func LaunchCluster(dir string, o ClusterOptions) (c *Cluster, err error) {
 	if o.Masters == 0 {
 		o.Masters = 3
 	}
@@ -85,50 +102,59 @@ func StartCluster(tb testing.TB, o ClusterOptions) *Cluster {
 		o.NodeTimeout = 2 * time.Second
 	}
 	if o.Masters < 3 || o.Replicas < 0 || o.NodeTimeout < time.Millisecond {
-		tb.Fatalf("cannot start a cluster of %d masters with %d replicas each and a node timeout of %s: redis-cli creates one of 3 masters or more", o.Masters, o.Replicas, o.NodeTimeout)
+		return nil, fmt.Errorf("cannot start a cluster of %d masters with %d replicas each and a node timeout of %s: redis-cli creates one of 3 masters or more", o.Masters, o.Replicas, o.NodeTimeout)
 	}
 	cli, err := exec.LookPath("redis-cli")
 	if err != nil {
-		tb.Fatalf("redis-cli not found on PATH (install it, e.g. apt-get install redis-server): %s", err)
+		return nil, fmt.Errorf("redis-cli not found on PATH (install it, e.g. apt-get install redis-server): %w", err)
 	}
-	c := &Cluster{opt: o, dir: tb.TempDir()}
+	c = &Cluster{opt: o, dir: dir}
+	defer func() {
+		if err != nil {
+			c.Close()
+		}
+	}()
 	if o.TLS {
 		if c.tls, err = writeTLSFiles(c.dir); err != nil {
-			tb.Fatalf("cannot make the TLS certificates: %s", err)
+			return nil, fmt.Errorf("cannot make the TLS certificates: %w", err)
 		}
 	}
 	for i := range o.Masters * (1 + o.Replicas) {
 		dir := filepath.Join(c.dir, "node"+strconv.Itoa(i))
 		if err := os.Mkdir(dir, 0o700); err != nil {
-			tb.Fatalf("cannot make the node's directory: %s", err)
+			return nil, fmt.Errorf("cannot make the node's directory: %w", err)
 		}
-		s := newServer(tb, dir, Options{Password: o.Password, TLS: o.TLS, Args: o.Args})
+		s, err := newServer(dir, Options{Password: o.Password, TLS: o.TLS, Args: o.Args, Wrap: o.Wrap})
+		if err != nil {
+			return nil, err
+		}
 		s.tls, s.tlsDir = c.tls, c.dir
 		s.cluster = &clusterNode{nodeTimeout: o.NodeTimeout}
-		s.startOnFreePort(tb)
+		// A server that failed to start is not running: nothing to stop.
+		if err := s.startOnFreePort(); err != nil {
+			return nil, err
+		}
 		c.nodes = append(c.nodes, &Node{Server: s, rdb: redis.NewClient(c.nodeOptions(s.Addr()))})
 	}
-	tb.Cleanup(func() {
-		for _, n := range c.nodes {
-			n.rdb.Close()
-		}
-	})
 	ctx, cancel := context.WithTimeout(context.Background(), createTimeout)
 	defer cancel()
 	for _, n := range c.nodes {
 		if n.ID, err = n.rdb.ClusterMyID(ctx).Result(); err != nil {
-			tb.Fatalf("cannot read the cluster ID of %s: %s", n.Addr(), err)
+			return nil, fmt.Errorf("cannot read the cluster ID of %s: %w", n.Addr(), err)
 		}
 	}
-	c.create(ctx, tb, cli)
-	c.WaitState(tb)
-	return c
+	if err := c.create(ctx, cli); err != nil {
+		return nil, err
+	}
+	if err := c.wait("ready", func(layout) error { return nil }); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // create joins the nodes with redis-cli, which assigns the slots, the
 // replicas and the config epochs, and introduces the nodes to each other.
-func (c *Cluster) create(ctx context.Context, tb testing.TB, cli string) {
-	tb.Helper()
+func (c *Cluster) create(ctx context.Context, cli string) error {
 	var args []string
 	if c.opt.TLS {
 		args = append(args, "--tls", "--cacert", c.CAFile())
@@ -143,8 +169,9 @@ func (c *Cluster) create(ctx context.Context, tb testing.TB, cli string) {
 	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		tb.Fatalf("cannot create the cluster with %s: %s\n%s", strings.Join(cmd.Args, " "), err, out)
+		return fmt.Errorf("cannot create the cluster with %s: %w\n%s", strings.Join(cmd.Args, " "), err, out)
 	}
+	return nil
 }
 
 // nodeOptions are those of the harness's client of one node: short timeouts
@@ -230,5 +257,14 @@ func (c *Cluster) Client(tb testing.TB) *redis.ClusterClient {
 func (c *Cluster) Stop() {
 	for _, n := range c.nodes {
 		n.Stop()
+	}
+}
+
+// Close kills every node and closes the harness's clients. StartCluster's
+// cluster is closed when the test ends; LaunchCluster's by its caller.
+func (c *Cluster) Close() {
+	c.Stop()
+	for _, n := range c.nodes {
+		n.rdb.Close()
 	}
 }

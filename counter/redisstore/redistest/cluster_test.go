@@ -192,7 +192,7 @@ func TestClusterCleanup(t *testing.T) {
 	t.Run("cluster", func(t *testing.T) {
 		c := StartCluster(t, ClusterOptions{})
 		for _, n := range c.Nodes() {
-			if pids = append(pids, n.pid()); n.pid() == 0 {
+			if pids = append(pids, n.PID()); n.PID() == 0 {
 				t.Fatalf("unexpected stopped node %s", n.Addr())
 			}
 		}
@@ -288,4 +288,45 @@ func addrs(nodes []*Node) []string {
 		a[i] = n.Addr()
 	}
 	return a
+}
+
+// TestLaunchCluster checks the cluster a program that is not a test starts:
+// every node runs under Wrap (its process is the server's), the cluster
+// serves keys, and Close kills every node.
+func TestLaunchCluster(t *testing.T) {
+	c, err := LaunchCluster(t.TempDir(), ClusterOptions{Wrap: []string{"taskset", "-c", "0"}})
+	if err != nil {
+		t.Fatalf("cannot launch a cluster: %s", err)
+	}
+	defer c.Close()
+	var pids []int
+	for _, n := range c.Nodes() {
+		pid := n.PID()
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil || !strings.Contains(string(status), "\nCpus_allowed_list:\t0\n") {
+			t.Fatalf("unexpected CPUs of node %s (pid %d); got %q, %v; want CPU 0 only, as Wrap pins it", n.Addr(), pid, status, err)
+		}
+		pids = append(pids, pid)
+	}
+	cl := c.Client(t)
+	readKeys(t, cl, writeKeys(t, cl, 30))
+	c.Close()
+	for i, n := range c.Nodes() {
+		if n.PID() != 0 {
+			t.Fatalf("unexpected pid of node %s after Close; got %d; want 0", n.Addr(), n.PID())
+		}
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pids[i])); err == nil {
+			t.Fatalf("node %s (pid %d) still runs after Close", n.Addr(), pids[i])
+		}
+	}
+}
+
+// TestLaunchClusterError checks that LaunchCluster returns an error, not a
+// panic or a test failure, for a cluster redis-cli cannot create.
+func TestLaunchClusterError(t *testing.T) {
+	c, err := LaunchCluster(t.TempDir(), ClusterOptions{Masters: 2})
+	if err == nil || c != nil {
+		c.Close()
+		t.Fatalf("unexpected result for 2 masters; got %v, %v; want an error", c, err)
+	}
 }

@@ -58,7 +58,9 @@ func (c *Cluster) filter(f func(entry) bool) []*Node {
 // timeouts.
 func (c *Cluster) WaitState(tb testing.TB) {
 	tb.Helper()
-	c.wait(tb, "ready", func(layout) error { return nil })
+	if err := c.wait("ready", func(layout) error { return nil }); err != nil {
+		tb.Fatalf("%s", err)
+	}
 }
 
 // WaitFailover waits until one of the replicas of master m (as of the last
@@ -73,7 +75,7 @@ func (c *Cluster) WaitFailover(tb testing.TB, m *Node) *Node {
 		tb.Fatalf("cannot wait for a failover of %s: it has no replica", m.Addr())
 	}
 	var promoted *Node
-	c.wait(tb, "failed over from "+m.Addr(), func(l layout) error {
+	err := c.wait("failed over from "+m.Addr(), func(l layout) error {
 		for _, r := range replicas {
 			if l[r.ID].slots != "" {
 				promoted = r
@@ -82,13 +84,15 @@ func (c *Cluster) WaitFailover(tb testing.TB, m *Node) *Node {
 		}
 		return fmt.Errorf("no replica of %s serves slots yet", m.Addr())
 	})
+	if err != nil {
+		tb.Fatalf("%s", err)
+	}
 	return promoted
 }
 
 // wait polls the nodes until the cluster is ready and done accepts its
 // layout, which it keeps for Masters and Replicas.
-func (c *Cluster) wait(tb testing.TB, what string, done func(layout) error) {
-	tb.Helper()
+func (c *Cluster) wait(what string, done func(layout) error) error {
 	timeout := 10*time.Second + 4*c.opt.NodeTimeout
 	deadline := time.Now().Add(timeout)
 	for {
@@ -102,10 +106,10 @@ func (c *Cluster) wait(tb testing.TB, what string, done func(layout) error) {
 			c.mu.Lock()
 			c.layout = l
 			c.mu.Unlock()
-			return
+			return nil
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("redis cluster not %s within %s: %s\n%s", what, timeout, err, c.logTails())
+			return fmt.Errorf("redis cluster not %s within %s: %w\n%s", what, timeout, err, c.logTails())
 		}
 		time.Sleep(pollInterval)
 	}

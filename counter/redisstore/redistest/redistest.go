@@ -88,40 +88,44 @@ type Options struct {
 	// Args are more redis-server arguments, for example an ACL user:
 	// "--user", "edge", "on", ">secret", "~cg:*", "+get". default: none
 	Args []string
+	// Wrap is a command redis-server runs under, which must exec it in
+	// place (so that its process is the server's), for example "taskset",
+	// "-c", "0" to pin it to a CPU. default: none
+	Wrap []string
 }
 
 // StartWith is Start with options.
 func StartWith(t testing.TB, o Options) *Server {
 	t.Helper()
-	s := newServer(t, t.TempDir(), o)
+	s, err := newServer(t.TempDir(), o)
+	if err != nil {
+		t.Fatalf("%s", err)
+	}
+	t.Cleanup(s.Stop)
 	if o.TLS {
-		var err error
 		if s.tls, err = writeTLSFiles(s.dir); err != nil {
 			t.Fatalf("cannot make the TLS certificates: %s", err)
 		}
 	}
-	s.startOnFreePort(t)
+	if err := s.startOnFreePort(); err != nil {
+		t.Fatalf("%s", err)
+	}
 	return s
 }
 
-// newServer returns a server in dir, not started yet, stopped when the test
-// ends.
-func newServer(t testing.TB, dir string, o Options) *Server {
-	t.Helper()
+// newServer returns a server in dir, not started yet.
+func newServer(dir string, o Options) (*Server, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		t.Fatalf("redis-server not found on PATH (install it, e.g. apt-get install redis-server): %s", err)
+		return nil, fmt.Errorf("redis-server not found on PATH (install it, e.g. apt-get install redis-server): %w", err)
 	}
-	s := &Server{bin: bin, dir: dir, log: filepath.Join(dir, "redis.log"), opt: o}
-	t.Cleanup(s.Stop)
-	return s
+	return &Server{bin: bin, dir: dir, log: filepath.Join(dir, "redis.log"), opt: o}, nil
 }
 
 // startOnFreePort starts the server on a free loopback port (and a free bus
 // port for a cluster node), trying other ports when another process takes
 // one first.
-func (s *Server) startOnFreePort(t testing.TB) {
-	t.Helper()
+func (s *Server) startOnFreePort() error {
 	var lastErr error
 	for range bindAttempts {
 		var err error
@@ -131,17 +135,17 @@ func (s *Server) startOnFreePort(t testing.TB) {
 			s.port, s.cluster.busPort, err = freePorts()
 		}
 		if err != nil {
-			t.Fatalf("cannot find a free loopback port: %s", err)
+			return fmt.Errorf("cannot find a free loopback port: %w", err)
 		}
 		lastErr = s.start()
 		if lastErr == nil {
-			return
+			return nil
 		}
 		if !errors.Is(lastErr, errBind) {
 			break
 		}
 	}
-	t.Fatalf("cannot start redis-server: %s\nredis log:\n%s", lastErr, s.logTail())
+	return fmt.Errorf("cannot start redis-server: %w\nredis log:\n%s", lastErr, s.logTail())
 }
 
 // Addr returns the server's address, "127.0.0.1:port".
@@ -229,8 +233,9 @@ func (s *Server) running() bool {
 	return s.proc != nil && !s.paused
 }
 
-// pid returns the process id, 0 when stopped.
-func (s *Server) pid() int {
+// PID returns the process id of redis-server, 0 when stopped: a load tool
+// reads its CPU time from /proc.
+func (s *Server) PID() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.proc == nil {
@@ -302,7 +307,11 @@ func (s *Server) start() error {
 			args = append(args, "--tls-cluster", "yes", "--tls-replication", "yes")
 		}
 	}
-	cmd := exec.Command(s.bin, append(args, s.opt.Args...)...)
+	args = append(args, s.opt.Args...)
+	cmd := exec.Command(s.bin, args...)
+	if len(s.opt.Wrap) > 0 {
+		cmd = exec.Command(s.opt.Wrap[0], append(append(s.opt.Wrap[1:len(s.opt.Wrap):len(s.opt.Wrap)], s.bin), args...)...)
+	}
 	cmd.Dir = s.dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // see Stop
 	logStart := s.logSize()
