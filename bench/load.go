@@ -25,7 +25,12 @@ import (
 type LoadOptions struct {
 	// Target is the host:port of the public listener. Required.
 	Target string
-	// Host is sent as the Host header. default: Target
+	// Targets are more public listeners of the same service (other
+	// edges): sessions go to Target and each of these in turn, all of a
+	// session's requests to one, as a load balancer keeps a person's
+	// connection on one edge. default: none
+	Targets []string
+	// Host is sent as the Host header. default: the session's target
 	Host string
 	// Generator draws the traffic. Required.
 	Generator *Generator
@@ -140,9 +145,6 @@ func Run(ctx context.Context, o LoadOptions) (*Result, error) {
 	if o.Rate < 0 {
 		return nil, errors.New("rate must be at least 0")
 	}
-	if o.Host == "" {
-		o.Host = o.Target
-	}
 	if o.Connections <= 0 {
 		o.Connections = 64
 	}
@@ -210,8 +212,10 @@ type worker struct {
 	sc  *net.TCPConn
 	res fasthttp.Response
 	ses Session
-	jar [][]byte   // visitor cookies of the session, by Request.Visitor
-	src netip.Addr // the address w.sc comes from
+	// target is the session's listener, host its Host header.
+	target, host string
+	jar          [][]byte   // visitor cookies of the session, by Request.Visitor
+	src          netip.Addr // the address w.sc comes from
 
 	// A fraudster's session: its campaign, its /24 and what each of its
 	// networks sent, by the last byte of the address.
@@ -238,6 +242,13 @@ func (w *worker) loop(ctx context.Context) {
 	for ctx.Err() == nil {
 		n := w.l.sessions.Add(1) - 1
 		g.Session(n, &w.ses)
+		w.target, w.host = w.l.o.Target, w.l.o.Host
+		if k := n % uint64(1+len(w.l.o.Targets)); k > 0 {
+			w.target = w.l.o.Targets[k-1]
+		}
+		if w.host == "" {
+			w.host = w.target
+		}
 		if !w.session(ctx) {
 			return
 		}
@@ -382,7 +393,7 @@ func (w *worker) roundTrip(r *Request) (int, error) {
 	}
 	if w.sc == nil {
 		d := net.Dialer{Timeout: o.Timeout, LocalAddr: &net.TCPAddr{IP: src.AsSlice()}}
-		c, err := d.Dial("tcp", o.Target)
+		c, err := d.Dial("tcp", w.target)
 		if err != nil {
 			return 0, err
 		}
@@ -404,7 +415,7 @@ func (w *worker) roundTrip(r *Request) (int, error) {
 		b = append(b, w.l.codes[r.Link]...)
 	}
 	b = append(b, " HTTP/1.1\r\nHost: "...)
-	b = append(b, o.Host...)
+	b = append(b, w.host...)
 	b = append(b, "\r\nUser-Agent: "...)
 	b = append(b, Agent(r)...)
 	b = append(b, "\r\n"...)

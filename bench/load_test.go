@@ -166,6 +166,69 @@ func TestRunSendsWhatItExpects(t *testing.T) {
 	}
 }
 
+// TestRunSpreadsSessionsOverTargets checks that sessions go to every
+// target, all of a session's requests to one with its own Host header, and
+// that the audit of what the targets counted together holds.
+func TestRunSpreadsSessionsOverTargets(t *testing.T) {
+	m := DefaultModel()
+	m.AddressBase, m.AddressesPerBlock, m.FraudShare = 600, 64, 0
+	s := newFakeGate(m, true)
+	var mu sync.Mutex
+	byClient := map[string]map[string]bool{} // client address → listeners it reached
+	requests := map[string]int{}             // listener → requests
+	var targets []string
+	for range 3 {
+		var addr string
+		addr = listen(t, func(ctx *fasthttp.RequestCtx) {
+			if host := string(ctx.Host()); host != addr {
+				t.Errorf("unexpected Host header at %s; got %q; want %q", addr, host, addr)
+			}
+			mu.Lock()
+			client := ctx.RemoteIP().String()
+			if byClient[client] == nil {
+				byClient[client] = map[string]bool{}
+			}
+			byClient[client][addr] = true
+			requests[addr]++
+			mu.Unlock()
+			s.handle(ctx)
+		})
+		targets = append(targets, addr)
+	}
+	g, err := NewGenerator(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 6000
+	res, err := Run(context.Background(), LoadOptions{Target: targets[0], Targets: targets[1:], Generator: g, Connections: 16, Requests: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Requests != n || res.Errors != 0 {
+		t.Fatalf("answered %d with %d errors; want %d and 0", res.Requests, res.Errors, n)
+	}
+	s.mu.Lock()
+	a := DefaultLimits().Audit(m, res, make([]Counts, m.Creators()), s.counts)
+	s.mu.Unlock()
+	if !a.OK() || a.Got.Qualified != a.Expected.Qualified {
+		var b strings.Builder
+		a.Write(&b, false)
+		t.Fatalf("audit over %d targets:\n%s", len(targets), b.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, addr := range targets {
+		if requests[addr] < n/len(targets)/2 {
+			t.Errorf("unexpected requests at %s; got %d of %d; want about a third", addr, requests[addr], n)
+		}
+	}
+	for client, reached := range byClient {
+		if len(reached) != 1 {
+			t.Errorf("unexpected listeners of client %s; got %d; want 1 (one session per address)", client, len(reached))
+		}
+	}
+}
+
 func TestAuditCatchesFraudPaidPastBudgets(t *testing.T) {
 	m := DefaultModel()
 	m.AddressBase, m.AddressesPerBlock, m.FraudShare = 600, 64, 0.4
