@@ -21,14 +21,14 @@ import (
 // the admin API, so every object is validated as if it were new, and it
 // is idempotent: what exists with the same values is left as it is.
 func catalogCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "export" && args[0] != "import") {
-		return usageError("catalog: want the subcommand export or import")
+	sub, args, err := subcommand("catalog", args, stdout)
+	if err != nil {
+		return err
 	}
-	sub := args[0]
 	fs := newFlagSet("catalog "+sub, stderr)
 	adminURL, token, dataDir := addClientFlags(fs)
 	file := fs.String("file", "-", "the catalog document: - for standard output (export) or input (import)")
-	if err := parseFlags(fs, args[1:]); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := noArgs(fs); err != nil {

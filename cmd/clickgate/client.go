@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/clickgate/clickgate/counter"
 )
 
 // adminClient talks to the admin API of a running clickgate.
@@ -76,6 +78,23 @@ func (c *adminClient) do(ctx context.Context, method, path string, body any, std
 	return err
 }
 
+// get reads the JSON object at path into v, and reports whether it
+// exists.
+func (c *adminClient) get(ctx context.Context, path string, v any) (bool, error) {
+	status, b, err := c.raw(ctx, "GET", path, "application/json", nil)
+	switch {
+	case err != nil:
+		return false, err
+	case status == http.StatusNotFound:
+		return false, nil
+	case status >= 300:
+		var e struct{ Error string }
+		json.Unmarshal(b, &e)
+		return false, fmt.Errorf("%d %s: %s", status, http.StatusText(status), e.Error)
+	}
+	return true, json.Unmarshal(b, v)
+}
+
 // raw sends body as is and returns the answer's status and body,
 // whatever the status.
 func (c *adminClient) raw(ctx context.Context, method, path, contentType string, body []byte) (int, []byte, error) {
@@ -102,10 +121,10 @@ func (c *adminClient) raw(ctx context.Context, method, path, contentType string,
 func client(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) error {
 	sub := ""
 	if cmd != "stats" {
-		if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-			return usageError("%s: want a subcommand (see clickgate help)", cmd)
+		var err error
+		if sub, args, err = subcommand(cmd, args, stdout); err != nil {
+			return err
 		}
-		sub, args = args[0], args[1:]
 	}
 	name := strings.TrimSpace(cmd + " " + sub)
 	fs := newFlagSet(name, stderr)
@@ -124,6 +143,7 @@ func client(ctx context.Context, cmd string, args []string, stdout, stderr io.Wr
 		for _, n := range []string{"signup-reward-cents", "visit-block-size", "visit-block-reward-cents", "cap-cents"} {
 			ints[n] = fs.Int64(n, 0, campaignFlagUsage[n])
 		}
+		preview := addPreviewFlags(fs, "the campaign's links (a link's own preview wins)")
 		if err := parseFlags(fs, args); err != nil {
 			return err
 		}
@@ -131,20 +151,57 @@ func client(ctx context.Context, cmd string, args []string, stdout, stderr io.Wr
 		if id, err = requireID(fs, id, "campaign id"); err != nil {
 			return err
 		}
-		// Only what was given is sent, so the server's defaults apply.
+		// Only what was given is sent: the other fields keep their
+		// value, or take the server's defaults when the campaign is new.
+		given := givenFlags(fs)
 		body = map[string]any{}
-		fs.Visit(func(fl *flag.Flag) {
-			key := strings.ReplaceAll(fl.Name, "-", "_")
-			switch {
-			case ints[fl.Name] != nil:
-				body[key] = *ints[fl.Name]
-			case fl.Name == "eligible-countries":
-				body[key] = strings.Split(*f[fl.Name], ",")
-			case f[fl.Name] != nil:
-				body[key] = *f[fl.Name]
+		for n := range given {
+			key := strings.ReplaceAll(n, "-", "_")
+			switch n {
+			case "signup-reward-cents", "visit-block-size", "visit-block-reward-cents", "cap-cents":
+				body[key] = *ints[n]
+			case "eligible-countries":
+				list := []string{}
+				for _, cc := range strings.Split(*f[n], ",") {
+					if cc = strings.TrimSpace(cc); cc != "" {
+						list = append(list, cc)
+					}
+				}
+				body[key] = list
+			case "starts-at", "ends-at":
+				if body[key], err = parseTime(n, *f[n]); err != nil {
+					return err
+				}
+			case "dedupe-window", "signup-grace", "attribution-window":
+				if body[key], err = parseDuration(n, *f[n]); err != nil {
+					return err
+				}
+			case "name":
+				body[key] = *f[n]
 			}
-		})
-		method, path = "PUT", "/v1/campaigns/"+url.PathEscape(id)
+		}
+		c, err := newAdminClient(*adminURL, *token, *dataDir)
+		if err != nil {
+			return err
+		}
+		card := map[string]any{}
+		if preview.set(given, card) {
+			// The API replaces the whole card: keep the fields not given.
+			var cur counter.Campaign
+			found, err := c.get(ctx, "/v1/campaigns/"+url.PathEscape(id), &cur)
+			if err != nil {
+				return err
+			}
+			if found {
+				old := map[string]any{"title": cur.Preview.Title, "description": cur.Preview.Description, "image": cur.Preview.Image}
+				for k, v := range card {
+					old[k] = v
+				}
+				card = old
+			}
+			body["preview"] = card
+		}
+		return c.do(ctx, "PUT", "/v1/campaigns/"+url.PathEscape(id), body, stdout)
 	case "campaigns get":
 		if err := parseFlags(fs, args); err != nil {
 			return err
@@ -156,9 +213,9 @@ func client(ctx context.Context, cmd string, args []string, stdout, stderr io.Wr
 		method, path = "GET", "/v1/campaigns/"+url.PathEscape(id)
 	case "creators put":
 		campaign := fs.String("campaign", "", "campaign the creator joins (required)")
-		handle := fs.String("handle", "", "the creator's public handle")
-		country := fs.String("country", "", "ISO 3166-1 alpha-2 country code, e.g. US (required)")
-		status := fs.String("status", "", "invited, active or suspended (default active)")
+		fs.String("handle", "", "the creator's public handle")
+		fs.String("country", "", "ISO 3166-1 alpha-2 country code, e.g. US (required for a new creator)")
+		fs.String("status", "", "invited, active or suspended (default, for a new creator: active)")
 		if err := parseFlags(fs, args); err != nil {
 			return err
 		}
@@ -166,10 +223,18 @@ func client(ctx context.Context, cmd string, args []string, stdout, stderr io.Wr
 		if id, err = requireID(fs, id, "creator id"); err != nil {
 			return err
 		}
-		body = map[string]any{"campaign": *campaign, "handle": *handle, "country": *country}
-		if *status != "" {
-			body["status"] = *status
+		if *campaign == "" {
+			return usageError("creators put: --campaign is required")
 		}
+		// Only what was given is sent: a creator's other fields keep
+		// their value.
+		body = map[string]any{"campaign": *campaign}
+		fs.Visit(func(fl *flag.Flag) {
+			switch fl.Name {
+			case "handle", "country", "status":
+				body[fl.Name] = fl.Value.String()
+			}
+		})
 		method, path = "PUT", "/v1/creators/"+url.PathEscape(id)
 	case "creators get":
 		campaign := fs.String("campaign", "", "campaign of the creator (required)")
@@ -180,6 +245,9 @@ func client(ctx context.Context, cmd string, args []string, stdout, stderr io.Wr
 		if id, err = requireID(fs, id, "creator id"); err != nil {
 			return err
 		}
+		if *campaign == "" {
+			return usageError("creators get: --campaign is required")
+		}
 		method, path = "GET", "/v1/creators/"+url.PathEscape(id)+"?campaign="+url.QueryEscape(*campaign)
 	case "links create":
 		campaign := fs.String("campaign", "", "campaign of the link (required)")
@@ -188,6 +256,7 @@ func client(ctx context.Context, cmd string, args []string, stdout, stderr io.Wr
 		def := fs.String("default", "", "destination for every platform without its own (https URL, required)")
 		ios := fs.String("ios", "", "destination for iPhone, iPad and iPod (https URL)")
 		android := fs.String("android", "", "destination for Android (https URL)")
+		preview := addPreviewFlags(fs, "this link (default: the campaign's)")
 		if err := parseFlags(fs, args); err != nil {
 			return err
 		}
@@ -199,6 +268,9 @@ func client(ctx context.Context, cmd string, args []string, stdout, stderr io.Wr
 		}
 		body = map[string]any{"campaign": *campaign, "creator": *creator, "code": *code,
 			"destinations": map[string]string{"default": *def, "ios": *ios, "android": *android}}
+		if card := map[string]any{}; preview.set(givenFlags(fs), card) {
+			body["preview"] = card
+		}
 		method, path = "POST", "/v1/links"
 	case "links import":
 		if err := parseFlags(fs, args); err != nil {
@@ -235,8 +307,8 @@ func client(ctx context.Context, cmd string, args []string, stdout, stderr io.Wr
 		if err := noArgs(fs); err != nil {
 			return err
 		}
-		if *creator == "" {
-			return usageError("stats: --creator is required")
+		if *campaign == "" || *creator == "" {
+			return usageError("stats: --campaign and --creator are required")
 		}
 		q := url.Values{"campaign": {*campaign}}
 		if *by != "" {
@@ -259,8 +331,8 @@ func client(ctx context.Context, cmd string, args []string, stdout, stderr io.Wr
 
 var campaignFlagUsage = map[string]string{
 	"name":                     "display name (default: the id)",
-	"starts-at":                "start of the campaign, RFC 3339, e.g. 2026-05-11T00:00:00Z (required)",
-	"ends-at":                  "end of the campaign, RFC 3339 (required)",
+	"starts-at":                "start of the campaign: a day, 2026-05-11 (midnight UTC), or an RFC 3339 time, 2026-05-11T09:00:00Z (required for a new campaign)",
+	"ends-at":                  "end of the campaign, as --starts-at (required for a new campaign)",
 	"dedupe-window":            "a visitor counts once per creator per window, e.g. 24h (default 24h)",
 	"eligible-countries":       "comma-separated ISO country codes of eligible creators, e.g. US (default: any)",
 	"signup-reward-cents":      "reward per referred signup, in cents (default 10000)",

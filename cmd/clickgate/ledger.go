@@ -295,15 +295,16 @@ func ledgerInUse(dir string) bool {
 
 // ledgerCmd is `clickgate ledger verify`.
 func ledgerCmd(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "verify" {
-		return usageError("ledger: want the subcommand verify")
+	_, args, err := subcommand("ledger", args, stdout)
+	if err != nil {
+		return err
 	}
 	fs := newFlagSet("ledger verify", stderr)
 	lf := addLedgerFlags(fs)
 	data := fs.String("data", "./data", "data directory")
 	secret := fs.String("click-secret", "", "click secret the ledger key is derived from (default: the one in DATA/click-secret; not needed with --ledger-key-file)")
 	head := fs.String("head", "", "a head the ledger had (from a statement or an earlier verify): fail unless the ledger still extends it")
-	if err := parseFlags(fs, args[1:]); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := noArgs(fs); err != nil {

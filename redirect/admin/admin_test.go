@@ -340,3 +340,23 @@ func TestOperatorEndpoints(t *testing.T) {
 		}
 	}
 }
+
+// TestNotFoundNamesTheObject: a 404 says which object is missing.
+func TestNotFoundNamesTheObject(t *testing.T) {
+	h := newHarness(t)
+	h.seed(t)
+	f := func(path, want string) {
+		t.Helper()
+		out := h.call(t, "GET", path, "", fasthttp.StatusNotFound)
+		if out["error"] != want {
+			t.Fatalf("unexpected error for %q; got %q; want %q", path, out["error"], want)
+		}
+	}
+	f("/v1/campaigns/nope", `campaign "nope" does not exist`)
+	f("/v1/creators/bob?campaign=spring", `creator "bob" does not exist in campaign "spring"`)
+	f("/v1/creators/alice?campaign=nope", `campaign "nope" does not exist`)
+	f("/v1/creators/bob/stats?campaign=spring", `creator "bob" does not exist in campaign "spring"`)
+	f("/v1/creators/alice/stats?campaign=nope", `campaign "nope" does not exist`)
+	f("/v1/links/NOPE1234", `link "NOPE1234" does not exist`)
+	f("/v1/links/no%20pe", `link "no pe" does not exist`)
+}

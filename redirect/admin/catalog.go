@@ -184,6 +184,9 @@ func (a *API) getCampaign(ctx context.Context, rc *fasthttp.RequestCtx, id strin
 		return 0, nil, err
 	}
 	c, err := a.o.Store.Campaign(ctx, id)
+	if errors.Is(err, counter.ErrNotFound) {
+		return 0, nil, errorf(fasthttp.StatusNotFound, "campaign %q does not exist", id)
+	}
 	return fasthttp.StatusOK, c, err
 }
 
@@ -272,7 +275,19 @@ func (a *API) getCreator(ctx context.Context, rc *fasthttp.RequestCtx, id string
 		return 0, nil, err
 	}
 	c, err := a.o.Store.Creator(ctx, campaign, id)
+	if errors.Is(err, counter.ErrNotFound) {
+		return 0, nil, a.creatorNotFound(ctx, campaign, id)
+	}
 	return fasthttp.StatusOK, c, err
+}
+
+// creatorNotFound names what is missing: the campaign, or the creator in
+// it.
+func (a *API) creatorNotFound(ctx context.Context, campaign, id string) error {
+	if _, err := a.o.Store.Campaign(ctx, campaign); errors.Is(err, counter.ErrNotFound) {
+		return errorf(fasthttp.StatusNotFound, "campaign %q does not exist", campaign)
+	}
+	return errorf(fasthttp.StatusNotFound, "creator %q does not exist in campaign %q", id, campaign)
 }
 
 func (a *API) campaignParam(rc *fasthttp.RequestCtx) (string, error) {
@@ -414,9 +429,12 @@ func (a *API) linkRefs(ctx context.Context, req *linkRequest, cache *refs) error
 
 func (a *API) getLink(ctx context.Context, rc *fasthttp.RequestCtx, code string) (int, any, error) {
 	if !redirect.ValidCode([]byte(code)) {
-		return 0, nil, counter.ErrNotFound
+		return 0, nil, errorf(fasthttp.StatusNotFound, "link %q does not exist", code)
 	}
 	l, err := a.o.Store.Link(ctx, code)
+	if errors.Is(err, counter.ErrNotFound) {
+		return 0, nil, errorf(fasthttp.StatusNotFound, "link %q does not exist", code)
+	}
 	return fasthttp.StatusOK, l, err
 }
 
@@ -459,7 +477,9 @@ func (a *API) stats(ctx context.Context, rc *fasthttp.RequestCtx, creator string
 	if by != "" && by != "day" {
 		return 0, nil, errorf(fasthttp.StatusBadRequest, "by=%q: the only breakdown is by=day", by)
 	}
-	if _, err := a.o.Store.Creator(ctx, campaign, creator); err != nil {
+	if _, err := a.o.Store.Creator(ctx, campaign, creator); errors.Is(err, counter.ErrNotFound) {
+		return 0, nil, a.creatorNotFound(ctx, campaign, creator)
+	} else if err != nil {
 		return 0, nil, err
 	}
 	days, err := a.o.Recorder.Stats(ctx, campaign, creator)

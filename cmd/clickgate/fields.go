@@ -1,0 +1,124 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// subcommands are the subcommands of each command that has some, as
+// "clickgate COMMAND -h" lists them.
+var subcommands = map[string][][2]string{
+	"campaigns": {
+		{"put ID [flags]", "create a campaign, or change the fields given (the others keep their value)"},
+		{"get ID", "the campaign"},
+	},
+	"creators": {
+		{"put ID --campaign C [flags]", "create a creator, or change the fields given (the others keep their value)"},
+		{"get ID --campaign C", "the creator"},
+	},
+	"links": {
+		{"create --campaign C --creator ID --default URL [flags]", "a new link; its code is random unless --code"},
+		{"get CODE", "the link"},
+		{"import FILE.jsonl|FILE.csv", "many links in one call, all or none"},
+	},
+	"catalog": {
+		{"export [--file F]", "every campaign, creator and link as one JSON document"},
+		{"import [--file F]", "put such a document back (what exists with the same values is left alone)"},
+	},
+	"ledger": {
+		{"verify [--ledger DIR] [--head HASH]", "check every record, the chain, the totals and the sealed statements"},
+	},
+}
+
+// subcommand takes the subcommand of cmd off args. "-h" (or none) lists
+// the subcommands: on stdout with flag.ErrHelp when asked for, else as a
+// usage error.
+func subcommand(cmd string, args []string, stdout io.Writer) (string, []string, error) {
+	subs := subcommands[cmd]
+	if len(args) > 0 {
+		switch a := args[0]; a {
+		case "-h", "-help", "--help", "help":
+			writeSubcommands(stdout, cmd)
+			return "", nil, flag.ErrHelp
+		default:
+			for _, s := range subs {
+				if a == strings.Fields(s[0])[0] {
+					return a, args[1:], nil
+				}
+			}
+			if !strings.HasPrefix(a, "-") {
+				var b strings.Builder
+				writeSubcommands(&b, cmd)
+				return "", nil, usageError("%s: unknown subcommand %q\n\n%s", cmd, a, b.String())
+			}
+		}
+	}
+	var b strings.Builder
+	writeSubcommands(&b, cmd)
+	return "", nil, usageError("%s: want a subcommand\n\n%s", cmd, b.String())
+}
+
+func writeSubcommands(w io.Writer, cmd string) {
+	fmt.Fprintf(w, "Usage of clickgate %s:\n", cmd)
+	for _, s := range subcommands[cmd] {
+		fmt.Fprintf(w, "  clickgate %s %s\n  \t%s\n", cmd, s[0], s[1])
+	}
+	fmt.Fprintf(w, "Run \"clickgate %s SUBCOMMAND -h\" for its flags.\n", cmd)
+}
+
+// parseTime reads a date flag: a day (2026-05-11, midnight UTC) or an
+// RFC 3339 time, returned as RFC 3339 in UTC.
+func parseTime(flagName, v string) (string, error) {
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return t.UTC().Format(time.RFC3339), nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return "", usageError("--%s %q: want a day (2026-05-11, midnight UTC) or an RFC 3339 time (2026-05-11T09:00:00Z, 2026-05-11T09:00:00-07:00)", flagName, v)
+	}
+	return t.UTC().Format(time.RFC3339Nano), nil
+}
+
+// parseDuration reads a duration flag (24h, 90m, 0s).
+func parseDuration(flagName, v string) (string, error) {
+	if _, err := time.ParseDuration(v); err != nil {
+		return "", usageError("--%s %q: want a duration such as 24h, 90m or 0s", flagName, v)
+	}
+	return v, nil
+}
+
+// previewFlags are a preview card's flags, as campaigns put and links
+// create take them.
+type previewFlags struct{ title, description, image *string }
+
+func addPreviewFlags(fs *flag.FlagSet, of string) previewFlags {
+	return previewFlags{
+		title:       fs.String("preview-title", "", "title of the preview card that link-unfurl fetchers show of "+of),
+		description: fs.String("preview-description", "", "description of that card"),
+		image:       fs.String("preview-image", "", "image of that card (an https URL)"),
+	}
+}
+
+// set puts the preview flags given into card, a preview object of the
+// API, and reports whether any was.
+func (p previewFlags) set(given map[string]bool, card map[string]any) bool {
+	ok := false
+	for name, v := range map[string]*string{"title": p.title, "description": p.description, "image": p.image} {
+		if given["preview-"+name] {
+			card[name] = *v
+			ok = true
+		}
+	}
+	return ok
+}
+
+// givenFlags returns the flags set on the command line or from the
+// environment.
+func givenFlags(fs *flag.FlagSet) map[string]bool {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	return given
+}
