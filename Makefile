@@ -8,8 +8,9 @@ GO ?= go
 run: ## run the service on the embedded store under ./data
 	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/clickgate serve
 
-build: ## static binary in bin/
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/clickgate ./cmd/clickgate
+BIN ?= bin
+build: ## static binary in $(BIN)/ (bin/)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/clickgate ./cmd/clickgate
 
 test: redis-server python3 ## the whole suite, with the race detector (Redis tests need redis-server, the ledger checker's test python3)
 	$(GO) test -race -shuffle=on -count=1 -timeout 30m ./...
