@@ -64,10 +64,21 @@ type Options struct {
 	// records: the next Append starts a new one. Trim deletes whole
 	// segments. default: 64 MiB
 	SegmentBytes int64
+	// ExtendBytes is how far ahead of its records a segment file is
+	// extended with zeros: an Append that writes past the zeros writes
+	// this many more after its records. Its fsync then
+	// records the file's new size; the Appends after it overwrite zeros,
+	// and their fsync (fdatasync) changes no metadata, which costs about
+	// half the CPU and a fraction of the time (BenchmarkLogAppend).
+	// default: 1 MiB; negative: none, the file grows with each Append
+	ExtendBytes int64
 	// Logger is told of a torn tail that Open cut off. default:
 	// slog.Default()
 	Logger *slog.Logger
 }
+
+// DefaultExtendBytes is the default of Options.ExtendBytes.
+const DefaultExtendBytes = 1 << 20
 
 type logState int
 
@@ -110,6 +121,7 @@ type segment struct {
 	path string
 	f    *os.File
 	size int64 // the header and whole, fsynced records; changes only under amu and mu
+	file int64 // the file's size: size and the zeros after it; under amu
 	refs int   // the Log's and readers'; the file closes at 0
 }
 
@@ -154,7 +166,7 @@ func (l *Log) Append(batches ...[]byte) (Offset, error) {
 			writeErrors.Inc()
 			return end, err
 		}
-		seg = &segment{seq: seg.seq + 1, path: path, f: f, size: headerLen, refs: 1}
+		seg = &segment{seq: seg.seq + 1, path: path, f: f, size: headerLen, file: headerLen, refs: 1}
 		end = Offset{seg.seq, seg.size}
 		l.mu.Lock()
 		l.segs = append(l.segs, seg)
@@ -165,6 +177,14 @@ func (l *Log) Append(batches ...[]byte) (Offset, error) {
 	l.buf = l.buf[:0]
 	for i, b := range batches {
 		l.buf = appendRecord(l.buf, b, len(l.buf), i == len(batches)-1)
+	}
+	records := len(l.buf)
+	if end := seg.size + int64(records); end > seg.file && l.o.ExtendBytes > 0 {
+		// ExtendBytes of zeros after the records, but not past the
+		// segment's size: Open takes zeros after the last Append for
+		// the file's unused end.
+		to := max(end, min(end+l.o.ExtendBytes, l.o.SegmentBytes))
+		l.buf = append(l.buf, make([]byte, to-end)...)
 	}
 	n, err := l.write(seg.f, l.buf, seg.size)
 	if err == nil && n != len(l.buf) {
@@ -183,8 +203,10 @@ func (l *Log) Append(batches ...[]byte) (Offset, error) {
 		l.mu.Unlock()
 		return end, err
 	}
+	seg.file = max(seg.file, seg.size+int64(len(l.buf)))
+	l.buf = l.buf[:records]
 	l.mu.Lock()
-	seg.size += int64(len(l.buf))
+	seg.size += int64(records)
 	l.end = Offset{seg.seq, seg.size}
 	end = l.end
 	if l.notify != nil {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 )
@@ -402,4 +403,65 @@ func compareOffsets(a, b Offset) int {
 		return 1
 	}
 	return 0
+}
+
+// TestExtend: Append extends a segment file with zeros ahead of its
+// records, a step of ExtendBytes at a time and never past SegmentBytes
+// but for the records themselves; a reopen takes the zeros for the file's
+// unused end, cuts nothing, and appends go on over them.
+func TestExtend(t *testing.T) {
+	for _, ext := range []int64{-1, 1, 700, 1 << 20} {
+		t.Run(strconv.FormatInt(ext, 10), func(t *testing.T) {
+			dir := t.TempDir()
+			o := Options{SegmentBytes: 3000, ExtendBytes: ext}
+			l := openLog(t, dir, o)
+			var want [][]byte
+			extended := false
+			for round := range 3 {
+				batches, ends := appendMany(t, l, uint64(100*round+1), 12)
+				want = append(want, batches...)
+				for _, path := range segments(t, dir) {
+					fi, err := os.Stat(path)
+					if err != nil {
+						t.Fatal(err)
+					}
+					seq, _ := parseSegmentName(filepath.Base(path))
+					var data int64
+					for _, e := range ends {
+						if e.Segment == seq {
+							data = max(data, e.Pos)
+						}
+					}
+					if data == 0 {
+						continue // no append of this round ended here
+					}
+					zeros := fi.Size() - data
+					extended = extended || zeros > 0
+					switch {
+					case ext < 0 && zeros != 0:
+						t.Fatalf("%s: %d bytes past the records, not extending", path, zeros)
+					case ext > 0 && (zeros < 0 || fi.Size() > max(data, o.SegmentBytes) || zeros > ext):
+						t.Fatalf("%s: %d bytes, %d of records; want at most %d of zeros, up to %d", path, fi.Size(), data, ext, o.SegmentBytes)
+					}
+					b, err := os.ReadFile(path)
+					if err != nil || !allZero(b[data:]) {
+						t.Fatalf("%s: the bytes past the records are not zeros (%v)", path, err)
+					}
+				}
+				end := l.End()
+				l.Close()
+				l = openLog(t, dir, o)
+				if l.Recovered() != 0 || l.End() != end {
+					t.Fatalf("round %d: a reopen cut %d bytes and ends at %s; want none, %s", round, l.Recovered(), l.End(), end)
+				}
+				wantBatches(t, l, Offset{}, want)
+			}
+			if n := len(segments(t, dir)); n < 3 {
+				t.Fatalf("the test wants segments to roll over; got %d", n)
+			}
+			if ext > 0 && !extended {
+				t.Fatalf("no segment was extended past its records")
+			}
+		})
+	}
 }

@@ -12,11 +12,18 @@ var sinkOffset Offset
 // fsync. The fsync dominates, so the figure to read is visits/s at each
 // batch size. Appends are serialized by the log (one committer), so the
 // benchmark does not run them in parallel. Run it on the disk the log
-// will live on (TMPDIR).
+// will live on (TMPDIR). extend=no is a file that grows with each
+// Append, whose fsync records its size every time: compare it with
+// extend=yes, the default, in the same run.
 func BenchmarkLogAppend(b *testing.B) {
-	for _, n := range []int{64, 1024} {
-		b.Run("visits="+strconv.Itoa(n), func(b *testing.B) {
-			l := openLog(b, b.TempDir(), Options{})
+	for _, c := range []struct {
+		n      int
+		extend int64
+	}{{64, 0}, {64, -1}, {1024, 0}, {1024, -1}} {
+		name := "visits=" + strconv.Itoa(c.n) + "/extend=" + map[bool]string{true: "yes", false: "no"}[c.extend == 0]
+		b.Run(name, func(b *testing.B) {
+			n := c.n
+			l := openLog(b, b.TempDir(), Options{ExtendBytes: c.extend})
 			batch := &Batch{Visits: typical(1, n)}
 			var buf []byte
 			b.ReportAllocs()

@@ -25,6 +25,9 @@ func Open(o Options) (*Log, error) {
 	if o.SegmentBytes <= 0 {
 		o.SegmentBytes = DefaultSegmentBytes
 	}
+	if o.ExtendBytes == 0 {
+		o.ExtendBytes = DefaultExtendBytes
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -42,7 +45,7 @@ func Open(o Options) (*Log, error) {
 		}
 		return nil, fmt.Errorf("cannot lock visit log %q: %w", o.Dir, err)
 	}
-	l := &Log{o: o, lock: lock, write: (*os.File).WriteAt, sync: (*os.File).Sync}
+	l := &Log{o: o, lock: lock, write: (*os.File).WriteAt, sync: disk.DataSync}
 	if err := l.load(); err != nil {
 		for _, seg := range l.segs {
 			seg.f.Close()
@@ -82,7 +85,7 @@ func (l *Log) load() error {
 		if err != nil {
 			return err
 		}
-		l.segs = append(l.segs, &segment{seq: 1, path: path, f: f, size: headerLen, refs: 1})
+		l.segs = append(l.segs, &segment{seq: 1, path: path, f: f, size: headerLen, file: headerLen, refs: 1})
 		return nil
 	}
 	buf := make([]byte, readBufLen)
@@ -114,7 +117,7 @@ func (l *Log) load() error {
 			// be torn.
 			return fmt.Errorf("%w: segment %q at byte offset %d: %s", ErrCorrupt, path, bad.off, bad.reason)
 		}
-		seg.size = end
+		seg.size, seg.file = end, fi.Size()
 		torn, tornSize = bad, fi.Size()
 	}
 	if torn == nil {
@@ -127,6 +130,7 @@ func (l *Log) load() error {
 	if err := seg.f.Sync(); err != nil {
 		return fmt.Errorf("cannot sync visit log segment %q after cutting its torn tail: %w", seg.path, err)
 	}
+	seg.file = seg.size
 	l.recovered = tornSize - seg.size
 	l.o.Logger.Warn("visit log: cut a torn tail, the records of an append that a crash interrupted",
 		"segment", seg.path, "offset", seg.size, "bytes", l.recovered, "bad_record_offset", torn.off, "reason", torn.reason)

@@ -30,6 +30,12 @@ import (
 // where the last whole Append ends) from the whole records of an earlier,
 // fsynced Append after a bad one, which no crash explains: corruption.
 // Open cuts a torn Append off whole, so the log holds whole Appends only.
+//
+// A segment file may end in zeros after its last Append: Append extends
+// the file ahead of its records (Options.ExtendBytes), so that most
+// fsyncs change no metadata. Zeros where a record would start, and only
+// zeros to the end of the file, end the segment; zeros after a record
+// that is not its Append's last are a torn Append.
 var (
 	segmentMagic = []byte("CGVLOG\x00\x01")
 	recordMagic  = [4]byte{0x9e, 0x4c, 0x0b, 0x71}
@@ -225,6 +231,15 @@ func scanSegment(f io.ReaderAt, size int64, seq uint64, buf []byte) (end int64, 
 			}
 			return end, nil, nil
 		case framing:
+			zeros, err := zerosFrom(f, fe.off, size, buf)
+			switch {
+			case err != nil:
+				return end, nil, err
+			case zeros && !open:
+				return end, nil, nil // the extended end of the file
+			case zeros:
+				return end, &badRecord{off: fe.off, torn: true, reason: "the last append ends without its last record"}, nil
+			}
 			return end, tornOrCorrupt(f, size, end, fe), nil
 		case err != nil:
 			return end, nil, err
@@ -240,6 +255,31 @@ func scanSegment(f io.ReaderAt, size int64, seq uint64, buf []byte) (end int64, 
 			end = rec.off + int64(rec.n)
 		}
 	}
+}
+
+// zerosFrom reports whether f holds only zero bytes from off to size,
+// reading through buf.
+func zerosFrom(f io.ReaderAt, off, size int64, buf []byte) (bool, error) {
+	if len(buf) == 0 {
+		buf = make([]byte, readBufLen)
+	}
+	for off < size {
+		b := buf[:min(int64(len(buf)), size-off)]
+		n, err := f.ReadAt(b, off)
+		if n < len(b) && err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return false, err
+		}
+		for _, c := range b {
+			if c != 0 {
+				return false, nil
+			}
+		}
+		off += int64(n)
+	}
+	return true, nil
 }
 
 // tornOrCorrupt judges a record that fails framing: torn when every whole
