@@ -70,7 +70,7 @@ var (
 	commitsLate      = metrics.NewCounter(`clickgate_commits_late_total`)
 	commitErrors     = metrics.NewCounter(`clickgate_store_commit_errors_total`)
 	spoolReadErrors  = metrics.NewCounter(`clickgate_spool_read_errors_total`)
-	commitDuration   = metrics.NewHistogram(`clickgate_commit_duration_seconds`)
+	commitDuration   = metrics.NewPrometheusHistogramExt(`clickgate_commit_duration_seconds`, DurationBuckets)
 	replayedBatches  = metrics.NewCounter(`clickgate_spool_replayed_batches_total`)
 	spooledBatches   = metrics.NewCounter(`clickgate_spool_appended_batches_total`)
 	lateAckedBatches = metrics.NewCounter(`clickgate_spool_late_acked_batches_total`)

@@ -18,7 +18,11 @@ const tallyShards = 64
 type tallyShard struct {
 	mu sync.Mutex
 	m  map[tallyKey]int64
-	_  [64 - 16]byte // a shard to a cache line: no false sharing between shards
+	// taken is what take moved out of m, by reason, less what restore
+	// put back: m plus taken is every count ever added to the shard, for
+	// total, kept without a word of work per add.
+	taken Counts
+	_     [128 - (16+8*NumReasons)%128]byte // shards on their own cache lines: no false sharing
 }
 
 type tallyKey struct {
@@ -64,6 +68,7 @@ func (t *tally) take() []Count {
 			}
 			counts = append(counts, Count{Campaign: k.campaign, Creator: k.creator, Day: k.day, Reason: k.reason, N: n})
 			s.m[k] = 0
+			s.taken[k.reason] += n
 		}
 		s.mu.Unlock()
 	}
@@ -73,6 +78,27 @@ func (t *tally) take() []Count {
 // restore adds counts back, after the store refused them.
 func (t *tally) restore(counts []Count) {
 	for _, c := range counts {
-		t.add(tallyKey{c.Campaign, c.Creator, c.Day, c.Reason}, c.N)
+		s := t.shard(c.Creator)
+		s.mu.Lock()
+		s.m[tallyKey{c.Campaign, c.Creator, c.Day, c.Reason}] += c.N
+		s.taken[c.Reason] -= c.N
+		s.mu.Unlock()
 	}
+}
+
+// total returns every count ever added, by reason, taken or not: each
+// shard's under its lock, so a take or a restore under way never shows
+// as a count that goes down.
+func (t *tally) total() Counts {
+	var c Counts
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		c.Add(&s.taken)
+		for k, n := range s.m {
+			c[k.reason] += n
+		}
+		s.mu.Unlock()
+	}
+	return c
 }

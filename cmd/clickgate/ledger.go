@@ -146,6 +146,7 @@ type flusher struct {
 	quit  chan struct{}
 	done  chan struct{}
 	fail  chan error // receives ErrBroken once
+	m     *flushMetrics
 }
 
 // broken delivers the error that broke the ledger; nil never delivers.
@@ -161,7 +162,9 @@ func startFlusher(ctx context.Context, store counter.Store, dir string, key []by
 	if err != nil {
 		return nil, err
 	}
-	f := &flusher{store: store, l: l, log: log, every: every, quit: make(chan struct{}), done: make(chan struct{}), fail: make(chan error, 1)}
+	f := &flusher{store: store, l: l, log: log, every: every, quit: make(chan struct{}), done: make(chan struct{}), fail: make(chan error, 1),
+		m: newFlushMetrics(log)}
+	f.m.standing(l.Snapshot())
 	f.next.Store(time.Now().Add(every).UnixNano())
 	go f.run()
 	return f, nil
@@ -196,6 +199,7 @@ func (f *flusher) Flush(ctx context.Context) (ledger.FlushResult, error) {
 	defer cancel()
 	start := time.Now()
 	res, err := ledger.Flush(ctx, f.store, f.l, start)
+	f.m.flushed(start, res, err, f.l.Snapshot())
 	for _, k := range res.Behind {
 		f.log.Warn("the store's totals are below the ledger's (did Redis lose writes?); the ledger keeps its totals", "campaign", k.Campaign, "creator", k.Creator)
 	}
@@ -229,6 +233,7 @@ func (f *flusher) stop(ctx context.Context) {
 		f.log.Error("last flush failed; the next start flushes it", "err", err)
 	}
 	f.l.Close()
+	f.m.unregister()
 }
 
 // flushCmd is `clickgate flush`: one flush into the ledger, now. When a

@@ -153,6 +153,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		defer cancel()
 		rec.Stop(ctx)
 	}()
+	defer serveMetrics(rec)()
 
 	pubLn, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -172,14 +173,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Velocity: redirect.NewVelocity(redirect.VelocityOptions{Max: *velocityMax, Window: *velocityWindow}),
 		Hosts:    hosts, Probes: edge.probes()})
 	api, err := admin.New(admin.Options{Store: store, Table: table, Recorder: rec, Token: token, AppKey: app,
-		Clicks: h.Signer(), Flusher: flusher, PublicURL: *publicURL, OwnHosts: hosts.Names(), Logger: log})
+		Clicks: h.Signer(), Flusher: flusher, PublicURL: *publicURL, OwnHosts: hosts.Names(), Logger: log,
+		Ready: storeReady(store)})
 	if err != nil {
 		pubLn.Close()
 		admLn.Close()
 		return usageError("%s", err)
 	}
 
-	pub := edge.server(h.Handle, log)
+	pub := edge.server(redirect.Timed(h.Handle), log)
 	adm := &fasthttp.Server{
 		Handler:            api.Handle,
 		Name:               "clickgate-admin",

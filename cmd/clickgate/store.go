@@ -90,6 +90,7 @@ func (f *storeFlags) open(ctx context.Context, log *slog.Logger) (counter.Store,
 		return nil, params, nil, usageError("--partitions must be 1 to 1024")
 	}
 	if *f.redis != "" {
+		setRedisLogger(log)
 		store, err = redisstore.Open(ctx, redisstore.Options{URL: *f.redis, Cluster: *f.cluster, Params: params, Partitions: uint32(*f.partitions),
 			Judge: f.judge, VelocityMax: f.velocityMax, VelocityWindow: f.velocityWindow, Holder: holder(*f.data), Logger: log})
 	} else {

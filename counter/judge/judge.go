@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/clickgate/clickgate/counter"
@@ -222,9 +223,33 @@ func (j *Judge) Apply(visits []counter.Visit, out []counter.Reason) {
 	if len(out) < len(visits) {
 		panic(fmt.Sprintf("BUG: judge.Apply of %d visits into %d reasons", len(visits), len(out)))
 	}
+	var n counter.Counts
 	for i := range visits {
 		out[i] = j.apply(&visits[i])
+		if !visits[i].MarkOnly && out[i] < counter.NumReasons {
+			n[out[i]]++
+		}
 	}
+	for r, c := range n {
+		if c > 0 {
+			decided[r].Add(c)
+		}
+	}
+}
+
+// decided counts the visits decided by every judge of the process, by
+// reason, for clickgate_clicks_total: once per batch, off the hot path.
+var decided [counter.NumReasons]atomic.Int64
+
+// Decided returns the visits (not MarkOnly) that the judges of this
+// process decided since it started, by reason. A visit decided again, by a
+// judge replaying its log after a restart or a handover, is counted again.
+func Decided() counter.Counts {
+	var c counter.Counts
+	for r := range decided {
+		c[r] = decided[r].Load()
+	}
+	return c
 }
 
 func (j *Judge) apply(v *counter.Visit) counter.Reason {

@@ -32,22 +32,46 @@ func (st *state) statement(campaign string, at time.Time) (payout.Statement, err
 		return payout.Statement{}, fmt.Errorf("campaign %q is payable after %s, not at %s",
 			campaign, t.PayableAfter.Format(time.RFC3339), at.Format(time.RFC3339))
 	}
-	var creators []counter.Creator
-	totals := map[string]payout.Totals{}
-	for k, e := range st.totals {
-		if k.Campaign != campaign {
-			continue
-		}
-		creators = append(creators, counter.Creator{ID: e.Creator, Campaign: campaign, Handle: e.Handle, Country: e.Country, Status: e.Status})
-		totals[e.Creator] = payout.Totals{Qualified: e.Qualified, Signups: e.Signups}
-	}
-	s, err := payout.Compute(t.Campaign(), payout.Final, creators, totals)
+	s, err := compute(t, payout.Final, st.totals)
 	if err != nil {
 		return s, err
 	}
 	s.LedgerHead = hex.EncodeToString(st.head[:])
 	return s, nil
 }
+
+// compute computes statement of the campaign of terms t from the ledger's
+// totals: its creators as last flushed, and their totals.
+func compute(t Terms, statement string, ledgerTotals map[Key]Entry) (payout.Statement, error) {
+	var creators []counter.Creator
+	totals := map[string]payout.Totals{}
+	for k, e := range ledgerTotals {
+		if k.Campaign != t.ID {
+			continue
+		}
+		creators = append(creators, counter.Creator{ID: e.Creator, Campaign: t.ID, Handle: e.Handle, Country: e.Country, Status: e.Status})
+		totals[e.Creator] = payout.Totals{Qualified: e.Qualified, Signups: e.Signups}
+	}
+	return payout.Compute(t.Campaign(), statement, creators, totals)
+}
+
+// Standing is what the statement of a campaign says now: its sealed final
+// statement, or before it is sealed, a statement named Standing computed
+// from the ledger as it stands, which is what the final one will be if no
+// total changes (for operators and metrics; it is never paid out).
+func (r Report) Standing(campaign string) (payout.Statement, error) {
+	if s, ok := r.Statements[campaign]; ok {
+		return s, nil
+	}
+	t, ok := r.Campaigns[campaign]
+	if !ok {
+		return payout.Statement{}, fmt.Errorf("campaign %q is not in the ledger", campaign)
+	}
+	return compute(t, Standing, r.Totals)
+}
+
+// Standing names a statement that is not sealed: see Report.Standing.
+const Standing = "standing"
 
 // sameStatement compares statements by their encoding in a record.
 func sameStatement(a, b payout.Statement) bool {

@@ -30,8 +30,8 @@ type Options struct {
 	Store    counter.Store
 	Table    *redirect.Table
 	Recorder *counter.Recorder
-	// Token authenticates every call but /healthz and /v1/conversions.
-	// Required.
+	// Token authenticates every call but /healthz, /readyz and
+	// /v1/conversions. Required.
 	Token string
 	// AppKey authenticates the app backend's /v1/conversions, and only
 	// that. default: empty, conversions are refused
@@ -52,7 +52,14 @@ type Options struct {
 	OwnHosts []string
 	// Logger receives internal errors. default: slog.Default()
 	Logger *slog.Logger
+	// Ready answers /readyz: nil when the store answers. It is called
+	// with a context that ends after ReadyTimeout. default: always ready
+	Ready func(ctx context.Context) error
 }
+
+// ReadyTimeout bounds one /readyz check: a store that takes longer to
+// answer a ping is not ready.
+const ReadyTimeout = 500 * time.Millisecond
 
 // Flusher is the node's flusher of the store into its ledger.
 type Flusher interface {
@@ -124,6 +131,10 @@ func (a *API) Handle(rc *fasthttp.RequestCtx) {
 	path := string(rc.Path())
 	if path == "/healthz" {
 		rc.SetBodyString("ok\n")
+		return
+	}
+	if path == "/readyz" {
+		a.ready(rc)
 		return
 	}
 	if path == "/v1/conversions" {
