@@ -12,8 +12,8 @@ BIN ?= bin
 build: ## static binary in $(BIN)/ (bin/)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/clickgate ./cmd/clickgate
 
-test: redis-server python3 ## the whole suite, with the race detector (Redis tests need redis-server, the ledger checker's test python3)
-	$(GO) test -race -shuffle=on -count=1 -timeout 30m ./...
+test: redis-server python3 ## the whole suite, with the race detector, showing progress (Redis tests need redis-server, the ledger checker's test python3)
+	bash .ci/test
 
 race: test
 
