@@ -154,8 +154,8 @@
 // would have over 2^32 bits together. Key's bits in a layer are, for i
 // from 0 to k-1, the high 64 bits of (h1 + i·h2) × m, where h1 and h2 are
 // derived from the key's first and last 8 bytes (little endian) by
-// murmur3's fmix64 (see probes), h2 with its low bit set; bit p is bit
-// p%64 of word p/64.
+// murmur3's fmix64 (see counter.VisitorKey.Probes), h2 with its low bit
+// set; bit p is bit p%64 of word p/64.
 //
 // The sizing params are the fingerprint: a checkpoint made with another
 // Expected, FP, Partitions or Keying, or whose layers differ because the

@@ -2,7 +2,6 @@ package judge
 
 import (
 	"cmp"
-	"encoding/binary"
 	"fmt"
 	"math"
 	"math/bits"
@@ -126,16 +125,6 @@ type layer struct {
 	ones uint64 // bits set
 }
 
-// probes returns the start and the step of key's probe sequence.
-func probes(key *counter.VisitorKey) (h1, h2 uint64) {
-	// Both hashes depend on every byte: keys are keyed hashes, but a key
-	// whose halves are not independent (a test's, or a future key format)
-	// must not make the probe sequences of many keys shifted copies.
-	lo, hi := binary.LittleEndian.Uint64(key[:8]), binary.LittleEndian.Uint64(key[8:])
-	h1 = fmix64(lo ^ fmix64(hi))
-	return h1, fmix64(h1^hi) | 1
-}
-
 // test reports whether the k bits of the probe sequence (h1, h2) are all
 // set in the m-bit layer, changing nothing.
 func (l *layer) test(h1, h2, m uint64, k int) bool {
@@ -168,7 +157,7 @@ func (l *layer) testAndAdd(h1, h2, m uint64, k int) bool {
 
 // has reports whether key is in one of w's layers, changing nothing.
 func (ws *windows) has(w *window, key *counter.VisitorKey) bool {
-	h1, h2 := probes(key)
+	h1, h2 := key.Probes()
 	for i := range w.layers {
 		if w.layers[i].test(h1, h2, ws.sizes[i].m, ws.sizes[i].k) {
 			return true
@@ -182,7 +171,7 @@ func (ws *windows) has(w *window, key *counter.VisitorKey) bool {
 // goes into the last layer; when that is sealed and the window may have
 // another, into a new one.
 func (ws *windows) add(w *window, key *counter.VisitorKey) bool {
-	h1, h2 := probes(key)
+	h1, h2 := key.Probes()
 	last := len(w.layers) - 1
 	for i := range last {
 		if w.layers[i].test(h1, h2, ws.sizes[i].m, ws.sizes[i].k) {
@@ -202,16 +191,6 @@ func (ws *windows) add(w *window, key *counter.VisitorKey) bool {
 	w.layers = append(w.layers, layer{bits: make([]uint64, sz.m/64)})
 	ws.added++
 	return w.layers[last+1].testAndAdd(h1, h2, sz.m, sz.k)
-}
-
-// fmix64 is murmur3's 64-bit finalizer.
-func fmix64(h uint64) uint64 {
-	h ^= h >> 33
-	h *= 0xff51afd7ed558ccd
-	h ^= h >> 33
-	h *= 0xc4ceb9fe1a85ec53
-	h ^= h >> 33
-	return h
 }
 
 type windowKey struct {
