@@ -175,3 +175,60 @@ func (a *Admin) Stats(ctx context.Context, m Model) ([]Counts, error) {
 	})
 	return out, err
 }
+
+// ImportLinks creates n links of creator of campaign, to destination, in
+// one POST /v1/links:bulk with codes drawn by clickgate, and returns their
+// codes in the order of the lines.
+func (a *Admin) ImportLinks(ctx context.Context, campaign, creator, destination string, n int) ([]string, error) {
+	line, err := json.Marshal(map[string]any{"campaign": campaign, "creator": creator, "destinations": map[string]string{"default": destination}})
+	if err != nil {
+		return nil, err
+	}
+	body := bytes.Repeat(append(line, '\n'), n)
+	req, err := http.NewRequestWithContext(ctx, "POST", strings.TrimSuffix(a.URL, "/")+"/v1/links:bulk", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+a.Token)
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	c := a.HTTP
+	if c == nil {
+		c = &http.Client{Timeout: 30 * time.Second}
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusCreated {
+		return nil, fmt.Errorf("POST /v1/links:bulk of %d links (%d bytes): %s: %s", n, len(body), resp.Status, bytes.TrimSpace(b[:min(len(b), 1000)]))
+	}
+	var out struct {
+		Created int `json:"created"`
+		Links   []struct {
+			Code string `json:"code"`
+		} `json:"links"`
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("POST /v1/links:bulk: %w", err)
+	}
+	if out.Created != n || len(out.Links) != n {
+		return nil, fmt.Errorf("POST /v1/links:bulk of %d links created %d (%d listed)", n, out.Created, len(out.Links))
+	}
+	codes := make([]string, n)
+	for i, l := range out.Links {
+		codes[i] = l.Code
+	}
+	return codes, nil
+}
+
+// PutCreator creates or replaces an active creator of campaign, in the US.
+func (a *Admin) PutCreator(ctx context.Context, campaign, id string) error {
+	return a.do(ctx, "PUT", "/v1/creators/"+id, map[string]any{
+		"campaign": campaign, "handle": "@" + id, "country": "US", "status": "active",
+	}, nil)
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/clickgate/clickgate/bench"
+	"github.com/clickgate/clickgate/counter/redisstore/redistest"
 )
 
 // A design is one system under test.
@@ -23,30 +24,47 @@ type design struct {
 	name      string
 	redis     bool // with its own redis-server
 	clickgate bool // clickgate (seeded and audited), not a baseline
+	// cluster: clickgate on a Redis Cluster of clusterMasters masters,
+	// with clusterEdges edges that the load is spread over.
+	cluster bool
 }
+
+const (
+	clusterMasters = 3
+	clusterEdges   = 2
+)
 
 var designs = []design{
 	{name: "baseline: bare 302 from memory"},
 	{name: "naive: one HINCRBY per click", redis: true},
 	{name: "clickgate, embedded store", clickgate: true},
 	{name: "clickgate, Redis", clickgate: true, redis: true},
+	{name: fmt.Sprintf("clickgate, Redis Cluster (%d masters, %d edges)", clusterMasters, clusterEdges), clickgate: true, redis: true, cluster: true},
 }
 
 // row is one design: its running processes, then its measurements.
 type row struct {
 	design
-	srv, rp    *proc
-	rdb        *redis.Client
-	target     string
-	metricsURL string
-	admin      *bench.Admin
-	before     []bench.Counts
-	lag        *bench.LagProbe // during max
+	srvs        []*proc // the server; a cluster's edges
+	rp          *proc   // a single redis-server
+	rdb         *redis.Client
+	cluster     *redistest.Cluster
+	nodes       []*redis.Client // every redis-server that serves keys: rdb, or the cluster's masters
+	targets     []string        // public listeners, one per server
+	metricsURLs []string
+	admin       *bench.Admin   // the first server's
+	admins      []*bench.Admin // every server's
+	before      []bench.Counts
+	lag         *bench.LagProbe // during max
+	imp         *importResult   // links imported during the open loop
+	layout      *clusterLayout  // where a cluster's partitions are, and their memory
 
 	warm  *bench.Result
 	max   phase // closed loop, the default model
 	fresh phase // closed loop, every request a new visitor
 	open  phase // open loop at one rate for every design
+	quiet phase // open loop, rounds without a bulk import (importRounds)
+	busy  phase // open loop, rounds while a bulk import runs
 	audit *bench.Audit
 }
 
@@ -96,6 +114,10 @@ type loadtester struct {
 	rounds    int
 	openShare float64
 	openRate  float64
+	// partitions of each campaign on the cluster, --partitions.
+	partitions int
+	// importBatch is the links of one bulk call during the open loop.
+	importBatch int
 	// base is the next run's first /24 block, used the blocks taken, which
 	// must stay below half of them (bench.Model.AddressBase); one of each
 	// for people and fraudsters (127.0.0.0/8), one for new visitors
@@ -122,6 +144,9 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&l.cpus, "server-cpu", "0", "CPUs the server and its redis-server are pinned to (taskset -c); empty: not pinned. Pin this generator elsewhere: taskset -c 1 clickbench loadtest")
 	fs.StringVar(&l.redisCPU, "redis-cpu", "", "CPUs the redis-servers are pinned to; default: --server-cpu (the system under test on one core)")
 	benchmarks := fs.Bool("micro", true, "also run the handler's Go benchmarks (needs the go tool and this source tree)")
+	fs.IntVar(&l.partitions, "partitions", 8, "the cluster design's --partitions: each campaign's partitions, spread over the masters by their hash tags")
+	fs.IntVar(&l.importBatch, "import-links", 10_000, "links of each POST /v1/links:bulk while the open loop runs (at most 100000, and a body within the admin listener's 1 MiB)")
+	catalogLinks := fs.Int("catalog-links", 1_000_000, "links in the store to measure a server's start and its memory per link; 0 skips it")
 	memVisitors := fs.Int("memory-visitors", 1_000_000, "unique visitors committed to measure Redis memory per visitor; 0 skips it")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -180,13 +205,20 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("redis memory: %w", err)
 		}
 	}
+	var cat *catalogResult
+	if *catalogLinks > 0 {
+		fmt.Fprintf(stderr, "== a start with %d links\n", *catalogLinks)
+		if cat, err = l.catalogStart(*catalogLinks); err != nil {
+			return fmt.Errorf("catalog start: %w", err)
+		}
+	}
 	var micro *microResult
 	if *benchmarks {
 		fmt.Fprintf(stderr, "== handler micro-benchmarks\n")
 		micro = l.micro()
 	}
 	var b bytes.Buffer
-	l.report(&b, rows, mem, micro, strings.Join(args, " "))
+	l.report(&b, rows, mem, cat, micro, strings.Join(args, " "))
 	stdout.Write(b.Bytes())
 	if *out != "" {
 		if err := os.WriteFile(*out, b.Bytes(), 0o644); err != nil {
@@ -215,53 +247,77 @@ const loadtestToken = "clickbench-loadtest-0123456789abcdef0123456789"
 // start runs a design's processes, seeds clickgate and reads its
 // counters before any traffic.
 func (l *loadtester) start(d design) (r *row, err error) {
-	r = &row{design: d, max: newPhase(), fresh: newPhase(), open: newPhase()}
+	r = &row{design: d, max: newPhase(), fresh: newPhase(), open: newPhase(), quiet: newPhase(), busy: newPhase()}
 	defer func() {
 		if err != nil {
 			r.stop()
 		}
 	}()
-	if d.redis {
+	switch {
+	case d.cluster:
+		if err := l.startCluster(r); err != nil {
+			return nil, err
+		}
+	case d.redis:
 		if r.rp, r.rdb, err = l.redis(); err != nil {
 			return nil, err
 		}
+		r.nodes = []*redis.Client{r.rdb}
 	}
-	var match []string
 	if !d.clickgate {
 		args := []string{"baseline", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--links", strconv.Itoa(l.model.Links())}
 		if d.redis {
 			args = append(args, "--redis", "redis://"+r.rdb.Options().Addr)
 		}
-		if r.srv, match, err = l.startProc(l.command(l.cpus, l.self, args...), baselineRE); err != nil {
+		srv, match, err := l.startProc(l.command(l.cpus, l.self, args...), baselineRE)
+		if err != nil {
 			return nil, err
 		}
-		r.target, r.metricsURL = match[1], "http://"+match[2]+"/metrics"
+		r.srvs, r.targets, r.metricsURLs = []*proc{srv}, []string{match[1]}, []string{"http://" + match[2] + "/metrics"}
 		return r, nil
 	}
-	data, err := os.MkdirTemp(l.tmp, "data")
-	if err != nil {
-		return nil, err
+	var store []string
+	switch {
+	case d.cluster:
+		store = []string{"--redis", r.cluster.URL(), "--redis-cluster", "--partitions", strconv.Itoa(l.partitions), "--click-secret", loadtestToken}
+	case d.redis:
+		store = []string{"--redis", "redis://" + r.rdb.Options().Addr, "--click-secret", loadtestToken}
 	}
-	// The default budgets: the model keeps people within them, and its
-	// fraudsters go past them. New visitors come through a proxy.
-	args := []string{"serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--data", data, "--admin-token", loadtestToken,
-		"--trusted-proxies", bench.ProxyAddr.String(),
-		"--budget-network", strconv.Itoa(l.limits.BudgetNetwork), "--budget-block", strconv.Itoa(l.limits.BudgetBlock),
-		"--dedupe-fp", strconv.FormatFloat(l.limits.FP, 'g', -1, 64)}
-	if d.redis {
-		args = append(args, "--redis", "redis://"+r.rdb.Options().Addr, "--click-secret", loadtestToken)
+	edges := 1
+	if d.cluster {
+		edges = clusterEdges
 	}
-	if r.srv, match, err = l.startProc(l.command(l.cpus, l.gate, args...), servingRE); err != nil {
-		return nil, err
+	for i := range edges {
+		more := store
+		if i > 0 {
+			// One edge flushes to the ledger, as docker-compose.yml runs them.
+			more = append(more[:len(more):len(more)], "--flush-interval", "0")
+		}
+		if err := l.startGate(r, more...); err != nil {
+			return nil, err
+		}
 	}
-	r.target = match[1]
-	r.admin = &bench.Admin{URL: "http://" + match[2], Token: loadtestToken,
-		HTTP: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}}
-	r.metricsURL = r.admin.URL + "/metrics"
+	r.admin = r.admins[0]
 	if err := r.admin.Seed(l.ctx, l.model, "https://app.example.com/join"); err != nil {
 		return nil, err
 	}
-	r.lag = &bench.LagProbe{Admin: r.admin, Target: r.target, Campaign: bench.CampaignID(0)}
+	// The bulk imports' links belong to a creator the audit does not
+	// read: the HEADs that check that every edge serves them are counted.
+	if err := r.admin.PutCreator(l.ctx, bench.CampaignID(0), importCreator); err != nil {
+		return nil, err
+	}
+	// Every edge serves every link before any traffic: the catalog's
+	// changes apply in order, so the one made last tells.
+	codes, err := r.admin.ImportLinks(l.ctx, bench.CampaignID(0), importCreator, importDestination, 1)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range r.targets[1:] {
+		if _, err := l.waitServed(t, codes[0], 10*time.Second); err != nil {
+			return nil, err
+		}
+	}
+	r.lag = &bench.LagProbe{Admin: r.admin, Target: r.targets[0], Campaign: bench.CampaignID(0)}
 	if err := r.lag.Seed(l.ctx); err != nil {
 		return nil, err
 	}
@@ -271,16 +327,87 @@ func (l *loadtester) start(d design) (r *row, err error) {
 	return r, nil
 }
 
-func (r *row) stop() {
-	if r.srv != nil {
-		r.srv.stop()
+// startGate starts one clickgate server of r, with the loadtest's flags
+// and more.
+func (l *loadtester) startGate(r *row, more ...string) error {
+	data, err := os.MkdirTemp(l.tmp, "data")
+	if err != nil {
+		return err
 	}
-	if r.rdb != nil {
-		r.rdb.Close()
+	// The default budgets: the model keeps people within them, and its
+	// fraudsters go past them. New visitors come through a proxy.
+	args := []string{"serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--data", data, "--admin-token", loadtestToken,
+		"--trusted-proxies", bench.ProxyAddr.String(),
+		"--budget-network", strconv.Itoa(l.limits.BudgetNetwork), "--budget-block", strconv.Itoa(l.limits.BudgetBlock),
+		"--dedupe-fp", strconv.FormatFloat(l.limits.FP, 'g', -1, 64)}
+	srv, match, err := l.startProc(l.command(l.cpus, l.gate, append(args, more...)...), servingRE)
+	if err != nil {
+		return err
+	}
+	a := &bench.Admin{URL: "http://" + match[2], Token: loadtestToken,
+		HTTP: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}}
+	r.srvs, r.targets = append(r.srvs, srv), append(r.targets, match[1])
+	r.admins, r.metricsURLs = append(r.admins, a), append(r.metricsURLs, a.URL+"/metrics")
+	return nil
+}
+
+func (r *row) stop() {
+	for _, s := range r.srvs {
+		s.stop()
+	}
+	for _, c := range r.nodes {
+		c.Close()
 	}
 	if r.rp != nil {
 		r.rp.stop()
 	}
+	if r.cluster != nil {
+		r.cluster.Close()
+	}
+}
+
+// cpuEdge returns the CPU seconds of r's servers.
+func (r *row) cpuEdge() float64 {
+	var sum float64
+	for _, s := range r.srvs {
+		sum += s.cpu()
+	}
+	return sum
+}
+
+// cpuRedis returns the CPU seconds of r's redis-servers.
+func (r *row) cpuRedis() float64 {
+	if r.cluster != nil {
+		var sum float64
+		for _, n := range r.cluster.Nodes() {
+			sum += pidCPU(n.PID())
+		}
+		return sum
+	}
+	if r.rp != nil {
+		return r.rp.cpu()
+	}
+	return 0
+}
+
+// redisInfo sums a numeric field of INFO over r's redis-servers.
+func (r *row) redisInfo(ctx context.Context, field string) float64 {
+	var sum float64
+	for _, c := range r.nodes {
+		sum += redisInfo(ctx, c, field)
+	}
+	return sum
+}
+
+// scrape sums the counters of r's servers.
+func (r *row) scrape() map[string]float64 {
+	out := map[string]float64{}
+	for _, u := range r.metricsURLs {
+		for k, v := range scrape(u) {
+			out[k] += v
+		}
+	}
+	return out
 }
 
 // run sends m's traffic from addresses no earlier run used.
@@ -317,7 +444,7 @@ func (l *loadtester) caughtUp(r *row) {
 	}
 	last, since := -1.0, time.Now()
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && l.ctx.Err() == nil; {
-		if v := scrape(r.metricsURL)["clickgate_judge_visits_total"]; v != last {
+		if v := r.scrape()["clickgate_judge_visits_total"]; v != last {
 			last, since = v, time.Now()
 		} else if time.Since(since) >= 100*time.Millisecond {
 			return
@@ -328,25 +455,24 @@ func (l *loadtester) caughtUp(r *row) {
 
 // settle waits until the design has counted what it was sent, so that
 // none of its backlog runs in another design's turn: the Redis store's
-// stats wait for the judges to pass this node's appends.
+// stats wait for the judges to pass this node's appends: every edge's, the
+// first's last, through which the counters are read.
 func (l *loadtester) settle(r *row) error {
-	if r.admin == nil {
-		return nil
+	for i := len(r.admins) - 1; i >= 0; i-- {
+		if _, err := r.admins[i].Stats(l.ctx, l.model); err != nil {
+			return err
+		}
 	}
-	_, err := r.admin.Stats(l.ctx, l.model)
-	return err
+	return nil
 }
 
 // round runs one round of m on r's design and adds it to p: the
 // processes' CPU, allocations and Redis work from its start until the
 // design has settled. probe, when not nil, measures the lag meanwhile.
 func (l *loadtester) round(r *row, p *phase, m bench.Model, o bench.LoadOptions, probe *bench.LagProbe) (*bench.Result, error) {
-	cpu0, rcpu0, cmds0 := r.srv.cpu(), 0.0, 0.0
-	m0 := scrape(r.metricsURL)
-	if r.rp != nil {
-		rcpu0, cmds0 = r.rp.cpu(), redisInfo(l.ctx, r.rdb, "total_commands_processed")
-	}
-	o.Target, o.Connections = r.target, l.conns
+	cpu0, rcpu0, cmds0 := r.cpuEdge(), r.cpuRedis(), r.redisInfo(l.ctx, "total_commands_processed")
+	m0 := r.scrape()
+	o.Target, o.Targets, o.Connections = r.targets[0], r.targets[1:], l.conns
 	pctx, stop := context.WithCancel(l.ctx)
 	probed := make(chan error, 1)
 	if probe != nil && r.admin != nil {
@@ -365,13 +491,11 @@ func (l *loadtester) round(r *row, p *phase, m bench.Model, o bench.LoadOptions,
 	t := time.Now()
 	l.caughtUp(r)
 	p.settle += time.Since(t)
-	m1 := scrape(r.metricsURL)
+	m1 := r.scrape()
 	p.rounds = append(p.rounds, res)
-	p.cpuEdge += r.srv.cpu() - cpu0
-	if r.rp != nil {
-		p.cpuRedis += r.rp.cpu() - rcpu0
-		p.redisCmds += redisInfo(l.ctx, r.rdb, "total_commands_processed") - cmds0
-	}
+	p.cpuEdge += r.cpuEdge() - cpu0
+	p.cpuRedis += r.cpuRedis() - rcpu0
+	p.redisCmds += r.redisInfo(l.ctx, "total_commands_processed") - cmds0
 	if err := l.settle(r); err != nil {
 		return nil, err
 	}
@@ -403,7 +527,7 @@ func (l *loadtester) measure(rows []*row) error {
 	var err error
 	for _, r := range rows {
 		fmt.Fprintf(l.stderr, "== warming up %s\n", r.name)
-		if r.warm, err = l.run(l.model, bench.LoadOptions{Target: r.target, Connections: l.conns, Duration: l.warmup}); err != nil {
+		if r.warm, err = l.run(l.model, bench.LoadOptions{Target: r.targets[0], Targets: r.targets[1:], Connections: l.conns, Duration: l.warmup}); err != nil {
 			return err
 		}
 		if err := l.settle(r); err != nil {
@@ -453,6 +577,11 @@ func (l *loadtester) measure(rows []*row) error {
 	}
 	for _, r := range rows {
 		r.merge(&r.open)
+	}
+	if err := l.importUnderLoad(rows); err != nil {
+		return err
+	}
+	for _, r := range rows {
 		if r.admin == nil {
 			continue
 		}
@@ -462,7 +591,13 @@ func (l *loadtester) measure(rows []*row) error {
 		}
 		// All of its traffic is audited: warm-up, closed and open loops.
 		all := append(append(append([]*bench.Result{r.warm}, r.max.rounds...), r.fresh.rounds...), r.open.rounds...)
+		all = append(append(all, r.quiet.rounds...), r.busy.rounds...)
 		r.audit = l.limits.Audit(l.model, bench.Merge(all...), r.before, after)
+		if r.cluster != nil {
+			if r.layout, err = layoutOf(l.ctx, r.nodes); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

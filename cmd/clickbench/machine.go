@@ -52,7 +52,8 @@ func machine(redisBin string) []string {
 type microResult struct {
 	command string
 	lines   string
-	allocs  map[string]int // benchmark name → allocs/op
+	allocs  map[string]int     // benchmark name → allocs/op
+	nsPerOp map[string]float64 // benchmark name → ns/op
 }
 
 // micro runs the handler benchmarks with the go tool, from the module
@@ -64,7 +65,15 @@ func (l *loadtester) micro() *microResult {
 		fmt.Fprintf(l.stderr, "no handler benchmarks: go %s: %s\n", strings.Join(args, " "), err)
 		return nil
 	}
-	m := &microResult{command: "go " + strings.Join(args, " "), allocs: map[string]int{}}
+	m := &microResult{command: "go " + strings.Join(args, " "), allocs: map[string]int{}, nsPerOp: map[string]float64{}}
+	// The judge's cost per visit, for the capacity of one partition.
+	jargs := []string{"test", "-run", "^$", "-bench", "BenchmarkApply/new$", "-benchtime", "300000x", "-benchmem", "-cpu", "1", "-count", "1", "./counter/judge/"}
+	if jout, err := exec.CommandContext(l.ctx, "go", jargs...).Output(); err == nil {
+		m.command += "` and `go " + strings.Join(jargs, " ")
+		out = append(out, jout...)
+	} else {
+		fmt.Fprintf(l.stderr, "no judge benchmarks: go %s: %s\n", strings.Join(jargs, " "), err)
+	}
 	for _, line := range strings.Split(string(out), "\n") {
 		f := strings.Fields(line)
 		if len(f) < 8 || !strings.HasPrefix(f[0], "Benchmark") {
@@ -74,6 +83,9 @@ func (l *loadtester) micro() *microResult {
 		for i := range f {
 			if n, err := strconv.Atoi(f[max(i-1, 0)]); err == nil && f[i] == "allocs/op" {
 				m.allocs[f[0]] = n
+			}
+			if v, err := strconv.ParseFloat(f[max(i-1, 0)], 64); err == nil && f[i] == "ns/op" {
+				m.nsPerOp[f[0]] = v
 			}
 		}
 	}

@@ -53,8 +53,11 @@ func (p *proc) stop() {
 }
 
 // cpu returns the CPU seconds p has used.
-func (p *proc) cpu() float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+func (p *proc) cpu() float64 { return pidCPU(p.cmd.Process.Pid) }
+
+// pidCPU returns the CPU seconds process pid has used; 0 when it cannot.
+func pidCPU(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
 	}

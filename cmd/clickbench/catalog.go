@@ -1,0 +1,305 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/clickgate/clickgate/bench"
+	"github.com/clickgate/clickgate/counter"
+	"github.com/clickgate/clickgate/counter/boltstore"
+	"github.com/clickgate/clickgate/counter/redisstore"
+	"github.com/clickgate/clickgate/redirect"
+)
+
+// importRounds are the open loop's rounds of the bulk import test, in
+// turn without and with an import under way.
+const importRounds = 4
+
+// importCreator owns the imported links; importDestination is short, so
+// that 10,000 lines fit in the admin listener's 1 MiB.
+const (
+	importCreator     = "importer"
+	importDestination = "https://a.example/i"
+)
+
+// importResult is what a design's bulk imports took while the open loop
+// ran.
+type importResult struct {
+	links int
+	calls []time.Duration // each POST /v1/links:bulk, to its answer
+	// served is, for each call, how long after its answer every other
+	// edge served its last link (a cluster's edges only).
+	served []time.Duration
+}
+
+// importUnderLoad runs the open loop again on every clickgate design, in
+// rounds that take turns with the others, every other round while bulk
+// calls of l.importBatch links follow one another on the first edge: the
+// p99 of the rounds without and with an import, from one run.
+func (l *loadtester) importUnderLoad(rows []*row) error {
+	round := l.duration / time.Duration(l.rounds)
+	for i := range importRounds {
+		busy := i%2 == 1
+		for _, r := range rows {
+			if !r.clickgate {
+				continue
+			}
+			if r.imp == nil {
+				r.imp = &importResult{}
+			}
+			p := &r.quiet
+			done := make(chan error, 1)
+			if busy {
+				p = &r.busy
+				go func() { done <- l.importLoop(r, time.Now().Add(round)) }()
+			} else {
+				done <- nil
+			}
+			res, err := l.round(r, p, l.model, bench.LoadOptions{Rate: l.openRate, Duration: round}, nil)
+			if ierr := <-done; err == nil && ierr != nil {
+				err = fmt.Errorf("%s: bulk import: %w", r.name, ierr)
+			}
+			if err != nil {
+				return err
+			}
+			what := "no import"
+			if busy {
+				what = fmt.Sprintf("importing, %d links so far", r.imp.links)
+			}
+			fmt.Fprintf(l.stderr, "import round %d/%d, %s at %.0f req/s, %s: p99 %s\n", i+1, importRounds, r.name, res.Rate, what, res.Latency.P99)
+		}
+	}
+	for _, r := range rows {
+		if r.clickgate {
+			r.merge(&r.quiet)
+			r.merge(&r.busy)
+		}
+	}
+	return nil
+}
+
+// importLoop sends bulk calls of l.importBatch links of the model's first
+// creator to r's first edge, one after another, until end; after each, it
+// waits until every other edge serves the call's last link. The links
+// are importCreator's, whose counters (the checks' HEADs) are not audited.
+func (l *loadtester) importLoop(r *row, end time.Time) error {
+	for time.Now().Before(end) {
+		start := time.Now()
+		codes, err := r.admin.ImportLinks(l.ctx, bench.CampaignID(0), importCreator, importDestination, l.importBatch)
+		if err != nil {
+			return err
+		}
+		r.imp.calls = append(r.imp.calls, time.Since(start))
+		r.imp.links += len(codes)
+		answered := time.Now()
+		for _, t := range r.targets[1:] {
+			if _, err := l.waitServed(t, codes[len(codes)-1], 10*time.Second); err != nil {
+				return err
+			}
+		}
+		if len(r.targets) > 1 {
+			r.imp.served = append(r.imp.served, time.Since(answered))
+		}
+	}
+	return nil
+}
+
+// catalogResult is a server's start with many links in its store.
+type catalogResult struct {
+	links  int
+	stores []catalogStore
+}
+
+// catalogStore is one store's figures: a server started on an empty
+// catalog (but for a campaign and its creator), then on links more.
+type catalogStore struct {
+	name          string
+	fill          time.Duration // links written through the store's CreateLinks, 1000 a call
+	start, start0 time.Duration // from exec to serving, with the links and without
+	rss, rss0     float64       // VmRSS after start, bytes
+	heap, heap0   float64       // go_memstats_heap_inuse_bytes after a GC, bytes
+	redis, redis0 float64       // used_memory_dataset of Redis, bytes
+	servedLinks   int           // the table's links, from the serving line
+	perLinkHeap   float64
+	perLinkRSS    float64
+	perLinkRedis  float64
+}
+
+var linksRE = regexp.MustCompile(`public=(\S+) admin=(\S+).* links=(\d+)`)
+
+// catalogStart measures the start of a clickgate server with n links in
+// its store, on Redis and on the embedded store: the links are written
+// through the store's own CreateLinks from this process (the bulk API's
+// path without HTTP), then the server starts, reads them all and builds
+// its table; memory per link is the server's heap and RSS over an empty
+// catalog's.
+func (l *loadtester) catalogStart(n int) (*catalogResult, error) {
+	out := &catalogResult{links: n}
+	params, err := counter.NewDedupeParams(1_000_000, l.limits.FP)
+	if err != nil {
+		return nil, err
+	}
+	params.Keying = redirect.KeyingFingerprint([]byte(loadtestToken))
+	flags := []string{"--dedupe-expected", "1000000"}
+
+	// Redis.
+	rp, rdb, err := l.redis()
+	if err != nil {
+		return nil, err
+	}
+	defer rp.stop()
+	defer rdb.Close()
+	url := "redis://" + rdb.Options().Addr
+	rs := catalogStore{name: "Redis"}
+	// One data directory for both starts: its ledger is the store's.
+	rdata, err := os.MkdirTemp(l.tmp, "catalog")
+	if err != nil {
+		return nil, err
+	}
+	err = l.catalogRun(&rs, n, append(flags, "--redis", url, "--click-secret", loadtestToken, "--data", rdata), func() float64 {
+		return redisInfo(l.ctx, rdb, "used_memory_dataset")
+	}, func(write func(linkWriter) error) error {
+		s, err := redisstore.Open(l.ctx, redisstore.Options{URL: url, Params: params})
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		return write(s)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+	out.stores = append(out.stores, rs)
+
+	// Embedded.
+	data, err := os.MkdirTemp(l.tmp, "catalog")
+	if err != nil {
+		return nil, err
+	}
+	es := catalogStore{name: "embedded"}
+	err = l.catalogRun(&es, n, append(flags, "--data", data, "--click-secret", loadtestToken), nil, func(write func(linkWriter) error) error {
+		s, err := boltstore.Open(filepath.Join(data, "store"), params)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		return write(s)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded: %w", err)
+	}
+	out.stores = append(out.stores, es)
+	return out, nil
+}
+
+type linkWriter interface {
+	CreateLinks(ctx context.Context, links []counter.Link) error
+}
+
+// catalogRun starts a server with args (its store and data directory) on
+// its empty store and seeds one
+// campaign and creator, stops it, writes n links of that creator through
+// open, and starts the server again.
+func (l *loadtester) catalogRun(cs *catalogStore, n int, args []string, redisMem func() float64, open func(func(linkWriter) error) error) error {
+	m := bench.DefaultModel()
+	m.Campaigns, m.CreatorsPerCampaign, m.LinksPerCreator = 1, 1, 1
+	start := func() (*proc, *bench.Admin, string, time.Duration, int, error) {
+		full := append([]string{"serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--admin-token", loadtestToken}, args...)
+		t := time.Now()
+		p, match, err := l.startProc(l.command(l.cpus, l.gate, full...), linksRE)
+		if err != nil {
+			return nil, nil, "", 0, 0, err
+		}
+		took := time.Since(t)
+		links, _ := strconv.Atoi(match[3])
+		return p, &bench.Admin{URL: "http://" + match[2], Token: loadtestToken}, match[1], took, links, nil
+	}
+	memory := func(p *proc, a *bench.Admin) (rss, heap float64) {
+		// A heap profile with gc=1 collects first: the heap then holds
+		// what the server keeps, not the garbage of reading the catalog.
+		scrape(a.URL + "/debug/pprof/heap?gc=1")
+		return vmRSS(p.cmd.Process.Pid), scrape(a.URL + "/metrics")["go_memstats_heap_inuse_bytes"]
+	}
+	p, a, _, took, _, err := start()
+	if err != nil {
+		return err
+	}
+	if err := a.Seed(l.ctx, m, "https://app.example.com/join"); err != nil {
+		p.stop()
+		return err
+	}
+	cs.start0 = took
+	cs.rss0, cs.heap0 = memory(p, a)
+	p.stop()
+	if redisMem != nil {
+		cs.redis0 = redisMem()
+	}
+
+	t := time.Now()
+	now := time.Now().UTC()
+	last := ""
+	err = open(func(w linkWriter) error {
+		links := make([]counter.Link, 0, 1000)
+		for i := 0; i < n; {
+			links = links[:0]
+			for ; i < n && len(links) < cap(links); i++ {
+				last = fmt.Sprintf("C%07d", i)
+				links = append(links, counter.Link{Code: last, Campaign: bench.CampaignID(0), Creator: m.CreatorID(0),
+					Destinations: counter.Destinations{Default: "https://app.example.com/join?c=" + last}, CreatedAt: now})
+			}
+			if err := w.CreateLinks(l.ctx, links); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	cs.fill = time.Since(t)
+	if redisMem != nil {
+		cs.redis = redisMem()
+	}
+	var target string
+	p, a, target, cs.start, cs.servedLinks, err = start()
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+	if cs.servedLinks < n {
+		return fmt.Errorf("the server started with %d links; want at least %d", cs.servedLinks, n)
+	}
+	if _, err := l.waitServed(target, last, time.Second); err != nil {
+		return err
+	}
+	cs.rss, cs.heap = memory(p, a)
+	cs.perLinkHeap = (cs.heap - cs.heap0) / float64(n)
+	cs.perLinkRSS = (cs.rss - cs.rss0) / float64(n)
+	cs.perLinkRedis = (cs.redis - cs.redis0) / float64(n)
+	fmt.Fprintf(l.stderr, "%s: %d links written in %s; start %s (empty: %s), %d links served; heap %.0f B/link, RSS %.0f B/link, Redis %.0f B/link\n",
+		cs.name, n, cs.fill.Round(time.Millisecond), cs.start.Round(time.Millisecond), cs.start0.Round(time.Millisecond), cs.servedLinks,
+		cs.perLinkHeap, cs.perLinkRSS, cs.perLinkRedis)
+	return nil
+}
+
+// vmRSS returns the resident memory of process pid, bytes; 0 when it
+// cannot.
+func vmRSS(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		if v, ok := bytes.CutPrefix(line, []byte("VmRSS:")); ok {
+			kb, _ := strconv.ParseFloat(string(bytes.TrimSpace(bytes.TrimSuffix(bytes.TrimSpace(v), []byte("kB")))), 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
