@@ -43,6 +43,22 @@ type Campaign struct {
 	AttributionWindow Duration `json:"attribution_window"`
 	// SignupGrace extends the campaign for signups after EndsAt.
 	SignupGrace Duration `json:"signup_grace"`
+	// QueryPassthrough merges the query of a short link's URL into its
+	// destination's (the destination's own parameters win). default: true,
+	// also for a campaign stored before the field existed
+	QueryPassthrough bool `json:"query_passthrough"`
+}
+
+// UnmarshalJSON reads a campaign, with QueryPassthrough true unless the
+// document says otherwise.
+func (c *Campaign) UnmarshalJSON(b []byte) error {
+	type plain Campaign // without this method
+	p := plain{QueryPassthrough: true}
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	*c = Campaign(p)
+	return nil
 }
 
 // Card is what link-unfurl fetchers show of a link: its OpenGraph and
@@ -100,6 +116,8 @@ type Link struct {
 	Destinations Destinations `json:"destinations"`
 	Preview      Card         `json:"preview"`
 	CreatedAt    time.Time    `json:"created_at"`
+	// Disabled links answer like unknown codes and count nothing.
+	Disabled bool `json:"disabled"`
 }
 
 // Catalog is everything the edge needs to resolve codes, read at one version.

@@ -1,6 +1,7 @@
 package redirect
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/url"
@@ -108,11 +109,33 @@ func canonicalHost(h string) string {
 // base64url click id is), they are not escaped. It does not allocate when dst
 // has room.
 func AppendLocation(dst []byte, dest string, param string, value []byte) []byte {
+	return AppendLocationQuery(dst, dest, nil, param, value)
+}
+
+// Bounds of a short link's query passed through to its destination: the
+// first parameters only, and only as many bytes, so that a request cannot
+// make a Location header, or the work of building it, grow without end.
+const (
+	MaxPassthroughParams = 32
+	MaxPassthroughBytes  = 2048
+)
+
+// AppendLocationQuery is AppendLocation with the parameters of query (a
+// short link's raw query string, as received) merged into dest's query,
+// before param: all but param itself, those dest has already (dest's own
+// win), empty ones, and those past MaxPassthroughParams or
+// MaxPassthroughBytes. Keys compare as they decode ('+' is a space, %XX a
+// byte), so "cg%5Fclick" is param "cg_click". Each key and value is
+// re-escaped: bytes other than letters, digits and "-._~" become %XX, so
+// nothing from the request reaches the header as it was sent. It does not
+// allocate when dst has room.
+func AppendLocationQuery(dst []byte, dest string, query []byte, param string, value []byte) []byte {
 	frag := ""
 	if i := strings.IndexByte(dest, '#'); i >= 0 {
 		dest, frag = dest[:i], dest[i:]
 	}
 	dst = append(dst, dest...)
+	destQuery := ""
 	switch q := strings.IndexByte(dest, '?'); {
 	case q < 0:
 		dst = append(dst, '?')
@@ -120,11 +143,129 @@ func AppendLocation(dst []byte, dest string, param string, value []byte) []byte 
 		// An empty query ("https://x/p?") or one ending in '&' already
 		// has its separator. Only the first '?' starts the query: in
 		// "https://x/p??" the query is "?" and needs '&'.
+		destQuery = dest[q+1:]
 	default:
+		destQuery = dest[q+1:]
 		dst = append(dst, '&')
+	}
+	start := len(dst)
+	for n := 0; len(query) > 0 && n < MaxPassthroughParams; {
+		pair := query
+		if i := bytes.IndexByte(query, '&'); i >= 0 {
+			pair, query = query[:i], query[i+1:]
+		} else {
+			query = nil
+		}
+		if len(pair) == 0 {
+			continue
+		}
+		n++
+		key, val := pair, pair[:0]
+		eq := bytes.IndexByte(pair, '=')
+		if eq >= 0 {
+			key, val = pair[:eq], pair[eq+1:]
+		}
+		if len(key) == 0 || queryKeyEqual(key, param) || queryHasKey(destQuery, key) {
+			continue
+		}
+		mark := len(dst)
+		dst = appendQueryEscaped(dst, key)
+		if eq >= 0 {
+			dst = append(dst, '=')
+			dst = appendQueryEscaped(dst, val)
+		}
+		dst = append(dst, '&')
+		if len(dst)-start > MaxPassthroughBytes {
+			dst = dst[:mark]
+			break
+		}
 	}
 	dst = append(dst, param...)
 	dst = append(dst, '=')
 	dst = append(dst, value...)
 	return append(dst, frag...)
+}
+
+// queryHasKey reports whether the raw query q has a parameter whose key
+// decodes as key does.
+func queryHasKey(q string, key []byte) bool {
+	for len(q) > 0 {
+		pair := q
+		if i := strings.IndexByte(q, '&'); i >= 0 {
+			pair, q = q[:i], q[i+1:]
+		} else {
+			q = ""
+		}
+		if i := strings.IndexByte(pair, '='); i >= 0 {
+			pair = pair[:i]
+		}
+		if queryKeyEqual(key, pair) {
+			return true
+		}
+	}
+	return false
+}
+
+// queryKeyEqual reports whether the query components a and b decode to the
+// same bytes.
+func queryKeyEqual[T string | []byte](a []byte, b T) bool {
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		var ca, cb byte
+		ca, i = decodeQueryByte(a, i)
+		cb, j = decodeQueryByte(b, j)
+		if ca != cb {
+			return false
+		}
+	}
+	return i == len(a) && j == len(b)
+}
+
+// decodeQueryByte decodes the byte of the query component s at i and
+// returns it with the index after it: '+' is a space, %XX a byte, and a '%'
+// not followed by two hex digits is itself.
+func decodeQueryByte[T string | []byte](s T, i int) (byte, int) {
+	switch c := s[i]; c {
+	case '+':
+		return ' ', i + 1
+	case '%':
+		if i+2 < len(s) {
+			hi, ok1 := unhex(s[i+1])
+			lo, ok2 := unhex(s[i+2])
+			if ok1 && ok2 {
+				return hi<<4 | lo, i + 3
+			}
+		}
+		return c, i + 1
+	default:
+		return c, i + 1
+	}
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+// appendQueryEscaped appends the query component raw, decoded and escaped
+// again: letters, digits and "-._~" as they are, every other byte as %XX.
+func appendQueryEscaped(dst, raw []byte) []byte {
+	const hex = "0123456789ABCDEF"
+	for i := 0; i < len(raw); {
+		var c byte
+		c, i = decodeQueryByte(raw, i)
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' {
+			dst = append(dst, c)
+		} else {
+			dst = append(dst, '%', hex[c>>4], hex[c&15])
+		}
+	}
+	return dst
 }

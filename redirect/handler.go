@@ -361,7 +361,7 @@ func setVisitorCookie(ctx *fasthttp.RequestCtx, id []byte) {
 
 func (h *Handler) redirect(ctx *fasthttp.RequestCtx, e *Entry, ua []byte, now time.Time, attributable bool, nonce *[clickid.NonceLen]byte) {
 	b := h.bufs.Get().(*redirectBuf)
-	b.loc = h.location(b, e, ua, now, attributable, nonce)
+	b.loc = h.location(b, e, ua, ctx.URI().QueryString(), now, attributable, nonce)
 	// Set, not ctx.Redirect: that would resolve and rewrite the target.
 	ctx.Response.Header.SetBytesV("Location", b.loc)
 	// A cached redirect is an uncounted click.
@@ -372,8 +372,9 @@ func (h *Handler) redirect(ctx *fasthttp.RequestCtx, e *Entry, ua []byte, now ti
 
 // location appends the platform's destination with a new click id to b.loc:
 // one of its own per click, attributable or not, with nonce (the nonce of
-// the visit recorded) or, nil, a new one.
-func (h *Handler) location(b *redirectBuf, e *Entry, ua []byte, now time.Time, attributable bool, nonce *[clickid.NonceLen]byte) []byte {
+// the visit recorded) or, nil, a new one. The short link's query is merged
+// in unless its campaign turned passthrough off.
+func (h *Handler) location(b *redirectBuf, e *Entry, ua, query []byte, now time.Time, attributable bool, nonce *[clickid.NonceLen]byte) []byte {
 	c := clickid.Claims{Campaign: e.Campaign.ID, Creator: e.Creator.ID, Link: e.Link.Code, Time: now.Unix(), Attributable: attributable}
 	if nonce != nil {
 		c.Nonce = *nonce
@@ -381,7 +382,10 @@ func (h *Handler) location(b *redirectBuf, e *Entry, ua []byte, now time.Time, a
 	} else {
 		b.id = h.clicks.AppendNew(b.id[:0], &c)
 	}
-	return AppendLocation(b.loc[:0], destination(&e.Link.Destinations, ua), h.o.ClickParam, b.id)
+	if !e.Campaign.QueryPassthrough {
+		query = nil
+	}
+	return AppendLocationQuery(b.loc[:0], destination(&e.Link.Destinations, ua), query, h.o.ClickParam, b.id)
 }
 
 // preview answers a link-unfurl fetcher with the link's card. Its click id
@@ -389,7 +393,7 @@ func (h *Handler) location(b *redirectBuf, e *Entry, ua []byte, now time.Time, a
 // follows the page's refresh was not counted.
 func (h *Handler) preview(ctx *fasthttp.RequestCtx, e *Entry, ua []byte, now time.Time) {
 	b := h.bufs.Get().(*redirectBuf)
-	b.loc = h.location(b, e, ua, now, false, nil)
+	b.loc = h.location(b, e, ua, ctx.URI().QueryString(), now, false, nil)
 	card := e.Link.Preview.Or(e.Campaign.Preview)
 	if card.Title == "" {
 		card.Title = e.Campaign.Name

@@ -17,6 +17,7 @@ import (
 )
 
 // Entry is a resolved link: everything the hot path needs, without I/O.
+// Disabled links have none: they answer like unknown codes.
 type Entry struct {
 	Link     counter.Link
 	Campaign *counter.Campaign
@@ -172,7 +173,7 @@ func (t *Table) reload(ctx context.Context) error {
 	st := newCatalogState()
 	snap, dropped := st.apply(&snapshot{}, cat.Campaigns, cat.Creators, cat.Links)
 	snap.version, snap.epoch = cat.Version, cat.Epoch
-	if err := older(t.snap.Load(), snap, cat.Version); err != nil {
+	if err := older(t.snap.Load(), snap, st, cat.Version); err != nil {
 		catalogResets.Inc()
 		return err
 	}
@@ -198,12 +199,13 @@ var catalogResets = metrics.NewCounter("clickgate_catalog_resets_total")
 
 // older refuses next when it lacks a link that cur serves: links are
 // never deleted, so such a catalog is an older one, whatever its version
-// says. A catalog restored into a reset store holds every link again and
-// is taken, even under a lower version.
-func older(cur, next *snapshot, version uint64) error {
+// says. A link disabled since is not lacking: st, next's state, holds it.
+// A catalog restored into a reset store holds every link again and is
+// taken, even under a lower version.
+func older(cur, next *snapshot, st *catalogState, version uint64) error {
 	for i := range cur.shards {
 		for code := range cur.shards[i] {
-			if next.shards[i][code] == nil {
+			if next.shards[i][code] == nil && (st.orphans[code] == nil || !st.orphans[code].Disabled) {
 				return fmt.Errorf("%w: link %q and maybe others are missing from version %d (served: %d); the store was reset or failed over to a stale replica: serving the last catalog until it is restored",
 					ErrCatalogReset, code, version, cur.version)
 			}
@@ -260,13 +262,13 @@ func (st *catalogState) apply(cur *snapshot, campaigns []counter.Campaign, creat
 		c := st.campaigns[l.Campaign]
 		cr := st.creators[creatorID{l.Campaign, l.Creator}]
 		m := shard(l.Code)
-		if c == nil || cr == nil || !ValidCode([]byte(l.Code)) ||
+		if l.Disabled || c == nil || cr == nil || !ValidCode([]byte(l.Code)) ||
 			len(l.Campaign) > clickid.MaxFieldLen || len(l.Creator) > clickid.MaxFieldLen {
 			if m[l.Code] != nil {
 				delete(m, l.Code)
 				next.n--
 			}
-			if st.orphans[l.Code] == nil {
+			if st.orphans[l.Code] == nil && !l.Disabled {
 				dropped = append(dropped, l.Code)
 			}
 			st.orphans[l.Code] = l
@@ -312,12 +314,13 @@ func (st *catalogState) apply(cur *snapshot, campaigns []counter.Campaign, creat
 		replace(id)
 	}
 	for i := range links {
+		// A link's code, campaign and creator never change; its
+		// destinations, preview and disabled do.
 		l := &links[i]
-		if st.orphans[l.Code] != nil || cur.lookup(l.Code) != nil {
-			continue // links do not change
+		if st.orphans[l.Code] == nil && cur.lookup(l.Code) == nil {
+			id := creatorID{l.Campaign, l.Creator}
+			st.codes[id] = append(st.codes[id], l.Code)
 		}
-		id := creatorID{l.Campaign, l.Creator}
-		st.codes[id] = append(st.codes[id], l.Code)
 		place(l)
 	}
 	return next, dropped

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -202,6 +203,31 @@ func (s *Store) CreateLinks(ctx context.Context, links []counter.Link) error {
 		return fmt.Errorf("cannot create %d links: %w", len(links), err)
 	}
 	return nil
+}
+
+// UpdateLink changes the link of code with update, in one transaction,
+// and returns it as stored: counter.ErrNotFound for an unknown code, or
+// update's error, and then nothing changes. update may not change the
+// code, the campaign or the creator.
+func (s *Store) UpdateLink(ctx context.Context, code string, update func(*counter.Link) error) (counter.Link, error) {
+	var l counter.Link
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		if err := getJSON(tx, bucketLinks, []byte(code), &l); err != nil {
+			return err
+		}
+		old := l
+		if err := update(&l); err != nil {
+			return err
+		}
+		if l.Code != old.Code || l.Campaign != old.Campaign || l.Creator != old.Creator {
+			return errors.New("a link's code, campaign and creator cannot change")
+		}
+		return putJSON(tx, changeLink, bucketLinks, []byte(code), &l)
+	})
+	if err != nil {
+		return counter.Link{}, fmt.Errorf("cannot update link %q: %w", code, err)
+	}
+	return l, nil
 }
 
 // Link returns the link of code, or counter.ErrNotFound.

@@ -461,6 +461,69 @@ func (s *Store) CreateLinks(ctx context.Context, links []counter.Link) error {
 	return nil
 }
 
+// UpdateLink changes the link of code with update and returns it as
+// stored: counter.ErrNotFound for an unknown code, or update's error, and
+// then nothing changes. The write is a compare-and-set on the link as
+// read, retried when another write came between. update may not change
+// the code, the campaign or the creator.
+func (s *Store) UpdateLink(ctx context.Context, code string, update func(*counter.Link) error) (counter.Link, error) {
+	for range 10 {
+		old, err := s.rdb.HGet(ctx, s.linksKey, code).Bytes()
+		if err != nil {
+			return counter.Link{}, fmt.Errorf("cannot update link %q: %w", code, storeErr(err))
+		}
+		var l counter.Link
+		if err := json.Unmarshal(old, &l); err != nil {
+			return counter.Link{}, fmt.Errorf("cannot decode link %q: %w", code, err)
+		}
+		was := l
+		if err := update(&l); err != nil {
+			return counter.Link{}, fmt.Errorf("cannot update link %q: %w", code, err)
+		}
+		if l.Code != was.Code || l.Campaign != was.Campaign || l.Creator != was.Creator {
+			return counter.Link{}, fmt.Errorf("cannot update link %q: a link's code, campaign and creator cannot change", code)
+		}
+		b, err := json.Marshal(&l)
+		if err != nil {
+			return counter.Link{}, fmt.Errorf("cannot encode link %q: %w", code, err)
+		}
+		res, err := linkUpdateScript.Run(ctx, s.rdb, s.writeKeys(s.linksKey), s.changesKept, newEpoch(), string(changeLink), code, old, b).Int()
+		if err != nil {
+			return counter.Link{}, fmt.Errorf("cannot update link %q: %w", code, storeErr(err))
+		}
+		switch res {
+		case 1:
+			return l, nil
+		case 0:
+			return counter.Link{}, fmt.Errorf("cannot update link %q: %w", code, counter.ErrNotFound)
+		}
+		// Changed meanwhile: again, on what it is now.
+	}
+	return counter.Link{}, fmt.Errorf("cannot update link %q: it keeps changing; try again", code)
+}
+
+// linkUpdateScript sets field ARGV[4] of the catalog hash to ARGV[6] if
+// it is ARGV[5], as a change of kind ARGV[3] (as catalogWriteScript). It
+// returns 1 when set, 0 when the field does not exist, 2 when it holds
+// another value.
+//
+// KEYS: hash, version, changes, epoch. ARGV: kept, epoch, kind, field,
+// old value, new value.
+var linkUpdateScript = redis.NewScript(`#!lua
+local cur = redis.call('HGET', KEYS[1], ARGV[4])
+if not cur then
+	return 0
+end
+if cur ~= ARGV[5] then
+	return 2
+end
+redis.call('SET', KEYS[4], ARGV[2], 'NX')
+redis.call('HSET', KEYS[1], ARGV[4], ARGV[6])
+local v = redis.call('INCR', KEYS[2])
+redis.pcall('XADD', KEYS[3], 'MAXLEN', ARGV[1], v .. '-1', 'c', ARGV[3] .. ARGV[4])
+return 1
+`)
+
 // Link returns the link of code, or counter.ErrNotFound.
 func (s *Store) Link(ctx context.Context, code string) (counter.Link, error) {
 	var l counter.Link

@@ -34,6 +34,7 @@ func Run(t *testing.T, fresh func(t *testing.T) Opener) {
 		{"Signups", testSignups},
 		{"SignupClicks", testSignupClicks},
 		{"Claim", testClaim},
+		{"UpdateLink", testUpdateLink},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.f(t, fresh(t)) })

@@ -29,6 +29,7 @@ type campaignRequest struct {
 	Preview               *counter.Card     `json:"preview"`
 	AttributionWindow     *counter.Duration `json:"attribution_window"`
 	SignupGrace           *counter.Duration `json:"signup_grace"`
+	QueryPassthrough      *bool             `json:"query_passthrough"`
 }
 
 func (a *API) putCampaign(ctx context.Context, rc *fasthttp.RequestCtx, id string) (int, any, error) {
@@ -60,6 +61,7 @@ func (a *API) putCampaign(ctx context.Context, rc *fasthttp.RequestCtx, id strin
 			DedupeWindow:          counter.Duration(DefaultDedupeWindow),
 			EligibleCountries:     []string{},
 			AttributionWindow:     counter.Duration(DefaultAttributionWindow),
+			QueryPassthrough:      true,
 		}
 	case err != nil:
 		return 0, nil, err
@@ -81,6 +83,7 @@ func (a *API) putCampaign(ctx context.Context, rc *fasthttp.RequestCtx, id strin
 	set(&c.Preview, req.Preview)
 	set(&c.AttributionWindow, req.AttributionWindow)
 	set(&c.SignupGrace, req.SignupGrace)
+	set(&c.QueryPassthrough, req.QueryPassthrough)
 	if req.EligibleCountries != nil {
 		c.EligibleCountries = []string{}
 		for _, cc := range req.EligibleCountries {
