@@ -147,6 +147,9 @@ type flusher struct {
 	done  chan struct{}
 	fail  chan error // receives ErrBroken once
 	m     *flushMetrics
+	// events is given the ledger at start and after every flush that
+	// succeeded, to emit the webhook events it states. default: nil
+	events func(ledger.Report)
 }
 
 // broken delivers the error that broke the ledger; nil never delivers.
@@ -157,14 +160,18 @@ func (f *flusher) broken() <-chan error {
 	return f.fail
 }
 
-func startFlusher(ctx context.Context, store counter.Store, dir string, key []byte, reclaim bool, every time.Duration, log *slog.Logger) (*flusher, error) {
+func startFlusher(ctx context.Context, store counter.Store, dir string, key []byte, reclaim bool, every time.Duration,
+	events func(ledger.Report), log *slog.Logger) (*flusher, error) {
 	l, err := openLedger(ctx, store, dir, key, reclaim, log)
 	if err != nil {
 		return nil, err
 	}
 	f := &flusher{store: store, l: l, log: log, every: every, quit: make(chan struct{}), done: make(chan struct{}), fail: make(chan error, 1),
-		m: newFlushMetrics(log)}
+		m: newFlushMetrics(log), events: events}
 	f.m.standing(l.Snapshot())
+	if events != nil {
+		events(l.Snapshot())
+	}
 	f.next.Store(time.Now().Add(every).UnixNano())
 	go f.run()
 	return f, nil
@@ -211,6 +218,9 @@ func (f *flusher) Flush(ctx context.Context) (ledger.FlushResult, error) {
 	}
 	if err != nil {
 		return res, err
+	}
+	if f.events != nil {
+		f.events(f.l.Snapshot())
 	}
 	s := res.Summary(f.l.Snapshot())
 	f.log.Info("flushed", "seq", s.Seq, "creators", s.Creators, "terms", s.Terms, "sealed", s.Sealed,

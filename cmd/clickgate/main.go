@@ -40,6 +40,9 @@ Usage:
                                                the sealed statements; --head: the ledger still holds HASH
   clickgate payouts --campaign C [--ledger DIR] [--format csv|json]
                                                the campaign's sealed final statement, from the verified ledger
+  clickgate webhooks add --url URL [--events T,T] | list | get ID | remove ID
+                                               endpoints that receive signup.attributed, creator.cap_reached
+                                               and campaign.payable events, signed, retried until a 2xx
   clickgate version
 
 Every flag has an environment fallback: --admin-token is CLICKGATE_ADMIN_TOKEN.
@@ -73,6 +76,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = client(ctx, cmd, rest, stdout, stderr)
 	case "catalog":
 		err = catalogCmd(ctx, rest, stdout, stderr)
+	case "webhooks":
+		err = webhooksCmd(ctx, rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version)
 	case "help", "-h", "--help":

@@ -44,6 +44,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	velocityMax := fs.Int("velocity-max", redirect.DefaultVelocityMax, "clicks allowed per client network (IPv4 address, IPv6 /64) per --velocity-window; more are not paid")
 	velocityWindow := fs.Duration("velocity-window", redirect.DefaultVelocityWindow, "window of --velocity-max")
 	edge := addEdgeFlags(fs)
+	wf := addWebhookFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -120,6 +121,14 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		within(ctx, table.Stop)
 	}()
 
+	// The webhook outbox outlives the flusher, whose last flush may emit
+	// events, and the admin API, whose conversions do.
+	hooks, err := wf.start(*dataDir, log)
+	if err != nil {
+		return err
+	}
+	defer hooks.stop()
+
 	// The flusher starts before the recorder, so that it stops after it:
 	// its last flush sees every visit the recorder drained.
 	var fl *flusher
@@ -129,7 +138,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if fl, err = startFlusher(ctx, store, lf.path(*dataDir), key, *reclaim, *flushInterval, log); err != nil {
+		if fl, err = startFlusher(ctx, store, lf.path(*dataDir), key, *reclaim, *flushInterval, hooks.fromLedger, log); err != nil {
 			return err
 		}
 		flusher = fl
@@ -174,7 +183,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Hosts:    hosts, Probes: edge.probes()})
 	api, err := admin.New(admin.Options{Store: store, Table: table, Recorder: rec, Token: token, AppKey: app,
 		Clicks: h.Signer(), Flusher: flusher, PublicURL: *publicURL, OwnHosts: hosts.Names(), Logger: log,
-		Ready: storeReady(store)})
+		Ready: storeReady(store), Webhooks: hooks.outbox})
 	if err != nil {
 		pubLn.Close()
 		admLn.Close()

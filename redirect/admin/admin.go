@@ -55,6 +55,10 @@ type Options struct {
 	// Ready answers /readyz: nil when the store answers. It is called
 	// with a context that ends after ReadyTimeout. default: always ready
 	Ready func(ctx context.Context) error
+	// Webhooks is the node's webhook outbox: /v1/webhooks manages its
+	// endpoints, and conversions emit signup.attributed into it.
+	// default: nil, /v1/webhooks is 404 and nothing is emitted
+	Webhooks Webhooks
 }
 
 // ReadyTimeout bounds one /readyz check: a store that takes longer to
@@ -228,6 +232,10 @@ func (a *API) route(ctx context.Context, rc *fasthttp.RequestCtx, path string) (
 			break
 		}
 		status, body, err = a.getLink(ctx, rc, seg[2])
+	case len(seg) == 2 && seg[0] == "v1" && seg[1] == "webhooks":
+		status, body, err = a.webhooks(ctx, rc, "")
+	case len(seg) == 3 && seg[0] == "v1" && seg[1] == "webhooks":
+		status, body, err = a.webhooks(ctx, rc, seg[2])
 	case path == "/metrics":
 		if method != "GET" {
 			err = methodNotAllowed(rc, "GET")

@@ -40,6 +40,9 @@ import (
 //   - a click id credits at most one user: a second user on it is 409 and
 //     changes nothing. The same user again is a duplicate (200), as is a user
 //     attributed before through another click.
+//   - an attribution, new or a duplicate, emits the signup.attributed
+//     webhook event (see emitSignup); when the outbox cannot take it the
+//     answer is 503 and the same conversion should be sent again.
 
 // SignatureTolerance bounds the age of a signed body, against replay.
 const SignatureTolerance = 300 * time.Second
@@ -118,6 +121,9 @@ func (a *API) conversion(ctx context.Context, rc *fasthttp.RequestCtx) (int, any
 	if errors.Is(err, counter.ErrClickUsed) {
 		return 0, nil, errorf(fasthttp.StatusConflict, "click_id was used by another user: one click, one signup")
 	} else if err != nil {
+		return 0, nil, err
+	}
+	if err := a.emitSignup(camp.ID, owner, req.UserID, at); err != nil {
 		return 0, nil, err
 	}
 	out := map[string]any{"campaign": camp.ID, "creator": owner, "user_id": req.UserID, "duplicate": !created}

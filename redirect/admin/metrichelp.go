@@ -65,6 +65,15 @@ var metricHelp = map[string]string{
 	"clickgate_campaign_payable_after_timestamp_seconds": "Unix time after which the campaign's final statement is sealed: its end plus its signup grace.",
 	"clickgate_campaign_earned_cents":                    "What the campaign pays in cents, capped: the sealed statement's total, or before it the total of the ledger as of the last flush.",
 	"clickgate_campaign_creators":                        "Creators of the campaign in the ledger, by payout status (payable, invited, suspended, ineligible_country).",
+
+	// Webhooks (counter/webhook).
+	"clickgate_webhook_events_total":        "Webhook events emitted by this node into its outbox, by type; an event emitted again with the same id is not counted.",
+	"clickgate_webhook_attempts_total":      "Webhook delivery attempts that got an answer or failed (an attempt cut short by a shutdown is not counted).",
+	"clickgate_webhook_failures_total":      "Webhook delivery attempts that did not get a 2xx: each is retried with backoff.",
+	"clickgate_webhook_delivered_total":     "Webhook deliveries that got a 2xx and left the outbox.",
+	"clickgate_webhook_dropped_total":       "Pending webhook deliveries dropped because their endpoint was removed.",
+	"clickgate_webhook_pending":             "Webhook deliveries in this node's outbox waiting for a 2xx.",
+	"clickgate_webhook_outbox_errors_total": "Webhook events that could not be written to the outbox (the conversion answered 503; a ledger event is emitted again at the next flush).",
 }
 
 // Families of the Go runtime and the process, written by VictoriaMetrics'

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"io"
+	"log/slog"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/clickgate/clickgate/counter/ledger"
+	"github.com/clickgate/clickgate/counter/webhook"
+)
+
+// webhookFlags configure serve's webhook deliveries.
+type webhookFlags struct {
+	dir                         *string
+	timeout, retryMin, retryMax *time.Duration
+	workers                     *int
+}
+
+func addWebhookFlags(fs *flag.FlagSet) webhookFlags {
+	return webhookFlags{
+		dir:      fs.String("webhook-outbox", "", "directory of this node's webhook outbox: endpoints, emitted event ids and pending deliveries (default DATA/webhooks)"),
+		timeout:  fs.Duration("webhook-timeout", 10*time.Second, "how long one webhook delivery attempt may take, the receiver's answer included"),
+		retryMin: fs.Duration("webhook-retry-min", time.Second, "backoff after a webhook delivery's first failed attempt; it doubles with each failure, a random half of it jitter"),
+		retryMax: fs.Duration("webhook-retry-max", time.Hour, "longest backoff between two attempts of a webhook delivery; a delivery is retried until a 2xx or its endpoint is removed"),
+		workers:  fs.Int("webhook-workers", 4, "webhook delivery attempts in flight at once"),
+	}
+}
+
+// webhooks is serve's outbox and its deliverer.
+type webhooks struct {
+	outbox *webhook.Outbox
+	d      *webhook.Deliverer
+	log    *slog.Logger
+}
+
+// start opens the outbox under dataDir and starts delivering.
+func (f webhookFlags) start(dataDir string, log *slog.Logger) (*webhooks, error) {
+	if *f.timeout <= 0 || *f.retryMin <= 0 || *f.retryMax < *f.retryMin || *f.workers < 1 {
+		return nil, usageError("--webhook-timeout and --webhook-retry-min must be above 0, --webhook-retry-max at least --webhook-retry-min, --webhook-workers at least 1")
+	}
+	dir := *f.dir
+	if dir == "" {
+		dir = filepath.Join(dataDir, "webhooks")
+	}
+	o, err := webhook.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	d := webhook.NewDeliverer(o, webhook.DelivererOptions{Timeout: *f.timeout, RetryMin: *f.retryMin, RetryMax: *f.retryMax,
+		Workers: *f.workers, UserAgent: "clickgate-webhook/" + version, Logger: log})
+	d.Start()
+	return &webhooks{outbox: o, d: d, log: log}, nil
+}
+
+// stop stops the deliveries and closes the outbox; what is pending is
+// delivered after the next start.
+func (w *webhooks) stop() {
+	w.d.Stop()
+	if err := w.outbox.Close(); err != nil {
+		w.log.Error("cannot close the webhook outbox", "err", err)
+	}
+}
+
+// fromLedger emits the events the ledger states, after every flush and at
+// start: creator.cap_reached for every creator whose earnings reach the
+// campaign's cap, campaign.payable for every sealed statement. The outbox
+// keeps each id once, so only what is new is written; and since it is
+// derived from the ledger every time, an event a crash kept from the
+// outbox is emitted by the next flush, or the next start.
+func (w *webhooks) fromLedger(rep ledger.Report) {
+	evs := ledgerEvents(rep, w.log)
+	if n, err := w.outbox.EmitAll(evs, time.Now()); err != nil {
+		w.log.Error("cannot emit the ledger's webhook events; the next flush emits them", "err", err)
+	} else if n > 0 {
+		w.log.Info("emitted webhook events", "events", n)
+	}
+}
+
+// ledgerEvents returns the events that rep states, by campaign.
+func ledgerEvents(rep ledger.Report, log *slog.Logger) []webhook.Event {
+	var evs []webhook.Event
+	ids := make([]string, 0, len(rep.Campaigns))
+	for id := range rep.Campaigns {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		t := rep.Campaigns[id]
+		st, err := rep.Standing(id)
+		if err != nil {
+			log.Error("cannot compute the standing of a campaign for its webhook events", "campaign", id, "err", err)
+			continue
+		}
+		for _, r := range st.Rows {
+			// A cap of 0 pays nothing: there is nothing to reach.
+			if t.CapCents > 0 && r.EarnedCents >= t.CapCents {
+				evs = append(evs, webhook.CapEvent(webhook.Cap{Campaign: id, Creator: r.CreatorID, CapCents: t.CapCents,
+					EarnedCents: r.EarnedCents, QualifiedVisits: r.QualifiedVisits, Signups: r.Signups, Status: r.Status, LedgerSeq: rep.LastSeq}))
+			}
+		}
+		if s, ok := rep.Statements[id]; ok {
+			evs = append(evs, webhook.PayableEvent(webhook.Payable{Campaign: id, Statement: s.Statement, Currency: s.Currency,
+				TotalCents: s.TotalCents, Creators: len(s.Rows), LedgerHead: s.LedgerHead}))
+		}
+	}
+	return evs
+}
+
+func init() {
+	subcommands["webhooks"] = [][2]string{
+		{"add --url URL [--events T,T] [--description D] [--secret S]", "a new endpoint; its secret is printed once"},
+		{"list", "the endpoints, their pending deliveries and last errors"},
+		{"get ID", "one endpoint"},
+		{"remove ID", "remove an endpoint and drop its pending deliveries"},
+	}
+}
+
+// webhooksCmd is `clickgate webhooks add|list|get|remove`, through the
+// admin API of the node whose outbox it is.
+func webhooksCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	sub, args, err := subcommand("webhooks", args, stdout)
+	if err != nil {
+		return err
+	}
+	fs := newFlagSet("webhooks "+sub, stderr)
+	adminURL, token, dataDir := addClientFlags(fs)
+	id, args := splitID(args)
+	var method, path string
+	var body any
+	switch sub {
+	case "add":
+		u := fs.String("url", "", "URL the events are POSTed to: http or https (required)")
+		events := fs.String("events", "", "comma-separated event types it receives: "+strings.Join(webhook.Types, ", ")+" (default: all)")
+		desc := fs.String("description", "", "for operators")
+		secret := fs.String("secret", "", "signing secret, 32 to 256 characters, to add the same endpoint to several nodes (default: generated)")
+		if err := parseFlags(fs, args); err != nil {
+			return err
+		}
+		if id != "" {
+			return usageError("webhooks add: unexpected argument %q", id)
+		}
+		if err := noArgs(fs); err != nil {
+			return err
+		}
+		spec := webhook.Spec{URL: *u, Description: *desc, Secret: *secret}
+		for _, t := range strings.Split(*events, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				spec.Events = append(spec.Events, t)
+			}
+		}
+		method, path, body = "POST", "/v1/webhooks", spec
+	case "list":
+		if err := parseFlags(fs, args); err != nil {
+			return err
+		}
+		if id != "" {
+			return usageError("webhooks list: unexpected argument %q", id)
+		}
+		if err := noArgs(fs); err != nil {
+			return err
+		}
+		method, path = "GET", "/v1/webhooks"
+	case "get", "remove":
+		if err := parseFlags(fs, args); err != nil {
+			return err
+		}
+		if id, err = requireID(fs, id, "endpoint id"); err != nil {
+			return err
+		}
+		method, path = "GET", "/v1/webhooks/"+url.PathEscape(id)
+		if sub == "remove" {
+			method = "DELETE"
+		}
+	}
+	c, err := newAdminClient(*adminURL, *token, *dataDir)
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, method, path, body, stdout)
+}
