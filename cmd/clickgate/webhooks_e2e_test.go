@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clickgate/clickgate/counter/redisstore/redistest"
 	"github.com/clickgate/clickgate/redirect"
 )
 
@@ -176,11 +177,19 @@ func (r *receiver) waitTypes(t *testing.T, timeout time.Duration, types ...strin
 // new clickgate on the same data directory delivers everything: a signup,
 // the creator's cap reached and the campaign payable, each signed, each
 // processed once, the one whose answer was lost delivered again with the
-// same id (at least once).
+// same id (at least once). With Redis the outbox is the node's own, on
+// its disk, as with the embedded store.
 func TestWebhooksEndToEnd(t *testing.T) {
+	t.Run("Embedded", func(t *testing.T) { testWebhooks(t) })
+	t.Run("Redis", func(t *testing.T) {
+		testWebhooks(t, "--redis", redistest.Start(t).URL(0), "--click-secret", e2eSecret)
+	})
+}
+
+func testWebhooks(t *testing.T, storeArgs ...string) {
 	rcv := newReceiver(t, 3, 4)
 	data := t.TempDir()
-	args := []string{"--flush-interval", "1s", "--webhook-retry-min", "100ms", "--webhook-retry-max", "400ms"}
+	args := append(storeArgs, "--flush-interval", "1s", "--webhook-retry-min", "100ms", "--webhook-retry-max", "400ms")
 	p := startServe(t, data, args...)
 	cli := func(args ...string) (string, error) {
 		cmd := exec.Command(binary, args...)
