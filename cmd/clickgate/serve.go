@@ -44,6 +44,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	velocityMax := fs.Int("velocity-max", redirect.DefaultVelocityMax, "clicks allowed per client network (IPv4 address, IPv6 /64) per --velocity-window; more are not paid")
 	velocityWindow := fs.Duration("velocity-window", redirect.DefaultVelocityWindow, "window of --velocity-max")
 	edge := addEdgeFlags(fs)
+	dash := addDashboardFlags(fs)
 	wf := addWebhookFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -173,6 +174,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		pubLn.Close()
 		return fmt.Errorf("cannot listen on --admin-listen %q: %w", *adminListen, err)
 	}
+	if err := dash.open(store, log); err != nil {
+		pubLn.Close()
+		admLn.Close()
+		return err
+	}
 	if *publicURL == "" {
 		*publicURL = fmt.Sprintf("http://localhost:%d", pubLn.Addr().(*net.TCPAddr).Port)
 	}
@@ -182,11 +188,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Velocity: redirect.NewVelocity(redirect.VelocityOptions{Max: *velocityMax, Window: *velocityWindow}),
 		Hosts:    hosts, Probes: edge.probes()})
 	api, err := admin.New(admin.Options{Store: store, Table: table, Recorder: rec, Token: token, AppKey: app,
-		Clicks: h.Signer(), Flusher: flusher, PublicURL: *publicURL, OwnHosts: hosts.Names(), Logger: log,
+		Clicks: h.Signer(), Flusher: flusher, PublicURL: *publicURL, OwnHosts: hosts.Names(), Logger: log, CreatorPages: dash.pages(),
 		Ready: storeReady(store), Webhooks: hooks.outbox})
 	if err != nil {
 		pubLn.Close()
 		admLn.Close()
+		dash.close()
 		return usageError("%s", err)
 	}
 
@@ -200,10 +207,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		ErrorHandler:       admin.ServerError, // 413 for a body over the cap, in JSON
 		Logger:             slogPrinter{log},
 	}
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
+	if err := dash.serve(api.Handle, token, store, rec, flusher, *publicURL, log, errc); err != nil {
+		pubLn.Close()
+		admLn.Close()
+		dash.close()
+		return err
+	}
 	go func() { errc <- pub.Serve(pubLn) }()
 	go func() { errc <- adm.Serve(admLn) }()
-	log.Info("clickgate serving", "version", version, "public", pubLn.Addr().String(), "admin", admLn.Addr().String(),
+	log.Info("clickgate serving", "version", version, "public", pubLn.Addr().String(), "admin", admLn.Addr().String(), "dashboard", dash.addr(),
 		"public_url", *publicURL, "hosts", hosts.String(), "store", storeName(*sf.redis), "dedupe", params.String(), "links", table.Len())
 
 	select {
@@ -229,6 +242,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if e := adm.ShutdownWithContext(sctx); e != nil {
 		log.Error("admin listener did not drain", "err", e)
+	}
+	if e := dash.shutdown(sctx); e != nil {
+		log.Error("dashboard listener did not drain", "err", e)
 	}
 	return err
 }

@@ -55,6 +55,9 @@ type Options struct {
 	// Ready answers /readyz: nil when the store answers. It is called
 	// with a context that ends after ReadyTimeout. default: always ready
 	Ready func(ctx context.Context) error
+	// CreatorPages mints the creators' dashboard page URLs for POST
+	// /v1/creators/{id}/dashboard. default: nil, that endpoint is 404
+	CreatorPages CreatorPages
 	// Webhooks is the node's webhook outbox: /v1/webhooks manages its
 	// endpoints, and conversions emit signup.attributed into it.
 	// default: nil, /v1/webhooks is 404 and nothing is emitted
@@ -208,6 +211,12 @@ func (a *API) route(ctx context.Context, rc *fasthttp.RequestCtx, path string) (
 		default:
 			err = methodNotAllowed(rc, "GET, PUT")
 		}
+	case len(seg) == 4 && seg[0] == "v1" && seg[1] == "creators" && seg[3] == "dashboard":
+		if method != "POST" {
+			err = methodNotAllowed(rc, "POST")
+			break
+		}
+		status, body, err = a.creatorPage(ctx, rc, seg[2])
 	case len(seg) == 4 && seg[0] == "v1" && seg[1] == "creators" && seg[3] == "stats":
 		if method != "GET" {
 			err = methodNotAllowed(rc, "GET")

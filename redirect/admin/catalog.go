@@ -431,14 +431,11 @@ func (a *API) linkRefs(ctx context.Context, req *linkRequest, cache *refs) error
 }
 
 func (a *API) getLink(ctx context.Context, rc *fasthttp.RequestCtx, code string) (int, any, error) {
-	if !redirect.ValidCode([]byte(code)) {
-		return 0, nil, errorf(fasthttp.StatusNotFound, "link %q does not exist", code)
+	l, err := a.link(ctx, code)
+	if err != nil {
+		return 0, nil, err
 	}
-	l, err := a.o.Store.Link(ctx, code)
-	if errors.Is(err, counter.ErrNotFound) {
-		return 0, nil, errorf(fasthttp.StatusNotFound, "link %q does not exist", code)
-	}
-	return fasthttp.StatusOK, l, err
+	return fasthttp.StatusOK, a.linkView(l), nil
 }
 
 // catalog is every campaign, creator and link, at one version: what

@@ -1,0 +1,181 @@
+package dashboard
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The forms' fields are read here into the admin API's requests. Only the
+// shapes people type are parsed (dollars, days, lists); every rule of the
+// domain is the API's to check.
+
+// formError is a field a person typed that cannot be read.
+type formError struct{ field, msg string }
+
+func (e *formError) Error() string { return e.field + ": " + e.msg }
+
+// maxDollars bounds an amount typed in dollars, far above any reward or
+// cap, so that its cents fit in int64 with room.
+const maxDollars = 1_000_000_000
+
+// parseCents reads an amount in dollars as people type it: "100",
+// "100.5", "$1,250.00". At most two decimals; no sign.
+func parseCents(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	s = strings.TrimPrefix(s, "$")
+	s = strings.ReplaceAll(s, ",", "")
+	if s == "" {
+		return 0, errors.New("want an amount in dollars, such as 100 or 12.50")
+	}
+	whole, frac, hasFrac := strings.Cut(s, ".")
+	if whole == "" && frac == "" || len(frac) > 2 || !hasFrac && frac != "" {
+		return 0, fmt.Errorf("%q is not an amount in dollars such as 100 or 12.50", s)
+	}
+	var w, f int64
+	if whole != "" {
+		if !digits(whole) || len(whole) > 10 {
+			return 0, fmt.Errorf("%q is not an amount in dollars such as 100 or 12.50", s)
+		}
+		w, _ = strconv.ParseInt(whole, 10, 64)
+	}
+	if frac != "" {
+		if !digits(frac) {
+			return 0, fmt.Errorf("%q is not an amount in dollars such as 100 or 12.50", s)
+		}
+		f, _ = strconv.ParseInt(frac, 10, 64)
+		if len(frac) == 1 {
+			f *= 10
+		}
+	}
+	if w > maxDollars {
+		return 0, fmt.Errorf("%q is more than $%d", s, maxDollars)
+	}
+	return w*100 + f, nil
+}
+
+func digits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// parseDay reads a day (2026-05-11), the start of that day UTC, or an
+// RFC 3339 time.
+func parseDay(s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t.UTC(), nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t.UTC(), nil
+	}
+	return time.Time{}, fmt.Errorf("%q is not a day such as 2026-05-11", s)
+}
+
+// parseCount reads a whole number such as a visit block's size.
+func parseCount(s string) (int64, error) {
+	s = strings.ReplaceAll(strings.TrimSpace(s), ",", "")
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt32 {
+		return 0, fmt.Errorf("%q is not a whole number", s)
+	}
+	return n, nil
+}
+
+// splitList reads a list typed with commas or spaces: "US, CA".
+func splitList(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' || r == '\r' })
+}
+
+// campaignForm reads the new-campaign form into its id and the body of
+// PUT /v1/campaigns/{id}. Fields left empty are left out, and take the
+// API's defaults.
+func campaignForm(f url.Values) (string, map[string]any, error) {
+	id := strings.TrimSpace(f.Get("id"))
+	if err := checkFormID(id); err != nil {
+		return "", nil, err
+	}
+	req := map[string]any{}
+	if v := strings.TrimSpace(f.Get("name")); v != "" {
+		req["name"] = v
+	}
+	for _, field := range []string{"starts_at", "ends_at"} {
+		t, err := parseDay(f.Get(field))
+		if err != nil {
+			return "", nil, &formError{field, err.Error()}
+		}
+		req[field] = t
+	}
+	for _, field := range []string{"signup_reward", "visit_block_reward", "cap"} {
+		v := strings.TrimSpace(f.Get(field))
+		if v == "" {
+			continue
+		}
+		c, err := parseCents(v)
+		if err != nil {
+			return "", nil, &formError{field, err.Error()}
+		}
+		req[field+"_cents"] = c
+	}
+	if v := strings.TrimSpace(f.Get("visit_block_size")); v != "" {
+		n, err := parseCount(v)
+		if err != nil {
+			return "", nil, &formError{"visit_block_size", err.Error()}
+		}
+		req["visit_block_size"] = n
+	}
+	if v := strings.TrimSpace(f.Get("eligible_countries")); v != "" {
+		req["eligible_countries"] = splitList(v)
+	}
+	return id, req, nil
+}
+
+// creatorForm reads the new-creator form into its id and the body of
+// PUT /v1/creators/{id}.
+func creatorForm(campaign string, f url.Values) (string, map[string]any, error) {
+	id := strings.TrimSpace(f.Get("id"))
+	if err := checkFormID(id); err != nil {
+		return "", nil, err
+	}
+	req := map[string]any{"campaign": campaign, "country": strings.TrimSpace(f.Get("country"))}
+	if v := strings.TrimSpace(f.Get("handle")); v != "" {
+		req["handle"] = v
+	}
+	if v := strings.TrimSpace(f.Get("status")); v != "" {
+		req["status"] = v
+	}
+	return id, req, nil
+}
+
+// linkForm reads the new-link form into the body of POST /v1/links.
+func linkForm(campaign string, f url.Values) map[string]any {
+	d := map[string]any{"default": strings.TrimSpace(f.Get("default"))}
+	if v := strings.TrimSpace(f.Get("ios")); v != "" {
+		d["ios"] = v
+	}
+	if v := strings.TrimSpace(f.Get("android")); v != "" {
+		d["android"] = v
+	}
+	req := map[string]any{"campaign": campaign, "creator": strings.TrimSpace(f.Get("creator")), "destinations": d}
+	if v := strings.TrimSpace(f.Get("code")); v != "" {
+		req["code"] = v
+	}
+	return req
+}
+
+// checkFormID checks an id typed in a form before it goes into an admin
+// API path, where a '/' would name another endpoint.
+func checkFormID(id string) error {
+	if !validID(id) {
+		return &formError{"id", fmt.Sprintf("%q must be 1 to 64 letters, digits, '_', '-' or '.'", id)}
+	}
+	return nil
+}

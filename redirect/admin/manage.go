@@ -1,0 +1,516 @@
+package admin
+
+import (
+	"cmp"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/clickgate/clickgate/counter"
+	"github.com/clickgate/clickgate/redirect"
+	"github.com/clickgate/clickgate/redirect/qrcode"
+)
+
+// Catalog management: lists with paging and filters, link changes, a
+// link's stats and QR code, a campaign's totals.
+
+// linkUpdater is a store that changes links in place (both stores are).
+type linkUpdater interface {
+	UpdateLink(ctx context.Context, code string, update func(*counter.Link) error) (counter.Link, error)
+}
+
+// routeManagement serves the management endpoints; ok is false for any
+// other path.
+func (a *API) routeManagement(ctx context.Context, rc *fasthttp.RequestCtx, method string, seg []string) (ok bool, status int, body any, err error) {
+	if len(seg) < 2 || seg[0] != "v1" {
+		return false, 0, nil, nil
+	}
+	only := func(allow string, f func() (int, any, error)) (bool, int, any, error) {
+		if !strings.Contains(", "+allow+",", ", "+method+",") {
+			return true, 0, nil, methodNotAllowed(rc, allow)
+		}
+		status, body, err := f()
+		return true, status, body, err
+	}
+	switch {
+	case len(seg) == 2 && seg[1] == "campaigns":
+		return only("GET", func() (int, any, error) { return a.listCampaigns(ctx, rc) })
+	case len(seg) == 2 && seg[1] == "creators":
+		return only("GET", func() (int, any, error) { return a.listCreators(ctx, rc) })
+	case len(seg) == 2 && seg[1] == "links":
+		return only("GET, POST", func() (int, any, error) {
+			if method == "POST" {
+				return a.createLink(ctx, rc)
+			}
+			return a.listLinks(ctx, rc)
+		})
+	case len(seg) == 3 && seg[1] == "links":
+		return only("GET, PATCH", func() (int, any, error) {
+			if method == "PATCH" {
+				return a.patchLink(ctx, rc, seg[2])
+			}
+			return a.getLink(ctx, rc, seg[2])
+		})
+	case len(seg) == 4 && seg[1] == "links" && seg[3] == "stats":
+		return only("GET", func() (int, any, error) { return a.linkStats(ctx, rc, seg[2]) })
+	case len(seg) == 4 && seg[1] == "links" && (seg[3] == "qr.svg" || seg[3] == "qr.png"):
+		return only("GET", func() (int, any, error) { return a.linkQR(ctx, rc, seg[2], seg[3]) })
+	case len(seg) == 4 && seg[1] == "campaigns" && seg[3] == "totals":
+		return only("GET", func() (int, any, error) { return a.campaignTotals(ctx, rc, seg[2]) })
+	}
+	return false, 0, nil, nil
+}
+
+// Page sizes of the lists.
+const (
+	DefaultPageLimit = 100
+	MaxPageLimit     = 1000
+)
+
+// page is where a list starts and how long it is. A list is in a fixed
+// order (campaigns by id, creators by campaign then id, links by code),
+// and its cursor is the key of the last entry of the page before,
+// base64url-encoded with the list's name: opaque, and valid however the
+// catalog changed since.
+type page struct {
+	list  string
+	limit int
+	after string // the key after which the page starts; "" for the first
+}
+
+func parsePage(rc *fasthttp.RequestCtx, list string) (page, error) {
+	p := page{list: list, limit: DefaultPageLimit}
+	args := rc.QueryArgs()
+	if args.Has("limit") {
+		v := string(args.Peek("limit"))
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxPageLimit || strings.TrimLeft(v, "0123456789") != "" {
+			return p, errorf(fasthttp.StatusBadRequest, "limit %q must be a whole number from 1 to %d", v, MaxPageLimit)
+		}
+		p.limit = n
+	}
+	if args.Has("cursor") {
+		after, err := decodeCursor(list, string(args.Peek("cursor")))
+		if err != nil {
+			return p, errorf(fasthttp.StatusBadRequest, "cursor %.80q is not a cursor of this list (%s); pass next_cursor of the page before as it is", args.Peek("cursor"), err)
+		}
+		p.after = after
+	}
+	return p, nil
+}
+
+// cursor returns the cursor of the page after one that ends at key.
+func (p page) cursor(key string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(p.list + ":" + key))
+}
+
+// decodeCursor returns the key of a cursor of list, checked as such a key.
+func decodeCursor(list, cursor string) (string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil {
+		return "", errors.New("not base64url")
+	}
+	key, ok := strings.CutPrefix(string(b), list+":")
+	if !ok {
+		return "", errors.New("another list's, or none")
+	}
+	switch list {
+	case "campaigns":
+		ok = validID(key)
+	case "creators":
+		campaign, id, found := strings.Cut(key, "/")
+		ok = found && validID(campaign) && validID(id)
+	case "links":
+		ok = redirect.ValidCode([]byte(key))
+	}
+	if !ok {
+		return "", errors.New("malformed key")
+	}
+	return key, nil
+}
+
+// paginate returns the page of items, in the order of key, and the cursor
+// of the next page, or "" at the end.
+func paginate[T any](items []T, key func(*T) string, p page) ([]T, string) {
+	slices.SortFunc(items, func(a, b T) int { return strings.Compare(key(&a), key(&b)) })
+	start, _ := slices.BinarySearchFunc(items, p.after, func(it T, k string) int { return strings.Compare(key(&it), k) })
+	if p.after != "" && start < len(items) && key(&items[start]) == p.after {
+		start++
+	}
+	items = items[start:]
+	if len(items) <= p.limit {
+		return items, ""
+	}
+	items = items[:p.limit]
+	return items, p.cursor(key(&items[len(items)-1]))
+}
+
+// queryID reads an optional id parameter: "" when not given.
+func queryID(rc *fasthttp.RequestCtx, name string) (string, error) {
+	args := rc.QueryArgs()
+	if !args.Has(name) {
+		return "", nil
+	}
+	id := string(args.Peek(name))
+	if !validID(id) {
+		return "", errorf(fasthttp.StatusBadRequest, "%s %q must be 1 to 64 letters, digits, '_', '-' or '.'", name, id)
+	}
+	return id, nil
+}
+
+type campaignList struct {
+	Campaigns  []counter.Campaign `json:"campaigns"`
+	NextCursor string             `json:"next_cursor,omitempty"`
+}
+
+// listCampaigns is GET /v1/campaigns?limit=&cursor=.
+func (a *API) listCampaigns(ctx context.Context, rc *fasthttp.RequestCtx) (int, any, error) {
+	p, err := parsePage(rc, "campaigns")
+	if err != nil {
+		return 0, nil, err
+	}
+	cat, err := a.o.Store.Catalog(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	items, next := paginate(cat.Campaigns, func(c *counter.Campaign) string { return c.ID }, p)
+	return fasthttp.StatusOK, campaignList{nonNil(items), next}, nil
+}
+
+type creatorList struct {
+	Creators   []counter.Creator `json:"creators"`
+	NextCursor string            `json:"next_cursor,omitempty"`
+}
+
+// listCreators is GET /v1/creators?campaign=&status=&limit=&cursor=.
+func (a *API) listCreators(ctx context.Context, rc *fasthttp.RequestCtx) (int, any, error) {
+	p, err := parsePage(rc, "creators")
+	if err != nil {
+		return 0, nil, err
+	}
+	campaign, err := queryID(rc, "campaign")
+	if err != nil {
+		return 0, nil, err
+	}
+	status := string(rc.QueryArgs().Peek("status"))
+	switch status {
+	case "", counter.StatusInvited, counter.StatusActive, counter.StatusSuspended:
+	default:
+		return 0, nil, errorf(fasthttp.StatusBadRequest, "status %q must be invited, active or suspended", status)
+	}
+	cat, err := a.o.Store.Catalog(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := campaignIn(cat, campaign); err != nil {
+		return 0, nil, err
+	}
+	creators := slices.DeleteFunc(cat.Creators, func(c counter.Creator) bool {
+		return campaign != "" && c.Campaign != campaign || status != "" && c.Status != status
+	})
+	items, next := paginate(creators, func(c *counter.Creator) string { return c.Campaign + "/" + c.ID }, p)
+	return fasthttp.StatusOK, creatorList{nonNil(items), next}, nil
+}
+
+// campaignIn is a 404 naming the campaign when cat lacks it.
+func campaignIn(cat *counter.Catalog, campaign string) error {
+	if campaign != "" && !slices.ContainsFunc(cat.Campaigns, func(c counter.Campaign) bool { return c.ID == campaign }) {
+		return errorf(fasthttp.StatusNotFound, "campaign %q does not exist", campaign)
+	}
+	return nil
+}
+
+// linkView is a link as the API shows it: with its public URL.
+type linkView struct {
+	counter.Link
+	URL string `json:"url"`
+}
+
+func (a *API) linkView(l counter.Link) linkView {
+	return linkView{Link: l, URL: a.linkResponse(l.Code).URL}
+}
+
+type linkList struct {
+	Links      []linkView `json:"links"`
+	NextCursor string     `json:"next_cursor,omitempty"`
+}
+
+// listLinks is GET /v1/links?campaign=&creator=&disabled=&limit=&cursor=.
+func (a *API) listLinks(ctx context.Context, rc *fasthttp.RequestCtx) (int, any, error) {
+	p, err := parsePage(rc, "links")
+	if err != nil {
+		return 0, nil, err
+	}
+	campaign, err := queryID(rc, "campaign")
+	if err != nil {
+		return 0, nil, err
+	}
+	creator, err := queryID(rc, "creator")
+	if err != nil {
+		return 0, nil, err
+	}
+	var disabled *bool
+	if v := string(rc.QueryArgs().Peek("disabled")); rc.QueryArgs().Has("disabled") {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return 0, nil, errorf(fasthttp.StatusBadRequest, "disabled %q must be true or false", v)
+		}
+		disabled = &b
+	}
+	cat, err := a.o.Store.Catalog(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := campaignIn(cat, campaign); err != nil {
+		return 0, nil, err
+	}
+	if creator != "" && !slices.ContainsFunc(cat.Creators, func(c counter.Creator) bool {
+		return c.ID == creator && (campaign == "" || c.Campaign == campaign)
+	}) {
+		if campaign != "" {
+			return 0, nil, errorf(fasthttp.StatusNotFound, "creator %q does not exist in campaign %q", creator, campaign)
+		}
+		return 0, nil, errorf(fasthttp.StatusNotFound, "creator %q does not exist in any campaign", creator)
+	}
+	links := slices.DeleteFunc(cat.Links, func(l counter.Link) bool {
+		return campaign != "" && l.Campaign != campaign || creator != "" && l.Creator != creator ||
+			disabled != nil && l.Disabled != *disabled
+	})
+	items, next := paginate(links, func(l *counter.Link) string { return l.Code }, p)
+	out := linkList{Links: make([]linkView, len(items)), NextCursor: next}
+	for i, l := range items {
+		out.Links[i] = a.linkView(l)
+	}
+	return fasthttp.StatusOK, out, nil
+}
+
+// linkPatch is a PATCH /v1/links/{code} body: the fields given change,
+// the others keep their value. An empty string clears an optional field
+// (destinations.ios, destinations.android, a preview field).
+type linkPatch struct {
+	Destinations *struct {
+		Default *string `json:"default"`
+		IOS     *string `json:"ios"`
+		Android *string `json:"android"`
+	} `json:"destinations"`
+	Preview *struct {
+		Title       *string `json:"title"`
+		Description *string `json:"description"`
+		Image       *string `json:"image"`
+	} `json:"preview"`
+	Disabled *bool `json:"disabled"`
+}
+
+// apply changes l by the patch and validates the result as a new link's.
+func (p *linkPatch) apply(l *counter.Link, ownHosts []string) error {
+	if d := p.Destinations; d != nil {
+		set(&l.Destinations.Default, d.Default)
+		set(&l.Destinations.IOS, d.IOS)
+		set(&l.Destinations.Android, d.Android)
+	}
+	if c := p.Preview; c != nil {
+		set(&l.Preview.Title, c.Title)
+		set(&l.Preview.Description, c.Description)
+		set(&l.Preview.Image, c.Image)
+	}
+	set(&l.Disabled, p.Disabled)
+	if l.Destinations.Default == "" {
+		return unprocessable("destinations.default cannot be empty")
+	}
+	for _, f := range []struct{ name, url string }{
+		{"destinations.default", l.Destinations.Default}, {"destinations.ios", l.Destinations.IOS}, {"destinations.android", l.Destinations.Android},
+	} {
+		if f.url == "" {
+			continue
+		}
+		if err := redirect.ValidateDestination(f.url, ownHosts); err != nil {
+			return unprocessable("%s: %s", f.name, err)
+		}
+	}
+	return validatePreview(l.Preview)
+}
+
+// patchLink is PATCH /v1/links/{code}.
+func (a *API) patchLink(ctx context.Context, rc *fasthttp.RequestCtx, code string) (int, any, error) {
+	if !redirect.ValidCode([]byte(code)) {
+		return 0, nil, errorf(fasthttp.StatusNotFound, "link %q does not exist", code)
+	}
+	var p linkPatch
+	if err := decode(rc, &p); err != nil {
+		return 0, nil, err
+	}
+	if p.Destinations == nil && p.Preview == nil && p.Disabled == nil {
+		return 0, nil, errorf(fasthttp.StatusBadRequest, "nothing to change: give destinations, preview or disabled")
+	}
+	u, ok := a.o.Store.(linkUpdater)
+	if !ok {
+		return 0, nil, errorf(fasthttp.StatusNotImplemented, "this store cannot change links")
+	}
+	l, err := u.UpdateLink(ctx, code, func(l *counter.Link) error { return p.apply(l, a.ownHosts) })
+	if errors.Is(err, counter.ErrNotFound) {
+		return 0, nil, errorf(fasthttp.StatusNotFound, "link %q does not exist", code)
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	a.refresh(ctx)
+	return fasthttp.StatusOK, a.linkView(l), nil
+}
+
+// link reads the link of a path's code: unknown is 404.
+func (a *API) link(ctx context.Context, code string) (counter.Link, error) {
+	if !redirect.ValidCode([]byte(code)) {
+		return counter.Link{}, errorf(fasthttp.StatusNotFound, "link %q does not exist", code)
+	}
+	l, err := a.o.Store.Link(ctx, code)
+	if errors.Is(err, counter.ErrNotFound) {
+		return l, errorf(fasthttp.StatusNotFound, "link %q does not exist", code)
+	}
+	return l, err
+}
+
+// linkStats is GET /v1/links/{code}/stats?by=day. Clicks are counted per
+// creator, not per link (a visit record names its campaign and creator),
+// so these are the counts of the link's creator, over all of their links
+// in the campaign, and the answer says so.
+func (a *API) linkStats(ctx context.Context, rc *fasthttp.RequestCtx, code string) (int, any, error) {
+	by := string(rc.QueryArgs().Peek("by"))
+	if by != "" && by != "day" {
+		return 0, nil, errorf(fasthttp.StatusBadRequest, "by=%q: the only breakdown is by=day", by)
+	}
+	l, err := a.link(ctx, code)
+	if err != nil {
+		return 0, nil, err
+	}
+	days, err := a.o.Recorder.Stats(ctx, l.Campaign, l.Creator)
+	if err != nil {
+		return 0, nil, fmt.Errorf("cannot read stats of creator %q: %w", l.Creator, err)
+	}
+	out := countsObject(counter.Total(days))
+	out["code"], out["campaign"], out["creator"], out["disabled"] = l.Code, l.Campaign, l.Creator, l.Disabled
+	out["counted_per"] = "creator"
+	out["note"] = fmt.Sprintf("clicks are counted per creator, not per link: these are the counts of every link of creator %q in campaign %q", l.Creator, l.Campaign)
+	if by == "day" {
+		out["days"] = dayList(days)
+	}
+	return fasthttp.StatusOK, out, nil
+}
+
+func dayList(days []counter.DayCounts) []map[string]any {
+	list := make([]map[string]any, len(days))
+	for i, d := range days {
+		list[i] = countsObject(d.Counts)
+		list[i]["day"] = d.Day.String()
+	}
+	return list
+}
+
+// campaignTotals is GET /v1/campaigns/{id}/totals?by=creator|day: the sums
+// of the counts of every creator of the campaign, read as GET
+// /v1/creators/{id}/stats reads one (one store read per creator).
+func (a *API) campaignTotals(ctx context.Context, rc *fasthttp.RequestCtx, id string) (int, any, error) {
+	if err := checkID("campaign", id); err != nil {
+		return 0, nil, err
+	}
+	by := string(rc.QueryArgs().Peek("by"))
+	if by != "" && by != "creator" && by != "day" {
+		return 0, nil, errorf(fasthttp.StatusBadRequest, "by=%q: the breakdowns are by=creator and by=day", by)
+	}
+	cat, err := a.o.Store.Catalog(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := campaignIn(cat, id); err != nil {
+		return 0, nil, err
+	}
+	// What this node recorded is in the store first, once for all.
+	if err := a.o.Recorder.Flush(ctx); err != nil {
+		return 0, nil, fmt.Errorf("cannot flush counts of campaign %q: %w", id, err)
+	}
+	var total counter.Counts
+	byDay := map[counter.Day]*counter.Counts{}
+	var perCreator []map[string]any
+	n := 0
+	for _, cr := range cat.Creators {
+		if cr.Campaign != id {
+			continue
+		}
+		n++
+		days, err := a.o.Store.Stats(ctx, id, cr.ID)
+		if err != nil {
+			return 0, nil, fmt.Errorf("cannot read stats of creator %q: %w", cr.ID, err)
+		}
+		sum := counter.Total(days)
+		for r := range counter.NumReasons {
+			total[r] += sum[r]
+		}
+		switch by {
+		case "creator":
+			row := countsObject(sum)
+			row["creator"] = cr.ID
+			perCreator = append(perCreator, row)
+		case "day":
+			for _, d := range days {
+				c := byDay[d.Day]
+				if c == nil {
+					c = new(counter.Counts)
+					byDay[d.Day] = c
+				}
+				for r := range counter.NumReasons {
+					c[r] += d.Counts[r]
+				}
+			}
+		}
+	}
+	out := countsObject(total)
+	out["campaign"], out["creators"] = id, n
+	switch by {
+	case "creator":
+		out["by_creator"] = nonNil(perCreator)
+	case "day":
+		days := make([]counter.DayCounts, 0, len(byDay))
+		for d, c := range byDay {
+			days = append(days, counter.DayCounts{Day: d, Counts: *c})
+		}
+		slices.SortFunc(days, func(a, b counter.DayCounts) int { return cmp.Compare(a.Day.String(), b.Day.String()) })
+		out["days"] = dayList(days)
+	}
+	return fasthttp.StatusOK, out, nil
+}
+
+// linkQR is GET /v1/links/{code}/qr.svg and qr.png?size=N: the QR code of
+// the link's public URL, N pixels wide (default qrcode.DefaultSize).
+func (a *API) linkQR(ctx context.Context, rc *fasthttp.RequestCtx, code, file string) (int, any, error) {
+	size := qrcode.DefaultSize
+	if args := rc.QueryArgs(); args.Has("size") {
+		v := string(args.Peek("size"))
+		n, err := strconv.Atoi(v)
+		if err != nil || strings.TrimLeft(v, "0123456789") != "" {
+			return 0, nil, errorf(fasthttp.StatusBadRequest, "size %q must be a whole number of pixels from %d to %d", v, qrcode.MinSize, qrcode.MaxSize)
+		}
+		size = n
+	}
+	l, err := a.link(ctx, code)
+	if err != nil {
+		return 0, nil, err
+	}
+	qr, err := qrcode.New(a.linkResponse(l.Code).URL)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := qr.CheckSize(size); err != nil {
+		return 0, nil, errorf(fasthttp.StatusBadRequest, "%s", err)
+	}
+	if file == "qr.svg" {
+		b, err := qr.SVG(size)
+		return fasthttp.StatusOK, rawBody{"image/svg+xml", b}, err
+	}
+	b, err := qr.PNG(size)
+	return fasthttp.StatusOK, rawBody{"image/png", b}, err
+}
