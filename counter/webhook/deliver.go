@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"time"
@@ -163,13 +164,11 @@ func (d *Deliverer) record(r result) {
 // jitter, so that deliveries that failed together do not come back
 // together.
 func (d *Deliverer) Backoff(n uint32) time.Duration {
-	b := d.opt.RetryMax
-	if n <= 40 {
-		b = min(d.opt.RetryMin<<(n-1), d.opt.RetryMax)
-		if b <= 0 { // overflowed
-			b = d.opt.RetryMax
-		}
+	b := d.opt.RetryMin
+	for i := uint32(1); i < n && b < d.opt.RetryMax && b <= math.MaxInt64/2; i++ {
+		b *= 2
 	}
+	b = min(b, d.opt.RetryMax)
 	return b/2 + rand.N(b/2+1)
 }
 

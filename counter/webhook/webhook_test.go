@@ -80,14 +80,22 @@ func TestEventIDs(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
-	d := NewDeliverer(nil, DelivererOptions{RetryMin: time.Second, RetryMax: time.Minute})
-	for n, want := range map[uint32]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 7: time.Minute, 100: time.Minute, 1 << 31: time.Minute} {
+	f := func(d *Deliverer, n uint32, want time.Duration) {
+		t.Helper()
 		for range 100 {
 			if got := d.Backoff(n); got < want/2 || got > want {
 				t.Fatalf("unexpected backoff after attempt %d; got %s; want %s to %s", n, got, want/2, want)
 			}
 		}
 	}
+	d := NewDeliverer(nil, DelivererOptions{RetryMin: time.Second, RetryMax: time.Minute})
+	for n, want := range map[uint32]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 7: time.Minute, 100: time.Minute, 1 << 31: time.Minute} {
+		f(d, n, want)
+	}
+	// Doubling a long backoff must not wrap around.
+	d = NewDeliverer(nil, DelivererOptions{RetryMin: time.Hour, RetryMax: 100 * 365 * 24 * time.Hour})
+	f(d, 40, 100*365*24*time.Hour)
+	f(d, 3, 4*time.Hour)
 }
 
 // sink is a receiver over real HTTP that fails its first deliveries.
