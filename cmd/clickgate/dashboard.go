@@ -28,7 +28,7 @@ type dashboardFlags struct {
 
 func addDashboardFlags(fs *flag.FlagSet) *dashboardFlags {
 	return &dashboardFlags{
-		fs: fs,
+		fs:     fs,
 		listen: fs.String("dashboard-listen", "127.0.0.1:8082", "dashboard listener address: the operator's pages (admin token login) and the creators' pages; operator-only, keep it private (see README, Dashboard); empty turns it off"),
 		url:    fs.String("dashboard-url", "", "base URL of the creators' page links, as creators reach the dashboard (default http://ADDRESS of --dashboard-listen)"),
 	}
