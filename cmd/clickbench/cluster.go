@@ -4,10 +4,13 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -40,9 +43,22 @@ func (l *loadtester) startCluster(r *row) error {
 
 // waitServed waits until the public listener target answers code with a
 // redirect (a HEAD, which clickgate does not count), and returns how long
-// that took.
+// that took. Each try comes from a source address of its own (127.201.x.y):
+// a code not served yet is an unknown code, and clickgate answers a
+// network that asks for too many of those with 429 (--probe-max).
 func (l *loadtester) waitServed(target, code string, timeout time.Duration) (time.Duration, error) {
-	c := &http.Client{Timeout: time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	var tries atomic.Uint32
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		n := tries.Add(1)
+		src := netip.AddrFrom4([4]byte{127, 201, byte(n >> 8), byte(n)})
+		d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0))}
+		return d.DialContext(ctx, network, addr)
+	}
+	c := &http.Client{
+		Timeout:       time.Second,
+		Transport:     &http.Transport{DialContext: dial, DisableKeepAlives: true},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 	start := time.Now()
 	for {
 		req, _ := http.NewRequestWithContext(l.ctx, "HEAD", "http://"+target+"/"+code, nil)
