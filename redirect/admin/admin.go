@@ -174,6 +174,9 @@ func (a *API) Handle(rc *fasthttp.RequestCtx) {
 func (a *API) route(ctx context.Context, rc *fasthttp.RequestCtx, path string) (status int, body any, err error) {
 	method := string(rc.Method())
 	seg := strings.Split(strings.TrimPrefix(path, "/"), "/")
+	if ok, status, body, err := a.routeManagement(ctx, rc, method, seg); ok {
+		return status, body, err
+	}
 	switch {
 	case len(seg) == 3 && seg[0] == "v1" && seg[1] == "campaigns":
 		switch method {
@@ -229,18 +232,6 @@ func (a *API) route(ctx context.Context, rc *fasthttp.RequestCtx, path string) (
 			break
 		}
 		status, body, err = a.bulkLinks(ctx, rc)
-	case len(seg) == 2 && seg[0] == "v1" && seg[1] == "links":
-		if method != "POST" {
-			err = methodNotAllowed(rc, "POST")
-			break
-		}
-		status, body, err = a.createLink(ctx, rc)
-	case len(seg) == 3 && seg[0] == "v1" && seg[1] == "links":
-		if method != "GET" {
-			err = methodNotAllowed(rc, "GET")
-			break
-		}
-		status, body, err = a.getLink(ctx, rc, seg[2])
 	case len(seg) == 2 && seg[0] == "v1" && seg[1] == "webhooks":
 		status, body, err = a.webhooks(ctx, rc, "")
 	case len(seg) == 3 && seg[0] == "v1" && seg[1] == "webhooks":
