@@ -37,6 +37,7 @@ const (
 	legendStep                = 110
 	tickCount                 = 4
 	minBarGap         float64 = 1
+	maxBarW           float64 = 48
 )
 
 // reasonColors are the chart colours of the reasons, by counter.Reason.
@@ -137,6 +138,7 @@ func (c Chart) SVG() template.HTML {
 	if slot-barW < minBarGap {
 		barW = slot - minBarGap
 	}
+	barW = min(barW, maxBarW) // a few days' bars stay bars
 	labelEvery := (len(c.Days) + 9) / 10
 	for i, d := range c.Days {
 		x := float64(padLeft) + slot*float64(i) + (slot-barW)/2
