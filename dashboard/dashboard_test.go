@@ -430,3 +430,23 @@ func TestCreatorPageEndpoint(t *testing.T) {
 	f("/v1/creators/alice/dashboard?campaign=autumn", 404, `campaign \"autumn\" does not exist`)
 	f("/v1/creators/alice/dashboard?campaign=spring", 200, `"url": "http://`)
 }
+
+func TestDisableLink(t *testing.T) {
+	h := newHarness(t)
+	b := h.browser(t)
+	csrf := seed(t, h, b)
+	ctx := context.Background()
+	b.do("POST", "/links/aliceLink1/disable", url.Values{}).want(t, 403)
+	p := b.do("POST", "/links/aliceLink1/disable", url.Values{"csrf": {csrf}})
+	p.want(t, 303)
+	if l, err := h.store.Link(ctx, "aliceLink1"); err != nil || !l.Disabled {
+		t.Fatalf("the link is not disabled: %+v, %v", l, err)
+	}
+	b.get(p.header.Get("Location")).want(t, 200, "Link disabled", `action="/links/aliceLink1/enable"`)
+	b.do("POST", "/links/aliceLink1/enable", url.Values{"csrf": {csrf}}).want(t, 303)
+	if l, _ := h.store.Link(ctx, "aliceLink1"); l.Disabled {
+		t.Fatal("the link is still disabled")
+	}
+	b.do("POST", "/links/nolink99/disable", url.Values{"csrf": {csrf}}).want(t, 404)
+	b.do("POST", "/links/aliceLink1/delete", url.Values{"csrf": {csrf}}).want(t, 404)
+}
