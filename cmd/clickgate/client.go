@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -136,7 +137,7 @@ func client(ctx context.Context, cmd string, args []string, stdout, stderr io.Wr
 	switch name {
 	case "campaigns put":
 		f := map[string]*string{}
-		for _, n := range []string{"name", "starts-at", "ends-at", "dedupe-window", "eligible-countries", "signup-grace", "attribution-window"} {
+		for _, n := range []string{"name", "starts-at", "ends-at", "dedupe-window", "eligible-countries", "signup-grace", "attribution-window", "query-passthrough"} {
 			f[n] = fs.String(n, "", campaignFlagUsage[n])
 		}
 		ints := map[string]*int64{}
@@ -178,6 +179,10 @@ func client(ctx context.Context, cmd string, args []string, stdout, stderr io.Wr
 				}
 			case "name":
 				body[key] = *f[n]
+			case "query-passthrough":
+				if body[key], err = strconv.ParseBool(*f[n]); err != nil {
+					return usageError("--query-passthrough %q: want true or false", *f[n])
+				}
 			}
 		}
 		c, err := newAdminClient(*adminURL, *token, *dataDir)
@@ -316,6 +321,9 @@ func client(ctx context.Context, cmd string, args []string, stdout, stderr io.Wr
 		}
 		method, path = "GET", "/v1/creators/"+url.PathEscape(*creator)+"/stats?"+q.Encode()
 	default:
+		if ok, err := manage(ctx, name, fs, id, args, [3]*string{adminURL, token, dataDir}, stdout); ok {
+			return err
+		}
 		return usageError("unknown command %q (see clickgate help)", name)
 	}
 	c, err := newAdminClient(*adminURL, *token, *dataDir)
@@ -341,4 +349,5 @@ var campaignFlagUsage = map[string]string{
 	"cap-cents":                "cap per creator per campaign, in cents (default 2000000)",
 	"signup-grace":             "how long after ends-at signups are still credited, e.g. 72h (default 0s)",
 	"attribution-window":       "how long after a click a signup is credited, e.g. 720h (default 720h)",
+	"query-passthrough":        "true or false: a short link's query parameters (but the click id) are merged into its destination's, whose own win (default true)",
 }

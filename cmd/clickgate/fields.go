@@ -14,15 +14,24 @@ var subcommands = map[string][][2]string{
 	"campaigns": {
 		{"put ID [flags]", "create a campaign, or change the fields given (the others keep their value)"},
 		{"get ID", "the campaign"},
+		{"list [--limit N] [--cursor C] [--all]", "the campaigns by id, a page at a time (--all: every page)"},
+		{"totals ID [--by creator|day]", "the counts of every creator of the campaign, summed"},
 	},
 	"creators": {
 		{"put ID --campaign C [flags]", "create a creator, or change the fields given (the others keep their value)"},
 		{"get ID --campaign C", "the creator"},
+		{"list [--campaign C] [--status S] [--limit N] [--cursor C] [--all]", "the creators by campaign and id, a page at a time"},
 	},
 	"links": {
 		{"create --campaign C --creator ID --default URL [flags]", "a new link; its code is random unless --code"},
 		{"get CODE", "the link"},
 		{"import FILE.jsonl|FILE.csv", "many links in one call, all or none"},
+		{"list [--campaign C] [--creator ID] [--disabled true|false] [--limit N] [--cursor C] [--all]", "the links by code, a page at a time"},
+		{"patch CODE [--default URL] [--ios URL] [--android URL] [--preview-title T] [--disabled true|false]", "change the fields given (the others keep their value)"},
+		{"disable CODE", "the code answers like an unknown one and counts nothing, on every node within its poll interval"},
+		{"enable CODE", "serve a disabled link again"},
+		{"stats CODE [--by day]", "the counts of the link's creator (clicks are counted per creator, not per link)"},
+		{"qr CODE [--format svg|png] [--size N] [--out FILE]", "the QR code of the link's public URL"},
 	},
 	"catalog": {
 		{"export [--file F]", "every campaign, creator and link as one JSON document"},

@@ -22,10 +22,17 @@ Usage:
   clickgate serve [flags]                      run the service
   clickgate campaigns put ID [flags]           create or replace a campaign
   clickgate campaigns get ID
+  clickgate campaigns list [--limit N] [--cursor C] [--all]
+  clickgate campaigns totals ID [--by creator|day]
   clickgate creators put ID --campaign C [flags]
   clickgate creators get ID --campaign C
+  clickgate creators list [--campaign C] [--status S] [--limit N] [--cursor C] [--all]
   clickgate links create --campaign C --creator ID --default URL [flags]
   clickgate links get CODE
+  clickgate links list [--campaign C] [--creator ID] [--disabled true|false] [--all]
+  clickgate links patch CODE [flags]           change the fields given; links disable|enable CODE
+  clickgate links stats CODE [--by day]        the counts of the link's creator
+  clickgate links qr CODE [--format svg|png] [--size N] [--out FILE]
   clickgate links import FILE.jsonl|FILE.csv   create many links in one call, all or none: JSON lines as
                                                for links create, or CSV with a header row (campaign,
                                                creator, code, default, ios, android, title, ...)
