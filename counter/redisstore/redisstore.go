@@ -543,41 +543,126 @@ func (s *Store) Version(ctx context.Context) (uint64, error) {
 	return v, nil
 }
 
-// Catalog reads the whole catalog in one transaction, so it is one version.
-// Entries are sorted by id (creators by campaign, then id; links by code).
+// Catalog reads the whole catalog, one version of it. Each of its hashes
+// is read in chunks (HSCAN), so that no one command holds Redis, or waits
+// past the client's read timeout, for the whole of a large catalog (a
+// single HGETALL of a million links did); what changed meanwhile is then
+// read from the change feed and applied on top, which gives the catalog
+// at the version the feed reached. The catalog has no deletions: a change
+// is a whole entry that replaces the one with its id. Entries are sorted
+// by id (creators by campaign, then id; links by code).
 func (s *Store) Catalog(ctx context.Context) (*counter.Catalog, error) {
+	for try := 1; ; try++ {
+		cat, err := s.catalog(ctx)
+		if !errors.Is(err, errCatalogMoved) || try == 3 {
+			return cat, err
+		}
+	}
+}
+
+// errCatalogMoved is catalog's error when the feed no longer holds the
+// changes made during the scan (it was trimmed, or the catalog reset).
+var errCatalogMoved = errors.New("the catalog changed too much while it was read; try again")
+
+func (s *Store) catalog(ctx context.Context) (*counter.Catalog, error) {
 	tx := s.rdb.TxPipeline()
-	campaigns := tx.HGetAll(ctx, s.campaignsKey)
-	creators := tx.HGetAll(ctx, s.creatorsKey)
-	links := tx.HGetAll(ctx, s.linksKey)
 	version := tx.Get(ctx, s.versionKey)
 	epoch := tx.Get(ctx, s.epochKey)
 	if _, err := tx.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("cannot read catalog: %w", storeErr(err))
 	}
-	cat := &counter.Catalog{Epoch: epoch.Val()}
-	var err error
-	if cat.Version, err = parseVersion(version); err != nil {
+	since, err := parseVersion(version)
+	if err != nil {
 		return nil, fmt.Errorf("cannot read catalog version from %q: %w", s.versionKey, err)
 	}
-	if cat.Campaigns, err = decodeAll[counter.Campaign](campaigns); err != nil {
+	campaigns, err := scanCatalog[counter.Campaign](ctx, s, s.campaignsKey)
+	if err != nil {
 		return nil, fmt.Errorf("cannot read campaigns of the catalog: %w", err)
 	}
-	if cat.Creators, err = decodeAll[counter.Creator](creators); err != nil {
+	creators, err := scanCatalog[counter.Creator](ctx, s, s.creatorsKey)
+	if err != nil {
 		return nil, fmt.Errorf("cannot read creators of the catalog: %w", err)
 	}
-	if cat.Links, err = decodeAll[counter.Link](links); err != nil {
+	links, err := scanCatalog[counter.Link](ctx, s, s.linksKey)
+	if err != nil {
 		return nil, fmt.Errorf("cannot read links of the catalog: %w", err)
 	}
-	slices.SortFunc(cat.Campaigns, func(a, b counter.Campaign) int { return strings.Compare(a.ID, b.ID) })
-	slices.SortFunc(cat.Creators, func(a, b counter.Creator) int {
-		if c := strings.Compare(a.Campaign, b.Campaign); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
+	ch, err := s.CatalogChanges(ctx, since, 0)
+	if err != nil {
+		return nil, err
+	}
+	if ch.Trimmed || ch.More || ch.Epoch != epoch.Val() {
+		return nil, errCatalogMoved
+	}
+	return &counter.Catalog{
+		Version: ch.Version,
+		Epoch:   ch.Epoch,
+		Campaigns: merge(campaigns, ch.Campaigns, func(a, b *counter.Campaign) int {
+			return strings.Compare(a.ID, b.ID)
+		}),
+		Creators: merge(creators, ch.Creators, func(a, b *counter.Creator) int {
+			return cmp.Or(strings.Compare(a.Campaign, b.Campaign), strings.Compare(a.ID, b.ID))
+		}),
+		Links: merge(links, ch.Links, func(a, b *counter.Link) int { return strings.Compare(a.Code, b.Code) }),
+	}, nil
+}
+
+// merge returns the entries scanned, each once, with those changed since
+// in place of theirs, sorted by id (cmp).
+func merge[T any](scanned, changed []T, cmp func(a, b *T) int) []T {
+	byID := func(a, b T) int { return cmp(&a, &b) }
+	slices.SortStableFunc(changed, byID)
+	changed = slices.CompactFunc(changed, func(a, b T) bool { return cmp(&a, &b) == 0 }) // the feed holds each once
+	scanned = slices.DeleteFunc(scanned, func(v T) bool {
+		_, found := slices.BinarySearchFunc(changed, v, byID)
+		return found
 	})
-	slices.SortFunc(cat.Links, func(a, b counter.Link) int { return strings.Compare(a.Code, b.Code) })
-	return cat, nil
+	all := append(scanned, changed...)
+	// Sort pointers, not the entries: a link is about 200 bytes.
+	ptrs := make([]*T, len(all))
+	for i := range all {
+		ptrs[i] = &all[i]
+	}
+	slices.SortFunc(ptrs, cmp)
+	out := make([]T, 0, len(ptrs))
+	for i, p := range ptrs {
+		if i == 0 || cmp(ptrs[i-1], p) != 0 { // HSCAN may return a field twice
+			out = append(out, *p)
+		}
+	}
+	return out
+}
+
+// catalogScanCount is the entries one HSCAN of a catalog hash asks for.
+const catalogScanCount = 10_000
+
+// scanCatalog reads the catalog hash key in chunks. An entry may come
+// twice (HSCAN's guarantee is at least once for what is there
+// throughout); one added during the scan may not come, and is in the
+// change feed.
+func scanCatalog[T any](ctx context.Context, s *Store, key string) ([]T, error) {
+	n, err := s.rdb.HLen(ctx, key).Result()
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	out := make([]T, 0, n+n/64)
+	var cursor uint64
+	for {
+		kv, next, err := s.rdb.HScan(ctx, key, cursor, "", catalogScanCount).Result()
+		if err != nil {
+			return nil, storeErr(err)
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			var v T
+			if err := json.Unmarshal([]byte(kv[i+1]), &v); err != nil {
+				return nil, fmt.Errorf("cannot decode %q: %w", kv[i], err)
+			}
+			out = append(out, v)
+		}
+		if cursor = next; cursor == 0 {
+			return out, nil
+		}
+	}
 }
 
 // putCatalog sets field of the catalog hash key to v as JSON, bumps the
@@ -765,22 +850,6 @@ func (s *Store) getCatalog(ctx context.Context, key, field string, v any) error 
 		return fmt.Errorf("cannot decode %q of %q: %w", field, key, err)
 	}
 	return nil
-}
-
-func decodeAll[T any](cmd *redis.MapStringStringCmd) ([]T, error) {
-	m, err := cmd.Result()
-	if err != nil {
-		return nil, storeErr(err)
-	}
-	out := make([]T, 0, len(m))
-	for field, js := range m {
-		var v T
-		if err := json.Unmarshal([]byte(js), &v); err != nil {
-			return nil, fmt.Errorf("cannot decode %q: %w", field, err)
-		}
-		out = append(out, v)
-	}
-	return out, nil
 }
 
 func parseVersion(cmd *redis.StringCmd) (uint64, error) {

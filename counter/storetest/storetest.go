@@ -35,6 +35,7 @@ func Run(t *testing.T, fresh func(t *testing.T) Opener) {
 		{"SignupClicks", testSignupClicks},
 		{"Claim", testClaim},
 		{"UpdateLink", testUpdateLink},
+		{"CatalogUnderWrites", testCatalogUnderWrites},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.f(t, fresh(t)) })
