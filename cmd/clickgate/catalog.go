@@ -96,6 +96,10 @@ func catalogCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil && strings.Contains(err.Error(), "is taken") {
 			err = sameLink(ctx, c, l)
 		}
+		if err == nil && l.Disabled {
+			// A link is created enabled: disabled, it is disabled again.
+			err = c.do(ctx, "PATCH", "/v1/links/"+url.PathEscape(l.Code), map[string]any{"disabled": true}, io.Discard)
+		}
 		if err != nil {
 			return fmt.Errorf("link %q: %w", l.Code, err)
 		}

@@ -229,6 +229,19 @@ func TestLinkManagement(t *testing.T) {
 		t.Fatalf("unexpected totals %v and link stats %v", totals, stats)
 	}
 
+	// A catalog exported and imported keeps a disabled link disabled.
+	ok("links", "disable", "list0001")
+	catalog := filepath.Join(t.TempDir(), "catalog.json")
+	if _, stderr, code := run("catalog", "export", "--file", catalog); code != 0 {
+		t.Fatalf("catalog export exited %d: %s", code, stderr)
+	}
+	if out := ok("catalog", "import", "--file", catalog); out["links"] != 5.0 {
+		t.Fatalf("unexpected catalog import: %v", out)
+	}
+	if l := a.mustCall(t, "GET", "/v1/links/list0001", nil, 200); l["disabled"] != true {
+		t.Fatalf("a disabled link was enabled by a catalog import: %v", l)
+	}
+
 	// 404s name what is missing; bad input changes nothing.
 	refused(1, `link "NOPE0001" does not exist`, "links", "patch", "NOPE0001", "--disabled", "true")
 	refused(1, `link "NOPE0001" does not exist`, "links", "stats", "NOPE0001")
