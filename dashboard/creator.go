@@ -3,6 +3,7 @@ package dashboard
 import (
 	"context"
 	"errors"
+	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -45,10 +46,12 @@ type creatorData struct {
 	CSRF     string
 	Done     string
 	Links    []linkRow
-	Chart    template.HTML
-	Days     []counter.DayCounts
-	Total    counter.Counts
-	Row      payout.Row
+	// NextLinks is the cursor of the next page of links, or "".
+	NextLinks string
+	Chart     template.HTML
+	Days      []counter.DayCounts
+	Total     counter.Counts
+	Row       payout.Row
 	// Block is the qualified visits in the block under way, ToNextBlock
 	// how many more make it whole.
 	Block, ToNextBlock int64
@@ -102,24 +105,20 @@ func (s *Server) creatorPage(w http.ResponseWriter, r *http.Request) {
 		s.render(w, http.StatusOK, "terms", d)
 		return
 	}
-	if err := s.creatorFigures(ctx, &d); err != nil {
-		s.internalError(w, r, err)
+	if err := s.creatorFigures(ctx, &d, cursorParam(r, "links")); err != nil {
+		s.pageError(w, r, err)
 		return
 	}
 	s.render(w, http.StatusOK, "creator", d)
 }
 
-// creatorFigures fills d with the creator's links and counts.
-func (s *Server) creatorFigures(ctx context.Context, d *creatorData) error {
+// creatorFigures fills d with the creator's links (one page, from
+// cursor) and counts.
+func (s *Server) creatorFigures(ctx context.Context, d *creatorData, cursor string) error {
 	c, cr := d.Campaign, d.Creator
-	cat, err := s.o.Catalog.Catalog(ctx)
-	if err != nil {
+	var err error
+	if d.Links, d.NextLinks, err = s.linkList(ctx, c.ID, cr.ID, cursor); err != nil {
 		return err
-	}
-	for _, l := range cat.Links {
-		if l.Campaign == c.ID && l.Creator == cr.ID {
-			d.Links = append(d.Links, linkRow{Link: l, URL: s.linkURL(l.Code)})
-		}
 	}
 	d.Days, err = s.o.Stats.Stats(ctx, c.ID, cr.ID)
 	if err != nil {
@@ -147,11 +146,7 @@ func (s *Server) creatorFigures(ctx context.Context, d *creatorData) error {
 		ch.Series = append(ch.Series, sr)
 	}
 	d.Chart = ch.SVG()
-	if at, err := s.o.Capabilities.claims.Claim(ctx, acceptedName(c.ID, cr.ID), "-"); err == nil {
-		if t, err := time.Parse(time.RFC3339, at); err == nil {
-			d.AcceptedAt = t.Format(time.RFC1123)
-		}
-	}
+	d.AcceptedAt = s.acceptedAt(ctx, c.ID, cr.ID)
 	return nil
 }
 
@@ -187,7 +182,7 @@ func (s *Server) acceptTerms(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusUnprocessableEntity, "Tick the box to accept the terms.")
 		return
 	}
-	if _, err := s.o.Capabilities.claims.Claim(ctx, acceptedName(c.ID, cr.ID), now.Format(time.RFC3339)); err != nil {
+	if err := s.recordAcceptance(ctx, c.ID, cr.ID, now); err != nil {
 		s.internalError(w, r, err)
 		return
 	}
@@ -202,4 +197,23 @@ func (s *Server) acceptTerms(w http.ResponseWriter, r *http.Request) {
 	}
 	s.o.Logger.Info("creator accepted the terms", "campaign", c.ID, "creator", cr.ID, "at", now)
 	seeOther(w, r, "/c/"+url.PathEscape(token), "accepted")
+}
+
+// recordAcceptance records that the creator accepted the terms at now,
+// unless an earlier acceptance is recorded: the first one is kept. A
+// page that read the acceptance before there was one left a placeholder
+// (Claim records what it is given when there is nothing), replaced here.
+func (s *Server) recordAcceptance(ctx context.Context, campaign, creator string, now time.Time) error {
+	name, at := acceptedName(campaign, creator), now.UTC().Format(time.RFC3339)
+	cur, err := s.o.Capabilities.claims.Claim(ctx, name, at)
+	for err == nil && cur != at {
+		if _, perr := time.Parse(time.RFC3339, cur); perr == nil {
+			return nil
+		}
+		cur, err = s.o.Capabilities.claims.Reclaim(ctx, name, cur, at)
+	}
+	if err != nil {
+		return fmt.Errorf("cannot record the acceptance of creator %q in campaign %q: %w", creator, campaign, err)
+	}
+	return nil
 }

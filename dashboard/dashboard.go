@@ -33,9 +33,9 @@ var templateFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
-// Catalog reads the campaigns, creators and links.
+// Catalog reads one campaign or creator. Lists are read a page at a time
+// through the admin API.
 type Catalog interface {
-	Catalog(ctx context.Context) (*counter.Catalog, error)
 	// Campaign returns counter.ErrNotFound for an unknown id.
 	Campaign(ctx context.Context, id string) (counter.Campaign, error)
 	// Creator returns counter.ErrNotFound for an unknown (campaign, id).
@@ -111,7 +111,7 @@ func New(o Options) (*Server, error) {
 		o.Logger = slog.Default()
 	}
 	s := &Server{o: o, sessions: newSessions(o.Token, o.SessionTTL, o.Now), pages: map[string]*template.Template{}}
-	for _, name := range []string{"login", "campaigns", "campaign", "creator", "terms", "error"} {
+	for _, name := range []string{"login", "campaigns", "campaign", "creator_op", "link", "creator", "terms", "error"} {
 		t, err := template.New("").Funcs(funcs).ParseFS(templateFS, "templates/base.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("dashboard: cannot parse template %q: %w", name, err)
@@ -134,9 +134,16 @@ func New(o Options) (*Server, error) {
 	mux.HandleFunc("POST /campaigns/{id}/creators", s.operator(s.createCreator))
 	mux.HandleFunc("POST /campaigns/{id}/links", s.operator(s.createLink))
 	mux.HandleFunc("POST /campaigns/{id}/creators/{creator}/page", s.operator(s.rotateCreatorPage))
+	mux.HandleFunc("POST /campaigns/{id}", s.operator(s.editCampaign))
+	mux.HandleFunc("GET /campaigns/{id}/creators/{creator}", s.operator(s.creatorOpPage))
+	mux.HandleFunc("POST /campaigns/{id}/creators/{creator}", s.operator(s.editCreator))
+	mux.HandleFunc("GET /links/{code}", s.operator(s.linkPage))
+	mux.HandleFunc("POST /links/{code}", s.operator(s.editLink))
+	mux.HandleFunc("GET /links/{code}/{file}", s.operator(s.operatorQR))
 	mux.HandleFunc("POST /links/{code}/{action}", s.operator(s.setLinkDisabled))
 	mux.HandleFunc("GET /c/{token}", s.creatorPage)
 	mux.HandleFunc("POST /c/{token}/accept", s.acceptTerms)
+	mux.HandleFunc("GET /c/{token}/links/{code}/{file}", s.creatorQR)
 	s.mux = mux
 	return s, nil
 }
@@ -230,6 +237,11 @@ var doneMessages = map[string]string{
 	"disabled": "Link disabled: it answers like an unknown code and counts nothing.",
 	"enabled":  "Link enabled.",
 	"accepted": "Welcome aboard: your visits now count.",
+	// The edit forms.
+	"campaign-saved": "Campaign saved.",
+	"creator-saved":  "Creator saved.",
+	"link-saved":     "Link saved.",
+	"unchanged":      "Nothing to save: every field was as it is.",
 }
 
 // doneMessage returns the message of the request's done parameter.

@@ -30,6 +30,13 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
+	return newHarnessWith(t, nil)
+}
+
+// newHarnessWith is newHarness with the ledger given by ledgerOf (called
+// with the store), when not nil.
+func newHarnessWith(t *testing.T, ledgerOf func(counter.Store) Ledger) *harness {
+	t.Helper()
 	params, err := counter.NewDedupeParams(10_000, 0.001)
 	if err != nil {
 		t.Fatal(err)
@@ -46,6 +53,10 @@ func newHarness(t *testing.T) *harness {
 		store.Close()
 	})
 	h := &harness{store: store}
+	var ledger Ledger
+	if ledgerOf != nil {
+		ledger = ledgerOf(store)
+	}
 	h.srv = httptest.NewUnstartedServer(nil)
 	h.caps = NewCapabilities(store, "http://"+h.srv.Listener.Addr().String())
 	h.api, err = admin.New(admin.Options{Store: store, Table: table, Recorder: rec, Token: token,
@@ -54,7 +65,7 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	d, err := New(Options{Admin: NewAdmin(h.api.Handle, token), Token: token, Catalog: store, Stats: rec,
-		Capabilities: h.caps, PublicURL: "https://go.example.com"})
+		Capabilities: h.caps, PublicURL: "https://go.example.com", Ledger: ledger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +323,9 @@ func TestLeaderboardAndChart(t *testing.T) {
 	if strings.Contains(p.body, "signups: 3</title>") {
 		t.Fatal("signups are drawn as clicks in the reasons chart")
 	}
-	b.get("/").want(t, 200, "$500.00")
+	// The campaigns list has each campaign's counts (2,200 + 40
+	// qualified, 2,249 clicks with the bots).
+	b.get("/").want(t, 200, `<td class="num">2,240</td>`, `<td class="num">2,249</td>`)
 }
 
 // rotate mints a creator's page URL through the admin API.

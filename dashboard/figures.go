@@ -19,18 +19,23 @@ import (
 // ledger. What is earned is computed by counter/payout, as the statement
 // is.
 
-// campaignFigures are a campaign's creators with their counts.
+// campaignFigures are a campaign's counts, and a page of its creators
+// with theirs.
 type campaignFigures struct {
 	Campaign counter.Campaign
-	Creators []counter.Creator
-	Links    []counter.Link
+	// Creators is the number of the campaign's creators.
+	Creators int
 	// Days are every creator's counts, added up by day.
 	Days  []counter.DayCounts
 	Total counter.Counts
-	Rows  []leaderRow
-	// EarnedCents is what the creators would be paid on the counts as
-	// they stand (capped, payable creators only).
+	// Rows are the creators of one page of the list, by earnings.
+	Rows []leaderRow
+	// EarnedCents is what the creators of Rows would be paid on the
+	// counts as they stand (capped, payable creators only); it is the
+	// campaign's when Rows are all its creators.
 	EarnedCents int64
+	// NextCreators is the cursor of the next page of creators, or "".
+	NextCreators string
 }
 
 // leaderRow is one creator on a campaign's leaderboard.
@@ -42,64 +47,59 @@ type leaderRow struct {
 	CapPercent int64
 }
 
-// figures reads campaign c's creators, links and counts from cat.
-func (s *Server) figures(ctx context.Context, cat *counter.Catalog, c counter.Campaign) (*campaignFigures, error) {
-	f := &campaignFigures{Campaign: c}
-	for _, cr := range cat.Creators {
-		if cr.Campaign == c.ID {
-			f.Creators = append(f.Creators, cr)
-		}
+// figures reads campaign c's counts, and those of one page of its
+// creators (cursor "" for the first).
+func (s *Server) figures(ctx context.Context, c counter.Campaign, cursor string) (*campaignFigures, error) {
+	t, err := s.campaignTotals(ctx, c.ID)
+	if err != nil {
+		return nil, err
 	}
-	for _, l := range cat.Links {
-		if l.Campaign == c.ID {
-			f.Links = append(f.Links, l)
-		}
+	f := &campaignFigures{Campaign: c, Creators: t.Creators, Days: t.Days, Total: t.Total}
+	creators, next, err := s.creatorList(ctx, c.ID, cursor)
+	if err != nil {
+		return nil, err
 	}
-	slices.SortFunc(f.Links, func(a, b counter.Link) int {
-		return cmp.Or(cmp.Compare(a.Creator, b.Creator), a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.Code, b.Code))
-	})
-	byDay := map[counter.Day]*counter.Counts{}
+	f.NextCreators = next
+	rows, earned, err := s.leaderRows(ctx, c, creators)
+	if err != nil {
+		return nil, err
+	}
+	f.Rows, f.EarnedCents = rows, earned
+	return f, nil
+}
+
+// leaderRows reads the counts of creators and ranks them by earnings.
+func (s *Server) leaderRows(ctx context.Context, c counter.Campaign, creators []counter.Creator) ([]leaderRow, int64, error) {
 	counts := map[string]counter.Counts{}
 	totals := map[string]payout.Totals{}
-	for _, cr := range f.Creators {
+	for _, cr := range creators {
 		days, err := s.o.Stats.Stats(ctx, c.ID, cr.ID)
 		if err != nil {
-			return nil, fmt.Errorf("cannot read the stats of creator %q: %w", cr.ID, err)
-		}
-		for _, d := range days {
-			if byDay[d.Day] == nil {
-				byDay[d.Day] = new(counter.Counts)
-			}
-			byDay[d.Day].Add(&d.Counts)
+			return nil, 0, fmt.Errorf("cannot read the stats of creator %q: %w", cr.ID, err)
 		}
 		t := counter.Total(days)
 		counts[cr.ID] = t
-		f.Total.Add(&t)
 		totals[cr.ID] = payout.Totals{Qualified: t[counter.Qualified], Signups: t[counter.Signup]}
 	}
-	for d, n := range byDay {
-		f.Days = append(f.Days, counter.DayCounts{Day: d, Counts: *n})
-	}
-	slices.SortFunc(f.Days, func(a, b counter.DayCounts) int { return cmp.Compare(a.Day, b.Day) })
-	st, err := payout.Compute(c, ledger.Standing, f.Creators, totals)
+	st, err := payout.Compute(c, ledger.Standing, creators, totals)
 	if err != nil {
-		return nil, fmt.Errorf("cannot compute the earnings of campaign %q: %w", c.ID, err)
+		return nil, 0, fmt.Errorf("cannot compute the earnings of campaign %q: %w", c.ID, err)
 	}
-	f.EarnedCents = st.TotalCents
-	rows := map[string]payout.Row{}
+	byID := map[string]payout.Row{}
 	for _, r := range st.Rows {
-		rows[r.CreatorID] = r
+		byID[r.CreatorID] = r
 	}
-	for _, cr := range f.Creators {
-		r := leaderRow{Creator: cr, Counts: counts[cr.ID], Payout: rows[cr.ID]}
+	var rows []leaderRow
+	for _, cr := range creators {
+		r := leaderRow{Creator: cr, Counts: counts[cr.ID], Payout: byID[cr.ID]}
 		r.CapPercent = capPercent(r.Payout.EarnedCents, c.CapCents)
-		f.Rows = append(f.Rows, r)
+		rows = append(rows, r)
 	}
-	slices.SortFunc(f.Rows, func(a, b leaderRow) int {
+	slices.SortFunc(rows, func(a, b leaderRow) int {
 		return cmp.Or(cmp.Compare(b.Payout.EarnedCents, a.Payout.EarnedCents),
 			cmp.Compare(b.Counts[counter.Qualified], a.Counts[counter.Qualified]), cmp.Compare(a.Creator.ID, b.Creator.ID))
 	})
-	return f, nil
+	return rows, st.TotalCents, nil
 }
 
 func capPercent(earned, capCents int64) int64 {

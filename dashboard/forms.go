@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/clickgate/clickgate/counter"
 )
 
 // The forms' fields are read here into the admin API's requests. Only the
@@ -178,4 +181,103 @@ func checkFormID(id string) error {
 		return &formError{"id", fmt.Sprintf("%q must be 1 to 64 letters, digits, '_', '-' or '.'", id)}
 	}
 	return nil
+}
+
+// campaignEditForm reads the edit form of campaign c into the body of PUT
+// /v1/campaigns/{id}: only the fields typed that differ from c. A day
+// shown and sent back unchanged keeps c's time of day.
+func campaignEditForm(f url.Values, c counter.Campaign) (map[string]any, error) {
+	req := map[string]any{}
+	if v := strings.TrimSpace(f.Get("name")); v != "" && v != c.Name {
+		req["name"] = v
+	}
+	for _, d := range []struct {
+		field string
+		cur   time.Time
+	}{{"starts_at", c.StartsAt}, {"ends_at", c.EndsAt}} {
+		v := strings.TrimSpace(f.Get(d.field))
+		if v == "" || sameDay(v, d.cur) {
+			continue
+		}
+		t, err := parseDay(v)
+		if err != nil {
+			return nil, &formError{d.field, err.Error()}
+		}
+		if !t.Equal(d.cur) {
+			req[d.field] = t
+		}
+	}
+	for _, m := range []struct {
+		field string
+		cur   int64
+	}{{"signup_reward", c.SignupRewardCents}, {"visit_block_reward", c.VisitBlockRewardCents}, {"cap", c.CapCents}} {
+		v := strings.TrimSpace(f.Get(m.field))
+		if v == "" {
+			continue
+		}
+		cents, err := parseCents(v)
+		if err != nil {
+			return nil, &formError{m.field, err.Error()}
+		}
+		if cents != m.cur {
+			req[m.field+"_cents"] = cents
+		}
+	}
+	if v := strings.TrimSpace(f.Get("visit_block_size")); v != "" {
+		n, err := parseCount(v)
+		if err != nil {
+			return nil, &formError{"visit_block_size", err.Error()}
+		}
+		if n != c.VisitBlockSize {
+			req["visit_block_size"] = n
+		}
+	}
+	if f.Has("eligible_countries") {
+		// Empty is every country, as on the new-campaign form.
+		typed := splitList(strings.ToUpper(f.Get("eligible_countries")))
+		if !slices.Equal(typed, c.EligibleCountries) {
+			req["eligible_countries"] = append([]string{}, typed...)
+		}
+	}
+	return req, nil
+}
+
+// creatorEditForm reads the edit form of creator cr into the body of PUT
+// /v1/creators/{id}: its campaign and the fields that differ from cr.
+func creatorEditForm(f url.Values, cr counter.Creator) map[string]any {
+	req := map[string]any{"campaign": cr.Campaign}
+	if f.Has("handle") {
+		if v := strings.TrimSpace(f.Get("handle")); v != cr.Handle {
+			req["handle"] = v
+		}
+	}
+	if v := strings.TrimSpace(f.Get("country")); v != "" && !strings.EqualFold(v, cr.Country) {
+		req["country"] = v
+	}
+	if v := strings.TrimSpace(f.Get("status")); v != "" && v != cr.Status {
+		req["status"] = v
+	}
+	return req
+}
+
+// linkEditForm reads the edit form of link l into the body of PATCH
+// /v1/links/{code}: the destinations that differ from l's. An optional
+// destination left empty is cleared.
+func linkEditForm(f url.Values, l counter.Link) map[string]any {
+	d := map[string]any{}
+	for _, field := range []struct {
+		name string
+		cur  string
+	}{{"default", l.Destinations.Default}, {"ios", l.Destinations.IOS}, {"android", l.Destinations.Android}} {
+		if !f.Has(field.name) {
+			continue
+		}
+		if v := strings.TrimSpace(f.Get(field.name)); v != field.cur {
+			d[field.name] = v
+		}
+	}
+	if len(d) == 0 {
+		return map[string]any{}
+	}
+	return map[string]any{"destinations": d}
 }

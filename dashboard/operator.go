@@ -6,8 +6,6 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
-	"slices"
-	"strings"
 
 	"github.com/clickgate/clickgate/counter"
 	"github.com/clickgate/clickgate/counter/ledger"
@@ -16,14 +14,17 @@ import (
 // The operator's pages: the campaigns, one campaign, and their forms.
 
 type campaignSummary struct {
-	*campaignFigures
-	Status string
-	Sealed bool
+	campaignTotals
+	Campaign counter.Campaign
+	Status   string
+	Sealed   bool
 }
 
 type campaignsData struct {
 	opPage
 	Campaigns []campaignSummary
+	// Next is the cursor of the next page of campaigns, or "".
+	Next string
 	// Error and Form are a form that was refused, shown again.
 	Error string
 	Form  url.Values
@@ -33,27 +34,39 @@ func (s *Server) campaignsPage(w http.ResponseWriter, r *http.Request, p opPage)
 	s.showCampaigns(w, r, p, http.StatusOK, "", nil)
 }
 
+// showCampaigns renders a page of the campaigns, by id, with their
+// counts.
 func (s *Server) showCampaigns(w http.ResponseWriter, r *http.Request, p opPage, status int, formErr string, form url.Values) {
 	ctx, cancel := pageContext()
 	defer cancel()
-	cat, err := s.o.Catalog.Catalog(ctx)
+	campaigns, next, err := s.campaignList(ctx, cursorParam(r, "cursor"))
 	if err != nil {
-		s.internalError(w, r, err)
+		s.pageError(w, r, err)
 		return
 	}
 	rep := s.report()
-	d := campaignsData{opPage: p, Error: formErr, Form: form}
-	slices.SortFunc(cat.Campaigns, func(a, b counter.Campaign) int { return b.StartsAt.Compare(a.StartsAt) })
-	for _, c := range cat.Campaigns {
-		f, err := s.figures(ctx, cat, c)
+	d := campaignsData{opPage: p, Next: next, Error: formErr, Form: form}
+	for _, c := range campaigns {
+		t, err := s.campaignTotals(ctx, c.ID)
 		if err != nil {
-			s.internalError(w, r, err)
+			s.pageError(w, r, err)
 			return
 		}
 		st, sealed := payableStatus(c, s.o.Now(), rep)
-		d.Campaigns = append(d.Campaigns, campaignSummary{campaignFigures: f, Status: st, Sealed: sealed})
+		d.Campaigns = append(d.Campaigns, campaignSummary{campaignTotals: t, Campaign: c, Status: st, Sealed: sealed})
 	}
 	s.render(w, status, "campaigns", d)
+}
+
+// pageError answers a read that failed: a refusal of the admin API (a
+// cursor it does not take, an object that does not exist) with its status
+// and message, anything else as an internal error.
+func (s *Server) pageError(w http.ResponseWriter, r *http.Request, err error) {
+	if status, msg, ok := refusedStatus(err); ok {
+		s.fail(w, r, status, msg)
+		return
+	}
+	s.internalError(w, r, err)
 }
 
 // report returns this node's ledger as it stands, or nil.
@@ -71,18 +84,19 @@ type campaignData struct {
 	Status string
 	Sealed bool
 	Chart  template.HTML
+	Fraud  fraudPanel
+	Ledger ledgerPanel
 	Links  []linkRow
+	// NextLinks is the cursor of the next page of links, or "".
+	NextLinks string
+	// Paged is whether the leaderboard shows a page of the creators only.
+	Paged bool
 	// PageURL is a creator's new page URL, shown once.
 	PageURL, PageFor string
 	// Error and Form are a form that was refused, shown again; FormName
 	// says which.
 	Error, FormName string
 	Form            url.Values
-}
-
-type linkRow struct {
-	counter.Link
-	URL string
 }
 
 func (s *Server) campaignPage(w http.ResponseWriter, r *http.Request, p opPage) {
@@ -95,33 +109,32 @@ func (s *Server) showCampaign(w http.ResponseWriter, r *http.Request, p opPage, 
 	id := r.PathValue("id")
 	ctx, cancel := pageContext()
 	defer cancel()
-	cat, err := s.o.Catalog.Catalog(ctx)
-	if err != nil {
-		s.internalError(w, r, err)
-		return
-	}
-	i := slices.IndexFunc(cat.Campaigns, func(c counter.Campaign) bool { return c.ID == id })
-	if i < 0 {
+	c, err := s.o.Catalog.Campaign(ctx, id)
+	if errors.Is(err, counter.ErrNotFound) {
 		s.fail(w, r, http.StatusNotFound, "Campaign \""+id+"\" does not exist.")
 		return
-	}
-	f, err := s.figures(ctx, cat, cat.Campaigns[i])
-	if err != nil {
+	} else if err != nil {
 		s.internalError(w, r, err)
 		return
 	}
-	d := campaignData{opPage: p, campaignFigures: f}
-	d.Status, d.Sealed = payableStatus(f.Campaign, s.o.Now(), s.report())
-	d.Chart = reasonChart("Clicks by reason per day, campaign "+f.Campaign.ID, f.Days).SVG()
-	for _, l := range f.Links {
-		d.Links = append(d.Links, linkRow{Link: l, URL: s.linkURL(l.Code)})
+	creators := cursorParam(r, "creators")
+	f, err := s.figures(ctx, c, creators)
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	d := campaignData{opPage: p, campaignFigures: f, Paged: creators != "" || f.NextCreators != ""}
+	rep := s.report()
+	d.Status, d.Sealed = payableStatus(c, s.o.Now(), rep)
+	d.Chart = reasonChart("Clicks by reason per day, campaign "+c.ID, f.Days).SVG()
+	d.Fraud = fraudOf(c.ID, f.Days)
+	d.Ledger = s.ledgerOf(c, rep)
+	if d.Links, d.NextLinks, err = s.linkList(ctx, c.ID, "", cursorParam(r, "links")); err != nil {
+		s.pageError(w, r, err)
+		return
 	}
 	set(&d)
 	s.render(w, status, "campaign", d)
-}
-
-func (s *Server) linkURL(code string) string {
-	return strings.TrimSuffix(s.o.PublicURL, "/") + "/" + code
 }
 
 // refused re-renders a page with the error of a refused form: the admin
@@ -221,7 +234,11 @@ func (s *Server) setLinkDisabled(w http.ResponseWriter, r *http.Request, p opPag
 		s.internalError(w, r, err)
 		return
 	}
-	seeOther(w, r, "/campaigns/"+url.PathEscape(l.Campaign), action+"d")
+	back := "/campaigns/" + url.PathEscape(l.Campaign)
+	if r.PostFormValue("from") == "link" {
+		back = "/links/" + url.PathEscape(l.Code)
+	}
+	seeOther(w, r, back, action+"d")
 }
 
 // rotateCreatorPage mints a new page URL for a creator and shows it once.

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/clickgate/clickgate/counter"
 )
 
 func TestParseCents(t *testing.T) {
@@ -95,6 +97,8 @@ func FuzzForms(f *testing.F) {
 	f.Add("id=spring&starts_at=2026-05-11&ends_at=2026-06-22&cap=20%2C000&eligible_countries=US")
 	f.Add("id=alice&country=US&status=invited&handle=%40a")
 	f.Add("creator=alice&default=https%3A%2F%2Fa.example&code=x")
+	f.Add("name=Spring&starts_at=2026-05-11&ends_at=2026-06-23&cap=%2420%2C000.00&eligible_countries=us")
+	f.Add("handle=%40b&country=us&status=suspended&default=https%3A%2F%2Fa.example%2F&ios=&android=https%3A%2F%2Fb")
 	f.Fuzz(func(t *testing.T, body string) {
 		form, err := url.ParseQuery(body)
 		if err != nil {
@@ -107,6 +111,28 @@ func FuzzForms(f *testing.F) {
 			t.Fatalf("creatorForm took id %q", id)
 		}
 		linkForm("spring", form)
+		// The edit forms send only what differs from the object: what
+		// they send is never what it already is.
+		c := counter.Campaign{ID: "spring", Name: "Spring", StartsAt: time.Date(2026, 5, 11, 12, 0, 0, 0, time.UTC),
+			EndsAt: time.Date(2026, 6, 22, 0, 0, 0, 0, time.UTC), SignupRewardCents: 10000, VisitBlockSize: 1000, CapCents: 2_000_000, EligibleCountries: []string{"US"}}
+		if req, err := campaignEditForm(form, c); err == nil {
+			if v, ok := req["cap_cents"]; ok && v == c.CapCents {
+				t.Fatalf("campaignEditForm sent the cap as it is: %v", req)
+			}
+			if v, ok := req["starts_at"].(time.Time); ok && v.Equal(c.StartsAt) {
+				t.Fatalf("campaignEditForm sent the start as it is: %v", req)
+			}
+		}
+		cr := counter.Creator{ID: "alice", Campaign: "spring", Handle: "@a", Country: "US", Status: "active"}
+		if req := creatorEditForm(form, cr); req["campaign"] != "spring" || req["status"] == cr.Status || req["handle"] == cr.Handle {
+			t.Fatalf("unexpected creator edit %v", req)
+		}
+		l := counter.Link{Code: "aliceLink1", Destinations: counter.Destinations{Default: "https://a.example/"}}
+		if req := linkEditForm(form, l); req["destinations"] != nil {
+			if d := req["destinations"].(map[string]any); d["default"] == l.Destinations.Default || len(d) == 0 {
+				t.Fatalf("unexpected link edit %v", req)
+			}
+		}
 	})
 }
 

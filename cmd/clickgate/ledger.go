@@ -234,6 +234,15 @@ func (f *flusher) Snapshot() ledger.Report { return f.l.Snapshot() }
 // NextFlush returns when the next periodic flush is due.
 func (f *flusher) NextFlush() time.Time { return time.Unix(0, f.next.Load()).UTC() }
 
+// LastFlush returns when the last flush that succeeded ended, or the zero
+// time before the first (clickgate_ledger_last_flush_timestamp_seconds).
+func (f *flusher) LastFlush() time.Time {
+	if ns := f.m.lastFlush.Load(); ns != 0 {
+		return time.Unix(0, ns).UTC()
+	}
+	return time.Time{}
+}
+
 // stop stops the loop, flushes one last time within ctx and closes the
 // ledger.
 func (f *flusher) stop(ctx context.Context) {
