@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"image/png"
 	"net/http"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/makiuchi-d/gozxing"
+	zxqr "github.com/makiuchi-d/gozxing/qrcode"
 )
 
 // The dashboard in a real headless Chromium (Debian's chromium), against
@@ -155,7 +158,9 @@ func personClick(t *testing.T, p *proc, ip, code string) {
 
 func TestDashboardInBrowser(t *testing.T) {
 	artifacts := artifactsDir(t)
-	p := startServe(t, t.TempDir(), "--dashboard-listen", "127.0.0.1:0")
+	// A low velocity limit, so that one network's clicks show in the
+	// fraud panel.
+	p := startServe(t, t.TempDir(), "--dashboard-listen", "127.0.0.1:0", "--velocity-max", "3")
 	m := dashboardRE.FindStringSubmatch(p.logs())
 	if m == nil {
 		t.Fatalf("no dashboard address in the log:\n%s", p.logs())
@@ -198,13 +203,13 @@ func TestDashboardInBrowser(t *testing.T) {
 			chromedp.WaitVisible(chromedp.CSS(`#leaderboard tr[data-creator=`+c+`]`)),
 		)
 		browse(t, op, "create a link for "+c,
-			chromedp.SetValue(chromedp.CSS(`#new-link select[name=creator]`), c),
+			chromedp.SetValue(chromedp.CSS(`#new-link input[name=creator]`), c),
 			chromedp.SetValue(chromedp.CSS(`#new-link input[name=default]`), "https://app.example.com/join"),
 			chromedp.Submit(chromedp.CSS("#new-link")),
 			chromedp.WaitVisible(chromedp.CSS(`#done`)),
 		)
 	}
-	codes := read(t, op, "read the links", chromedp.Evaluate[[]string](`[...document.querySelectorAll('#links tr[data-code]')].map(r => r.dataset.code + ' ' + r.children[1].textContent)`))
+	codes := read(t, op, "read the links", chromedp.Evaluate[[]string](`[...document.querySelectorAll('#links tr[data-code]')].map(r => r.dataset.code + ' ' + r.children[2].textContent)`))
 	byCreator := map[string]string{}
 	for _, s := range codes {
 		code, creator, _ := strings.Cut(s, " ")
@@ -303,10 +308,97 @@ func TestDashboardInBrowser(t *testing.T) {
 			t.Fatalf("alice's page shows %q of another creator:\n%s", other, page)
 		}
 	}
+	// Her link's QR code, as her browser drew it, reads back as exactly
+	// the link's URL.
+	linkURL := read(t, creator, "read her link's URL", chromedp.Evaluate[string](`document.querySelector('#links li[data-code="`+byCreator["alice"]+`"] span a').href`))
+	if !strings.HasSuffix(linkURL, "/"+byCreator["alice"]) {
+		t.Fatalf("unexpected link URL on alice's page %q", linkURL)
+	}
+	if got := qrOnPage(t, creator, `#links li[data-code="`+byCreator["alice"]+`"] img.qr`); got != linkURL {
+		t.Fatalf("unexpected text of the QR code on alice's page; got %q; want %q", got, linkURL)
+	}
 	screenshot(t, creator, artifacts, "creator")
 	// Her browser holds no operator session.
 	browse(t, creator, "open an operator page", chromedp.Navigate(dash+"/campaigns/spring"), chromedp.WaitVisible(chromedp.CSS("#login")))
+
+	// An edit form's round trip: bob's link gets an iOS destination on
+	// its page, which the page and the API then show.
+	bobLink := byCreator["bob"]
+	browse(t, op, "edit bob's link",
+		chromedp.Navigate(dash+"/links/"+bobLink),
+		chromedp.WaitVisible(chromedp.CSS("#edit-link")),
+		chromedp.SetValue(chromedp.CSS(`#edit-link input[name=ios]`), "https://apps.apple.com/app/id123"),
+		chromedp.Submit(chromedp.CSS("#edit-link")),
+		chromedp.WaitVisible(chromedp.CSS("#done")),
+	)
+	if got := text(t, op, "#dest-ios"); got != "https://apps.apple.com/app/id123" {
+		t.Fatalf("unexpected iOS destination on the link's page after the edit; got %q", got)
+	}
+	link := p.mustCall(t, "GET", "/v1/links/"+bobLink, nil, 200)
+	if d, _ := link["destinations"].(map[string]any); d["ios"] != "https://apps.apple.com/app/id123" || d["default"] != "https://app.example.com/join" {
+		t.Fatalf("unexpected destinations after the edit: %v", link["destinations"])
+	}
+	screenshot(t, op, artifacts, "link")
+
+	// Fraud: one network clicks bob's link more often than --velocity-max
+	// allows; the campaign's fraud panel shows the refusals of the day.
+	for range 6 {
+		personClick(t, p, "127.0.9.9", bobLink)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out := p.mustCall(t, "GET", "/v1/creators/bob/stats?campaign=spring", nil, 200)
+		if v, _ := out["velocity"].(float64); v >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no velocity refusal in bob's stats: %v", out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	browse(t, op, "open the campaign's fraud panel", chromedp.Navigate(dash+"/campaigns/spring"), chromedp.WaitVisible(chromedp.CSS("#fraud-days")))
+	if got := text(t, op, `#fraud-days tr[data-day="`+day+`"] td.velocity`); got == "" || got == "0" {
+		t.Fatalf("unexpected velocity refusals of %s in the fraud panel; got %q; want at least 1", day, got)
+	}
+	if got := text(t, op, "#ledger"); !strings.Contains(got, "Last flush") || !strings.Contains(got, "Final statement") {
+		t.Fatalf("unexpected ledger panel %q", got)
+	}
+	screenshot(t, op, artifacts, "fraud")
 	fmt.Fprintln(os.Stderr, "dashboard screenshots in", artifacts)
+}
+
+// qrOnPage returns the text of the QR code in the image sel, as the
+// browser drew it: copied from the page into a canvas at its own size and
+// read back by ZXing's decoder (as redirect/qrcode's tests read them).
+func qrOnPage(t *testing.T, ctx context.Context, sel string) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !read(t, ctx, "wait for the QR image", chromedp.Evaluate[bool](`(i => i !== null && i.complete && i.naturalWidth > 0)(document.querySelector('`+sel+`'))`)) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the QR image %s did not load", sel)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	data := read(t, ctx, "copy the QR image", chromedp.Evaluate[string](`(i => { const c = document.createElement('canvas');
+		c.width = i.naturalWidth; c.height = i.naturalHeight; c.getContext('2d').drawImage(i, 0, 0);
+		return c.toDataURL('image/png'); })(document.querySelector('`+sel+`'))`))
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(data, "data:image/png;base64,"))
+	if err != nil {
+		t.Fatalf("cannot read the QR image's data URL: %v", err)
+	}
+	img, err := png.Decode(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatalf("the QR image is not a PNG: %v", err)
+	}
+	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := zxqr.NewQRCodeReader().Decode(bmp, map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_PURE_BARCODE: true})
+	if err != nil {
+		t.Fatalf("cannot decode the QR code of %s: %v", sel, err)
+	}
+	return res.GetText()
 }
 
 // waitQualified waits until the creator's stats have n qualified visits.
