@@ -699,11 +699,20 @@ func (s *Store) writeKeys(hash string) []string {
 // KEYS: hash, version, changes, epoch. ARGV: nx, kept, epoch, kind, then
 // field and value pairs.
 var catalogWriteScript = redis.NewScript(`#!lua
+local fields = {}
+for i = 5, #ARGV, 2 do
+	fields[#fields + 1] = ARGV[i]
+end
+-- unpack takes a few thousand values at a time.
+local step = 1000
 if ARGV[1] == '1' then
 	local taken = {}
-	for i = 5, #ARGV, 2 do
-		if redis.call('HGET', KEYS[1], ARGV[i]) then
-			taken[#taken + 1] = ARGV[i]
+	for i = 1, #fields, step do
+		local got = redis.call('HMGET', KEYS[1], unpack(fields, i, math.min(i + step - 1, #fields)))
+		for j = 1, #got do
+			if got[j] then
+				taken[#taken + 1] = fields[i + j - 1]
+			end
 		end
 	end
 	if #taken > 0 then
@@ -711,10 +720,13 @@ if ARGV[1] == '1' then
 	end
 end
 redis.call('SET', KEYS[4], ARGV[3], 'NX')
-for i = 5, #ARGV, 2 do
-	redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-	local v = redis.call('INCR', KEYS[2])
-	redis.pcall('XADD', KEYS[3], 'MAXLEN', ARGV[2], v .. '-1', 'c', ARGV[4] .. ARGV[i])
+for i = 5, #ARGV, 2 * step do
+	redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 2 * step - 1, #ARGV)))
+end
+local v = redis.call('INCRBY', KEYS[2], #fields) - #fields
+for _, field in ipairs(fields) do
+	v = v + 1
+	redis.pcall('XADD', KEYS[3], 'MAXLEN', ARGV[2], v .. '-1', 'c', ARGV[4] .. field)
 end
 return {}
 `)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -22,7 +23,7 @@ const (
 	// bulkChunk is how many links one store call creates: Redis runs
 	// nothing else while it does, so it stays a few milliseconds
 	// (BenchmarkBulkImport).
-	bulkChunk = 1000
+	bulkChunk = 250
 	// maxLineErrors is how many lines' errors a refused import reports.
 	maxLineErrors = 100
 )
@@ -92,6 +93,7 @@ func (a *API) bulkLinks(ctx context.Context, rc *fasthttp.RequestCtx) (int, any,
 		}
 	}()
 	for created < len(links) {
+		start := time.Now()
 		end := min(created+bulkChunk, len(links))
 		chunk := links[created:end]
 		if err := createChunk(ctx, b, chunk, generated[created:end]); err != nil {
@@ -110,6 +112,11 @@ func (a *API) bulkLinks(ctx context.Context, rc *fasthttp.RequestCtx) (int, any,
 			return fasthttp.StatusConflict, refused(created, a.createdLinks(links[:created], lines), errs), nil
 		}
 		created = end
+		// As long again between chunks: an import takes at most half of
+		// the node's and Redis's time, and the redirects the rest.
+		if created < len(links) && !pause(ctx, time.Since(start)) {
+			return 0, nil, fmt.Errorf("cannot create links of lines %d to %d: %w", lines[created], lines[len(lines)-1], ctx.Err())
+		}
 	}
 	return fasthttp.StatusCreated, bulkResponse{Created: created, Links: a.createdLinks(links, lines)}, nil
 }
@@ -225,4 +232,16 @@ func (a *API) decodeBulk(ctx context.Context, body []byte) ([]counter.Link, []in
 		lines = append(lines, n)
 	}
 	return links, lines, errs
+}
+
+// pause waits d, or until ctx is done, and reports whether it waited d.
+func pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
