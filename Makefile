@@ -3,7 +3,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 GO ?= go
 
-.PHONY: run build test race bench loadtest fmt vet redis-server python3
+.PHONY: run build test race bench loadtest fmt vet redis-server python3 chromium
 
 run: ## run the service on the embedded store under ./data
 	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/clickgate serve
@@ -12,7 +12,7 @@ BIN ?= bin
 build: ## static binary in $(BIN)/ (bin/)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/clickgate ./cmd/clickgate
 
-test: redis-server python3 ## the whole suite, with the race detector, showing progress (Redis tests need redis-server, the ledger checker's test python3)
+test: redis-server python3 chromium ## the whole suite, with the race detector, showing progress (Redis tests need redis-server, the ledger checker's test python3, the dashboard's browser test chromium)
 	bash .ci/test
 
 race: test
@@ -50,3 +50,12 @@ python3:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 >/dev/null; \
 	}
 	@command -v python3 >/dev/null 2>&1 || { echo "python3 is required for the tests (apt-get install python3)"; exit 1; }
+
+# The dashboard's browser tests drive Debian's headless Chromium; they fail,
+# never skip, without it.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "chromium is missing; installing it with apt-get"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	}
+	@command -v chromium >/dev/null 2>&1 || { echo "chromium is required for the dashboard's browser tests (apt-get install chromium)"; exit 1; }
