@@ -98,6 +98,11 @@ type Creator struct {
 	Handle   string `json:"handle"`
 	Country  string `json:"country"`
 	Status   string `json:"status"`
+	// AcceptedAt is when the creator first accepted the campaign's terms
+	// on their dashboard page, in UTC; zero until then. Set once: a later
+	// acceptance leaves it as it is. The ledger keeps it with the
+	// creator's details.
+	AcceptedAt time.Time `json:"accepted_at,omitzero"`
 }
 
 // Destinations are where a link sends people, by platform. Default is

@@ -19,12 +19,18 @@
 //	[ledger]      first record only: the ledger's id (Init writes 32
 //	              random hex digits)
 //	[store]       first record only: the id of the store the ledger flushes
+//	[format]      the format version from this record on (see Versions):
+//	              2 in the first record of a new ledger, or in the record
+//	              that upgrades a version 1 ledger; absent elsewhere
 //	[entries]     array of {"campaign","creator","qualified","signups",
-//	              ["handle"],["country"],["status"]}, sorted by campaign then
-//	              creator (byte order), each creator at most once; qualified
-//	              and signups are cumulative totals, ≥ 0; handle, country and
-//	              status are the creator's as of this flush (a statement
-//	              knows the statuses active, invited and suspended)
+//	              ["handle"],["country"],["status"],["accepted_at"]}, sorted
+//	              by campaign then creator (byte order), each creator at most
+//	              once; qualified and signups are cumulative totals, ≥ 0;
+//	              handle, country and status are the creator's as of this
+//	              flush (a statement knows the statuses active, invited and
+//	              suspended); accepted_at (version 2 on) is when the creator
+//	              accepted the campaign's terms on their dashboard page,
+//	              RFC 3339 in UTC as at is
 //	[campaigns]   array of campaign terms {"id",["name"],
 //	              "signup_reward_cents","visit_block_size",
 //	              "visit_block_reward_cents","cap_cents",
@@ -48,13 +54,15 @@
 //	              lowercase hex digits
 //
 // Example, with the ledger key "example ledger key" (those 18 ASCII bytes):
-// the first record, a flush with terms and entries, a flush after the
-// campaign's end plus grace, and the record that seals its statement:
+// the first record, a flush with terms and entries (maya accepted the
+// terms at 09:41:07, leo before acceptance times were recorded), a flush
+// after the campaign's end plus grace, and the record that seals its
+// statement:
 //
-//	{"seq":1,"at":"2026-05-11T12:00:00Z","ledger":"9f86d081884c7d659a2feaa0c55ad015","store":"store-7c2e91","prev":"0000000000000000000000000000000000000000000000000000000000000000","len":178,"crc32c":"6327b3c9","hmac":"78fef2db717b7802d8937886f6363b94b48fe497f4de2dd4a4e987f9f608d829"}
-//	{"seq":2,"at":"2026-05-11T12:01:00Z","entries":[{"campaign":"spring26","creator":"leo","qualified":87,"signups":0,"handle":"@leo","country":"FR","status":"active"},{"campaign":"spring26","creator":"maya","qualified":1200,"signups":3,"handle":"@maya","country":"US","status":"active"}],"campaigns":[{"id":"spring26","name":"Spring 2026","signup_reward_cents":10000,"visit_block_size":1000,"visit_block_reward_cents":10000,"cap_cents":2000000,"eligible_countries":["US"],"payable_after":"2026-06-25T00:00:00Z"}],"prev":"b4ee7f52b0177fb5801c53b85e2a7b6676186cdcddcd891464e3dfa0f8bf638d","len":584,"crc32c":"e3934890","hmac":"96ddce57d96d7165868b38c79dd8ef070d3ab7e2122828e3c97e8cf3184f04f4"}
-//	{"seq":3,"at":"2026-06-25T00:01:00Z","entries":[{"campaign":"spring26","creator":"maya","qualified":2300,"signups":4,"handle":"@maya","country":"US","status":"active"}],"prev":"d33361b140fa3f4bbb5e09f547ff036377a9fc158a1085853f5ec42d0fcf54c7","len":243,"crc32c":"9431c51f","hmac":"44d0892de13f783a760a67a15b39978ca89cde5fb5efa00816b314304344fb72"}
-//	{"seq":4,"at":"2026-06-25T00:01:00Z","statements":[{"campaign":"spring26","statement":"final","currency":"USD","total_cents":60000,"rows":[{"creator_id":"leo","handle":"@leo","country":"FR","qualified_visits":87,"signups":0,"earned_cents":0,"capped_cents":0,"currency":"USD","status":"ineligible_country","reference":"cg_wsg7y7ssnljhh6jmaahzsfzrgj2mbiqu"},{"creator_id":"maya","handle":"@maya","country":"US","qualified_visits":2300,"signups":4,"earned_cents":60000,"capped_cents":60000,"currency":"USD","status":"payable","reference":"cg_z44d4qm4hlsme5ii6qyqny3a44y2hcho"}],"ledger_head":"3f248acccc45e70647388e5797d4868eacd0dc4c7d080efe45bf3b339ba2dd1a"}],"prev":"3f248acccc45e70647388e5797d4868eacd0dc4c7d080efe45bf3b339ba2dd1a","len":732,"crc32c":"69f41c55","hmac":"cd707fc5d749d3045f715654865dcda9e5108aeec9baa18dc2aa43fd3cd1176a"}
+//	{"seq":1,"at":"2026-05-11T12:00:00Z","ledger":"9f86d081884c7d659a2feaa0c55ad015","store":"store-7c2e91","format":2,"prev":"0000000000000000000000000000000000000000000000000000000000000000","len":189,"crc32c":"f9566380","hmac":"1c176e2e434775aa018c4ea54ebe0e3b88e864de22ad4915cedeb9022f9e3889"}
+//	{"seq":2,"at":"2026-05-11T12:01:00Z","entries":[{"campaign":"spring26","creator":"leo","qualified":87,"signups":0,"handle":"@leo","country":"FR","status":"active"},{"campaign":"spring26","creator":"maya","qualified":1200,"signups":3,"handle":"@maya","country":"US","status":"active","accepted_at":"2026-05-11T09:41:07Z"}],"campaigns":[{"id":"spring26","name":"Spring 2026","signup_reward_cents":10000,"visit_block_size":1000,"visit_block_reward_cents":10000,"cap_cents":2000000,"eligible_countries":["US"],"payable_after":"2026-06-25T00:00:00Z"}],"prev":"b7aca1f54487dbfa24bb8aebecf6632c00942ec50a6534baf0375381a7067ec9","len":621,"crc32c":"b4a092cb","hmac":"9b66626f1228555242dc293cda9a56fc30455e76259f8eb6e2b5f28447f0f75d"}
+//	{"seq":3,"at":"2026-06-25T00:01:00Z","entries":[{"campaign":"spring26","creator":"maya","qualified":2300,"signups":4,"handle":"@maya","country":"US","status":"active","accepted_at":"2026-05-11T09:41:07Z"}],"prev":"159313425886b9eafefd9448bd3357b89ddfe9c6f9cdfa0bc024fab1e5f9c03a","len":280,"crc32c":"93f7ed31","hmac":"67a68f2221e14e6f000e9eb909ca9a18b1cda0dd4401cba090bfbfc3a7229eb4"}
+//	{"seq":4,"at":"2026-06-25T00:01:00Z","statements":[{"campaign":"spring26","statement":"final","currency":"USD","total_cents":60000,"rows":[{"creator_id":"leo","handle":"@leo","country":"FR","qualified_visits":87,"signups":0,"earned_cents":0,"capped_cents":0,"currency":"USD","status":"ineligible_country","reference":"cg_wsg7y7ssnljhh6jmaahzsfzrgj2mbiqu"},{"creator_id":"maya","handle":"@maya","country":"US","qualified_visits":2300,"signups":4,"earned_cents":60000,"capped_cents":60000,"currency":"USD","status":"payable","reference":"cg_z44d4qm4hlsme5ii6qyqny3a44y2hcho"}],"ledger_head":"bc0162e739ad774c73cb247f4f55458dee245cc060ef96144648879206d7b0d4"}],"prev":"bc0162e739ad774c73cb247f4f55458dee245cc060ef96144648879206d7b0d4","len":732,"crc32c":"a50a9162","hmac":"edf96b2d09b41e36459c7d8ae1b26c8139b654f2e6260d961fb8cd515e255cdc"}
 //
 // The body is the JSON object {"seq",…,"prev"} alone, exactly as
 // encoding/json writes it (no white space, HTML characters not escaped).
@@ -83,8 +91,12 @@
 // Besides its framing (len, crc32c, hmac), a ledger is valid when:
 //
 //   - the first record has seq 1, prev 64 zeros, and exactly the members
-//     seq, at, ledger, store and prev before its trailer; no other record
-//     has ledger or store;
+//     seq, at, ledger, store, [format] and prev before its trailer; no
+//     other record has ledger or store;
+//   - format, when present, is 2 (version 1 is written by leaving format
+//     out); in a record after the first only while the ledger is at
+//     version 1: a format is raised once and never lowered. accepted_at
+//     appears only in records of version 2 or later;
 //   - every other record has seq = previous + 1, prev = the SHA-256 of the
 //     previous line, and entries or campaigns or both, or statements alone;
 //   - ids (ledger, store, campaign, creator) are 1 to MaxIDLen bytes of
@@ -93,6 +105,8 @@
 //     A creator's totals and details are those of the last record that
 //     lists it, and a campaign's terms those of the last record that lists
 //     them;
+//   - a creator's accepted_at, once in an entry, is in every later entry
+//     of that creator, unchanged: the first acceptance is kept;
 //   - a statement seals a campaign that has terms, at most once, in a
 //     record whose at is after the campaign's payable_after; it is exactly
 //     the statement package payout computes (payout.Compute, statement
@@ -106,6 +120,27 @@
 // Removing records from the end leaves a valid ledger: compare its head
 // with one kept from before ([Report.Extends]).
 //
+// # Versions
+//
+// A ledger's format version is named by its first record: absent means 1,
+// the format as it was before accepted_at. Version 2 adds one member,
+// accepted_at in entries; nothing else changed, and statements are the
+// same in both. A reader of version 2 reads version 1 ledgers unchanged.
+//
+// Init writes new ledgers as version 2. A version 1 ledger stays version 1
+// until a flush first has an acceptance time to write: that record carries
+// "format":2 with its entries, and the ledger is version 2 from it on
+// (Report.Format says which). Its records before it stay as they were, and
+// their chain and hmacs still verify.
+//
+// A reader of version 1 only (a clickgate or a check_ledger.py from before
+// accepted_at) refuses a version 2 first record or upgrade record as an
+// unknown member. Do not run an older clickgate on a version 2 ledger: it
+// would take the version 2 records at the end of the file for a torn tail
+// and truncate them (a version 1 record after them makes it refuse the
+// ledger instead). Check a version 2 ledger with this package's Verify or
+// its check_ledger.py.
+//
 // testdata/check_ledger.py checks a ledger against these rules with
 // Python's standard library alone, sharing no code with this package (it
 // computes the statements again with the rules of package payout):
@@ -114,8 +149,9 @@
 //
 // where KEYFILE is the operator's --ledger-key-file; for the default key,
 // give --click-secret-file with the file holding the click secret instead.
-// It prints each record and the head, or names the first bad line and
-// exits 1. Verify checks the same, and the canonical form.
+// It reads versions 1 and 2, prints each record and the head, or names the
+// first bad line and exits 1. Verify checks the same, and the canonical
+// form.
 //
 // # Writing and recovery
 //

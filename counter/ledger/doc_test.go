@@ -28,8 +28,9 @@ func exampleLedger(t *testing.T) []byte {
 	t.Helper()
 	at := time.Date(2026, 5, 11, 12, 0, 0, 0, time.UTC)
 	payable := time.Date(2026, 6, 25, 0, 0, 0, 0, time.UTC)
+	mayaAt := time.Date(2026, 5, 11, 9, 41, 7, 0, time.UTC)
 	dir := t.TempDir()
-	writeLedger(t, dir, forge(t, exampleKey, body{Seq: 1, At: at, Ledger: "9f86d081884c7d659a2feaa0c55ad015", Store: "store-7c2e91", Prev: zeroHead}))
+	writeLedger(t, dir, forge(t, exampleKey, body{Seq: 1, At: at, Ledger: "9f86d081884c7d659a2feaa0c55ad015", Store: "store-7c2e91", Format: Format, Prev: zeroHead}))
 	l, err := Open(dir, exampleKey)
 	if err != nil {
 		t.Fatal(err)
@@ -39,10 +40,10 @@ func exampleLedger(t *testing.T) []byte {
 		CapCents: 2000000, EligibleCountries: []string{"US"}, PayableAfter: payable}
 	for _, b := range []Batch{
 		{At: at.Add(time.Minute), Campaigns: []Terms{terms}, Entries: []Entry{
-			{Campaign: "spring26", Creator: "maya", Qualified: 1200, Signups: 3, Handle: "@maya", Country: "US", Status: "active"},
+			{Campaign: "spring26", Creator: "maya", Qualified: 1200, Signups: 3, Handle: "@maya", Country: "US", Status: "active", AcceptedAt: mayaAt},
 			{Campaign: "spring26", Creator: "leo", Qualified: 87, Signups: 0, Handle: "@leo", Country: "FR", Status: "active"},
 		}},
-		{At: payable.Add(time.Minute), Entries: []Entry{{Campaign: "spring26", Creator: "maya", Qualified: 2300, Signups: 4, Handle: "@maya", Country: "US", Status: "active"}}},
+		{At: payable.Add(time.Minute), Entries: []Entry{{Campaign: "spring26", Creator: "maya", Qualified: 2300, Signups: 4, Handle: "@maya", Country: "US", Status: "active", AcceptedAt: mayaAt}}},
 		{At: payable.Add(time.Minute), Seal: []string{"spring26"}},
 	} {
 		if _, err := l.Append(b); err != nil {
@@ -194,8 +195,8 @@ func crc32cBitwise(p []byte) uint32 {
 }
 
 // TestPythonChecker runs testdata/check_ledger.py, the checker the package
-// doc points finance to, on a ledger with entries, terms and a statement,
-// and on damaged and forged copies, which both it and Verify must refuse,
+// doc points finance to, on a ledger with entries, terms, acceptance times
+// and a statement (a version 1 ledger is TestVersion1's), and on damaged and forged copies, which both it and Verify must refuse,
 // naming the same line. It fails, never skips, without python3: CI
 // installs it (.ci/ledger-check).
 func TestPythonChecker(t *testing.T) {

@@ -47,7 +47,8 @@ func (r FlushResult) Summary(rep Report) FlushSummary {
 
 // Flush moves every creator's cumulative totals (qualified visits and
 // signups) from the store into the ledger as one batch, with the campaign
-// terms and creator details that changed, so that payouts need nothing but
+// terms and creator details that changed (handle, country, status and the
+// time the creator accepted the terms), so that payouts need nothing but
 // the ledger. The batch is one
 // record, fsynced before Flush returns: a crash before that leaves nothing
 // (or a torn tail that Open truncates), so a later Flush writes it again,
@@ -82,13 +83,18 @@ func Flush(ctx context.Context, s counter.Store, l *Ledger, now time.Time) (Flus
 		t := counter.Total(days)
 		k := Key{c.Campaign, c.ID}
 		e := Entry{Campaign: c.Campaign, Creator: c.ID, Qualified: t[counter.Qualified], Signups: t[counter.Signup],
-			Handle: c.Handle, Country: c.Country, Status: c.Status}
+			Handle: c.Handle, Country: c.Country, Status: c.Status, AcceptedAt: c.AcceptedAt.UTC()}
 		o := old[k]
 		if e.Qualified < o.Qualified || e.Signups < o.Signups {
 			res.Behind = append(res.Behind, k)
 			e.Qualified, e.Signups = max(e.Qualified, o.Qualified), max(e.Signups, o.Signups)
 		}
-		if e != o {
+		if !o.AcceptedAt.IsZero() {
+			// The first acceptance the ledger recorded stays, as its
+			// totals do: a store that lost it cannot take it back.
+			e.AcceptedAt = o.AcceptedAt
+		}
+		if !sameEntry(e, o) {
 			entries = append(entries, e)
 		}
 	}
@@ -101,6 +107,11 @@ func Flush(ctx context.Context, s counter.Store, l *Ledger, now time.Time) (Flus
 		res.Sealed, err = l.Append(Batch{At: now, Seal: seal})
 	}
 	return res, err
+}
+
+func sameEntry(a, b Entry) bool {
+	return a.Campaign == b.Campaign && a.Creator == b.Creator && a.Qualified == b.Qualified && a.Signups == b.Signups &&
+		a.Handle == b.Handle && a.Country == b.Country && a.Status == b.Status && a.AcceptedAt.Equal(b.AcceptedAt)
 }
 
 // TermsOf returns the payout terms of c.

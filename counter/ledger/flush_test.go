@@ -92,6 +92,49 @@ func TestFlush(t *testing.T) {
 	mustVerify(t, dir)
 }
 
+// TestFlushAccepted: a creator's acceptance time goes into the ledger with
+// their details, once; a store that later lost it does not take it back.
+func TestFlushAccepted(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	l := newLedger(t, dir)
+	defer l.Close()
+	s := storeWith(t, 2)
+	if _, err := Flush(ctx, s, l, time.Now()); err != nil || !l.Totals()[Key{"spring", "alice"}].AcceptedAt.IsZero() {
+		t.Fatalf("unexpected flush before the acceptance: %v, %+v", err, l.Totals())
+	}
+	alice, err := s.Creator(ctx, "spring", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := time.Date(2026, 5, 12, 8, 0, 1, 0, time.UTC)
+	alice.AcceptedAt = accepted
+	if err := s.PutCreator(ctx, alice); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Flush(ctx, s, l, time.Now())
+	if err != nil || len(res.Batch.Entries) != 1 || !res.Batch.Entries[0].AcceptedAt.Equal(accepted) {
+		t.Fatalf("unexpected flush of the acceptance: %+v, %v", res, err)
+	}
+	// Unchanged: nothing written. Lost by the store: the ledger keeps it.
+	for _, at := range []time.Time{accepted, {}} {
+		alice.AcceptedAt = at
+		if err := s.PutCreator(ctx, alice); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := Flush(ctx, s, l, time.Now()); err != nil || res.Batch.Seq != 0 {
+			t.Fatalf("unexpected flush with accepted_at %v in the store: %+v, %v", at, res, err)
+		}
+	}
+	commit(t, s, 2, 1)
+	if _, err := Flush(ctx, s, l, time.Now()); err != nil || !l.Totals()[Key{"spring", "alice"}].AcceptedAt.Equal(accepted) {
+		t.Fatalf("unexpected accepted_at after the store lost it: %v, %+v", err, l.Totals())
+	}
+	if r := mustVerify(t, dir); r.Format != 2 {
+		t.Fatalf("unexpected format %d", r.Format)
+	}
+}
+
 // TestFlushSeals checks that the flush after a campaign's end plus grace
 // seals its statement, even when no total changed since the last flush
 // (a quiet end), and that no flush before it does.

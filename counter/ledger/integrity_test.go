@@ -308,7 +308,7 @@ func TestInit(t *testing.T) {
 	mustInit(t, l)
 	id := l.ID()
 	first := readLedger(t, dir)
-	want := forge(t, testKey, body{Seq: 1, At: t0, Ledger: id, Store: testStore, Prev: zeroHead})
+	want := forge(t, testKey, body{Seq: 1, At: t0, Ledger: id, Store: testStore, Format: Format, Prev: zeroHead})
 	if len(id) != 32 || !bytes.Equal(first, want) {
 		t.Fatalf("unexpected first record %q (id %q); want %q", first, id, want)
 	}

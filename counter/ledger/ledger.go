@@ -50,6 +50,10 @@ type Entry struct {
 	Handle    string `json:"handle,omitempty"`
 	Country   string `json:"country,omitempty"`
 	Status    string `json:"status,omitempty"`
+	// AcceptedAt is when the creator accepted the campaign's terms, in
+	// UTC; zero if they have not (format 2 on). Once in the ledger it
+	// never changes.
+	AcceptedAt time.Time `json:"accepted_at,omitzero"`
 }
 
 // Terms are a campaign's payout terms as of a batch, so that payouts are
@@ -225,7 +229,7 @@ func (l *Ledger) Init(store string, at time.Time) error {
 	}
 	var id [16]byte
 	rand.Read(id[:])
-	return l.write1(&body{Seq: 1, At: at.UTC(), Ledger: hex.EncodeToString(id[:]), Store: store})
+	return l.write1(&body{Seq: 1, At: at.UTC(), Ledger: hex.EncodeToString(id[:]), Store: store, Format: Format})
 }
 
 // ID returns the ledger's id; empty before Init.
@@ -264,6 +268,9 @@ func (l *Ledger) Append(b Batch) (Batch, error) {
 	}
 	b.At = b.At.UTC()
 	b.Entries = slices.Clone(b.Entries)
+	for i := range b.Entries {
+		b.Entries[i].AcceptedAt = b.Entries[i].AcceptedAt.UTC()
+	}
 	slices.SortFunc(b.Entries, compareEntries)
 	b.Campaigns = slices.Clone(b.Campaigns)
 	slices.SortFunc(b.Campaigns, func(x, y Terms) int { return cmp.Compare(x.ID, y.ID) })
@@ -282,6 +289,11 @@ func (l *Ledger) Append(b Batch) (Batch, error) {
 		return b, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	rec := body{Seq: l.st.seq + 1, At: b.At, Entries: b.Entries, Campaigns: b.Campaigns, Statements: b.Statements}
+	if l.st.format < Format && accepts(b.Entries) {
+		// The first acceptance time in a version 1 ledger: this record
+		// upgrades it.
+		rec.Format = Format
+	}
 	if err := l.write1(&rec); err != nil {
 		return b, err
 	}

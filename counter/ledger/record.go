@@ -24,6 +24,12 @@ const FileName = "ledger.jsonl"
 // MaxIDLen is the longest campaign or creator id a record may hold, in bytes.
 const MaxIDLen = 256
 
+// Format is the version of the file format this package writes: the first
+// record of a new ledger names it, and a ledger of version 1 (the first
+// record has no format) is upgraded by the first record that needs it.
+// Version 2 added the creators' accepted_at.
+const Format = 2
+
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // body is the canonical body of a record: the bytes that len, crc32c and
@@ -33,8 +39,12 @@ type body struct {
 	At  time.Time `json:"at"`
 	// Ledger and Store are in the first record only: the ledger's id and
 	// the id of the store it flushes.
-	Ledger     string             `json:"ledger,omitempty"`
-	Store      string             `json:"store,omitempty"`
+	Ledger string `json:"ledger,omitempty"`
+	Store  string `json:"store,omitempty"`
+	// Format is the format version from this record on: in the first
+	// record, or in the record that upgrades a version 1 ledger. Absent
+	// (0) in the others, and in the first record of a version 1 ledger.
+	Format     int                `json:"format,omitempty"`
 	Entries    []Entry            `json:"entries,omitempty"`
 	Campaigns  []Terms            `json:"campaigns,omitempty"`
 	Statements []payout.Statement `json:"statements,omitempty"`
@@ -163,6 +173,12 @@ const errForeign = "hmac mismatch: the record was not written with this ledger k
 // checkBody checks what a well-framed record must hold on its own: a valid
 // first record or batch, in the canonical form that Append writes.
 func checkBody(b *body, raw []byte) error {
+	switch {
+	case b.Format == 1:
+		return errors.New("format 1 is written by leaving format out")
+	case b.Format < 0 || b.Format > Format:
+		return fmt.Errorf("format %d is not one this clickgate reads (1 to %d): read it with a newer clickgate", b.Format, Format)
+	}
 	if b.Seq == 1 {
 		if err := checkGenesis(b); err != nil {
 			return err
@@ -259,6 +275,11 @@ func checkBatch(at time.Time, entries []Entry, campaigns []Terms, statements []p
 			return fmt.Errorf("negative total for creator %q in campaign %q: qualified %d, signups %d",
 				e.Creator, e.Campaign, e.Qualified, e.Signups)
 		}
+		if !e.AcceptedAt.IsZero() {
+			if err := checkTime(e.AcceptedAt); err != nil {
+				return fmt.Errorf("accepted_at of creator %q in campaign %q: %w", e.Creator, e.Campaign, err)
+			}
+		}
 		if i > 0 {
 			switch c := compareEntries(entries[i-1], *e); {
 			case c == 0:
@@ -296,7 +317,8 @@ func compareEntries(a, b Entry) int {
 	return cmp.Compare(a.Creator, b.Creator)
 }
 
-// checkTotals reports an entry whose totals are below the current ones.
+// checkTotals reports an entry whose totals are below the current ones,
+// or that changes or drops an acceptance time the ledger holds.
 func checkTotals(totals map[Key]Entry, entries []Entry) error {
 	for _, e := range entries {
 		old, ok := totals[Key{e.Campaign, e.Creator}]
@@ -304,8 +326,44 @@ func checkTotals(totals map[Key]Entry, entries []Entry) error {
 			return fmt.Errorf("totals of creator %q in campaign %q would decrease: qualified %d -> %d, signups %d -> %d",
 				e.Creator, e.Campaign, old.Qualified, e.Qualified, old.Signups, e.Signups)
 		}
+		if ok && !old.AcceptedAt.IsZero() && !e.AcceptedAt.Equal(old.AcceptedAt) {
+			return fmt.Errorf("accepted_at of creator %q in campaign %q would change: %s -> %s", e.Creator, e.Campaign,
+				old.AcceptedAt.Format(time.RFC3339Nano), formatAccepted(e.AcceptedAt))
+		}
 	}
 	return nil
+}
+
+func formatAccepted(t time.Time) string {
+	if t.IsZero() {
+		return "none"
+	}
+	return t.Format(time.RFC3339Nano)
+}
+
+// checkFormat checks that entries fit format, the ledger's version as of
+// their record: accepted_at is version 2's.
+func checkFormat(format int, entries []Entry) error {
+	if format >= 2 {
+		return nil
+	}
+	for _, e := range entries {
+		if !e.AcceptedAt.IsZero() {
+			return fmt.Errorf("accepted_at of creator %q in campaign %q in a ledger of format 1: a record with format 2 upgrades it first",
+				e.Creator, e.Campaign)
+		}
+	}
+	return nil
+}
+
+// accepts reports whether entries hold an acceptance time.
+func accepts(entries []Entry) bool {
+	for _, e := range entries {
+		if !e.AcceptedAt.IsZero() {
+			return true
+		}
+	}
+	return false
 }
 
 func hashLine(line []byte) [sha256.Size]byte { return sha256.Sum256(line) }

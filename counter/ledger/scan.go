@@ -65,6 +65,7 @@ type Report struct {
 	LastSeq    uint64
 	Ledger     string // the ledger's id; empty when the ledger is empty
 	Store      string // the id of the store it flushes; empty when the ledger is empty
+	Format     int    // the format version of its last record: 1 or 2; 0 when the ledger is empty
 	Totals     map[Key]Entry
 	Campaigns  map[string]Terms            // latest terms
 	Statements map[string]payout.Statement // sealed final statements, by campaign
@@ -74,7 +75,7 @@ type Report struct {
 }
 
 func (st *state) report() Report {
-	return Report{Records: st.records, LastSeq: st.seq, Ledger: st.ledger, Store: st.store, Totals: maps.Clone(st.totals),
+	return Report{Records: st.records, LastSeq: st.seq, Ledger: st.ledger, Store: st.store, Format: st.format, Totals: maps.Clone(st.totals),
 		Campaigns: maps.Clone(st.campaigns), Statements: maps.Clone(st.statements), LastAt: st.lastAt,
 		Head: hex.EncodeToString(st.head[:]), heads: st.heads[: st.seq+1 : st.seq+1]}
 }
@@ -128,6 +129,7 @@ type state struct {
 	seq     uint64
 	ledger  string
 	store   string
+	format  int               // the format version as of the last record; 0 when empty
 	head    [sha256.Size]byte // hash of the last record's line; zero when empty
 	// heads[seq] is the head after record seq; heads[0] is the empty
 	// ledger's. Only appended to, so a Report may keep a prefix.
@@ -152,6 +154,18 @@ func (st *state) check(b *body) error {
 	if prev := hex.EncodeToString(st.head[:]); b.Prev != prev {
 		return fmt.Errorf("prev %q is not the hash of the previous record %q", b.Prev, prev)
 	}
+	format := st.format
+	switch {
+	case b.Seq == 1:
+		format = max(1, b.Format)
+	case b.Format != 0 && b.Format <= st.format:
+		return fmt.Errorf("format %d in a ledger of format %d: a format is only ever raised", b.Format, st.format)
+	case b.Format != 0:
+		format = b.Format
+	}
+	if err := checkFormat(format, b.Entries); err != nil {
+		return err
+	}
 	if err := checkTotals(st.totals, b.Entries); err != nil {
 		return err
 	}
@@ -170,7 +184,10 @@ func (st *state) check(b *body) error {
 // add records a good record whose line is line.
 func (st *state) add(b *body, line []byte) {
 	if b.Seq == 1 {
-		st.ledger, st.store = b.Ledger, b.Store
+		st.ledger, st.store, st.format = b.Ledger, b.Store, 1
+	}
+	if b.Format != 0 {
+		st.format = b.Format
 	}
 	for _, e := range b.Entries {
 		st.totals[Key{e.Campaign, e.Creator}] = e

@@ -16,6 +16,9 @@ import (
 // creators, a flush after spring26's end plus grace, the seal of its
 // statement, then later changes that must not change it. The ids stress
 // the framing as testBatches' do.
+// mayaAccepted is when maya accepted spring26's terms, in sealedBatches.
+var mayaAccepted = t0.Add(-90*time.Minute - 123456789)
+
 func sealedBatches() []Batch {
 	spring := Terms{ID: "spring26", Name: "Spring 2026 <launch> & \"friends\"", SignupRewardCents: 10000, VisitBlockSize: 1000,
 		VisitBlockRewardCents: 10000, CapCents: 2000000, EligibleCountries: []string{"CA", "US"}, PayableAfter: t0.Add(24 * time.Hour)}
@@ -24,7 +27,7 @@ func sealedBatches() []Batch {
 	raised.SignupRewardCents = 20000
 	return []Batch{
 		{At: t0.Add(time.Minute), Campaigns: []Terms{spring, fall}, Entries: []Entry{
-			{Campaign: "spring26", Creator: "maya", Qualified: 1200, Signups: 3, Handle: "@maya", Country: "US", Status: "active"},
+			{Campaign: "spring26", Creator: "maya", Qualified: 1200, Signups: 3, Handle: "@maya", Country: "US", Status: "active", AcceptedAt: mayaAccepted},
 			{Campaign: "spring26", Creator: "leo", Qualified: 87, Signups: 0, Handle: "@leo", Country: "FR", Status: "active"},
 			{Campaign: "spring26", Creator: "zoe", Qualified: 5000, Signups: 9, Handle: "@zoe", Country: "CA", Status: "suspended"},
 			{Campaign: "spring26", Creator: "ünïcødé 🎉", Qualified: 10, Signups: 0, Country: "US", Status: "invited"},
@@ -32,11 +35,11 @@ func sealedBatches() []Batch {
 		}},
 		{At: t0.Add(25 * time.Hour), Entries: []Entry{
 			{Campaign: "spring26", Creator: "leo", Qualified: 90, Signups: 1, Handle: "@leo", Country: "FR", Status: "active"},
-			{Campaign: "spring26", Creator: "maya", Qualified: 2300, Signups: 4, Handle: "@maya", Country: "US", Status: "active"},
+			{Campaign: "spring26", Creator: "maya", Qualified: 2300, Signups: 4, Handle: "@maya", Country: "US", Status: "active", AcceptedAt: mayaAccepted},
 		}},
 		{At: t0.Add(25 * time.Hour), Seal: []string{"spring26"}},
 		{At: t0.Add(26 * time.Hour), Campaigns: []Terms{raised}, Entries: []Entry{
-			{Campaign: "spring26", Creator: "maya", Qualified: 2500, Signups: 6, Handle: "@maya", Country: "US", Status: "active"},
+			{Campaign: "spring26", Creator: "maya", Qualified: 2500, Signups: 6, Handle: "@maya", Country: "US", Status: "active", AcceptedAt: mayaAccepted},
 			{Campaign: "spring26", Creator: "zoe", Qualified: 5000, Signups: 10, Handle: "@zoe", Country: "CA", Status: "active"},
 			{Campaign: "fall", Creator: `a"b\c`, Qualified: 6, Signups: 2, Handle: "<b>&", Country: "DE", Status: "active"},
 		}},
@@ -239,7 +242,7 @@ func TestForgedStatement(t *testing.T) {
 	edit("sealed before it is payable", func(b *body) { b.At = t0.Add(23 * time.Hour) }, 4, "is payable after")
 	edit("an unknown campaign", func(b *body) { b.Statements[0].Campaign = "winter" }, 4, "not in the ledger")
 	edit("entries beside the statement", func(b *body) {
-		b.Entries = []Entry{{Campaign: "spring26", Creator: "maya", Qualified: 2400, Signups: 4, Handle: "@maya", Country: "US", Status: "active"}}
+		b.Entries = []Entry{{Campaign: "spring26", Creator: "maya", Qualified: 2400, Signups: 4, Handle: "@maya", Country: "US", Status: "active", AcceptedAt: mayaAccepted}}
 	}, 4, "holds no entries or terms")
 
 	// The same statement sealed again after it.

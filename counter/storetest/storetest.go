@@ -143,7 +143,8 @@ func testCatalog(t *testing.T, open Opener) {
 		t.Fatalf("unexpected name after replace; got %q; want %q", got.Name, c.Name)
 	}
 
-	cr := counter.Creator{ID: "alice", Campaign: "spring", Handle: "@alice", Country: "US", Status: counter.StatusActive}
+	cr := counter.Creator{ID: "alice", Campaign: "spring", Handle: "@alice", Country: "US", Status: counter.StatusActive,
+		AcceptedAt: time.Date(2026, 5, 2, 9, 30, 15, 250000000, time.UTC)}
 	if err := s.PutCreator(ctx, cr); err != nil {
 		t.Fatalf("cannot put creator: %s", err)
 	}

@@ -4,8 +4,10 @@
 It checks the rules of the ledger's file format (counter/ledger/doc.go),
 sharing no code with clickgate: the framing of each line (its '\\n', len,
 crc32c and hmac), seq, the prev hash chain, the first record, ids, terms,
-that no creator's totals decrease, and each sealed statement, which it
-computes again from the records before it with the rules of package payout.
+that no creator's totals decrease nor its acceptance time change, and each
+sealed statement, which it computes again from the records before it with
+the rules of package payout. It reads format versions 1 (no "format" in the
+first record) and 2 (creators' "accepted_at" in entries).
 
     python3 check_ledger.py --key-file KEYFILE DIR/ledger.jsonl
     python3 check_ledger.py --click-secret-file SECRETFILE DIR/ledger.jsonl
@@ -38,6 +40,7 @@ REFERENCE_DOMAIN = b"clickgate/payout-reference/v1"
 MAX_ID_LEN = 256
 MAX_INT64 = (1 << 63) - 1
 ZERO_HEAD = "0" * 64
+FORMAT = 2  # the newest format version this checker reads
 
 
 def _crc32c_table():
@@ -70,9 +73,10 @@ LINE = re.compile(
 UTC_TIME = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d*[1-9]))?Z\Z")
 ANY_TIME = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(Z|([+-])(\d\d):(\d\d))\Z")
 
-RECORD_KEYS = ["seq", "at", "ledger", "store", "entries", "campaigns", "statements", "prev"]
-FIRST_KEYS = ["seq", "at", "ledger", "store", "prev"]
-ENTRY_KEYS = ["campaign", "creator", "qualified", "signups", "handle", "country", "status"]
+RECORD_KEYS = ["seq", "at", "ledger", "store", "format", "entries", "campaigns", "statements", "prev"]
+FIRST_KEYS = ["seq", "at", "ledger", "store", "format", "prev"]
+FIRST_REQUIRED = ["seq", "at", "ledger", "store", "prev"]
+ENTRY_KEYS = ["campaign", "creator", "qualified", "signups", "handle", "country", "status", "accepted_at"]
 ENTRY_REQUIRED = ENTRY_KEYS[:4]
 TERMS_KEYS = ["id", "name", "signup_reward_cents", "visit_block_size", "visit_block_reward_cents",
               "cap_cents", "eligible_countries", "payable_after"]
@@ -204,6 +208,7 @@ class Ledger:
         self.seq = 0
         self.head = ZERO_HEAD
         self.ledger = self.store = None
+        self.format = 0  # the format version as of the last record
         self.totals = {}  # (campaign, creator) -> the last entry
         self.terms = {}  # campaign -> the last terms
         self.sealed = {}  # campaign -> statement
@@ -233,18 +238,37 @@ class Ledger:
         if r["prev"] != self.head:
             raise Bad("prev %r is not the hash of the previous line %s" % (r["prev"], self.head))
         at = parse_time(r["at"], utc_only=True)
+        fmt = self.check_format(r, seq)
         if seq == 1:
-            if list(r) != FIRST_KEYS:
-                raise Bad("the first record has members %s; want exactly %s" % (list(r), FIRST_KEYS))
+            if list(r) != [k for k in FIRST_KEYS if k in FIRST_REQUIRED or k in r]:
+                raise Bad("the first record has members %s; want exactly %s, format optional" % (list(r), FIRST_KEYS))
             self.ledger, self.store = check_id("ledger", r["ledger"]), check_id("store", r["store"])
-            summary = "first record: ledger %s, store %s" % (self.ledger, self.store)
+            summary = "first record: ledger %s, store %s, format %d" % (self.ledger, self.store, fmt)
         else:
-            summary = self.check_batch(r, at)
+            summary = self.check_batch(r, at, fmt)
+            if "format" in r:
+                summary = "format %d from here on; %s" % (fmt, summary)
+        self.format = fmt
         self.seq = seq
         self.head = hashlib.sha256(line).hexdigest()
         return "seq %d at %s: %s" % (seq, r["at"], summary)
 
-    def check_batch(self, r, at):
+    def check_format(self, r, seq):
+        """The format version of record r: its "format", or the ledger's."""
+        if "format" not in r:
+            return 1 if seq == 1 else self.format
+        v = r["format"]
+        if type(v) is not int or v < 1:
+            raise Bad("format %r is not a version number" % (v,))
+        if v == 1:
+            raise Bad("format 1 is written by leaving format out")
+        if v > FORMAT:
+            raise Bad("format %d is newer than this checker reads (1 to %d)" % (v, FORMAT))
+        if seq > 1 and v <= self.format:
+            raise Bad("format %d in a ledger of format %d: a format is only ever raised" % (v, self.format))
+        return v
+
+    def check_batch(self, r, at, fmt):
         if "ledger" in r or "store" in r:
             raise Bad("only the first record names the ledger and its store")
         entries, campaigns, statements = r.get("entries", []), r.get("campaigns", []), r.get("statements", [])
@@ -287,6 +311,16 @@ class Ledger:
             if old and (q < old["qualified"] or s < old["signups"]):
                 raise Bad("totals of creator %r in campaign %r decrease: qualified %d -> %d, signups %d -> %d"
                           % (k[1], k[0], old["qualified"], q, old["signups"], s))
+            if "accepted_at" in e:
+                if fmt < 2:
+                    raise Bad("accepted_at of creator %r in a ledger of format %d" % (e["creator"], fmt))
+                parse_time(e["accepted_at"], utc_only=True)
+                if e["accepted_at"] == "0001-01-01T00:00:00Z":
+                    raise Bad("accepted_at of creator %r is the zero time: written by leaving it out" % e["creator"])
+            # Both in UTC without trailing zeros: equal times are equal strings.
+            if old and "accepted_at" in old and e.get("accepted_at") != old["accepted_at"]:
+                raise Bad("accepted_at of creator %r in campaign %r changes: %s -> %s"
+                          % (k[1], k[0], old["accepted_at"], e.get("accepted_at", "none")))
         sealed = []
         for st in statements:
             c = st.get("campaign") if isinstance(st, dict) else None
