@@ -3,96 +3,38 @@ package bench
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/clickgate/clickgate/counter"
+	"github.com/clickgate/clickgate/redirect/admin/adminclient"
 )
 
-// Admin is a client of clickgate's admin API.
-type Admin struct {
-	URL   string // e.g. http://127.0.0.1:8081
-	Token string
-	HTTP  *http.Client // default: one with a 30s timeout
-}
-
-// ErrConflict is a 409 answer.
-var ErrConflict = errors.New("conflict")
-
-func (a *Admin) do(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(a.URL, "/")+path, body)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+a.Token)
-	req.Header.Set("Content-Type", "application/json")
-	c := a.HTTP
-	if c == nil {
-		c = &http.Client{Timeout: 30 * time.Second}
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode >= 300 {
-		err = fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(b))
-		if resp.StatusCode == http.StatusConflict {
-			err = fmt.Errorf("%w: %w", ErrConflict, err)
-		}
-		return err
-	}
-	if out != nil {
-		return json.Unmarshal(b, out)
-	}
-	return nil
-}
-
-// Seed creates the campaigns, creators and links of m, running from an
-// hour ago for six weeks. It is idempotent: campaigns that exist are kept
-// as they are, links that exist with the same owner are kept, and a code
-// owned by someone else is an error.
-func (a *Admin) Seed(ctx context.Context, m Model, destination string) error {
+// Seed creates the campaigns, creators and links of m through the admin
+// API of a, running from an hour ago for six weeks. It is idempotent:
+// campaigns that exist are kept as they are, links that exist with the
+// same owner are kept, and a code owned by someone else is an error.
+func Seed(ctx context.Context, a *adminclient.Client, m Model, destination string) error {
 	if err := m.Validate(); err != nil {
 		return err
 	}
 	now := time.Now().UTC().Truncate(time.Second)
 	for c := range m.Campaigns {
-		path := "/v1/campaigns/" + CampaignID(c)
 		// A campaign that exists has started: its dates are fixed.
-		if a.do(ctx, "GET", path, nil, nil) == nil {
+		if _, err := a.Campaign(ctx, CampaignID(c)); err == nil {
 			continue
 		}
-		body := map[string]any{
-			"name":      fmt.Sprintf("clickbench campaign %d", c),
-			"starts_at": now.Add(-time.Hour), "ends_at": now.Add(6 * 7 * 24 * time.Hour),
-		}
-		if err := a.do(ctx, "PUT", path, body, nil); err != nil {
+		name, starts, ends := fmt.Sprintf("clickbench campaign %d", c), now.Add(-time.Hour), now.Add(6*7*24*time.Hour)
+		if _, err := a.PutCampaign(ctx, CampaignID(c), adminclient.CampaignPut{Name: &name, StartsAt: &starts, EndsAt: &ends}); err != nil {
 			return err
 		}
 	}
 	// Creators, then links, on a few connections at once.
 	err := parallel(ctx, m.Creators(), func(k int) error {
 		c, local := k/m.perCampaign(), k%m.perCampaign()
-		return a.do(ctx, "PUT", "/v1/creators/"+m.CreatorID(k), map[string]any{
-			"campaign": CampaignID(c), "handle": fmt.Sprintf("@bench%d_%d", c, local), "country": "US", "status": "active",
-		}, nil)
+		return putCreator(ctx, a, CampaignID(c), m.CreatorID(k), fmt.Sprintf("@bench%d_%d", c, local))
 	})
 	if err != nil {
 		return err
@@ -100,15 +42,13 @@ func (a *Admin) Seed(ctx context.Context, m Model, destination string) error {
 	return parallel(ctx, m.Links(), func(i int) error {
 		c, k := m.LinkOwner(i)
 		campaign, creator := CampaignID(c), m.CreatorID(k)
-		err := a.do(ctx, "POST", "/v1/links", map[string]any{
-			"campaign": campaign, "creator": creator, "code": LinkCode(i),
-			"destinations": map[string]string{"default": fmt.Sprintf("%s?l=%d", destination, i)},
-		}, nil)
-		if !errors.Is(err, ErrConflict) {
+		_, err := a.CreateLink(ctx, adminclient.NewLink{Campaign: campaign, Creator: creator, Code: LinkCode(i),
+			Destinations: counter.Destinations{Default: fmt.Sprintf("%s?l=%d", destination, i)}})
+		if !errors.Is(err, adminclient.ErrConflict) {
 			return err
 		}
-		var l struct{ Campaign, Creator string }
-		if err := a.do(ctx, "GET", "/v1/links/"+LinkCode(i), nil, &l); err != nil {
+		l, err := a.Link(ctx, LinkCode(i))
+		if err != nil {
 			return err
 		}
 		if l.Campaign != campaign || l.Creator != creator {
@@ -116,6 +56,14 @@ func (a *Admin) Seed(ctx context.Context, m Model, destination string) error {
 		}
 		return nil
 	})
+}
+
+// putCreator creates or replaces an active creator of campaign, in the
+// US.
+func putCreator(ctx context.Context, a *adminclient.Client, campaign, id, handle string) error {
+	country, status := "US", counter.StatusActive
+	_, err := a.PutCreator(ctx, id, adminclient.CreatorPut{Campaign: campaign, Handle: &handle, Country: &country, Status: &status})
+	return err
 }
 
 // parallel runs f(0..n-1) on 8 goroutines and returns the first error.
@@ -167,68 +115,50 @@ func (c Counts) sub(o Counts) Counts {
 		c.Inactive - o.Inactive, c.Uncounted - o.Uncounted, c.Budget - o.Budget}
 }
 
+// countsOf is the counters of s.
+func countsOf(s adminclient.Stats) Counts {
+	c := &s.Counts
+	return Counts{Clicks: s.Clicks, Qualified: c[counter.Qualified], Duplicates: c[counter.Duplicate], Bots: c[counter.Bot],
+		Previews: c[counter.Preview], Prefetches: c[counter.Prefetch], Velocity: c[counter.Velocity], OutOfWindow: c[counter.OutOfWindow],
+		Inactive: c[counter.Inactive], Uncounted: c[counter.Uncounted], Budget: c[counter.Budget]}
+}
+
 // Stats returns the counters of every creator of m, by creator index.
-func (a *Admin) Stats(ctx context.Context, m Model) ([]Counts, error) {
+func Stats(ctx context.Context, a *adminclient.Client, m Model) ([]Counts, error) {
 	out := make([]Counts, m.Creators())
 	err := parallel(ctx, len(out), func(k int) error {
-		return a.do(ctx, "GET", fmt.Sprintf("/v1/creators/%s/stats?campaign=%s", m.CreatorID(k), CampaignID(k/m.perCampaign())), nil, &out[k])
+		s, err := a.Stats(ctx, CampaignID(k/m.perCampaign()), m.CreatorID(k), "")
+		out[k] = countsOf(s)
+		return err
 	})
 	return out, err
 }
 
 // ImportLinks creates n links of creator of campaign, to destination, in
-// one POST /v1/links:bulk with codes drawn by clickgate, and returns their
-// codes in the order of the lines.
-func (a *Admin) ImportLinks(ctx context.Context, campaign, creator, destination string, n int) ([]string, error) {
-	line, err := json.Marshal(map[string]any{"campaign": campaign, "creator": creator, "destinations": map[string]string{"default": destination}})
+// one bulk import with codes drawn by clickgate, and returns their codes
+// in the order of the lines.
+func ImportLinks(ctx context.Context, a *adminclient.Client, campaign, creator, destination string, n int) ([]string, error) {
+	line, err := adminclient.JSONLines(adminclient.NewLink{Campaign: campaign, Creator: creator,
+		Destinations: counter.Destinations{Default: destination}})
 	if err != nil {
 		return nil, err
 	}
-	body := bytes.Repeat(append(line, '\n'), n)
-	req, err := http.NewRequestWithContext(ctx, "POST", strings.TrimSuffix(a.URL, "/")+"/v1/links:bulk", bytes.NewReader(body))
+	body := bytes.Repeat(line, n)
+	res, err := a.ImportLinks(ctx, body, false)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("bulk import of %d links (%d bytes): %w", n, len(body), err)
 	}
-	req.Header.Set("Authorization", "Bearer "+a.Token)
-	req.Header.Set("Content-Type", "application/x-ndjson")
-	c := a.HTTP
-	if c == nil {
-		c = &http.Client{Timeout: 30 * time.Second}
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusCreated {
-		return nil, fmt.Errorf("POST /v1/links:bulk of %d links (%d bytes): %s: %s", n, len(body), resp.Status, bytes.TrimSpace(b[:min(len(b), 1000)]))
-	}
-	var out struct {
-		Created int `json:"created"`
-		Links   []struct {
-			Code string `json:"code"`
-		} `json:"links"`
-	}
-	if err := json.Unmarshal(b, &out); err != nil {
-		return nil, fmt.Errorf("POST /v1/links:bulk: %w", err)
-	}
-	if out.Created != n || len(out.Links) != n {
-		return nil, fmt.Errorf("POST /v1/links:bulk of %d links created %d (%d listed)", n, out.Created, len(out.Links))
+	if res.Created != n || len(res.Links) != n {
+		return nil, fmt.Errorf("bulk import of %d links created %d (%d listed)", n, res.Created, len(res.Links))
 	}
 	codes := make([]string, n)
-	for i, l := range out.Links {
+	for i, l := range res.Links {
 		codes[i] = l.Code
 	}
 	return codes, nil
 }
 
 // PutCreator creates or replaces an active creator of campaign, in the US.
-func (a *Admin) PutCreator(ctx context.Context, campaign, id string) error {
-	return a.do(ctx, "PUT", "/v1/creators/"+id, map[string]any{
-		"campaign": campaign, "handle": "@" + id, "country": "US", "status": "active",
-	}, nil)
+func PutCreator(ctx context.Context, a *adminclient.Client, campaign, id string) error {
+	return putCreator(ctx, a, campaign, id, "@"+id)
 }

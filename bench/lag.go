@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/clickgate/clickgate/counter"
+	"github.com/clickgate/clickgate/redirect/admin/adminclient"
 )
 
 // LagProbe measures how long a person's visit takes from its 302 to its
@@ -24,7 +27,7 @@ import (
 // pass this node's own appends) is counted in it: it is when a reader of
 // the stats sees the visit.
 type LagProbe struct {
-	Admin    *Admin
+	Admin    *adminclient.Client
 	Target   string // the public listener, host:port
 	Campaign string // a campaign that exists
 	// Creators is how many probe creators there are, each with one visit
@@ -78,17 +81,12 @@ func probeCode(i int) string    { return fmt.Sprintf("P%07d", i) }
 func (p *LagProbe) Seed(ctx context.Context) error {
 	p.defaults()
 	for i := range p.Creators {
-		err := p.Admin.do(ctx, "PUT", "/v1/creators/"+probeCreator(i), map[string]any{
-			"campaign": p.Campaign, "handle": fmt.Sprintf("@probe%d", i), "country": "US", "status": "active",
-		}, nil)
-		if err != nil {
+		if err := putCreator(ctx, p.Admin, p.Campaign, probeCreator(i), fmt.Sprintf("@probe%d", i)); err != nil {
 			return err
 		}
-		err = p.Admin.do(ctx, "POST", "/v1/links", map[string]any{
-			"campaign": p.Campaign, "creator": probeCreator(i), "code": probeCode(i),
-			"destinations": map[string]string{"default": "https://app.example.com/probe"},
-		}, nil)
-		if err != nil && !errors.Is(err, ErrConflict) {
+		_, err := p.Admin.CreateLink(ctx, adminclient.NewLink{Campaign: p.Campaign, Creator: probeCreator(i), Code: probeCode(i),
+			Destinations: counter.Destinations{Default: "https://app.example.com/probe"}})
+		if err != nil && !errors.Is(err, adminclient.ErrConflict) {
 			return err
 		}
 	}
@@ -196,7 +194,6 @@ func (p *LagProbe) click(ctx context.Context, web *http.Client, i int) (time.Tim
 
 // clicks reads probe creator i's clicks.
 func (p *LagProbe) clicks(ctx context.Context, i int) (int64, error) {
-	var c Counts
-	err := p.Admin.do(ctx, "GET", fmt.Sprintf("/v1/creators/%s/stats?campaign=%s", probeCreator(i), p.Campaign), nil, &c)
-	return c.Clicks, err
+	s, err := p.Admin.Stats(ctx, p.Campaign, probeCreator(i), "")
+	return s.Clicks, err
 }

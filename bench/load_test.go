@@ -14,6 +14,7 @@ import (
 
 	"github.com/clickgate/clickgate/counter"
 	"github.com/clickgate/clickgate/redirect"
+	"github.com/clickgate/clickgate/redirect/admin/adminclient"
 )
 
 // listen serves h on a free loopback port and returns its address.
@@ -443,12 +444,13 @@ func TestLagProbe(t *testing.T) {
 			mu.Lock()
 			fmt.Fprintf(ctx, `{"clicks": %d}`, clicks[creator])
 			mu.Unlock()
-		default: // seeding
+		default: // seeding: the creator or link as it was put
 			ctx.SetStatusCode(200)
+			ctx.SetBodyString("{}")
 		}
 	}
 	addr := listen(t, h)
-	p := &LagProbe{Admin: &Admin{URL: "http://" + addr, Token: "t"}, Target: addr, Campaign: "c", Creators: 2, Poll: 5 * time.Millisecond, Pause: 10 * time.Millisecond}
+	p := &LagProbe{Admin: &adminclient.Client{URL: "http://" + addr, Token: "t"}, Target: addr, Campaign: "c", Creators: 2, Poll: 5 * time.Millisecond, Pause: 10 * time.Millisecond}
 	ctx := context.Background()
 	if err := p.Seed(ctx); err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/clickgate/clickgate/counter/boltstore"
 	"github.com/clickgate/clickgate/counter/redisstore"
 	"github.com/clickgate/clickgate/redirect"
+	"github.com/clickgate/clickgate/redirect/admin/adminclient"
 )
 
 // importRounds are the open loop's rounds of the bulk import test, in
@@ -91,7 +92,7 @@ func (l *loadtester) importUnderLoad(rows []*row) error {
 func (l *loadtester) importLoop(r *row, end time.Time) error {
 	for time.Now().Before(end) {
 		start := time.Now()
-		codes, err := r.admin.ImportLinks(l.ctx, bench.CampaignID(0), importCreator, importDestination, l.importBatch)
+		codes, err := bench.ImportLinks(l.ctx, r.admin, bench.CampaignID(0), importCreator, importDestination, l.importBatch)
 		if err != nil {
 			return err
 		}
@@ -209,7 +210,7 @@ type linkWriter interface {
 func (l *loadtester) catalogRun(cs *catalogStore, n int, args []string, redisMem func() float64, open func(func(linkWriter) error) error) error {
 	m := bench.DefaultModel()
 	m.Campaigns, m.CreatorsPerCampaign, m.LinksPerCreator = 1, 1, 1
-	start := func() (*proc, *bench.Admin, string, time.Duration, int, error) {
+	start := func() (*proc, *adminclient.Client, string, time.Duration, int, error) {
 		full := append([]string{"serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--admin-token", loadtestToken}, args...)
 		t := time.Now()
 		p, match, err := l.startProc(l.command(l.cpus, l.gate, full...), linksRE)
@@ -218,9 +219,9 @@ func (l *loadtester) catalogRun(cs *catalogStore, n int, args []string, redisMem
 		}
 		took := time.Since(t)
 		links, _ := strconv.Atoi(match[3])
-		return p, &bench.Admin{URL: "http://" + match[2], Token: loadtestToken}, match[1], took, links, nil
+		return p, &adminclient.Client{URL: "http://" + match[2], Token: loadtestToken}, match[1], took, links, nil
 	}
-	memory := func(p *proc, a *bench.Admin) (rss, heap float64) {
+	memory := func(p *proc, a *adminclient.Client) (rss, heap float64) {
 		// A heap profile with gc=1 collects first: the heap then holds
 		// what the server keeps, not the garbage of reading the catalog.
 		scrape(a.URL + "/debug/pprof/heap?gc=1")
@@ -230,7 +231,7 @@ func (l *loadtester) catalogRun(cs *catalogStore, n int, args []string, redisMem
 	if err != nil {
 		return err
 	}
-	if err := a.Seed(l.ctx, m, "https://app.example.com/join"); err != nil {
+	if err := bench.Seed(l.ctx, a, m, "https://app.example.com/join"); err != nil {
 		p.stop()
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/clickgate/clickgate/bench"
 	"github.com/clickgate/clickgate/counter/redisstore/redistest"
+	"github.com/clickgate/clickgate/redirect/admin/adminclient"
 )
 
 // A design is one system under test.
@@ -52,8 +53,8 @@ type row struct {
 	nodes       []*redis.Client // every redis-server that serves keys: rdb, or the cluster's masters
 	targets     []string        // public listeners, one per server
 	metricsURLs []string
-	admin       *bench.Admin   // the first server's
-	admins      []*bench.Admin // every server's
+	admin       *adminclient.Client   // the first server's
+	admins      []*adminclient.Client // every server's
 	before      []bench.Counts
 	lag         *bench.LagProbe // during max
 	imp         *importResult   // links imported during the open loop
@@ -298,17 +299,17 @@ func (l *loadtester) start(d design) (r *row, err error) {
 		}
 	}
 	r.admin = r.admins[0]
-	if err := r.admin.Seed(l.ctx, l.model, "https://app.example.com/join"); err != nil {
+	if err := bench.Seed(l.ctx, r.admin, l.model, "https://app.example.com/join"); err != nil {
 		return nil, err
 	}
 	// The bulk imports' links belong to a creator the audit does not
 	// read: the HEADs that check that every edge serves them are counted.
-	if err := r.admin.PutCreator(l.ctx, bench.CampaignID(0), importCreator); err != nil {
+	if err := bench.PutCreator(l.ctx, r.admin, bench.CampaignID(0), importCreator); err != nil {
 		return nil, err
 	}
 	// Every edge serves every link before any traffic: the catalog's
 	// changes apply in order, so the one made last tells.
-	codes, err := r.admin.ImportLinks(l.ctx, bench.CampaignID(0), importCreator, importDestination, 1)
+	codes, err := bench.ImportLinks(l.ctx, r.admin, bench.CampaignID(0), importCreator, importDestination, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -321,7 +322,7 @@ func (l *loadtester) start(d design) (r *row, err error) {
 	if err := r.lag.Seed(l.ctx); err != nil {
 		return nil, err
 	}
-	if r.before, err = r.admin.Stats(l.ctx, l.model); err != nil {
+	if r.before, err = bench.Stats(l.ctx, r.admin, l.model); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -344,7 +345,7 @@ func (l *loadtester) startGate(r *row, more ...string) error {
 	if err != nil {
 		return err
 	}
-	a := &bench.Admin{URL: "http://" + match[2], Token: loadtestToken,
+	a := &adminclient.Client{URL: "http://" + match[2], Token: loadtestToken,
 		HTTP: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}}
 	r.srvs, r.targets = append(r.srvs, srv), append(r.targets, match[1])
 	r.admins, r.metricsURLs = append(r.admins, a), append(r.metricsURLs, a.URL+"/metrics")
@@ -459,7 +460,7 @@ func (l *loadtester) caughtUp(r *row) {
 // first's last, through which the counters are read.
 func (l *loadtester) settle(r *row) error {
 	for i := len(r.admins) - 1; i >= 0; i-- {
-		if _, err := r.admins[i].Stats(l.ctx, l.model); err != nil {
+		if _, err := bench.Stats(l.ctx, r.admins[i], l.model); err != nil {
 			return err
 		}
 	}
@@ -585,7 +586,7 @@ func (l *loadtester) measure(rows []*row) error {
 		if r.admin == nil {
 			continue
 		}
-		after, err := r.admin.Stats(l.ctx, l.model)
+		after, err := bench.Stats(l.ctx, r.admin, l.model)
 		if err != nil {
 			return err
 		}

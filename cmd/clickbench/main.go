@@ -26,6 +26,7 @@ import (
 	"github.com/valyala/fasthttp/pprofhandler"
 
 	"github.com/clickgate/clickgate/bench"
+	"github.com/clickgate/clickgate/redirect/admin/adminclient"
 )
 
 const usage = `clickbench: load and audit for clickgate
@@ -166,8 +167,8 @@ func (f *modelFlags) model() (bench.Model, error) {
 	return m, nil
 }
 
-func addAdminFlags(fs *flag.FlagSet) *bench.Admin {
-	a := &bench.Admin{}
+func addAdminFlags(fs *flag.FlagSet) *adminclient.Client {
+	a := &adminclient.Client{}
 	fs.StringVar(&a.URL, "admin-url", "http://127.0.0.1:8081", "URL of clickgate's admin listener")
 	fs.StringVar(&a.Token, "admin-token", os.Getenv("CLICKGATE_ADMIN_TOKEN"), "admin bearer token [$CLICKGATE_ADMIN_TOKEN]")
 	return a
@@ -189,7 +190,7 @@ func seed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usageError("seed: --admin-token is required")
 	}
 	start := time.Now()
-	if err := a.Seed(ctx, m, *dest); err != nil {
+	if err := bench.Seed(ctx, a, m, *dest); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "seeded %d campaigns, %d creators, %d links (%s to %s) in %s\n",
@@ -248,7 +249,7 @@ func load(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	var before []bench.Counts
 	if *audit {
-		if before, err = a.Stats(ctx, m); err != nil {
+		if before, err = bench.Stats(ctx, a, m); err != nil {
 			return fmt.Errorf("cannot read counters before the run (seed first?): %w", err)
 		}
 	}
@@ -261,7 +262,7 @@ func load(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// Not ctx: an interrupted run is still audited.
 		actx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		after, err := a.Stats(actx, m)
+		after, err := bench.Stats(actx, a, m)
 		if err != nil {
 			return fmt.Errorf("cannot read counters after the run: %w", err)
 		}

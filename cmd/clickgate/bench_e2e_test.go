@@ -7,6 +7,7 @@ import (
 
 	"github.com/clickgate/clickgate/bench"
 	"github.com/clickgate/clickgate/counter/redisstore/redistest"
+	"github.com/clickgate/clickgate/redirect/admin/adminclient"
 )
 
 // auditRun seeds p with a small model, sends n requests from many loopback
@@ -15,20 +16,20 @@ func auditRun(t *testing.T, p *proc, n int64) *bench.Audit {
 	t.Helper()
 	m := bench.DefaultModel()
 	m.CreatorsPerCampaign, m.AddressBase = 10, 4000
-	admin := &bench.Admin{URL: "http://" + p.admin, Token: p.token}
+	admin := &adminclient.Client{URL: "http://" + p.admin, Token: p.token}
 	ctx := context.Background()
-	if err := admin.Seed(ctx, m, "https://app.example.com/join"); err != nil {
+	if err := bench.Seed(ctx, admin, m, "https://app.example.com/join"); err != nil {
 		t.Fatal(err)
 	}
 	// Seeding twice is harmless.
-	if err := admin.Seed(ctx, m, "https://app.example.com/join"); err != nil {
+	if err := bench.Seed(ctx, admin, m, "https://app.example.com/join"); err != nil {
 		t.Fatalf("seeding again: %s", err)
 	}
 	g, err := bench.NewGenerator(m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	before, err := admin.Stats(ctx, m)
+	before, err := bench.Stats(ctx, admin, m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +40,7 @@ func auditRun(t *testing.T, p *proc, n int64) *bench.Audit {
 	if res.Requests != n {
 		t.Fatalf("%d of %d requests answered:\n%s", res.Requests, n, p.logs())
 	}
-	after, err := admin.Stats(ctx, m)
+	after, err := bench.Stats(ctx, admin, m)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,15 +5,15 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/clickgate/clickgate/counter"
+	"github.com/clickgate/clickgate/redirect/admin/adminclient"
 )
 
 // catalogCmd is `clickgate catalog export|import`: the campaigns, creators
@@ -48,7 +48,7 @@ func catalogCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			defer f.Close()
 			w = f
 		}
-		return c.do(ctx, "GET", "/v1/catalog", nil, w)
+		return printAnswer(w)(c.Catalog(ctx))
 	}
 	r := io.Reader(os.Stdin)
 	if *file != "-" {
@@ -61,44 +61,33 @@ func catalogCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
-	var cat struct {
-		Version   uint64             `json:"version"`
-		Campaigns []counter.Campaign `json:"campaigns"`
-		Creators  []counter.Creator  `json:"creators"`
-		Links     []counter.Link     `json:"links"`
-	}
+	var cat adminclient.Catalog
 	if err := dec.Decode(&cat); err != nil {
 		return fmt.Errorf("cannot read the catalog document: %w", err)
 	}
 	var done [3]int
 	for _, cp := range cat.Campaigns {
-		// The campaign as the API takes it: every field but the id,
-		// which is in the path.
-		var body map[string]any
-		b, _ := json.Marshal(cp)
-		json.Unmarshal(b, &body)
-		delete(body, "id")
-		if err := c.do(ctx, "PUT", "/v1/campaigns/"+url.PathEscape(cp.ID), body, io.Discard); err != nil {
+		if _, err := c.PutCampaign(ctx, cp.ID, adminclient.CampaignPutOf(cp)); err != nil {
 			return fmt.Errorf("campaign %q: %w", cp.ID, err)
 		}
 		done[0]++
 	}
 	for _, cr := range cat.Creators {
-		body := map[string]any{"campaign": cr.Campaign, "handle": cr.Handle, "country": cr.Country, "status": cr.Status}
-		if err := c.do(ctx, "PUT", "/v1/creators/"+url.PathEscape(cr.ID), body, io.Discard); err != nil {
+		if _, err := c.PutCreator(ctx, cr.ID, adminclient.CreatorPutOf(cr)); err != nil {
 			return fmt.Errorf("creator %q of campaign %q: %w", cr.ID, cr.Campaign, err)
 		}
 		done[1]++
 	}
 	for _, l := range cat.Links {
-		body := map[string]any{"campaign": l.Campaign, "creator": l.Creator, "code": l.Code, "destinations": l.Destinations, "preview": l.Preview}
-		err := c.do(ctx, "POST", "/v1/links", body, io.Discard)
-		if err != nil && strings.Contains(err.Error(), "is taken") {
+		_, err := c.CreateLink(ctx, adminclient.NewLink{Campaign: l.Campaign, Creator: l.Creator, Code: l.Code,
+			Destinations: l.Destinations, Preview: &l.Preview})
+		if errors.Is(err, adminclient.ErrConflict) {
 			err = sameLink(ctx, c, l)
 		}
 		if err == nil && l.Disabled {
 			// A link is created enabled: disabled, it is disabled again.
-			err = c.do(ctx, "PATCH", "/v1/links/"+url.PathEscape(l.Code), map[string]any{"disabled": true}, io.Discard)
+			disabled := true
+			_, err = c.PatchLink(ctx, l.Code, adminclient.LinkPatch{Disabled: &disabled})
 		}
 		if err != nil {
 			return fmt.Errorf("link %q: %w", l.Code, err)
@@ -110,13 +99,9 @@ func catalogCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 // sameLink checks that the store's link l.Code is l: a taken code is fine
 // when it is the same link, and an error when it is another.
-func sameLink(ctx context.Context, c *adminClient, l counter.Link) error {
-	var b bytes.Buffer
-	if err := c.do(ctx, "GET", "/v1/links/"+url.PathEscape(l.Code), nil, &b); err != nil {
-		return err
-	}
-	var got counter.Link
-	if err := json.Unmarshal(b.Bytes(), &got); err != nil {
+func sameLink(ctx context.Context, c *adminclient.Client, l counter.Link) error {
+	got, err := c.Link(ctx, l.Code)
+	if err != nil {
 		return err
 	}
 	if got.Campaign != l.Campaign || got.Creator != l.Creator || got.Destinations != l.Destinations || got.Preview != l.Preview {
@@ -131,7 +116,7 @@ func sameLink(ctx context.Context, c *adminClient, l counter.Link) error {
 // is validated before any link is created; line numbers are FILE's. A
 // file over what one call takes (the admin listener's 1 MiB) is sent in
 // parts, each validated first (?dry_run=1), then created in turn.
-func importLinks(ctx context.Context, c *adminClient, file string, stdout io.Writer) error {
+func importLinks(ctx context.Context, c *adminclient.Client, file string, stdout io.Writer) error {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return err
@@ -149,29 +134,21 @@ func importLinks(ctx context.Context, c *adminClient, file string, stdout io.Wri
 		return lines[n-1]
 	}
 	parts := splitLines(data, importPartSize)
-	var created []importedLink
+	var created []adminclient.ImportedLink
 	send := func(p importPart, dry bool) error {
-		path := "/v1/links:bulk"
-		if dry {
-			path += "?dry_run=1"
-		}
-		status, body, err := c.raw(ctx, "POST", path, "application/x-ndjson", p.data)
-		if err != nil {
+		res, err := c.ImportLinks(ctx, p.data, dry)
+		if res == nil {
 			return err
-		}
-		var res importResult
-		if err := json.Unmarshal(body, &res); err != nil {
-			return fmt.Errorf("%d %s: unexpected answer %.200q", status, http.StatusText(status), body)
 		}
 		for _, l := range res.Links {
 			l.Line = fileLine(p.first + l.Line)
 			created = append(created, l)
 		}
-		if status < 300 {
+		if err == nil {
 			return nil
 		}
 		if len(res.Errors) == 0 {
-			return fmt.Errorf("%d %s: %s", status, http.StatusText(status), res.Error)
+			return err
 		}
 		msg := make([]string, len(res.Errors))
 		for i, e := range res.Errors {
@@ -208,21 +185,6 @@ var importPartSize = 1<<20 - 16<<10
 type importPart struct {
 	data  []byte
 	first int // lines before it
-}
-
-type importedLink struct {
-	Line int    `json:"line"`
-	Code string `json:"code"`
-	URL  string `json:"url"`
-}
-
-type importResult struct {
-	Links  []importedLink `json:"links"`
-	Error  string         `json:"error"`
-	Errors []struct {
-		Line  int    `json:"line"`
-		Error string `json:"error"`
-	} `json:"errors"`
 }
 
 // splitLines splits data at line ends into parts of at most size bytes

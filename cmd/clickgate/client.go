@@ -1,14 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
+	"errors"
 	"flag"
-	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,12 +12,8 @@ import (
 	"time"
 
 	"github.com/clickgate/clickgate/counter"
+	"github.com/clickgate/clickgate/redirect/admin/adminclient"
 )
-
-// adminClient talks to the admin API of a running clickgate.
-type adminClient struct {
-	url, token string
-}
 
 func addClientFlags(fs *flag.FlagSet) (*string, *string, *string) {
 	return fs.String("admin-url", "http://127.0.0.1:8081", "URL of the admin listener"),
@@ -29,7 +21,9 @@ func addClientFlags(fs *flag.FlagSet) (*string, *string, *string) {
 		fs.String("data", "./data", "data directory of a local clickgate, to read its admin-token")
 }
 
-func newAdminClient(adminURL, token, dataDir string) (*adminClient, error) {
+// newAdminClient returns a client of the admin API at adminURL, with
+// token, or else the one in dataDir.
+func newAdminClient(adminURL, token, dataDir string) (*adminclient.Client, error) {
 	if token == "" {
 		b, err := os.ReadFile(filepath.Join(dataDir, "admin-token"))
 		if err != nil {
@@ -37,86 +31,18 @@ func newAdminClient(adminURL, token, dataDir string) (*adminClient, error) {
 		}
 		token = strings.TrimSpace(string(b))
 	}
-	return &adminClient{url: strings.TrimSuffix(adminURL, "/"), token: token}, nil
+	return &adminclient.Client{URL: adminURL, Token: token}, nil
 }
 
-// do sends body (JSON-encoded unless nil) and writes the JSON answer to
-// stdout; an error status becomes the API's error message.
-func (c *adminClient) do(ctx context.Context, method, path string, body any, stdout io.Writer) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
+// printAnswer returns a function that writes an answer of the admin API
+// to stdout, unless the call failed: printAnswer(stdout)(c.Link(ctx, code)).
+func printAnswer(stdout io.Writer) func(v any, err error) error {
+	return func(v any, err error) error {
 		if err != nil {
 			return err
 		}
-		rd = bytes.NewReader(b)
+		return writeJSONOut(stdout, v)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, c.url+path, rd)
-	if err != nil {
-		return fmt.Errorf("bad --admin-url %q: %w", c.url, err)
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("cannot reach the admin API: %w", err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return fmt.Errorf("cannot read the admin API's answer: %w", err)
-	}
-	if resp.StatusCode >= 300 {
-		var e struct{ Error string }
-		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return fmt.Errorf("%s: %s", resp.Status, e.Error)
-		}
-		return fmt.Errorf("%s", resp.Status)
-	}
-	_, err = stdout.Write(b)
-	return err
-}
-
-// get reads the JSON object at path into v, and reports whether it
-// exists.
-func (c *adminClient) get(ctx context.Context, path string, v any) (bool, error) {
-	status, b, err := c.raw(ctx, "GET", path, "application/json", nil)
-	switch {
-	case err != nil:
-		return false, err
-	case status == http.StatusNotFound:
-		return false, nil
-	case status >= 300:
-		var e struct{ Error string }
-		json.Unmarshal(b, &e)
-		return false, fmt.Errorf("%d %s: %s", status, http.StatusText(status), e.Error)
-	}
-	return true, json.Unmarshal(b, v)
-}
-
-// raw sends body as is and returns the answer's status and body,
-// whatever the status.
-func (c *adminClient) raw(ctx context.Context, method, path, contentType string, body []byte) (int, []byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, c.url+path, bytes.NewReader(body))
-	if err != nil {
-		return 0, nil, fmt.Errorf("bad --admin-url %q: %w", c.url, err)
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("Content-Type", contentType)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, nil, fmt.Errorf("cannot reach the admin API: %w", err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
-	if err != nil {
-		return 0, nil, fmt.Errorf("cannot read the admin API's answer: %w", err)
-	}
-	return resp.StatusCode, b, nil
 }
 
 func client(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) error {
@@ -130,83 +56,12 @@ func client(ctx context.Context, cmd string, args []string, stdout, stderr io.Wr
 	name := strings.TrimSpace(cmd + " " + sub)
 	fs := newFlagSet(name, stderr)
 	adminURL, token, dataDir := addClientFlags(fs)
+	newClient := func() (*adminclient.Client, error) { return newAdminClient(*adminURL, *token, *dataDir) }
 	id, args := splitID(args)
 
-	var method, path string
-	var body map[string]any
 	switch name {
 	case "campaigns put":
-		f := map[string]*string{}
-		for _, n := range []string{"name", "starts-at", "ends-at", "dedupe-window", "eligible-countries", "signup-grace", "attribution-window", "query-passthrough"} {
-			f[n] = fs.String(n, "", campaignFlagUsage[n])
-		}
-		ints := map[string]*int64{}
-		for _, n := range []string{"signup-reward-cents", "visit-block-size", "visit-block-reward-cents", "cap-cents"} {
-			ints[n] = fs.Int64(n, 0, campaignFlagUsage[n])
-		}
-		preview := addPreviewFlags(fs, "the campaign's links (a link's own preview wins)")
-		if err := parseFlags(fs, args); err != nil {
-			return err
-		}
-		var err error
-		if id, err = requireID(fs, id, "campaign id"); err != nil {
-			return err
-		}
-		// Only what was given is sent: the other fields keep their
-		// value, or take the server's defaults when the campaign is new.
-		given := givenFlags(fs)
-		body = map[string]any{}
-		for n := range given {
-			key := strings.ReplaceAll(n, "-", "_")
-			switch n {
-			case "signup-reward-cents", "visit-block-size", "visit-block-reward-cents", "cap-cents":
-				body[key] = *ints[n]
-			case "eligible-countries":
-				list := []string{}
-				for _, cc := range strings.Split(*f[n], ",") {
-					if cc = strings.TrimSpace(cc); cc != "" {
-						list = append(list, cc)
-					}
-				}
-				body[key] = list
-			case "starts-at", "ends-at":
-				if body[key], err = parseTime(n, *f[n]); err != nil {
-					return err
-				}
-			case "dedupe-window", "signup-grace", "attribution-window":
-				if body[key], err = parseDuration(n, *f[n]); err != nil {
-					return err
-				}
-			case "name":
-				body[key] = *f[n]
-			case "query-passthrough":
-				if body[key], err = strconv.ParseBool(*f[n]); err != nil {
-					return usageError("--query-passthrough %q: want true or false", *f[n])
-				}
-			}
-		}
-		c, err := newAdminClient(*adminURL, *token, *dataDir)
-		if err != nil {
-			return err
-		}
-		card := map[string]any{}
-		if preview.set(given, card) {
-			// The API replaces the whole card: keep the fields not given.
-			var cur counter.Campaign
-			found, err := c.get(ctx, "/v1/campaigns/"+url.PathEscape(id), &cur)
-			if err != nil {
-				return err
-			}
-			if found {
-				old := map[string]any{"title": cur.Preview.Title, "description": cur.Preview.Description, "image": cur.Preview.Image}
-				for k, v := range card {
-					old[k] = v
-				}
-				card = old
-			}
-			body["preview"] = card
-		}
-		return c.do(ctx, "PUT", "/v1/campaigns/"+url.PathEscape(id), body, stdout)
+		return putCampaignCmd(ctx, fs, id, args, newClient, stdout)
 	case "campaigns get":
 		if err := parseFlags(fs, args); err != nil {
 			return err
@@ -215,12 +70,16 @@ func client(ctx context.Context, cmd string, args []string, stdout, stderr io.Wr
 		if id, err = requireID(fs, id, "campaign id"); err != nil {
 			return err
 		}
-		method, path = "GET", "/v1/campaigns/"+url.PathEscape(id)
+		c, err := newClient()
+		if err != nil {
+			return err
+		}
+		return printAnswer(stdout)(c.Campaign(ctx, id))
 	case "creators put":
 		campaign := fs.String("campaign", "", "campaign the creator joins (required)")
-		fs.String("handle", "", "the creator's public handle")
-		fs.String("country", "", "ISO 3166-1 alpha-2 country code, e.g. US (required for a new creator)")
-		fs.String("status", "", "invited, active or suspended (default, for a new creator: active)")
+		handle := fs.String("handle", "", "the creator's public handle")
+		country := fs.String("country", "", "ISO 3166-1 alpha-2 country code, e.g. US (required for a new creator)")
+		status := fs.String("status", "", "invited, active or suspended (default, for a new creator: active)")
 		if err := parseFlags(fs, args); err != nil {
 			return err
 		}
@@ -233,14 +92,14 @@ func client(ctx context.Context, cmd string, args []string, stdout, stderr io.Wr
 		}
 		// Only what was given is sent: a creator's other fields keep
 		// their value.
-		body = map[string]any{"campaign": *campaign}
-		fs.Visit(func(fl *flag.Flag) {
-			switch fl.Name {
-			case "handle", "country", "status":
-				body[fl.Name] = fl.Value.String()
-			}
-		})
-		method, path = "PUT", "/v1/creators/"+url.PathEscape(id)
+		given := givenFlags(fs)
+		p := adminclient.CreatorPut{Campaign: *campaign, Handle: ifGiven(given, "handle", handle),
+			Country: ifGiven(given, "country", country), Status: ifGiven(given, "status", status)}
+		c, err := newClient()
+		if err != nil {
+			return err
+		}
+		return printAnswer(stdout)(c.PutCreator(ctx, id, p))
 	case "creators get":
 		campaign := fs.String("campaign", "", "campaign of the creator (required)")
 		if err := parseFlags(fs, args); err != nil {
@@ -253,7 +112,11 @@ func client(ctx context.Context, cmd string, args []string, stdout, stderr io.Wr
 		if *campaign == "" {
 			return usageError("creators get: --campaign is required")
 		}
-		method, path = "GET", "/v1/creators/"+url.PathEscape(id)+"?campaign="+url.QueryEscape(*campaign)
+		c, err := newClient()
+		if err != nil {
+			return err
+		}
+		return printAnswer(stdout)(c.Creator(ctx, *campaign, id))
 	case "links create":
 		campaign := fs.String("campaign", "", "campaign of the link (required)")
 		creator := fs.String("creator", "", "creator the link belongs to (required)")
@@ -271,12 +134,17 @@ func client(ctx context.Context, cmd string, args []string, stdout, stderr io.Wr
 		if err := noArgs(fs); err != nil {
 			return err
 		}
-		body = map[string]any{"campaign": *campaign, "creator": *creator, "code": *code,
-			"destinations": map[string]string{"default": *def, "ios": *ios, "android": *android}}
-		if card := map[string]any{}; preview.set(givenFlags(fs), card) {
-			body["preview"] = card
+		l := adminclient.NewLink{Campaign: *campaign, Creator: *creator, Code: *code,
+			Destinations: counter.Destinations{Default: *def, IOS: *ios, Android: *android}}
+		if card := preview.patch(givenFlags(fs)); card != nil {
+			l.Preview = &counter.Card{}
+			card.Apply(l.Preview)
 		}
-		method, path = "POST", "/v1/links"
+		c, err := newClient()
+		if err != nil {
+			return err
+		}
+		return printAnswer(stdout)(c.CreateLink(ctx, l))
 	case "links import":
 		if err := parseFlags(fs, args); err != nil {
 			return err
@@ -285,7 +153,7 @@ func client(ctx context.Context, cmd string, args []string, stdout, stderr io.Wr
 		if err != nil {
 			return err
 		}
-		c, err := newAdminClient(*adminURL, *token, *dataDir)
+		c, err := newClient()
 		if err != nil {
 			return err
 		}
@@ -298,7 +166,11 @@ func client(ctx context.Context, cmd string, args []string, stdout, stderr io.Wr
 		if id, err = requireID(fs, id, "code"); err != nil {
 			return err
 		}
-		method, path = "GET", "/v1/links/"+url.PathEscape(id)
+		c, err := newClient()
+		if err != nil {
+			return err
+		}
+		return printAnswer(stdout)(c.Link(ctx, id))
 	case "stats":
 		campaign := fs.String("campaign", "", "campaign (required)")
 		creator := fs.String("creator", "", "creator (required)")
@@ -315,26 +187,100 @@ func client(ctx context.Context, cmd string, args []string, stdout, stderr io.Wr
 		if *campaign == "" || *creator == "" {
 			return usageError("stats: --campaign and --creator are required")
 		}
-		q := url.Values{"campaign": {*campaign}}
-		if *by != "" {
-			q.Set("by", *by)
-		}
-		method, path = "GET", "/v1/creators/"+url.PathEscape(*creator)+"/stats?"+q.Encode()
-	default:
-		if ok, err := manage(ctx, name, fs, id, args, [3]*string{adminURL, token, dataDir}, stdout); ok {
+		c, err := newClient()
+		if err != nil {
 			return err
 		}
-		return usageError("unknown command %q (see clickgate help)", name)
+		return printAnswer(stdout)(c.Stats(ctx, *campaign, *creator, *by))
 	}
-	c, err := newAdminClient(*adminURL, *token, *dataDir)
+	if ok, err := manage(ctx, name, fs, id, args, newClient, stdout); ok {
+		return err
+	}
+	return usageError("unknown command %q (see clickgate help)", name)
+}
+
+// putCampaignCmd is campaigns put ID [flags]: only the fields given are
+// sent; the others keep their value, or take the server's defaults when
+// the campaign is new.
+func putCampaignCmd(ctx context.Context, fs *flag.FlagSet, id string, args []string, newClient func() (*adminclient.Client, error), stdout io.Writer) error {
+	f := map[string]*string{}
+	for _, n := range []string{"name", "starts-at", "ends-at", "dedupe-window", "eligible-countries", "signup-grace", "attribution-window", "query-passthrough"} {
+		f[n] = fs.String(n, "", campaignFlagUsage[n])
+	}
+	ints := map[string]*int64{}
+	for _, n := range []string{"signup-reward-cents", "visit-block-size", "visit-block-reward-cents", "cap-cents"} {
+		ints[n] = fs.Int64(n, 0, campaignFlagUsage[n])
+	}
+	preview := addPreviewFlags(fs, "the campaign's links (a link's own preview wins)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	var err error
+	if id, err = requireID(fs, id, "campaign id"); err != nil {
+		return err
+	}
+	given := givenFlags(fs)
+	p := adminclient.CampaignPut{Name: ifGiven(given, "name", f["name"]),
+		SignupRewardCents:     ifGiven(given, "signup-reward-cents", ints["signup-reward-cents"]),
+		VisitBlockSize:        ifGiven(given, "visit-block-size", ints["visit-block-size"]),
+		VisitBlockRewardCents: ifGiven(given, "visit-block-reward-cents", ints["visit-block-reward-cents"]),
+		CapCents:              ifGiven(given, "cap-cents", ints["cap-cents"])}
+	if given["eligible-countries"] {
+		list := []string{}
+		for _, cc := range strings.Split(*f["eligible-countries"], ",") {
+			if cc = strings.TrimSpace(cc); cc != "" {
+				list = append(list, cc)
+			}
+		}
+		p.EligibleCountries = &list
+	}
+	for n, dst := range map[string]**time.Time{"starts-at": &p.StartsAt, "ends-at": &p.EndsAt} {
+		if given[n] {
+			t, err := parseTime(n, *f[n])
+			if err != nil {
+				return err
+			}
+			*dst = &t
+		}
+	}
+	for n, dst := range map[string]**counter.Duration{"dedupe-window": &p.DedupeWindow, "signup-grace": &p.SignupGrace, "attribution-window": &p.AttributionWindow} {
+		if given[n] {
+			d, err := parseDuration(n, *f[n])
+			if err != nil {
+				return err
+			}
+			*dst = &d
+		}
+	}
+	if given["query-passthrough"] {
+		b, err := strconv.ParseBool(*f["query-passthrough"])
+		if err != nil {
+			return usageError("--query-passthrough %q: want true or false", *f["query-passthrough"])
+		}
+		p.QueryPassthrough = &b
+	}
+	c, err := newClient()
 	if err != nil {
 		return err
 	}
-	var b any
-	if body != nil {
-		b = body
+	if card := preview.patch(given); card != nil {
+		// The API replaces the whole card: keep the fields not given.
+		cur, err := c.Campaign(ctx, id)
+		if err != nil && !errors.Is(err, adminclient.ErrNotFound) {
+			return err
+		}
+		card.Apply(&cur.Preview)
+		p.Preview = &cur.Preview
 	}
-	return c.do(ctx, method, path, b, stdout)
+	return printAnswer(stdout)(c.PutCampaign(ctx, id, p))
+}
+
+// ifGiven is v when flag name was given, else nil.
+func ifGiven[T any](given map[string]bool, name string, v *T) *T {
+	if given[name] {
+		return v
+	}
+	return nil
 }
 
 var campaignFlagUsage = map[string]string{

@@ -6,6 +6,9 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/clickgate/clickgate/counter"
+	"github.com/clickgate/clickgate/redirect/admin/adminclient"
 )
 
 // subcommands are the subcommands of each command that has some, as
@@ -79,28 +82,29 @@ func writeSubcommands(w io.Writer, cmd string) {
 }
 
 // parseTime reads a date flag: a day (2026-05-11, midnight UTC) or an
-// RFC 3339 time, returned as RFC 3339 in UTC.
-func parseTime(flagName, v string) (string, error) {
+// RFC 3339 time, returned in UTC.
+func parseTime(flagName, v string) (time.Time, error) {
 	if t, err := time.Parse(time.DateOnly, v); err == nil {
-		return t.UTC().Format(time.RFC3339), nil
+		return t.UTC(), nil
 	}
 	t, err := time.Parse(time.RFC3339, v)
 	if err != nil {
-		return "", usageError("--%s %q: want a day (2026-05-11, midnight UTC) or an RFC 3339 time (2026-05-11T09:00:00Z, 2026-05-11T09:00:00-07:00)", flagName, v)
+		return time.Time{}, usageError("--%s %q: want a day (2026-05-11, midnight UTC) or an RFC 3339 time (2026-05-11T09:00:00Z, 2026-05-11T09:00:00-07:00)", flagName, v)
 	}
-	return t.UTC().Format(time.RFC3339Nano), nil
+	return t.UTC(), nil
 }
 
 // parseDuration reads a duration flag (24h, 90m, 0s).
-func parseDuration(flagName, v string) (string, error) {
-	if _, err := time.ParseDuration(v); err != nil {
-		return "", usageError("--%s %q: want a duration such as 24h, 90m or 0s", flagName, v)
+func parseDuration(flagName, v string) (counter.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, usageError("--%s %q: want a duration such as 24h, 90m or 0s", flagName, v)
 	}
-	return v, nil
+	return counter.Duration(d), nil
 }
 
-// previewFlags are a preview card's flags, as campaigns put and links
-// create take them.
+// previewFlags are a preview card's flags, as campaigns put, links create
+// and links patch take them.
 type previewFlags struct{ title, description, image *string }
 
 func addPreviewFlags(fs *flag.FlagSet, of string) previewFlags {
@@ -111,17 +115,14 @@ func addPreviewFlags(fs *flag.FlagSet, of string) previewFlags {
 	}
 }
 
-// set puts the preview flags given into card, a preview object of the
-// API, and reports whether any was.
-func (p previewFlags) set(given map[string]bool, card map[string]any) bool {
-	ok := false
-	for name, v := range map[string]*string{"title": p.title, "description": p.description, "image": p.image} {
-		if given["preview-"+name] {
-			card[name] = *v
-			ok = true
-		}
+// patch is the preview flags given, or nil when none was.
+func (p previewFlags) patch(given map[string]bool) *adminclient.CardPatch {
+	c := adminclient.CardPatch{Title: ifGiven(given, "preview-title", p.title),
+		Description: ifGiven(given, "preview-description", p.description), Image: ifGiven(given, "preview-image", p.image)}
+	if c == (adminclient.CardPatch{}) {
+		return nil
 	}
-	return ok
+	return &c
 }
 
 // givenFlags returns the flags set on the command line or from the

@@ -281,7 +281,7 @@ func flushCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		return c.do(ctx, "POST", "/v1/flush", nil, stdout)
+		return printAnswer(stdout)(c.Flush(ctx))
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	store, _, secret, err := sf.open(ctx, log)

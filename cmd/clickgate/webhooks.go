@@ -5,7 +5,6 @@ import (
 	"flag"
 	"io"
 	"log/slog"
-	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -130,57 +129,52 @@ func webhooksCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	fs := newFlagSet("webhooks "+sub, stderr)
 	adminURL, token, dataDir := addClientFlags(fs)
+	var u, events, desc, secret *string
+	if sub == "add" {
+		u = fs.String("url", "", "URL the events are POSTed to: http or https (required)")
+		events = fs.String("events", "", "comma-separated event types it receives: "+strings.Join(webhook.Types, ", ")+" (default: all)")
+		desc = fs.String("description", "", "for operators")
+		secret = fs.String("secret", "", "signing secret, 32 to 256 characters, to add the same endpoint to several nodes (default: generated)")
+	}
 	id, args := splitID(args)
-	var method, path string
-	var body any
-	switch sub {
-	case "add":
-		u := fs.String("url", "", "URL the events are POSTed to: http or https (required)")
-		events := fs.String("events", "", "comma-separated event types it receives: "+strings.Join(webhook.Types, ", ")+" (default: all)")
-		desc := fs.String("description", "", "for operators")
-		secret := fs.String("secret", "", "signing secret, 32 to 256 characters, to add the same endpoint to several nodes (default: generated)")
-		if err := parseFlags(fs, args); err != nil {
-			return err
-		}
-		if id != "" {
-			return usageError("webhooks add: unexpected argument %q", id)
-		}
-		if err := noArgs(fs); err != nil {
-			return err
-		}
-		spec := webhook.Spec{URL: *u, Description: *desc, Secret: *secret}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	var spec webhook.Spec
+	if sub == "add" {
+		spec = webhook.Spec{URL: *u, Description: *desc, Secret: *secret}
 		for _, t := range strings.Split(*events, ",") {
 			if t = strings.TrimSpace(t); t != "" {
 				spec.Events = append(spec.Events, t)
 			}
 		}
-		method, path, body = "POST", "/v1/webhooks", spec
-	case "list":
-		if err := parseFlags(fs, args); err != nil {
-			return err
-		}
+	}
+	switch sub {
+	case "add", "list":
 		if id != "" {
-			return usageError("webhooks list: unexpected argument %q", id)
+			return usageError("webhooks %s: unexpected argument %q", sub, id)
 		}
 		if err := noArgs(fs); err != nil {
 			return err
 		}
-		method, path = "GET", "/v1/webhooks"
 	case "get", "remove":
-		if err := parseFlags(fs, args); err != nil {
-			return err
-		}
 		if id, err = requireID(fs, id, "endpoint id"); err != nil {
 			return err
-		}
-		method, path = "GET", "/v1/webhooks/"+url.PathEscape(id)
-		if sub == "remove" {
-			method = "DELETE"
 		}
 	}
 	c, err := newAdminClient(*adminURL, *token, *dataDir)
 	if err != nil {
 		return err
 	}
-	return c.do(ctx, method, path, body, stdout)
+	switch sub {
+	case "add":
+		return printAnswer(stdout)(c.AddWebhook(ctx, spec))
+	case "list":
+		list, err := c.Webhooks(ctx)
+		return printAnswer(stdout)(map[string]any{"webhooks": list}, err)
+	case "get":
+		return printAnswer(stdout)(c.Webhook(ctx, id))
+	default:
+		return printAnswer(stdout)(c.RemoveWebhook(ctx, id))
+	}
 }
