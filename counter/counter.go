@@ -331,3 +331,43 @@ func (c *Campaign) fixed(field, rule string) error {
 	}
 	return errors.New(msg)
 }
+
+// Running reports whether t is inside the campaign: from StartsAt, before
+// EndsAt. Clicks outside it are not qualified, and a signup is credited
+// only for a click inside it.
+func (c *Campaign) Running(t time.Time) bool {
+	return !t.Before(c.StartsAt) && t.Before(c.EndsAt)
+}
+
+// Eligible reports whether a creator based in country (an ISO 3166-1
+// alpha-2 code) may earn in the campaign: every country is when
+// EligibleCountries is empty.
+func (c *Campaign) Eligible(country string) bool {
+	return len(c.EligibleCountries) == 0 || slices.Contains(c.EligibleCountries, country)
+}
+
+// ValidStatus reports whether s is a creator status.
+func ValidStatus(s string) bool {
+	switch s {
+	case StatusInvited, StatusActive, StatusSuspended:
+		return true
+	}
+	return false
+}
+
+// Validate checks each destination that is set with check, and names the
+// first refused (destinations.default, .ios or .android) in its error.
+// Whether Default is required is the caller's to say.
+func (d *Destinations) Validate(check func(url string) error) error {
+	for _, f := range []struct{ name, url string }{
+		{"destinations.default", d.Default}, {"destinations.ios", d.IOS}, {"destinations.android", d.Android},
+	} {
+		if f.url == "" {
+			continue
+		}
+		if err := check(f.url); err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
+	}
+	return nil
+}

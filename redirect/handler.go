@@ -292,7 +292,7 @@ func (h *Handler) classify(ctx *fasthttp.RequestCtx, e *Entry, ua []byte, addr n
 	if h.o.Velocity != nil && !h.o.Velocity.Hit(NetworkKey(addr), now) {
 		return counter.Velocity
 	}
-	if now.Before(e.Campaign.StartsAt) || !now.Before(e.Campaign.EndsAt) {
+	if !e.Campaign.Running(now) {
 		return counter.OutOfWindow
 	}
 	if e.Creator.Status != counter.StatusActive {

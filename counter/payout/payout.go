@@ -170,7 +170,7 @@ func row(c counter.Campaign, statement string, cr counter.Creator, t Totals) (Ro
 		status = StatusInvited
 	case cr.Status != counter.StatusActive:
 		return Row{}, fmt.Errorf("creator %q of campaign %q has unknown status %q", cr.ID, c.ID, cr.Status)
-	case len(c.EligibleCountries) > 0 && !slices.Contains(c.EligibleCountries, cr.Country):
+	case !c.Eligible(cr.Country):
 		status = StatusIneligibleCountry
 	default:
 		status = StatusPayable

@@ -166,6 +166,16 @@ func validatePreview(p counter.Card) error {
 	return nil
 }
 
+// validateDestinations checks the destinations that d sets, each an
+// absolute https URL of another host than ownHosts.
+func validateDestinations(d *counter.Destinations, ownHosts []string) error {
+	err := d.Validate(func(url string) error { return redirect.ValidateDestination(url, ownHosts) })
+	if err != nil {
+		return unprocessable("%s", err)
+	}
+	return nil
+}
+
 // countryCode normalizes an ISO 3166-1 alpha-2 code.
 func countryCode(s string) (string, bool) {
 	if len(s) != 2 {
@@ -198,6 +208,10 @@ type creatorRequest struct {
 	Handle   *string `json:"handle"`
 	Country  *string `json:"country"`
 	Status   *string `json:"status"`
+	// AcceptedAt is when the creator accepted the campaign's terms (the
+	// dashboard's accept button sends it). Set once: when one is
+	// recorded, the first stays.
+	AcceptedAt *time.Time `json:"accepted_at"`
 }
 
 func (a *API) putCreator(ctx context.Context, rc *fasthttp.RequestCtx, id string) (int, any, error) {
@@ -228,6 +242,16 @@ func (a *API) putCreator(ctx context.Context, rc *fasthttp.RequestCtx, id string
 	}
 	set(&c.Handle, req.Handle)
 	set(&c.Status, req.Status)
+	if req.AcceptedAt != nil {
+		// The ledger keeps it: a time it can hold (UTC, years 1 to 9999).
+		at := req.AcceptedAt.UTC()
+		if at.IsZero() || at.Year() < 1 {
+			return 0, nil, unprocessable("accepted_at %s is not a time of acceptance", req.AcceptedAt.Format(time.RFC3339))
+		}
+		if c.AcceptedAt.IsZero() {
+			c.AcceptedAt = at
+		}
+	}
 	if req.Country != nil {
 		country, ok := countryCode(*req.Country)
 		if !ok {
@@ -238,13 +262,11 @@ func (a *API) putCreator(ctx context.Context, rc *fasthttp.RequestCtx, id string
 	if c.Country == "" {
 		return 0, nil, unprocessable("country is required (an ISO 3166-1 alpha-2 code such as \"US\")")
 	}
-	if len(camp.EligibleCountries) > 0 && !slices.Contains(camp.EligibleCountries, c.Country) {
+	if !camp.Eligible(c.Country) {
 		return 0, nil, unprocessable("country %q is not eligible in campaign %q (eligible: %s)",
 			c.Country, camp.ID, strings.Join(camp.EligibleCountries, ", "))
 	}
-	switch c.Status {
-	case counter.StatusInvited, counter.StatusActive, counter.StatusSuspended:
-	default:
+	if !counter.ValidStatus(c.Status) {
 		return 0, nil, unprocessable("status %q must be invited, active or suspended", c.Status)
 	}
 	if len(c.Handle) > 200 {
@@ -370,15 +392,8 @@ func (a *API) newLink(ctx context.Context, req *linkRequest, cache *refs) (count
 	if d.Default == "" {
 		return counter.Link{}, unprocessable("destinations.default is required")
 	}
-	for _, f := range []struct{ name, url string }{
-		{"destinations.default", d.Default}, {"destinations.ios", d.IOS}, {"destinations.android", d.Android},
-	} {
-		if f.url == "" {
-			continue
-		}
-		if err := redirect.ValidateDestination(f.url, a.ownHosts); err != nil {
-			return counter.Link{}, unprocessable("%s: %s", f.name, err)
-		}
+	if err := validateDestinations(&d, a.ownHosts); err != nil {
+		return counter.Link{}, err
 	}
 	if err := validatePreview(req.Preview); err != nil {
 		return counter.Link{}, err

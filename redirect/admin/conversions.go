@@ -93,7 +93,7 @@ func (a *API) conversion(ctx context.Context, rc *fasthttp.RequestCtx) (int, any
 	clicked := time.Unix(claims.Time, 0).UTC()
 	// The click was inside the campaign when it was made (it is
 	// attributable); the campaign may have been moved since.
-	if clicked.Before(camp.StartsAt) || !clicked.Before(camp.EndsAt) {
+	if !camp.Running(clicked) {
 		return 0, nil, errorf(fasthttp.StatusConflict, "the click at %s is outside campaign %q", clicked.Format(time.RFC3339), camp.ID)
 	}
 	if at.After(arrival) {

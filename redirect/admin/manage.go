@@ -199,9 +199,7 @@ func (a *API) listCreators(ctx context.Context, rc *fasthttp.RequestCtx) (int, a
 		return 0, nil, err
 	}
 	status := string(rc.QueryArgs().Peek("status"))
-	switch status {
-	case "", counter.StatusInvited, counter.StatusActive, counter.StatusSuspended:
-	default:
+	if status != "" && !counter.ValidStatus(status) {
 		return 0, nil, errorf(fasthttp.StatusBadRequest, "status %q must be invited, active or suspended", status)
 	}
 	cat, err := a.o.Store.Catalog(ctx)
@@ -323,15 +321,8 @@ func (p *linkPatch) apply(l *counter.Link, ownHosts []string) error {
 	if l.Destinations.Default == "" {
 		return unprocessable("destinations.default cannot be empty")
 	}
-	for _, f := range []struct{ name, url string }{
-		{"destinations.default", l.Destinations.Default}, {"destinations.ios", l.Destinations.IOS}, {"destinations.android", l.Destinations.Android},
-	} {
-		if f.url == "" {
-			continue
-		}
-		if err := redirect.ValidateDestination(f.url, ownHosts); err != nil {
-			return unprocessable("%s: %s", f.name, err)
-		}
+	if err := validateDestinations(&l.Destinations, ownHosts); err != nil {
+		return err
 	}
 	return validatePreview(l.Preview)
 }
