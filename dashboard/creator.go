@@ -3,7 +3,6 @@ package dashboard
 import (
 	"context"
 	"errors"
-	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -146,16 +145,14 @@ func (s *Server) creatorFigures(ctx context.Context, d *creatorData, cursor stri
 		ch.Series = append(ch.Series, sr)
 	}
 	d.Chart = ch.SVG()
-	d.AcceptedAt = s.acceptedAt(ctx, c.ID, cr.ID)
+	d.AcceptedAt = acceptedAt(cr)
 	return nil
 }
 
-func acceptedName(campaign, creator string) string {
-	return "dashboard-accepted/" + campaign + "/" + creator
-}
-
 // acceptTerms makes an invited creator active: the creator accepted the
-// campaign's terms. The time of the first acceptance is recorded.
+// campaign's terms. The time of the first acceptance is recorded with the
+// creator (accepted_at, which the admin API sets once), and the ledger
+// keeps it with the creator's details from the next flush on.
 func (s *Server) acceptTerms(w http.ResponseWriter, r *http.Request) {
 	token := r.PathValue("token")
 	ctx, cancel := pageContext()
@@ -182,12 +179,9 @@ func (s *Server) acceptTerms(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusUnprocessableEntity, "Tick the box to accept the terms.")
 		return
 	}
-	if err := s.recordAcceptance(ctx, c.ID, cr.ID, now); err != nil {
-		s.internalError(w, r, err)
-		return
-	}
+	// One write makes the creator active and records the time.
 	err = s.o.Admin.call(ctx, http.MethodPut, "/v1/creators/"+url.PathEscape(cr.ID),
-		map[string]any{"campaign": c.ID, "status": counter.StatusActive}, nil)
+		map[string]any{"campaign": c.ID, "status": counter.StatusActive, "accepted_at": now.Truncate(time.Second)}, nil)
 	if status, msg, ok := refusedStatus(err); ok {
 		s.fail(w, r, status, msg)
 		return
@@ -197,23 +191,4 @@ func (s *Server) acceptTerms(w http.ResponseWriter, r *http.Request) {
 	}
 	s.o.Logger.Info("creator accepted the terms", "campaign", c.ID, "creator", cr.ID, "at", now)
 	seeOther(w, r, "/c/"+url.PathEscape(token), "accepted")
-}
-
-// recordAcceptance records that the creator accepted the terms at now,
-// unless an earlier acceptance is recorded: the first one is kept. A
-// page that read the acceptance before there was one left a placeholder
-// (Claim records what it is given when there is nothing), replaced here.
-func (s *Server) recordAcceptance(ctx context.Context, campaign, creator string, now time.Time) error {
-	name, at := acceptedName(campaign, creator), now.UTC().Format(time.RFC3339)
-	cur, err := s.o.Capabilities.claims.Claim(ctx, name, at)
-	for err == nil && cur != at {
-		if _, perr := time.Parse(time.RFC3339, cur); perr == nil {
-			return nil
-		}
-		cur, err = s.o.Capabilities.claims.Reclaim(ctx, name, cur, at)
-	}
-	if err != nil {
-		return fmt.Errorf("cannot record the acceptance of creator %q in campaign %q: %w", creator, campaign, err)
-	}
-	return nil
 }

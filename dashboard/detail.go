@@ -1,7 +1,6 @@
 package dashboard
 
 import (
-	"context"
 	"errors"
 	"html/template"
 	"net/http"
@@ -81,7 +80,7 @@ func (s *Server) showCreatorOp(w http.ResponseWriter, r *http.Request, p opPage,
 		s.pageError(w, r, err)
 		return
 	}
-	d.AcceptedAt = s.acceptedAt(ctx, id, creator)
+	d.AcceptedAt = acceptedAt(cr)
 	s.render(w, status, "creator_op", d)
 }
 
@@ -290,16 +289,11 @@ func (s *Server) qr(w http.ResponseWriter, r *http.Request, code, file string, a
 
 // acceptedAt returns when the creator accepted the campaign's terms on
 // their page, formatted, or "".
-func (s *Server) acceptedAt(ctx context.Context, campaign, creator string) string {
-	at, err := s.o.Capabilities.claims.Claim(ctx, acceptedName(campaign, creator), "-")
-	if err != nil {
+func acceptedAt(cr counter.Creator) string {
+	if cr.AcceptedAt.IsZero() {
 		return ""
 	}
-	t, err := time.Parse(time.RFC3339, at)
-	if err != nil {
-		return ""
-	}
-	return t.UTC().Format("2006-01-02 15:04:05 UTC")
+	return cr.AcceptedAt.UTC().Format("2006-01-02 15:04:05 UTC")
 }
 
 // sameDay reports whether a day typed in a form names the day of t, so

@@ -340,32 +340,62 @@ func TestPagedLists(t *testing.T) {
 	_ = csrf
 }
 
+// TestAcceptanceRecorded: the accept button records the acceptance time
+// with the creator, shown on the operator's page and kept in the ledger
+// with the creator's details by the next flush; a later acceptance keeps
+// the first time.
 func TestAcceptanceRecorded(t *testing.T) {
-	h := newHarness(t)
+	var l *ledger.Ledger
+	h := newHarnessWith(t, func(counter.Store) Ledger {
+		var err error
+		if l, err = ledger.Open(t.TempDir(), []byte("test ledger key")); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		if err := l.Init("store-1", time.Now().UTC()); err != nil {
+			t.Fatal(err)
+		}
+		return l
+	})
 	op := h.browser(t)
 	seed(t, h, op)
-	// The operator's page of bob reads his acceptance before there is
-	// one, which must not stop the acceptance from being recorded.
+	ctx := context.Background()
 	op.get("/campaigns/spring/creators/bob").want(t, 200, `id="accepted-at">not on their page`)
 	bob := h.rotate(t, "spring", "bob")
 	b := h.browser(t)
 	p := b.get(bob)
 	before := time.Now().UTC().Truncate(time.Second)
 	b.do("POST", bob+"/accept", url.Values{"csrf": {csrfOf(t, p)}, "accept": {"yes"}}).want(t, 303)
-	at, err := h.store.Claim(context.Background(), acceptedName("spring", "bob"), "-")
-	if err != nil {
-		t.Fatal(err)
+	c, err := h.store.Creator(ctx, "spring", "bob")
+	if err != nil || c.Status != counter.StatusActive || c.AcceptedAt.Before(before) || c.AcceptedAt.After(time.Now()) {
+		t.Fatalf("unexpected creator after acceptance: %+v, %v; want active, accepted from %s on", c, err, before)
 	}
-	when, err := time.Parse(time.RFC3339, at)
-	if err != nil || when.Before(before) {
-		t.Fatalf("unexpected acceptance time %q (%v)", at, err)
-	}
+	when := c.AcceptedAt
 	op.get("/campaigns/spring/creators/bob").want(t, 200, `id="accepted-at">`+when.Format("2006-01-02 15:04:05 UTC")+", on their page")
-	// A second acceptance keeps the first time.
-	if err := (&Server{o: Options{Capabilities: h.caps}}).recordAcceptance(context.Background(), "spring", "bob", when.Add(time.Hour)); err != nil {
+
+	if _, err := ledger.Flush(ctx, h.store, l, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if again, _ := h.store.Claim(context.Background(), acceptedName("spring", "bob"), "-"); again != at {
-		t.Fatalf("a second acceptance replaced the first; got %q; want %q", again, at)
+	if e := l.Totals()[ledger.Key{Campaign: "spring", Creator: "bob"}]; !e.AcceptedAt.Equal(when) || e.Status != counter.StatusActive {
+		t.Fatalf("unexpected ledger entry of bob after a flush: %+v; want active, accepted at %s", e, when)
+	}
+
+	// A second acceptance (an operator's PUT, or bob made invited and
+	// accepting again) keeps the first time.
+	h.call(t, "PUT", "/v1/creators/bob", map[string]any{"campaign": "spring", "status": "invited"}, 200)
+	b.do("POST", bob+"/accept", url.Values{"csrf": {csrfOf(t, b.get(bob))}, "accept": {"yes"}}).want(t, 303)
+	h.call(t, "PUT", "/v1/creators/bob", map[string]any{"campaign": "spring", "accepted_at": when.Add(time.Hour)}, 200)
+	if c, _ := h.store.Creator(ctx, "spring", "bob"); !c.AcceptedAt.Equal(when) || c.Status != counter.StatusActive {
+		t.Fatalf("a second acceptance replaced the first: %+v; want active, accepted at %s", c, when)
+	}
+	h.call(t, "PUT", "/v1/creators/bob", map[string]any{"campaign": "spring", "accepted_at": "0001-01-01T00:00:00Z"}, 422)
+}
+
+// call calls the admin API and checks the status of its answer.
+func (h *harness) call(t *testing.T, method, path string, body any, want int) {
+	t.Helper()
+	status, resp, err := NewAdmin(h.api.Handle, token).Do(context.Background(), method, path, body)
+	if err != nil || status != want {
+		t.Fatalf("unexpected answer to %s %s; got %d %s, %v; want %d", method, path, status, resp, err, want)
 	}
 }
