@@ -298,7 +298,8 @@ func flushCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer l.Close()
-	f := &flusher{store: store, l: l, log: log}
+	f := &flusher{store: store, l: l, log: log, m: newFlushMetrics(log)}
+	defer f.m.unregister()
 	res, err := f.Flush(ctx)
 	if err != nil {
 		return err
