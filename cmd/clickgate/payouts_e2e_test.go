@@ -117,8 +117,11 @@ func testPayoutsGolden(t *testing.T, running bool, args []string) {
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
-		if !strings.Contains(p.logs(), "sealed=[golden]") {
-			t.Fatalf("no flush logged the sealed statement:\n%s", p.logs())
+		// The flush logs after it wrote the ledger, which the answer read.
+		for logged := time.Now().Add(5 * time.Second); !strings.Contains(p.logs(), "sealed=[golden]"); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(logged) {
+				t.Fatalf("no flush logged the sealed statement:\n%s", p.logs())
+			}
 		}
 	} else {
 		time.Sleep(time.Until(end.Add(100 * time.Millisecond)))

@@ -27,6 +27,8 @@ type storeFlags struct {
 	budget              *budgetFlags
 	partitions          *uint
 	cluster             *bool
+	replicaAcks         *int
+	replicaTimeout      *time.Duration
 
 	// Set by serve: the Redis store then runs judges with this velocity
 	// rule (the embedded store's one edge applies it to every click).
@@ -37,14 +39,16 @@ type storeFlags struct {
 
 func addStoreFlags(fs *flag.FlagSet) *storeFlags {
 	return &storeFlags{
-		redis:      fs.String("redis", "", "Redis URL, redis://[user:pass@]host:port/db or rediss:// for TLS; when empty, the embedded store under --data"),
-		data:       fs.String("data", "./data", "data directory: the embedded store, the ledger, and the generated secrets"),
-		secret:     fs.String("click-secret", "", "secret that keys click ids and visitor keys (at least 32 bytes); when empty, generated and kept in DATA/click-secret (embedded store only: nodes sharing Redis must share it)"),
-		expected:   fs.Uint64("dedupe-expected", 1_000_000, "expected unique visitors per campaign per dedupe window (sizes the Bloom filters)"),
-		budget:     addBudgetFlags(fs),
-		fp:         fs.Float64("dedupe-fp", 0.001, "Bloom filter false-positive rate (a false positive is a visit wrongly counted as duplicate)"),
-		cluster:    fs.Bool("redis-cluster", false, "--redis is a Redis Cluster's seed nodes, redis://[user:pass@]host:port?addr=host2:port2&addr=host3:port3 (rediss:// for TLS)"),
-		partitions: fs.Uint("partitions", 1, "with --redis: partitions of each campaign's visit log, split by creator, each with its own judge and hash tag; a single Redis wants 1, a cluster enough to spread over its masters; every node must use the same"),
+		redis:          fs.String("redis", "", "Redis URL, redis://[user:pass@]host:port/db or rediss:// for TLS; when empty, the embedded store under --data"),
+		data:           fs.String("data", "./data", "data directory: the embedded store, the ledger, and the generated secrets"),
+		secret:         fs.String("click-secret", "", "secret that keys click ids and visitor keys (at least 32 bytes); when empty, generated and kept in DATA/click-secret (embedded store only: nodes sharing Redis must share it)"),
+		expected:       fs.Uint64("dedupe-expected", 1_000_000, "expected unique visitors per campaign per dedupe window (sizes the Bloom filters)"),
+		budget:         addBudgetFlags(fs),
+		fp:             fs.Float64("dedupe-fp", 0.001, "Bloom filter false-positive rate (a false positive is a visit wrongly counted as duplicate)"),
+		cluster:        fs.Bool("redis-cluster", false, "--redis is a Redis Cluster's seed nodes, redis://[user:pass@]host:port?addr=host2:port2&addr=host3:port3 (rediss:// for TLS)"),
+		partitions:     fs.Uint("partitions", 1, "with --redis: partitions of each campaign's visit log, split by creator, each with its own judge and hash tag; a single Redis wants 1, a cluster enough to spread over its masters; every node must use the same"),
+		replicaAcks:    fs.Int("redis-replica-acks", 0, "with --redis: replicas of its master that must have each append of visits before its clicks count as committed (WAIT); an append fewer acknowledge within --redis-replica-timeout is spooled and appended again, so that a failover loses no visit redirected as counted; 0: none, replication is asynchronous"),
+		replicaTimeout: fs.Duration("redis-replica-timeout", 100*time.Millisecond, "how long an append waits for --redis-replica-acks replicas (1ms to 10s)"),
 	}
 }
 
@@ -89,10 +93,17 @@ func (f *storeFlags) open(ctx context.Context, log *slog.Logger) (counter.Store,
 	if *f.partitions < 1 || *f.partitions > 1024 {
 		return nil, params, nil, usageError("--partitions must be 1 to 1024")
 	}
+	if *f.replicaAcks < 0 || *f.replicaAcks > 64 {
+		return nil, params, nil, usageError("--redis-replica-acks must be 0 to 64")
+	}
+	if *f.replicaTimeout < time.Millisecond || *f.replicaTimeout > 10*time.Second {
+		return nil, params, nil, usageError("--redis-replica-timeout must be 1ms to 10s")
+	}
 	if *f.redis != "" {
 		setRedisLogger(log)
 		store, err = redisstore.Open(ctx, redisstore.Options{URL: *f.redis, Cluster: *f.cluster, Params: params, Partitions: uint32(*f.partitions),
-			Judge: f.judge, VelocityMax: f.velocityMax, VelocityWindow: f.velocityWindow, Holder: holder(*f.data), Logger: log})
+			Judge: f.judge, VelocityMax: f.velocityMax, VelocityWindow: f.velocityWindow, Holder: holder(*f.data), Logger: log,
+			ReplicaAcks: *f.replicaAcks, ReplicaTimeout: *f.replicaTimeout})
 	} else {
 		store, err = boltstore.Open(filepath.Join(*f.data, "store"), params)
 	}

@@ -35,12 +35,17 @@ package redisstore
 // visitors are in it, so its visits are judged duplicates.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/clickgate/clickgate/counter"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -107,8 +112,7 @@ func (s *Store) AppendLog(ctx context.Context, appends []LogAppend) error {
 	if len(appends) == 0 {
 		return nil
 	}
-	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.StringCmd, len(appends))
+	keys := make([]string, len(appends))
 	var key []byte
 	for i := range appends {
 		a := &appends[i]
@@ -116,17 +120,17 @@ func (s *Store) AppendLog(ctx context.Context, appends []LogAppend) error {
 			return fmt.Errorf("cannot append batch %d to partition %d: %w", a.BatchID, a.Partition, err)
 		}
 		key = appendSlotKey(key[:0], s.prefix, a.Campaign, a.Partition)
-		key = append(key, "log"...)
-		cmds[i] = pipe.XAdd(ctx, &redis.XAddArgs{
-			Stream: string(key),
-			Values: []any{fieldBatchID, a.BatchID, fieldPayload, a.Payload},
-		})
+		keys[i] = string(append(key, "log"...))
 	}
-	pipe.Exec(ctx) // errors are read per command below
+	errs := make([]error, len(appends))
+	if s.replicaAcks == 0 {
+		s.appendOn(ctx, s.rdb, appends, keys, allOf(len(appends)), errs)
+	} else {
+		s.appendAcked(ctx, appends, keys, errs)
+	}
 	var failed *AppendLogError
-	for i, cmd := range cmds {
-		appends[i].ID = cmd.Val()
-		if err := cmd.Err(); err != nil {
+	for i, err := range errs {
+		if err != nil {
 			if failed == nil {
 				failed = &AppendLogError{Err: storeErr(err)}
 			}
@@ -137,6 +141,77 @@ func (s *Store) AppendLog(ctx context.Context, appends []LogAppend) error {
 		return failed
 	}
 	return nil
+}
+
+func allOf(n int) []int {
+	all := make([]int, n)
+	for i := range all {
+		all[i] = i
+	}
+	return all
+}
+
+// appendOn appends appends[i] for each i of which in one pipeline of c,
+// and then, with ReplicaAcks, waits for the replicas: c must then be one
+// server's client, as WAIT counts the writes of its own connection. It
+// sets errs[i] of each append that failed, or all of them when the
+// replicas did not acknowledge.
+func (s *Store) appendOn(ctx context.Context, c redis.Cmdable, appends []LogAppend, keys []string, which []int, errs []error) {
+	pipe := c.Pipeline()
+	cmds := make([]*redis.StringCmd, len(which))
+	for j, i := range which {
+		cmds[j] = pipe.XAdd(ctx, &redis.XAddArgs{
+			Stream: keys[i],
+			Values: []any{fieldBatchID, appends[i].BatchID, fieldPayload, appends[i].Payload},
+		})
+	}
+	var wait *redis.Cmd
+	if s.replicaAcks > 0 {
+		wait = pipe.Do(ctx, "WAIT", s.replicaAcks, max(s.replicaTimeout.Milliseconds(), 1)) // 0 would wait forever
+	}
+	pipe.Exec(ctx) // errors are read per command below
+	var unacked error
+	if wait != nil {
+		if n, err := wait.Int64(); err != nil {
+			unacked = err
+		} else if n < int64(s.replicaAcks) {
+			unacked = fmt.Errorf("%w: %d of the %d replicas asked for acknowledged the append within %s", counter.ErrUnavailable, n, s.replicaAcks, s.replicaTimeout)
+			replicaTimeouts.Inc()
+		}
+	}
+	for j, i := range which {
+		appends[i].ID = cmds[j].Val()
+		errs[i] = cmp.Or(cmds[j].Err(), unacked)
+	}
+}
+
+// appendAcked appends with ReplicaAcks: on a single Redis one pipeline;
+// on a cluster one per master, in parallel, each with its WAIT.
+func (s *Store) appendAcked(ctx context.Context, appends []LogAppend, keys []string, errs []error) {
+	cc, ok := s.rdb.(*redis.ClusterClient)
+	if !ok {
+		s.appendOn(ctx, s.rdb, appends, keys, allOf(len(appends)), errs)
+		return
+	}
+	var nodes []*redis.Client
+	var which [][]int
+	for i := range appends {
+		node, err := cc.MasterForKey(ctx, keys[i])
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		n := slices.Index(nodes, node)
+		if n < 0 {
+			nodes, which, n = append(nodes, node), append(which, nil), len(nodes)
+		}
+		which[n] = append(which[n], i)
+	}
+	var wg sync.WaitGroup
+	for n, node := range nodes {
+		wg.Go(func() { s.appendOn(ctx, node, appends, keys, which[n], errs) })
+	}
+	wg.Wait()
 }
 
 // ReadLog returns up to count entries of the log of partition of campaign,
@@ -223,6 +298,10 @@ func (s *Store) partitionKey(campaign string, partition uint32, name string) (st
 	b := appendSlotKey(make([]byte, 0, len(s.prefix)+len(campaign)+len(name)+16), s.prefix, campaign, partition)
 	return string(append(b, name...)), nil
 }
+
+// replicaTimeouts counts appends that fewer replicas than ReplicaAcks
+// acknowledged in time.
+var replicaTimeouts = metrics.NewCounter(`clickgate_redis_replica_timeouts_total`)
 
 var errBadCampaign = errors.New("a campaign id must not be empty nor contain '{' or '}'")
 

@@ -173,6 +173,15 @@ type Options struct {
 	// link tables to catch up with; a table further behind reads the
 	// whole catalog. default: 100000
 	CatalogChanges int
+	// ReplicaAcks makes every append of visits wait until this many
+	// replicas of its master have it (WAIT), so that a failover loses no
+	// visit that was redirected as counted. An append that fewer replicas
+	// acknowledge within ReplicaTimeout fails: its visits are spooled and
+	// appended again, which the batch id makes harmless where the first
+	// append stayed. default: 0, no wait (replication is asynchronous)
+	ReplicaAcks int
+	// ReplicaTimeout bounds the wait of ReplicaAcks. default: 100ms
+	ReplicaTimeout time.Duration
 }
 
 // Store is a counter.Store on Redis. It is safe for concurrent use.
@@ -193,6 +202,9 @@ type Store struct {
 
 	partitions uint32
 	judges     *judges // nil unless Options.Judge
+
+	replicaAcks    int
+	replicaTimeout time.Duration
 
 	followState
 
@@ -237,21 +249,23 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
-		rdb:          rdb,
-		addr:         addr,
-		params:       p,
-		prefix:       o.Prefix,
-		campaignsKey: o.Prefix + ":{catalog}:campaigns",
-		creatorsKey:  o.Prefix + ":{catalog}:creators",
-		linksKey:     o.Prefix + ":{catalog}:links",
-		versionKey:   o.Prefix + ":{catalog}:version",
-		dedupeKey:    o.Prefix + ":{catalog}:dedupe",
-		changesKey:   o.Prefix + ":{catalog}:changes",
-		epochKey:     o.Prefix + ":{catalog}:epoch",
-		changesKept:  cmp.Or(o.CatalogChanges, 100_000),
-		partitions:   o.Partitions,
-		appended:     make(map[partKey]string),
-		followState:  newFollowState(),
+		rdb:            rdb,
+		addr:           addr,
+		params:         p,
+		prefix:         o.Prefix,
+		campaignsKey:   o.Prefix + ":{catalog}:campaigns",
+		creatorsKey:    o.Prefix + ":{catalog}:creators",
+		linksKey:       o.Prefix + ":{catalog}:links",
+		versionKey:     o.Prefix + ":{catalog}:version",
+		dedupeKey:      o.Prefix + ":{catalog}:dedupe",
+		changesKey:     o.Prefix + ":{catalog}:changes",
+		epochKey:       o.Prefix + ":{catalog}:epoch",
+		changesKept:    cmp.Or(o.CatalogChanges, 100_000),
+		partitions:     o.Partitions,
+		replicaAcks:    o.ReplicaAcks,
+		replicaTimeout: cmp.Or(o.ReplicaTimeout, 100*time.Millisecond),
+		appended:       make(map[partKey]string),
+		followState:    newFollowState(),
 	}
 	s.rdb.AddHook(roundTripHook{})
 	if err := s.init(ctx, o.Judge, jp); err != nil {
