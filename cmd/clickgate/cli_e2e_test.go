@@ -15,40 +15,8 @@ import (
 func TestCLIFields(t *testing.T) {
 	data := t.TempDir()
 	p := startServe(t, data)
-	run := func(args ...string) (string, string, int) {
-		t.Helper()
-		cmd := exec.Command(binary, args...)
-		cmd.Env = append(os.Environ(), "CLICKGATE_ADMIN_URL=http://"+p.admin, "CLICKGATE_DATA="+data)
-		var stdout, stderr strings.Builder
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return stdout.String(), stderr.String(), code
-	}
-	ok := func(args ...string) map[string]any {
-		t.Helper()
-		stdout, stderr, code := run(args...)
-		if code != 0 {
-			t.Fatalf("clickgate %s exited %d:\n%s", strings.Join(args, " "), code, stderr)
-		}
-		var out map[string]any
-		if err := json.Unmarshal([]byte(stdout), &out); err != nil {
-			t.Fatalf("clickgate %s printed no JSON object: %q", strings.Join(args, " "), stdout)
-		}
-		return out
-	}
-	refused := func(wantCode int, wantErr string, args ...string) {
-		t.Helper()
-		_, stderr, code := run(args...)
-		if code != wantCode || !strings.Contains(stderr, wantErr) {
-			t.Fatalf("unexpected result of clickgate %s; got exit %d %q; want exit %d and %q", strings.Join(args, " "), code, stderr, wantCode, wantErr)
-		}
-	}
+	cli := cliRun{t, p}
+	run, ok, refused := cli.run, cli.ok, cli.refused
 	field := func(obj map[string]any, path ...string) any {
 		t.Helper()
 		var v any = obj
@@ -141,4 +109,49 @@ func jsonEqual(a, b any) bool {
 	x, _ := json.Marshal(a)
 	y, _ := json.Marshal(b)
 	return string(x) == string(y)
+}
+
+// cliRun runs the real binary's admin commands against p: run gives its
+// output and exit code, ok the JSON object it printed (exit 0 wanted),
+// refused checks an exit code and a message on stderr.
+type cliRun struct {
+	t testing.TB
+	p *proc
+}
+
+func (c cliRun) run(args ...string) (string, string, int) {
+	c.t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), "CLICKGATE_ADMIN_URL=http://"+c.p.admin, "CLICKGATE_DATA="+c.p.data)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		c.t.Fatal(err)
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+func (c cliRun) ok(args ...string) map[string]any {
+	c.t.Helper()
+	stdout, stderr, code := c.run(args...)
+	if code != 0 {
+		c.t.Fatalf("clickgate %s exited %d:\n%s", strings.Join(args, " "), code, stderr)
+	}
+	var out map[string]any
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+		c.t.Fatalf("clickgate %s printed no JSON object: %q", strings.Join(args, " "), stdout)
+	}
+	return out
+}
+
+func (c cliRun) refused(wantCode int, wantErr string, args ...string) {
+	c.t.Helper()
+	_, stderr, code := c.run(args...)
+	if code != wantCode || !strings.Contains(stderr, wantErr) {
+		c.t.Fatalf("unexpected result of clickgate %s; got exit %d %q; want exit %d and %q", strings.Join(args, " "), code, stderr, wantCode, wantErr)
+	}
 }

@@ -2,14 +2,12 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"image/png"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -39,40 +37,8 @@ func TestLinkManagement(t *testing.T) {
 	link := a.mustCall(t, "GET", "/v1/links/"+code, nil, 200)
 	linkURL, _ := link["url"].(string)
 
-	run := func(args ...string) (string, string, int) {
-		t.Helper()
-		cmd := exec.Command(binary, args...)
-		cmd.Env = append(os.Environ(), "CLICKGATE_ADMIN_URL=http://"+a.admin, "CLICKGATE_DATA="+a.data)
-		var stdout, stderr strings.Builder
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return stdout.String(), stderr.String(), code
-	}
-	ok := func(args ...string) map[string]any {
-		t.Helper()
-		stdout, stderr, code := run(args...)
-		if code != 0 {
-			t.Fatalf("clickgate %s exited %d:\n%s", strings.Join(args, " "), code, stderr)
-		}
-		var out map[string]any
-		if err := json.Unmarshal([]byte(stdout), &out); err != nil {
-			t.Fatalf("clickgate %s printed no JSON object: %q", strings.Join(args, " "), stdout)
-		}
-		return out
-	}
-	refused := func(wantCode int, wantErr string, args ...string) {
-		t.Helper()
-		_, stderr, code := run(args...)
-		if code != wantCode || !strings.Contains(stderr, wantErr) {
-			t.Fatalf("unexpected result of clickgate %s; got exit %d %q; want exit %d and %q", strings.Join(args, " "), code, stderr, wantCode, wantErr)
-		}
-	}
+	cli := cliRun{t, a}
+	run, ok, refused := cli.run, cli.ok, cli.refused
 
 	person := newClicker("127.0.9.1")
 	get := func(p *proc, target string) (*http.Response, []byte) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -22,10 +23,7 @@ import (
 // counted once.
 func TestReplicaAcks(t *testing.T) {
 	master := redistest.Start(t)
-	replica := redistest.StartWith(t, redistest.Options{Args: []string{"--replicaof", "127.0.0.1", master.Addr()[strings.LastIndex(master.Addr(), ":")+1:]}})
-	rr := redis.NewClient(&redis.Options{Addr: replica.Addr()})
-	t.Cleanup(func() { rr.Close() })
-	waitReplicaUp(t, rr)
+	replica, rr := startReplica(t, master)
 
 	ctx := context.Background()
 	const timeout = 300 * time.Millisecond
@@ -104,11 +102,7 @@ func TestReplicaFailover(t *testing.T) {
 			master := redistest.Start(t)
 			// appendfsync always: what the replica has when it is killed
 			// is what it took from the stream.
-			replica := redistest.StartWith(t, redistest.Options{Args: []string{"--replicaof", "127.0.0.1", master.Addr()[strings.LastIndex(master.Addr(), ":")+1:],
-				"--appendfsync", "always"}})
-			rr := redis.NewClient(&redis.Options{Addr: replica.Addr()})
-			t.Cleanup(func() { rr.Close() })
-			waitReplicaUp(t, rr)
+			replica, rr := startReplica(t, master, "--appendfsync", "always")
 			waitAOF(t, rr)
 			ctx := context.Background()
 			open := func(url string) *Store {
@@ -166,13 +160,16 @@ func TestReplicaFailover(t *testing.T) {
 			if len(pending) > 0 {
 				// The promoted replica takes appends once it has a
 				// replica of its own.
-				port := replica.Addr()[strings.LastIndex(replica.Addr(), ":")+1:]
-				again := redistest.StartWith(t, redistest.Options{Args: []string{"--replicaof", "127.0.0.1", port}})
-				ar := redis.NewClient(&redis.Options{Addr: again.Addr()})
-				t.Cleanup(func() { ar.Close() })
-				waitReplicaUp(t, ar)
-				if err := promoted.Commit(ctx, pending, make([]counter.Reason, len(pending))); err != nil {
-					t.Fatalf("cannot append the spooled visits to the promoted replica: %s", err)
+				startReplica(t, replica)
+				// As the spool's replayer does: again until it takes them.
+				for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+					err := promoted.Commit(ctx, pending, make([]counter.Reason, len(pending)))
+					if err == nil {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("cannot append the spooled visits to the promoted replica: %s", err)
+					}
 				}
 			}
 			want := int64(20) // every visitor of both batches
@@ -263,6 +260,18 @@ func TestReplicaAcksCluster(t *testing.T) {
 	if !errors.Is(err, counter.ErrUnavailable) || pending == 0 || uncounted == 0 {
 		t.Fatalf("with one replica stopped: %d visits pending, %d uncounted, %v; want some of each and ErrUnavailable", pending, uncounted, err)
 	}
+}
+
+// startReplica starts a replica of master, with more redis-server args,
+// and returns it once it is in sync, with a client of it.
+func startReplica(t *testing.T, master *redistest.Server, args ...string) (*redistest.Server, *redis.Client) {
+	t.Helper()
+	_, port, _ := net.SplitHostPort(master.Addr())
+	replica := redistest.StartWith(t, redistest.Options{Args: append([]string{"--replicaof", "127.0.0.1", port}, args...)})
+	rr := redis.NewClient(&redis.Options{Addr: replica.Addr()})
+	t.Cleanup(func() { rr.Close() })
+	waitReplicaUp(t, rr)
+	return replica, rr
 }
 
 // waitReplicaUp waits until the replica rr is in sync with its master.
