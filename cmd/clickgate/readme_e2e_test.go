@@ -7,13 +7,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 )
 
-// TestReadmeTour runs README.md's tour, its CLI steps and "Paying a
-// campaign" as written, in one shell, against the binary `make build`
+// TestReadmeTour runs README.md's tour, its CLI steps, "Paying a
+// campaign", and the commands of "Links, lists and QR codes" and
+// "Webhooks" as written, in one shell, against the binary `make build`
 // makes, started as `make run` would start it (in a directory of its own,
 // with ./data), and checks the figures the README states. The only
 // changes to the commands are the addresses: the node listens on free
@@ -32,8 +34,11 @@ func TestReadmeTour(t *testing.T) {
 	paying := section(t, readme, "### Paying a campaign", "## ")
 	tourBlocks := blocks(tour, "sh")
 	payBlocks := blocks(paying, "sh")
-	if len(tourBlocks) != 2 || len(payBlocks) != 1 {
-		t.Fatalf("the README's tour has %d sh blocks and Paying a campaign %d; want 2 and 1", len(tourBlocks), len(payBlocks))
+	linkBlocks := blocks(section(t, readme, "#### Links, lists and QR codes", "#"), "sh")
+	hookBlocks := blocks(section(t, readme, "#### Webhooks", "#"), "sh")
+	if len(tourBlocks) != 2 || len(payBlocks) != 1 || len(linkBlocks) != 1 || len(hookBlocks) != 1 {
+		t.Fatalf("the README's tour has %d sh blocks, Paying a campaign %d, Links %d, Webhooks %d; want 2, 1, 1 and 1",
+			len(tourBlocks), len(payBlocks), len(linkBlocks), len(hookBlocks))
 	}
 
 	dir := t.TempDir()
@@ -51,7 +56,7 @@ func TestReadmeTour(t *testing.T) {
 
 	var script strings.Builder
 	script.WriteString("set -euo pipefail\n")
-	for i, b := range append(tourBlocks, payBlocks...) {
+	for i, b := range slices.Concat(tourBlocks, payBlocks, linkBlocks, hookBlocks) {
 		b = strings.ReplaceAll(b, "http://127.0.0.1:8081", "http://"+p.admin)
 		b = strings.ReplaceAll(b, "http://localhost:8080", "http://"+p.public)
 		b = regexp.MustCompile(`(?m)^make build$`).ReplaceAllString(b, build)
@@ -72,10 +77,10 @@ func TestReadmeTour(t *testing.T) {
 		t.Fatalf("the README's commands failed: %s\n%s\nstderr:\n%s\n%s", err, out, stderr.String(), p.logs())
 	}
 	parts := regexp.MustCompile(`(?m)^@@block \d+\n`).Split(string(out), -1)[1:]
-	if len(parts) != 3 {
+	if len(parts) != 5 {
 		t.Fatalf("unexpected output of the README's commands: %q", out)
 	}
-	t.Logf("tour:\n%s\nCLI:\n%s\npaying:\n%s", parts[0], parts[1], parts[2])
+	t.Logf("tour:\n%s\nCLI:\n%s\npaying:\n%s\nlinks:\n%s\nwebhooks:\n%s", parts[0], parts[1], parts[2], parts[3], parts[4])
 
 	// The tour: what each click answered, and the stats the README states.
 	for _, want := range []string{"HTTP/1.1 302", "cache-control: no-store", "set-cookie: cg_vid=",
@@ -130,6 +135,31 @@ func TestReadmeTour(t *testing.T) {
 		if !strings.Contains(parts[2], want) {
 			t.Fatalf("the payout steps' output lacks %q:\n%s", want, parts[2])
 		}
+	}
+
+	// Links, lists and QR codes: the tour's link changed, disabled and
+	// served again, its QR code written, the campaign's passthrough off.
+	link := p.mustCall(t, "GET", "/v1/links/alice26", nil, 200)
+	if dest, _ := link["destinations"].(map[string]any); dest["default"] != "https://example.com/join2" || dest["ios"] != nil || link["disabled"] != false {
+		t.Fatalf("unexpected link after the README's link commands: %v", link)
+	}
+	if png, err := os.ReadFile(filepath.Join(dir, "alice26.png")); err != nil || !bytes.HasPrefix(png, []byte("\x89PNG")) {
+		t.Fatalf("the README's links qr wrote no PNG: %v", err)
+	}
+	if c := p.mustCall(t, "GET", "/v1/campaigns/spring26", nil, 200); c["query_passthrough"] != false {
+		t.Fatalf("unexpected campaign after the README's link commands: %v", c)
+	}
+	for _, want := range []string{`"code": "alice26"`, `"disabled": true`} {
+		if !strings.Contains(parts[3], want) {
+			t.Fatalf("the link commands' output lacks %q:\n%s", want, parts[3])
+		}
+	}
+	// Webhooks: added, listed, removed.
+	if !strings.Contains(parts[4], `"url": "https://app.example.com/hooks/clickgate"`) {
+		t.Fatalf("the webhook commands' output shows no endpoint:\n%s", parts[4])
+	}
+	if hooks := p.mustCall(t, "GET", "/v1/webhooks", nil, 200); len(hooks["webhooks"].([]any)) != 0 {
+		t.Fatalf("the README's webhook was not removed: %v", hooks)
 	}
 }
 
