@@ -624,23 +624,18 @@ func (s *Store) catalog(ctx context.Context) (*counter.Catalog, error) {
 // merge returns the entries scanned, each once, with those changed since
 // in place of theirs, sorted by id (cmp).
 func merge[T any](scanned, changed []T, cmp func(a, b *T) int) []T {
-	byID := func(a, b T) int { return cmp(&a, &b) }
-	slices.SortStableFunc(changed, byID)
-	changed = slices.CompactFunc(changed, func(a, b T) bool { return cmp(&a, &b) == 0 }) // the feed holds each once
-	scanned = slices.DeleteFunc(scanned, func(v T) bool {
-		_, found := slices.BinarySearchFunc(changed, v, byID)
-		return found
-	})
-	all := append(scanned, changed...)
-	// Sort pointers, not the entries: a link is about 200 bytes.
+	all := append(scanned, changed...) // a change after the entry it replaces
+	// Sort pointers, not the entries (a link is about 200 bytes), keeping
+	// the order of equal ids: of an id scanned twice (HSCAN may) or
+	// changed, the last is the one.
 	ptrs := make([]*T, len(all))
 	for i := range all {
 		ptrs[i] = &all[i]
 	}
-	slices.SortFunc(ptrs, cmp)
+	slices.SortStableFunc(ptrs, cmp)
 	out := make([]T, 0, len(ptrs))
 	for i, p := range ptrs {
-		if i == 0 || cmp(ptrs[i-1], p) != 0 { // HSCAN may return a field twice
+		if i+1 == len(ptrs) || cmp(p, ptrs[i+1]) != 0 {
 			out = append(out, *p)
 		}
 	}
