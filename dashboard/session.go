@@ -29,7 +29,9 @@ const (
 	idLen       = 16
 )
 
-var b64 = base64.RawURLEncoding
+// Strict: a value with other trailing bits than its encoding is refused,
+// so that each session, token and CSRF value has one spelling.
+var b64 = base64.RawURLEncoding.Strict()
 
 type sessions struct {
 	key []byte
