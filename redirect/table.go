@@ -132,11 +132,18 @@ func (t *Table) Refresh(ctx context.Context) error {
 		}
 		return t.reload(ctx)
 	}
+	start := time.Now()
 	for {
 		cur := t.snap.Load()
 		var all counter.CatalogChanges
 		version, last, more := cur.version, cur.last, true
 		for more && len(all.Campaigns)+len(all.Creators)+len(all.Links) < changesPerApply {
+			if version != cur.version {
+				// A bulk import's changes: read in a quarter of the
+				// time, so that the redirects keep the rest.
+				time.Sleep(3 * time.Since(start))
+			}
+			start = time.Now()
 			ch, err := feed.CatalogChanges(ctx, version, changesPerCall)
 			if err != nil {
 				return fmt.Errorf("cannot read catalog changes: %w", err)
