@@ -12,7 +12,9 @@ import (
 
 // BenchmarkHandle compares, in one run, a bare handler that only answers 302
 // (the ceiling) with clickgate's handler for a known visitor: resolution,
-// visitor key, local Bloom hit, tally and a signed click id.
+// visitor key, local Bloom hit, tally and a signed click id; each also
+// with Timed, the cost of clickgate_redirect_duration_seconds
+// (go test -bench Handle -cpu 1,2,4).
 func BenchmarkHandle(b *testing.B) {
 	bare := func(ctx *fasthttp.RequestCtx) {
 		ctx.Response.Header.Set("Location", testDest.Default)
@@ -23,7 +25,7 @@ func BenchmarkHandle(b *testing.B) {
 	for _, bc := range []struct {
 		name string
 		h    fasthttp.RequestHandler
-	}{{"bare302", bare}, {"localHit", e.h.Handle}} {
+	}{{"bare302", bare}, {"bare302Timed", Timed(bare)}, {"localHit", e.h.Handle}, {"localHitTimed", Timed(e.h.Handle)}} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {

@@ -36,15 +36,7 @@ func TestReplicaAcks(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	visits := func(from, to int) []counter.Visit {
-		var vs []counter.Visit
-		for i := from; i < to; i++ {
-			v := personVisit("c1", "alice", i, now)
-			v.Nonce[0] = byte(i)
-			vs = append(vs, v)
-		}
-		return vs
-	}
+	visits := func(from, to int) []counter.Visit { return aliceVisits(from, to, now) }
 	log := s.prefix + ":{c1:0}:log"
 	commit := func(vs []counter.Visit) ([]counter.Reason, error) {
 		out := make([]counter.Reason, len(vs))
@@ -121,16 +113,7 @@ func TestReplicaFailover(t *testing.T) {
 				t.Fatal(err)
 			}
 			now := time.Now()
-			batch := func(from, to int) []counter.Visit {
-				var vs []counter.Visit
-				for i := from; i < to; i++ {
-					v := personVisit("c1", "alice", i, now)
-					v.Nonce[0] = byte(i)
-					vs = append(vs, v)
-				}
-				return vs
-			}
-			first, second := batch(0, 10), batch(10, 20)
+			first, second := aliceVisits(0, 10, now), aliceVisits(10, 20, now)
 			if err := s.Commit(ctx, first, make([]counter.Reason, len(first))); err != nil {
 				t.Fatalf("cannot commit the first batch: %s", err)
 			}
@@ -260,6 +243,18 @@ func TestReplicaAcksCluster(t *testing.T) {
 	if !errors.Is(err, counter.ErrUnavailable) || pending == 0 || uncounted == 0 {
 		t.Fatalf("with one replica stopped: %d visits pending, %d uncounted, %v; want some of each and ErrUnavailable", pending, uncounted, err)
 	}
+}
+
+// aliceVisits returns the visits of people from to to-1 to alice of
+// campaign c1 at now, each a click of its own (its nonce).
+func aliceVisits(from, to int, now time.Time) []counter.Visit {
+	var vs []counter.Visit
+	for i := from; i < to; i++ {
+		v := personVisit("c1", "alice", i, now)
+		v.Nonce[0] = byte(i)
+		vs = append(vs, v)
+	}
+	return vs
 }
 
 // startReplica starts a replica of master, with more redis-server args,
