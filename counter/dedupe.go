@@ -21,7 +21,11 @@ type VisitorKey [16]byte
 type Visit struct {
 	Campaign string
 	Creator  string
-	Key      VisitorKey
+	// Link is the code of the link clicked, which the judge counts the
+	// visit under besides its creator; "" is unknown (a visit logged
+	// before links were recorded): it counts for its creator alone.
+	Link string
+	Key  VisitorKey
 	// Window is the start of the visit's dedupe window, Unix seconds.
 	Window int64
 	// Expires is when the window's dedupe state may be dropped, Unix seconds.

@@ -322,7 +322,7 @@ func isPrefetch(hdr *fasthttp.RequestHeader) bool {
 // the next click, with the cookie, is a duplicate. A visitor the local
 // filter knows costs neither a second key nor a cookie.
 func (h *Handler) record(ctx *fasthttp.RequestCtx, e *Entry, ua []byte, addr netip.Addr, now time.Time, nonce *[clickid.NonceLen]byte) {
-	v := counter.Visit{Campaign: e.Campaign.ID, Creator: e.Creator.ID, At: now.UnixMilli(), Nonce: *nonce}
+	v := counter.Visit{Campaign: e.Campaign.ID, Creator: e.Creator.ID, Link: e.Link.Code, At: now.UnixMilli(), Nonce: *nonce}
 	v.SetWindow(now, time.Duration(e.Campaign.DedupeWindow))
 	id, hasCookie := h.visitors.ParseCookie(ctx.Request.Header.Cookie(VisitorCookie))
 	if hasCookie {

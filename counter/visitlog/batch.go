@@ -11,13 +11,17 @@ import (
 
 // An encoded batch, all integers little-endian:
 //
-//	batch  version (1 byte, 2) | id (8 bytes, not 0) | n: visits (uvarint, 1..MaxVisits) | n visits
-//	visit  flags (1 byte) | campaign (ref) | creator (ref) | key (16 bytes) | also (16 bytes, only when HasAlso)
+//	batch  version (1 byte, 3) | id (8 bytes, not 0) | n: visits (uvarint, 1..MaxVisits) | n visits
+//	visit  flags (1 byte) | campaign (ref) | creator (ref) | link (ref, only when HasLink)
+//	       | key (16 bytes) | also (16 bytes, only when HasAlso)
 //	       | window, expires, day, at: each the zigzag varint of its difference from the previous visit's (0 before the first)
 //	       | network (8 bytes) | block (8 bytes) | nonce (8 bytes)
 //	ref    uvarint r: 0 = a new string follows, as a uvarint length (1..MaxIDLen) and its bytes, and takes the
 //	       next index of the batch's string table; r >= 1 = the string at index r-1
-//	flags  bit 0 MarkOnly, bit 1 HasAlso; the other bits are 0
+//	flags  bit 0 MarkOnly, bit 1 HasAlso, bit 2 HasLink (Visit.Link is not ""); the other bits are 0
+//
+// Campaigns, creators and links share the string table, so a link code
+// repeated in a batch costs one byte.
 //
 // The form is canonical, and DecodeBatch refuses anything else: varints are
 // minimal, a string is new exactly once (a ref names it afterwards), no
@@ -26,28 +30,34 @@ import (
 // segment record, a Redis stream field). Also is not encoded when HasAlso
 // is false: it decodes as zero.
 //
-// A typical visit (ids already in the table, a second key, a few
-// milliseconds after the one before) takes 63 bytes, 47 without the
+// A typical visit (ids and link already in the table, a second key, a
+// few milliseconds after the one before) takes 64 bytes, 48 without the
 // second key (TestBatchBytes, BenchmarkAppendBatch).
 //
-// Version 1, which logs written before Visit.Block was recorded hold, is
-// version 2 without the block (55 bytes a typical visit): DecodeBatch
-// reads it, with Block 0 (unknown: no block budget applies), and
-// AppendBatch writes only version 2. A version 1 batch is canonical as
-// version 1 and encodes again as version 2: its identity is its Batch.ID,
-// not its bytes.
+// Version 2, which logs written before Visit.Link was recorded hold, is
+// version 3 without flag bit 2 and the link ref: DecodeBatch reads it,
+// with Link "" (unknown: the visit counts for its creator alone).
+// Version 1, written before Visit.Block was recorded, is version 2
+// without the block (55 bytes a typical visit), read with Block 0
+// (unknown: no block budget applies). AppendBatch writes only version 3.
+// A batch of an older version is canonical as that version and encodes
+// again as version 3: its identity is its Batch.ID, not its bytes.
 const (
-	batchVersion = 2
-	// batchVersion1 has no block.
+	batchVersion = 3
+	// batchVersion2 has no link.
+	batchVersion2 = 2
+	// batchVersion1 has no link and no block.
 	batchVersion1 = 1
 
-	// MaxIDLen bounds a campaign or creator id; the admin API allows 64.
+	// MaxIDLen bounds a campaign or creator id or a link code; the admin
+	// API allows 64.
 	MaxIDLen = 256
 	// MaxVisits bounds the visits of one batch.
 	MaxVisits = 1 << 20
 
 	flagMarkOnly = 1 << 0
 	flagHasAlso  = 1 << 1
+	flagHasLink  = 1 << 2
 
 	batchHeaderLen = 1 + 8
 	// minVisitLen is the smallest visit of version 1: flags, two refs,
@@ -84,7 +94,8 @@ var encoders = sync.Pool{New: func() any { return new(encoder) }}
 // dst has room (see TestAppendBatchAllocs).
 //
 // A batch with id 0, no visits or more than MaxVisits, or an id that is
-// empty or longer than MaxIDLen is a bug of the caller: AppendBatch panics.
+// empty or longer than MaxIDLen (a link code may be empty: unknown), is a
+// bug of the caller: AppendBatch panics.
 func AppendBatch(dst []byte, b *Batch) []byte {
 	if b.ID == 0 || len(b.Visits) == 0 || len(b.Visits) > MaxVisits {
 		panic(fmt.Sprintf("BUG: visitlog: batch %d of %d visits", b.ID, len(b.Visits)))
@@ -103,9 +114,15 @@ func AppendBatch(dst []byte, b *Batch) []byte {
 		if v.HasAlso {
 			flags |= flagHasAlso
 		}
+		if v.Link != "" {
+			flags |= flagHasLink
+		}
 		dst = append(dst, flags)
 		dst = e.ref(dst, v.Campaign)
 		dst = e.ref(dst, v.Creator)
+		if v.Link != "" {
+			dst = e.ref(dst, v.Link)
+		}
 		dst = append(dst, v.Key[:]...)
 		if v.HasAlso {
 			dst = append(dst, v.Also[:]...)

@@ -15,8 +15,9 @@ import (
 )
 
 // visits returns n visits of batch b as the hot path makes them: a few
-// campaigns and creators, ids of several lengths and bytes, both flags, a
-// time a few milliseconds apart, and every field set.
+// campaigns, creators and links, ids of several lengths and bytes, every
+// flag, a time a few milliseconds apart, and every field set (the link of
+// every fifth is unknown).
 func visits(b, n int) []counter.Visit {
 	vs := make([]counter.Visit, n)
 	at := time.Date(2026, 5, 20, 12, 0, 0, 0, time.UTC).Add(time.Duration(b) * time.Second)
@@ -24,6 +25,7 @@ func visits(b, n int) []counter.Visit {
 		v := &vs[i]
 		v.Campaign = []string{"spring26", "c", "été-🎉"}[i%3]
 		v.Creator = []string{"alice", "bob_the.creator-1"}[(i/2)%2]
+		v.Link = []string{"AB3KX9QZ", "TT12345X", "alice", "YT98765Q", ""}[i%5]
 		for j := range v.Key {
 			v.Key[j] = byte(b*31 + i*7 + j)
 		}
@@ -90,34 +92,40 @@ func TestBatchRoundTrip(t *testing.T) {
 	ext[0].Window, ext[0].Expires, ext[0].At, ext[0].Day = math.MaxInt64, math.MinInt64, math.MinInt64, math.MaxInt32
 	ext[1].Window, ext[1].Expires, ext[1].At, ext[1].Day = math.MinInt64, math.MaxInt64, math.MaxInt64, math.MinInt32
 	ext[2].Network, ext[2].Block, ext[2].Nonce = math.MaxUint64, math.MaxUint64-1, [8]byte{0xff, 0, 0xff, 0, 0xff, 0, 0xff, 0}
-	ext[3] = counter.Visit{Campaign: ext[3].Campaign, Creator: ext[3].Creator} // all zero
+	ext[3] = counter.Visit{Campaign: ext[3].Campaign, Creator: ext[3].Creator} // all zero, no link
 	f("extreme values", Batch{ID: math.MaxUint64, Visits: ext})
 
 	long := visits(5, 2)
-	long[0].Campaign, long[1].Creator = strings.Repeat("x", MaxIDLen), strings.Repeat("\xff", MaxIDLen)
+	long[0].Campaign, long[1].Creator, long[1].Link = strings.Repeat("x", MaxIDLen), strings.Repeat("\xff", MaxIDLen), strings.Repeat("L", MaxIDLen)
 	f("ids of MaxIDLen bytes", Batch{ID: 5, Visits: long})
 
 	same := visits(6, 3)
 	for i := range same {
-		same[i].Campaign, same[i].Creator = "same", "same"
+		same[i].Campaign, same[i].Creator, same[i].Link = "same", "same", "same"
 	}
-	f("a campaign id that is also a creator id", Batch{ID: 6, Visits: same})
+	f("a campaign id that is also a creator id and a link", Batch{ID: 6, Visits: same})
 }
 
 // TestBatchBytes pins the size of a typical visit, which the report and
-// the Redis memory budget quote.
+// the Redis memory budget quote: a link code repeated costs one byte.
 func TestBatchBytes(t *testing.T) {
-	vs := visits(1, 1001)
-	for i := range vs {
-		vs[i].Campaign, vs[i].Creator, vs[i].HasAlso, vs[i].MarkOnly = "spring26", "alice", true, false
+	f := func(link string, also bool, want float64) {
+		t.Helper()
+		vs := visits(1, 1001)
+		for i := range vs {
+			vs[i].Campaign, vs[i].Creator, vs[i].Link, vs[i].HasAlso, vs[i].MarkOnly = "spring26", "alice", link, also, false
+		}
+		vs[1] = vs[2]
+		// Both counts take two bytes.
+		some := len(AppendBatch(nil, &Batch{ID: 1, Visits: vs[:201]}))
+		per := float64(len(AppendBatch(nil, &Batch{ID: 1, Visits: vs}))-some) / 800
+		if per != want {
+			t.Fatalf("unexpected bytes per typical visit of link %q, also %v; got %v; want %v", link, also, per, want)
+		}
 	}
-	vs[1] = vs[2]
-	// Both counts take two bytes.
-	some := len(AppendBatch(nil, &Batch{ID: 1, Visits: vs[:201]}))
-	per := float64(len(AppendBatch(nil, &Batch{ID: 1, Visits: vs}))-some) / 800
-	if per != 63 {
-		t.Fatalf("unexpected bytes per typical visit; got %v; want 63", per)
-	}
+	f("AB3KX9QZ", true, 64)
+	f("AB3KX9QZ", false, 48)
+	f("", true, 63)
 }
 
 // raw builds batch bytes by hand, for the forms DecodeBatch must refuse.
@@ -154,7 +162,7 @@ func TestDecodeBatchRefuses(t *testing.T) {
 		f("a batch cut at byte "+strconv.Itoa(i), good[:i])
 	}
 	f("a byte after the last visit", append(good, 0))
-	f("version 3", append(raw{3}, good[1:]...))
+	f("version 4", append(raw{4}, good[1:]...))
 	f("version 0", append(raw{0}, good[1:]...))
 	f("version 1 with a block", append(raw{batchVersion1}, good[1:]...))
 	f("batch id 0", append(raw{batchVersion, 0, 0, 0, 0, 0, 0, 0, 0, 1}, good[10:]...))
@@ -163,7 +171,12 @@ func TestDecodeBatchRefuses(t *testing.T) {
 	f("more than MaxVisits", append(head(MaxVisits+1), good[10:]...))
 	f("a count that is not minimal", append(head(1)[:9].b(0x81, 0x00), good[10:]...))
 	f("a varint over 64 bits", head(1)[:9].b(0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f).b(good[10:]...))
-	f("unknown flags", head(1).visit(4, "c", "a"))
+	f("unknown flags", head(1).visit(8, "c", "a"))
+	f("a link in version 2", append(raw{batchVersion2}, head(1).b(flagHasLink).s("c").s("a").s("L").rest(0, 0, 0, 0)[1:]...))
+	f("a link flag without a link", head(1).visit(flagHasLink, "c", "a"))
+	f("an empty link", head(1).b(flagHasLink).s("c").s("a").s("").rest(0, 0, 0, 0))
+	f("a link ref past the table", head(1).b(flagHasLink).s("c").s("a").u(3).rest(0, 0, 0, 0))
+	f("a link new twice", head(1).b(flagHasLink).s("c").s("a").s("a").rest(0, 0, 0, 0))
 	f("an Also cut short", head(1).b(flagHasAlso).s("c").s("a").rest(0, 0, 0, 0))
 	f("a ref past the table", head(1).b(0).s("c").u(2).rest(0, 0, 0, 0))
 	f("an empty id", head(1).b(0).s("c").s("").rest(0, 0, 0, 0))

@@ -10,7 +10,7 @@ import (
 )
 
 // DecodeBatch decodes p into into, reusing into.Visits' array. The
-// campaign and creator strings are allocated once per batch, and shared by
+// campaign, creator and link strings are allocated once per batch, and shared by
 // its visits; none refers to p. Nothing is allocated per visit. An error
 // matches ErrFormat, and leaves into with no visits. A reader of many
 // batches should use a Decoder.
@@ -19,8 +19,8 @@ func DecodeBatch(p []byte, into *Batch) error {
 	return decode(p, into, nil, &s)
 }
 
-// Decoder decodes batches like DecodeBatch, but keeps the campaign and
-// creator strings it has seen (up to maxNames, then it starts again) and
+// Decoder decodes batches like DecodeBatch, but keeps the campaign,
+// creator and link strings it has seen (up to maxNames, then it starts again) and
 // its string table, so that a judge reading batch after batch allocates
 // nothing once it knows them (see TestDecodeBatchAllocs). Not safe for
 // concurrent use.
@@ -79,7 +79,7 @@ func (d *decoder) batch(into *Batch) error {
 		return fmt.Errorf("%d bytes, too few for a batch", len(d.b))
 	}
 	version := d.b[0]
-	if version != batchVersion && version != batchVersion1 {
+	if version < batchVersion1 || version > batchVersion {
 		return fmt.Errorf("unknown version %d", version)
 	}
 	into.ID = binary.LittleEndian.Uint64(d.b[1:])
@@ -100,13 +100,20 @@ func (d *decoder) batch(into *Batch) error {
 		v := &into.Visits[i]
 		*v = counter.Visit{}
 		flags := d.byte()
-		if d.err == nil && flags&^(flagMarkOnly|flagHasAlso) != 0 {
-			d.err = fmt.Errorf("unknown flags %#x", flags)
+		known := byte(flagMarkOnly | flagHasAlso | flagHasLink)
+		if version < batchVersion {
+			known &^= flagHasLink
+		}
+		if d.err == nil && flags&^known != 0 {
+			d.err = fmt.Errorf("unknown flags %#x in version %d", flags, version)
 		}
 		v.MarkOnly = flags&flagMarkOnly != 0
 		v.HasAlso = flags&flagHasAlso != 0
 		v.Campaign = d.ref("campaign")
 		v.Creator = d.ref("creator")
+		if flags&flagHasLink != 0 {
+			v.Link = d.ref("link")
+		}
 		d.bytes(v.Key[:])
 		if v.HasAlso {
 			d.bytes(v.Also[:])
@@ -201,7 +208,7 @@ func (d *decoder) bytes(dst []byte) {
 	d.b = d.b[len(dst):]
 }
 
-// ref reads a campaign or creator ref.
+// ref reads a campaign, creator or link ref.
 func (d *decoder) ref(what string) string {
 	r := d.uvarint()
 	if d.err != nil {

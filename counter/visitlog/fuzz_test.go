@@ -39,14 +39,22 @@ func FuzzDecodeBatch(f *testing.F) {
 			return
 		}
 		q := AppendBatch(nil, &b)
-		if p[0] == batchVersion1 {
+		switch p[0] {
+		case batchVersion1:
 			// Read, never written: it encodes again as the current
 			// version, the same but for the blocks it lacks.
 			if len(q) != len(p)+8*len(b.Visits) || q[0] != batchVersion || !bytes.Equal(q[1:batchHeaderLen], p[1:batchHeaderLen]) {
 				t.Fatalf("a version 1 batch of %d visits encodes to %x; want version %d, 8 bytes more per visit", len(b.Visits), q, batchVersion)
 			}
-		} else if !bytes.Equal(q, p) {
-			t.Fatalf("a decoded batch encodes to other bytes; got %x; want %x", q, p)
+		case batchVersion2:
+			// No visit has a link: the same bytes but the version.
+			if q[0] != batchVersion || !bytes.Equal(q[1:], p[1:]) {
+				t.Fatalf("a version 2 batch encodes to %x; want %x in version %d", q, p, batchVersion)
+			}
+		default:
+			if !bytes.Equal(q, p) {
+				t.Fatalf("a decoded batch encodes to other bytes; got %x; want %x", q, p)
+			}
 		}
 		var again Batch
 		if err := DecodeBatch(q, &again); err != nil || !reflect.DeepEqual(again, b) {
@@ -152,8 +160,9 @@ func seedBatches() map[string]Batch {
 }
 
 // fuzzSeeds returns the seeds of each fuzz target by file name. The
-// corpus also holds golden inputs of version 1 batches (v1-*), which
-// TestVersion1 reads and which are never rewritten.
+// corpus also holds golden inputs of version 1 and 2 batches (v1-*,
+// v2-*), which TestVersion1 and TestVersion2 read and which are never
+// rewritten.
 func fuzzSeeds(t testing.TB) map[string]map[string][]byte {
 	batches := map[string][]byte{}
 	for name, b := range seedBatches() {

@@ -10,11 +10,17 @@ import (
 	"github.com/clickgate/clickgate/counter/internal/fuzzseed"
 )
 
-// withoutBlocks returns b as version 1 holds it: no visit has a block.
-func withoutBlocks(b Batch) Batch {
+// asVersion returns b as a batch of version v holds it: before version
+// 3 no visit has a link, before version 2 none has a block.
+func asVersion(b Batch, v byte) Batch {
 	b.Visits = append(b.Visits[:0:0], b.Visits...)
 	for i := range b.Visits {
-		b.Visits[i].Block = 0
+		if v < batchVersion {
+			b.Visits[i].Link = ""
+		}
+		if v < batchVersion2 {
+			b.Visits[i].Block = 0
+		}
 	}
 	return b
 }
@@ -22,11 +28,12 @@ func withoutBlocks(b Batch) Batch {
 // TestVersion1 reads what logs written before Visit.Block was recorded
 // hold: batches of version 1 (the v1-* seeds of FuzzDecodeBatch, written
 // by that build) and a segment of them (FuzzOpen's v1-whole). Every visit
-// is read as it was written, with Block 0, and encodes again as version 2.
+// is read as it was written, with Block 0 and no link, and encodes again
+// as version 3.
 func TestVersion1(t *testing.T) {
 	var dec Decoder
 	for name, want := range seedBatches() {
-		want = withoutBlocks(want)
+		want = asVersion(want, batchVersion1)
 		p := fuzzseed.Read(t, "FuzzDecodeBatch", "v1-"+name)
 		if p[0] != batchVersion1 {
 			t.Fatalf("unexpected version of golden batch %q; got %d; want 1", name, p[0])
@@ -59,7 +66,7 @@ func TestVersion1(t *testing.T) {
 	}
 	for i, r := range recs {
 		id := uint64(i + 1)
-		want := withoutBlocks(Batch{ID: id, Visits: visits(int(id), 1+int(id%2))})
+		want := asVersion(Batch{ID: id, Visits: visits(int(id), 1+int(id%2))}, batchVersion1)
 		if r.batch[0] != batchVersion1 {
 			t.Fatalf("unexpected version of record %d; got %d; want 1", i, r.batch[0])
 		}
