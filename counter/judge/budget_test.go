@@ -279,6 +279,6 @@ func TestCheckpointBudgetsDamaged(t *testing.T) {
 	noBlock.BudgetBlock = 0
 	f("blocks without a block budget", noBlock, func(j *Judge) { c1(j).blocks[1] = 1 })
 	f("budgets without a clock", budgetParams, func(j *Judge) {
-		j.clock, j.win.byKey, j.vel.nets, j.cnt = math.MinInt64, map[windowKey]*window{}, map[uint64]netCount{}, newCounters()
+		j.clock, j.win.byKey, j.vel.nets, j.cnt = math.MinInt64, map[windowKey]*window{}, map[uint64]netCount{}, newCounters(false)
 	})
 }

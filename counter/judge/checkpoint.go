@@ -30,12 +30,14 @@ var (
 )
 
 const (
-	// version is the format MarshalBinary writes. Version 2, written
-	// before layers, is read too: it is version 3 with one layer per
-	// window. Version 1, written before budgets, is version 2 without
-	// the budgets in the params and without the budgets section, and
-	// loads into a judge whose budgets are 0.
-	version  = 3
+	// version is the format MarshalBinary writes. Version 3, written
+	// before link counters, is read too: it is version 4 without the
+	// links section. Version 2, written before layers, is version 3
+	// with one layer per window. Version 1, written before budgets, is
+	// version 2 without the budgets in the params and without the
+	// budgets section, and loads into a judge whose budgets are 0.
+	version  = 4
+	version3 = 3
 	version2 = 2
 	version1 = 1
 	// maxStringLen bounds an id, the keying and the offset; the admin API
@@ -68,8 +70,9 @@ func (j *Judge) AppendBinary(b []byte) ([]byte, error) {
 
 // appendVersion appends the checkpoint in format version v: version, or
 // an older one for a judge that could have written it (no budgets for
-// version 1, windows of one layer for versions 1 and 2), to check that a
-// checkpoint of that version is canonical.
+// version 1, windows of one layer for versions 1 and 2, no link counters
+// before version 4), to check that a checkpoint of that version is
+// canonical.
 func (j *Judge) appendVersion(b []byte, v byte) ([]byte, error) {
 	start := len(b)
 	b = append(b, magic[:len(magic)-1]...)
@@ -87,14 +90,21 @@ func (j *Judge) appendVersion(b []byte, v byte) ([]byte, error) {
 			return nil, err
 		}
 	}
-	if b, err = j.appendCounters(b); err != nil {
+	if b, err = appendRows(b, j.cnt.sorted(), rowLevels[:2]); err != nil {
 		return nil, err
+	}
+	if v >= version {
+		if b, err = appendRows(b, j.links.sorted(), rowLevels[:]); err != nil {
+			return nil, err
+		}
+	} else if len(j.links.rows) > 0 {
+		return nil, fmt.Errorf("cannot checkpoint link counters in format version %d", v)
 	}
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b[start:], castagnoli)), nil
 }
 
 func (j *Judge) sizeHint() int {
-	n := 128 + len(j.win.sizes)*20 + len(j.vel.nets)*12 + j.bud.entries()*12 + len(j.cnt.rows)*24
+	n := 128 + len(j.win.sizes)*20 + len(j.vel.nets)*12 + j.bud.entries()*12 + len(j.cnt.rows)*24 + len(j.links.rows)*32
 	for _, w := range j.win.byKey {
 		n += 64
 		for i := range w.layers {
@@ -114,7 +124,7 @@ func appendParams(b []byte, p Params, sizes []layerSize, v byte) []byte {
 		b = binary.LittleEndian.AppendUint32(b, uint32(p.BudgetNetwork))
 		b = binary.LittleEndian.AppendUint32(b, uint32(p.BudgetBlock))
 	}
-	if v < version {
+	if v < version3 {
 		b = binary.LittleEndian.AppendUint64(b, sizes[0].m)
 		b = binary.LittleEndian.AppendUint32(b, uint32(sizes[0].k))
 	} else {
@@ -152,7 +162,7 @@ func (j *Judge) appendWindows(b []byte, v byte) ([]byte, error) {
 		b = appendString(b, w.campaign)
 		b = binary.AppendVarint(b, w.start)
 		b = binary.AppendVarint(b, w.expires)
-		if v < version {
+		if v < version3 {
 			if len(w.layers) != 1 {
 				return nil, fmt.Errorf("cannot checkpoint a window of %d layers in format version %d", len(w.layers), v)
 			}
@@ -252,37 +262,65 @@ func appendKeyCounts(b []byte, m map[uint64]uint32) []byte {
 	return b
 }
 
-// appendCounters appends the counters grouped by campaign, then creator,
-// then day.
-func (j *Judge) appendCounters(b []byte) ([]byte, error) {
-	rows := j.cnt.sorted()
-	b = binary.AppendUvarint(b, uint64(runs(rows, 0, len(rows), sameCampaign)))
+// rowLevel is one level of the grouping of counter rows in a checkpoint:
+// rows are grouped by campaign, then creator, then (link rows) link.
+type rowLevel struct {
+	name string
+	get  func(*CreatorDay) string
+	set  func(*CreatorDay, string)
+}
+
+var rowLevels = [...]rowLevel{
+	{"campaign", func(r *CreatorDay) string { return r.Campaign }, func(r *CreatorDay, s string) { r.Campaign = s }},
+	{"creator", func(r *CreatorDay) string { return r.Creator }, func(r *CreatorDay, s string) { r.Creator = s }},
+	{"link", func(r *CreatorDay) string { return r.Link }, func(r *CreatorDay, s string) { r.Link = s }},
+}
+
+// appendRows appends rows, sorted, grouped by levels: the number of
+// groups of the first level, then each group's id and its rows grouped by
+// the levels after it; past the last level, the number of days and each.
+func appendRows(b []byte, rows []CreatorDay, levels []rowLevel) ([]byte, error) {
+	if len(levels) == 0 {
+		b = binary.AppendUvarint(b, uint64(len(rows)))
+		for d := range rows {
+			if d == 0 {
+				b = binary.AppendVarint(b, int64(rows[d].Day))
+			} else {
+				b = binary.AppendUvarint(b, uint64(rows[d].Day-rows[d-1].Day))
+			}
+			b = appendCounts(b, &rows[d].Counts)
+		}
+		return b, nil
+	}
+	l := &levels[0]
+	n := 0
+	for i := 0; i < len(rows); i = groupEnd(rows, i, l) {
+		n++
+	}
+	b = binary.AppendUvarint(b, uint64(n))
 	for i := 0; i < len(rows); {
-		ce := runEnd(rows, i, len(rows), sameCampaign)
-		if len(rows[i].Campaign) > maxStringLen {
-			return nil, fmt.Errorf("cannot checkpoint campaign id %.32q... of %d bytes; the limit is %d", rows[i].Campaign, len(rows[i].Campaign), maxStringLen)
+		e := groupEnd(rows, i, l)
+		id := l.get(&rows[i])
+		if len(id) > maxStringLen {
+			return nil, fmt.Errorf("cannot checkpoint %s id %.32q... of %d bytes; the limit is %d", l.name, id, len(id), maxStringLen)
 		}
-		b = appendString(b, rows[i].Campaign)
-		b = binary.AppendUvarint(b, uint64(runs(rows, i, ce, sameCreator)))
-		for i < ce {
-			re := runEnd(rows, i, ce, sameCreator)
-			if len(rows[i].Creator) > maxStringLen {
-				return nil, fmt.Errorf("cannot checkpoint creator id %.32q... of %d bytes; the limit is %d", rows[i].Creator, len(rows[i].Creator), maxStringLen)
-			}
-			b = appendString(b, rows[i].Creator)
-			b = binary.AppendUvarint(b, uint64(re-i))
-			for d := i; d < re; d++ {
-				if d == i {
-					b = binary.AppendVarint(b, int64(rows[d].Day))
-				} else {
-					b = binary.AppendUvarint(b, uint64(rows[d].Day-rows[d-1].Day))
-				}
-				b = appendCounts(b, &rows[d].Counts)
-			}
-			i = re
+		b = appendString(b, id)
+		var err error
+		if b, err = appendRows(b, rows[i:e], levels[1:]); err != nil {
+			return nil, err
 		}
+		i = e
 	}
 	return b, nil
+}
+
+// groupEnd returns the end of the run of rows with rows[i]'s id at level l.
+func groupEnd(rows []CreatorDay, i int, l *rowLevel) int {
+	e := i + 1
+	for e < len(rows) && l.get(&rows[e]) == l.get(&rows[i]) {
+		e++
+	}
+	return e
 }
 
 // appendCounts appends a mask of the reasons with a count, then each.
@@ -300,29 +338,6 @@ func appendCounts(b []byte, c *counter.Counts) []byte {
 		}
 	}
 	return b
-}
-
-func sameCampaign(a, b *CreatorDay) bool { return a.Campaign == b.Campaign }
-func sameCreator(a, b *CreatorDay) bool  { return a.Creator == b.Creator }
-
-// runEnd returns the end of the run of rows equal to rows[i] by same,
-// within [i, end).
-func runEnd(rows []CreatorDay, i, end int, same func(a, b *CreatorDay) bool) int {
-	e := i + 1
-	for e < end && same(&rows[e], &rows[i]) {
-		e++
-	}
-	return e
-}
-
-// runs returns the number of runs by same within rows[i:end].
-func runs(rows []CreatorDay, i, end int, same func(a, b *CreatorDay) bool) int {
-	n := 0
-	for i < end {
-		i = runEnd(rows, i, end, same)
-		n++
-	}
-	return n
 }
 
 // UnmarshalBinary replaces the judge's state with checkpoint b, which
@@ -356,7 +371,7 @@ func (j *Judge) UnmarshalBinary(b []byte) error {
 	}
 	// A checkpoint before layers records the first layer alone.
 	same := slices.Equal(sizes, j.win.sizes)
-	if d.version < version {
+	if d.version < version3 {
 		same = sizes[0].m == j.win.sizes[0].m && sizes[0].k == j.win.sizes[0].k
 	}
 	if !p.SameSizing(j.p) || !same {
@@ -424,7 +439,7 @@ func openCheckpoint(b []byte) (d *decoder, p Params, sizes []layerSize, err erro
 	if v != version1 {
 		p.BudgetNetwork, p.BudgetBlock = int(d.u32()), int(d.u32())
 	}
-	if v < version {
+	if v < version3 {
 		sizes = []layerSize{{m: d.u64(), k: int(d.u32())}}
 	} else {
 		n := d.count("layers", 20, maxLayers)

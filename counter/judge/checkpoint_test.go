@@ -195,7 +195,7 @@ func withCRC(b []byte) []byte {
 	v := b[len(magic)-1]
 	b = bytes.Clone(b)
 	copy(b, magic[:])
-	if v == version1 || v == version2 {
+	if v == version1 || v == version2 || v == version3 {
 		b[len(magic)-1] = v
 	}
 	binary.LittleEndian.PutUint32(b[len(b)-crcLen:], crc32.Checksum(b[:len(b)-crcLen], castagnoli))
@@ -465,5 +465,103 @@ func TestCheckpointVersion2(t *testing.T) {
 	}
 	if f := j.Fill(); out[0] != counter.Duplicate || c[counter.Qualified] < 5 || f[0].Layers != 2 || j.LayersAdded() != 1 {
 		t.Fatalf("unexpected visits after v2-full; got %v, %+v; want a duplicate, then new visitors in a second layer", out, f)
+	}
+}
+
+// TestCheckpointVersion3 loads checkpoints written before link counters
+// (the seeds v3-* of FuzzUnmarshal, written by that build with
+// testParams): the state that build left, without link rows, which
+// writes again as the same version 3 bytes and goes on with version 4.
+// The log of v3-log is genLog's, whose visits had no links then: a judge
+// of the same visits without their links reaches the same state.
+func TestCheckpointVersion3(t *testing.T) {
+	expired := smallState(t)
+	expired.Apply([]counter.Visit{visit("c3", "dora", "ann", int64(30*time.Hour/time.Millisecond))}, make([]counter.Reason, 1))
+	log := mustNew(t, testParams)
+	visits := genLog(150, 5)
+	for i := range visits {
+		visits[i].Link = ""
+	}
+	log.Apply(visits, make([]counter.Reason, len(visits)))
+	log.SetOffset([]byte{0, 0, 0, 0, 0, 0, 0x0b, 0xb8})
+	states := map[string]*Judge{"empty": mustNew(t, testParams), "small": smallState(t), "expired": expired, "log": log, "layers": layeredState(t)}
+	for name, want := range states {
+		b := fuzzseed.Read(t, "FuzzUnmarshal", "v3-"+name)
+		if b[len(magic)-1] != version3 {
+			t.Fatalf("unexpected version of seed v3-%s; got %d; want %d", name, b[len(magic)-1], version3)
+		}
+		j := mustNew(t, testParams)
+		if err := j.UnmarshalBinary(b); err != nil {
+			t.Fatalf("unexpected error loading v3-%s: %s", name, err)
+		}
+		if len(j.LinkCounts()) != 0 {
+			t.Fatalf("unexpected link rows loaded from v3-%s: %v", name, j.LinkCounts())
+		}
+		if again, err := j.appendVersion(nil, version3); err != nil || !bytes.Equal(again, b) {
+			t.Fatalf("unexpected version 3 checkpoint of a judge loaded from v3-%s; got %v; want the seed", name, err)
+		}
+		again := mustMarshal(t, j)
+		if again[len(magic)-1] != version || !bytes.Equal(again, mustMarshal(t, want)) {
+			t.Fatalf("unexpected state loaded from v3-%s; got %x; want %x", name, again, mustMarshal(t, want))
+		}
+	}
+	// A judge with link rows cannot write version 3.
+	if _, err := linkedState(t).appendVersion(nil, version3); err == nil {
+		t.Fatalf("unexpected success writing link counters in format version 3")
+	}
+}
+
+// linkedState is smallState with visits of two links of alice's, one of
+// bob's and one of alice's without a link.
+func linkedState(t testing.TB) *Judge {
+	t.Helper()
+	j := smallState(t)
+	visits := []counter.Visit{
+		onLink(visit("c1", "alice", "hal", 40_000), "TIKTOK01"), onLink(visit("c1", "alice", "hal", 41_000), "TIKTOK01"),
+		onLink(visit("c1", "alice", "ida", 42_000), "YOUTUBE1"), onLink(visit("c1", "bob", "jan", 43_000), "BOBLINK1"),
+		visit("c1", "alice", "kim", 44_000), onLink(markOnly(visit("c1", "alice", "lou", 45_000)), "TIKTOK01"),
+	}
+	j.Apply(visits, make([]counter.Reason, len(visits)))
+	return j
+}
+
+func onLink(v counter.Visit, code string) counter.Visit {
+	v.Link = code
+	return v
+}
+
+// TestLinkCounts: a judge counts a visit with a link for its creator and
+// for its link, one without for its creator alone, and a checkpoint
+// carries the link rows.
+func TestLinkCounts(t *testing.T) {
+	j := linkedState(t)
+	day := counter.DayOf(time.UnixMilli(t0))
+	f := func(link string, want counter.Counts) {
+		t.Helper()
+		got := j.Link("c1", "alice", link)
+		if want == (counter.Counts{}) && len(got) == 0 {
+			return
+		}
+		if len(got) != 1 || got[0].Day != day || got[0].Counts != want {
+			t.Fatalf("unexpected counts of link %q; got %v; want %v on %s", link, got, want, day)
+		}
+	}
+	f("TIKTOK01", counter.Counts{Q: 1, D: 1})
+	f("YOUTUBE1", counter.Counts{Q: 1})
+	f("BOBLINK1", counter.Counts{}) // bob's, not alice's
+	f("", counter.Counts{})
+	if got := j.Link("c1", "bob", "BOBLINK1"); len(got) != 1 || got[0].Counts != (counter.Counts{Q: 1}) {
+		t.Fatalf("unexpected counts of bob's link; got %v", got)
+	}
+	before := smallState(t).Creator("c1", "alice")[0].Counts
+	if got := j.Creator("c1", "alice")[0].Counts; got[Q] != before[Q]+3 || got[D] != before[D]+1 {
+		t.Fatalf("unexpected counts of alice; got %v; want 3 qualified and 1 duplicate more than %v", got, before)
+	}
+	r := mustNew(t, testParams)
+	if err := r.UnmarshalBinary(mustMarshal(t, j)); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := r.LinkCounts(), j.LinkCounts(); !reflect.DeepEqual(got, want) || len(got) != 3 {
+		t.Fatalf("unexpected link rows of a restored judge; got %v; want %v", got, want)
 	}
 }

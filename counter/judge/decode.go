@@ -118,8 +118,11 @@ func (j *Judge) decodeState(d *decoder) {
 		}
 		j.decodeBudgets(d)
 	}
-	j.decodeCounters(d)
-	if d.err == nil && j.clock == math.MinInt64 && (len(j.win.byKey) > 0 || len(j.vel.nets) > 0 || len(j.bud.campaigns) > 0 || len(j.cnt.rows) > 0) {
+	d.rows(rowLevels[:2], CreatorDay{}, &j.cnt)
+	if d.version >= version {
+		d.rows(rowLevels[:], CreatorDay{}, &j.links)
+	}
+	if d.err == nil && j.clock == math.MinInt64 && (len(j.win.byKey) > 0 || len(j.vel.nets) > 0 || len(j.bud.campaigns) > 0 || len(j.cnt.rows) > 0 || len(j.links.rows) > 0) {
 		d.fail("state without a clock")
 	}
 }
@@ -203,7 +206,7 @@ func (j *Judge) decodeWindows(d *decoder) {
 			return
 		}
 		layers := 1
-		if d.version >= version {
+		if d.version >= version3 {
 			if layers = d.count("layers", 2, len(sizes)); layers == 0 {
 				d.fail("window %q %d without a layer", w.campaign, w.start)
 				return
@@ -291,44 +294,50 @@ func (j *Judge) decodeNetworks(d *decoder) {
 	}
 }
 
-func (j *Judge) decodeCounters(d *decoder) {
-	campaigns := d.count("campaigns", 2, math.MaxInt)
-	var campaign string
-	for i := range campaigns {
-		c := string(d.bytes("campaign id", maxStringLen))
-		if d.err == nil && i > 0 && c <= campaign {
-			d.fail("campaign %q out of order", c)
-		}
-		campaign = c
-		creators := d.count("creators", 2, math.MaxInt)
-		var creator string
-		for k := range creators {
-			cr := string(d.bytes("creator id", maxStringLen))
-			if d.err == nil && k > 0 && cr <= creator {
-				d.fail("creator %q out of order", cr)
+// rows reads the rows of appendRows grouped by levels into cs, each
+// with the ids of row and of the levels read. Ids of a level are in
+// order, and a link's is not empty.
+func (d *decoder) rows(levels []rowLevel, row CreatorDay, cs *counters) {
+	if len(levels) == 0 {
+		days := d.count("days", 2, math.MaxInt)
+		var day int64
+		for x := range days {
+			if x == 0 {
+				day = d.varint("day")
+			} else if delta := d.uvarint("day"); delta == 0 || delta > math.MaxInt32 {
+				d.fail("day out of order")
+			} else {
+				day += int64(delta)
 			}
-			creator = cr
-			days := d.count("days", 2, math.MaxInt)
-			var day int64
-			for x := range days {
-				if x == 0 {
-					day = d.varint("day")
-				} else if delta := d.uvarint("day"); delta == 0 || delta > math.MaxInt32 {
-					d.fail("day out of order")
-				} else {
-					day += int64(delta)
-				}
-				if day < math.MinInt32 || day > math.MaxInt32 {
-					d.fail("day %d", day)
-				}
-				row := CreatorDay{Campaign: campaign, Creator: creator, Day: counter.Day(day)}
-				d.counts(&row.Counts)
-				if d.err != nil {
-					return
-				}
-				j.cnt.insert(row)
+			if day < math.MinInt32 || day > math.MaxInt32 {
+				d.fail("day %d", day)
 			}
+			row.Day, row.Counts = counter.Day(day), counter.Counts{}
+			d.counts(&row.Counts)
+			if d.err != nil {
+				return
+			}
+			cs.insert(row)
 		}
+		return
+	}
+	l := &levels[0]
+	n := d.count(l.name+"s", 2, math.MaxInt)
+	var prev string
+	for i := range n {
+		id := string(d.bytes(l.name+" id", maxStringLen))
+		if d.err == nil && i > 0 && id <= prev {
+			d.fail("%s %q out of order", l.name, id)
+		}
+		if d.err == nil && l.name == "link" && id == "" {
+			d.fail("link counters without a code")
+		}
+		if d.err != nil {
+			return
+		}
+		prev = id
+		l.set(&row, id)
+		d.rows(levels[1:], row, cs)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -25,7 +26,8 @@ var logParams = Params{Expected: 1000, FP: 0.01, Partitions: 4, VelocityMax: 20,
 // it from their network) in 400 blocks of networks, click farms over the
 // velocity limit and the budgets in one block, marks, a lagging node
 // whose visits are a few seconds behind, and a spool shipped hours late,
-// whose windows are gone.
+// whose windows are gone. A person clicks one of three links of their
+// creator, or (one in four) comes from a log without links.
 func genLog(n int, seed uint64) []counter.Visit {
 	r := rand.New(rand.NewPCG(seed, 0x6a756467))
 	type person struct {
@@ -56,7 +58,8 @@ func genLog(n int, seed uint64) []counter.Visit {
 		default:
 			p = &people[len(people)-1-r.IntN(min(len(people), 5000))]
 		}
-		v := counter.Visit{Campaign: p.campaign, Creator: p.creator, Network: p.net, Block: p.block, At: at}
+		v := counter.Visit{Campaign: p.campaign, Creator: p.creator, Link: []string{"TIKTOK01", "YOUTUBE1", "DISCORD1", ""}[p.id%4],
+			Network: p.net, Block: p.block, At: at}
 		if r.IntN(20) == 0 { // a lagging node
 			v.At -= r.Int64N(5000)
 		}
@@ -166,6 +169,9 @@ func TestJudgedTwice(t *testing.T) {
 	if ca, cb := a.Counts(), b.Counts(); !reflect.DeepEqual(ca, cb) {
 		t.Fatalf("unexpected counters of the second judgement; got %v; want %v", cb, ca)
 	}
+	if ca, cb := a.LinkCounts(), b.LinkCounts(); !reflect.DeepEqual(ca, cb) || len(ca) == 0 {
+		t.Fatalf("unexpected link counters of the second judgement; got %d rows; want %d", len(cb), len(ca))
+	}
 	ba, err := a.MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
@@ -189,5 +195,56 @@ func TestJudgedTwice(t *testing.T) {
 	}
 	if got, want := total.Clicks(), int64(len(visits)-marks); got != want {
 		t.Fatalf("unexpected clicks counted; got %d; want %d (every visit but the %d marks)", got, want, marks)
+	}
+	checkLinkSums(t, a, visits)
+}
+
+// checkLinkSums checks that j's link rows split its creator rows: for each
+// creator and day, the links' counts are within the creator's by reason,
+// Link returns each row, and what the links leave of the creators' clicks
+// is exactly the visits of visits without a link.
+func checkLinkSums(t *testing.T, j *Judge, visits []counter.Visit) {
+	t.Helper()
+	type day struct {
+		campaign, creator string
+		day               counter.Day
+	}
+	sums := map[day]counter.Counts{}
+	for _, r := range j.LinkCounts() {
+		if r.Link == "" {
+			t.Fatalf("unexpected link row without a link: %+v", r)
+		}
+		k := day{r.Campaign, r.Creator, r.Day}
+		c := sums[k]
+		c.Add(&r.Counts)
+		sums[k] = c
+		if got := j.Link(r.Campaign, r.Creator, r.Link); !slices.ContainsFunc(got, func(d counter.DayCounts) bool { return d.Day == r.Day && d.Counts == r.Counts }) {
+			t.Fatalf("unexpected Link(%q, %q, %q); got %v; want a day of %+v", r.Campaign, r.Creator, r.Link, got, r)
+		}
+	}
+	unlinked := 0
+	for _, r := range j.Counts() {
+		k := day{r.Campaign, r.Creator, r.Day}
+		linked := sums[k]
+		for reason := range r.Counts {
+			if linked[reason] > r.Counts[reason] {
+				t.Fatalf("unexpected %s of the links of %+v; got %d; more than the creator's %d", counter.Reason(reason), k, linked[reason], r.Counts[reason])
+			}
+		}
+		all, l := r.Counts.Clicks(), linked.Clicks()
+		unlinked += int(all - l)
+		delete(sums, k)
+	}
+	if len(sums) != 0 {
+		t.Fatalf("unexpected link rows of no creator row: %v", sums)
+	}
+	want := 0
+	for i := range visits {
+		if visits[i].Link == "" && !visits[i].MarkOnly {
+			want++
+		}
+	}
+	if unlinked != want {
+		t.Fatalf("unexpected visits counted for creators and no link; got %d; want %d, the visits without a link", unlinked, want)
 	}
 }

@@ -82,7 +82,9 @@
 // budgets included.
 //
 // Counters: (campaign, creator, Visit.Day, reason) += 1 for every visit
-// that is not MarkOnly.
+// that is not MarkOnly, and (campaign, creator, Visit.Link, Visit.Day,
+// reason) += 1 for those with a link. Payouts are computed from the
+// creators' counters alone; a link's say which link brought what.
 //
 // # Policy change
 //
@@ -103,7 +105,7 @@
 // MarshalBinary writes, and UnmarshalBinary reads, all in little endian,
 // varints as encoding/binary writes them:
 //
-//	magic     "CGJUDGE" and the format version, 3 (8 bytes)
+//	magic     "CGJUDGE" and the format version, 4 (8 bytes)
 //	params    Expected u64 | FP (IEEE 754) u64 | Partitions u32 |
 //	          VelocityMax u32 | VelocityWindow (ns) u64 | BudgetNetwork u32 |
 //	          BudgetBlock u32 | layers a window may have (uvarint, 1 to
@@ -130,16 +132,22 @@
 //	            days, each: day (first varint, then uvarint difference
 //	            from the previous) | uvarint mask of reasons with a
 //	            count | uvarint count per set bit
+//	links     as counters, with a level of links between creators and
+//	            days: uvarint campaigns, each: id | uvarint creators,
+//	            each: id | uvarint links, in order, each: code (not
+//	            empty) | uvarint days, each as above
 //	crc       CRC-32C of everything before, u32
 //
 // Every layer but the last of a window is sealed (it has at least the
 // bits set that seal it), and no layer is empty.
 //
+// Version 3, written before link counters, is version 4 without the
+// links section: it is read with no link counters.
 // Version 2, written before layers, is version 3 with the first layer's m
 // and k alone in the params, and without a count of layers in a window:
 // each window is one layer. It is read as such, its first layer maybe
 // past its seal (a window flooded by that build keeps its rate; the next
-// new key starts a second layer), and written again as version 3.
+// new key starts a second layer), and written again as version 4.
 // Version 1, written before budgets, is version 2 without BudgetNetwork,
 // BudgetBlock and the budgets section, and without the budget reason in
 // the counters. It is read as a checkpoint of budgets 0.
@@ -167,7 +175,7 @@
 // two). At the defaults (1M visitors, fp 0.001) a window's first layer is
 // 3.4 MiB: 28.8 bits, 3.6 bytes, per visitor of two keys; with all five
 // layers, 31 times the visitors, 140 MiB. A network costs 10-12 bytes, a network or block with a budget
-// count 3-12, a creator-day about 8. Decoding checks the CRC first and bounds every count by what
+// count 3-12, a creator-day or a link-day about 8. Decoding checks the CRC first and bounds every count by what
 // the rest of the input can hold and every string by 256 bytes, then
 // refuses a checkpoint that does not re-encode to itself byte for byte, so
 // each state has one checkpoint.

@@ -24,8 +24,8 @@ var updateSeeds = flag.Bool("update-seeds", false, "rewrite the seeds in testdat
 // valid magic (of its version when it has one this build reads) and
 // checksum, so that mutations reach the decoder. The seeds are in
 // testdata/fuzz/FuzzUnmarshal, which TestFuzzSeeds keeps in the current
-// format; v1-* and v2-* are checkpoints of versions 1 and 2, which it
-// never rewrites.
+// format; v1-*, v2-* and v3-* are checkpoints of versions 1 to 3, which
+// it never rewrites.
 func FuzzUnmarshal(f *testing.F) {
 	f.Add([]byte{})
 	f.Add(magic[:])
@@ -103,6 +103,7 @@ func fuzzSeeds(t testing.TB) map[string][]byte {
 		"expired": mustMarshal(t, expired),
 		"log":     mustMarshal(t, log),
 		"layers":  mustMarshal(t, layeredState(t)),
+		"links":   mustMarshal(t, linkedState(t)),
 	}
 }
 

@@ -156,7 +156,8 @@ type Judge struct {
 	win    windows
 	vel    velocity
 	bud    budgets
-	cnt    counters
+	cnt    counters // by creator
+	links  counters // by link, of the visits with one
 }
 
 // New returns an empty judge, or an error when p is invalid.
@@ -175,7 +176,8 @@ func newJudge(p Params, sizes []layerSize) *Judge {
 		win:   newWindows(sizes),
 		vel:   newVelocity(p.VelocityMax, p.VelocityWindow.Milliseconds()),
 		bud:   newBudgets(p.BudgetNetwork, p.BudgetBlock),
-		cnt:   newCounters(),
+		cnt:   newCounters(false),
+		links: newCounters(true),
 	}
 }
 
@@ -183,7 +185,8 @@ func newJudge(p Params, sizes []layerSize) *Judge {
 func (j *Judge) Params() Params { return j.p }
 
 // Apply decides visits in order, writes each one's reason into out[i] and
-// counts it by (campaign, creator, day, reason):
+// counts it by (campaign, creator, day, reason), and by (campaign,
+// creator, link, day, reason) when Visit.Link is set:
 //
 //   - counter.Velocity: the visit's network made more than VelocityMax
 //     visits within VelocityWindow, this one included. It does not enter
@@ -257,14 +260,23 @@ func (j *Judge) apply(v *counter.Visit) counter.Reason {
 		j.advance(v.At)
 	}
 	if !v.MarkOnly && j.p.VelocityMax > 0 && !j.vel.hit(v.Network) {
-		j.cnt.add(v, counter.Velocity)
+		j.count(v, counter.Velocity)
 		return counter.Velocity
 	}
 	r := j.decide(v)
 	if !v.MarkOnly {
-		j.cnt.add(v, r)
+		j.count(v, r)
 	}
 	return r
+}
+
+// count counts v for reason r: for its creator, and for its link when it
+// has one.
+func (j *Judge) count(v *counter.Visit, r counter.Reason) {
+	j.cnt.add(v, r)
+	if v.Link != "" {
+		j.links.add(v, r)
+	}
 }
 
 // decide returns what v is, past velocity, and adds its keys to the
@@ -332,8 +344,23 @@ func (j *Judge) Offset() []byte { return slices.Clone(j.offset) }
 // any count, ordered by campaign, creator and day.
 func (j *Judge) Counts() []CreatorDay { return j.cnt.sorted() }
 
+// LinkCounts returns the counters of links, one entry per (campaign,
+// creator, link, day) with any count, ordered by campaign, creator, link
+// and day. A visit without a link (logged before links were) is in Counts
+// alone, so a creator's link rows sum to at most their Counts.
+func (j *Judge) LinkCounts() []CreatorDay { return j.links.sorted() }
+
 // Creator returns one creator's counts in one campaign by day, oldest
 // first: what the store's Stats adds to its own counters.
 func (j *Judge) Creator(campaign, creator string) []counter.DayCounts {
-	return j.cnt.creator(campaign, creator)
+	return j.cnt.days(campaign, creator, "")
+}
+
+// Link returns the counts of link code of creator in campaign by day,
+// oldest first.
+func (j *Judge) Link(campaign, creator, code string) []counter.DayCounts {
+	if code == "" {
+		return []counter.DayCounts{}
+	}
+	return j.links.days(campaign, creator, code)
 }

@@ -215,10 +215,10 @@ func TestCounts(t *testing.T) {
 		return c
 	}
 	want := []CreatorDay{
-		{"c1", "alice", d, counts(1, 0, 1)},
-		{"c1", "alice", d + 1, counts(1, 0, 0)},
-		{"c1", "bob", d, counts(1, 1, 0)},
-		{"c2", "bob", d, counts(1, 0, 0)},
+		{"c1", "alice", "", d, counts(1, 0, 1)},
+		{"c1", "alice", "", d + 1, counts(1, 0, 0)},
+		{"c1", "bob", "", d, counts(1, 1, 0)},
+		{"c2", "bob", "", d, counts(1, 0, 0)},
 	}
 	if got := j.Counts(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("unexpected counts; got %v; want %v", got, want)
