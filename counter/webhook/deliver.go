@@ -29,6 +29,11 @@ type DelivererOptions struct {
 	UserAgent string
 	// Logger receives failures, at most one line per 10s. default: slog.Default()
 	Logger *slog.Logger
+	// Claimer, when nodes share their endpoints (Shared), is asked
+	// before each attempt whether this outbox is to make it; a delivery
+	// it refuses is dropped, and one it cannot answer is tried again
+	// later. default: nil, every delivery is this outbox's
+	Claimer Claimer
 }
 
 // Deliverer sends the outbox's pending deliveries.
@@ -89,8 +94,9 @@ func (d *Deliverer) Stop() {
 }
 
 type result struct {
-	a   attempt
-	err error // nil: a 2xx
+	a    attempt
+	err  error // nil: a 2xx
+	drop bool  // another node delivers it, or its endpoint is removed
 }
 
 func (d *Deliverer) run() {
@@ -111,7 +117,7 @@ func (d *Deliverer) run() {
 			next = n
 			for _, a := range due {
 				busy[a.key] = true
-				go func() { results <- result{a, d.send(a)} }()
+				go func() { results <- d.attempt(a) }()
 			}
 		}
 		wait := d.opt.RetryMax
@@ -141,6 +147,12 @@ func (d *Deliverer) record(r result) {
 		return // cut short by Stop: stays as it was
 	}
 	now := time.Now()
+	if r.drop {
+		if err := d.o.drop(r.a); err != nil {
+			d.logf("cannot drop a webhook delivery", "event", r.a.event, "endpoint", r.a.endpoint, "err", err)
+		}
+		return
+	}
 	attemptsCounter.Inc()
 	if r.err == nil {
 		deliveredCounter.Inc()
@@ -170,6 +182,22 @@ func (d *Deliverer) Backoff(n uint32) time.Duration {
 	}
 	b = min(b, d.opt.RetryMax)
 	return b/2 + rand.N(b/2+1)
+}
+
+// attempt claims a (with a Claimer) and sends it.
+func (d *Deliverer) attempt(a attempt) result {
+	if d.opt.Claimer != nil {
+		ctx, cancel := context.WithTimeout(d.ctx, d.opt.Timeout)
+		mine, err := d.opt.Claimer.ClaimDelivery(ctx, a.event, a.endpoint, d.o.Node())
+		cancel()
+		if err != nil {
+			return result{a: a, err: fmt.Errorf("cannot claim the delivery: %w", err)}
+		}
+		if !mine {
+			return result{a: a, drop: true}
+		}
+	}
+	return result{a: a, err: d.send(a)}
 }
 
 // send makes one attempt; nil means the receiver answered 2xx.

@@ -34,8 +34,8 @@ type Spec struct {
 	// default: empty
 	Description string `json:"description"`
 	// Secret signs the deliveries: 32 to 256 printable ASCII characters,
-	// for the same endpoint added to several nodes of one Redis store.
-	// default: generated, "whsec_" and 64 hex digits
+	// for a receiver that has one already. default: generated, "whsec_"
+	// and 64 hex digits
 	Secret string `json:"secret"`
 }
 

@@ -1,7 +1,9 @@
 package webhook
 
 import (
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,11 +32,18 @@ var (
 	emittedBucket   = []byte("emitted")   // event id → 8 bytes, Unix nanoseconds of its emission: ids are never emitted twice
 	bodiesBucket    = []byte("bodies")    // event id → 4 bytes, deliveries pending, then the body; gone with its last delivery
 	pendingBucket   = []byte("pending")   // 8 bytes of sequence → a delivery (see encodeDelivery), in emission order
+	metaBucket      = []byte("meta")      // nodeKey, sharedKey
+)
+
+var (
+	nodeKey   = []byte("node")   // the outbox's id among the nodes that share endpoints (Registry)
+	sharedKey = []byte("shared") // present once the outbox's own endpoints went into a Registry
 )
 
 // Outbox keeps endpoints, emitted event ids and pending deliveries on disk.
 type Outbox struct {
 	db      *bolt.DB
+	node    string        // its id, kept in the file: see Node
 	notify  chan struct{} // a delivery was queued
 	pending atomic.Int64
 
@@ -65,8 +74,19 @@ func Open(dir string) (*Outbox, error) {
 	}
 	o := &Outbox{db: db, notify: make(chan struct{}, 1), status: map[string]*Status{}}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{endpointsBucket, emittedBucket, bodiesBucket, pendingBucket} {
+		for _, b := range [][]byte{endpointsBucket, emittedBucket, bodiesBucket, pendingBucket, metaBucket} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		meta := tx.Bucket(metaBucket)
+		if id := meta.Get(nodeKey); id != nil {
+			o.node = string(id)
+		} else {
+			var raw [8]byte
+			rand.Read(raw[:])
+			o.node = "ob_" + hex.EncodeToString(raw[:])
+			if err := meta.Put(nodeKey, []byte(o.node)); err != nil {
 				return err
 			}
 		}
@@ -80,6 +100,12 @@ func Open(dir string) (*Outbox, error) {
 	pendingTotal.Add(o.pending.Load())
 	return o, nil
 }
+
+// Node returns the outbox's id: random, made when its file was created
+// and kept in it, so that a restart keeps the events this outbox claimed
+// from other nodes' (Claimer). A copy of the file is the same node: do not
+// start a node on a copy of another's outbox.
+func (o *Outbox) Node() string { return o.node }
 
 // Close closes the file. Call it once, after the deliverer stopped.
 func (o *Outbox) Close() error {
@@ -287,43 +313,54 @@ func (o *Outbox) Endpoints() ([]Status, error) {
 // returns how many it dropped.
 func (o *Outbox) Remove(id string) (dropped int, err error) {
 	err = o.db.Update(func(tx *bolt.Tx) error {
-		dropped = 0
-		eb := tx.Bucket(endpointsBucket)
-		if eb.Get([]byte(id)) == nil {
+		if tx.Bucket(endpointsBucket).Get([]byte(id)) == nil {
 			return fmt.Errorf("%w %q", ErrNotFound, id)
 		}
-		if err := eb.Delete([]byte(id)); err != nil {
-			return err
-		}
-		var keys [][]byte
-		err := tx.Bucket(pendingBucket).ForEach(func(k, v []byte) error {
-			d, err := decodeDelivery(v)
-			if err == nil && d.endpoint == id {
-				keys = append(keys, slices.Clone(k))
-			}
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		for _, k := range keys {
-			if _, err := removeDelivery(tx, k); err != nil {
-				return err
-			}
-		}
-		dropped = len(keys)
-		return nil
+		dropped, err = removeEndpoint(tx, id)
+		return err
 	})
 	if err != nil {
 		return 0, err
 	}
+	o.removed([]string{id}, dropped)
+	return dropped, nil
+}
+
+// removeEndpoint deletes the endpoint id and its pending deliveries, and
+// returns how many deliveries it deleted.
+func removeEndpoint(tx *bolt.Tx, id string) (int, error) {
+	if err := tx.Bucket(endpointsBucket).Delete([]byte(id)); err != nil {
+		return 0, err
+	}
+	var keys [][]byte
+	err := tx.Bucket(pendingBucket).ForEach(func(k, v []byte) error {
+		d, err := decodeDelivery(v)
+		if err == nil && d.endpoint == id {
+			keys = append(keys, slices.Clone(k))
+		}
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, k := range keys {
+		if _, err := removeDelivery(tx, k); err != nil {
+			return 0, err
+		}
+	}
+	return len(keys), nil
+}
+
+// removed accounts for endpoints removed with their dropped deliveries.
+func (o *Outbox) removed(ids []string, dropped int) {
 	o.pending.Add(-int64(dropped))
 	pendingTotal.Add(-int64(dropped))
 	droppedCounter.Add(dropped)
 	o.mu.Lock()
-	delete(o.status, id)
-	o.mu.Unlock()
-	return dropped, nil
+	defer o.mu.Unlock()
+	for _, id := range ids {
+		delete(o.status, id)
+	}
 }
 
 // Pending returns the deliveries waiting for their 2xx.

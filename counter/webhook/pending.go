@@ -139,6 +139,23 @@ func (o *Outbox) delivered(a attempt, at time.Time) error {
 	return nil
 }
 
+// drop removes a undelivered: another node delivers its event, or its
+// endpoint is removed.
+func (o *Outbox) drop(a attempt) error {
+	var removed bool
+	err := o.db.Batch(func(tx *bolt.Tx) (err error) {
+		removed, err = removeDelivery(tx, seqKey(a.key))
+		return err
+	})
+	if err != nil || !removed {
+		return err
+	}
+	o.pending.Add(-1)
+	pendingTotal.Add(-1)
+	droppedCounter.Inc()
+	return nil
+}
+
 // failed records a's failure and when it is tried again.
 func (o *Outbox) failed(a attempt, at, next time.Time, reason string) error {
 	a.attempts++
