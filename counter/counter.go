@@ -215,6 +215,14 @@ type Store interface {
 	// Stats returns the counters of one creator in one campaign, one entry
 	// per UTC day with any count, oldest first.
 	Stats(ctx context.Context, campaign, creator string) ([]DayCounts, error)
+	// LinkStats returns the counters of link code of creator in campaign,
+	// one entry per UTC day with any count, oldest first: what the judge
+	// decided of the visits logged with their link (Visit.Link), as it
+	// decided them for the creator. Counts added with AddCounts, and
+	// visits logged without a link, are the creator's alone, so a
+	// creator's links sum to at most their Stats. An unknown link has
+	// no entries.
+	LinkStats(ctx context.Context, campaign, creator, code string) ([]DayCounts, error)
 	// AttributeSignup attributes a new user to a creator once per campaign,
 	// and a click to one user: in one atomic step it checks that c.Click
 	// is unused or used by c.UserID, records the click as used by the

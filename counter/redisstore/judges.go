@@ -26,6 +26,7 @@ package redisstore
 // Keys, in the partition's hash tag:
 //
 //	<prefix>:{<campaign>:<p>}:j:<creator>  hash  <YYYY-MM-DD>:<reason> → count decided up to the judged offset
+//	<prefix>:{<campaign>:<p>}:jl:<code>:<creator>  the same of one link of the creator (visits logged with their link)
 //	<prefix>:{<campaign>:<p>}:judged       the log offset (stream id) the published counters reach
 //
 // Checkpoint cadence: a checkpoint holds the filters of every live window,
@@ -83,7 +84,7 @@ var (
 //
 //	KEYS[1]   the lease
 //	KEYS[2]   the judged offset
-//	KEYS[3..] the judged-counter hashes of the creators published
+//	KEYS[3..] the judged-counter hashes of the creators and links published
 //	ARGV[1]   the lease's value
 //	ARGV[2]   the offset, a stream id
 //	ARGV[3..] for each hash of KEYS[3..]: n, then n field-value pairs
@@ -344,9 +345,11 @@ type partJudge struct {
 	added     uint64         // the judge's LayersAdded reported
 }
 
+// creatorDay is a row of the judge's counters: of a creator (link "")
+// or of one of their links.
 type creatorDay struct {
-	creator string
-	day     counter.Day
+	creator, link string
+	day           counter.Day
 }
 
 // handOver makes the judge save its work and release its lease.
@@ -526,23 +529,25 @@ func (pj *partJudge) adopt(ctx context.Context) error {
 	return nil
 }
 
-// publish sets the counters that changed since the last publish, with the
-// offset they reach.
+// publish sets the counters that changed since the last publish, the
+// creators' and the links', with the offset they reach.
 func (pj *partJudge) publish(ctx context.Context) error {
 	if pj.offset == "" {
 		return nil
 	}
-	rows := pj.j.Counts()
+	// Each is sorted by creator (and link): a row of the one hash of its
+	// creator or link follows the one before.
+	rows := append(pj.j.Counts(), pj.j.LinkCounts()...)
 	keys := []string{"", ""}
 	args := []any{pj.lease.value, pj.offset}
 	var changed []judge.CreatorDay
 	for i := 0; i < len(rows); {
-		creator := rows[i].Creator
+		creator, link := rows[i].Creator, rows[i].Link
 		n, at := 0, len(args)
 		args = append(args, 0)
-		for ; i < len(rows) && rows[i].Creator == creator; i++ {
+		for ; i < len(rows) && rows[i].Creator == creator && rows[i].Link == link; i++ {
 			r := &rows[i]
-			old := pj.published[creatorDay{r.Creator, r.Day}]
+			old := pj.published[creatorDay{r.Creator, r.Link, r.Day}]
 			if r.Counts == old {
 				continue
 			}
@@ -559,7 +564,11 @@ func (pj *partJudge) publish(ctx context.Context) error {
 			continue
 		}
 		args[at] = n
-		keys = append(keys, pj.js.s.judgedKey(pj.lease.Campaign, pj.lease.Partition, creator))
+		if link == "" {
+			keys = append(keys, pj.js.s.judgedKey(pj.lease.Campaign, pj.lease.Partition, creator))
+		} else {
+			keys = append(keys, pj.js.s.judgedLinkKey(pj.lease.Campaign, pj.lease.Partition, creator, link))
+		}
 	}
 	if len(changed) == 0 && pj.offset == pj.pubOffset {
 		return nil
@@ -576,7 +585,7 @@ func (pj *partJudge) publish(ctx context.Context) error {
 		return nil // still replaying what the previous judge published
 	}
 	for _, r := range changed {
-		pj.published[creatorDay{r.Creator, r.Day}] = r.Counts
+		pj.published[creatorDay{r.Creator, r.Link, r.Day}] = r.Counts
 	}
 	pj.pubOffset = pj.offset
 	return nil
@@ -692,6 +701,17 @@ func (r *recentIDs) add(id uint64) bool {
 func (s *Store) judgedKey(campaign string, partition uint32, creator string) string {
 	b := appendSlotKey(make([]byte, 0, len(s.prefix)+len(campaign)+len(creator)+24), s.prefix, campaign, partition)
 	b = append(b, "j:"...)
+	return string(append(b, creator...))
+}
+
+// judgedLinkKey returns the judged-counter hash of link code of creator
+// in partition of campaign:
+// "<prefix>:{<campaign>:<partition>}:jl:<code>:<creator>". A code has no
+// ':' (redirect.ValidCode), so no two links and creators share a key.
+func (s *Store) judgedLinkKey(campaign string, partition uint32, creator, code string) string {
+	b := appendSlotKey(make([]byte, 0, len(s.prefix)+len(campaign)+len(code)+len(creator)+24), s.prefix, campaign, partition)
+	b = append(b, "jl:"...)
+	b = append(append(b, code...), ':')
 	return string(append(b, creator...))
 }
 

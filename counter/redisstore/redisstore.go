@@ -17,6 +17,9 @@
 //	<prefix>:{catalog}:dedupe     the dedupe parameters the store was set up with
 //	<prefix>:{catalog}:judge      the judges' sizing (expected visitors, rate, partitions, keying)
 //
+// The webhook endpoints and the claims of their events share the hash tag
+// {webhooks} (webhooks.go).
+//
 // Visits are counted through a log per partition (DESIGN.md, "Counting:
 // one deterministic judge per partition"): Commit appends each batch to the
 // log of its partition of the campaign (judge.Partition of campaign and
@@ -30,6 +33,7 @@
 //	<prefix>:{<campaign>:<p>}:lease       the judge's lease; :lease:token its fencing tokens
 //	<prefix>:{<campaign>:<p>}:checkpoint  the judge's checkpoint (counters, filters, log offset)
 //	<prefix>:{<campaign>:<p>}:j:<creator> hash  <YYYY-MM-DD>:<reason> → count decided by the judge
+//	<prefix>:{<campaign>:<p>}:jl:<code>:<creator>  the same of one link of the creator
 //	<prefix>:{<campaign>:<p>}:judged      the log offset those counts reach
 //
 // Counts that need no judge (bots, previews, duplicates found by an edge's

@@ -26,6 +26,7 @@ func Run(t *testing.T, fresh func(t *testing.T) Opener) {
 		{"CommitDedupe", testCommitDedupe},
 		{"CommitWindows", testCommitWindows},
 		{"AddCountsAndStats", testAddCountsAndStats},
+		{"LinkStats", testLinkStats},
 		{"Persistence", testPersistence},
 		{"ParamsMismatch", testParamsMismatch},
 		{"ConcurrentCommits", testConcurrentCommits},
