@@ -119,6 +119,9 @@ func (s *Server) creatorFigures(ctx context.Context, d *creatorData, cursor stri
 	if d.Links, d.NextLinks, err = s.linkList(ctx, c.ID, cr.ID, cursor); err != nil {
 		return err
 	}
+	if err := s.linkFigures(ctx, d.Links); err != nil {
+		return err
+	}
 	d.Days, err = s.o.Stats.Stats(ctx, c.ID, cr.ID)
 	if err != nil {
 		return err

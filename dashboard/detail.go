@@ -76,7 +76,10 @@ func (s *Server) showCreatorOp(w http.ResponseWriter, r *http.Request, p opPage,
 	d.Row = st.Rows[0]
 	d.CapPercent = capPercent(d.Row.EarnedCents, c.CapCents)
 	d.Chart = reasonChart("Clicks by reason per day, creator "+cr.ID, d.Days).SVG()
-	if d.Links, d.NextLinks, err = s.linkList(ctx, id, creator, cursorParam(r, "links")); err != nil {
+	if d.Links, d.NextLinks, err = s.linkList(ctx, id, creator, cursorParam(r, "links")); err == nil {
+		err = s.linkFigures(ctx, d.Links)
+	}
+	if err != nil {
 		s.pageError(w, r, err)
 		return
 	}
@@ -152,8 +155,8 @@ func (s *Server) editCreator(w http.ResponseWriter, r *http.Request, p opPage) {
 type linkData struct {
 	opPage
 	Link linkRow
-	// Total and Days are the counts of the link's creator: clicks are
-	// counted per creator (see Note).
+	// Total and Days are the link's own counts, of the reasons counted
+	// per link (see Note).
 	Total counter.Counts
 	Days  []counter.DayCounts
 	Note  string
@@ -196,7 +199,7 @@ func (s *Server) showLink(w http.ResponseWriter, r *http.Request, p opPage, stat
 		}
 		d.Days = append(d.Days, counter.DayCounts{Day: day, Counts: countsOf(m)})
 	}
-	d.Chart = reasonChart("Clicks by reason per day, creator "+d.Link.Creator+" (every link of theirs)", d.Days).SVG()
+	d.Chart = reasonChart("Visits by reason per day, link "+d.Link.Code, d.Days).SVG()
 	s.render(w, status, "link", d)
 }
 

@@ -147,7 +147,7 @@ func TestEditForms(t *testing.T) {
 
 	// A link: its destinations, set and cleared.
 	p = b.get("/links/aliceLink1")
-	p.want(t, 200, `id="edit-link"`, "https://go.example.com/aliceLink1", "clicks are counted per creator")
+	p.want(t, 200, `id="edit-link"`, "https://go.example.com/aliceLink1", "counted for the creator only")
 	form = formValues(t, p.body, "edit-link")
 	form.Set("ios", "https://apps.apple.com/app/id1")
 	b.do("POST", "/links/aliceLink1", form).want(t, 303)
@@ -398,4 +398,34 @@ func (h *harness) call(t *testing.T, method, path string, body any, want int) {
 	if err != nil || status != want {
 		t.Fatalf("unexpected answer to %s %s; got %d %s, %v; want %d", method, path, status, resp, err, want)
 	}
+}
+
+// TestLinkFigures: a link's page shows the link's own counts, and the
+// pages of its creator each link's qualified visits, apart from the
+// creator's other links.
+func TestLinkFigures(t *testing.T) {
+	h := newHarness(t)
+	op := h.browser(t)
+	seed(t, h, op)
+	ctx := context.Background()
+	if err := h.store.CreateLink(ctx, counter.Link{Code: "aliceLink2", Campaign: "spring", Creator: "alice",
+		Destinations: counter.Destinations{Default: "https://app.example.com/"}}); err != nil {
+		t.Fatal(err)
+	}
+	var visits []counter.Visit
+	for i, link := range []string{"aliceLink1", "aliceLink1", "aliceLink1", "aliceLink2", "aliceLink1"} {
+		v := counter.Visit{Campaign: "spring", Creator: "alice", Link: link}
+		v.Key[0] = byte(i % 4) // the last is the first visitor again
+		v.SetWindow(time.Now(), 24*time.Hour)
+		visits = append(visits, v)
+	}
+	if err := h.store.Commit(ctx, visits, make([]counter.Reason, len(visits))); err != nil {
+		t.Fatal(err)
+	}
+	op.get("/links/aliceLink1").want(t, 200, `<td class="qualified">3</td><td>1</td>`, "Visits by reason per day, link aliceLink1")
+	op.get("/links/aliceLink2").want(t, 200, `<td class="qualified">1</td><td>0</td>`)
+	op.get("/campaigns/spring/creators/alice").want(t, 200,
+		`<td class="qualified">3</td><td>1</td>`, `<td class="qualified">1</td><td>0</td>`)
+	op.get(h.rotate(t, "spring", "alice")).want(t, 200,
+		`<span class="qualified">3</span> qualified visits`, `<span class="qualified">1</span> qualified visits`)
 }

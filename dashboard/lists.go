@@ -60,10 +60,25 @@ func (s *Server) creatorList(ctx context.Context, campaign, cursor string) ([]co
 	return out.Creators, out.NextCursor, err
 }
 
-// linkRow is a link with its public URL, as the API gives it.
+// linkRow is a link with its public URL, as the API gives it, and, on
+// the pages that list a creator's links, its counts (linkFigures).
 type linkRow struct {
 	counter.Link
-	URL string `json:"url"`
+	URL    string         `json:"url"`
+	Counts counter.Counts `json:"-"`
+}
+
+// linkFigures reads the counts of each link of rows, as GET
+// /v1/links/{code}/stats gives them.
+func (s *Server) linkFigures(ctx context.Context, rows []linkRow) error {
+	for i := range rows {
+		var stats map[string]any
+		if err := s.o.Admin.call(ctx, http.MethodGet, "/v1/links/"+url.PathEscape(rows[i].Code)+"/stats", nil, &stats); err != nil {
+			return err
+		}
+		rows[i].Counts = countsOf(stats)
+	}
+	return nil
 }
 
 // linkList reads one page of links of a campaign, or of one of its

@@ -366,10 +366,10 @@ func (a *API) link(ctx context.Context, code string) (counter.Link, error) {
 	return l, err
 }
 
-// linkStats is GET /v1/links/{code}/stats?by=day. Clicks are counted per
-// creator, not per link (a visit record names its campaign and creator),
-// so these are the counts of the link's creator, over all of their links
-// in the campaign, and the answer says so.
+// linkStats is GET /v1/links/{code}/stats?by=day: the link's own counts,
+// of the reasons counted per link (counter.JudgedReasons). Visits logged
+// before links were, and clicks decided at the edge, are their creator's
+// alone, and the answer says so.
 func (a *API) linkStats(ctx context.Context, rc *fasthttp.RequestCtx, code string) (int, any, error) {
 	by := string(rc.QueryArgs().Peek("by"))
 	if by != "" && by != "day" {
@@ -379,18 +379,43 @@ func (a *API) linkStats(ctx context.Context, rc *fasthttp.RequestCtx, code strin
 	if err != nil {
 		return 0, nil, err
 	}
-	days, err := a.o.Recorder.Stats(ctx, l.Campaign, l.Creator)
-	if err != nil {
-		return 0, nil, fmt.Errorf("cannot read stats of creator %q: %w", l.Creator, err)
+	// What this node recorded is in the store first, as Recorder.Stats
+	// does for a creator.
+	if err := a.o.Recorder.Flush(ctx); err != nil {
+		return 0, nil, fmt.Errorf("cannot flush counts of link %q: %w", l.Code, err)
 	}
-	out := countsObject(counter.Total(days))
+	days, err := a.o.Store.LinkStats(ctx, l.Campaign, l.Creator, l.Code)
+	if err != nil {
+		return 0, nil, fmt.Errorf("cannot read stats of link %q: %w", l.Code, err)
+	}
+	out := linkCounts(counter.Total(days))
 	out["code"], out["campaign"], out["creator"], out["disabled"] = l.Code, l.Campaign, l.Creator, l.Disabled
-	out["counted_per"] = "creator"
-	out["note"] = fmt.Sprintf("clicks are counted per creator, not per link: these are the counts of every link of creator %q in campaign %q", l.Creator, l.Campaign)
+	out["counted_per"] = "link"
+	out["note"] = LinkStatsNote
 	if by == "day" {
-		out["days"] = dayList(days)
+		list := make([]map[string]any, len(days))
+		for i, d := range days {
+			list[i] = linkCounts(d.Counts)
+			list[i]["day"] = d.Day.String()
+		}
+		out["days"] = list
 	}
 	return fasthttp.StatusOK, out, nil
+}
+
+// LinkStatsNote is the note of a link's stats.
+const LinkStatsNote = "a link's counts are its visits as the judge decided them (qualified, duplicates, velocity, budget, out_of_window); " +
+	"bots, previews, prefetches, inactive, uncounted, signups, the repeat visits a node recognized itself, and visits logged before links were recorded " +
+	"are counted for the creator only (GET /v1/creators/{id}/stats)"
+
+// linkCounts is c as a link's stats write it: the reasons counted per
+// link alone.
+func linkCounts(c counter.Counts) map[string]any {
+	m := make(map[string]any, len(counter.JudgedReasons))
+	for _, r := range counter.JudgedReasons {
+		m[r.String()] = c[r]
+	}
+	return m
 }
 
 func dayList(days []counter.DayCounts) []map[string]any {

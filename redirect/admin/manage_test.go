@@ -212,12 +212,31 @@ func TestLinkStatsAndTotals(t *testing.T) {
 		{Campaign: "spring", Creator: "bob", Day: day, Reason: counter.Bot, N: 5},
 		{Campaign: "spring", Creator: "bob", Day: day, Reason: counter.Preview, N: 2},
 	}))
+	// Visits of two links of alice's: each link has its own, and the
+	// bots are alice's alone.
+	h.call(t, "POST", "/v1/links", `{"campaign":"spring","creator":"alice","code":"stats002","destinations":{"default":"https://app.example.com/"}}`, 201)
+	visits := make([]counter.Visit, 0, 4)
+	for i, link := range []string{"stats001", "stats001", "stats002", "stats001"} {
+		v := counter.Visit{Campaign: "spring", Creator: "alice", Link: link}
+		v.Key[0] = byte(i % 3) // the fourth is the first visitor again
+		v.SetWindow(mustTime(t, "2026-05-12T10:00:00Z"), 24*time.Hour)
+		visits = append(visits, v)
+	}
+	must(t, h.store.Commit(ctx, visits, make([]counter.Reason, len(visits))))
 	out := h.call(t, "GET", "/v1/links/stats001/stats?by=day", "", 200)
-	if out["bots"] != 4.0 || out["clicks"] != 4.0 || out["creator"] != "alice" || out["counted_per"] != "creator" || len(out["days"].([]any)) != 2 {
+	days := out["days"].([]any)
+	if out["qualified"] != 2.0 || out["duplicates"] != 1.0 || out["bots"] != nil || out["clicks"] != nil || out["creator"] != "alice" ||
+		out["counted_per"] != "link" || len(days) != 1 || days[0].(map[string]any)["day"] != day.String() || days[0].(map[string]any)["qualified"] != 2.0 {
 		t.Fatalf("unexpected link stats; got %v", out)
 	}
+	if out = h.call(t, "GET", "/v1/links/stats002/stats", "", 200); out["qualified"] != 1.0 || out["duplicates"] != 0.0 || out["days"] != nil {
+		t.Fatalf("unexpected stats of the second link; got %v", out)
+	}
+	if out = h.call(t, "GET", "/v1/creators/alice/stats?campaign=spring", "", 200); out["qualified"] != 3.0 || out["duplicates"] != 1.0 || out["bots"] != 4.0 {
+		t.Fatalf("unexpected stats of alice, the sum of her links and her bots; got %v", out)
+	}
 	out = h.call(t, "GET", "/v1/campaigns/spring/totals", "", 200)
-	if out["bots"] != 9.0 || out["previews"] != 2.0 || out["clicks"] != 11.0 || out["creators"] != 2.0 {
+	if out["bots"] != 9.0 || out["previews"] != 2.0 || out["clicks"] != 15.0 || out["creators"] != 2.0 {
 		t.Fatalf("unexpected campaign totals; got %v", out)
 	}
 	out = h.call(t, "GET", "/v1/campaigns/spring/totals?by=creator", "", 200)
@@ -225,7 +244,7 @@ func TestLinkStatsAndTotals(t *testing.T) {
 		t.Fatalf("unexpected totals by creator; got %v", out)
 	}
 	out = h.call(t, "GET", "/v1/campaigns/spring/totals?by=day", "", 200)
-	if days := out["days"].([]any); len(days) != 2 || days[0].(map[string]any)["clicks"] != 10.0 || days[1].(map[string]any)["day"] != next.String() {
+	if days := out["days"].([]any); len(days) != 2 || days[0].(map[string]any)["clicks"] != 14.0 || days[1].(map[string]any)["day"] != next.String() {
 		t.Fatalf("unexpected totals by day; got %v", out)
 	}
 	h.call(t, "GET", "/v1/campaigns/nope/totals", "", 404)

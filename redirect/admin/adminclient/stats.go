@@ -25,16 +25,16 @@ type Stats struct {
 	Days     []counter.DayCounts // with by=day, oldest first; else nil
 }
 
-// LinkStats are the counts of a link's creator (clicks are counted per
-// creator, not per link), an answer of GET /v1/links/{code}/stats.
+// LinkStats are the counts of one link, an answer of GET
+// /v1/links/{code}/stats: of the reasons counted per link
+// (counter.JudgedReasons) alone, the others are 0 (see Note).
 type LinkStats struct {
 	Code       string
 	Campaign   string
 	Creator    string
 	Disabled   bool
-	CountedPer string // "creator"
+	CountedPer string // "link"
 	Note       string
-	Clicks     int64
 	Counts     counter.Counts
 	Days       []counter.DayCounts // with by=day; else nil
 }
@@ -66,8 +66,7 @@ func (c *Client) Stats(ctx context.Context, campaign, creator, by string) (Stats
 	return s, c.call(ctx, "GET", "/v1/creators/"+url.PathEscape(creator)+"/stats?"+q.Encode(), nil, &s)
 }
 
-// LinkStats returns the counts of the creator of link code; by is "" or
-// "day".
+// LinkStats returns the counts of link code; by is "" or "day".
 func (c *Client) LinkStats(ctx context.Context, code, by string) (LinkStats, error) {
 	var s LinkStats
 	return s, c.call(ctx, "GET", "/v1/links/"+url.PathEscape(code)+"/stats"+byQuery(by), nil, &s)
@@ -185,14 +184,28 @@ func (s *Stats) UnmarshalJSON(b []byte) error {
 }
 
 func (s LinkStats) MarshalJSON() ([]byte, error) {
-	m := countsObject(s.Counts)
-	m["clicks"] = s.Clicks
+	m := linkCountsObject(s.Counts)
 	m["code"], m["campaign"], m["creator"], m["disabled"] = s.Code, s.Campaign, s.Creator, s.Disabled
 	m["counted_per"], m["note"] = s.CountedPer, s.Note
 	if s.Days != nil {
-		m["days"] = daysObject(s.Days)
+		list := make([]map[string]any, len(s.Days))
+		for i, d := range s.Days {
+			list[i] = linkCountsObject(d.Counts)
+			list[i]["day"] = d.Day.String()
+		}
+		m["days"] = list
 	}
 	return json.Marshal(m)
+}
+
+// linkCountsObject is c as the API writes a link's: the reasons counted
+// per link alone.
+func linkCountsObject(c counter.Counts) map[string]any {
+	m := make(map[string]any, len(counter.JudgedReasons))
+	for _, r := range counter.JudgedReasons {
+		m[r.String()] = c[r]
+	}
+	return m
 }
 
 func (s *LinkStats) UnmarshalJSON(b []byte) error {
@@ -201,7 +214,7 @@ func (s *LinkStats) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*s = LinkStats{}
-	err := o.fields(&s.Counts, map[string]any{"clicks": &s.Clicks, "code": &s.Code, "campaign": &s.Campaign, "creator": &s.Creator,
+	err := o.fields(&s.Counts, map[string]any{"code": &s.Code, "campaign": &s.Campaign, "creator": &s.Creator,
 		"disabled": &s.Disabled, "counted_per": &s.CountedPer, "note": &s.Note})
 	if err != nil {
 		return err
