@@ -55,7 +55,7 @@ func readmeACL(t *testing.T, password string) []string {
 
 // TestRedisACL runs a node over TLS as the Redis user README documents,
 // through a rediss://user:password@ URL. Everything a node does (catalog
-// changes, clicks, tallies, stats, a signup, the flush at stop) works, Redis
+// changes, clicks, tallies, stats, a signup and its webhook, the flush at stop) works, Redis
 // refused none of it (ACL LOG is empty), and the user can do nothing else.
 func TestRedisACL(t *testing.T) {
 	const edgePassword = "edge-pw-0123456789"
@@ -90,7 +90,7 @@ func TestRedisACL(t *testing.T) {
 	if got["bots"] != 1.0 {
 		t.Fatalf("unexpected bots; got %v; want 1", got["bots"])
 	}
-	signupThrough(t, p, data, code)
+	hookedSignup(t, p, data, code)
 	if got := p.stats(t); got["signups"] != 1.0 {
 		t.Fatalf("unexpected signups; got %v; want 1", got["signups"])
 	}
@@ -179,6 +179,21 @@ func signupThrough(t *testing.T, p *proc, data, code string) {
 	}
 }
 
+// hookedSignup reports a signup (signupThrough) to a webhook endpoint
+// added for it, which receives its event, then removes the endpoint: the
+// endpoints and the delivery's claim are in Redis.
+func hookedSignup(t *testing.T, p *proc, data, code string) {
+	t.Helper()
+	rcv := newReceiver(t, 0, 0)
+	hook := p.mustCall(t, "POST", "/v1/webhooks", map[string]any{"url": rcv.srv.URL, "events": []string{"signup.attributed"}}, 201)
+	rcv.mu.Lock()
+	rcv.secret = []byte(hook["secret"].(string))
+	rcv.mu.Unlock()
+	signupThrough(t, p, data, code)
+	rcv.waitTypes(t, 10*time.Second, "signup.attributed")
+	p.mustCall(t, "DELETE", "/v1/webhooks/"+hook["id"].(string), nil, 200)
+}
+
 // TestRedisACLCluster: the README's ACL holds on a Redis Cluster: a node
 // on a 3-master cluster as exactly that user counts, attributes and
 // flushes, and no node of the cluster refused it anything.
@@ -200,7 +215,7 @@ func TestRedisACLCluster(t *testing.T) {
 	code := p.setup(t)
 	clickAll(t, p, code, clickers(20), 2)
 	wantStats(t, p.stats(t), 40, 20, 20)
-	signupThrough(t, p, data, code)
+	hookedSignup(t, p, data, code)
 	if got := p.stats(t); got["signups"] != 1.0 {
 		t.Fatalf("unexpected signups; got %v; want 1", got["signups"])
 	}

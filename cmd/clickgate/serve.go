@@ -124,7 +124,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 
 	// The webhook outbox outlives the flusher, whose last flush may emit
 	// events, and the admin API, whose conversions do.
-	hooks, err := wf.start(*dataDir, log)
+	hooks, err := wf.start(*dataDir, store, log)
 	if err != nil {
 		return err
 	}
@@ -189,7 +189,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Hosts:    hosts, Probes: edge.probes()})
 	api, err := admin.New(admin.Options{Store: store, Table: table, Recorder: rec, Token: token, AppKey: app,
 		Clicks: h.Signer(), Flusher: flusher, PublicURL: *publicURL, OwnHosts: hosts.Names(), Logger: log, CreatorPages: dash.pages(),
-		Ready: storeReady(store), Webhooks: hooks.outbox})
+		Ready: storeReady(store), Webhooks: hooks.api()})
 	if err != nil {
 		pubLn.Close()
 		admLn.Close()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/clickgate/clickgate/counter/ledger"
 	"github.com/clickgate/clickgate/counter/webhook"
+	"github.com/clickgate/clickgate/redirect/admin"
 )
 
 // webhookFlags configure serve's webhook deliveries.
@@ -23,7 +24,7 @@ type webhookFlags struct {
 
 func addWebhookFlags(fs *flag.FlagSet) webhookFlags {
 	return webhookFlags{
-		dir:      fs.String("webhook-outbox", "", "directory of this node's webhook outbox: endpoints, emitted event ids and pending deliveries (default DATA/webhooks)"),
+		dir:      fs.String("webhook-outbox", "", "directory of this node's webhook outbox: emitted event ids, pending deliveries and the endpoints (with --redis, a copy of those all nodes share in Redis) (default DATA/webhooks)"),
 		timeout:  fs.Duration("webhook-timeout", 10*time.Second, "how long one webhook delivery attempt may take, the receiver's answer included"),
 		retryMin: fs.Duration("webhook-retry-min", time.Second, "backoff after a webhook delivery's first failed attempt; it doubles with each failure, a random half of it jitter"),
 		retryMax: fs.Duration("webhook-retry-max", time.Hour, "longest backoff between two attempts of a webhook delivery; a delivery is retried until a 2xx or its endpoint is removed"),
@@ -34,12 +35,16 @@ func addWebhookFlags(fs *flag.FlagSet) webhookFlags {
 // webhooks is serve's outbox and its deliverer.
 type webhooks struct {
 	outbox *webhook.Outbox
+	shared *webhook.Shared // with a store that keeps endpoints for every node (Redis); else nil
 	d      *webhook.Deliverer
 	log    *slog.Logger
 }
 
-// start opens the outbox under dataDir and starts delivering.
-func (f webhookFlags) start(dataDir string, log *slog.Logger) (*webhooks, error) {
+// start opens the outbox under dataDir and starts delivering. With a
+// store that is a webhook.Registry (Redis), the endpoints are the store's,
+// shared by every node, and each event is delivered by the node that
+// claims it first.
+func (f webhookFlags) start(dataDir string, store any, log *slog.Logger) (*webhooks, error) {
 	if *f.timeout <= 0 || *f.retryMin <= 0 || *f.retryMax < *f.retryMin || *f.workers < 1 {
 		return nil, usageError("--webhook-timeout and --webhook-retry-min must be above 0, --webhook-retry-max at least --webhook-retry-min, --webhook-workers at least 1")
 	}
@@ -51,16 +56,35 @@ func (f webhookFlags) start(dataDir string, log *slog.Logger) (*webhooks, error)
 	if err != nil {
 		return nil, err
 	}
-	d := webhook.NewDeliverer(o, webhook.DelivererOptions{Timeout: *f.timeout, RetryMin: *f.retryMin, RetryMax: *f.retryMax,
-		Workers: *f.workers, UserAgent: "clickgate-webhook/" + version, Logger: log})
-	d.Start()
-	return &webhooks{outbox: o, d: d, log: log}, nil
+	w := &webhooks{outbox: o, log: log}
+	opt := webhook.DelivererOptions{Timeout: *f.timeout, RetryMin: *f.retryMin, RetryMax: *f.retryMax,
+		Workers: *f.workers, UserAgent: "clickgate-webhook/" + version, Logger: log}
+	if reg, ok := store.(webhook.Registry); ok {
+		w.shared = webhook.NewShared(o, reg, webhook.SharedOptions{Logger: log})
+		w.shared.Start()
+		opt.Claimer = reg
+	}
+	w.d = webhook.NewDeliverer(o, opt)
+	w.d.Start()
+	return w, nil
+}
+
+// api is what the admin API manages: the shared endpoints, or the
+// outbox's own.
+func (w *webhooks) api() admin.Webhooks {
+	if w.shared != nil {
+		return w.shared
+	}
+	return w.outbox
 }
 
 // stop stops the deliveries and closes the outbox; what is pending is
 // delivered after the next start.
 func (w *webhooks) stop() {
 	w.d.Stop()
+	if w.shared != nil {
+		w.shared.Stop()
+	}
 	if err := w.outbox.Close(); err != nil {
 		w.log.Error("cannot close the webhook outbox", "err", err)
 	}
@@ -120,8 +144,8 @@ func init() {
 	}
 }
 
-// webhooksCmd is `clickgate webhooks add|list|get|remove`, through the
-// admin API of the node whose outbox it is.
+// webhooksCmd is `clickgate webhooks add|list|get|remove`, through a
+// node's admin API: with Redis any node's, the endpoints being shared.
 func webhooksCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sub, args, err := subcommand("webhooks", args, stdout)
 	if err != nil {
@@ -134,7 +158,7 @@ func webhooksCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		u = fs.String("url", "", "URL the events are POSTed to: http or https (required)")
 		events = fs.String("events", "", "comma-separated event types it receives: "+strings.Join(webhook.Types, ", ")+" (default: all)")
 		desc = fs.String("description", "", "for operators")
-		secret = fs.String("secret", "", "signing secret, 32 to 256 characters, to add the same endpoint to several nodes (default: generated)")
+		secret = fs.String("secret", "", "signing secret, 32 to 256 characters, to give an endpoint a secret of one's own (default: generated)")
 	}
 	id, args := splitID(args)
 	if err := parseFlags(fs, args); err != nil {

@@ -358,3 +358,135 @@ func TestWebhooksBadInput(t *testing.T) {
 		t.Fatalf("unexpected endpoint added: %v", out)
 	}
 }
+
+// TestWebhooksShared: two nodes on one Redis (one server, or a 3-master
+// cluster) share their endpoints. One added through node a's CLI
+// receives what node b emits (b takes the conversion and flushes the
+// ledger): every event, signed, from b. The same conversion sent again
+// to a is a duplicate whose event a emits too, and drops, since b
+// claimed it: the receiver gets it once. The endpoint removed through b,
+// a's next signup reaches nobody.
+func TestWebhooksShared(t *testing.T) {
+	t.Run("Redis", func(t *testing.T) {
+		testWebhooksShared(t, "--redis", redistest.Start(t).URL(0))
+	})
+	t.Run("Cluster", func(t *testing.T) {
+		testWebhooksShared(t, clusterStoreArgs(redistest.StartCluster(t, redistest.ClusterOptions{Masters: 3}))...)
+	})
+}
+
+func testWebhooksShared(t *testing.T, storeArgs ...string) {
+	rcv := newReceiver(t, 0, 0)
+	args := append(storeArgs, "--click-secret", e2eSecret, "--webhook-retry-min", "100ms", "--webhook-retry-max", "400ms")
+	a := startServe(t, t.TempDir(), append(args, "--flush-interval", "0")...)
+	b := startServe(t, t.TempDir(), append(args, "--flush-interval", "1s")...)
+	cli := func(p *proc, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(binary, args...)
+		cmd.Env = append(os.Environ(), "CLICKGATE_ADMIN_URL=http://"+p.admin, "CLICKGATE_DATA="+p.data)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("unexpected error of %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	var ep struct{ ID, Secret string }
+	if out := cli(a, "webhooks", "add", "--url", rcv.srv.URL+"/hooks"); json.Unmarshal([]byte(out), &ep) != nil || !strings.HasPrefix(ep.ID, "wh_") {
+		t.Fatalf("unexpected webhooks add: %s", out)
+	}
+	rcv.mu.Lock()
+	rcv.secret = []byte(ep.Secret)
+	rcv.mu.Unlock()
+	if out := cli(b, "webhooks", "list"); !strings.Contains(out, ep.ID) || strings.Contains(out, ep.Secret) {
+		t.Fatalf("unexpected webhooks list on the other node: %s", out)
+	}
+
+	now := time.Now().UTC()
+	a.mustCall(t, "PUT", "/v1/campaigns/shared", map[string]any{"starts_at": now.Add(-time.Hour), "ends_at": now.Add(6 * time.Second).Truncate(time.Second),
+		"eligible_countries": []string{"US"}, "signup_reward_cents": 1000, "cap_cents": 1000, "signup_grace": "0s"}, 201)
+	a.mustCall(t, "PUT", "/v1/creators/alice", map[string]any{"campaign": "shared", "country": "US"}, 201)
+	a.mustCall(t, "POST", "/v1/links", map[string]any{"campaign": "shared", "creator": "alice", "code": "alice-shared",
+		"destinations": map[string]string{"default": "https://app.example.com/join"}}, 201)
+	// A second campaign, running for an hour, takes the signup after
+	// the removal.
+	a.mustCall(t, "PUT", "/v1/campaigns/later", map[string]any{"starts_at": now.Add(-time.Hour), "ends_at": now.Add(time.Hour),
+		"eligible_countries": []string{"US"}}, 201)
+	a.mustCall(t, "PUT", "/v1/creators/bob", map[string]any{"campaign": "later", "country": "US"}, 201)
+	a.mustCall(t, "POST", "/v1/links", map[string]any{"campaign": "later", "creator": "bob", "code": "bob-later",
+		"destinations": map[string]string{"default": "https://app.example.com/join"}}, 201)
+	click := func(ip, code string) string {
+		t.Helper()
+		resp, err := newClicker(ip).request(a, "GET", code, "User-Agent", e2eChrome)
+		if err != nil || resp.StatusCode != 302 {
+			t.Fatalf("unexpected click answer: %v, %v", resp, err)
+		}
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		return loc.Query().Get(redirect.DefaultClickParam)
+	}
+	convert := func(p *proc, click, user string, want int) {
+		t.Helper()
+		body := map[string]any{"click_id": click, "user_id": user, "occurred_at": time.Now().UTC()}
+		if status, out := p.call(t, "POST", "/v1/conversions", readFile(t, filepath.Join(p.data, "app-key")), body); status != want {
+			t.Fatalf("unexpected conversion answer; got %d %v; want %d", status, out, want)
+		}
+	}
+	alice := click("127.0.61.1", "alice-shared")
+	convert(b, alice, "user-1", 201)
+	rcv.waitTypes(t, 10*time.Second, "signup.attributed")
+	// The same user through a, before the campaign closes: a duplicate,
+	// whose event a emits and drops, b having delivered it.
+	convert(a, alice, "user-1", 200)
+	rcv.waitTypes(t, 60*time.Second, "creator.cap_reached", "campaign.payable")
+	metric := func(p *proc, name string) float64 {
+		fams, _ := p.scrape(t)
+		return value(t, fams, name)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for metric(a, "clickgate_webhook_dropped_total") != 1 || metric(b, "clickgate_webhook_pending") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("a dropped %v deliveries, b has %v pending; want 1 and 0", metric(a, "clickgate_webhook_dropped_total"), metric(b, "clickgate_webhook_pending"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got, want := metric(a, "clickgate_webhook_delivered_total"), 0.0; got != want {
+		t.Fatalf("unexpected deliveries by a; got %v; want %v", got, want)
+	}
+	if got := metric(b, "clickgate_webhook_delivered_total"); got != 3 {
+		t.Fatalf("unexpected deliveries by b; got %v; want 3", got)
+	}
+	rcv.mu.Lock()
+	processed, received := maps.Clone(rcv.processed), maps.Clone(rcv.received)
+	rcv.mu.Unlock()
+	if len(processed) != 3 || len(received) != 3 {
+		t.Fatalf("unexpected events; got %v processed, %v received; want 3, each once", processed, received)
+	}
+	for id, n := range received {
+		if n != 1 {
+			t.Fatalf("unexpected deliveries of %s; got %d; want 1", id, n)
+		}
+	}
+
+	// Removed through b: a's next signup goes nowhere.
+	if out := cli(b, "webhooks", "remove", ep.ID); !strings.Contains(out, `"removed": true`) {
+		t.Fatalf("unexpected webhooks remove: %s", out)
+	}
+	convert(a, click("127.0.61.3", "bob-later"), "user-2", 201)
+	for {
+		list := a.mustCall(t, "GET", "/v1/webhooks", nil, 200)
+		if len(list["webhooks"].([]any)) == 0 && metric(a, "clickgate_webhook_pending") == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a still has the removed endpoint or its deliveries: %v", list)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := metric(a, "clickgate_webhook_delivered_total"); got != 0 {
+		t.Fatalf("unexpected deliveries by a after the removal; got %v; want 0", got)
+	}
+	rcv.mu.Lock()
+	defer rcv.mu.Unlock()
+	if len(rcv.received) != 3 || rcv.badSigs != 0 {
+		t.Fatalf("unexpected deliveries after the removal; got %v, %d bad signatures; want the 3 before it", rcv.received, rcv.badSigs)
+	}
+}
