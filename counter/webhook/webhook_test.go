@@ -182,12 +182,17 @@ func TestOutboxRestart(t *testing.T) {
 	}
 	s.mu.Unlock()
 	d.Stop()
+	node := o.Node()
 	o.Close()
 
 	if o, err = Open(dir); err != nil {
 		t.Fatal(err)
 	}
 	defer o.Close()
+	// Its claims (Claimer) are its own after a restart too.
+	if o.Node() != node || !strings.HasPrefix(node, "ob_") {
+		t.Fatalf("unexpected outbox id after the reopen; got %q; want %q", o.Node(), node)
+	}
 	if o.Pending() == 0 {
 		t.Fatalf("unexpected pending after the reopen: 0")
 	}
