@@ -62,7 +62,7 @@ func (f webhookFlags) start(dataDir string, store any, log *slog.Logger) (*webho
 	if reg, ok := store.(webhook.Registry); ok {
 		w.shared = webhook.NewShared(o, reg, webhook.SharedOptions{Logger: log})
 		w.shared.Start()
-		opt.Claimer = reg
+		opt.Claimer = w.shared
 	}
 	w.d = webhook.NewDeliverer(o, opt)
 	w.d.Start()

@@ -159,7 +159,7 @@ func newHookNode(t *testing.T, s *Store, name string, poll time.Duration, start 
 	}
 	n := &hookNode{o: o, shared: webhook.NewShared(o, s, webhook.SharedOptions{Poll: poll})}
 	n.d = webhook.NewDeliverer(o, webhook.DelivererOptions{RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond,
-		Claimer: s, UserAgent: name})
+		Claimer: n.shared, UserAgent: name})
 	if start {
 		n.shared.Start()
 	}
@@ -285,7 +285,15 @@ func TestSharedWebhooksAdoptOwn(t *testing.T) {
 	o.Emit(webhook.PayableEvent(webhook.Payable{Campaign: "c"}), time.Now())
 
 	sh := webhook.NewShared(o, s, webhook.SharedOptions{Poll: time.Hour})
+	// Before its endpoints are in the registry, an outbox claims nothing:
+	// its deliveries wait, rather than go as those of a removed endpoint.
+	if ok, err := sh.ClaimDelivery(ctx, "evt_1", ep.ID, o.Node()); ok || err == nil || !strings.Contains(err.Error(), "not in the shared ones yet") {
+		t.Fatalf("unexpected claim before the first sync; got %v, %v; want an error", ok, err)
+	}
 	sh.Start()
+	if ok, err := sh.ClaimDelivery(ctx, "evt_1", ep.ID, o.Node()); !ok || err != nil {
+		t.Fatalf("unexpected claim after the first sync; got %v, %v; want true", ok, err)
+	}
 	defer sh.Stop()
 	if eps, err := s.Webhooks(ctx); err != nil || len(eps) != 1 || eps[0].ID != ep.ID || eps[0].Secret != ep.Secret {
 		t.Fatalf("unexpected registry after the first start; got %+v, %v; want %s with its secret", eps, err, ep.ID)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -57,15 +58,17 @@ type SharedOptions struct {
 // that claims it first, and every node delivers to every endpoint that
 // any node added. The outbox keeps a copy of the registry's endpoints,
 // read again every Poll and whenever they are listed, which Emit and the
-// deliverer use; a delivery is claimed (Claimer) before each attempt, so
-// an endpoint removed on any node gets nothing more from any node.
+// deliverer use; the deliverer claims each delivery through Shared
+// (ClaimDelivery) before each attempt, so an endpoint removed on any node
+// gets nothing more from any node.
 type Shared struct {
 	o   *Outbox
 	reg Registry
 	opt SharedOptions
 
-	mu      sync.Mutex // one sync at a time
-	failing bool       // the last sync failed: logged once
+	mu      sync.Mutex  // one sync at a time
+	failing bool        // the last sync failed: logged once
+	adopted atomic.Bool // the outbox's own endpoints are in the registry
 
 	stop chan struct{}
 	done chan struct{}
@@ -110,6 +113,16 @@ func (s *Shared) Start() {
 func (s *Shared) Stop() {
 	close(s.stop)
 	<-s.done
+}
+
+// ClaimDelivery is the registry's (Claimer), once the outbox's own
+// endpoints are in it: until then, an endpoint of the outbox that is not
+// in the registry is not one removed, and its deliveries wait.
+func (s *Shared) ClaimDelivery(ctx context.Context, event, endpoint, holder string) (bool, error) {
+	if !s.adopted.Load() {
+		return false, errors.New("the endpoints of this node's outbox are not in the shared ones yet")
+	}
+	return s.reg.ClaimDelivery(ctx, event, endpoint, holder)
 }
 
 // Emit writes ev to the outbox (Outbox.Emit).
@@ -188,6 +201,7 @@ func (s *Shared) syncLocked(ctx context.Context) error {
 			s.opt.Logger.Info("this node's webhook endpoints are shared with the other nodes from now on", "endpoints", len(own))
 		}
 	}
+	s.adopted.Store(true)
 	eps, err := s.reg.Webhooks(ctx)
 	if err != nil {
 		return err
