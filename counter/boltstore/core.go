@@ -185,24 +185,27 @@ func (c *core) commit(visits []counter.Visit, out []counter.Reason) error {
 		return fmt.Errorf("%w: %w", counter.ErrUnavailable, err)
 	}
 	c.apply(visits, out, next)
-	var cp []byte
+	var snap *judge.Judge
 	if time.Since(c.saved) >= checkpointInterval {
 		c.saved = time.Now()
-		cp, err = c.judge.MarshalBinary()
+		// A copy, not the checkpoint: marshalling sorts every network,
+		// tens of milliseconds that every click would wait for.
+		snap = c.judge.Clone()
 		c.checkFill(false)
 	} else if c.judge.LayersAdded() != c.added {
 		c.checkFill(false)
 	}
 	c.mu.Unlock()
-	if err != nil {
+	if snap != nil {
+		// Marshalled and written outside the judge's lock, off the commit
+		// path: a failure only means a longer replay at the next start.
 		// The visits are in the log and judged: the commit stands.
-		c.logger.Error("cannot take the judge's checkpoint; the next start judges more of the log again", "err", err)
-	}
-	if cp != nil {
-		// Written outside the judge's lock, and off the commit path: a
-		// failure only means a longer replay at the next start.
 		c.pending.Go(func() {
-			if err := c.save(cp, next); err != nil {
+			cp, err := snap.MarshalBinary()
+			if err == nil {
+				err = c.save(cp, next)
+			}
+			if err != nil {
 				c.logger.Error("cannot save the judge's checkpoint; the next start judges more of the log again", "err", err)
 			}
 		})

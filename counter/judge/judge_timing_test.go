@@ -164,6 +164,19 @@ func BenchmarkMarshalBinary(b *testing.B) {
 	b.ReportMetric(float64(size), "bytes")
 }
 
+// BenchmarkClone copies the judge of BenchmarkMarshalBinary: what the
+// embedded store's commits wait for at a checkpoint, against the
+// marshalling they waited for before.
+func BenchmarkClone(b *testing.B) {
+	j := benchJudge(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		sinkJudge = j.Clone()
+	}
+}
+
+var sinkJudge *Judge
+
 func BenchmarkUnmarshalBinary(b *testing.B) {
 	cp := mustMarshal(b, benchJudge(b))
 	j := mustNew(b, benchParams)

@@ -1,0 +1,73 @@
+package judge
+
+import (
+	"maps"
+	"slices"
+)
+
+// Clone returns a copy of the judge that shares no state with it: either
+// may go on applying visits, and the other does not see them.
+//
+// It is how a store that judges on its commit path (the embedded store)
+// takes a checkpoint without holding its commits: copying the state costs
+// a few milliseconds where MarshalBinary costs tens (it sorts every
+// network of the velocity rule and the budgets: 70-90 ms at 400,000 new
+// visitors a day, measured in a trace of the embedded store under load),
+// so the store holds its lock for the copy and marshals the copy after.
+func (j *Judge) Clone() *Judge {
+	c := *j
+	c.offset = slices.Clone(j.offset)
+	c.win = j.win.clone()
+	c.vel = j.vel.clone()
+	c.bud = j.bud.clone()
+	c.cnt = j.cnt.clone()
+	c.links = j.links.clone()
+	return &c
+}
+
+// clone copies the windows and their layers. The sizes are never
+// written after New, so the copy shares them.
+func (ws *windows) clone() windows {
+	c := *ws
+	c.last = nil
+	c.byKey = make(map[windowKey]*window, len(ws.byKey))
+	for k, w := range ws.byKey {
+		wc := *w
+		wc.layers = slices.Clone(w.layers)
+		for i := range wc.layers {
+			wc.layers[i].bits = slices.Clone(w.layers[i].bits)
+		}
+		c.byKey[k] = &wc
+	}
+	return c
+}
+
+func (v *velocity) clone() velocity {
+	c := *v
+	c.nets = maps.Clone(v.nets)
+	for i := range c.latest {
+		c.latest[i] = slices.Clone(v.latest[i])
+	}
+	return c
+}
+
+func (b *budgets) clone() budgets {
+	c := *b
+	c.last = nil
+	c.campaigns = make(map[string]*campaignBudget, len(b.campaigns))
+	for id, cb := range b.campaigns {
+		c.campaigns[id] = &campaignBudget{campaign: cb.campaign, networks: maps.Clone(cb.networks), blocks: maps.Clone(cb.blocks)}
+	}
+	return c
+}
+
+func (cs *counters) clone() counters {
+	c := *cs
+	c.rows = slices.Clone(cs.rows)
+	c.index = maps.Clone(cs.index)
+	c.byOwner = make(map[ownerKey][]int, len(cs.byOwner))
+	for k, rows := range cs.byOwner {
+		c.byOwner[k] = slices.Clone(rows)
+	}
+	return c
+}
