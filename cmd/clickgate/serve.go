@@ -128,7 +128,14 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer hooks.stop()
+	defer func() {
+		// By the shutdown's deadline: a claim or a read of the shared
+		// endpoints waits for Redis, which may not answer. What is cut
+		// short stays pending in the outbox, on disk.
+		ctx, cancel := stopContext()
+		defer cancel()
+		within(ctx, hooks.stop)
+	}()
 
 	// The flusher starts before the recorder, so that it stops after it:
 	// its last flush sees every visit the recorder drained.

@@ -70,8 +70,9 @@ type Shared struct {
 	failing bool        // the last sync failed: logged once
 	adopted atomic.Bool // the outbox's own endpoints are in the registry
 
-	stop chan struct{}
-	done chan struct{}
+	ctx    context.Context // of every call to the registry; canceled by Stop
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 // NewShared returns o sharing reg's endpoints; Start starts following
@@ -86,7 +87,8 @@ func NewShared(o *Outbox, reg Registry, opt SharedOptions) *Shared {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	return &Shared{o: o, reg: reg, opt: opt, stop: make(chan struct{}), done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Shared{o: o, reg: reg, opt: opt, ctx: ctx, cancel: cancel, done: make(chan struct{})}
 }
 
 // Start reads the registry's endpoints once, then every Poll. When the
@@ -100,7 +102,7 @@ func (s *Shared) Start() {
 		defer t.Stop()
 		for {
 			select {
-			case <-s.stop:
+			case <-s.ctx.Done():
 				return
 			case <-t.C:
 				s.sync()
@@ -109,9 +111,10 @@ func (s *Shared) Start() {
 	}()
 }
 
-// Stop stops following the registry.
+// Stop stops following the registry, cutting short a read under way:
+// a shutdown does not wait for a registry that does not answer.
 func (s *Shared) Stop() {
-	close(s.stop)
+	s.cancel()
 	<-s.done
 }
 
@@ -130,7 +133,7 @@ func (s *Shared) Emit(ev Event, now time.Time) (bool, error) { return s.o.Emit(e
 
 // Add adds ep to the registry, then reads the registry into the outbox.
 func (s *Shared) Add(ep Endpoint) error {
-	ctx, cancel := context.WithTimeout(context.Background(), s.opt.Timeout)
+	ctx, cancel := context.WithTimeout(s.ctx, s.opt.Timeout)
 	defer cancel()
 	if err := s.reg.AddWebhook(ctx, ep); err != nil {
 		return fmt.Errorf("cannot add webhook endpoint %q: %w", ep.ID, err)
@@ -152,7 +155,7 @@ func (s *Shared) Endpoints() ([]Status, error) {
 // Other nodes drop theirs at their next Poll, and make no attempt
 // meanwhile (the claim of each fails).
 func (s *Shared) Remove(id string) (int, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.opt.Timeout)
+	ctx, cancel := context.WithTimeout(s.ctx, s.opt.Timeout)
 	defer cancel()
 	if err := s.reg.RemoveWebhook(ctx, id); err != nil {
 		return 0, err
@@ -169,9 +172,12 @@ func (s *Shared) Remove(id string) (int, error) {
 func (s *Shared) sync() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), s.opt.Timeout)
+	ctx, cancel := context.WithTimeout(s.ctx, s.opt.Timeout)
 	defer cancel()
 	err := s.syncLocked(ctx)
+	if s.ctx.Err() != nil {
+		return // stopped
+	}
 	switch {
 	case err != nil && !s.failing:
 		s.opt.Logger.Warn("cannot read the shared webhook endpoints; delivering to those read before", "err", err)
