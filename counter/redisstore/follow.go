@@ -19,6 +19,7 @@ package redisstore
 
 import (
 	"context"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -77,6 +78,7 @@ func (s *Store) follow(learn func(*counter.Visit)) {
 							learn(&batch.Visits[i])
 						}
 						followed.Add(len(batch.Visits))
+						runtime.Gosched() // as partJudge.read does: redirects wait for one batch, not the read
 					}
 					if len(entries) < readBatches {
 						break
