@@ -11,6 +11,7 @@ import (
 	"github.com/clickgate/clickgate/counter"
 	"github.com/clickgate/clickgate/counter/ledger"
 	"github.com/clickgate/clickgate/counter/payout"
+	"github.com/clickgate/clickgate/redirect/admin/adminclient"
 )
 
 // A creator's own page, opened by its capability URL: their links, their
@@ -183,8 +184,9 @@ func (s *Server) acceptTerms(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// One write makes the creator active and records the time.
+	active, at := counter.StatusActive, now.Truncate(time.Second)
 	err = s.o.Admin.call(ctx, http.MethodPut, "/v1/creators/"+url.PathEscape(cr.ID),
-		map[string]any{"campaign": c.ID, "status": counter.StatusActive, "accepted_at": now.Truncate(time.Second)}, nil)
+		adminclient.CreatorPut{Campaign: c.ID, Status: &active, AcceptedAt: &at}, nil)
 	if status, msg, ok := refusedStatus(err); ok {
 		s.fail(w, r, status, msg)
 		return

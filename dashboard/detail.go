@@ -11,6 +11,7 @@ import (
 	"github.com/clickgate/clickgate/counter"
 	"github.com/clickgate/clickgate/counter/ledger"
 	"github.com/clickgate/clickgate/counter/payout"
+	"github.com/clickgate/clickgate/redirect/admin/adminclient"
 )
 
 // The operator's pages of one creator and of one link, and the edit forms
@@ -101,7 +102,8 @@ func (s *Server) editCampaign(w http.ResponseWriter, r *http.Request, p opPage) 
 		return
 	}
 	req, err := campaignEditForm(r.PostForm, c)
-	if err == nil && len(req) > 0 {
+	changed := req != adminclient.CampaignPut{}
+	if err == nil && changed {
 		err = s.o.Admin.call(ctx, http.MethodPut, "/v1/campaigns/"+url.PathEscape(id), req, nil)
 	}
 	if status, msg, ok := refusedStatus(err); ok {
@@ -113,12 +115,12 @@ func (s *Server) editCampaign(w http.ResponseWriter, r *http.Request, p opPage) 
 		s.internalError(w, r, err)
 		return
 	}
-	seeOther(w, r, "/campaigns/"+url.PathEscape(id), doneOf(req, "campaign-saved"))
+	seeOther(w, r, "/campaigns/"+url.PathEscape(id), doneOf(changed, "campaign-saved"))
 }
 
 // doneOf is done, or "unchanged" when the form changed nothing.
-func doneOf(req map[string]any, done string) string {
-	if len(req) == 0 || len(req) == 1 && req["campaign"] != nil {
+func doneOf(changed bool, done string) string {
+	if !changed {
 		return "unchanged"
 	}
 	return done
@@ -139,7 +141,8 @@ func (s *Server) editCreator(w http.ResponseWriter, r *http.Request, p opPage) {
 		return
 	}
 	req := creatorEditForm(r.PostForm, cr)
-	if len(req) > 1 {
+	changed := req != adminclient.CreatorPut{Campaign: cr.Campaign}
+	if changed {
 		err = s.o.Admin.call(ctx, http.MethodPut, "/v1/creators/"+url.PathEscape(creator), req, nil)
 	}
 	if status, msg, ok := refusedStatus(err); ok {
@@ -149,7 +152,7 @@ func (s *Server) editCreator(w http.ResponseWriter, r *http.Request, p opPage) {
 		s.internalError(w, r, err)
 		return
 	}
-	seeOther(w, r, "/campaigns/"+url.PathEscape(id)+"/creators/"+url.PathEscape(creator), doneOf(req, "creator-saved"))
+	seeOther(w, r, "/campaigns/"+url.PathEscape(id)+"/creators/"+url.PathEscape(creator), doneOf(changed, "creator-saved"))
 }
 
 type linkData struct {
@@ -177,7 +180,7 @@ func (s *Server) showLink(w http.ResponseWriter, r *http.Request, p opPage, stat
 	defer cancel()
 	code := r.PathValue("code")
 	d := linkData{opPage: p, Error: formErr, Form: form}
-	var stats map[string]any
+	var stats adminclient.LinkStats
 	err := s.o.Admin.call(ctx, http.MethodGet, "/v1/links/"+url.PathEscape(code), nil, &d.Link)
 	if err == nil {
 		err = s.o.Admin.call(ctx, http.MethodGet, "/v1/links/"+url.PathEscape(code)+"/stats?by=day", nil, &stats)
@@ -186,19 +189,7 @@ func (s *Server) showLink(w http.ResponseWriter, r *http.Request, p opPage, stat
 		s.pageError(w, r, err)
 		return
 	}
-	d.Total = countsOf(stats)
-	d.Note, _ = stats["note"].(string)
-	days, _ := stats["days"].([]any)
-	for _, v := range days {
-		m, _ := v.(map[string]any)
-		name, _ := m["day"].(string)
-		day, err := counter.ParseDay(name)
-		if err != nil {
-			s.internalError(w, r, errors.New("cannot read day "+name+" of the stats of link "+code))
-			return
-		}
-		d.Days = append(d.Days, counter.DayCounts{Day: day, Counts: countsOf(m)})
-	}
+	d.Total, d.Note, d.Days = stats.Counts, stats.Note, stats.Days
 	d.Chart = reasonChart("Visits by reason per day, link "+d.Link.Code, d.Days).SVG()
 	s.render(w, status, "link", d)
 }
@@ -215,8 +206,9 @@ func (s *Server) editLink(w http.ResponseWriter, r *http.Request, p opPage) {
 		s.pageError(w, r, err)
 		return
 	}
-	req := linkEditForm(r.PostForm, l.Link)
-	if len(req) > 0 {
+	req := linkEditForm(r.PostForm, l.Link.Link)
+	changed := req != adminclient.LinkPatch{}
+	if changed {
 		err = s.o.Admin.call(ctx, http.MethodPatch, "/v1/links/"+url.PathEscape(code), req, nil)
 	}
 	if status, msg, ok := refusedStatus(err); ok {
@@ -226,7 +218,7 @@ func (s *Server) editLink(w http.ResponseWriter, r *http.Request, p opPage) {
 		s.internalError(w, r, err)
 		return
 	}
-	seeOther(w, r, "/links/"+url.PathEscape(code), doneOf(req, "link-saved"))
+	seeOther(w, r, "/links/"+url.PathEscape(code), doneOf(changed, "link-saved"))
 }
 
 // QR codes: an image of a link's public URL, drawn by the admin API (GET

@@ -17,6 +17,7 @@ import (
 
 	"github.com/clickgate/clickgate/counter"
 	"github.com/clickgate/clickgate/counter/ledger"
+	"github.com/clickgate/clickgate/redirect/admin/adminclient"
 )
 
 // decodeQR reads a PNG QR code back with ZXing's decoder, as
@@ -302,13 +303,14 @@ func TestPagedLists(t *testing.T) {
 	// 60 creators in all, 55 links of carol's: more than a page of each.
 	for i := range 58 {
 		id := fmt.Sprintf("c%02d", i)
-		if err := a.call(ctx, "PUT", "/v1/creators/"+id, map[string]any{"campaign": "spring", "country": "US", "status": "active"}, nil); err != nil {
+		country, status := "US", counter.StatusActive
+		if err := a.call(ctx, "PUT", "/v1/creators/"+id, adminclient.CreatorPut{Campaign: "spring", Country: &country, Status: &status}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for i := range 55 {
-		if err := a.call(ctx, "POST", "/v1/links", map[string]any{"campaign": "spring", "creator": "c00", "code": fmt.Sprintf("c00Link%02d", i),
-			"destinations": map[string]any{"default": "https://app.example.com/"}}, nil); err != nil {
+		if err := a.call(ctx, "POST", "/v1/links", adminclient.NewLink{Campaign: "spring", Creator: "c00", Code: fmt.Sprintf("c00Link%02d", i),
+			Destinations: counter.Destinations{Default: "https://app.example.com/"}}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -382,13 +384,14 @@ func TestAcceptanceRecorded(t *testing.T) {
 
 	// A second acceptance (an operator's PUT, or bob made invited and
 	// accepting again) keeps the first time.
-	h.call(t, "PUT", "/v1/creators/bob", map[string]any{"campaign": "spring", "status": "invited"}, 200)
+	invited, later, zero := counter.StatusInvited, when.Add(time.Hour), time.Time{}
+	h.call(t, "PUT", "/v1/creators/bob", adminclient.CreatorPut{Campaign: "spring", Status: &invited}, 200)
 	b.do("POST", bob+"/accept", url.Values{"csrf": {csrfOf(t, b.get(bob))}, "accept": {"yes"}}).want(t, 303)
-	h.call(t, "PUT", "/v1/creators/bob", map[string]any{"campaign": "spring", "accepted_at": when.Add(time.Hour)}, 200)
+	h.call(t, "PUT", "/v1/creators/bob", adminclient.CreatorPut{Campaign: "spring", AcceptedAt: &later}, 200)
 	if c, _ := h.store.Creator(ctx, "spring", "bob"); !c.AcceptedAt.Equal(when) || c.Status != counter.StatusActive {
 		t.Fatalf("a second acceptance replaced the first: %+v; want active, accepted at %s", c, when)
 	}
-	h.call(t, "PUT", "/v1/creators/bob", map[string]any{"campaign": "spring", "accepted_at": "0001-01-01T00:00:00Z"}, 422)
+	h.call(t, "PUT", "/v1/creators/bob", adminclient.CreatorPut{Campaign: "spring", AcceptedAt: &zero}, 422)
 }
 
 // call calls the admin API and checks the status of its answer.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/clickgate/clickgate/counter"
+	"github.com/clickgate/clickgate/redirect/admin/adminclient"
 )
 
 // The forms' fields are read here into the admin API's requests. Only the
@@ -101,77 +102,84 @@ func splitList(s string) []string {
 // campaignForm reads the new-campaign form into its id and the body of
 // PUT /v1/campaigns/{id}. Fields left empty are left out, and take the
 // API's defaults.
-func campaignForm(f url.Values) (string, map[string]any, error) {
+func campaignForm(f url.Values) (string, adminclient.CampaignPut, error) {
+	var req adminclient.CampaignPut
 	id := strings.TrimSpace(f.Get("id"))
 	if err := checkFormID(id); err != nil {
-		return "", nil, err
+		return "", req, err
 	}
-	req := map[string]any{}
 	if v := strings.TrimSpace(f.Get("name")); v != "" {
-		req["name"] = v
+		req.Name = &v
 	}
-	for _, field := range []string{"starts_at", "ends_at"} {
-		t, err := parseDay(f.Get(field))
+	for _, d := range []struct {
+		field string
+		dst   **time.Time
+	}{{"starts_at", &req.StartsAt}, {"ends_at", &req.EndsAt}} {
+		t, err := parseDay(f.Get(d.field))
 		if err != nil {
-			return "", nil, &formError{field, err.Error()}
+			return "", req, &formError{d.field, err.Error()}
 		}
-		req[field] = t
+		*d.dst = &t
 	}
-	for _, field := range []string{"signup_reward", "visit_block_reward", "cap"} {
-		v := strings.TrimSpace(f.Get(field))
+	for _, m := range []struct {
+		field string
+		dst   **int64
+	}{{"signup_reward", &req.SignupRewardCents}, {"visit_block_reward", &req.VisitBlockRewardCents}, {"cap", &req.CapCents}} {
+		v := strings.TrimSpace(f.Get(m.field))
 		if v == "" {
 			continue
 		}
 		c, err := parseCents(v)
 		if err != nil {
-			return "", nil, &formError{field, err.Error()}
+			return "", req, &formError{m.field, err.Error()}
 		}
-		req[field+"_cents"] = c
+		*m.dst = &c
 	}
 	if v := strings.TrimSpace(f.Get("visit_block_size")); v != "" {
 		n, err := parseCount(v)
 		if err != nil {
-			return "", nil, &formError{"visit_block_size", err.Error()}
+			return "", req, &formError{"visit_block_size", err.Error()}
 		}
-		req["visit_block_size"] = n
+		req.VisitBlockSize = &n
 	}
 	if v := strings.TrimSpace(f.Get("eligible_countries")); v != "" {
-		req["eligible_countries"] = splitList(v)
+		countries := splitList(v)
+		req.EligibleCountries = &countries
 	}
 	return id, req, nil
 }
 
 // creatorForm reads the new-creator form into its id and the body of
 // PUT /v1/creators/{id}.
-func creatorForm(campaign string, f url.Values) (string, map[string]any, error) {
+func creatorForm(campaign string, f url.Values) (string, adminclient.CreatorPut, error) {
+	req := adminclient.CreatorPut{Campaign: campaign}
 	id := strings.TrimSpace(f.Get("id"))
 	if err := checkFormID(id); err != nil {
-		return "", nil, err
+		return "", req, err
 	}
-	req := map[string]any{"campaign": campaign, "country": strings.TrimSpace(f.Get("country"))}
+	country := strings.TrimSpace(f.Get("country"))
+	req.Country = &country
 	if v := strings.TrimSpace(f.Get("handle")); v != "" {
-		req["handle"] = v
+		req.Handle = &v
 	}
 	if v := strings.TrimSpace(f.Get("status")); v != "" {
-		req["status"] = v
+		req.Status = &v
 	}
 	return id, req, nil
 }
 
 // linkForm reads the new-link form into the body of POST /v1/links.
-func linkForm(campaign string, f url.Values) map[string]any {
-	d := map[string]any{"default": strings.TrimSpace(f.Get("default"))}
-	if v := strings.TrimSpace(f.Get("ios")); v != "" {
-		d["ios"] = v
+func linkForm(campaign string, f url.Values) adminclient.NewLink {
+	return adminclient.NewLink{
+		Campaign: campaign,
+		Creator:  strings.TrimSpace(f.Get("creator")),
+		Code:     strings.TrimSpace(f.Get("code")),
+		Destinations: counter.Destinations{
+			Default: strings.TrimSpace(f.Get("default")),
+			IOS:     strings.TrimSpace(f.Get("ios")),
+			Android: strings.TrimSpace(f.Get("android")),
+		},
 	}
-	if v := strings.TrimSpace(f.Get("android")); v != "" {
-		d["android"] = v
-	}
-	req := map[string]any{"campaign": campaign, "creator": strings.TrimSpace(f.Get("creator")), "destinations": d}
-	if v := strings.TrimSpace(f.Get("code")); v != "" {
-		req["code"] = v
-	}
-	return req
 }
 
 // checkFormID checks an id typed in a form before it goes into an admin
@@ -186,57 +194,61 @@ func checkFormID(id string) error {
 // campaignEditForm reads the edit form of campaign c into the body of PUT
 // /v1/campaigns/{id}: only the fields typed that differ from c. A day
 // shown and sent back unchanged keeps c's time of day.
-func campaignEditForm(f url.Values, c counter.Campaign) (map[string]any, error) {
-	req := map[string]any{}
+func campaignEditForm(f url.Values, c counter.Campaign) (adminclient.CampaignPut, error) {
+	var req adminclient.CampaignPut
 	if v := strings.TrimSpace(f.Get("name")); v != "" && v != c.Name {
-		req["name"] = v
+		req.Name = &v
 	}
 	for _, d := range []struct {
 		field string
 		cur   time.Time
-	}{{"starts_at", c.StartsAt}, {"ends_at", c.EndsAt}} {
+		dst   **time.Time
+	}{{"starts_at", c.StartsAt, &req.StartsAt}, {"ends_at", c.EndsAt, &req.EndsAt}} {
 		v := strings.TrimSpace(f.Get(d.field))
 		if v == "" || sameDay(v, d.cur) {
 			continue
 		}
 		t, err := parseDay(v)
 		if err != nil {
-			return nil, &formError{d.field, err.Error()}
+			return adminclient.CampaignPut{}, &formError{d.field, err.Error()}
 		}
 		if !t.Equal(d.cur) {
-			req[d.field] = t
+			*d.dst = &t
 		}
 	}
 	for _, m := range []struct {
 		field string
 		cur   int64
-	}{{"signup_reward", c.SignupRewardCents}, {"visit_block_reward", c.VisitBlockRewardCents}, {"cap", c.CapCents}} {
+		dst   **int64
+	}{{"signup_reward", c.SignupRewardCents, &req.SignupRewardCents}, {"visit_block_reward", c.VisitBlockRewardCents, &req.VisitBlockRewardCents},
+		{"cap", c.CapCents, &req.CapCents}} {
 		v := strings.TrimSpace(f.Get(m.field))
 		if v == "" {
 			continue
 		}
 		cents, err := parseCents(v)
 		if err != nil {
-			return nil, &formError{m.field, err.Error()}
+			return adminclient.CampaignPut{}, &formError{m.field, err.Error()}
 		}
 		if cents != m.cur {
-			req[m.field+"_cents"] = cents
+			*m.dst = &cents
 		}
 	}
 	if v := strings.TrimSpace(f.Get("visit_block_size")); v != "" {
 		n, err := parseCount(v)
 		if err != nil {
-			return nil, &formError{"visit_block_size", err.Error()}
+			return adminclient.CampaignPut{}, &formError{"visit_block_size", err.Error()}
 		}
 		if n != c.VisitBlockSize {
-			req["visit_block_size"] = n
+			req.VisitBlockSize = &n
 		}
 	}
 	if f.Has("eligible_countries") {
 		// Empty is every country, as on the new-campaign form.
 		typed := splitList(strings.ToUpper(f.Get("eligible_countries")))
 		if !slices.Equal(typed, c.EligibleCountries) {
-			req["eligible_countries"] = append([]string{}, typed...)
+			countries := append([]string{}, typed...)
+			req.EligibleCountries = &countries
 		}
 	}
 	return req, nil
@@ -244,18 +256,18 @@ func campaignEditForm(f url.Values, c counter.Campaign) (map[string]any, error) 
 
 // creatorEditForm reads the edit form of creator cr into the body of PUT
 // /v1/creators/{id}: its campaign and the fields that differ from cr.
-func creatorEditForm(f url.Values, cr counter.Creator) map[string]any {
-	req := map[string]any{"campaign": cr.Campaign}
+func creatorEditForm(f url.Values, cr counter.Creator) adminclient.CreatorPut {
+	req := adminclient.CreatorPut{Campaign: cr.Campaign}
 	if f.Has("handle") {
 		if v := strings.TrimSpace(f.Get("handle")); v != cr.Handle {
-			req["handle"] = v
+			req.Handle = &v
 		}
 	}
 	if v := strings.TrimSpace(f.Get("country")); v != "" && !strings.EqualFold(v, cr.Country) {
-		req["country"] = v
+		req.Country = &v
 	}
 	if v := strings.TrimSpace(f.Get("status")); v != "" && v != cr.Status {
-		req["status"] = v
+		req.Status = &v
 	}
 	return req
 }
@@ -263,21 +275,22 @@ func creatorEditForm(f url.Values, cr counter.Creator) map[string]any {
 // linkEditForm reads the edit form of link l into the body of PATCH
 // /v1/links/{code}: the destinations that differ from l's. An optional
 // destination left empty is cleared.
-func linkEditForm(f url.Values, l counter.Link) map[string]any {
-	d := map[string]any{}
+func linkEditForm(f url.Values, l counter.Link) adminclient.LinkPatch {
+	var d adminclient.DestinationsPatch
 	for _, field := range []struct {
 		name string
 		cur  string
-	}{{"default", l.Destinations.Default}, {"ios", l.Destinations.IOS}, {"android", l.Destinations.Android}} {
+		dst  **string
+	}{{"default", l.Destinations.Default, &d.Default}, {"ios", l.Destinations.IOS, &d.IOS}, {"android", l.Destinations.Android, &d.Android}} {
 		if !f.Has(field.name) {
 			continue
 		}
 		if v := strings.TrimSpace(f.Get(field.name)); v != field.cur {
-			d[field.name] = v
+			*field.dst = &v
 		}
 	}
-	if len(d) == 0 {
-		return map[string]any{}
+	if d == (adminclient.DestinationsPatch{}) {
+		return adminclient.LinkPatch{}
 	}
-	return map[string]any{"destinations": d}
+	return adminclient.LinkPatch{Destinations: &d}
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/clickgate/clickgate/counter"
+	"github.com/clickgate/clickgate/redirect/admin/adminclient"
 )
 
 // The pages read lists a page at a time, through the admin API's paged
@@ -42,20 +43,14 @@ func listPath(path string, limit int, cursor string, params ...string) string {
 
 // campaignPage reads one page of campaigns, by id.
 func (s *Server) campaignList(ctx context.Context, cursor string) ([]counter.Campaign, string, error) {
-	var out struct {
-		Campaigns  []counter.Campaign `json:"campaigns"`
-		NextCursor string             `json:"next_cursor"`
-	}
+	var out adminclient.CampaignPage
 	err := s.o.Admin.call(ctx, http.MethodGet, listPath("/v1/campaigns", campaignsPerPage, cursor), nil, &out)
 	return out.Campaigns, out.NextCursor, err
 }
 
 // creatorList reads one page of a campaign's creators, by id.
 func (s *Server) creatorList(ctx context.Context, campaign, cursor string) ([]counter.Creator, string, error) {
-	var out struct {
-		Creators   []counter.Creator `json:"creators"`
-		NextCursor string            `json:"next_cursor"`
-	}
+	var out adminclient.CreatorPage
 	err := s.o.Admin.call(ctx, http.MethodGet, listPath("/v1/creators", creatorsPerPage, cursor, "campaign", campaign), nil, &out)
 	return out.Creators, out.NextCursor, err
 }
@@ -63,8 +58,7 @@ func (s *Server) creatorList(ctx context.Context, campaign, cursor string) ([]co
 // linkRow is a link with its public URL, as the API gives it, and, on
 // the pages that list a creator's links, its counts (linkFigures).
 type linkRow struct {
-	counter.Link
-	URL    string         `json:"url"`
+	adminclient.Link
 	Counts counter.Counts `json:"-"`
 }
 
@@ -72,11 +66,11 @@ type linkRow struct {
 // /v1/links/{code}/stats gives them.
 func (s *Server) linkFigures(ctx context.Context, rows []linkRow) error {
 	for i := range rows {
-		var stats map[string]any
+		var stats adminclient.LinkStats
 		if err := s.o.Admin.call(ctx, http.MethodGet, "/v1/links/"+url.PathEscape(rows[i].Code)+"/stats", nil, &stats); err != nil {
 			return err
 		}
-		rows[i].Counts = countsOf(stats)
+		rows[i].Counts = stats.Counts
 	}
 	return nil
 }
@@ -84,26 +78,16 @@ func (s *Server) linkFigures(ctx context.Context, rows []linkRow) error {
 // linkList reads one page of links of a campaign, or of one of its
 // creators, by code; they are then shown by creator and age.
 func (s *Server) linkList(ctx context.Context, campaign, creator, cursor string) ([]linkRow, string, error) {
-	var out struct {
-		Links      []linkRow `json:"links"`
-		NextCursor string    `json:"next_cursor"`
-	}
+	var out adminclient.LinkPage
 	err := s.o.Admin.call(ctx, http.MethodGet, listPath("/v1/links", linksPerPage, cursor, "campaign", campaign, "creator", creator), nil, &out)
-	slices.SortFunc(out.Links, func(a, b linkRow) int {
+	var rows []linkRow
+	for _, l := range out.Links {
+		rows = append(rows, linkRow{Link: l})
+	}
+	slices.SortFunc(rows, func(a, b linkRow) int {
 		return cmp.Or(cmp.Compare(a.Creator, b.Creator), a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.Code, b.Code))
 	})
-	return out.Links, out.NextCursor, err
-}
-
-// countsOf reads the counts of an API answer: one member per reason.
-func countsOf(m map[string]any) counter.Counts {
-	var c counter.Counts
-	for r := range counter.NumReasons {
-		if n, ok := m[r.String()].(float64); ok {
-			c[r] = int64(n)
-		}
-	}
-	return c
+	return rows, out.NextCursor, err
 }
 
 // campaignTotals are a campaign's counts as GET /v1/campaigns/{id}/totals
@@ -115,27 +99,12 @@ type campaignTotals struct {
 }
 
 func (s *Server) campaignTotals(ctx context.Context, id string) (campaignTotals, error) {
-	var out map[string]any
-	var t campaignTotals
+	var out adminclient.Totals
 	if err := s.o.Admin.call(ctx, http.MethodGet, "/v1/campaigns/"+url.PathEscape(id)+"/totals?by=day", nil, &out); err != nil {
-		return t, err
+		return campaignTotals{}, err
 	}
-	t.Total = countsOf(out)
-	if n, ok := out["creators"].(float64); ok {
-		t.Creators = int(n)
-	}
-	days, _ := out["days"].([]any)
-	for _, d := range days {
-		m, _ := d.(map[string]any)
-		name, _ := m["day"].(string)
-		day, err := counter.ParseDay(name)
-		if err != nil {
-			return t, fmt.Errorf("cannot read day %q of the totals of campaign %q: %w", name, id, err)
-		}
-		t.Days = append(t.Days, counter.DayCounts{Day: day, Counts: countsOf(m)})
-	}
-	slices.SortFunc(t.Days, func(a, b counter.DayCounts) int { return cmp.Compare(a.Day, b.Day) })
-	return t, nil
+	slices.SortFunc(out.Days, func(a, b counter.DayCounts) int { return cmp.Compare(a.Day, b.Day) })
+	return campaignTotals{Creators: out.Creators, Total: out.Counts, Days: out.Days}, nil
 }
 
 // cursorParam reads a list's cursor from the page's query: the API checks

@@ -9,6 +9,7 @@ import (
 
 	"github.com/clickgate/clickgate/counter"
 	"github.com/clickgate/clickgate/counter/ledger"
+	"github.com/clickgate/clickgate/redirect/admin/adminclient"
 )
 
 // The operator's pages: the campaigns, one campaign, and their forms.
@@ -154,7 +155,7 @@ func refusedStatus(err error) (int, string, bool) {
 func (s *Server) createCampaign(w http.ResponseWriter, r *http.Request, p opPage) {
 	id, req, err := campaignForm(r.PostForm)
 	if err == nil {
-		err = s.create(r.Context(), "/v1/campaigns/"+url.PathEscape(id), "campaign", id, req)
+		err = s.create(r.Context(), "/v1/campaigns/"+url.PathEscape(id), "campaign", id, "", req)
 	}
 	if status, msg, ok := refusedStatus(err); ok {
 		s.showCampaigns(w, r, p, status, msg, r.PostForm)
@@ -166,14 +167,15 @@ func (s *Server) createCampaign(w http.ResponseWriter, r *http.Request, p opPage
 	seeOther(w, r, "/campaigns/"+url.PathEscape(id), "campaign")
 }
 
-// create PUTs a new object at path, refusing one that exists: these forms
-// create, they do not overwrite.
-func (s *Server) create(ctx context.Context, path, kind, id string, req map[string]any) error {
+// create PUTs req, a new object, at path, refusing one that exists: these
+// forms create, they do not overwrite. campaign is the object's campaign,
+// or "" for a campaign.
+func (s *Server) create(ctx context.Context, path, kind, id, campaign string, req any) error {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	get := path
-	if c, ok := req["campaign"].(string); ok {
-		get += "?campaign=" + url.QueryEscape(c)
+	if campaign != "" {
+		get += "?campaign=" + url.QueryEscape(campaign)
 	}
 	status, _, err := s.o.Admin.Do(ctx, http.MethodGet, get, nil)
 	switch {
@@ -189,7 +191,7 @@ func (s *Server) createCreator(w http.ResponseWriter, r *http.Request, p opPage)
 	campaign := r.PathValue("id")
 	id, req, err := creatorForm(campaign, r.PostForm)
 	if err == nil {
-		err = s.create(r.Context(), "/v1/creators/"+url.PathEscape(id), "creator", id, req)
+		err = s.create(r.Context(), "/v1/creators/"+url.PathEscape(id), "creator", id, campaign, req)
 	}
 	s.afterCampaignForm(w, r, p, "creator", err)
 }
@@ -225,8 +227,9 @@ func (s *Server) setLinkDisabled(w http.ResponseWriter, r *http.Request, p opPag
 	}
 	ctx, cancel := pageContext()
 	defer cancel()
-	var l counter.Link
-	err := s.o.Admin.call(ctx, http.MethodPatch, "/v1/links/"+url.PathEscape(code), map[string]any{"disabled": action == "disable"}, &l)
+	disabled := action == "disable"
+	var l adminclient.Link
+	err := s.o.Admin.call(ctx, http.MethodPatch, "/v1/links/"+url.PathEscape(code), adminclient.LinkPatch{Disabled: &disabled}, &l)
 	if status, msg, ok := refusedStatus(err); ok {
 		s.fail(w, r, status, msg)
 		return

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/clickgate/clickgate/counter"
+	"github.com/clickgate/clickgate/redirect/admin/adminclient"
 )
 
 func TestParseCents(t *testing.T) {
@@ -74,11 +75,13 @@ func TestCampaignForm(t *testing.T) {
 	if err != nil || id != "spring" {
 		t.Fatal(id, err)
 	}
-	if req["starts_at"] != time.Date(2026, 5, 11, 0, 0, 0, 0, time.UTC) || req["ends_at"] != time.Date(2026, 6, 22, 10, 0, 0, 0, time.UTC) ||
-		req["cap_cents"] != int64(2_000_000) || req["visit_block_size"] != int64(1000) || strings.Join(req["eligible_countries"].([]string), ",") != "US,ca,MX" {
-		t.Fatalf("unexpected request %v", req)
+	if req.StartsAt == nil || *req.StartsAt != time.Date(2026, 5, 11, 0, 0, 0, 0, time.UTC) ||
+		req.EndsAt == nil || *req.EndsAt != time.Date(2026, 6, 22, 10, 0, 0, 0, time.UTC) ||
+		req.CapCents == nil || *req.CapCents != 2_000_000 || req.VisitBlockSize == nil || *req.VisitBlockSize != 1000 ||
+		req.EligibleCountries == nil || strings.Join(*req.EligibleCountries, ",") != "US,ca,MX" {
+		t.Fatalf("unexpected request %+v", req)
 	}
-	if _, ok := req["signup_reward_cents"]; ok {
+	if req.SignupRewardCents != nil {
 		t.Fatal("a field left empty is sent: it would not take the API's default")
 	}
 	for _, bad := range []url.Values{
@@ -116,21 +119,21 @@ func FuzzForms(f *testing.F) {
 		c := counter.Campaign{ID: "spring", Name: "Spring", StartsAt: time.Date(2026, 5, 11, 12, 0, 0, 0, time.UTC),
 			EndsAt: time.Date(2026, 6, 22, 0, 0, 0, 0, time.UTC), SignupRewardCents: 10000, VisitBlockSize: 1000, CapCents: 2_000_000, EligibleCountries: []string{"US"}}
 		if req, err := campaignEditForm(form, c); err == nil {
-			if v, ok := req["cap_cents"]; ok && v == c.CapCents {
-				t.Fatalf("campaignEditForm sent the cap as it is: %v", req)
+			if v := req.CapCents; v != nil && *v == c.CapCents {
+				t.Fatalf("campaignEditForm sent the cap as it is: %+v", req)
 			}
-			if v, ok := req["starts_at"].(time.Time); ok && v.Equal(c.StartsAt) {
-				t.Fatalf("campaignEditForm sent the start as it is: %v", req)
+			if v := req.StartsAt; v != nil && v.Equal(c.StartsAt) {
+				t.Fatalf("campaignEditForm sent the start as it is: %+v", req)
 			}
 		}
 		cr := counter.Creator{ID: "alice", Campaign: "spring", Handle: "@a", Country: "US", Status: "active"}
-		if req := creatorEditForm(form, cr); req["campaign"] != "spring" || req["status"] == cr.Status || req["handle"] == cr.Handle {
-			t.Fatalf("unexpected creator edit %v", req)
+		if req := creatorEditForm(form, cr); req.Campaign != "spring" || req.Status != nil && *req.Status == cr.Status || req.Handle != nil && *req.Handle == cr.Handle {
+			t.Fatalf("unexpected creator edit %+v", req)
 		}
 		l := counter.Link{Code: "aliceLink1", Destinations: counter.Destinations{Default: "https://a.example/"}}
-		if req := linkEditForm(form, l); req["destinations"] != nil {
-			if d := req["destinations"].(map[string]any); d["default"] == l.Destinations.Default || len(d) == 0 {
-				t.Fatalf("unexpected link edit %v", req)
+		if req := linkEditForm(form, l); req.Destinations != nil {
+			if d := *req.Destinations; d.Default != nil && *d.Default == l.Destinations.Default || d == (adminclient.DestinationsPatch{}) {
+				t.Fatalf("unexpected link edit %+v", d)
 			}
 		}
 	})

@@ -51,9 +51,13 @@ type CreatorPut struct {
 	Handle   *string `json:"handle,omitempty"`
 	Country  *string `json:"country,omitempty"`
 	Status   *string `json:"status,omitempty"`
+	// AcceptedAt is when the creator accepted the campaign's terms, as
+	// the dashboard's accept button records it; the first one stays.
+	AcceptedAt *time.Time `json:"accepted_at,omitempty"`
 }
 
-// CreatorPutOf is the put of every field of cr but its id.
+// CreatorPutOf is the put of every field of cr but its id and AcceptedAt,
+// which the creator records.
 func CreatorPutOf(cr counter.Creator) CreatorPut {
 	return CreatorPut{Campaign: cr.Campaign, Handle: &cr.Handle, Country: &cr.Country, Status: &cr.Status}
 }
