@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -445,6 +446,11 @@ func decodeChanges(res []any) (*counter.CatalogChanges, error) {
 	last, _ := res[5].(string)
 	ch := &counter.CatalogChanges{Version: uint64(v), More: more == 1, Epoch: epoch, Trimmed: trimmed == 1, At: at, Last: last}
 	for i := 6; i < len(res); i += 2 {
+		if i%256 == 0 {
+			// A read of a bulk import's changes decodes a thousand links,
+			// milliseconds: the redirects need not wait for all of them.
+			runtime.Gosched()
+		}
 		kind, _ := res[i].(string)
 		val, _ := res[i+1].(string)
 		var err error
