@@ -50,7 +50,7 @@ type ChangeFeed interface {
 // a node far behind catches up in steps of bounded size, each copying the
 // shards it touches once.
 const (
-	changesPerCall  = 1_000
+	changesPerCall  = 256
 	changesPerApply = 10_000
 )
 

@@ -24,7 +24,7 @@ const (
 	// lines are decoded, before the import waits (pacer): Redis runs
 	// nothing else while it creates them, so it stays a few milliseconds
 	// (BenchmarkBulkImport).
-	bulkChunk = 250
+	bulkChunk = 64
 	// maxLineErrors is how many lines' errors a refused import reports.
 	maxLineErrors = 100
 )

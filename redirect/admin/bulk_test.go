@@ -99,18 +99,21 @@ func TestBulkLinks(t *testing.T) {
 			}
 			h.call(t, "GET", "/v1/links:bulk", "", 405)
 
-			// Taken in the second chunk: exactly the first chunk created.
-			if err := h.store.CreateLink(ctx, counter.Link{Code: "late001200", Campaign: "spring", Creator: "alice",
+			// Taken in a later chunk: exactly the chunks before it created.
+			const taken = 5*bulkChunk + 7
+			code := func(i int) string { return fmt.Sprintf("late%06d", i) }
+			if err := h.store.CreateLink(ctx, counter.Link{Code: code(taken), Campaign: "spring", Creator: "alice",
 				Destinations: counter.Destinations{Default: "https://app.example.com/a"}}); err != nil {
 				t.Fatal(err)
 			}
-			out = h.call(t, "POST", "/v1/links:bulk", bulkBody(1500, "late"), 409)
+			out = h.call(t, "POST", "/v1/links:bulk", bulkBody(7*bulkChunk, "late"), 409)
 			links = out["links"].([]any)
 			errs = out["errors"].([]any)
-			if out["created"] != 1000.0 || len(links) != 1000 || len(errs) != 1 || errs[0].(map[string]any)["line"] != 1201.0 {
-				t.Fatalf("unexpected answer to a code taken in the second chunk; got created %v, %d links, errors %v", out["created"], len(links), errs)
+			const created = 5 * bulkChunk
+			if out["created"] != float64(created) || len(links) != created || len(errs) != 1 || errs[0].(map[string]any)["line"] != float64(taken+1) {
+				t.Fatalf("unexpected answer to a code taken in a later chunk; got created %v, %d links, errors %v", out["created"], len(links), errs)
 			}
-			if last := links[999].(map[string]any); last["code"] != "late000999" || h.table.Lookup([]byte("late000999")) == nil || h.table.Lookup([]byte("late001000")) != nil {
+			if last := links[created-1].(map[string]any); last["code"] != code(created-1) || h.table.Lookup([]byte(code(created-1))) == nil || h.table.Lookup([]byte(code(created))) != nil {
 				t.Fatalf("unexpected last link created %v", last)
 			}
 		})
