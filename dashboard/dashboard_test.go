@@ -28,14 +28,14 @@ type harness struct {
 	api   *admin.API
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	return newHarnessWith(t, nil)
 }
 
 // newHarnessWith is newHarness with the ledger given by ledgerOf (called
 // with the store), when not nil.
-func newHarnessWith(t *testing.T, ledgerOf func(counter.Store) Ledger) *harness {
+func newHarnessWith(t testing.TB, ledgerOf func(counter.Store) Ledger) *harness {
 	t.Helper()
 	params, err := counter.NewDedupeParams(10_000, 0.001)
 	if err != nil {
@@ -78,13 +78,13 @@ func newHarnessWith(t *testing.T, ledgerOf func(counter.Store) Ledger) *harness 
 // browser keeps cookies as a browser on the loopback does: Secure cookies
 // included (Go's cookiejar sends them on https only).
 type browser struct {
-	t       *testing.T
+	t       testing.TB
 	base    string
 	cookies map[string]*http.Cookie
 	client  *http.Client
 }
 
-func (h *harness) browser(t *testing.T) *browser {
+func (h *harness) browser(t testing.TB) *browser {
 	return &browser{t: t, base: h.srv.URL, cookies: map[string]*http.Cookie{},
 		client: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
@@ -131,7 +131,7 @@ func (b *browser) get(path string) page { return b.do("GET", path, nil) }
 
 var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
-func csrfOf(t *testing.T, p page) string {
+func csrfOf(t testing.TB, p page) string {
 	t.Helper()
 	m := csrfRE.FindStringSubmatch(p.body)
 	if m == nil {
@@ -140,7 +140,7 @@ func csrfOf(t *testing.T, p page) string {
 	return m[1]
 }
 
-func (p page) want(t *testing.T, status int, contains ...string) {
+func (p page) want(t testing.TB, status int, contains ...string) {
 	t.Helper()
 	if p.status != status {
 		t.Fatalf("unexpected status; got %d; want %d\n%s", p.status, status, p.body)
