@@ -249,9 +249,7 @@ func (s *Server) rotateCreatorPage(w http.ResponseWriter, r *http.Request, p opP
 	campaign, creator := r.PathValue("id"), r.PathValue("creator")
 	ctx, cancel := pageContext()
 	defer cancel()
-	var out struct {
-		URL string `json:"url"`
-	}
+	var out adminclient.CreatorPageURL
 	err := s.o.Admin.call(ctx, http.MethodPost, "/v1/creators/"+url.PathEscape(creator)+"/dashboard?campaign="+url.QueryEscape(campaign), nil, &out)
 	if status, msg, ok := refusedStatus(err); ok {
 		s.fail(w, r, status, msg)

@@ -62,6 +62,19 @@ func CreatorPutOf(cr counter.Creator) CreatorPut {
 	return CreatorPut{Campaign: cr.Campaign, Handle: &cr.Handle, Country: &cr.Country, Status: &cr.Status}
 }
 
+// CreatorPageURL is the answer of POST /v1/creators/{id}/dashboard: the
+// creator's new page URL on the dashboard.
+type CreatorPageURL struct {
+	URL string `json:"url"`
+}
+
+// RotateCreatorPage returns a new page URL for creator id of campaign; the
+// URL before stops working.
+func (c *Client) RotateCreatorPage(ctx context.Context, campaign, id string) (CreatorPageURL, error) {
+	var out CreatorPageURL
+	return out, c.call(ctx, "POST", "/v1/creators/"+url.PathEscape(id)+"/dashboard?campaign="+url.QueryEscape(campaign), nil, &out)
+}
+
 // NewLink is the body of POST /v1/links, and a line of POST
 // /v1/links:bulk. An empty Code is drawn by the server.
 type NewLink struct {

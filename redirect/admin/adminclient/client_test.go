@@ -56,6 +56,8 @@ func TestPartialPutsAndErrors(t *testing.T) {
 		return err
 	},
 		`PUT /v1/campaigns/spring {"eligible_countries":[]}`)
+	f(func() error { _, err := c.RotateCreatorPage(ctx, "spring", "alice"); return err },
+		`POST /v1/creators/alice/dashboard?campaign=spring `)
 	yes := true
 	f(func() error { _, err := c.Links(ctx, ListQuery{Campaign: "spring", Disabled: &yes}); return err },
 		`GET /v1/links?campaign=spring&disabled=true `)
