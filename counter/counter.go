@@ -208,7 +208,8 @@ type Store interface {
 	// was not committed, and the error then says why.
 	Commit(ctx context.Context, visits []Visit, out []Reason) error
 	// AddCounts adds counts that need no dedupe (visits found duplicate
-	// locally, uncounted visits, and later reasons). A call that fails
+	// locally, uncounted visits, and later reasons) to their creators'
+	// counters, and to their links' when Count.Link is set. A call that fails
 	// added none of them, or its error is a *PartialAddError that says
 	// which it did not add.
 	AddCounts(ctx context.Context, counts []Count) error
@@ -216,12 +217,12 @@ type Store interface {
 	// per UTC day with any count, oldest first.
 	Stats(ctx context.Context, campaign, creator string) ([]DayCounts, error)
 	// LinkStats returns the counters of link code of creator in campaign,
-	// one entry per UTC day with any count, oldest first: what the judge
-	// decided of the visits logged with their link (Visit.Link), as it
-	// decided them for the creator. Counts added with AddCounts, and
-	// visits logged without a link, are the creator's alone, so a
-	// creator's links sum to at most their Stats. An unknown link has
-	// no entries.
+	// one entry per UTC day with any count, oldest first, of every
+	// reason: what the judge decided of the visits logged with their link
+	// (Visit.Link), the counts added with that link (Count.Link) and the
+	// signups of its clicks (Conversion.Link). Visits, counts and signups
+	// without a link are the creator's alone, so a creator's links sum to
+	// their Stats less those. An unknown link has no entries.
 	LinkStats(ctx context.Context, campaign, creator, code string) ([]DayCounts, error)
 	// AttributeSignup attributes a new user to a creator once per campaign,
 	// and a click to one user: in one atomic step it checks that c.Click
@@ -269,7 +270,10 @@ type Conversion struct {
 	// Click is the key of the click that brought the user
 	// (clickid.Claims.Key), unique within the campaign. Required.
 	Click string
-	Day   Day
+	// Link is the code of the link clicked (clickid.Claims.Link): the
+	// signup counts for it too. "" counts for the creator only.
+	Link string
+	Day  Day
 }
 
 // Duration is a time.Duration that reads and writes JSON as "24h".

@@ -10,7 +10,7 @@ import (
 // restores run at once.
 func TestTallyTotal(t *testing.T) {
 	tl := newTally()
-	add := func(creator string, r Reason, n int64) { tl.add(tallyKey{"spring", creator, 20000, r}, n) }
+	add := func(creator string, r Reason, n int64) { tl.add(tallyKey{"spring", creator, "", 20000, r}, n) }
 	add("alice", Bot, 2)
 	add("bob", Bot, 1)
 	add("alice", Duplicate, 5)

@@ -142,10 +142,12 @@ type DayCounts struct {
 	Counts Counts
 }
 
-// Count is a number of clicks of one reason to add to a creator's counters.
+// Count is a number of clicks of one reason to add to a creator's
+// counters, and to those of the creator's link Link when it is set.
 type Count struct {
 	Campaign string
 	Creator  string
+	Link     string // the code of the link clicked; "" counts for the creator only
 	Day      Day
 	Reason   Reason
 	N        int64

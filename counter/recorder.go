@@ -338,12 +338,12 @@ func (b *batch) result(i int) (Reason, Outcome) {
 }
 
 // Known reports whether the local filter knows v's visitor, and then
-// tallies the click as a duplicate. It does not allocate.
+// tallies the click as a duplicate, on v's link. It does not allocate.
 func (r *Recorder) Known(v *Visit) bool {
 	if !r.filter.Test(v) {
 		return false
 	}
-	r.Note(v.Campaign, v.Creator, v.Day, Duplicate)
+	r.Note(v.Campaign, v.Creator, v.Link, v.Day, Duplicate)
 	return true
 }
 
@@ -356,10 +356,11 @@ func (r *Recorder) Learn(v *Visit) {
 	}
 }
 
-// Note tallies one click of reason r that needs no dedupe. It does not
-// allocate once the key has been seen in the current flush interval.
-func (r *Recorder) Note(campaign, creator string, day Day, reason Reason) {
-	r.tally.add(tallyKey{campaign, creator, day, reason}, 1)
+// Note tallies one click of reason r that needs no dedupe, on link (a
+// code, or "" when the click has none) of creator. It does not allocate
+// once the key has been seen in the current flush interval.
+func (r *Recorder) Note(campaign, creator, link string, day Day, reason Reason) {
+	r.tally.add(tallyKey{campaign, creator, link, day, reason}, 1)
 }
 
 // lose tallies visits that are neither committed nor spooled as uncounted,
@@ -371,7 +372,7 @@ func (r *Recorder) lose(c *metrics.Counter, why string, visits ...Visit) {
 		if v.MarkOnly {
 			continue
 		}
-		r.Note(v.Campaign, v.Creator, v.Day, Uncounted)
+		r.Note(v.Campaign, v.Creator, v.Link, v.Day, Uncounted)
 		n++
 	}
 	if n == 0 {

@@ -298,7 +298,7 @@ func TestRecorderPartialAdd(t *testing.T) {
 	defer r.Stop(context.Background())
 	d := counter.DayOf(time.Now())
 	for _, reason := range []counter.Reason{counter.Bot, counter.Preview, counter.Prefetch} {
-		r.Note("c1", "alice", d, reason)
+		r.Note("c1", "alice", "", d, reason)
 	}
 	s.partialAdd.Store(true)
 	if err := r.Flush(context.Background()); !errors.Is(err, errInjected) {
@@ -308,5 +308,49 @@ func TestRecorderPartialAdd(t *testing.T) {
 	got := totals(t, r)
 	if got[counter.Bot] != 1 || got[counter.Preview] != 1 || got[counter.Prefetch] != 1 || got.Clicks() != 3 {
 		t.Fatalf("unexpected counts after a partial add and a flush; got %+v; want one of each", got)
+	}
+}
+
+// TestRecorderLinks: what the recorder tallies itself (Note, the local
+// filter's duplicates, visits lost) counts for the link clicked too.
+func TestRecorderLinks(t *testing.T) {
+	s := &faultyStore{}
+	r := newRecorder(t, s, counter.RecorderOptions{FlushInterval: time.Hour})
+	defer r.Stop(context.Background())
+	d := counter.DayOf(time.Now())
+	r.Note("c1", "alice", "TIKTOK01", d, counter.Bot)
+	r.Note("c1", "alice", "", d, counter.Preview)
+	onLink := func(key int, code string) counter.Visit {
+		v := visit(key)
+		v.Link = code
+		return v
+	}
+	// The second is the first visitor again, on the other link: the
+	// local filter knows them.
+	for i, v := range []counter.Visit{onLink(1, "TIKTOK01"), onLink(1, "YOUTUBE1")} {
+		if reason, _ := record(r, &v); reason != []counter.Reason{counter.Qualified, counter.Duplicate}[i] {
+			t.Fatalf("unexpected reason of visit %d; got %v", i, reason)
+		}
+	}
+	s.fail.Store(true)
+	v := onLink(2, "YOUTUBE1")
+	if _, o := record(r, &v); o != counter.Lost {
+		t.Fatalf("unexpected outcome of a visit while the store fails without a spool; got %v; want lost", o)
+	}
+	s.fail.Store(false)
+	if err := r.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f := func(code string, want counter.Counts) {
+		t.Helper()
+		days, err := s.LinkStats(context.Background(), "c1", "alice", code)
+		if got := counter.Total(days); err != nil || got != want {
+			t.Fatalf("unexpected counts of link %q; got %v, %v; want %v", code, got, err, want)
+		}
+	}
+	f("TIKTOK01", counter.Counts{counter.Qualified: 1, counter.Bot: 1})
+	f("YOUTUBE1", counter.Counts{counter.Duplicate: 1, counter.Uncounted: 1})
+	if got := totals(t, r); got != (counter.Counts{counter.Qualified: 1, counter.Duplicate: 1, counter.Uncounted: 1, counter.Bot: 1, counter.Preview: 1}) {
+		t.Fatalf("unexpected counts of alice; got %v", got)
 	}
 }

@@ -25,10 +25,12 @@ type tallyShard struct {
 	_     [128 - (16+8*NumReasons)%128]byte // shards on their own cache lines: no false sharing
 }
 
+// tallyKey is one counter of a creator's, of one of their links (link
+// "" for a click counted without one).
 type tallyKey struct {
-	campaign, creator string
-	day               Day
-	reason            Reason
+	campaign, creator, link string
+	day                     Day
+	reason                  Reason
 }
 
 func newTally() *tally {
@@ -66,7 +68,7 @@ func (t *tally) take() []Count {
 				delete(s.m, k)
 				continue
 			}
-			counts = append(counts, Count{Campaign: k.campaign, Creator: k.creator, Day: k.day, Reason: k.reason, N: n})
+			counts = append(counts, Count{Campaign: k.campaign, Creator: k.creator, Link: k.link, Day: k.day, Reason: k.reason, N: n})
 			s.m[k] = 0
 			s.taken[k.reason] += n
 		}
@@ -80,7 +82,7 @@ func (t *tally) restore(counts []Count) {
 	for _, c := range counts {
 		s := t.shard(c.Creator)
 		s.mu.Lock()
-		s.m[tallyKey{c.Campaign, c.Creator, c.Day, c.Reason}] += c.N
+		s.m[tallyKey{c.Campaign, c.Creator, c.Link, c.Day, c.Reason}] += c.N
 		s.taken[c.Reason] -= c.N
 		s.mu.Unlock()
 	}

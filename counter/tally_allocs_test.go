@@ -6,7 +6,7 @@ import "testing"
 
 func TestTallyAddAllocs(t *testing.T) {
 	ty := newTally()
-	k := tallyKey{"spring26", "alice", 20600, Bot}
+	k := tallyKey{"spring26", "alice", "AB3KX9QZ", 20600, Bot}
 	ty.add(k, 1)
 	if n := testing.AllocsPerRun(1000, func() { ty.add(k, 1) }); n != 0 {
 		t.Fatalf("unexpected allocations for a tallied key; got %v; want 0", n)

@@ -168,7 +168,7 @@ func (h *Handler) Handle(ctx *fasthttp.RequestCtx) {
 		nonce = &n
 		h.record(ctx, e, ua, addr, now, nonce)
 	} else {
-		h.o.Recorder.Note(e.Campaign.ID, e.Creator.ID, counter.DayOf(now), reason)
+		h.o.Recorder.Note(e.Campaign.ID, e.Creator.ID, e.Link.Code, counter.DayOf(now), reason)
 	}
 	// Every answer carries a click id; only a person's eligible navigation
 	// may earn a signup. Dedupe's verdict does not matter: a person who

@@ -16,6 +16,8 @@
 //	creators   campaign 0x00 id → JSON counter.Creator
 //	links      code → JSON counter.Link
 //	counters   campaign 0x00 creator 0x00 day reason → 8-byte big-endian int64
+//	link_counters  campaign 0x00 creator 0x00 code 0x00 day reason → the same, of one
+//	           link of the creator (counts added with their link, signups on a link)
 //	signups    campaign 0x00 user → creator
 //	clicks     campaign 0x00 click key → user who used the click id
 //
@@ -55,16 +57,17 @@ const FileName = "clickgate.db"
 const lockTimeout = time.Second
 
 var (
-	bucketMeta      = []byte("meta")
-	bucketCampaigns = []byte("campaigns")
-	bucketCreators  = []byte("creators")
-	bucketLinks     = []byte("links")
-	bucketCounters  = []byte("counters")
-	bucketSignups   = []byte("signups") // campaign \x00 user → creator
-	bucketClicks    = []byte("clicks")  // campaign \x00 click key → user
+	bucketMeta         = []byte("meta")
+	bucketCampaigns    = []byte("campaigns")
+	bucketCreators     = []byte("creators")
+	bucketLinks        = []byte("links")
+	bucketCounters     = []byte("counters")
+	bucketLinkCounters = []byte("link_counters") // a link's share of counters
+	bucketSignups      = []byte("signups")       // campaign \x00 user → creator
+	bucketClicks       = []byte("clicks")        // campaign \x00 click key → user
 
 	allBuckets = [][]byte{bucketMeta, bucketCampaigns, bucketCreators, bucketLinks,
-		bucketCounters, bucketSignups, bucketClicks}
+		bucketCounters, bucketLinkCounters, bucketSignups, bucketClicks}
 
 	keyParams  = []byte("params")
 	keyVersion = []byte("version")
@@ -198,6 +201,17 @@ func appendCounterPrefix(dst []byte, campaign, creator string) []byte {
 // appendCounterKey appends the key of one counter; reason is a reason name.
 func appendCounterKey(dst []byte, campaign, creator string, d counter.Day, reason string) []byte {
 	dst = appendCounterPrefix(dst, campaign, creator)
+	return appendDayReason(dst, d, reason)
+}
+
+// appendLinkCounterPrefix appends the prefix of every counter of link
+// code of creator, in bucket link_counters.
+func appendLinkCounterPrefix(dst []byte, campaign, creator, code string) []byte {
+	dst = appendCounterPrefix(dst, campaign, creator)
+	return append(append(dst, code...), 0)
+}
+
+func appendDayReason(dst []byte, d counter.Day, reason string) []byte {
 	dst = binary.BigEndian.AppendUint32(dst, uint32(d)^signBit32)
 	return append(dst, reason...)
 }

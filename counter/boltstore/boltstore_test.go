@@ -173,6 +173,7 @@ func TestInvalidIDs(t *testing.T) {
 	f("PutCreator with NUL in the id", s.PutCreator(ctx, counter.Creator{ID: "\x00b", Campaign: "a"}))
 	f("CreateLink with an empty code", s.CreateLink(ctx, counter.Link{}))
 	f("AddCounts with NUL", s.AddCounts(ctx, []counter.Count{{Campaign: "a", Creator: "b\x00", N: 1}}))
+	f("AddCounts with NUL in the link", s.AddCounts(ctx, []counter.Count{{Campaign: "a", Creator: "b", Link: "c\x00", N: 1}}))
 	f("AddCounts of an unknown reason", s.AddCounts(ctx, []counter.Count{{Campaign: "a", Creator: "b", Reason: counter.NumReasons, N: 1}}))
 	_, err := s.Stats(ctx, "a", "b\x00")
 	f("Stats with NUL", err)

@@ -43,9 +43,10 @@ func (s *Store) Commit(ctx context.Context, visits []counter.Visit, out []counte
 	return nil
 }
 
-// AddCounts adds counts in one transaction; zero counts are skipped.
+// AddCounts adds counts in one transaction; zero counts are skipped. A
+// count with a link is added to the link's counters too.
 func (s *Store) AddCounts(ctx context.Context, counts []counter.Count) error {
-	var batch counterBatch
+	var batch, links counterBatch
 	for i := range counts {
 		c := &counts[i]
 		if err := checkID("campaign", c.Campaign); err != nil {
@@ -54,18 +55,29 @@ func (s *Store) AddCounts(ctx context.Context, counts []counter.Count) error {
 		if err := checkID("creator", c.Creator); err != nil {
 			return err
 		}
+		if c.Link != "" {
+			if err := checkID("link", c.Link); err != nil {
+				return err
+			}
+		}
 		if c.Reason >= counter.NumReasons {
 			return fmt.Errorf("cannot add counts of unknown %s", c.Reason)
 		}
 		if c.N != 0 {
-			batch.add(c.Campaign, c.Creator, c.Day, c.Reason, c.N)
+			batch.add(c.Campaign, c.Creator, "", c.Day, c.Reason, c.N)
+			if c.Link != "" {
+				links.add(c.Campaign, c.Creator, c.Link, c.Day, c.Reason, c.N)
+			}
 		}
 	}
 	if len(batch.keys) == 0 {
 		return nil
 	}
 	err := s.update(ctx, func(tx *bolt.Tx) error {
-		return batch.apply(tx.Bucket(bucketCounters))
+		if err := batch.apply(tx.Bucket(bucketCounters)); err != nil {
+			return err
+		}
+		return links.apply(tx.Bucket(bucketLinkCounters))
 	})
 	if err != nil {
 		return fmt.Errorf("cannot add %d counts: %w", len(counts), err)
@@ -82,8 +94,14 @@ type counterBatch struct {
 	buf    []byte
 }
 
-func (c *counterBatch) add(campaign, creator string, d counter.Day, r counter.Reason, n int64) {
-	c.buf = appendCounterKey(c.buf[:0], campaign, creator, d, r.String())
+// add adds n to a counter of creator, or of their link code if it is
+// not "" (bucket link_counters).
+func (c *counterBatch) add(campaign, creator, code string, d counter.Day, r counter.Reason, n int64) {
+	if code == "" {
+		c.buf = appendCounterKey(c.buf[:0], campaign, creator, d, r.String())
+	} else {
+		c.buf = appendDayReason(appendLinkCounterPrefix(c.buf[:0], campaign, creator, code), d, r.String())
+	}
 	if i, ok := c.index[string(c.buf)]; ok {
 		c.deltas[i] += n
 		return
@@ -123,10 +141,19 @@ func (s *Store) Stats(ctx context.Context, campaign, creator string) ([]counter.
 	if err := checkID("creator", creator); err != nil {
 		return nil, err
 	}
-	prefix := appendCounterPrefix(nil, campaign, creator)
+	days, err := s.counters(ctx, bucketCounters, appendCounterPrefix(nil, campaign, creator))
+	if err != nil {
+		return nil, fmt.Errorf("cannot read stats of creator %q of campaign %q: %w", creator, campaign, err)
+	}
+	return mergeDays(days, s.core.stats(campaign, creator)), nil
+}
+
+// counters reads the counters under prefix in bucket, one entry per day,
+// oldest first. Counters of reasons this build does not know are ignored.
+func (s *Store) counters(ctx context.Context, bucket, prefix []byte) ([]counter.DayCounts, error) {
 	var days []counter.DayCounts
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketCounters).Cursor()
+		c := tx.Bucket(bucket).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			rest := k[len(prefix):]
 			if len(rest) < 4 || len(v) != 8 {
@@ -145,10 +172,7 @@ func (s *Store) Stats(ctx context.Context, campaign, creator string) ([]counter.
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("cannot read stats of creator %q of campaign %q: %w", creator, campaign, err)
-	}
-	return mergeDays(days, s.core.stats(campaign, creator)), nil
+	return days, err
 }
 
 // mergeDays adds b's counts to a's, both oldest first.
@@ -179,6 +203,11 @@ func (s *Store) AttributeSignup(ctx context.Context, su counter.Conversion) (boo
 			return false, "", err
 		}
 	}
+	if su.Link != "" {
+		if err := checkID("link", su.Link); err != nil {
+			return false, "", err
+		}
+	}
 	key := append(append([]byte(su.Campaign), 0), su.UserID...)
 	click := append(append([]byte(su.Campaign), 0), su.Click...)
 	created, owner := false, ""
@@ -200,9 +229,15 @@ func (s *Store) AttributeSignup(ctx context.Context, su counter.Conversion) (boo
 			return err
 		}
 		created, owner = true, su.Creator
-		var batch counterBatch
-		batch.add(su.Campaign, su.Creator, su.Day, counter.Signup, 1)
-		return batch.apply(tx.Bucket(bucketCounters))
+		var batch, link counterBatch
+		batch.add(su.Campaign, su.Creator, "", su.Day, counter.Signup, 1)
+		if su.Link != "" {
+			link.add(su.Campaign, su.Creator, su.Link, su.Day, counter.Signup, 1)
+		}
+		if err := batch.apply(tx.Bucket(bucketCounters)); err != nil {
+			return err
+		}
+		return link.apply(tx.Bucket(bucketLinkCounters))
 	})
 	if err != nil {
 		return false, "", fmt.Errorf("cannot attribute signup of user %q: %w", su.UserID, err)

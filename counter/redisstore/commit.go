@@ -1,7 +1,6 @@
 package redisstore
 
 import (
-	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -161,9 +160,22 @@ func (s *Store) counterKey(campaign string, slot uint32, creator string) string 
 	return string(append(b, creator...))
 }
 
+// linkCounterKey returns the counter hash of link code of creator in slot
+// 0 of campaign: "<prefix>:{<campaign>:0}:nl:<code>:<creator>", in the
+// hash tag of the creator's counter hash, so that one transaction adds to
+// both. A code has no ':' (redirect.ValidCode), so no two links and
+// creators share a key.
+func (s *Store) linkCounterKey(campaign, creator, code string) string {
+	b := appendSlotKey(make([]byte, 0, 64), s.prefix, campaign, 0)
+	b = append(b, "nl:"...)
+	b = append(append(b, code...), ':')
+	return string(append(b, creator...))
+}
+
 // AddCounts adds counts to slot 0's counter hashes of their campaign (any
-// slot would do: stats sum over slots), one transaction per campaign, in
-// the hash tag of its slot 0, so that a cluster takes it. A campaign's
+// slot would do: stats sum over slots), and those with a link to the
+// link's counter hash, one transaction per campaign, in the hash tag of
+// its slot 0, so that a cluster takes it. A campaign's
 // counts are added whole or not at all; when some campaigns' were added
 // before a failure, the error is a *counter.PartialAddError with the
 // counts left to add.
@@ -171,6 +183,8 @@ func (s *Store) AddCounts(ctx context.Context, counts []counter.Count) error {
 	for i := range counts {
 		if c := &counts[i]; c.Reason >= counter.NumReasons {
 			return fmt.Errorf("cannot add counts of %q/%q: unknown reason %d", c.Campaign, c.Creator, c.Reason)
+		} else if strings.Contains(c.Link, ":") {
+			return fmt.Errorf("cannot add counts of link %q of %q/%q: a code has no ':'", c.Link, c.Campaign, c.Creator)
 		}
 	}
 	var campaigns []string
@@ -184,7 +198,11 @@ func (s *Store) AddCounts(ctx context.Context, counts []counter.Count) error {
 		queued := 0
 		for i := range counts {
 			if c := &counts[i]; c.N != 0 && c.Campaign == campaign {
-				tx.HIncrBy(ctx, s.counterKey(c.Campaign, 0, c.Creator), c.Day.String()+":"+c.Reason.String(), c.N)
+				field := c.Day.String() + ":" + c.Reason.String()
+				tx.HIncrBy(ctx, s.counterKey(c.Campaign, 0, c.Creator), field, c.N)
+				if c.Link != "" {
+					tx.HIncrBy(ctx, s.linkCounterKey(c.Campaign, c.Creator, c.Link), field, c.N)
+				}
 				queued++
 			}
 		}
@@ -257,39 +275,9 @@ func (s *Store) stats(ctx context.Context, campaign, creator string, partition u
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, "", fmt.Errorf("cannot read stats of %q/%q: %w", campaign, creator, storeErr(err))
 	}
-	byDay := make(map[counter.Day]*counter.Counts)
-	for slot, cmd := range cmds {
-		for field, val := range cmd.Val() {
-			dayStr, name, ok := strings.Cut(field, ":")
-			if !ok {
-				return nil, "", fmt.Errorf("cannot read stats of %q/%q: invalid field %q in hash %d", campaign, creator, field, slot)
-			}
-			r, ok := counter.ParseReason(name)
-			if !ok {
-				continue
-			}
-			d, err := counter.ParseDay(dayStr)
-			if err != nil {
-				return nil, "", fmt.Errorf("cannot read stats of %q/%q: invalid day in field %q in hash %d: %w", campaign, creator, field, slot, err)
-			}
-			n, err := strconv.ParseInt(val, 10, 64)
-			if err != nil {
-				return nil, "", fmt.Errorf("cannot read stats of %q/%q: invalid count %q of field %q in hash %d: %w", campaign, creator, val, field, slot, err)
-			}
-			c := byDay[d]
-			if c == nil {
-				c = new(counter.Counts)
-				byDay[d] = c
-			}
-			c[r] += n
-		}
+	days, err := dayCounts(cmds...)
+	if err != nil {
+		return nil, "", fmt.Errorf("cannot read stats of %q/%q: %w", campaign, creator, err)
 	}
-	days := make([]counter.DayCounts, 0, len(byDay))
-	for d, c := range byDay {
-		if *c != (counter.Counts{}) {
-			days = append(days, counter.DayCounts{Day: d, Counts: *c})
-		}
-	}
-	slices.SortFunc(days, func(a, b counter.DayCounts) int { return cmp.Compare(a.Day, b.Day) })
 	return days, judged.Val(), nil
 }

@@ -40,12 +40,18 @@
 // local filter, ...) are added to the counter hashes of slot 0:
 //
 //	<prefix>:{<campaign>:0}:n:<creator>   hash  <YYYY-MM-DD>:<reason> → count
+//	<prefix>:{<campaign>:0}:nl:<code>:<creator>  the same of one link of the creator
+//	                                      (counts added with their link, and its signups)
 //
 // A creator's stats are its judged counts plus the n: hashes of every one
 // of DedupeParams.Slots slots (earlier versions counted visits there, with
 // a Bloom bitmap per slot, <prefix>:{<campaign>:<slot>}:bf:<window>; those
 // bitmaps are not read any more, so a campaign that runs across the
 // upgrade counts its returning visitors of the current window once more).
+//
+// A link's stats are its jl: hash plus its nl: hash, as a creator's are
+// its j: and n: hashes: the judge overwrites what it publishes, and
+// adds only ever go to the n: and nl: hashes.
 //
 // The signup state of a campaign is in slot 0 (signupSlot), so that one
 // script checks both that a user is new and that a click id was not used by

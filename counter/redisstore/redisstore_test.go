@@ -368,6 +368,11 @@ func TestCommitEmptyAndZeroCounts(t *testing.T) {
 	if err == nil {
 		t.Fatalf("unexpected success adding counts of an unknown reason")
 	}
+	// A code with ':' would share a link's counter hash with another.
+	err = e.s.AddCounts(ctx, []counter.Count{{Campaign: "c1", Creator: "alice", Link: "a:b", Day: d, Reason: counter.Bot, N: 1}})
+	if err == nil {
+		t.Fatalf("unexpected success adding counts of a link with ':'")
+	}
 }
 
 func TestEmptyCatalog(t *testing.T) {

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 
@@ -18,6 +19,7 @@ import (
 //	KEYS[1]  the users hash of the campaign: user → creator
 //	KEYS[2]  the clicks hash of the campaign: click key → user
 //	KEYS[3]  the counter hash of the campaign and creator
+//	KEYS[4]  the counter hash of the link clicked, if the click names one
 //	ARGV[1]  the user id
 //	ARGV[2]  the creator
 //	ARGV[3]  the day, YYYY-MM-DD
@@ -36,6 +38,9 @@ if not used then
 end
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
 	redis.call('HINCRBY', KEYS[3], ARGV[3] .. ':` + counter.Signup.String() + `', 1)
+	if KEYS[4] then
+		redis.call('HINCRBY', KEYS[4], ARGV[3] .. ':` + counter.Signup.String() + `', 1)
+	end
 	return {1, ARGV[2]}
 end
 return {0, redis.call('HGET', KEYS[1], ARGV[1])}
@@ -55,11 +60,18 @@ func (s *Store) AttributeSignup(ctx context.Context, su counter.Conversion) (boo
 	if su.Click == "" {
 		return false, "", fmt.Errorf("cannot attribute signup of user %q: the click key is empty", su.UserID)
 	}
+	if strings.Contains(su.Link, ":") {
+		return false, "", fmt.Errorf("cannot attribute signup of user %q: link %q: a code has no ':'", su.UserID, su.Link)
+	}
 	tag := appendSlotKey(nil, s.prefix, su.Campaign, signupSlot)
 	users := string(append(tag, "users"...))
 	clicks := string(append(tag, "clicks"...))
-	res, err := signupScript.Run(ctx, s.rdb, []string{users, clicks, s.counterKey(su.Campaign, signupSlot, su.Creator)},
-		su.UserID, su.Creator, su.Day.String(), su.Click).Slice()
+	keys := []string{users, clicks, s.counterKey(su.Campaign, signupSlot, su.Creator)}
+	if su.Link != "" {
+		// linkCounterKey is in slot 0, signupSlot's hash tag.
+		keys = append(keys, s.linkCounterKey(su.Campaign, su.Creator, su.Link))
+	}
+	res, err := signupScript.Run(ctx, s.rdb, keys, su.UserID, su.Creator, su.Day.String(), su.Click).Slice()
 	if err != nil {
 		return false, "", fmt.Errorf("cannot attribute signup of user %q: %w", su.UserID, storeErr(err))
 	}

@@ -117,7 +117,7 @@ func (a *API) conversion(ctx context.Context, rc *fasthttp.RequestCtx) (int, any
 		return 0, nil, unprocessable("creator %q is %s, not active", cr.ID, cr.Status)
 	}
 	created, owner, err := a.o.Store.AttributeSignup(ctx, counter.Conversion{
-		Campaign: camp.ID, Creator: cr.ID, UserID: req.UserID, Click: claims.Key(), Day: counter.DayOf(at)})
+		Campaign: camp.ID, Creator: cr.ID, UserID: req.UserID, Click: claims.Key(), Link: claims.Link, Day: counter.DayOf(at)})
 	if errors.Is(err, counter.ErrClickUsed) {
 		return 0, nil, errorf(fasthttp.StatusConflict, "click_id was used by another user: one click, one signup")
 	} else if err != nil {
