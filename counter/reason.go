@@ -40,13 +40,6 @@ const (
 	NumReasons
 )
 
-// JudgedReasons are the reasons the judge of a partition decides, the
-// ones counted per link too (Store.LinkStats): a visit reaches the judge
-// with its link. The others are decided at the edge (so is a repeat
-// visitor the edge's local filter knows, a Duplicate) and are counted
-// per creator only.
-var JudgedReasons = [...]Reason{Qualified, Duplicate, Velocity, Budget, OutOfWindow}
-
 // Pending is no reason that a click is counted under, and is never
 // stored: it is what Store.Commit answers for a visit that is durable in
 // its partition's log and is decided later, by the partition's judge.

@@ -403,9 +403,9 @@ func (h *harness) call(t *testing.T, method, path string, body any, want int) {
 	}
 }
 
-// TestLinkFigures: a link's page shows the link's own counts, and the
-// pages of its creator each link's qualified visits, apart from the
-// creator's other links.
+// TestLinkFigures: a link's page shows the link's own counts, the judge's
+// and those added with the link (bots), and the pages of its creator each
+// link's figures, apart from the creator's other links.
 func TestLinkFigures(t *testing.T) {
 	h := newHarness(t)
 	op := h.browser(t)
@@ -425,10 +425,14 @@ func TestLinkFigures(t *testing.T) {
 	if err := h.store.Commit(ctx, visits, make([]counter.Reason, len(visits))); err != nil {
 		t.Fatal(err)
 	}
-	op.get("/links/aliceLink1").want(t, 200, `<td class="qualified">3</td><td>1</td>`, "Visits by reason per day, link aliceLink1")
-	op.get("/links/aliceLink2").want(t, 200, `<td class="qualified">1</td><td>0</td>`)
+	if err := h.store.AddCounts(ctx, []counter.Count{{Campaign: "spring", Creator: "alice", Link: "aliceLink2",
+		Day: counter.DayOf(time.Now()), Reason: counter.Bot, N: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	op.get("/links/aliceLink1").want(t, 200, `<td>4</td><td class="qualified">3</td><td>1</td><td>0</td><td>0</td>`, "Visits by reason per day, link aliceLink1")
+	op.get("/links/aliceLink2").want(t, 200, `<td>3</td><td class="qualified">1</td><td>0</td><td>0</td><td>2</td>`)
 	op.get("/campaigns/spring/creators/alice").want(t, 200,
-		`<td class="qualified">3</td><td>1</td>`, `<td class="qualified">1</td><td>0</td>`)
+		`<td>4</td><td class="qualified">3</td><td>1</td><td>0</td><td>0</td>`, `<td>3</td><td class="qualified">1</td><td>0</td><td>2</td><td>0</td>`)
 	op.get(h.rotate(t, "spring", "alice")).want(t, 200,
 		`<span class="qualified">3</span> qualified visits`, `<span class="qualified">1</span> qualified visits`)
 }

@@ -33,7 +33,7 @@ var subcommands = map[string][][2]string{
 		{"patch CODE [--default URL] [--ios URL] [--android URL] [--preview-title T] [--disabled true|false]", "change the fields given (the others keep their value)"},
 		{"disable CODE", "the code answers like an unknown one and counts nothing, on every node within its poll interval"},
 		{"enable CODE", "serve a disabled link again"},
-		{"stats CODE [--by day]", "the counts of the link's creator (clicks are counted per creator, not per link)"},
+		{"stats CODE [--by day]", "the counts of the link: every click on it and every signup of its clicks"},
 		{"qr CODE [--format svg|png] [--size N] [--out FILE]", "the QR code of the link's public URL"},
 	},
 	"catalog": {

@@ -91,6 +91,11 @@ func TestConversions(t *testing.T) {
 		if got := counter.Total(days); got[counter.Signup] != want || got.Clicks() != 0 {
 			t.Fatalf("unexpected signups for %s; got %+v; want %d", creator, got, want)
 		}
+		// Every click id is on link AB3KX9QZ: its signups are the creator's.
+		days, err = h.store.LinkStats(context.Background(), "spring", creator, "AB3KX9QZ")
+		if got := counter.Total(days); err != nil || got[counter.Signup] != want {
+			t.Fatalf("unexpected signups of the link of %s; got %+v, %v; want %d", creator, got, err, want)
+		}
 	}
 	// Attributed once; the same user again, through the same or another
 	// creator's click, is a duplicate: one new user, one reward.

@@ -367,9 +367,9 @@ func (a *API) link(ctx context.Context, code string) (counter.Link, error) {
 }
 
 // linkStats is GET /v1/links/{code}/stats?by=day: the link's own counts,
-// of the reasons counted per link (counter.JudgedReasons). Visits logged
-// before links were, and clicks decided at the edge, are their creator's
-// alone, and the answer says so.
+// of every reason, as /v1/creators/{id}/stats gives a creator's. Visits
+// logged before links were have no link and are their creator's alone,
+// and the answer says so.
 func (a *API) linkStats(ctx context.Context, rc *fasthttp.RequestCtx, code string) (int, any, error) {
 	by := string(rc.QueryArgs().Peek("by"))
 	if by != "" && by != "day" {
@@ -388,35 +388,20 @@ func (a *API) linkStats(ctx context.Context, rc *fasthttp.RequestCtx, code strin
 	if err != nil {
 		return 0, nil, fmt.Errorf("cannot read stats of link %q: %w", l.Code, err)
 	}
-	out := linkCounts(counter.Total(days))
+	out := countsObject(counter.Total(days))
 	out["code"], out["campaign"], out["creator"], out["disabled"] = l.Code, l.Campaign, l.Creator, l.Disabled
 	out["counted_per"] = "link"
 	out["note"] = LinkStatsNote
 	if by == "day" {
-		list := make([]map[string]any, len(days))
-		for i, d := range days {
-			list[i] = linkCounts(d.Counts)
-			list[i]["day"] = d.Day.String()
-		}
-		out["days"] = list
+		out["days"] = dayList(days)
 	}
 	return fasthttp.StatusOK, out, nil
 }
 
 // LinkStatsNote is the note of a link's stats.
-const LinkStatsNote = "a link's counts are its visits as the judge decided them (qualified, duplicates, velocity, budget, out_of_window); " +
-	"bots, previews, prefetches, inactive, uncounted, signups, the repeat visits a node recognized itself, and visits logged before links were recorded " +
-	"are counted for the creator only (GET /v1/creators/{id}/stats)"
-
-// linkCounts is c as a link's stats write it: the reasons counted per
-// link alone.
-func linkCounts(c counter.Counts) map[string]any {
-	m := make(map[string]any, len(counter.JudgedReasons))
-	for _, r := range counter.JudgedReasons {
-		m[r.String()] = c[r]
-	}
-	return m
-}
+const LinkStatsNote = "a link's counts are every click on it and every signup of its clicks, for every reason; " +
+	"a creator's counts are the sum of their links' and of the clicks and signups recorded before links were, " +
+	"which are counted for the creator only (GET /v1/creators/{id}/stats)"
 
 func dayList(days []counter.DayCounts) []map[string]any {
 	list := make([]map[string]any, len(days))

@@ -208,12 +208,12 @@ func TestLinkStatsAndTotals(t *testing.T) {
 	next := counter.DayOf(mustTime(t, "2026-05-13T10:00:00Z"))
 	must(t, h.store.AddCounts(ctx, []counter.Count{
 		{Campaign: "spring", Creator: "alice", Day: day, Reason: counter.Bot, N: 3},
-		{Campaign: "spring", Creator: "alice", Day: next, Reason: counter.Bot, N: 1},
+		{Campaign: "spring", Creator: "alice", Link: "stats001", Day: next, Reason: counter.Bot, N: 1},
 		{Campaign: "spring", Creator: "bob", Day: day, Reason: counter.Bot, N: 5},
 		{Campaign: "spring", Creator: "bob", Day: day, Reason: counter.Preview, N: 2},
 	}))
-	// Visits of two links of alice's: each link has its own, and the
-	// bots are alice's alone.
+	// Visits of two links of alice's: each link has its own, the bots
+	// added with a link are the link's too, and the others alice's alone.
 	h.call(t, "POST", "/v1/links", `{"campaign":"spring","creator":"alice","code":"stats002","destinations":{"default":"https://app.example.com/"}}`, 201)
 	visits := make([]counter.Visit, 0, 4)
 	for i, link := range []string{"stats001", "stats001", "stats002", "stats001"} {
@@ -225,11 +225,12 @@ func TestLinkStatsAndTotals(t *testing.T) {
 	must(t, h.store.Commit(ctx, visits, make([]counter.Reason, len(visits))))
 	out := h.call(t, "GET", "/v1/links/stats001/stats?by=day", "", 200)
 	days := out["days"].([]any)
-	if out["qualified"] != 2.0 || out["duplicates"] != 1.0 || out["bots"] != nil || out["clicks"] != nil || out["creator"] != "alice" ||
-		out["counted_per"] != "link" || len(days) != 1 || days[0].(map[string]any)["day"] != day.String() || days[0].(map[string]any)["qualified"] != 2.0 {
+	if out["qualified"] != 2.0 || out["duplicates"] != 1.0 || out["bots"] != 1.0 || out["clicks"] != 4.0 || out["creator"] != "alice" ||
+		out["counted_per"] != "link" || len(days) != 2 || days[0].(map[string]any)["day"] != day.String() || days[0].(map[string]any)["qualified"] != 2.0 ||
+		days[1].(map[string]any)["day"] != next.String() || days[1].(map[string]any)["bots"] != 1.0 {
 		t.Fatalf("unexpected link stats; got %v", out)
 	}
-	if out = h.call(t, "GET", "/v1/links/stats002/stats", "", 200); out["qualified"] != 1.0 || out["duplicates"] != 0.0 || out["days"] != nil {
+	if out = h.call(t, "GET", "/v1/links/stats002/stats", "", 200); out["qualified"] != 1.0 || out["duplicates"] != 0.0 || out["bots"] != 0.0 || out["days"] != nil {
 		t.Fatalf("unexpected stats of the second link; got %v", out)
 	}
 	if out = h.call(t, "GET", "/v1/creators/alice/stats?campaign=spring", "", 200); out["qualified"] != 3.0 || out["duplicates"] != 1.0 || out["bots"] != 4.0 {

@@ -25,9 +25,8 @@ type Stats struct {
 	Days     []counter.DayCounts // with by=day, oldest first; else nil
 }
 
-// LinkStats are the counts of one link, an answer of GET
-// /v1/links/{code}/stats: of the reasons counted per link
-// (counter.JudgedReasons) alone, the others are 0 (see Note).
+// LinkStats are the counts of one link, of every reason, an answer of GET
+// /v1/links/{code}/stats.
 type LinkStats struct {
 	Code       string
 	Campaign   string
@@ -35,6 +34,7 @@ type LinkStats struct {
 	Disabled   bool
 	CountedPer string // "link"
 	Note       string
+	Clicks     int64
 	Counts     counter.Counts
 	Days       []counter.DayCounts // with by=day; else nil
 }
@@ -184,28 +184,14 @@ func (s *Stats) UnmarshalJSON(b []byte) error {
 }
 
 func (s LinkStats) MarshalJSON() ([]byte, error) {
-	m := linkCountsObject(s.Counts)
+	m := countsObject(s.Counts)
+	m["clicks"] = s.Clicks
 	m["code"], m["campaign"], m["creator"], m["disabled"] = s.Code, s.Campaign, s.Creator, s.Disabled
 	m["counted_per"], m["note"] = s.CountedPer, s.Note
 	if s.Days != nil {
-		list := make([]map[string]any, len(s.Days))
-		for i, d := range s.Days {
-			list[i] = linkCountsObject(d.Counts)
-			list[i]["day"] = d.Day.String()
-		}
-		m["days"] = list
+		m["days"] = daysObject(s.Days)
 	}
 	return json.Marshal(m)
-}
-
-// linkCountsObject is c as the API writes a link's: the reasons counted
-// per link alone.
-func linkCountsObject(c counter.Counts) map[string]any {
-	m := make(map[string]any, len(counter.JudgedReasons))
-	for _, r := range counter.JudgedReasons {
-		m[r.String()] = c[r]
-	}
-	return m
 }
 
 func (s *LinkStats) UnmarshalJSON(b []byte) error {
@@ -214,7 +200,7 @@ func (s *LinkStats) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*s = LinkStats{}
-	err := o.fields(&s.Counts, map[string]any{"code": &s.Code, "campaign": &s.Campaign, "creator": &s.Creator,
+	err := o.fields(&s.Counts, map[string]any{"clicks": &s.Clicks, "code": &s.Code, "campaign": &s.Campaign, "creator": &s.Creator,
 		"disabled": &s.Disabled, "counted_per": &s.CountedPer, "note": &s.Note})
 	if err != nil {
 		return err
