@@ -16,6 +16,14 @@ package redisstore
 // node reads when it starts; a node that falls further behind skips what
 // was trimmed, and those visitors' next clicks go to the log and are
 // judged duplicates.
+//
+// A partition that a judge of this node holds is not read again: the
+// judge hands learn every visit it judges, and the follower picks up from
+// the judge's offset when the judge stops. On one node that is every
+// partition, and the follower reads nothing; on N nodes, it reads the
+// partitions of the other N-1. Visits between the follower's place and a
+// judge's checkpoint when the judge starts may go unlearnt, which costs
+// those visitors one trip to the log, never a wrong count.
 
 import (
 	"context"
@@ -39,6 +47,9 @@ var followed = metrics.NewCounter(`clickgate_follow_visits_total`)
 // still), by any node, within about followInterval. It runs until Close.
 func (s *Store) Follow(learn func(*counter.Visit)) {
 	s.followOnce.Do(func() {
+		s.judgedMu.Lock()
+		s.learn = learn
+		s.judgedMu.Unlock()
 		s.following.Go(func() { s.follow(learn) })
 	})
 }
@@ -64,6 +75,10 @@ func (s *Store) follow(learn func(*counter.Visit)) {
 		for _, c := range campaigns {
 			for p := range s.partitions {
 				k := partKey{c, p}
+				var here bool
+				if after[k], here = s.followFrom(k, after[k]); here {
+					continue
+				}
 				for {
 					entries, err := s.ReadLog(ctx, c, p, after[k], readBatches)
 					if err != nil {
@@ -108,6 +123,48 @@ type followState struct {
 	following  sync.WaitGroup
 	followCtx  context.Context    // cancelled at Close
 	stop       context.CancelFunc // cancels followCtx
+
+	judgedMu sync.Mutex
+	learn    func(*counter.Visit) // Follow's, once called
+	judged   map[partKey]judgedHere
+}
+
+// judgedHere is a partition judged by a judge of this node.
+type judgedHere struct {
+	offset string // the last entry it judged, or ""
+	live   bool   // the judge still runs
+}
+
+// judgedTo says that a judge of this node judged partition k up to
+// offset, and whether it goes on; it returns the function that learns its
+// visits, or nil before Follow.
+func (f *followState) judgedTo(k partKey, offset string, live bool) func(*counter.Visit) {
+	f.judgedMu.Lock()
+	defer f.judgedMu.Unlock()
+	if f.judged == nil {
+		f.judged = make(map[partKey]judgedHere)
+	}
+	f.judged[k] = judgedHere{offset, live}
+	return f.learn
+}
+
+// followFrom returns the entry after which the follower reads partition k,
+// having read it up to after, and whether a judge of this node learns it
+// instead.
+func (f *followState) followFrom(k partKey, after string) (string, bool) {
+	f.judgedMu.Lock()
+	defer f.judgedMu.Unlock()
+	h, ok := f.judged[k]
+	if !ok {
+		return after, false
+	}
+	if !h.live {
+		delete(f.judged, k)
+	}
+	if streamIDBefore(after, h.offset) {
+		after = h.offset
+	}
+	return after, h.live
 }
 
 func newFollowState() followState {

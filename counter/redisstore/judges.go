@@ -363,6 +363,8 @@ func (pj *partJudge) run() {
 		pj.release(pj.js.ctx)
 		return
 	}
+	// The follower reads the partition again from where this judge stops.
+	defer func() { pj.js.s.judgedTo(partKey{pj.lease.Campaign, pj.lease.Partition}, pj.offset, false) }()
 	now := time.Now()
 	renewed, published, saved := now, now, now
 	poll := time.NewTimer(0)
@@ -471,6 +473,9 @@ func (pj *partJudge) read(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	k := partKey{pj.lease.Campaign, pj.lease.Partition}
+	learn := pj.js.s.judgedTo(k, pj.offset, true)
+	defer func() { pj.js.s.judgedTo(k, pj.offset, true) }()
 	for _, e := range entries {
 		if pj.adoptAt != "" && streamIDBefore(pj.adoptAt, e.ID) {
 			break // the policy first
@@ -493,6 +498,11 @@ func (pj *partJudge) read(ctx context.Context) (int, error) {
 		vs := pj.batch.Visits
 		pj.out = slices.Grow(pj.out[:0], len(vs))[:len(vs)]
 		pj.j.Apply(vs, pj.out)
+		if learn != nil {
+			for i := range vs {
+				learn(&vs[i]) // for the follower, which skips this partition
+			}
+		}
 		pj.offset = e.ID
 		pj.j.SetOffset([]byte(e.ID))
 		judgedBatches.Inc()

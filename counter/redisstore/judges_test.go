@@ -447,6 +447,74 @@ func TestFollow(t *testing.T) {
 	}
 }
 
+// TestFollowJudgedHere: a node whose judges hold every partition learns
+// every visit from them, and its follower reads no log; once the judges
+// stop, the follower reads the partitions again from where they stopped:
+// the visits after, not those the judges handed over.
+func TestFollowJudgedHere(t *testing.T) {
+	e := newEnv(t, Options{Partitions: 3, Judge: true})
+	var mu sync.Mutex
+	learned := map[counter.VisitorKey]int{}
+	e.s.Follow(func(v *counter.Visit) {
+		mu.Lock()
+		learned[v.Key]++
+		mu.Unlock()
+	})
+	ctx := context.Background()
+	if err := e.s.PutCampaign(ctx, counter.Campaign{ID: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	var visits []counter.Visit
+	for i := range 120 {
+		visits = append(visits, personVisit("c1", fmt.Sprintf("creator-%d", i%6), i, now))
+	}
+	waitLearned := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			mu.Lock()
+			got := len(learned)
+			mu.Unlock()
+			if got == n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("learned %d of %d visits within 5s", got, n)
+			}
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		e.s.judgedMu.Lock()
+		n := len(e.s.judged)
+		e.s.judgedMu.Unlock()
+		if n == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the node's judges hold %d of the 3 partitions after 5s", n)
+		}
+	}
+	read := followed.Get()
+	e.commit(t, visits[:60]...)
+	waitLearned(60)
+	time.Sleep(2 * followInterval) // the follower's ticks pass
+	if n := followed.Get() - read; n != 0 {
+		t.Fatalf("the follower read %d visits of partitions this node judges; want 0", n)
+	}
+
+	e.s.StopJudges(ctx)
+	e.commit(t, visits[60:]...)
+	waitLearned(len(visits))
+	if n := followed.Get() - read; n != 60 {
+		t.Fatalf("the follower read %d visits after the judges stopped; want the 60 appended since", n)
+	}
+	for k, n := range learned {
+		if n != 1 {
+			t.Fatalf("visitor %x learned %d times; want once", k, n)
+		}
+	}
+}
+
 // TestClusterPartitionsSpread: the partitions of one campaign spread over
 // a cluster's masters, and the store counts through them all.
 func TestClusterPartitionsSpread(t *testing.T) {
