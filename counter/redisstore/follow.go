@@ -40,7 +40,12 @@ import (
 
 const followInterval = 200 * time.Millisecond
 
-var followed = metrics.NewCounter(`clickgate_follow_visits_total`)
+// The visits learnt, by where from: read by the follower, or handed over by
+// a judge of this node.
+var (
+	followed      = metrics.NewCounter(`clickgate_follow_visits_total{source="log"}`)
+	learntJudging = metrics.NewCounter(`clickgate_follow_visits_total{source="judge"}`)
+)
 
 // Follow calls learn, on a goroutine of its own, with every visit appended
 // to the logs of the store's campaigns from now on (and what the logs hold

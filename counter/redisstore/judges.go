@@ -502,6 +502,7 @@ func (pj *partJudge) read(ctx context.Context) (int, error) {
 			for i := range vs {
 				learn(&vs[i]) // for the follower, which skips this partition
 			}
+			learntJudging.Add(len(vs))
 		}
 		pj.offset = e.ID
 		pj.j.SetOffset([]byte(e.ID))

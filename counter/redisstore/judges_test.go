@@ -494,7 +494,7 @@ func TestFollowJudgedHere(t *testing.T) {
 			t.Fatalf("the node's judges hold %d of the 3 partitions after 5s", n)
 		}
 	}
-	read := followed.Get()
+	read, judged := followed.Get(), learntJudging.Get()
 	e.commit(t, visits[:60]...)
 	waitLearned(60)
 	time.Sleep(2 * followInterval) // the follower's ticks pass
@@ -507,6 +507,9 @@ func TestFollowJudgedHere(t *testing.T) {
 	waitLearned(len(visits))
 	if n := followed.Get() - read; n != 60 {
 		t.Fatalf("the follower read %d visits after the judges stopped; want the 60 appended since", n)
+	}
+	if n := learntJudging.Get() - judged; n != 60 {
+		t.Fatalf("the judges handed over %d visits; want the 60 they judged", n)
 	}
 	for k, n := range learned {
 		if n != 1 {

@@ -45,7 +45,7 @@ var metricHelp = map[string]string{
 	"clickgate_judge_errors_total":           "Errors of this node's judges.",
 	"clickgate_judge_checkpoints_total":      "Checkpoints written by this node's judges.",
 	"clickgate_judge_leases_acquired_total":  "Partition leases this node's judges acquired (start, takeover after another node stopped).",
-	"clickgate_follow_visits_total":          "Decided visits this node followed from the logs into its local filter.",
+	"clickgate_follow_visits_total":          "Visits of the logs this node learnt into its local filter: read by its follower (source=log), or handed over by its own judges for the partitions they hold (source=judge).",
 	"clickgate_dedupe_layers_added_total":    "Layers added to dedupe windows: more visitors than --dedupe-expected.",
 	"clickgate_dedupe_window_layers":         "The most layers of any dedupe window.",
 	"clickgate_dedupe_false_positive_rate":   "The highest expected false-duplicate rate of any dedupe window.",
