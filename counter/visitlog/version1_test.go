@@ -2,6 +2,7 @@ package visitlog
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -54,28 +55,35 @@ func TestVersion1(t *testing.T) {
 		}
 	}
 
-	// A segment of such batches, as the log of that build wrote it
-	// (tornLog's appends).
+	checkOldSegment(t, batchVersion1)
+}
+
+// checkOldSegment reads a segment of batches of version v, as the log of
+// that build wrote it (tornLog's appends, FuzzOpen's seed "v<v>-whole"):
+// every record is the batch it was then, and the current segment seed,
+// which holds the same batches, is another.
+func checkOldSegment(t *testing.T, v byte) {
+	t.Helper()
+	seed := fmt.Sprintf("v%d-whole", v)
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, segmentName(1)), fuzzseed.Read(t, "FuzzOpen", "v1-whole"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, segmentName(1)), fuzzseed.Read(t, "FuzzOpen", seed), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	recs := readAll(t, openLog(t, dir, Options{}), Offset{})
 	if len(recs) != 8 {
-		t.Fatalf("unexpected records in the version 1 segment; got %d; want 8", len(recs))
+		t.Fatalf("unexpected records in the version %d segment; got %d; want 8", v, len(recs))
 	}
 	for i, r := range recs {
 		id := uint64(i + 1)
-		want := asVersion(Batch{ID: id, Visits: visits(int(id), 1+int(id%2))}, batchVersion1)
-		if r.batch[0] != batchVersion1 {
-			t.Fatalf("unexpected version of record %d; got %d; want 1", i, r.batch[0])
+		want := asVersion(Batch{ID: id, Visits: visits(int(id), 1+int(id%2))}, v)
+		if r.batch[0] != v {
+			t.Fatalf("unexpected version of record %d; got %d; want %d", i, r.batch[0], v)
 		}
 		if got := mustDecode(t, r.batch); !reflect.DeepEqual(got, want) {
-			t.Fatalf("unexpected batch in record %d of the version 1 segment; got %+v; want %+v", i, got, want)
+			t.Fatalf("unexpected batch in record %d of the version %d segment; got %+v; want %+v", i, v, got, want)
 		}
 	}
-	// The current segment seed holds the same batches, with their blocks.
-	if whole := fuzzseed.Read(t, "FuzzOpen", "whole"); bytes.Equal(whole, fuzzseed.Read(t, "FuzzOpen", "v1-whole")) {
-		t.Fatalf("the current segment seed is the version 1 one: run TestFuzzSeeds -update-seeds")
+	if whole := fuzzseed.Read(t, "FuzzOpen", "whole"); bytes.Equal(whole, fuzzseed.Read(t, "FuzzOpen", seed)) {
+		t.Fatalf("the current segment seed is the version %d one: run TestFuzzSeeds -update-seeds", v)
 	}
 }

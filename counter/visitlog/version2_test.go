@@ -2,8 +2,6 @@ package visitlog
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
 	"reflect"
 	"testing"
 
@@ -41,25 +39,5 @@ func TestVersion2(t *testing.T) {
 		}
 	}
 
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, segmentName(1)), fuzzseed.Read(t, "FuzzOpen", "v2-whole"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	recs := readAll(t, openLog(t, dir, Options{}), Offset{})
-	if len(recs) != 8 {
-		t.Fatalf("unexpected records in the version 2 segment; got %d; want 8", len(recs))
-	}
-	for i, r := range recs {
-		id := uint64(i + 1)
-		want := asVersion(Batch{ID: id, Visits: visits(int(id), 1+int(id%2))}, batchVersion2)
-		if r.batch[0] != batchVersion2 {
-			t.Fatalf("unexpected version of record %d; got %d; want 2", i, r.batch[0])
-		}
-		if got := mustDecode(t, r.batch); !reflect.DeepEqual(got, want) {
-			t.Fatalf("unexpected batch in record %d of the version 2 segment; got %+v; want %+v", i, got, want)
-		}
-	}
-	if whole := fuzzseed.Read(t, "FuzzOpen", "whole"); bytes.Equal(whole, fuzzseed.Read(t, "FuzzOpen", "v2-whole")) {
-		t.Fatalf("the current segment seed is the version 2 one: run TestFuzzSeeds -update-seeds")
-	}
+	checkOldSegment(t, batchVersion2)
 }
