@@ -198,9 +198,9 @@ func TestBudgetsForget(t *testing.T) {
 		t.Helper()
 		j.Apply([]counter.Visit{person("ann", "cafe", "campus", ms)}, make([]counter.Reason, 1))
 		c := j.bud.campaigns["c1"]
-		if len(j.bud.campaigns) != 1 || len(c.networks) != networks || len(c.blocks) != blocks {
+		if len(j.bud.campaigns) != 1 || c.networks.len() != networks || c.blocks.len() != blocks {
 			t.Fatalf("unexpected budgets kept at %d ms; got %d campaigns, %d networks, %d blocks; want 1, %d, %d",
-				ms, len(j.bud.campaigns), len(c.networks), len(c.blocks), networks, blocks)
+				ms, len(j.bud.campaigns), c.networks.len(), c.blocks.len(), networks, blocks)
 		}
 	}
 	f(msPerDay-1, 1001, 301)
@@ -265,19 +265,25 @@ func TestCheckpointBudgetsDamaged(t *testing.T) {
 		}
 	}
 	c1 := func(j *Judge) *campaignBudget { return j.bud.campaigns["c1"] }
-	f("a count over the network budget", budgetParams, func(j *Judge) { c1(j).networks[network("cafe")] = 4 })
-	f("a count over the block budget", budgetParams, func(j *Judge) { c1(j).blocks[in(counter.Visit{}, "campus").Block] = 6 })
-	f("a count of 0", budgetParams, func(j *Judge) { c1(j).networks[network("cafe")] = 0 })
-	f("network 0", budgetParams, func(j *Judge) { c1(j).networks[0] = 1 })
+	// set sets the count of key, adding it when new.
+	set := func(k *keyCounts, key uint64, n uint32) { k.add(key, n-k.get(key)) }
+	f("a count over the network budget", budgetParams, func(j *Judge) { set(&c1(j).networks, network("cafe"), 4) })
+	f("a count over the block budget", budgetParams, func(j *Judge) { set(&c1(j).blocks, in(counter.Visit{}, "campus").Block, 6) })
+	f("a count of 0", budgetParams, func(j *Judge) { set(&c1(j).networks, network("cafe"), 0) })
+	f("network 0", budgetParams, func(j *Judge) { set(&c1(j).networks, 0, 1) })
+	f("a network twice", budgetParams, func(j *Judge) {
+		k := &c1(j).networks
+		k.counts = append(k.counts, k.counts[0])
+	})
 	f("a campaign without counts", budgetParams, func(j *Judge) {
-		j.bud.campaigns["c0"] = &campaignBudget{campaign: "c0", networks: map[uint64]uint32{}, blocks: map[uint64]uint32{}}
+		j.bud.campaigns["c0"] = &campaignBudget{campaign: "c0"}
 	})
 	noNetwork := budgetParams
 	noNetwork.BudgetNetwork = 0
-	f("networks without a network budget", noNetwork, func(j *Judge) { c1(j).networks[network("cafe")] = 1 })
+	f("networks without a network budget", noNetwork, func(j *Judge) { set(&c1(j).networks, network("cafe"), 1) })
 	noBlock := budgetParams
 	noBlock.BudgetBlock = 0
-	f("blocks without a block budget", noBlock, func(j *Judge) { c1(j).blocks[1] = 1 })
+	f("blocks without a block budget", noBlock, func(j *Judge) { set(&c1(j).blocks, 1, 1) })
 	f("budgets without a clock", budgetParams, func(j *Judge) {
 		j.clock, j.win.byKey, j.vel.nets, j.cnt = math.MinInt64, map[windowKey]*window{}, map[uint64]netCount{}, newCounters(false)
 	})

@@ -30,13 +30,17 @@ var (
 )
 
 const (
-	// version is the format MarshalBinary writes. Version 3, written
-	// before link counters, is read too: it is version 4 without the
-	// links section. Version 2, written before layers, is version 3
-	// with one layer per window. Version 1, written before budgets, is
-	// version 2 without the budgets in the params and without the
-	// budgets section, and loads into a judge whose budgets are 0.
-	version  = 4
+	// version is the format MarshalBinary writes. Version 4, written
+	// while budgets' counts were in key order, is read too: it is
+	// version 5 with each budget's keys in key order, each as its uvarint
+	// difference from the one before. Version 3, written before link
+	// counters, is version 4 without the links section. Version 2,
+	// written before layers, is version 3 with one layer per window.
+	// Version 1, written before budgets, is version 2 without the
+	// budgets in the params and without the budgets section, and loads
+	// into a judge whose budgets are 0.
+	version  = 5
+	version4 = 4
 	version3 = 3
 	version2 = 2
 	version1 = 1
@@ -86,14 +90,14 @@ func (j *Judge) appendVersion(b []byte, v byte) ([]byte, error) {
 	}
 	b = j.appendNetworks(b)
 	if v != version1 {
-		if b, err = j.appendBudgets(b); err != nil {
+		if b, err = j.appendBudgets(b, v); err != nil {
 			return nil, err
 		}
 	}
 	if b, err = appendRows(b, j.cnt.sorted(), rowLevels[:2]); err != nil {
 		return nil, err
 	}
-	if v >= version {
+	if v >= version4 {
 		if b, err = appendRows(b, j.links.sorted(), rowLevels[:]); err != nil {
 			return nil, err
 		}
@@ -228,8 +232,8 @@ func (j *Judge) appendNetworks(b []byte) []byte {
 }
 
 // appendBudgets appends the budgets of the clock's day by campaign, in id
-// order, each with its networks and then its blocks in key order.
-func (j *Judge) appendBudgets(b []byte) ([]byte, error) {
+// order, each with its networks and then its blocks.
+func (j *Judge) appendBudgets(b []byte, v byte) ([]byte, error) {
 	cs := j.bud.sorted()
 	b = binary.AppendUvarint(b, uint64(len(cs)))
 	for _, c := range cs {
@@ -237,27 +241,31 @@ func (j *Judge) appendBudgets(b []byte) ([]byte, error) {
 			return nil, fmt.Errorf("cannot checkpoint campaign id %.32q... of %d bytes; the limit is %d", c.campaign, len(c.campaign), maxStringLen)
 		}
 		b = appendString(b, c.campaign)
-		b = appendKeyCounts(b, c.networks)
-		b = appendKeyCounts(b, c.blocks)
+		b = appendKeyCounts(b, &c.networks, v)
+		b = appendKeyCounts(b, &c.blocks, v)
 	}
 	return b, nil
 }
 
-// appendKeyCounts appends the count of keys, then each key (as its
-// difference from the previous one, the first from 0) and its count, in
-// key order.
-func appendKeyCounts(b []byte, m map[uint64]uint32) []byte {
-	keys := make([]uint64, 0, len(m))
-	for key := range m {
-		keys = append(keys, key)
+// appendKeyCounts appends the number of keys, then each key and its
+// count: in the order they were first counted, each key as 8 bytes; or,
+// in format version 4 and before, in key order, each key as its uvarint
+// difference from the one before (the first from 0).
+func appendKeyCounts(b []byte, k *keyCounts, v byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(k.counts)))
+	if v >= version {
+		for _, c := range k.counts {
+			b = binary.LittleEndian.AppendUint64(b, c.key)
+			b = binary.AppendUvarint(b, uint64(c.n))
+		}
+		return b
 	}
-	slices.Sort(keys)
-	b = binary.AppendUvarint(b, uint64(len(keys)))
+	sorted := slices.SortedFunc(slices.Values(k.counts), func(x, y keyCount) int { return cmp.Compare(x.key, y.key) })
 	var prev uint64
-	for _, key := range keys {
-		b = binary.AppendUvarint(b, key-prev)
-		b = binary.AppendUvarint(b, uint64(m[key]))
-		prev = key
+	for _, c := range sorted {
+		b = binary.AppendUvarint(b, c.key-prev)
+		b = binary.AppendUvarint(b, uint64(c.n))
+		prev = c.key
 	}
 	return b
 }

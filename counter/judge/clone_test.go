@@ -74,7 +74,7 @@ func TestCloneSharesNothing(t *testing.T) {
 			}
 			walk(a.Elem(), b.Elem(), path)
 		case reflect.Map:
-			if a.Len() == 0 {
+			if a.Len() == 0 || b.IsNil() {
 				return
 			}
 			if a.Pointer() == b.Pointer() {

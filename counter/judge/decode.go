@@ -119,7 +119,7 @@ func (j *Judge) decodeState(d *decoder) {
 		j.decodeBudgets(d)
 	}
 	d.rows(rowLevels[:2], CreatorDay{}, &j.cnt)
-	if d.version >= version {
+	if d.version >= version4 {
 		d.rows(rowLevels[:], CreatorDay{}, &j.links)
 	}
 	if d.err == nil && j.clock == math.MinInt64 && (len(j.win.byKey) > 0 || len(j.vel.nets) > 0 || len(j.bud.campaigns) > 0 || len(j.cnt.rows) > 0 || len(j.links.rows) > 0) {
@@ -141,7 +141,7 @@ func (j *Judge) decodeBudgets(d *decoder) {
 		if d.err != nil {
 			return
 		}
-		if len(c.networks) == 0 && len(c.blocks) == 0 {
+		if c.networks.len() == 0 && c.blocks.len() == 0 {
 			d.fail("budgets of campaign %q without a count", c.campaign)
 			return
 		}
@@ -149,37 +149,46 @@ func (j *Judge) decodeBudgets(d *decoder) {
 	}
 }
 
-// keyCounts reads the keys and counts of appendKeyCounts: keys increasing
-// from 1, counts 1 to budget (none when budget is 0).
-func (d *decoder) keyCounts(what string, budget uint32) map[uint64]uint32 {
-	n := d.count(what+"s", 2, math.MaxInt)
+// keyCounts reads the keys and counts of appendKeyCounts: keys not 0, each
+// once (before version 5, increasing), counts 1 to budget (none when
+// budget is 0).
+func (d *decoder) keyCounts(what string, budget uint32) keyCounts {
+	minSize := 2
+	if d.version >= version {
+		minSize = 9
+	}
+	n := d.count(what+"s", minSize, math.MaxInt)
 	if n == 0 {
-		return make(map[uint64]uint32)
+		return keyCounts{}
 	}
 	if budget == 0 {
 		d.fail("%d %ss counted without a %s budget", n, what, what)
-		return nil
+		return keyCounts{}
 	}
-	m := make(map[uint64]uint32, n)
+	k := keyCounts{counts: make([]keyCount, 0, n), index: make(map[uint64]int32, n)}
 	var key uint64
 	for range n {
-		delta := d.uvarint(what + " key")
+		prev := key
+		if d.version >= version {
+			key = d.u64()
+		} else {
+			key += d.uvarint(what + " key")
+		}
 		v := d.uvarint(what + " count")
 		if d.err != nil {
-			return nil
+			return keyCounts{}
 		}
-		if delta == 0 || key+delta < key {
-			d.fail("%s key out of order", what)
-			return nil
+		if _, again := k.index[key]; key == 0 || again || d.version < version && key <= prev {
+			d.fail("%s key %d out of order or repeated", what, key)
+			return keyCounts{}
 		}
 		if v == 0 || v > uint64(budget) {
 			d.fail("%s count %d; the budget is %d", what, v, budget)
-			return nil
+			return keyCounts{}
 		}
-		key += delta
-		m[key] = uint32(v)
+		k.add(key, uint32(v))
 	}
-	return m
+	return k
 }
 
 func (j *Judge) decodeWindows(d *decoder) {

@@ -105,7 +105,7 @@
 // MarshalBinary writes, and UnmarshalBinary reads, all in little endian,
 // varints as encoding/binary writes them:
 //
-//	magic     "CGJUDGE" and the format version, 4 (8 bytes)
+//	magic     "CGJUDGE" and the format version, 5 (8 bytes)
 //	params    Expected u64 | FP (IEEE 754) u64 | Partitions u32 |
 //	          VelocityMax u32 | VelocityWindow (ns) u64 | BudgetNetwork u32 |
 //	          BudgetBlock u32 | layers a window may have (uvarint, 1 to
@@ -124,9 +124,9 @@
 //	            G the granule of the clock
 //	budgets   of the clock's UTC day: uvarint campaigns, in id order, each:
 //	            id (uvarint length, bytes) | networks | blocks; each of
-//	            those a uvarint count, then in key order: key (uvarint
-//	            difference from the previous key, the first from 0, so
-//	            never 0) | uvarint qualified visits, 1 to the budget
+//	            those a uvarint count, then in the order first counted:
+//	            key (u64, never 0, each once) | uvarint qualified visits,
+//	            1 to the budget
 //	counters  uvarint campaigns, in order, each: id (uvarint length,
 //	            bytes) | uvarint creators, in order, each: id | uvarint
 //	            days, each: day (first varint, then uvarint difference
@@ -141,13 +141,17 @@
 // Every layer but the last of a window is sealed (it has at least the
 // bits set that seal it), and no layer is empty.
 //
+// Version 4, written while the budgets were in key order, is version 5
+// with each budget's keys in key order, each as a uvarint difference from
+// the previous key (the first from 0, so never 0): it is read with its
+// keys counted in that order.
 // Version 3, written before link counters, is version 4 without the
 // links section: it is read with no link counters.
 // Version 2, written before layers, is version 3 with the first layer's m
 // and k alone in the params, and without a count of layers in a window:
 // each window is one layer. It is read as such, its first layer maybe
 // past its seal (a window flooded by that build keeps its rate; the next
-// new key starts a second layer), and written again as version 4.
+// new key starts a second layer), and written again as version 5.
 // Version 1, written before budgets, is version 2 without BudgetNetwork,
 // BudgetBlock and the budgets section, and without the budget reason in
 // the counters. It is read as a checkpoint of budgets 0.

@@ -88,8 +88,9 @@ func checkUnmarshal(t *testing.T, p Params, b []byte) {
 	}
 }
 
-// fuzzSeeds returns the checkpoints the fuzzer starts from.
-func fuzzSeeds(t testing.TB) map[string][]byte {
+// fuzzSeedStates returns the states whose checkpoints the fuzzer starts
+// from.
+func fuzzSeedStates(t testing.TB) map[string]*Judge {
 	log := mustNew(t, testParams)
 	visits := genLog(150, 5)
 	log.Apply(visits, make([]counter.Reason, len(visits)))
@@ -97,14 +98,17 @@ func fuzzSeeds(t testing.TB) map[string][]byte {
 	expired := smallState(t)
 	later := []counter.Visit{visit("c3", "dora", "ann", int64(30*time.Hour/time.Millisecond))}
 	expired.Apply(later, make([]counter.Reason, 1))
-	return map[string][]byte{
-		"empty":   mustMarshal(t, mustNew(t, testParams)),
-		"small":   mustMarshal(t, smallState(t)),
-		"expired": mustMarshal(t, expired),
-		"log":     mustMarshal(t, log),
-		"layers":  mustMarshal(t, layeredState(t)),
-		"links":   mustMarshal(t, linkedState(t)),
+	return map[string]*Judge{"empty": mustNew(t, testParams), "small": smallState(t), "expired": expired, "log": log,
+		"layers": layeredState(t), "links": linkedState(t)}
+}
+
+// fuzzSeeds returns the checkpoints the fuzzer starts from.
+func fuzzSeeds(t testing.TB) map[string][]byte {
+	seeds := map[string][]byte{}
+	for name, j := range fuzzSeedStates(t) {
+		seeds[name] = mustMarshal(t, j)
 	}
+	return seeds
 }
 
 // TestFuzzSeeds keeps FuzzUnmarshal's seed files in the current format:

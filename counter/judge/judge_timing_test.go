@@ -141,38 +141,54 @@ func benchmarkNew(b *testing.B, p Params, pool []counter.Visit) {
 
 // benchJudge returns a judge of benchParams holding one window of 62.5k
 // visitors (125k keys), their 62.5k networks and 16 creators' counters.
-func benchJudge(b *testing.B) *Judge {
-	pool := benchVisitors(int(benchParams.Expected / uint64(benchParams.Partitions)))
-	j := mustNew(b, benchParams)
+func benchJudge(b *testing.B) *Judge { return benchJudgeOf(b, benchParams) }
+
+func benchJudgeOf(b *testing.B, p Params) *Judge {
+	pool := benchVisitors(int(p.Expected / uint64(p.Partitions)))
+	j := mustNew(b, p)
 	j.Apply(pool, make([]counter.Reason, len(pool)))
 	j.SetOffset([]byte("1778460000000-0"))
 	return j
 }
 
-func BenchmarkMarshalBinary(b *testing.B) {
-	j := benchJudge(b)
-	var size int
-	b.ReportAllocs()
-	for b.Loop() {
-		cp, err := j.MarshalBinary()
-		if err != nil {
-			b.Fatal(err)
-		}
-		size = len(cp)
-		sinkBytes = cp
+// benchCheckpointed are the judges whose checkpoints are measured: a Redis
+// judge's (the velocity rule's networks) and the embedded store's (no
+// velocity rule, which its edge applies, and both budgets: the day's
+// networks and blocks).
+func benchCheckpointed(b *testing.B, run func(b *testing.B, j *Judge)) {
+	embedded := benchParams
+	embedded.VelocityMax, embedded.BudgetNetwork, embedded.BudgetBlock = 0, 20, 300
+	for name, p := range map[string]Params{"velocity": benchParams, "budgets": embedded} {
+		b.Run(name, func(b *testing.B) { run(b, benchJudgeOf(b, p)) })
 	}
-	b.ReportMetric(float64(size), "bytes")
 }
 
-// BenchmarkClone copies the judge of BenchmarkMarshalBinary: what the
+func BenchmarkMarshalBinary(b *testing.B) {
+	benchCheckpointed(b, func(b *testing.B, j *Judge) {
+		var size int
+		b.ReportAllocs()
+		for b.Loop() {
+			cp, err := j.MarshalBinary()
+			if err != nil {
+				b.Fatal(err)
+			}
+			size = len(cp)
+			sinkBytes = cp
+		}
+		b.ReportMetric(float64(size), "bytes")
+	})
+}
+
+// BenchmarkClone copies the judges of BenchmarkMarshalBinary: what the
 // embedded store's commits wait for at a checkpoint, against the
 // marshalling they waited for before.
 func BenchmarkClone(b *testing.B) {
-	j := benchJudge(b)
-	b.ReportAllocs()
-	for b.Loop() {
-		sinkJudge = j.Clone()
-	}
+	benchCheckpointed(b, func(b *testing.B, j *Judge) {
+		b.ReportAllocs()
+		for b.Loop() {
+			sinkJudge = j.Clone()
+		}
+	})
 }
 
 var sinkJudge *Judge

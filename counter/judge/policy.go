@@ -116,25 +116,11 @@ func (vc *velocity) retime(gran, clock int64) {
 func (b *budgets) set(network, block int) {
 	b.network, b.block = uint32(network), uint32(block)
 	for name, c := range b.campaigns {
-		clampCounts(c.networks, b.network)
-		clampCounts(c.blocks, b.block)
-		if len(c.networks) == 0 && len(c.blocks) == 0 {
+		c.networks.clamp(b.network)
+		c.blocks.clamp(b.block)
+		if c.networks.len() == 0 && c.blocks.len() == 0 {
 			delete(b.campaigns, name)
 		}
 	}
 	b.last = nil
-}
-
-// clampCounts keeps every count of m at most budget, and drops them all
-// when budget is 0 (none).
-func clampCounts(m map[uint64]uint32, budget uint32) {
-	if budget == 0 {
-		clear(m)
-		return
-	}
-	for key, n := range m {
-		if n > budget {
-			m[key] = budget
-		}
-	}
 }

@@ -85,7 +85,7 @@ func TestPolicyBudgets(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := j.bud.campaigns["c1"]
-	if n, b := c.networks[network("cafe")], c.blocks[in(counter.Visit{}, "campus").Block]; n != 2 || b != 1 {
+	if n, b := c.networks.get(network("cafe")), c.blocks.get(in(counter.Visit{}, "campus").Block); n != 2 || b != 1 {
 		t.Fatalf("unexpected counts kept under lower budgets; got network %d, block %d; want 2 and 1", n, b)
 	}
 	if err := j.SetPolicy(with(0, 0)); err != nil || len(j.bud.campaigns) != 0 {
