@@ -1,6 +1,8 @@
 package disk
 
 import (
+	"bytes"
+	"os"
 	"path/filepath"
 	"testing"
 )
@@ -11,5 +13,35 @@ func TestSyncDir(t *testing.T) {
 	}
 	if err := SyncDir(filepath.Join(t.TempDir(), "missing")); err == nil {
 		t.Fatalf("unexpected success for a missing directory")
+	}
+}
+
+// TestWriteFile: a file written in several chunks, or in one, reads back
+// whole, replaces the one before, is 0600, and leaves no temporary file;
+// in a directory that does not exist, it is an error.
+func TestWriteFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "checkpoint")
+	big := make([]byte, 2*writeChunk+writeChunk/2)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	for _, data := range [][]byte{big, []byte("small"), {}} {
+		if err := WriteFile(path, data); err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(path)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("unexpected file after writing %d bytes; got %d bytes, %v", len(data), len(got), err)
+		}
+		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("unexpected mode of the file; got %v, %v; want 0600", fi.Mode(), err)
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+			t.Fatalf("unexpected files in the directory; got %d; want the one written", len(entries))
+		}
+	}
+	if err := WriteFile(filepath.Join(dir, "missing", "file"), big); err == nil {
+		t.Fatal("unexpected success writing into a directory that does not exist")
 	}
 }
