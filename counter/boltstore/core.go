@@ -188,8 +188,9 @@ func (c *core) commit(visits []counter.Visit, out []counter.Reason) error {
 	var snap *judge.Judge
 	if time.Since(c.saved) >= checkpointInterval {
 		c.saved = time.Now()
-		// A copy, not the checkpoint: marshalling sorts every network,
-		// tens of milliseconds that every click would wait for.
+		// A copy, not the checkpoint: marshalling takes milliseconds
+		// (every filter word, every network of the day) that every
+		// click would wait for.
 		snap = c.judge.Clone()
 		c.checkFill(false)
 	} else if c.judge.LayersAdded() != c.added {
