@@ -12,6 +12,7 @@ import (
 
 	"github.com/clickgate/clickgate/counter"
 	"github.com/clickgate/clickgate/redirect"
+	"github.com/clickgate/clickgate/redirect/admin/adminclient"
 )
 
 // The catalog's endpoints: campaigns, creators, links, and their stats.
@@ -501,25 +502,10 @@ func (a *API) stats(ctx context.Context, rc *fasthttp.RequestCtx, creator string
 	if err != nil {
 		return 0, nil, fmt.Errorf("cannot read stats of creator %q: %w", creator, err)
 	}
-	out := countsObject(counter.Total(days))
-	out["campaign"], out["creator"] = campaign, creator
+	s := adminclient.Stats{Campaign: campaign, Creator: creator, Counts: counter.Total(days)}
+	s.Clicks = s.Counts.Clicks()
 	if by == "day" {
-		list := make([]map[string]any, len(days))
-		for i, d := range days {
-			list[i] = countsObject(d.Counts)
-			list[i]["day"] = d.Day.String()
-		}
-		out["days"] = list
+		s.Days = nonNil(days)
 	}
-	return fasthttp.StatusOK, out, nil
-}
-
-// countsObject is {"clicks": N, "<reason>": N, ...}: an open shape, so new
-// reasons add fields.
-func countsObject(c counter.Counts) map[string]any {
-	m := map[string]any{"clicks": c.Clicks()}
-	for r := range counter.NumReasons {
-		m[r.String()] = c[r]
-	}
-	return m
+	return fasthttp.StatusOK, s, nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/clickgate/clickgate/counter"
 	"github.com/clickgate/clickgate/redirect"
+	"github.com/clickgate/clickgate/redirect/admin/adminclient"
 	"github.com/clickgate/clickgate/redirect/qrcode"
 )
 
@@ -388,29 +389,19 @@ func (a *API) linkStats(ctx context.Context, rc *fasthttp.RequestCtx, code strin
 	if err != nil {
 		return 0, nil, fmt.Errorf("cannot read stats of link %q: %w", l.Code, err)
 	}
-	out := countsObject(counter.Total(days))
-	out["code"], out["campaign"], out["creator"], out["disabled"] = l.Code, l.Campaign, l.Creator, l.Disabled
-	out["counted_per"] = "link"
-	out["note"] = LinkStatsNote
+	s := adminclient.LinkStats{Code: l.Code, Campaign: l.Campaign, Creator: l.Creator, Disabled: l.Disabled,
+		CountedPer: "link", Note: LinkStatsNote, Counts: counter.Total(days)}
+	s.Clicks = s.Counts.Clicks()
 	if by == "day" {
-		out["days"] = dayList(days)
+		s.Days = nonNil(days)
 	}
-	return fasthttp.StatusOK, out, nil
+	return fasthttp.StatusOK, s, nil
 }
 
 // LinkStatsNote is the note of a link's stats.
 const LinkStatsNote = "a link's counts are every click on it and every signup of its clicks, for every reason; " +
 	"a creator's counts are the sum of their links' and of the clicks and signups recorded before links were, " +
 	"which are counted for the creator only (GET /v1/creators/{id}/stats)"
-
-func dayList(days []counter.DayCounts) []map[string]any {
-	list := make([]map[string]any, len(days))
-	for i, d := range days {
-		list[i] = countsObject(d.Counts)
-		list[i]["day"] = d.Day.String()
-	}
-	return list
-}
 
 // campaignTotals is GET /v1/campaigns/{id}/totals?by=creator|day: the sums
 // of the counts of every creator of the campaign, read as GET
@@ -434,28 +425,22 @@ func (a *API) campaignTotals(ctx context.Context, rc *fasthttp.RequestCtx, id st
 	if err := a.o.Recorder.Flush(ctx); err != nil {
 		return 0, nil, fmt.Errorf("cannot flush counts of campaign %q: %w", id, err)
 	}
-	var total counter.Counts
+	t := adminclient.Totals{Campaign: id}
 	byDay := map[counter.Day]*counter.Counts{}
-	var perCreator []map[string]any
-	n := 0
 	for _, cr := range cat.Creators {
 		if cr.Campaign != id {
 			continue
 		}
-		n++
+		t.Creators++
 		days, err := a.o.Store.Stats(ctx, id, cr.ID)
 		if err != nil {
 			return 0, nil, fmt.Errorf("cannot read stats of creator %q: %w", cr.ID, err)
 		}
 		sum := counter.Total(days)
-		for r := range counter.NumReasons {
-			total[r] += sum[r]
-		}
+		t.Counts.Add(&sum)
 		switch by {
 		case "creator":
-			row := countsObject(sum)
-			row["creator"] = cr.ID
-			perCreator = append(perCreator, row)
+			t.ByCreator = append(t.ByCreator, adminclient.CreatorCounts{Creator: cr.ID, Counts: sum})
 		case "day":
 			for _, d := range days {
 				c := byDay[d.Day]
@@ -463,26 +448,22 @@ func (a *API) campaignTotals(ctx context.Context, rc *fasthttp.RequestCtx, id st
 					c = new(counter.Counts)
 					byDay[d.Day] = c
 				}
-				for r := range counter.NumReasons {
-					c[r] += d.Counts[r]
-				}
+				c.Add(&d.Counts)
 			}
 		}
 	}
-	out := countsObject(total)
-	out["campaign"], out["creators"] = id, n
+	t.Clicks = t.Counts.Clicks()
 	switch by {
 	case "creator":
-		out["by_creator"] = nonNil(perCreator)
+		t.ByCreator = nonNil(t.ByCreator)
 	case "day":
-		days := make([]counter.DayCounts, 0, len(byDay))
+		t.Days = make([]counter.DayCounts, 0, len(byDay))
 		for d, c := range byDay {
-			days = append(days, counter.DayCounts{Day: d, Counts: *c})
+			t.Days = append(t.Days, counter.DayCounts{Day: d, Counts: *c})
 		}
-		slices.SortFunc(days, func(a, b counter.DayCounts) int { return cmp.Compare(a.Day.String(), b.Day.String()) })
-		out["days"] = dayList(days)
+		slices.SortFunc(t.Days, func(a, b counter.DayCounts) int { return cmp.Compare(a.Day.String(), b.Day.String()) })
 	}
-	return fasthttp.StatusOK, out, nil
+	return fasthttp.StatusOK, t, nil
 }
 
 // linkQR is GET /v1/links/{code}/qr.svg and qr.png?size=N: the QR code of
