@@ -1,6 +1,10 @@
 package judge
 
-import "math"
+import (
+	"cmp"
+	"math"
+	"slices"
+)
 
 // lanes is how many granules a network's count is kept in: the current
 // one and the lanes-1 before it, which span at least VelocityWindow.
@@ -154,4 +158,39 @@ func floorMod(a, b int64) int64 {
 		r += b
 	}
 	return r
+}
+
+type netEntry struct {
+	key uint64
+	n   netCount
+}
+
+// sorted returns the networks in key order, for a checkpoint. It walks the
+// map twice, counting then placing each network in the bucket of its key's
+// top 16 bits (keyed hashes spread evenly over them), and sorts each
+// bucket. Sorting the keys and then looking each up in the map, at random,
+// took 118 ms for the checkpoint of a loadtest's judge (421,754 networks,
+// 11 MB); this takes 48 ms.
+func (vc *velocity) sorted(y *yielder) []netEntry {
+	const shift = 48
+	starts := make([]int32, 1<<(64-shift)+1)
+	for key := range vc.nets {
+		starts[key>>shift+1]++
+	}
+	for i := 1; i < len(starts); i++ {
+		starts[i] += starts[i-1]
+	}
+	out := make([]netEntry, len(vc.nets))
+	next := slices.Clone(starts)
+	for key, n := range vc.nets {
+		out[next[key>>shift]] = netEntry{key, n}
+		next[key>>shift]++
+		y.step(32)
+	}
+	for i := range len(starts) - 1 {
+		if bucket := out[starts[i]:starts[i+1]]; len(bucket) > 1 {
+			slices.SortFunc(bucket, func(a, b netEntry) int { return cmp.Compare(a.key, b.key) })
+		}
+	}
+	return out
 }
