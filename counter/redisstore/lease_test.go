@@ -200,9 +200,49 @@ func TestCheckpointStaleHolder(t *testing.T) {
 	e.checkCheckpoint(t, []byte{})
 }
 
+// TestCheckpointInPieces writes a checkpoint of several stageChunk pieces
+// and trims a log of several trimPiece pieces below it: the checkpoint reads
+// back whole and the log starts exactly at the entry trimmed below. A
+// holder whose lease was taken over meanwhile gets its pieces refused.
+func TestCheckpointInPieces(t *testing.T) {
+	e := newEnv(t, Options{})
+	ctx := context.Background()
+	const entries, below = 3*trimPiece + 50, 3*trimPiece - 70
+	appends := make([]LogAppend, entries)
+	for i := range appends {
+		appends[i] = LogAppend{Campaign: "c1", BatchID: uint64(i), Payload: payload(uint64(i), 3)}
+	}
+	if err := e.s.AppendLog(ctx, appends); err != nil {
+		t.Fatalf("cannot append: %s", err)
+	}
+	cp := make([]byte, 3*stageChunk+17)
+	for i := range cp {
+		cp[i] = byte(i * 7)
+	}
+	a := e.acquire(t, "c1", 0, "node-a", time.Minute)
+	if err := e.s.WriteCheckpoint(ctx, a, cp, appends[below].ID); err != nil {
+		t.Fatalf("cannot write checkpoint: %s", err)
+	}
+	e.checkCheckpoint(t, cp)
+	log := e.rdb.XRange(ctx, "cg:{c1:0}:log", "-", "+").Val()
+	if len(log) != entries-below || log[0].ID != appends[below].ID {
+		t.Fatalf("unexpected log after the checkpoint; got %d entries; want %d from %s", len(log), entries-below, appends[below].ID)
+	}
+
+	e.expire(t)
+	e.acquire(t, "c1", 0, "node-b", time.Minute)
+	checkLost(t, "WriteCheckpoint of the stale holder", e.s.WriteCheckpoint(ctx, a, cp[1:], appends[entries-1].ID))
+	e.checkCheckpoint(t, cp)
+	if n := e.rdb.XLen(ctx, "cg:{c1:0}:log").Val(); n != entries-below {
+		t.Fatalf("unexpected log after the refused checkpoint; got %d entries; want %d", n, entries-below)
+	}
+}
+
 // TestCheckpointWithoutStaged runs the checkpoint's script when its staged
-// checkpoint is missing (its SET failed, or it expired): Redis refuses it,
-// and neither the checkpoint nor the log changed.
+// checkpoint is missing (its SET failed, or it expired) or partial (it
+// expired, and an APPEND of a later piece began it again): the script
+// refuses it, expires what was staged, and neither the checkpoint nor the
+// log changed.
 func TestCheckpointWithoutStaged(t *testing.T) {
 	e := newEnv(t, Options{})
 	ctx := context.Background()
@@ -212,9 +252,20 @@ func TestCheckpointWithoutStaged(t *testing.T) {
 		t.Fatalf("cannot write checkpoint: %s", err)
 	}
 	tag := "cg:{c1:0}:"
-	keys := []string{tag + "lease", tag + "checkpoint", tag + "checkpoint:staged:missing", tag + "log"}
-	if err := checkpointScript.Run(ctx, e.s.rdb, keys, l.value, ids[2]).Err(); err == nil {
-		t.Fatalf("unexpected success of the checkpoint's script without a staged checkpoint")
+	staged := tag + "checkpoint:staged:partial"
+	keys := []string{tag + "lease", tag + "checkpoint", staged}
+	if n, err := checkpointScript.Run(ctx, e.s.rdb, keys, l.value, 2).Int64(); err != nil || n != -1 {
+		t.Fatalf("unexpected result of the checkpoint's script without a staged checkpoint; got %d, %v; want -1", n, err)
+	}
+	if err := e.rdb.Append(ctx, staged, "second half").Err(); err != nil {
+		t.Fatalf("cannot stage: %s", err)
+	}
+	if n, err := checkpointScript.Run(ctx, e.s.rdb, keys, l.value, 20).Int64(); err != nil || n != -1 {
+		t.Fatalf("unexpected result of the checkpoint's script with a partial staged checkpoint; got %d, %v; want -1", n, err)
+	}
+	time.Sleep(10 * time.Millisecond) // it expires in 1 ms
+	if n := e.rdb.Exists(ctx, staged).Val(); n != 0 {
+		t.Fatalf("the partial staged checkpoint is left")
 	}
 	e.checkCheckpoint(t, []byte("cp"))
 	checkLog(t, "the log", e.readLog(t, "c1", 0, "", 10), 1, 2)
@@ -363,7 +414,7 @@ func TestLeaseUnavailable(t *testing.T) {
 // the logs, leases and checkpoints add to it.
 const (
 	logACLBase      = "+hello +ping +select +get +set +exists +incr +hget +hset +hsetnx +hgetall +hincrby +multi +exec +script|load +evalsha +eval +bitfield +setrange +expireat"
-	logACLAdditions = "+xadd +xrange +xtrim +pttl +pexpire +rename +persist"
+	logACLAdditions = "+xadd +xrange +xtrim +pttl +pexpire +rename +persist +append +strlen"
 )
 
 // TestLogLeaseACL runs every operation of the partition logs, leases and
@@ -395,10 +446,11 @@ func TestLogLeaseACL(t *testing.T) {
 		if err := s.RenewLease(ctx, l); err != nil {
 			t.Fatalf("cannot renew: %s", err)
 		}
-		if err := s.WriteCheckpoint(ctx, l, []byte("cp"), ids[2]); err != nil {
+		cp := bytes.Repeat([]byte("cp"), stageChunk) // staged with SET, APPEND, STRLEN
+		if err := s.WriteCheckpoint(ctx, l, cp, ids[2]); err != nil {
 			t.Fatalf("cannot write checkpoint: %s", err)
 		}
-		e.checkCheckpoint(t, []byte("cp"))
+		e.checkCheckpoint(t, cp)
 		if err := admin.ScriptFlush(ctx).Err(); err != nil {
 			t.Fatalf("cannot flush scripts: %s", err)
 		}

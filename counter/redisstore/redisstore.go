@@ -350,7 +350,7 @@ func (s *Store) init(ctx context.Context, judging bool, jp judge.Params) error {
 		return fmt.Errorf("cannot reach redis at %q: %w", addr, storeErr(err))
 	}
 	scripts := []*redis.Script{catalogWriteScript, catalogChangesScript, publishScript, acquireLeaseScript, renewLeaseScript,
-		releaseLeaseScript, checkpointScript}
+		releaseLeaseScript, checkpointScript, trimScript}
 	for _, sc := range scripts {
 		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
 			// Redis before 7.0 cannot compile the shebang line.
