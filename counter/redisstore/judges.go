@@ -12,13 +12,14 @@ package redisstore
 //  1. loads the partition's checkpoint (none: an empty judge), then reads
 //     the log after the checkpoint's offset, in order, and decides every
 //     batch (counter/judge);
-//  2. every publishInterval, publishes the counters that changed to the
-//     partition's judged-counter hashes, with the offset they reach, fenced
-//     by its lease; Redis refuses an offset below the one published, so
-//     a judge that took over and is still replaying never shows counts
-//     going back;
-//  3. every checkpointInterval, writes its checkpoint (counters, filters,
-//     offset) and trims the log below it, fenced;
+//  2. every publishInterval when it judged anything since, publishes the
+//     counters that changed to the partition's judged-counter hashes, with
+//     the offset they reach, fenced by its lease; Redis refuses an offset
+//     below the one published, so a judge that took over and is still
+//     replaying never shows counts going back;
+//  3. every checkpointInterval when it judged anything since, writes its
+//     checkpoint (counters, filters, offset) and trims the log below it,
+//     fenced (an idle judge of megabytes costs Redis nothing);
 //  4. renews its lease every leaseTTL/3, and stops, dropping its state,
 //     once the lease is lost. At Close it publishes, checkpoints and
 //     releases the lease, so that another node takes over at once.
@@ -57,14 +58,18 @@ import (
 )
 
 const (
-	scanInterval       = 250 * time.Millisecond
-	pollInterval       = 25 * time.Millisecond
-	publishInterval    = 100 * time.Millisecond
-	checkpointInterval = 30 * time.Second
-	leaseTTL           = 10 * time.Second
-	readBatches        = 256 // log entries per read
-	stopTimeout        = 2 * time.Second
+	scanInterval    = 250 * time.Millisecond
+	pollInterval    = 25 * time.Millisecond
+	publishInterval = 100 * time.Millisecond
+	leaseTTL        = 10 * time.Second
+	readBatches     = 256 // log entries per read
+	stopTimeout     = 2 * time.Second
 )
+
+// checkpointInterval is how often a judge that judged anything since its
+// last checkpoint writes one; an idle judge writes none. A variable for
+// the tests.
+var checkpointInterval = 30 * time.Second
 
 var (
 	judgedVisits  = metrics.NewCounter(`clickgate_judge_visits_total`)

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -139,6 +140,48 @@ func TestJudgeHandover(t *testing.T) {
 			t.Fatalf("unexpected counts of %s on b; got %+v; want 150 qualified and 50 duplicates", c, got)
 		}
 	}
+}
+
+// TestIdleJudgeNoCheckpoint: a judge writes a checkpoint after it judged
+// something, and none while it judges nothing, however many intervals
+// pass: an idle partition of megabytes costs Redis nothing.
+func TestIdleJudgeNoCheckpoint(t *testing.T) {
+	old := checkpointInterval
+	t.Cleanup(func() { checkpointInterval = old })
+	checkpointInterval = 50 * time.Millisecond
+	e := newEnv(t, Options{Judge: true, Holder: "a"})
+	ctx := context.Background()
+	// Each checkpoint is one RENAME of its staged copy, in its script.
+	renames := func() int64 {
+		t.Helper()
+		info, err := e.rdb.Info(ctx, "commandstats").Result()
+		if err != nil {
+			t.Fatalf("cannot read commandstats: %s", err)
+		}
+		var n int64
+		if _, after, ok := strings.Cut(info, "cmdstat_rename:calls="); ok {
+			fmt.Sscan(strings.SplitN(after, ",", 2)[0], &n)
+		}
+		return n
+	}
+	waitCheckpoint := func(after int64) int64 {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if n := renames(); n > after {
+				return n
+			}
+		}
+		t.Fatalf("no checkpoint within 5 s of a visit judged")
+		return 0
+	}
+	e.commit(t, personVisit("c1", "alice", 1, time.Now()))
+	n := waitCheckpoint(0)
+	time.Sleep(20 * checkpointInterval)
+	if got := renames(); got != n {
+		t.Fatalf("an idle judge wrote %d checkpoints in %s; want none", got-n, 20*checkpointInterval)
+	}
+	e.commit(t, personVisit("c1", "alice", 2, time.Now()))
+	waitCheckpoint(n)
 }
 
 // TestRetriedBatchJudgedOnce: a batch committed again, as the recorder's

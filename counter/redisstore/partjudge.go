@@ -86,6 +86,7 @@ type partJudge struct {
 	adoptAt   string    // set: adopt the store's policy once the log is judged up to this stream id
 	offset    string    // the stream id of the last entry judged; "" before any
 	pubOffset string    // the offset last published
+	cpOffset  string    // the offset of the checkpoint last written or loaded
 	published map[creatorDay]counter.Counts
 	layers    map[int64]int  // the layers reported of each window, by start
 	full      map[int64]bool // windows reported with all their layers
@@ -130,7 +131,9 @@ func (pj *partJudge) run() {
 		}
 		if err == nil && now.Sub(saved) >= checkpointInterval {
 			saved = now
-			err = pj.checkpoint(ctx)
+			if pj.offset != pj.cpOffset {
+				err = pj.checkpoint(ctx)
+			}
 		}
 		if err == nil && now.Sub(renewed) >= leaseTTL/3 {
 			if err = pj.js.s.RenewLease(ctx, pj.lease); err == nil {
@@ -203,6 +206,7 @@ func (pj *partJudge) load() error {
 		}
 	}
 	pj.j, pj.offset = j, string(j.Offset())
+	pj.cpOffset = pj.offset
 	pj.published = make(map[creatorDay]counter.Counts)
 	pj.layers, pj.full = make(map[int64]int), make(map[int64]bool)
 	pj.added = j.LayersAdded()
@@ -296,8 +300,8 @@ func (pj *partJudge) adopt(ctx context.Context) error {
 // publish sets the counters that changed since the last publish, the
 // creators' and the links', with the offset they reach.
 func (pj *partJudge) publish(ctx context.Context) error {
-	if pj.offset == "" {
-		return nil
+	if pj.offset == "" || pj.offset == pj.pubOffset {
+		return nil // nothing judged since
 	}
 	// Each is sorted by creator (and link): a row of the one hash of its
 	// creator or link follows the one before.
@@ -334,9 +338,6 @@ func (pj *partJudge) publish(ctx context.Context) error {
 			keys = append(keys, pj.js.s.judgedLinkKey(pj.lease.Campaign, pj.lease.Partition, creator, link))
 		}
 	}
-	if len(changed) == 0 && pj.offset == pj.pubOffset {
-		return nil
-	}
 	keys[0], _ = pj.js.s.leaseKey(pj.lease)
 	keys[1], _ = pj.js.s.partitionKey(pj.lease.Campaign, pj.lease.Partition, "judged")
 	res, err := publishScript.Run(ctx, pj.js.s.rdb, keys, args...).Int64()
@@ -368,6 +369,7 @@ func (pj *partJudge) checkpoint(ctx context.Context) error {
 	if err := pj.js.s.WriteCheckpoint(ctx, pj.lease, cp, pj.offset); err != nil {
 		return err
 	}
+	pj.cpOffset = pj.offset
 	checkpoints.Inc()
 	return nil
 }
