@@ -96,6 +96,19 @@ func (p *phase) medianP99() time.Duration {
 	return d[len(d)/2]
 }
 
+// roundRatio returns the median over the rounds of p's throughput over
+// q's in the same round: rounds take turns, so a round and its
+// counterpart met about the same machine, and a slow spell of it moves a
+// ratio less than it moves the totals'.
+func roundRatio(p, q *phase) float64 {
+	x := make([]float64, min(len(p.rounds), len(q.rounds)))
+	for i := range x {
+		x[i] = p.rounds[i].Throughput / q.rounds[i].Throughput
+	}
+	slices.Sort(x)
+	return x[len(x)/2]
+}
+
 // loadtester runs the designs one after another on the same machine.
 type loadtester struct {
 	ctx       context.Context

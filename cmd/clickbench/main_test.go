@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/clickgate/clickgate/bench"
 )
 
 // startBaseline runs `clickbench baseline args...` and returns its address.
@@ -125,4 +127,25 @@ func TestVerdicts(t *testing.T) {
 	f(atLeast(1.5, 2.1, "%.2f×"), "**missed** by 0.60×")
 	f(atLeast(0.648, 0.65, "%.2f×"), "**missed** by 0.002×")
 	f(atMost(1.0004, 1, "%.2f s"), "**missed** by 0.0004 s")
+}
+
+// TestRoundRatio: the median of the rounds' ratios pairs each round with
+// the other design's round of the same turn, so a slow turn that halved
+// both moves it not at all, where it moves the ratio of the totals.
+func TestRoundRatio(t *testing.T) {
+	phaseOf := func(tps ...float64) *phase {
+		p := &phase{}
+		for _, tp := range tps {
+			p.rounds = append(p.rounds, &bench.Result{Throughput: tp})
+		}
+		return p
+	}
+	bare := phaseOf(100, 50, 100, 100, 100)
+	gate := phaseOf(60, 30, 60, 60, 20)
+	if got := roundRatio(gate, bare); got != 0.6 {
+		t.Fatalf("unexpected median of the rounds' ratios; got %v; want 0.6", got)
+	}
+	if got := roundRatio(phaseOf(80), phaseOf(100)); got != 0.8 {
+		t.Fatalf("unexpected ratio of one round; got %v; want 0.8", got)
+	}
 }

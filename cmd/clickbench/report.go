@@ -106,14 +106,15 @@ func (l *loadtester) writeTraffic(w io.Writer, designs int) {
 // writeResults writes the three loads' tables.
 func (l *loadtester) writeResults(w io.Writer, rows []*row, bare, red *row) {
 	fmt.Fprintf(w, "## Results: the default model\n\n")
-	fmt.Fprintf(w, "| design | closed loop req/s | × bare | p50 | p99 | p99.9 | CPU µs/req (edge + Redis) | allocs/req | Redis round trips/req |\n")
-	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(w, "| design | closed loop req/s | × bare | median of the rounds' × bare | p50 | p99 | p99.9 | CPU µs/req (edge + Redis) | allocs/req | Redis round trips/req |\n")
+	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rows {
 		p := &r.max
-		fmt.Fprintf(w, "| %s | %.0f | %.2f | %s | %s | %s | %s | %s | %s |\n", r.name, p.res.Throughput, p.res.Throughput/bare.max.res.Throughput,
+		fmt.Fprintf(w, "| %s | %.0f | %.2f | %.2f | %s | %s | %s | %s | %s | %s |\n", r.name, p.res.Throughput, p.res.Throughput/bare.max.res.Throughput, roundRatio(p, &bare.max),
 			ms(p.res.Latency.P50), ms(p.res.Latency.P99), ms(p.res.Latency.P999), cpuPerReq(r, p), allocsPerReq(p), tripsPerReq(p))
 	}
-	fmt.Fprintf(w, "\nAllocations per request are the server process's heap allocations (`go_memstats_mallocs_total` of its `/metrics`), divided by its requests; "+
+	fmt.Fprintf(w, "\nThe median of the rounds' × bare is over the rounds of the ratio of the design's throughput to the bare server's in the same turn: a slow spell of the machine moves it less than the totals'. "+
+		"Allocations per request are the server process's heap allocations (`go_memstats_mallocs_total` of its `/metrics`), divided by its requests; "+
 		"CPU is the processes' user + system time from `/proc/PID/stat`; both from the start of each round until the design has counted it (the judges idle). "+
 		"Redis round trips per request are counted by the edge (`clickgate_redis_round_trips_total`; every naive request is one). "+
 		"clickgate's figures include the lag probes' stats reads (below). Errors in the closed loop: %s.\n\n", errorsOf(rows, func(r *row) *phase { return &r.max }))
@@ -131,8 +132,8 @@ func (l *loadtester) writeResults(w io.Writer, rows []*row, bare, red *row) {
 		"its connection still busy with an earlier one (at most %d are open) or the generator late; it is inside the latency. Errors in the open loop: %s.\n\n", l.conns, errorsOf(rows, func(r *row) *phase { return &r.open }))
 
 	fmt.Fprintf(w, "## Results: every request a new visitor\n\n")
-	fmt.Fprintf(w, "| design | closed loop req/s | × bare | p99 | CPU µs/req (edge + Redis) | Redis CPU µs per new visitor | Redis commands per new visitor | allocs/req |\n")
-	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(w, "| design | closed loop req/s | × bare | median of the rounds' × bare | p99 | CPU µs/req (edge + Redis) | Redis CPU µs per new visitor | Redis commands per new visitor | allocs/req |\n")
+	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rows {
 		p := &r.fresh
 		perVisitor, cmds := "—", "—"
@@ -140,7 +141,7 @@ func (l *loadtester) writeResults(w io.Writer, rows []*row, bare, red *row) {
 			n := float64(p.res.NewVisitors())
 			perVisitor, cmds = fmt.Sprintf("%.2f", 1e6*p.cpuRedis/n), fmt.Sprintf("%.3f", p.redisCmds/n)
 		}
-		fmt.Fprintf(w, "| %s | %.0f | %.2f | %s | %s | %s | %s | %s |\n", r.name, p.res.Throughput, p.res.Throughput/bare.fresh.res.Throughput,
+		fmt.Fprintf(w, "| %s | %.0f | %.2f | %.2f | %s | %s | %s | %s | %s |\n", r.name, p.res.Throughput, p.res.Throughput/bare.fresh.res.Throughput, roundRatio(p, &bare.fresh),
 			ms(p.res.Latency.P99), cpuPerReq(r, p), perVisitor, cmds, allocsPerReq(p))
 	}
 	fmt.Fprintf(w, "\nRedis CPU per new visitor is the redis-server process's CPU from the start of each round until clickgate's judges are idle (100 ms without a visit judged: on average %s after the end of a round, the 100 ms included), "+
@@ -202,15 +203,15 @@ func (l *loadtester) writeTargets(w io.Writer, stores []*row, bare, naive, red *
 	l.writeCatalogTargets(w, stores, cat)
 	for _, r := range stores {
 		x := r.max.res.Throughput / bare.max.res.Throughput
-		fmt.Fprintf(w, "- %s at ≥ 0.8× the bare 302 (default model): %.2f×, %s\n", r.name, x, atLeast(x, 0.8, "%.2f×"))
+		fmt.Fprintf(w, "- %s at ≥ 0.8× the bare 302 (default model): %.2f×, %s (the median of the rounds': %.2f×)\n", r.name, x, atLeast(x, 0.8, "%.2f×"), roundRatio(&r.max, &bare.max))
 	}
 	for _, r := range stores {
 		x := r.max.res.Throughput / naive.max.res.Throughput
-		fmt.Fprintf(w, "- %s at ≥ 2× the naive design (default model): %.2f×, %s\n", r.name, x, atLeast(x, 2, "%.2f×"))
+		fmt.Fprintf(w, "- %s at ≥ 2× the naive design (default model): %.2f×, %s (the median of the rounds': %.2f×)\n", r.name, x, atLeast(x, 2, "%.2f×"), roundRatio(&r.max, &naive.max))
 	}
 	for _, r := range stores {
 		x := r.fresh.res.Throughput / bare.fresh.res.Throughput
-		fmt.Fprintf(w, "- %s at ≥ 0.65× the bare 302, every request a new visitor: %.2f×, %s\n", r.name, x, atLeast(x, 0.65, "%.2f×"))
+		fmt.Fprintf(w, "- %s at ≥ 0.65× the bare 302, every request a new visitor: %.2f×, %s (the median of the rounds': %.2f×)\n", r.name, x, atLeast(x, 0.65, "%.2f×"), roundRatio(&r.fresh, &bare.fresh))
 	}
 	perVisitor := 1e6 * red.fresh.cpuRedis / float64(red.fresh.res.NewVisitors())
 	fmt.Fprintf(w, "- Redis CPU per new visitor ≤ 1 µs (AOF `everysec`): %.2f µs, %s\n", perVisitor, atMost(perVisitor, 1, "%.2f µs"))
