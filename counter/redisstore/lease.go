@@ -295,29 +295,28 @@ func (s *Store) WriteCheckpoint(ctx context.Context, l Lease, checkpoint []byte,
 	fail := func(err error) error {
 		return fmt.Errorf("cannot write the checkpoint of %q with token %d: %w", key, l.Token, err)
 	}
-	// Every piece but the last alone; the last with the script.
-	rest := checkpoint
+	// Every piece but the last alone, a pause apart; the last with the
+	// script.
 	stage := func(c interface {
 		Do(context.Context, ...any) *redis.Cmd
-	}) *redis.Cmd {
-		piece := rest[:min(stageChunk, len(rest))]
-		first := len(rest) == len(checkpoint)
-		rest = rest[len(piece):]
-		if first {
+	}, i int) *redis.Cmd {
+		piece := checkpoint[i*stageChunk : min((i+1)*stageChunk, len(checkpoint))]
+		if i == 0 {
 			return c.Do(ctx, "set", staged, piece, "px", stagedTTL.Milliseconds())
 		}
 		return c.Do(ctx, "append", staged, piece)
 	}
-	for len(rest) > stageChunk {
-		if len(rest) < len(checkpoint) {
+	last := max(len(checkpoint)-1, 0) / stageChunk
+	for i := range last {
+		if i > 0 {
 			time.Sleep(piecePause)
 		}
-		if err := stage(s.rdb).Err(); err != nil {
+		if err := stage(s.rdb, i).Err(); err != nil {
 			return fail(storeErr(err))
 		}
 	}
 	pipe := s.rdb.Pipeline()
-	set := stage(pipe)
+	set := stage(pipe, last)
 	run := checkpointScript.EvalSha(ctx, pipe, keys, l.value, len(checkpoint))
 	pipe.Exec(ctx) // errors are read per command below
 	if err := set.Err(); err != nil {
