@@ -477,7 +477,24 @@ func (l *loadtester) settle(r *row) error {
 			return err
 		}
 	}
+	l.rewritten(r)
 	return nil
+}
+
+// rewritten waits, up to a minute, until none of the design's
+// redis-servers is rewriting its append-only file: a rewrite is a child
+// process pinned to the same core, which would otherwise run in the next
+// design's turn (its CPU is counted in no design's).
+func (l *loadtester) rewritten(r *row) {
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline) && l.ctx.Err() == nil; time.Sleep(20 * time.Millisecond) {
+		busy := false
+		for _, c := range r.nodes {
+			busy = busy || redisInfo(l.ctx, c, "aof_rewrite_in_progress") != 0 || redisInfo(l.ctx, c, "aof_rewrite_scheduled") != 0
+		}
+		if !busy {
+			return
+		}
+	}
 }
 
 // round runs one round of m on r's design and adds it to p: the

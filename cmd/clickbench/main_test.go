@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
@@ -12,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/clickgate/clickgate/bench"
+	"github.com/clickgate/clickgate/counter/redisstore/redistest"
 )
 
 // startBaseline runs `clickbench baseline args...` and returns its address.
@@ -147,5 +151,29 @@ func TestRoundRatio(t *testing.T) {
 	}
 	if got := roundRatio(phaseOf(80), phaseOf(100)); got != 0.8 {
 		t.Fatalf("unexpected ratio of one round; got %v; want 0.8", got)
+	}
+}
+
+// TestRewritten: settling a design waits for its redis-server's rewrite
+// of the append-only file, made slow here by rdb-key-save-delay.
+func TestRewritten(t *testing.T) {
+	srv := redistest.StartWith(t, redistest.Options{Args: []string{"--appendonly", "yes", "--rdb-key-save-delay", "100000"}})
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	ctx := context.Background()
+	for i := range 5 {
+		rdb.Set(ctx, fmt.Sprint("k", i), i, 0)
+	}
+	if err := rdb.BgRewriteAOF(ctx).Err(); err != nil {
+		t.Fatalf("cannot start a rewrite: %s", err)
+	}
+	l := &loadtester{ctx: ctx}
+	start := time.Now()
+	l.rewritten(&row{nodes: []*redis.Client{rdb}})
+	if n := redisInfo(ctx, rdb, "aof_rewrite_in_progress") + redisInfo(ctx, rdb, "aof_rewrite_scheduled"); n != 0 {
+		t.Fatalf("rewritten returned during a rewrite")
+	}
+	if took := time.Since(start); took < 300*time.Millisecond {
+		t.Fatalf("rewritten returned after %s; the rewrite of 5 keys at 100 ms a key takes longer", took)
 	}
 }
