@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"math"
 	"math/bits"
@@ -372,16 +373,7 @@ func TestCheckpointVersion1(t *testing.T) {
 		if err := j.UnmarshalBinary(b); err != nil {
 			t.Fatalf("unexpected error loading v1-%s: %s", name, err)
 		}
-		again := mustMarshal(t, j)
-		if again[len(magic)-1] != version {
-			t.Fatalf("unexpected version of a checkpoint of a judge loaded from v1-%s; got %d", name, again[len(magic)-1])
-		}
-		if want != nil && !sameState(t, j, want) {
-			t.Fatalf("unexpected state loaded from v1-%s; got %x; want %x", name, again, mustMarshal(t, want))
-		}
-		if err := mustNew(t, v1Params).UnmarshalBinary(again); err != nil {
-			t.Fatalf("unexpected error loading the version 2 checkpoint of v1-%s: %s", name, err)
-		}
+		checkGoesOn(t, j, want, "v1-"+name, v1Params)
 	}
 	// Version 1 has no budget reason.
 	j := mustNew(t, v1Params)
@@ -414,35 +406,16 @@ func TestCheckpointVersion2(t *testing.T) {
 	expired.Apply([]counter.Visit{visit("c3", "dora", "ann", int64(30*time.Hour/time.Millisecond))}, make([]counter.Reason, 1))
 	states := map[string]*Judge{"empty": mustNew(t, testParams), "small": smallState(t), "expired": expired, "log": nil, "full": nil}
 	for name, want := range states {
-		b := fuzzseed.Read(t, "FuzzUnmarshal", "v2-"+name)
-		if b[len(magic)-1] != version2 {
-			t.Fatalf("unexpected version of seed v2-%s; got %d; want %d", name, b[len(magic)-1], version2)
-		}
+		j, b := loadSeed(t, version2, name)
 		if p, err := CheckpointParams(b); err != nil || p != testParams {
 			t.Fatalf("unexpected params of v2-%s; got %s, %v; want %s", name, p, err, testParams)
-		}
-		j := mustNew(t, testParams)
-		if err := j.UnmarshalBinary(b); err != nil {
-			t.Fatalf("unexpected error loading v2-%s: %s", name, err)
 		}
 		for _, f := range j.Fill() {
 			if f.Layers != 1 {
 				t.Fatalf("unexpected layers of a window of v2-%s; got %d; want 1", name, f.Layers)
 			}
 		}
-		if again, err := j.appendVersion(nil, version2); err != nil || !bytes.Equal(again, b) {
-			t.Fatalf("unexpected version 2 checkpoint of a judge loaded from v2-%s; got %v; want the seed", name, err)
-		}
-		again := mustMarshal(t, j)
-		if again[len(magic)-1] != version {
-			t.Fatalf("unexpected version of a checkpoint of a judge loaded from v2-%s; got %d", name, again[len(magic)-1])
-		}
-		if want != nil && !sameState(t, j, want) {
-			t.Fatalf("unexpected state loaded from v2-%s; got %x; want %x", name, again, mustMarshal(t, want))
-		}
-		if err := mustNew(t, testParams).UnmarshalBinary(again); err != nil {
-			t.Fatalf("unexpected error loading the version 3 checkpoint of v2-%s: %s", name, err)
-		}
+		checkGoesOn(t, j, want, "v2-"+name, testParams)
 	}
 
 	j := mustNew(t, testParams)
@@ -488,24 +461,11 @@ func TestCheckpointVersion3(t *testing.T) {
 	log.SetOffset([]byte{0, 0, 0, 0, 0, 0, 0x0b, 0xb8})
 	states := map[string]*Judge{"empty": mustNew(t, testParams), "small": smallState(t), "expired": expired, "log": log, "layers": layeredState(t)}
 	for name, want := range states {
-		b := fuzzseed.Read(t, "FuzzUnmarshal", "v3-"+name)
-		if b[len(magic)-1] != version3 {
-			t.Fatalf("unexpected version of seed v3-%s; got %d; want %d", name, b[len(magic)-1], version3)
-		}
-		j := mustNew(t, testParams)
-		if err := j.UnmarshalBinary(b); err != nil {
-			t.Fatalf("unexpected error loading v3-%s: %s", name, err)
-		}
+		j, _ := loadSeed(t, version3, name)
 		if len(j.LinkCounts()) != 0 {
 			t.Fatalf("unexpected link rows loaded from v3-%s: %v", name, j.LinkCounts())
 		}
-		if again, err := j.appendVersion(nil, version3); err != nil || !bytes.Equal(again, b) {
-			t.Fatalf("unexpected version 3 checkpoint of a judge loaded from v3-%s; got %v; want the seed", name, err)
-		}
-		again := mustMarshal(t, j)
-		if again[len(magic)-1] != version || !sameState(t, j, want) {
-			t.Fatalf("unexpected state loaded from v3-%s; got %x; want %x", name, again, mustMarshal(t, want))
-		}
+		checkGoesOn(t, j, want, "v3-"+name, testParams)
 	}
 	// A judge with link rows cannot write version 3.
 	if _, err := linkedState(t).appendVersion(nil, version3); err == nil {
@@ -530,6 +490,43 @@ func sameState(t testing.TB, a, b *Judge) bool {
 	return bytes.Equal(x, y)
 }
 
+// loadSeed returns a judge of testParams loaded from the FuzzUnmarshal
+// seed v<v>-name, a checkpoint of format version v, and the seed, having
+// checked that the judge writes the same bytes in version v again.
+func loadSeed(t *testing.T, v byte, name string) (*Judge, []byte) {
+	t.Helper()
+	seed := fmt.Sprintf("v%d-%s", v, name)
+	b := fuzzseed.Read(t, "FuzzUnmarshal", seed)
+	if b[len(magic)-1] != v {
+		t.Fatalf("unexpected version of seed %s; got %d; want %d", seed, b[len(magic)-1], v)
+	}
+	j := mustNew(t, testParams)
+	if err := j.UnmarshalBinary(b); err != nil {
+		t.Fatalf("unexpected error loading %s: %s", seed, err)
+	}
+	if again, err := j.appendVersion(nil, v); err != nil || !bytes.Equal(again, b) {
+		t.Fatalf("unexpected version %d checkpoint of a judge loaded from %s; got %v; want the seed", v, seed, err)
+	}
+	return j, b
+}
+
+// checkGoesOn checks that j, loaded from seed, goes on with the current
+// version: it writes it, with want's state (nil: not checked), and a
+// judge of p loads what it wrote.
+func checkGoesOn(t *testing.T, j, want *Judge, seed string, p Params) {
+	t.Helper()
+	again := mustMarshal(t, j)
+	if again[len(magic)-1] != version {
+		t.Fatalf("unexpected version of a checkpoint of a judge loaded from %s; got %d", seed, again[len(magic)-1])
+	}
+	if want != nil && !sameState(t, j, want) {
+		t.Fatalf("unexpected state loaded from %s; got %x; want %x", seed, again, mustMarshal(t, want))
+	}
+	if err := mustNew(t, p).UnmarshalBinary(again); err != nil {
+		t.Fatalf("unexpected error loading the current version's checkpoint of %s: %s", seed, err)
+	}
+}
+
 // TestCheckpointVersion4 loads checkpoints written while budgets' keys
 // were in key order (the seeds v4-* of FuzzUnmarshal, written by that
 // build): the state that build left, which writes again as the same
@@ -537,24 +534,8 @@ func sameState(t testing.TB, a, b *Judge) bool {
 // loaded.
 func TestCheckpointVersion4(t *testing.T) {
 	for name, want := range fuzzSeedStates(t) {
-		b := fuzzseed.Read(t, "FuzzUnmarshal", "v4-"+name)
-		if b[len(magic)-1] != version4 {
-			t.Fatalf("unexpected version of seed v4-%s; got %d; want %d", name, b[len(magic)-1], version4)
-		}
-		j := mustNew(t, testParams)
-		if err := j.UnmarshalBinary(b); err != nil {
-			t.Fatalf("unexpected error loading v4-%s: %s", name, err)
-		}
-		if again, err := j.appendVersion(nil, version4); err != nil || !bytes.Equal(again, b) {
-			t.Fatalf("unexpected version 4 checkpoint of a judge loaded from v4-%s; got %v; want the seed", name, err)
-		}
-		again := mustMarshal(t, j)
-		if again[len(magic)-1] != version || !sameState(t, j, want) {
-			t.Fatalf("unexpected state loaded from v4-%s", name)
-		}
-		if err := mustNew(t, testParams).UnmarshalBinary(again); err != nil {
-			t.Fatalf("unexpected error loading the version 5 checkpoint of v4-%s: %s", name, err)
-		}
+		j, _ := loadSeed(t, version4, name)
+		checkGoesOn(t, j, want, "v4-"+name, testParams)
 	}
 }
 
