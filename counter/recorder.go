@@ -95,6 +95,12 @@ type RecorderOptions struct {
 	// CommitTimeout bounds how long Record waits for its batch; past it
 	// the batch is spooled and the person redirected. default: 250ms
 	CommitTimeout time.Duration
+	// CommitInterval is the least time from the start of one commit to
+	// the start of the next: under load the visits of that time wait for
+	// one batch, one round trip to the store, instead of one each as soon
+	// as the last returns. A visit after a quieter spell is committed at
+	// once. default: 0, no wait
+	CommitInterval time.Duration
 	// StoreTimeout bounds one batch's round trip to the store. default: 5s
 	StoreTimeout time.Duration
 	// MaxQueue is how many visits may wait for the store; more are
@@ -432,17 +438,35 @@ func (r *Recorder) Stats(ctx context.Context, campaign, creator string) ([]DayCo
 	return r.o.Store.Stats(ctx, campaign, creator)
 }
 
+// commitLoop commits what is queued when Record wakes it, but not within
+// CommitInterval of the last commit's start, and once more when stopped.
 func (r *Recorder) commitLoop() {
 	defer r.running.Done()
+	pause := time.NewTimer(time.Hour)
+	pause.Stop()
+	var last time.Time
+	stop := func() {
+		r.mu.Lock()
+		r.stopped = true
+		r.mu.Unlock()
+		r.commitQueued()
+	}
 	for {
 		select {
 		case <-r.wake:
+			if wait := r.o.CommitInterval - time.Since(last); wait > 0 {
+				pause.Reset(wait)
+				select {
+				case <-pause.C:
+				case <-r.stop:
+					stop()
+					return
+				}
+			}
+			last = time.Now()
 			r.commitQueued()
 		case <-r.stop:
-			r.mu.Lock()
-			r.stopped = true
-			r.mu.Unlock()
-			r.commitQueued()
+			stop()
 			return
 		}
 	}

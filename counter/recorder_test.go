@@ -177,6 +177,65 @@ func TestRecorderGroupCommit(t *testing.T) {
 	}
 }
 
+// TestRecorderCommitInterval: a visit after a quiet spell commits at
+// once; a visit within CommitInterval of that commit waits for the next,
+// here past CommitTimeout; Stop commits it without waiting; and clients
+// that keep recording share batches an interval apart.
+func TestRecorderCommitInterval(t *testing.T) {
+	s := &faultyStore{}
+	r := newRecorder(t, s, counter.RecorderOptions{CommitInterval: time.Hour, CommitTimeout: 50 * time.Millisecond})
+	v := visit(1)
+	if reason, o := record(r, &v); reason != counter.Qualified || o != counter.Committed {
+		t.Fatalf("unexpected result of the first visit; got %v, %v; want qualified, committed", reason, o)
+	}
+	v = visit(2)
+	if _, o := record(r, &v); o != counter.Late {
+		t.Fatalf("unexpected outcome of a visit within the commit interval; got %v; want late", o)
+	}
+	stopped := make(chan struct{})
+	go func() { r.Stop(context.Background()); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Stop waited for the commit interval")
+	}
+	if c := s.commits.Load(); c != 2 {
+		t.Fatalf("unexpected commits; got %d; want 2", c)
+	}
+	days, err := s.Store.Stats(context.Background(), "c1", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := counter.Total(days); got[counter.Qualified] != 2 {
+		t.Fatalf("unexpected totals after Stop; got %+v; want qualified=2", got)
+	}
+
+	const interval, clients, each = 20 * time.Millisecond, 8, 10
+	s = &faultyStore{}
+	r = newRecorder(t, s, counter.RecorderOptions{CommitInterval: interval})
+	defer r.Stop(context.Background())
+	start := time.Now()
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Go(func() {
+			for i := range each {
+				v := visit(c*each + i)
+				record(r, &v)
+			}
+		})
+	}
+	wg.Wait()
+	took := time.Since(start)
+	// Commits start an interval apart at least, so there are at most
+	// took/interval + 1 of them, whatever the machine's speed.
+	if c, most := s.commits.Load(), int64(took/interval)+1; c > most {
+		t.Fatalf("%d commits in %s; want at most %d, one per %s", c, took, most, interval)
+	}
+	if got := totals(t, r); got[counter.Qualified] != clients*each {
+		t.Fatalf("unexpected totals; got %+v; want qualified=%d", got, clients*each)
+	}
+}
+
 func TestRecorderCommitTimeout(t *testing.T) {
 	s := &faultyStore{hold: make(chan struct{})}
 	r := newRecorder(t, s, counter.RecorderOptions{CommitTimeout: 20 * time.Millisecond})

@@ -38,6 +38,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	flushInterval := fs.Duration("flush-interval", time.Minute, "how often counters are flushed to the ledger; 0 turns the flusher off (on every node but the one whose ledger the store is flushed into)")
 	reclaim := fs.Bool("reclaim-ledger", false, "take the store over from the ledger it was flushed into before, when that ledger is lost: flush into --ledger from now on")
 	commitTimeout := fs.Duration("commit-timeout", 250*time.Millisecond, "how long a click waits for its batch to commit before the batch is spooled and the click redirected")
+	commitInterval := fs.Duration("commit-interval", 2*time.Millisecond, "least time between the starts of two commits to the store: under load, the visits of that time share one batch; 0 commits each batch as soon as the last returns")
 	spf := addSpoolFlags(fs)
 	pollInterval := fs.Duration("poll-interval", 250*time.Millisecond, "how often the link table checks the store for changes made by other nodes")
 	trusted := fs.String("trusted-proxies", "", "comma-separated CIDRs or addresses of proxies whose X-Forwarded-For is believed (default: none, the socket peer is the client)")
@@ -61,6 +62,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if *velocityMax < 1 || *velocityMax > 65534 || *velocityWindow < time.Second {
 		return usageError("--velocity-max must be 1 to 65534 and --velocity-window at least 1s")
+	}
+	if *commitInterval < 0 || *commitInterval >= *commitTimeout {
+		return usageError("--commit-interval must be at least 0 and less than --commit-timeout")
 	}
 	hosts, err := edge.check(*publicURL)
 	if err != nil {
@@ -159,7 +163,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return usageError("--reclaim-ledger needs the flusher: a --flush-interval above 0")
 	}
 
-	rec := counter.NewRecorder(counter.RecorderOptions{Store: store, Params: params, CommitTimeout: *commitTimeout, Spool: sp, Logger: log})
+	rec := counter.NewRecorder(counter.RecorderOptions{Store: store, Params: params, CommitTimeout: *commitTimeout, CommitInterval: *commitInterval, Spool: sp, Logger: log})
 	rec.Start()
 	if f, ok := store.(interface{ Follow(func(*counter.Visit)) }); ok {
 		// Other nodes' visitors are known here too.

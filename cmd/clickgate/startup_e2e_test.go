@@ -36,6 +36,22 @@ func TestFDLimit(t *testing.T) {
 	}
 }
 
+// TestCommitIntervalRefused: a negative --commit-interval, or one not
+// under --commit-timeout (every second batch would be late), stops the
+// start with a message naming the flag.
+func TestCommitIntervalRefused(t *testing.T) {
+	for _, args := range [][]string{
+		{"--commit-interval", "-1ms"},
+		{"--commit-interval", "250ms"},
+		{"--commit-interval", "20ms", "--commit-timeout", "10ms"},
+	} {
+		out := serveFails(t, append([]string{"--data", t.TempDir()}, args...)...)
+		if !strings.Contains(out, "--commit-interval must be at least 0 and less than --commit-timeout") {
+			t.Fatalf("unexpected refusal of %v:\n%s", args, out)
+		}
+	}
+}
+
 // TestKeysRefused: an admin token or app key that is too short, or one key
 // for both, stops the start with a message naming the flag.
 func TestKeysRefused(t *testing.T) {
