@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/clickgate/clickgate/counter/redisstore/redistest"
 )
 
 // TestFDLimit: under a file descriptor limit too low for --max-conns, an
@@ -36,17 +38,17 @@ func TestFDLimit(t *testing.T) {
 	}
 }
 
-// TestCommitIntervalRefused: a negative --commit-interval, or one not
+// TestCommitIntervalRefused: a negative --redis-commit-interval, or one not
 // under --commit-timeout (every second batch would be late), stops the
 // start with a message naming the flag.
 func TestCommitIntervalRefused(t *testing.T) {
 	for _, args := range [][]string{
-		{"--commit-interval", "-1ms"},
-		{"--commit-interval", "250ms"},
-		{"--commit-interval", "20ms", "--commit-timeout", "10ms"},
+		{"--redis-commit-interval", "-1ms"},
+		{"--redis-commit-interval", "250ms"},
+		{"--redis-commit-interval", "20ms", "--commit-timeout", "10ms"},
 	} {
 		out := serveFails(t, append([]string{"--data", t.TempDir()}, args...)...)
-		if !strings.Contains(out, "--commit-interval must be at least 0 and less than --commit-timeout") {
+		if !strings.Contains(out, "--redis-commit-interval must be at least 0 and less than --commit-timeout") {
 			t.Fatalf("unexpected refusal of %v:\n%s", args, out)
 		}
 	}
@@ -70,4 +72,28 @@ func TestKeysRefused(t *testing.T) {
 			t.Fatalf("unexpected refusal of %v; want it to say %q:\n%s", c.args, c.want, out)
 		}
 	}
+}
+
+// TestRedisCommitInterval: on Redis, a new visitor who comes within
+// --redis-commit-interval of the last append waits for the interval to
+// pass, and is counted.
+func TestRedisCommitInterval(t *testing.T) {
+	const interval = 300 * time.Millisecond
+	srv := redistest.Start(t)
+	p := startServe(t, t.TempDir(), "--redis", srv.URL(0), "--click-secret", e2eSecret,
+		"--redis-commit-interval", interval.String(), "--commit-timeout", "5s")
+	code := p.setup(t)
+	if err := newClicker("127.9.1.1").click(p, code); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := newClicker("127.9.1.2").click(p, code); err != nil {
+		t.Fatal(err)
+	}
+	// The first append started before the first 302: the second visitor
+	// waited for the rest of the interval, most of it at least.
+	if took := time.Since(start); took < interval/2 {
+		t.Fatalf("a new visitor right after another was redirected in %s; want the append to wait for --redis-commit-interval %s", took, interval)
+	}
+	wantStats(t, p.stats(t), 2, 2, 0)
 }
