@@ -324,7 +324,8 @@ func baseline(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		b, design = bench.NewNaive(links, rdb, "clickbench:naive"), "naive"
 	}
-	ln, err := net.Listen("tcp", *listen)
+	// Without TCP keep-alive probes, as clickgate's public listener.
+	ln, err := (&net.ListenConfig{KeepAlive: -1}).Listen(ctx, "tcp", *listen)
 	if err != nil {
 		return err
 	}
