@@ -397,33 +397,33 @@ func (r *Recorder) Stats(ctx context.Context, campaign, creator string) ([]DayCo
 // CommitInterval of the last commit's start, and once more when stopped.
 func (r *Recorder) commitLoop() {
 	defer r.running.Done()
-	pause := time.NewTimer(time.Hour)
-	pause.Stop()
-	var last time.Time
-	stop := func() {
+	finish := func() {
 		r.mu.Lock()
 		r.stopped = true
 		r.mu.Unlock()
 		r.commitQueued()
 	}
+	pause := time.NewTimer(time.Hour)
+	pause.Stop()
+	var last time.Time
 	for {
 		select {
 		case <-r.wake:
-			if wait := r.o.CommitInterval - time.Since(last); wait > 0 {
-				pause.Reset(wait)
-				select {
-				case <-pause.C:
-				case <-r.stop:
-					stop()
-					return
-				}
-			}
-			last = time.Now()
-			r.commitQueued()
 		case <-r.stop:
-			stop()
+			finish()
 			return
 		}
+		if wait := r.o.CommitInterval - time.Since(last); wait > 0 {
+			pause.Reset(wait)
+			select {
+			case <-pause.C:
+			case <-r.stop:
+				finish()
+				return
+			}
+		}
+		last = time.Now()
+		r.commitQueued()
 	}
 }
 
