@@ -96,9 +96,9 @@ func (l *loadtester) writeTraffic(w io.Writer, designs int) {
 	fmt.Fprintf(w, "All %d designs run at once, each idle but for its turn. Each gets %s of warm-up, then a **closed loop** (%d connections as fast as they go) for the most it takes: "+
 		"%s in all, in %d rounds that take turns with the other designs, so that a slow spell of this shared machine falls on all of them alike; the same with every request a new visitor; "+
 		"then an **open loop** at one rate for every design, %.0f%% of the bare server's closed-loop maximum (%s, in rounds as well; latency measured from each request's due time, so a stall is not hidden). "+
-		"After each round the loadtest waits until clickgate has counted it (on Redis, until the judges have been idle for 100 ms; then it reads every creator's stats, which on Redis wait for the judges to pass the node's own appends; and until none of its redis-servers is rewriting its append-only file, a child process on the same core), so that no design's backlog runs in another's turn. "+
+		"After each round the loadtest waits until clickgate has counted it (on Redis, until the judges have been idle for %s; then it reads every creator's stats, which on Redis wait for the judges to pass the node's own appends; and until none of its redis-servers is rewriting its append-only file, a child process on the same core), so that no design's backlog runs in another's turn. "+
 		"clickgate runs with its defaults: every person's visit committed to the visit log before the 302, and Redis with `appendonly yes`, `appendfsync everysec`.\n\n",
-		designs, l.warmup, l.conns, l.duration, l.rounds, 100*l.openShare, l.duration)
+		designs, l.warmup, l.conns, l.duration, l.rounds, 100*l.openShare, l.duration, judgesIdle)
 	fmt.Fprintf(w, "**The Redis Cluster design**: %d masters (`redis-cli --cluster create`, no replicas, append-only, `appendfsync everysec`) and %d clickgate edges with `--redis-cluster --partitions %d`, all pinned as the single Redis design is; the load goes to both edges, each session (one address's requests) to one of them in turn, as a load balancer keeps a connection on one edge; the second edge runs with `--flush-interval 0`, as in docker-compose.yml. "+
 		"Its figures are for the whole system: both edges' CPU, every master's CPU and commands.\n\n", clusterMasters, clusterEdges, l.partitions)
 }
@@ -144,9 +144,9 @@ func (l *loadtester) writeResults(w io.Writer, rows []*row, bare, red *row) {
 		fmt.Fprintf(w, "| %s | %.0f | %.2f | %.2f | %s | %s | %s | %s | %s |\n", r.name, p.res.Throughput, p.res.Throughput/bare.fresh.res.Throughput, roundRatio(p, &bare.fresh),
 			ms(p.res.Latency.P99), cpuPerReq(r, p), perVisitor, cmds, allocsPerReq(p))
 	}
-	fmt.Fprintf(w, "\nRedis CPU per new visitor is the redis-server process's CPU from the start of each round until clickgate's judges are idle (100 ms without a visit judged: on average %s after the end of a round, the 100 ms included), "+
+	fmt.Fprintf(w, "\nRedis CPU per new visitor is the redis-server process's CPU from the start of each round until clickgate's judges are idle (%s without a visit judged: on average %s after the end of a round, those %s included), "+
 		"over the new visitors redirected in the rounds (for the naive design, per request: it counts every click); no lag probe runs meanwhile. Errors: %s.\n\n",
-		ms(red.fresh.settle/time.Duration(len(red.fresh.rounds))), errorsOf(rows, func(r *row) *phase { return &r.fresh }))
+		judgesIdle, ms(red.fresh.settle/time.Duration(len(red.fresh.rounds))), judgesIdle, errorsOf(rows, func(r *row) *phase { return &r.fresh }))
 }
 
 // writeLag writes what the lag probes saw.

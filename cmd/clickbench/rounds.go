@@ -76,10 +76,15 @@ func (l *loadtester) run(m bench.Model, o bench.LoadOptions) (*bench.Result, err
 	return res, nil
 }
 
+// judgesIdle is how long the judges' visits must stay still for caughtUp:
+// longer than a judge's poll of a caught-up log (100 ms), so that the read
+// of a round's last appends falls within the round's CPU.
+const judgesIdle = 250 * time.Millisecond
+
 // caughtUp waits until the design's judges are idle: the visits they
 // judged (clickgate_judge_visits_total, read from /metrics, which costs
-// Redis nothing) have not moved for 100ms. Only the Redis store's judges
-// run behind the 302; the embedded store judges before it.
+// Redis nothing) have not moved for judgesIdle. Only the Redis store's
+// judges run behind the 302; the embedded store judges before it.
 func (l *loadtester) caughtUp(r *row) {
 	if !r.clickgate || !r.redis {
 		return
@@ -88,7 +93,7 @@ func (l *loadtester) caughtUp(r *row) {
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && l.ctx.Err() == nil; {
 		if v := r.scrape()["clickgate_judge_visits_total"]; v != last {
 			last, since = v, time.Now()
-		} else if time.Since(since) >= 100*time.Millisecond {
+		} else if time.Since(since) >= judgesIdle {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
