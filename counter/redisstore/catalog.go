@@ -8,6 +8,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -229,37 +230,53 @@ func (s *Store) catalog(ctx context.Context) (*counter.Catalog, error) {
 		return nil, errCatalogMoved
 	}
 	return &counter.Catalog{
-		Version: ch.Version,
-		Epoch:   ch.Epoch,
-		Campaigns: merge(campaigns, ch.Campaigns, func(a, b *counter.Campaign) int {
-			return strings.Compare(a.ID, b.ID)
-		}),
-		Creators: merge(creators, ch.Creators, func(a, b *counter.Creator) int {
-			return cmp.Or(strings.Compare(a.Campaign, b.Campaign), strings.Compare(a.ID, b.ID))
-		}),
-		Links: merge(links, ch.Links, func(a, b *counter.Link) int { return strings.Compare(a.Code, b.Code) }),
+		Version:   ch.Version,
+		Epoch:     ch.Epoch,
+		Campaigns: merge(campaigns, ch.Campaigns, func(c *counter.Campaign) string { return c.ID }),
+		// By campaign, then id: no id has a NUL byte (the admin API's
+		// ids are letters, digits, '_', '-' and '.').
+		Creators: merge(creators, ch.Creators, func(c *counter.Creator) string { return c.Campaign + "\x00" + c.ID }),
+		Links:    merge(links, ch.Links, func(l *counter.Link) string { return l.Code }),
 	}, nil
 }
 
 // merge returns the entries scanned, each once, with those changed since
-// in place of theirs, sorted by id (cmp).
-func merge[T any](scanned, changed []T, cmp func(a, b *T) int) []T {
+// in place of theirs, sorted by key.
+func merge[T any](scanned, changed []T, key func(*T) string) []T {
 	all := append(scanned, changed...) // a change after the entry it replaces
-	// Sort pointers, not the entries (a link is about 200 bytes), keeping
-	// the order of equal ids: of an id scanned twice (HSCAN may) or
-	// changed, the last is the one.
-	ptrs := make([]*T, len(all))
+	// Sort the keys with their indices, not the entries (a link is about
+	// 200 bytes); of equal keys the later index sorts last, and is the one
+	// kept: of an id scanned twice (HSCAN may) or changed, the last. A key's
+	// first 8 bytes, big-endian, order most pairs without reading the
+	// string. (A stable sort of pointers to the entries took 2 s of a
+	// 1M-link start, 1.1 s unstable with the index as the tiebreak.)
+	keys := make([]sortKey, len(all))
 	for i := range all {
-		ptrs[i] = &all[i]
+		keys[i] = newSortKey(key(&all[i]), i)
 	}
-	slices.SortStableFunc(ptrs, cmp)
-	out := make([]T, 0, len(ptrs))
-	for i, p := range ptrs {
-		if i+1 == len(ptrs) || cmp(p, ptrs[i+1]) != 0 {
-			out = append(out, *p)
+	slices.SortFunc(keys, func(a, b sortKey) int {
+		return cmp.Or(cmp.Compare(a.prefix, b.prefix), strings.Compare(a.key, b.key), cmp.Compare(a.i, b.i))
+	})
+	out := make([]T, 0, len(keys))
+	for k, e := range keys {
+		if k+1 == len(keys) || keys[k+1].key != e.key {
+			out = append(out, all[e.i])
 		}
 	}
 	return out
+}
+
+// sortKey is an entry's key and index for merge.
+type sortKey struct {
+	prefix uint64 // the key's first 8 bytes, big-endian, zero-padded
+	key    string
+	i      int
+}
+
+func newSortKey(key string, i int) sortKey {
+	var b [8]byte
+	copy(b[:], key)
+	return sortKey{binary.BigEndian.Uint64(b[:]), key, i}
 }
 
 // catalogScanCount is the entries one HSCAN of a catalog hash asks for.
