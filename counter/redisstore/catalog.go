@@ -255,7 +255,10 @@ func merge[T any](scanned, changed []T, key func(*T) string) []T {
 		keys[i] = newSortKey(key(&all[i]), i)
 	}
 	slices.SortFunc(keys, func(a, b sortKey) int {
-		return cmp.Or(cmp.Compare(a.prefix, b.prefix), strings.Compare(a.key, b.key), cmp.Compare(a.i, b.i))
+		if a.prefix != b.prefix { // cmp.Or would compare the strings too
+			return cmp.Compare(a.prefix, b.prefix)
+		}
+		return cmp.Or(strings.Compare(a.key, b.key), cmp.Compare(a.i, b.i))
 	})
 	out := make([]T, 0, len(keys))
 	for k, e := range keys {
