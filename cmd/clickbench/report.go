@@ -199,19 +199,20 @@ func writeAudit(w io.Writer, stores []*row) {
 // writeTargets writes issue 11's targets, each met or missed by how much.
 func (l *loadtester) writeTargets(w io.Writer, stores []*row, bare, naive, red *row, mem *memResult, cat *catalogResult, micro *microResult) {
 	fmt.Fprintf(w, "## Targets\n\n")
-	fmt.Fprintf(w, "All figures from this one run; \"missed by\" is the distance to the target.\n\n")
+	fmt.Fprintf(w, "All figures from this one run; \"missed by\" is the distance to the target. A ratio given with the median of the rounds' meets its target only when both do "+
+		"(a slow spell of the machine in the bare server's turn could flatter the totals), and is missed by the worse of the two.\n\n")
 	l.writeCatalogTargets(w, stores, cat)
 	for _, r := range stores {
-		x := r.max.res.Throughput / bare.max.res.Throughput
-		fmt.Fprintf(w, "- %s at ≥ 0.8× the bare 302 (default model): %.2f×, %s (the median of the rounds': %.2f×)\n", r.name, x, atLeast(x, 0.8, "%.2f×"), roundRatio(&r.max, &bare.max))
+		x, med := r.max.res.Throughput/bare.max.res.Throughput, roundRatio(&r.max, &bare.max)
+		fmt.Fprintf(w, "- %s at ≥ 0.8× the bare 302 (default model): %.2f×, %s (the median of the rounds': %.2f×)\n", r.name, x, atLeast(min(x, med), 0.8, "%.2f×"), med)
 	}
 	for _, r := range stores {
-		x := r.max.res.Throughput / naive.max.res.Throughput
-		fmt.Fprintf(w, "- %s at ≥ 2× the naive design (default model): %.2f×, %s (the median of the rounds': %.2f×)\n", r.name, x, atLeast(x, 2, "%.2f×"), roundRatio(&r.max, &naive.max))
+		x, med := r.max.res.Throughput/naive.max.res.Throughput, roundRatio(&r.max, &naive.max)
+		fmt.Fprintf(w, "- %s at ≥ 2× the naive design (default model): %.2f×, %s (the median of the rounds': %.2f×)\n", r.name, x, atLeast(min(x, med), 2, "%.2f×"), med)
 	}
 	for _, r := range stores {
-		x := r.fresh.res.Throughput / bare.fresh.res.Throughput
-		fmt.Fprintf(w, "- %s at ≥ 0.65× the bare 302, every request a new visitor: %.2f×, %s (the median of the rounds': %.2f×)\n", r.name, x, atLeast(x, 0.65, "%.2f×"), roundRatio(&r.fresh, &bare.fresh))
+		x, med := r.fresh.res.Throughput/bare.fresh.res.Throughput, roundRatio(&r.fresh, &bare.fresh)
+		fmt.Fprintf(w, "- %s at ≥ 0.65× the bare 302, every request a new visitor: %.2f×, %s (the median of the rounds': %.2f×)\n", r.name, x, atLeast(min(x, med), 0.65, "%.2f×"), med)
 	}
 	perVisitor := 1e6 * red.fresh.cpuRedis / float64(red.fresh.res.NewVisitors())
 	fmt.Fprintf(w, "- Redis CPU per new visitor ≤ 1 µs (AOF `everysec`): %.2f µs, %s\n", perVisitor, atMost(perVisitor, 1, "%.2f µs"))
@@ -219,7 +220,7 @@ func (l *loadtester) writeTargets(w io.Writer, stores []*row, bare, naive, red *
 		x := float64(r.open.res.Latency.P99) / float64(bare.open.res.Latency.P99)
 		med := float64(r.open.medianP99()) / float64(bare.open.medianP99())
 		fmt.Fprintf(w, "- %s, open loop at %.0f req/s (%.0f%% of the bare server's maximum): p99 ≤ 1.5× the bare server's: %s against %s, %.2f×, %s (the median of the rounds' p99: %.2f×)\n",
-			r.name, l.openRate, 100*l.openShare, ms(r.open.res.Latency.P99), ms(bare.open.res.Latency.P99), x, atMost(x, 1.5, "%.2f×"), med)
+			r.name, l.openRate, 100*l.openShare, ms(r.open.res.Latency.P99), ms(bare.open.res.Latency.P99), x, atMost(max(x, med), 1.5, "%.2f×"), med)
 	}
 	for _, r := range stores {
 		g := r.lag.Result()
