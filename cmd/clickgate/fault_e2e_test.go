@@ -159,6 +159,23 @@ func (p *proc) drained(t *testing.T) map[string]float64 {
 	}
 }
 
+// statsAfterRestart reads alice's stats as a client that follows a 503's
+// "try again" would, for up to 5 s, right after Redis restarted; each 503
+// is logged with the node's log, which says which store call failed.
+func (p *proc) statsAfterRestart(t *testing.T) map[string]any {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		status, st := p.call(t, "GET", "/v1/creators/alice/stats?campaign=spring", p.token, nil)
+		switch {
+		case status == 200:
+			return st
+		case status != 503 || time.Now().After(deadline):
+			t.Fatalf("unexpected status of the stats after Redis restarted; got %d %v; want 200\n%s", status, st, p.logs())
+		}
+		t.Logf("stats after Redis restarted: 503 %v; trying again. The node's log:\n%s", st, p.logs())
+	}
+}
+
 func statInt(t *testing.T, st map[string]any, name string) int {
 	t.Helper()
 	v, ok := st[name].(float64)
@@ -351,7 +368,7 @@ func TestSpoolFull(t *testing.T) {
 	}
 	srv.Restart(t)
 	m := p.drained(t)
-	st := p.stats(t)
+	st := p.statsAfterRestart(t)
 	q, u := statInt(t, st, "qualified"), statInt(t, st, "uncounted")
 	t.Logf("%s: %d visitors, %v spooled, %v lost; stats %v", how, len(got), m["clickgate_visits_spooled_total"], lost(m), st)
 	if q == 0 || u == 0 || q+u != len(got) || float64(u) != lost(m) {
