@@ -155,7 +155,7 @@ end
 redis.call('SET', KEYS[4], ARGV[2], 'NX')
 redis.call('HSET', KEYS[1], ARGV[4], ARGV[6])
 local v = redis.call('INCR', KEYS[2])
-redis.pcall('XADD', KEYS[3], 'MAXLEN', ARGV[1], v .. '-1', 'c', ARGV[3] .. ARGV[4])
+redis.pcall('XADD', KEYS[3], 'MINID', math.max(v - tonumber(ARGV[1]) + 1, 0), v .. '-1', 'c', ARGV[3] .. ARGV[4])
 return 1
 `)
 
@@ -338,13 +338,20 @@ func (s *Store) writeKeys(hash string) []string {
 }
 
 // catalogWriteScript sets fields of a catalog hash, each a change of its
-// own: the version is bumped and the change appended to the feed under
-// it, which keeps the last ARGV[2]. With ARGV[1] = "1" it sets
-// none if some of them exist, and returns those. The first change of a
-// catalog names its epoch (ARGV[3], new at every call, so that a catalog
+// own: the version is bumped by one for each, and the changes appended to
+// the feed in entries of up to a thousand, each under the version of its
+// last change; the feed keeps the entries that hold one of the last
+// ARGV[2] versions. With ARGV[1] = "1" it
+// sets none if some of them exist, and returns those. The first change of
+// a catalog names its epoch (ARGV[3], new at every call, so that a catalog
 // lost and written again is another epoch). An append the stream refuses
 // (its last id above the version: the version key was restored alone)
 // leaves a gap, which readers take for a trimmed feed.
+//
+// One entry for the changes of a call, not one each: each XADD costs
+// Redis a few microseconds, and a bulk import's script of 64 links spent
+// most of its time on them (measured once, a throwaway script: 4.9-7.3 us
+// of Redis's CPU per link with an entry each, 2.6-2.7 with one per call).
 //
 // KEYS: hash, version, changes, epoch. ARGV: nx, kept, epoch, kind, then
 // field and value pairs.
@@ -374,9 +381,15 @@ for i = 5, #ARGV, 2 * step do
 	redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 2 * step - 1, #ARGV)))
 end
 local v = redis.call('INCRBY', KEYS[2], #fields) - #fields
-for _, field in ipairs(fields) do
-	v = v + 1
-	redis.pcall('XADD', KEYS[3], 'MAXLEN', ARGV[2], v .. '-1', 'c', ARGV[4] .. field)
+local minid = math.max(v + #fields - tonumber(ARGV[2]) + 1, 0)
+for i = 1, #fields, step do
+	local j = math.min(i + step - 1, #fields)
+	local add = {'XADD', KEYS[3], 'MINID', minid, (v + j) .. '-1'}
+	for k = i, j do
+		add[#add + 1] = 'c'
+		add[#add + 1] = ARGV[4] .. fields[k]
+	end
+	redis.pcall(unpack(add))
 end
 return {}
 `)
@@ -400,34 +413,49 @@ if v - since > tonumber(ARGV[2]) then
 	last = since + tonumber(ARGV[2])
 	out[2] = 1
 end
-local from = since
-if from == 0 then
-	from = 1
-end
-local entries = redis.call('XRANGE', KEYS[2], from .. '-1', last .. '-1')
 local hashes = {c = KEYS[4], r = KEYS[5], l = KEYS[6]}
 local seen = {}
 local want = since + 1
-for _, e in ipairs(entries) do
-	local id = tonumber(string.match(e[1], '^(%d+)-'))
-	local rec = e[2][2]
-	if id == since then
-		out[5] = rec
-	else
-		if id ~= want then
-			break
-		end
-		want = want + 1
-		out[6] = rec
-		if not seen[rec] then
-			seen[rec] = true
-			local kind = string.sub(rec, 1, 1)
-			local val = redis.call('HGET', hashes[kind], string.sub(rec, 2))
-			if val then
-				out[#out + 1] = kind
-				out[#out + 1] = val
+-- From the entry that holds change since (or the first after it), each
+-- under the version of its last change, a few entries at a time: an
+-- entry may hold a thousand changes.
+local from, stop = math.max(since, 1) .. '-1', false
+while not stop and want <= last do
+	local entries = redis.call('XRANGE', KEYS[2], from, '+', 'COUNT', 8)
+	if #entries == 0 then
+		break
+	end
+	for _, e in ipairs(entries) do
+		local f = e[2]
+		local id = tonumber(string.match(e[1], '^(%d+)-')) - #f / 2 + 1
+		for j = 2, #f, 2 do
+			local ver = id + j / 2 - 1
+			local rec = f[j]
+			if ver == since then
+				out[5] = rec
+			elseif ver > since then
+				if ver ~= want or ver > last then
+					break
+				end
+				want = want + 1
+				out[6] = rec
+				if not seen[rec] then
+					seen[rec] = true
+					local kind = string.sub(rec, 1, 1)
+					local val = redis.call('HGET', hashes[kind], string.sub(rec, 2))
+					if val then
+						out[#out + 1] = kind
+						out[#out + 1] = val
+					end
+				end
 			end
 		end
+		if want ~= id + #f / 2 then
+			-- a gap, or last reached
+			stop = true
+			break
+		end
+		from = '(' .. e[1]
 	end
 end
 if want ~= last + 1 then

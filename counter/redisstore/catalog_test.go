@@ -1,11 +1,14 @@
 package redisstore
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/clickgate/clickgate/counter"
 )
 
 // TestMerge: merge keeps one entry per key, the last given (a change after
@@ -53,5 +56,51 @@ func TestMerge(t *testing.T) {
 	slices.SortFunc(want, func(a, b entry) int { return strings.Compare(a.key, b.key) })
 	if got := merge(slices.Clone(all[:4000]), all[4000:], key); !slices.Equal(got, want) {
 		t.Fatalf("merge of random keys differs from the reference (%d entries, want %d)", len(got), len(want))
+	}
+}
+
+// TestChangesKept: the feed keeps the entries that hold one of the last
+// Options.CatalogChanges versions: a write's entry goes once its last
+// change is older, and a read from before what is kept says Trimmed.
+func TestChangesKept(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, Options{CatalogChanges: 10})
+	link := func(code string) counter.Link {
+		return counter.Link{Code: code, Campaign: "spring", Creator: "alice", Destinations: counter.Destinations{Default: "https://app.example.com/a"}}
+	}
+	// Versions 1-8 in one entry, then one each.
+	var bulk []counter.Link
+	for i := 1; i <= 8; i++ {
+		bulk = append(bulk, link(fmt.Sprintf("BULK%d", i)))
+	}
+	if err := e.s.CreateLinks(ctx, bulk); err != nil {
+		t.Fatal(err)
+	}
+	check := func(since uint64, trimmed bool) {
+		t.Helper()
+		ch, err := e.s.CatalogChanges(ctx, since, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, _ := e.s.Version(ctx)
+		if ch.Trimmed != trimmed || (!trimmed && (ch.Version != v || len(ch.Links) != int(v-since))) {
+			t.Fatalf("at version %d: unexpected changes after %d; got version %d, %d links, trimmed %v; want trimmed %v", v, since, ch.Version, len(ch.Links), ch.Trimmed, trimmed)
+		}
+	}
+	for i := 9; i <= 17; i++ {
+		if err := e.s.CreateLink(ctx, link(fmt.Sprintf("ONE%d", i))); err != nil {
+			t.Fatal(err)
+		}
+		// Version 8, in the entry of 1-8, is among the last 10 up to 17.
+		check(0, false)
+	}
+	if err := e.s.CreateLink(ctx, link("ONE18")); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.rdb.XLen(ctx, "cg:{catalog}:changes").Val(); n != 10 {
+		t.Fatalf("unexpected entries in the feed; got %d; want 10 (versions 9-18)", n)
+	}
+	for since, trimmed := range map[uint64]bool{0: true, 7: true, 8: false, 12: false, 18: false} {
+		check(since, trimmed)
 	}
 }

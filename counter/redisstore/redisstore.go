@@ -11,7 +11,8 @@
 //	<prefix>:{catalog}:links      hash  code → JSON
 //	<prefix>:{catalog}:version    INCR on every change
 //	<prefix>:{catalog}:changes    stream of the changes, entry <version>-1: c → kind ('c', 'r' or
-//	                              'l') and field of the change; the last Options.CatalogChanges
+//	                              'l') and field of each change of a write, in order, the last one
+//	                              that of <version>; the entries of the last Options.CatalogChanges
 //	<prefix>:{catalog}:epoch      names the catalog's history: set by the first change after the
 //	                              catalog was lost (counter.Catalog.Epoch)
 //	<prefix>:{catalog}:dedupe     the dedupe parameters the store was set up with

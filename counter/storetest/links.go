@@ -3,6 +3,8 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -80,6 +82,70 @@ func testUpdateLink(t *testing.T, open Opener) {
 		ch, err := f.CatalogChanges(ctx, v0, 0)
 		if err != nil || ch.Version != v1 || len(ch.Links) != 1 || ch.Links[0] != got {
 			t.Fatalf("unexpected changes after an update; got %+v, %v; want the link as updated at version %d", ch, err, v1)
+		}
+	}
+}
+
+// testChangeFeedPositions reads the change feed after a bulk creation of
+// more links than one write of the Redis store's feed holds, from every
+// kind of position (at and inside a write's changes, at its ends) and in
+// steps of every kind of size: each read gives exactly the changes of the
+// versions after since, in order, and names the change at since and the
+// last one read.
+func testChangeFeedPositions(t *testing.T, open Opener) {
+	ctx := context.Background()
+	s := mustOpen(t, open, Params(t))
+	bulk, ok := s.(bulkLinker)
+	feed, ok2 := s.(changeFeed)
+	if !ok || !ok2 {
+		t.Skip("the store does not create links in bulk or has no change feed")
+	}
+	c := counter.Campaign{ID: "feed", Name: "Feed", StartsAt: time.Date(2026, 5, 11, 0, 0, 0, 0, time.UTC),
+		EndsAt: time.Date(2026, 6, 22, 0, 0, 0, 0, time.UTC), VisitBlockSize: 1000, DedupeWindow: counter.Duration(24 * time.Hour)}
+	if err := s.PutCampaign(ctx, c); err != nil {
+		t.Fatalf("cannot put campaign: %s", err)
+	}
+	v0, _ := s.Version(ctx)
+	// Versions v0+1 to v0+n: codes[1] to codes[n], the last one alone.
+	const n = 2502
+	codes := make([]string, n+1)
+	var links []counter.Link
+	for i := 1; i <= n; i++ {
+		codes[i] = fmt.Sprintf("FEED%05d", i)
+		links = append(links, counter.Link{Code: codes[i], Campaign: "feed", Creator: "alice",
+			Destinations: counter.Destinations{Default: "https://app.example.com/a"}, CreatedAt: c.StartsAt})
+	}
+	if err := bulk.CreateLinks(ctx, links[:n-1]); err != nil {
+		t.Fatalf("cannot create links: %s", err)
+	}
+	if err := s.CreateLink(ctx, links[n-1]); err != nil {
+		t.Fatalf("cannot create link: %s", err)
+	}
+	if v, _ := s.Version(ctx); v != v0+n {
+		t.Fatalf("unexpected version after %d links; got %d; want %d", n, v, v0+n)
+	}
+	for _, at := range []int{0, 1, 2, 999, 1000, 1001, 1999, 2000, 2001, n - 2, n - 1} {
+		for _, limit := range []int{0, 1, 7, 1000} {
+			ch, err := feed.CatalogChanges(ctx, v0+uint64(at), limit)
+			if err != nil {
+				t.Fatalf("cannot read changes after %d: %s", at, err)
+			}
+			to := n
+			if limit > 0 && at+limit < n {
+				to = at + limit
+			}
+			var got []string
+			for _, l := range ch.Links {
+				got = append(got, l.Code)
+			}
+			want := codes[at+1 : to+1]
+			if ch.Trimmed || ch.Version != v0+uint64(to) || ch.More != (to < n) || !slices.Equal(got, want) {
+				t.Fatalf("unexpected changes after %d, limit %d; got version %d (more %v, trimmed %v), %d links from %v; want version %d, %d links from %s",
+					at, limit, ch.Version-v0, ch.More, ch.Trimmed, len(got), got[:min(1, len(got))], to, len(want), want[0])
+			}
+			if ch.Last != "l"+codes[to] || (at > 0 && ch.At != "l"+codes[at]) {
+				t.Fatalf("unexpected changes named after %d, limit %d; got at %q, last %q; want at %q, last %q", at, limit, ch.At, ch.Last, "l"+codes[at], "l"+codes[to])
+			}
 		}
 	}
 }

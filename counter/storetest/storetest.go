@@ -37,6 +37,7 @@ func Run(t *testing.T, fresh func(t *testing.T) Opener) {
 		{"Claim", testClaim},
 		{"UpdateLink", testUpdateLink},
 		{"CatalogUnderWrites", testCatalogUnderWrites},
+		{"ChangeFeedPositions", testChangeFeedPositions},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.f(t, fresh(t)) })

@@ -280,6 +280,8 @@ func (s *Server) start() error {
 		"--appendonly", "yes",
 		"--appendfsync", "everysec",
 		"--daemonize", "no",
+		// The conformance suite gives each of its tests a database.
+		"--databases", "64",
 	}
 	if !s.opt.TLS {
 		args = append(args, "--port", strconv.Itoa(s.port))
