@@ -168,17 +168,6 @@ func (s *Store) CreateLink(ctx context.Context, l counter.Link) error {
 	return nil
 }
 
-// BulkChunk is how many links a bulk import gives CreateLinks at a time.
-// Each call is one transaction: two fdatasyncs on the disk that the visit
-// log syncs before every 302, and a page rewritten for about every link
-// (random codes land on random leaves). Into a store of 30,000-60,000
-// links, one thread pinned to a core (measured once): 64 links a call cost
-// 28 us of CPU and 43 us of wall time per link, at most 3.4 ms of CPU a
-// call; 256 links, 18-19 and 27-29 us, at most 6.7 ms; 1,024 links, 20
-// and 25 us, at most 28 ms, which the redirects sharing the core would
-// wait behind.
-func (s *Store) BulkChunk() int { return 256 }
-
 // CreateLinks stores links, all or none: when some of their codes are
 // taken it creates none and returns a *counter.CodesTakenError.
 func (s *Store) CreateLinks(ctx context.Context, links []counter.Link) error {

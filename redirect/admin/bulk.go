@@ -20,10 +20,10 @@ import (
 const (
 	// MaxBulkLinks is the most links one POST /v1/links:bulk creates.
 	MaxBulkLinks = 100_000
-	// bulkChunk is how many lines are decoded, and, unless the store says
-	// otherwise (chunkSizer), how many links one store call creates,
-	// before the import waits (pacer): Redis runs nothing else while it
-	// creates them, so it stays a few milliseconds (BenchmarkBulkImport).
+	// bulkChunk is how many links one store call creates, and how many
+	// lines are decoded, before the import waits (pacer): Redis runs
+	// nothing else while it creates them, so it stays a few milliseconds
+	// (BenchmarkBulkImport).
 	bulkChunk = 64
 	// maxLineErrors is how many lines' errors a refused import reports.
 	maxLineErrors = 100
@@ -33,19 +33,6 @@ const (
 // none (both stores are).
 type linkBatcher interface {
 	CreateLinks(ctx context.Context, links []counter.Link) error
-}
-
-// chunkSizer is a store that creates a bulk import's links better in
-// calls of another size than bulkChunk.
-type chunkSizer interface{ BulkChunk() int }
-
-// chunkOf is how many links a bulk import gives each CreateLinks call of
-// b.
-func chunkOf(b linkBatcher) int {
-	if c, ok := b.(chunkSizer); ok {
-		return c.BulkChunk()
-	}
-	return bulkChunk
 }
 
 // LineError is what was wrong with one line of a bulk import.
@@ -106,10 +93,11 @@ func (a *API) bulkLinks(ctx context.Context, rc *fasthttp.RequestCtx) (int, any,
 			a.refresh(ctx)
 		}
 	}()
-	pace, chunk := newPacer(), chunkOf(b)
+	pace := newPacer()
 	for created < len(links) {
-		end := min(created+chunk, len(links))
-		if err := createChunk(ctx, b, links[created:end], generated[created:end]); err != nil {
+		end := min(created+bulkChunk, len(links))
+		chunk := links[created:end]
+		if err := createChunk(ctx, b, chunk, generated[created:end]); err != nil {
 			var taken *counter.CodesTakenError
 			if !errors.As(err, &taken) {
 				return 0, nil, fmt.Errorf("cannot create links of lines %d to %d: %w", lines[created], lines[end-1], err)

@@ -100,17 +100,16 @@ func TestBulkLinks(t *testing.T) {
 			h.call(t, "GET", "/v1/links:bulk", "", 405)
 
 			// Taken in a later chunk: exactly the chunks before it created.
-			chunk := chunkOf(h.store.(linkBatcher))
-			taken := 5*chunk + 7
+			const taken = 5*bulkChunk + 7
 			code := func(i int) string { return fmt.Sprintf("late%06d", i) }
 			if err := h.store.CreateLink(ctx, counter.Link{Code: code(taken), Campaign: "spring", Creator: "alice",
 				Destinations: counter.Destinations{Default: "https://app.example.com/a"}}); err != nil {
 				t.Fatal(err)
 			}
-			out = h.call(t, "POST", "/v1/links:bulk", bulkBody(7*chunk, "late"), 409)
+			out = h.call(t, "POST", "/v1/links:bulk", bulkBody(7*bulkChunk, "late"), 409)
 			links = out["links"].([]any)
 			errs = out["errors"].([]any)
-			created := 5 * chunk
+			const created = 5 * bulkChunk
 			if out["created"] != float64(created) || len(links) != created || len(errs) != 1 || errs[0].(map[string]any)["line"] != float64(taken+1) {
 				t.Fatalf("unexpected answer to a code taken in a later chunk; got created %v, %d links, errors %v", out["created"], len(links), errs)
 			}
