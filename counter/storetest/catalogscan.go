@@ -18,6 +18,24 @@ type bulkLinker interface {
 	CreateLinks(ctx context.Context, links []counter.Link) error
 }
 
+// openBulk opens a store that creates links in bulk and has a change
+// feed, or skips the test, and puts campaign id in it.
+func openBulk(t *testing.T, open Opener, id string) (counter.Store, counter.Campaign) {
+	t.Helper()
+	s := mustOpen(t, open, Params(t))
+	_, ok := s.(bulkLinker)
+	_, ok2 := s.(changeFeed)
+	if !ok || !ok2 {
+		t.Skip("the store does not create links in bulk or has no change feed")
+	}
+	c := counter.Campaign{ID: id, Name: id, StartsAt: time.Date(2026, 5, 11, 0, 0, 0, 0, time.UTC),
+		EndsAt: time.Date(2026, 6, 22, 0, 0, 0, 0, time.UTC), VisitBlockSize: 1000, DedupeWindow: counter.Duration(24 * time.Hour)}
+	if err := s.PutCampaign(context.Background(), c); err != nil {
+		t.Fatalf("cannot put campaign: %s", err)
+	}
+	return s, c
+}
+
 // testCatalogUnderWrites reads a catalog of more links than one read of
 // the Redis store's takes, while links are created: each catalog is the
 // one at its version, as the change feed tells it (the catalog at the
@@ -25,17 +43,8 @@ type bulkLinker interface {
 // last), and holds every link created before the read began.
 func testCatalogUnderWrites(t *testing.T, open Opener) {
 	ctx := context.Background()
-	s := mustOpen(t, open, Params(t))
-	bulk, ok := s.(bulkLinker)
-	feed, ok2 := s.(changeFeed)
-	if !ok || !ok2 {
-		t.Skip("the store does not create links in bulk or has no change feed")
-	}
-	c := counter.Campaign{ID: "big", Name: "Big", StartsAt: time.Date(2026, 5, 11, 0, 0, 0, 0, time.UTC),
-		EndsAt: time.Date(2026, 6, 22, 0, 0, 0, 0, time.UTC), VisitBlockSize: 1000, DedupeWindow: counter.Duration(24 * time.Hour)}
-	if err := s.PutCampaign(ctx, c); err != nil {
-		t.Fatalf("cannot put campaign: %s", err)
-	}
+	s, c := openBulk(t, open, "big")
+	bulk, feed := s.(bulkLinker), s.(changeFeed)
 	link := func(i int) counter.Link {
 		return counter.Link{Code: fmt.Sprintf("BIG%07d", i), Campaign: "big", Creator: "alice",
 			Destinations: counter.Destinations{Default: "https://app.example.com/a"}, CreatedAt: c.StartsAt}

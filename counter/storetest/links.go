@@ -94,17 +94,8 @@ func testUpdateLink(t *testing.T, open Opener) {
 // last one read.
 func testChangeFeedPositions(t *testing.T, open Opener) {
 	ctx := context.Background()
-	s := mustOpen(t, open, Params(t))
-	bulk, ok := s.(bulkLinker)
-	feed, ok2 := s.(changeFeed)
-	if !ok || !ok2 {
-		t.Skip("the store does not create links in bulk or has no change feed")
-	}
-	c := counter.Campaign{ID: "feed", Name: "Feed", StartsAt: time.Date(2026, 5, 11, 0, 0, 0, 0, time.UTC),
-		EndsAt: time.Date(2026, 6, 22, 0, 0, 0, 0, time.UTC), VisitBlockSize: 1000, DedupeWindow: counter.Duration(24 * time.Hour)}
-	if err := s.PutCampaign(ctx, c); err != nil {
-		t.Fatalf("cannot put campaign: %s", err)
-	}
+	s, c := openBulk(t, open, "feed")
+	bulk, feed := s.(bulkLinker), s.(changeFeed)
 	v0, _ := s.Version(ctx)
 	// Versions v0+1 to v0+n: codes[1] to codes[n], the last one alone.
 	const n = 2502
