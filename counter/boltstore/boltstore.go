@@ -39,6 +39,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -60,13 +61,13 @@ var (
 	bucketMeta         = []byte("meta")
 	bucketCampaigns    = []byte("campaigns")
 	bucketCreators     = []byte("creators")
-	bucketLinks        = []byte("links")
+	bucketLinks        = []byte("links") // by code: earlier versions' (see linkindex.go)
 	bucketCounters     = []byte("counters")
 	bucketLinkCounters = []byte("link_counters") // a link's share of counters
 	bucketSignups      = []byte("signups")       // campaign \x00 user → creator
 	bucketClicks       = []byte("clicks")        // campaign \x00 click key → user
 
-	allBuckets = [][]byte{bucketMeta, bucketCampaigns, bucketCreators, bucketLinks,
+	allBuckets = [][]byte{bucketMeta, bucketCampaigns, bucketCreators, bucketLinkSeq,
 		bucketCounters, bucketLinkCounters, bucketSignups, bucketClicks}
 
 	keyParams  = []byte("params")
@@ -76,9 +77,11 @@ var (
 // Store is the embedded counter.Store. Safe for concurrent use; write
 // transactions (Commit, AddCounts, catalog changes) run one at a time.
 type Store struct {
-	db   *bolt.DB
-	dir  string
-	core *core // the visit log and its judge
+	db      *bolt.DB
+	dir     string
+	core    *core      // the visit log and its judge
+	links   *linkIndex // code → key in bucketLinkSeq
+	linksMu sync.Mutex // held by the one transaction that creates links
 }
 
 var _ counter.Store = (*Store)(nil)
@@ -135,6 +138,10 @@ func Open(dir string, p counter.DedupeParams) (*Store, error) {
 		// lose every visit committed to a new data directory.
 		err = disk.SyncDir(dir)
 	}
+	var links *linkIndex
+	if err == nil {
+		links, err = openLinks(db)
+	}
 	var c *core
 	if err == nil {
 		c, err = openCore(dir, p, slog.Default())
@@ -143,7 +150,7 @@ func Open(dir string, p counter.DedupeParams) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("cannot open store in %q: %w", dir, err)
 	}
-	return &Store{db: db, dir: dir, core: c}, nil
+	return &Store{db: db, dir: dir, core: c, links: links}, nil
 }
 
 // Close takes the judge's last checkpoint and closes the log and the

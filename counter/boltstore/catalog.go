@@ -156,12 +156,10 @@ func (s *Store) CreateLink(ctx context.Context, l counter.Link) error {
 	if l.Code == "" {
 		return fmt.Errorf("link code must not be empty")
 	}
-	err := s.update(ctx, func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketLinks).Get([]byte(l.Code)) != nil {
-			return counter.ErrExists
-		}
-		return putJSON(tx, changeLink, bucketLinks, []byte(l.Code), &l)
-	})
+	err := s.createLinks(ctx, []counter.Link{l})
+	if _, ok := errors.AsType[*counter.CodesTakenError](err); ok {
+		err = counter.ErrExists
+	}
 	if err != nil {
 		return fmt.Errorf("cannot create link %q: %w", l.Code, err)
 	}
@@ -181,28 +179,39 @@ func (s *Store) CreateLinks(ctx context.Context, links []counter.Link) error {
 		}
 		seen[l.Code] = true
 	}
-	err := s.update(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketLinks)
-		var taken []string
-		for _, l := range links {
-			if b.Get([]byte(l.Code)) != nil {
-				taken = append(taken, l.Code)
-			}
-		}
-		if taken != nil {
-			return &counter.CodesTakenError{Codes: taken}
-		}
-		for i := range links {
-			if err := putJSON(tx, changeLink, bucketLinks, []byte(links[i].Code), &links[i]); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := s.createLinks(ctx, links); err != nil {
 		return fmt.Errorf("cannot create %d links: %w", len(links), err)
 	}
 	return nil
+}
+
+// createLinks stores links in one transaction, or none of them with a
+// *counter.CodesTakenError.
+func (s *Store) createLinks(ctx context.Context, links []counter.Link) error {
+	enc := make([]byteLink, len(links))
+	for i := range links {
+		b, err := json.Marshal(&links[i])
+		if err != nil {
+			return err
+		}
+		enc[i] = byteLink{links[i].Code, b}
+	}
+	s.linksMu.Lock()
+	defer s.linksMu.Unlock()
+	var created []string
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		var taken []string
+		var err error
+		created, taken, err = s.putLinks(tx, enc)
+		if taken != nil {
+			return &counter.CodesTakenError{Codes: taken}
+		}
+		return err
+	})
+	if err != nil {
+		s.links.drop(created)
+	}
+	return err
 }
 
 // UpdateLink changes the link of code with update, in one transaction,
@@ -212,7 +221,7 @@ func (s *Store) CreateLinks(ctx context.Context, links []counter.Link) error {
 func (s *Store) UpdateLink(ctx context.Context, code string, update func(*counter.Link) error) (counter.Link, error) {
 	var l counter.Link
 	err := s.update(ctx, func(tx *bolt.Tx) error {
-		if err := getJSON(tx, bucketLinks, []byte(code), &l); err != nil {
+		if err := s.getLink(tx, code, &l); err != nil {
 			return err
 		}
 		old := l
@@ -222,7 +231,12 @@ func (s *Store) UpdateLink(ctx context.Context, code string, update func(*counte
 		if l.Code != old.Code || l.Campaign != old.Campaign || l.Creator != old.Creator {
 			return errors.New("a link's code, campaign and creator cannot change")
 		}
-		return putJSON(tx, changeLink, bucketLinks, []byte(code), &l)
+		b, err := json.Marshal(&l)
+		if err != nil {
+			return err
+		}
+		seq, _ := s.links.get(code)
+		return putLink(tx, seq, code, b)
 	})
 	if err != nil {
 		return counter.Link{}, fmt.Errorf("cannot update link %q: %w", code, err)
@@ -234,7 +248,7 @@ func (s *Store) UpdateLink(ctx context.Context, code string, update func(*counte
 func (s *Store) Link(ctx context.Context, code string) (counter.Link, error) {
 	var l counter.Link
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		return getJSON(tx, bucketLinks, []byte(code), &l)
+		return s.getLink(tx, code, &l)
 	})
 	if err != nil {
 		return counter.Link{}, fmt.Errorf("cannot read link %q: %w", code, err)
@@ -273,12 +287,13 @@ func (s *Store) Catalog(ctx context.Context) (*counter.Catalog, error) {
 		if cat.Creators, err = readAll[counter.Creator](tx, bucketCreators); err != nil {
 			return err
 		}
-		cat.Links, err = readAll[counter.Link](tx, bucketLinks)
+		cat.Links, err = readAll[counter.Link](tx, bucketLinkSeq)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cannot read catalog: %w", err)
 	}
+	cat.Links = counter.SortByKey(cat.Links, func(l *counter.Link) string { return l.Code })
 	return cat, nil
 }
 
@@ -338,7 +353,7 @@ func (s *Store) CatalogChanges(ctx context.Context, since uint64, limit int) (*c
 				continue
 			}
 			seen[string(rec)] = true
-			if err := addChange(tx, ch, rec); err != nil {
+			if err := s.addChange(tx, ch, rec); err != nil {
 				return err
 			}
 		}
@@ -353,7 +368,7 @@ func (s *Store) CatalogChanges(ctx context.Context, since uint64, limit int) (*c
 
 // addChange adds to ch the entry that the change record rec names, as it
 // is now.
-func addChange(tx *bolt.Tx, ch *counter.CatalogChanges, rec []byte) error {
+func (s *Store) addChange(tx *bolt.Tx, ch *counter.CatalogChanges, rec []byte) error {
 	key := rec[1:]
 	var err error
 	switch rec[0] {
@@ -369,7 +384,7 @@ func addChange(tx *bolt.Tx, ch *counter.CatalogChanges, rec []byte) error {
 		}
 	case changeLink:
 		var l counter.Link
-		if err = getJSON(tx, bucketLinks, key, &l); err == nil {
+		if err = s.getLink(tx, string(key), &l); err == nil {
 			ch.Links = append(ch.Links, l)
 		}
 	default:
