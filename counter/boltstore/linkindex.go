@@ -7,8 +7,9 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/clickgate/clickgate/counter"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/clickgate/clickgate/counter"
 )
 
 // Links are kept in the order they were created, not by code: bucket
@@ -159,7 +160,7 @@ func openLinks(db *bolt.DB) (*linkIndex, error) {
 			return nil, fmt.Errorf("cannot move the links of an earlier version: %w", err)
 		}
 	}
-	x := &linkIndex{seq: map[string]uint64{}}
+	x := &linkIndex{}
 	err := db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketLinkSeq)
 		x.seq = make(map[string]uint64, b.Sequence()) // no link is deleted
