@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 	"time"
 
 	"github.com/clickgate/clickgate/counter"
@@ -102,4 +103,15 @@ func (mem *memResult) write(w io.Writer) {
 		mem.visitors, mem.expected, mem.fp, 1, mem.bitmaps, mem.bitmaps/float64(mem.visitors),
 		mem.dataset, mem.dataset/float64(mem.visitors), mem.bytes, mem.bytes/float64(mem.visitors),
 		mem.falsePositives, 100*float64(mem.falsePositives)/float64(mem.visitors))
+	// A Bloom filter with k = round(log2(1/fp)) hash functions, as the
+	// judge's filters, takes -k/ln(1 - fp^(1/k)) bits a key.
+	k := math.Round(-math.Log2(mem.fp))
+	bloom := -k / math.Log1p(-math.Pow(mem.fp, 1/k))
+	fmt.Fprintf(w, "Two keys per visitor put a floor under this: any filter of n keys at false-positive rate ε takes at least n·log2(1/ε) bits "+
+		"(Carter, Floyd, Gill, Markowsky and Wegman, \"Exact and approximate membership testers\", 1978), %.2f bytes per visitor at ε = %g, "+
+		"and a Bloom filter with %.0f hash functions %.2f: no filter holds both keys of a visitor in 2 bytes at that rate. "+
+		"Only one key per visitor would: a visitor cookie derived from the network key instead of drawn at random, so that a new visitor's two keys are one. "+
+		"clickgate does not do that: people who share an address and a User-Agent (a carrier's NAT, one phone's browser) would then share a cookie, "+
+		"and be one visitor for every creator, not only on a first visit without a cookie, as now.\n\n",
+		2*-math.Log2(mem.fp)/8, mem.fp, k, 2*bloom/8)
 }
