@@ -23,11 +23,16 @@ type phase struct {
 	redisCmds         float64 // commands Redis processed
 	roundTrips        float64 // Redis round trips of the edge; -1: unknown
 	settle            time.Duration
+	wall              time.Duration // from the start of each round until the design counted it: the span of cpuEdge and cpuRedis
 }
 
 func newPhase() phase { return phase{mallocs: -1, roundTrips: -1} }
 
 func (p *phase) perReq(v float64) float64 { return v / float64(p.res.Requests) }
+
+// cores is the CPU the design's processes took over its rounds, in cores:
+// with them pinned to one core, how busy it was.
+func (p *phase) cores() float64 { return (p.cpuEdge + p.cpuRedis) / p.wall.Seconds() }
 
 // medianP99 returns the median of the rounds' p99 latencies.
 func (p *phase) medianP99() time.Duration {
@@ -135,6 +140,7 @@ func (l *loadtester) rewritten(r *row) {
 // design has settled. probe, when not nil, measures the lag meanwhile.
 func (l *loadtester) round(r *row, p *phase, m bench.Model, o bench.LoadOptions, probe *bench.LagProbe) (*bench.Result, error) {
 	cpu0, rcpu0, cmds0 := r.cpuEdge(), r.cpuRedis(), r.redisInfo(l.ctx, "total_commands_processed")
+	start := time.Now()
 	m0 := r.scrape()
 	o.Target, o.Targets, o.Connections = r.targets[0], r.targets[1:], l.conns
 	pctx, stop := context.WithCancel(l.ctx)
@@ -159,6 +165,7 @@ func (l *loadtester) round(r *row, p *phase, m bench.Model, o bench.LoadOptions,
 	p.rounds = append(p.rounds, res)
 	p.cpuEdge += r.cpuEdge() - cpu0
 	p.cpuRedis += r.cpuRedis() - rcpu0
+	p.wall += time.Since(start)
 	p.redisCmds += r.redisInfo(l.ctx, "total_commands_processed") - cmds0
 	if err := l.settle(r); err != nil {
 		return nil, err
