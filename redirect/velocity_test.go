@@ -235,3 +235,48 @@ func TestVelocityFalseFlags(t *testing.T) {
 	f(DefaultVelocityCounters, 2*m, 1000, 1e-5)
 	f(DefaultVelocityCounters, 3*m, 0, 1e-4)
 }
+
+// TestVelocityHouseholds holds the sketch to its bound on clicks (see
+// Velocity): addresses of households, 4 people clicking 1 to 7 times each
+// (P(r) ∝ 1/r², the load model's repeats) in a burst, each between two or
+// three single-click networks, 15 clicks per cell over a Window: none is
+// flagged.
+func TestVelocityHouseholds(t *testing.T) {
+	const counters = 4096
+	for seed := range uint64(4) {
+		v := NewVelocity(VelocityOptions{Counters: counters})
+		v.seed = 0x9e3779b97f4a7c15 + seed
+		r := rand.New(rand.NewPCG(seed, 11))
+		repeats := func() int {
+			// P(r) ∝ 1/r², r = 1..7, by rejection.
+			for {
+				if k := 1 + r.IntN(7); r.Float64() < 1/float64(k*k) {
+					return k
+				}
+			}
+		}
+		var clicks []uint64
+		for h := 0; len(clicks) < 15*counters; h++ {
+			key, n := r.Uint64(), 0
+			for range 4 {
+				n += repeats()
+			}
+			for range n {
+				clicks = append(clicks, key)
+			}
+			for range 2 + h%2 {
+				clicks = append(clicks, r.Uint64())
+			}
+		}
+		flagged := map[uint64]bool{}
+		for i, k := range clicks {
+			now := velocityT0.Add(time.Duration(int64(DefaultVelocityWindow) * int64(i) / int64(len(clicks))))
+			if !v.Hit(k, now) {
+				flagged[k] = true
+			}
+		}
+		if len(flagged) > 0 {
+			t.Fatalf("unexpected flags of networks within Max at %d clicks in %d counters (seed %d); got %d networks flagged", len(clicks), counters, seed, len(flagged))
+		}
+	}
+}

@@ -44,6 +44,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	trusted := fs.String("trusted-proxies", "", "comma-separated CIDRs or addresses of proxies whose X-Forwarded-For is believed (default: none, the socket peer is the client)")
 	velocityMax := fs.Int("velocity-max", redirect.DefaultVelocityMax, "clicks allowed per client network (IPv4 address, IPv6 /64) per --velocity-window; more are not paid")
 	velocityWindow := fs.Duration("velocity-window", redirect.DefaultVelocityWindow, "window of --velocity-max")
+	velocityCounters := fs.Int("velocity-counters", 1<<18, "cells in each of the 4 rows of --velocity-max's sketch, 16 bytes each, rounded up to a power of two (4096 to 4194304); keep it above the node's person clicks per --velocity-window / 15, or networks within the limit are flagged")
 	edge := addEdgeFlags(fs)
 	dash := addDashboardFlags(fs)
 	wf := addWebhookFlags(fs)
@@ -62,6 +63,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if *velocityMax < 1 || *velocityMax > 65534 || *velocityWindow < time.Second {
 		return usageError("--velocity-max must be 1 to 65534 and --velocity-window at least 1s")
+	}
+	if *velocityCounters < 4096 || *velocityCounters > 1<<22 {
+		return usageError("--velocity-counters must be 4096 to 4194304")
 	}
 	if *commitInterval < 0 || *commitInterval >= *commitTimeout {
 		return usageError("--redis-commit-interval must be at least 0 and less than --commit-timeout")
@@ -208,7 +212,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	pubLn = edge.listener(redirect.KeepAccepting(pubLn, log), proxies)
 	admLn = redirect.KeepAccepting(admLn, log)
 	h := redirect.New(redirect.Options{Table: table, Recorder: rec, Secret: secret, PublicURL: *publicURL, TrustedProxies: proxies,
-		Velocity: redirect.NewVelocity(redirect.VelocityOptions{Max: *velocityMax, Window: *velocityWindow}),
+		Velocity: redirect.NewVelocity(redirect.VelocityOptions{Max: *velocityMax, Window: *velocityWindow, Counters: *velocityCounters}),
 		Hosts:    hosts, Probes: edge.probes()})
 	api, err := admin.New(admin.Options{Store: store, Table: table, Recorder: rec, Token: token, AppKey: app,
 		Clicks: h.Signer(), Flusher: flusher, PublicURL: *publicURL, OwnHosts: hosts.Names(), Logger: log, CreatorPages: dash.pages(),

@@ -54,6 +54,17 @@ func TestCommitIntervalRefused(t *testing.T) {
 	}
 }
 
+// TestVelocityCountersRefused: a --velocity-counters outside 4096 to
+// 1<<22 stops the start with a message naming the flag.
+func TestVelocityCountersRefused(t *testing.T) {
+	for _, v := range []string{"0", "4095", "4194305", "-1"} {
+		out := serveFails(t, "--data", t.TempDir(), "--velocity-counters", v)
+		if !strings.Contains(out, "--velocity-counters must be 4096 to 4194304") {
+			t.Fatalf("unexpected refusal of --velocity-counters %s:\n%s", v, out)
+		}
+	}
+}
+
 // TestKeysRefused: an admin token or app key that is too short, or one key
 // for both, stops the start with a message naming the flag.
 func TestKeysRefused(t *testing.T) {
