@@ -83,13 +83,17 @@ func (s *Store) catalog(ctx context.Context) (*counter.Catalog, error) {
 // or changed, the last.
 func merge[T any](scanned, changed []T, key func(*T) string) []T {
 	all := counter.SortByKey(append(scanned, changed...), key) // a change after the entry it replaces
-	out := all[:0]
+	n := 0
 	for i := range all {
-		if i+1 == len(all) || key(&all[i+1]) != key(&all[i]) {
-			out = append(out, all[i])
+		if i+1 < len(all) && key(&all[i+1]) == key(&all[i]) {
+			continue
 		}
+		if n != i {
+			all[n] = all[i]
+		}
+		n++
 	}
-	return out
+	return all[:n]
 }
 
 // catalogScanCount is the entries one HSCAN of a catalog hash asks for.
