@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/clickgate/clickgate/counter"
 )
@@ -118,4 +119,30 @@ func TestBulkLinks(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBulkLinksDeadline: a bulk import's store calls have bulkTimeout, not
+// requestTimeout: paced to a tenth of the node's time, an import on a busy
+// node takes longer than an ordinary request may.
+func TestBulkLinksDeadline(t *testing.T) {
+	s := &deadlineStore{Store: openBenchStore(t, "embedded")}
+	h := newHarnessOf(t, s)
+	h.seed(t)
+	h.call(t, "POST", "/v1/links:bulk", bulkBody(3, "deadline"), 201)
+	if s.left < bulkTimeout-time.Second {
+		t.Fatalf("unexpected deadline of a bulk import's store call; got %v left; want about %v", s.left, bulkTimeout)
+	}
+}
+
+// deadlineStore records the time left to the deadline of its last
+// CreateLinks.
+type deadlineStore struct {
+	counter.Store
+	left time.Duration
+}
+
+func (s *deadlineStore) CreateLinks(ctx context.Context, links []counter.Link) error {
+	d, _ := ctx.Deadline()
+	s.left = time.Until(d)
+	return s.Store.(linkBatcher).CreateLinks(ctx, links)
 }
