@@ -256,7 +256,8 @@ type pacer struct{ start time.Time }
 // bulkTimeout bounds a bulk import instead of requestTimeout: paced, it
 // takes ten times its work, and a node busy enough to need the pacing
 // must not see the import fail for it. (10,000 links from the CLI, under
-// the race detector beside the rest of the suite, once took over 10 s.)
+// the race detector beside the rest of the suite, once got the 503 of a
+// request past its 10 s.)
 const bulkTimeout = time.Minute
 
 // pacerIdle is how long a pacer waits after a step, in steps.
