@@ -200,7 +200,7 @@ func (a *Audit) honest(row *AuditRow) {
 		}
 	}
 	if got.Velocity > 0 {
-		problem("%d clicks flagged velocity: the model sends more clicks per address than --velocity-max allows", got.Velocity)
+		problem("%d clicks flagged velocity: the model sends more clicks per address than the edge's guard (4 × --velocity-max) allows, or more people than --velocity-max", got.Velocity)
 	}
 	if got.Budget > 0 {
 		problem("%d visits over a daily budget: the model puts more people in one /24 than clickgate's --budget-block allows (clickbench --addresses-per-block)", got.Budget)

@@ -52,7 +52,7 @@ type Model struct {
 	// MaxRepeats bounds the clicks of one visitor; the count follows a
 	// Zipf law with exponent RepeatSkew (most people click once). An
 	// address makes at most VisitorsPerAddress×MaxRepeats person clicks:
-	// keep it within clickgate's --velocity-max.
+	// keep it within clickgate's edge velocity guard, 4 × --velocity-max.
 	MaxRepeats int
 	RepeatSkew float64
 	// LinkSkew is the Zipf exponent of link popularity (a few creators go

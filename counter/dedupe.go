@@ -99,6 +99,15 @@ type DedupeParams struct {
 	// records them, and a judge adopts others at a checkpoint.
 	BudgetNetwork int
 	BudgetBlock   int
+	// VelocityMax and VelocityWindow are the judge's velocity rule
+	// (--velocity-max, --velocity-window; judge.Params): person visits per
+	// network per window, counted by the judge over every visit of its
+	// partition, so it holds across nodes and restarts. VelocityMax 0:
+	// none. VelocityWindow 0: the rule of the embedded judge's checkpoint
+	// (none for a new store), for commands that judge nothing. Not part of
+	// String, like the budgets.
+	VelocityMax    int
+	VelocityWindow time.Duration
 }
 
 // Default daily budgets of qualified visits in one campaign: per network

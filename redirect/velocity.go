@@ -33,6 +33,15 @@ const (
 	DefaultVelocityWindow = 10 * time.Minute
 	// DefaultVelocityCounters is the default VelocityOptions.Counters.
 	DefaultVelocityCounters = 1 << 16
+	// VelocityGuard is how far past the judge's velocity rule the edge's
+	// sketch flags: clickgate serve gives it VelocityGuard × --velocity-max.
+	// The judge counts each network's visits exactly, over every node,
+	// and decides the rule; the sketch never counts short but counts a
+	// network over when its cells are shared with busy ones (see
+	// Velocity), so at the rule itself it would flag honest networks just
+	// under it. Four times the rule no honest network comes near, and a
+	// farm past it is stopped at the edge, before the log.
+	VelocityGuard = 4
 
 	velocityRows   = 4
 	velocityLanes  = 8 // granules kept: the Window is velocityLanes-1 of them
@@ -111,7 +120,8 @@ const (
 // clicks a cell. A network within 2 clicks of Max is at risk at any load:
 // in a variant of the test with every 100th address at 28 clicks under a
 // Max of 30, one such address was flagged in 1 of 8 runs at 5 clicks a
-// cell, and in 3 of 6 at 10.
+// cell, and in 3 of 6 at 10. Hence the limit people are held to is the
+// judge's exact count, and a Velocity guards at VelocityGuard times it.
 type Velocity struct {
 	max    uint32
 	gran   int64  // nanoseconds per granule: Window/7

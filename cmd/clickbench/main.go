@@ -136,7 +136,7 @@ func addModelFlags(fs *flag.FlagSet) *modelFlags {
 	// At most 256 people per /24, within clickgate's default --budget-block.
 	m.AddressesPerBlock = 64
 	fs.IntVar(&m.AddressesPerBlock, "addresses-per-block", m.AddressesPerBlock, "addresses of each /24 the people come from (1 to 254); keep visitors-per-address × this within clickgate's --budget-block")
-	fs.IntVar(&m.MaxRepeats, "max-repeats", m.MaxRepeats, "most clicks of one person; keep visitors-per-address × max-repeats within clickgate's --velocity-max")
+	fs.IntVar(&m.MaxRepeats, "max-repeats", m.MaxRepeats, "most clicks of one person; keep visitors-per-address × max-repeats within 4 × clickgate's --velocity-max, its edge's guard")
 	fs.Float64Var(&m.RepeatSkew, "repeat-skew", m.RepeatSkew, "Zipf exponent of clicks per person (higher: more people click once)")
 	fs.Float64Var(&m.LinkSkew, "link-skew", m.LinkSkew, "Zipf exponent of link popularity")
 	fs.Float64Var(&m.CrawlerShare, "crawlers", m.CrawlerShare, "share of requests from crawlers and HTTP tools")

@@ -67,8 +67,9 @@ func TestAuditOnRealServer(t *testing.T) {
 			}
 		})
 	}
-	// Four people per address click up to 28 times in all: a velocity
-	// limit of 3 leaves some of them unpaid, and the audit says so.
+	// Four people per address: a velocity limit of 3 leaves some of them
+	// unpaid (and the edge's guard, at 12, some of their clicks), and the
+	// audit says so.
 	a := auditRun(t, startServe(t, t.TempDir(), "--velocity-max", "3", "--budget-block", "0"), 2000)
 	if a.OK() || !strings.Contains(strings.Join(a.Problems, "\n"), "velocity") {
 		t.Fatalf("audit passed against a server that flags people as velocity: %v", a.Problems)

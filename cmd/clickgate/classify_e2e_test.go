@@ -125,11 +125,19 @@ func TestRedisMixedStream(t *testing.T) {
 		expect(c, "GET", code, 302, "User-Agent", e2eChrome, "Sec-Purpose", "prefetch")
 		expect(c, "HEAD", code, 302, "User-Agent", e2eChrome)
 	}
-	// A click farm: one address, 12 clicks; the first 5 are within the
-	// limit (1 qualified, 4 duplicates), the other 7 are velocity.
+	// A click farm that repeats itself: one address, 25 clicks. The first
+	// is qualified and its repeats are duplicates, which the judge never
+	// sees, until the edge's guard, 4 times --velocity-max (20 clicks),
+	// flags the last 5 as velocity.
 	farm := newClicker("127.0.14.1")
-	for range 12 {
+	for range 25 {
 		expect(farm, "GET", code, 302, "User-Agent", e2eChrome)
+	}
+	// A farm that rotates User-Agents, each a new visitor: the judge
+	// qualifies 5 (--velocity-max) and flags the other 3.
+	rotator := newClicker("127.0.14.2")
+	for i := range 8 {
+		expect(rotator, "GET", code, 302, "User-Agent", strings.Replace(e2eChrome, "124.0", fmt.Sprint(100+i, ".0"), 1))
 	}
 	// A suspended creator and a campaign that has not started.
 	for i := range 3 {
@@ -156,7 +164,57 @@ func TestRedisMixedStream(t *testing.T) {
 			}
 		}
 	}
-	want("/v1/creators/alice/stats?campaign=spring", map[string]int{"qualified": 41, "duplicates": 84, "bots": 10, "previews": 6, "prefetches": 10, "velocity": 7})
+	want("/v1/creators/alice/stats?campaign=spring", map[string]int{"qualified": 46, "duplicates": 99, "bots": 10, "previews": 6, "prefetches": 10, "velocity": 8})
 	want("/v1/creators/sam/stats?campaign=spring", map[string]int{"inactive": 3})
 	want("/v1/creators/alice/stats?campaign=summer", map[string]int{"out_of_window": 2})
+}
+
+// TestEmbeddedVelocity: on the embedded store the judge decides
+// --velocity-max from the visits it judges, and keeps its counts across a
+// restart; repeat clicks of known visitors never reach it, so a household
+// whose people click again and again is not flagged until the edge's
+// guard, 4 times the limit.
+func TestEmbeddedVelocity(t *testing.T) {
+	data := t.TempDir()
+	p := startServe(t, data, "--velocity-max", "5")
+	code := p.setup(t)
+	click := func(c *clicker, ua string) {
+		t.Helper()
+		resp, err := c.request(p, "GET", code, "User-Agent", ua)
+		if err != nil || resp.StatusCode != 302 {
+			t.Fatalf("click from %s: %v, %v", c.ip, resp, err)
+		}
+	}
+	want := func(what string, qualified, duplicates, velocity int) {
+		t.Helper()
+		st := p.stats(t)
+		if statInt(t, st, "qualified") != qualified || statInt(t, st, "duplicates") != duplicates || statInt(t, st, "velocity") != velocity {
+			t.Fatalf("unexpected counts %s; got %v; want %d qualified, %d duplicates, %d velocity", what, st, qualified, duplicates, velocity)
+		}
+	}
+	ua := func(i int) string { return strings.Replace(e2eChrome, "124.0", fmt.Sprint(100+i, ".0"), 1) }
+
+	// A farm rotating User-Agents, 4 before a restart and 4 after.
+	farm := newClicker("127.0.17.1")
+	for i := range 4 {
+		click(farm, ua(i))
+	}
+	p.stop(t)
+	p = startServe(t, data, "--velocity-max", "5")
+	for i := 4; i < 8; i++ {
+		click(farm, ua(i))
+	}
+	want("of a farm across a restart", 5, 0, 3)
+
+	// A household of 5 people, 4 clicks each: 20 clicks, the guard's
+	// limit; the 21st is flagged by the guard.
+	home := newClicker("127.0.17.2")
+	for range 4 {
+		for i := range 5 {
+			click(home, ua(i))
+		}
+	}
+	want("of a household at the guard", 10, 15, 3)
+	click(home, ua(0))
+	want("of a household past the guard", 10, 15, 4)
 }

@@ -340,9 +340,10 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	screenshot(t, op, artifacts, "link")
 
-	// Fraud: one network clicks bob's link more often than --velocity-max
-	// allows; the campaign's fraud panel shows the refusals of the day.
-	for range 6 {
+	// Fraud: one network clicks bob's link more often than the edge's
+	// velocity guard (4 × --velocity-max, 12) allows; the campaign's fraud
+	// panel shows the refusals of the day.
+	for range 14 {
 		personClick(t, p, "127.0.9.9", bobLink)
 	}
 	deadline := time.Now().Add(10 * time.Second)

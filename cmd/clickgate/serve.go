@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -42,9 +43,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	spf := addSpoolFlags(fs)
 	pollInterval := fs.Duration("poll-interval", 250*time.Millisecond, "how often the link table checks the store for changes made by other nodes")
 	trusted := fs.String("trusted-proxies", "", "comma-separated CIDRs or addresses of proxies whose X-Forwarded-For is believed (default: none, the socket peer is the client)")
-	velocityMax := fs.Int("velocity-max", redirect.DefaultVelocityMax, "clicks allowed per client network (IPv4 address, IPv6 /64) per --velocity-window; more are not paid")
+	velocityMax := fs.Int("velocity-max", redirect.DefaultVelocityMax, "person visits allowed per client network (IPv4 address, IPv6 /64) per --velocity-window, counted by the judge; more are not paid")
 	velocityWindow := fs.Duration("velocity-window", redirect.DefaultVelocityWindow, "window of --velocity-max")
-	velocityCounters := fs.Int("velocity-counters", 1<<18, "cells in each of the 4 rows of --velocity-max's sketch, 16 bytes each, rounded up to a power of two (4096 to 4194304); keep it above the node's person clicks per --velocity-window / 15, or networks within the limit are flagged")
+	velocityCounters := fs.Int("velocity-counters", 1<<18, "cells in each of the 4 rows of the edge's sketch, which flags a network at 4 times --velocity-max, 16 bytes each, rounded up to a power of two (4096 to 4194304); keep it above the node's person clicks per --velocity-window / 15")
 	edge := addEdgeFlags(fs)
 	dash := addDashboardFlags(fs)
 	wf := addWebhookFlags(fs)
@@ -212,7 +213,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	pubLn = edge.listener(redirect.KeepAccepting(pubLn, log), proxies)
 	admLn = redirect.KeepAccepting(admLn, log)
 	h := redirect.New(redirect.Options{Table: table, Recorder: rec, Secret: secret, PublicURL: *publicURL, TrustedProxies: proxies,
-		Velocity: redirect.NewVelocity(redirect.VelocityOptions{Max: *velocityMax, Window: *velocityWindow, Counters: *velocityCounters}),
+		Velocity: redirect.NewVelocity(redirect.VelocityOptions{Max: min(redirect.VelocityGuard**velocityMax, math.MaxUint16-1), Window: *velocityWindow, Counters: *velocityCounters}),
 		Hosts:    hosts, Probes: edge.probes()})
 	api, err := admin.New(admin.Options{Store: store, Table: table, Recorder: rec, Token: token, AppKey: app,
 		Clicks: h.Signer(), Flusher: flusher, PublicURL: *publicURL, OwnHosts: hosts.Names(), Logger: log, CreatorPages: dash.pages(),

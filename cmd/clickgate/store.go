@@ -30,8 +30,9 @@ type storeFlags struct {
 	replicaAcks         *int
 	replicaTimeout      *time.Duration
 
-	// Set by serve: the Redis store then runs judges with this velocity
-	// rule (the embedded store's one edge applies it to every click).
+	// Set by serve: the store then judges with this velocity rule. Other
+	// commands judge nothing: the Redis store runs no judges, and the
+	// embedded store's keeps its checkpoint's rule.
 	judge          bool
 	velocityMax    int
 	velocityWindow time.Duration
@@ -73,6 +74,9 @@ func (f *storeFlags) open(ctx context.Context, log *slog.Logger) (counter.Store,
 	if err := f.budget.set(&params); err != nil {
 		return nil, params, nil, err
 	}
+	if f.judge {
+		params.VelocityMax, params.VelocityWindow = f.velocityMax, f.velocityWindow
+	}
 	// Trimmed: a secret read from a file with a newline must key the same.
 	secret := []byte(strings.TrimSpace(*f.secret))
 	switch {
@@ -102,7 +106,7 @@ func (f *storeFlags) open(ctx context.Context, log *slog.Logger) (counter.Store,
 	if *f.redis != "" {
 		setRedisLogger(log)
 		store, err = redisstore.Open(ctx, redisstore.Options{URL: *f.redis, Cluster: *f.cluster, Params: params, Partitions: uint32(*f.partitions),
-			Judge: f.judge, VelocityMax: f.velocityMax, VelocityWindow: f.velocityWindow, Holder: holder(*f.data), Logger: log,
+			Judge: f.judge, Holder: holder(*f.data), Logger: log,
 			ReplicaAcks: *f.replicaAcks, ReplicaTimeout: *f.replicaTimeout})
 	} else {
 		store, err = boltstore.Open(filepath.Join(*f.data, "store"), params)

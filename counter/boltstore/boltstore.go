@@ -90,8 +90,9 @@ var _ counter.Store = (*Store)(nil)
 // (0600) if they are missing. The first open records p; a later open with
 // other parameters fails with an error wrapping counter.ErrParamsMismatch,
 // and one whose judge's checkpoint has another sizing (p.Expected, p.FP,
-// p.Keying) with one wrapping judge.ErrParams. The budgets
-// (p.BudgetNetwork, p.BudgetBlock) may change from one open to the next:
+// p.Keying) with one wrapping judge.ErrParams. The budgets and the
+// velocity rule (p.BudgetNetwork, p.BudgetBlock, p.VelocityMax,
+// p.VelocityWindow) may change from one open to the next:
 // the change is logged and applies to the visits committed after (see
 // core.go).
 // A data directory is open in at most one process at a time: Open fails

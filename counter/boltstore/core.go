@@ -31,20 +31,23 @@ import (
 // was fsynced and counts nothing twice.
 //
 // The judge's sizing (--dedupe-expected, --dedupe-fp, the click secret)
-// is fixed for the data directory, but its policy (the budgets) may
-// change from one open to the next: Open judges the log after the
-// checkpoint under the checkpoint's own policy, as the judge that wrote
-// both did before a crash, then adopts the policy it is given, logs the
-// change and takes a checkpoint at once. So every visit is judged once,
-// under the policy of the checkpoint before it, and the change applies to
-// the visits committed from this open on. A clean close takes a last
-// checkpoint, so then nothing is judged under the old policy again.
+// is fixed for the data directory, but its policy (the budgets and the
+// velocity rule) may change from one open to the next: Open judges the
+// log after the checkpoint under the checkpoint's own policy, as the judge
+// that wrote both did before a crash, then adopts the policy it is given,
+// logs the change and takes a checkpoint at once. So every visit is
+// judged once, under the policy of the checkpoint before it, and the
+// change applies to the visits committed from this open on. A clean close
+// takes a last checkpoint, so then nothing is judged under the old policy
+// again. An open without a velocity rule (p.VelocityWindow 0: a command
+// that judges nothing) keeps the checkpoint's.
 //
 // One node is the whole store, so one judge of one partition decides every
 // visit, its filters sized for every visitor of a campaign window: split by
 // creator, a partition would have to be sized for all of them anyway, since
-// one creator may bring most of a campaign's visitors. The edge's velocity
-// rule already sees every click: the judge has none.
+// one creator may bring most of a campaign's visitors. Velocity is the
+// judge's too, exact and kept across restarts in its checkpoint; the edge's
+// sketch only stops floods far past it.
 const (
 	checkpointName     = "judge.checkpoint"
 	checkpointInterval = 30 * time.Second
@@ -76,7 +79,7 @@ type core struct {
 // openCore opens the log and the judge, judges what the log holds after
 // the checkpoint, and adopts the policy of p (see above).
 func openCore(dir string, p counter.DedupeParams, logger *slog.Logger) (*core, error) {
-	want := judge.FromDedupe(p, 1, 0, time.Second)
+	want := judge.FromDedupe(p, 1)
 	j, err := judge.New(want)
 	if err != nil {
 		return nil, fmt.Errorf("cannot size the judge: %w", err)
@@ -93,7 +96,12 @@ func openCore(dir string, p counter.DedupeParams, logger *slog.Logger) (*core, e
 		// which wrote it decided before a crash: they are judged again
 		// under its policy, so that they are decided as they were. A
 		// checkpoint of another sizing is refused by UnmarshalBinary.
-		if cp, err := judge.CheckpointParams(b); err == nil && cp.SameSizing(want) && cp != want {
+		cp, err := judge.CheckpointParams(b)
+		if err == nil && p.VelocityWindow == 0 {
+			// A command that judges nothing keeps the velocity rule.
+			want.VelocityMax, want.VelocityWindow = cp.VelocityMax, cp.VelocityWindow
+		}
+		if err == nil && cp.SameSizing(want) && cp != c.judge.Params() {
 			if c.judge, err = judge.New(cp); err != nil {
 				return nil, fmt.Errorf("cannot load the judge's checkpoint %s: %w", path, err)
 			}

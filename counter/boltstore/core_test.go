@@ -237,7 +237,7 @@ func wantCheckpoint(t *testing.T, dir string, p counter.DedupeParams) {
 		t.Fatal(err)
 	}
 	got, err := judge.CheckpointParams(b)
-	if want := judge.FromDedupe(p, 1, 0, time.Second); err != nil || got != want {
+	if want := judge.FromDedupe(p, 1); err != nil || got != want {
 		t.Fatalf("unexpected params of the checkpoint; got %s (%v); want %s", got, err, want)
 	}
 }
@@ -369,4 +369,52 @@ func TestCoreOtherSizing(t *testing.T) {
 	if !errors.Is(err, judge.ErrParams) {
 		t.Fatalf("unexpected error opening a checkpoint of another keying; got %v; want %v", err, judge.ErrParams)
 	}
+}
+
+// TestCoreVelocity: the embedded judge applies the velocity rule it is
+// opened with; an open that judges nothing (VelocityWindow 0) keeps the
+// checkpoint's rule and its counts, and another rule is adopted with the
+// network's counts kept, over-the-limit visits included.
+func TestCoreVelocity(t *testing.T) {
+	dir := t.TempDir()
+	var log bytes.Buffer
+	p := fixtureParams(t, 0, 0)
+	p.VelocityMax, p.VelocityWindow = 3, time.Minute
+	want := func(c *core, vs []counter.Visit, qualified, velocity int) {
+		t.Helper()
+		out := make([]counter.Reason, len(vs))
+		if err := c.commit(vs, out); err != nil {
+			t.Fatal(err)
+		}
+		var got counter.Counts
+		for _, r := range out {
+			got[r]++
+		}
+		if got[counter.Qualified] != int64(qualified) || got[counter.Velocity] != int64(velocity) {
+			t.Fatalf("unexpected reasons; got %v; want %d qualified, %d velocity", out, qualified, velocity)
+		}
+	}
+	c := policyCore(t, dir, p, &log)
+	want(c, fixtureVisits(0, 5), 3, 2)
+	if err := c.close(); err != nil {
+		t.Fatal(err)
+	}
+
+	keep := p
+	keep.VelocityMax, keep.VelocityWindow = 0, 0
+	c = policyCore(t, dir, keep, &log)
+	wantPolicyLog(t, log.String(), "", "", 0)
+	want(c, fixtureVisits(5, 1), 0, 1)
+	if err := c.close(); err != nil {
+		t.Fatal(err)
+	}
+
+	p.VelocityMax = 10
+	c = policyCore(t, dir, p, &log)
+	defer c.close()
+	if !strings.Contains(log.String(), "policy changed") {
+		t.Fatalf("a new velocity rule was not logged:\n%s", log.String())
+	}
+	wantCheckpoint(t, dir, p)
+	want(c, fixtureVisits(6, 5), 4, 1)
 }

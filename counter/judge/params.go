@@ -7,13 +7,16 @@ import (
 )
 
 // FromDedupe returns the parameters of a judge of a store whose dedupe
-// parameters are p (and its budgets, --budget-network and --budget-block),
-// with partitions per campaign and the velocity rule of --velocity-max and
-// --velocity-window (velocityMax 0: none). Every judge
-// of a store gets its parameters from here, so that two stores given the
-// same flags decide alike.
-func FromDedupe(p counter.DedupeParams, partitions uint32, velocityMax int, velocityWindow time.Duration) Params {
+// parameters are p (and its policy: the budgets and the velocity rule, a
+// VelocityWindow of 0 taken as a second with no rule), with partitions per
+// campaign. Every judge of a store gets its parameters from here, so that
+// two stores given the same flags decide alike.
+func FromDedupe(p counter.DedupeParams, partitions uint32) Params {
+	max, window := p.VelocityMax, p.VelocityWindow
+	if window == 0 {
+		max, window = 0, time.Second
+	}
 	return Params{Expected: p.Expected, FP: p.FP, Partitions: partitions, Keying: p.Keying,
-		VelocityMax: velocityMax, VelocityWindow: velocityWindow,
+		VelocityMax: max, VelocityWindow: window,
 		BudgetNetwork: p.BudgetNetwork, BudgetBlock: p.BudgetBlock}
 }

@@ -221,8 +221,9 @@ func TestRetriedBatchJudgedOnce(t *testing.T) {
 func TestJudgePolicyChange(t *testing.T) {
 	e := newEnv(t, Options{})
 	open := func(holder string, max int) *Store {
-		s, err := Open(context.Background(), Options{URL: e.srv.URL(0), Params: e.params, Judge: true, Holder: holder,
-			VelocityMax: max, VelocityWindow: time.Minute})
+		p := e.params
+		p.VelocityMax, p.VelocityWindow = max, time.Minute
+		s, err := Open(context.Background(), Options{URL: e.srv.URL(0), Params: p, Judge: true, Holder: holder})
 		if err != nil {
 			t.Fatalf("cannot open store with velocity max %d: %s", max, err)
 		}
@@ -305,8 +306,9 @@ func TestJudgeVelocityAcrossStores(t *testing.T) {
 	e := newEnv(t, Options{})
 	var stores []*Store
 	for _, h := range []string{"a", "b"} {
-		s, err := Open(context.Background(), Options{URL: e.srv.URL(0), Params: e.params, Judge: true, Holder: h,
-			VelocityMax: 5, VelocityWindow: time.Minute})
+		p := e.params
+		p.VelocityMax, p.VelocityWindow = 5, time.Minute
+		s, err := Open(context.Background(), Options{URL: e.srv.URL(0), Params: p, Judge: true, Holder: h})
 		if err != nil {
 			t.Fatalf("cannot open store: %s", err)
 		}

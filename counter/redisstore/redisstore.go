@@ -162,12 +162,8 @@ type Options struct {
 	// in Redis on first use and refuse another, like Params; their policy
 	// (velocity, budgets) may differ from the checkpoints', and each judge
 	// adopts its own once it has judged what a previous holder may have.
+	// The judges' velocity rule and budgets are Params'.
 	Judge bool
-	// VelocityMax and VelocityWindow are the judges' velocity rule
-	// (judge.Params): it sees every node's visits, so it holds across
-	// nodes and restarts. VelocityMax 0: none. Only with Judge.
-	VelocityMax    int
-	VelocityWindow time.Duration
 	// Holder names this store's judges in their leases: it must be unique
 	// among running stores, and the same across a restart, so that a
 	// store that restarts takes its own leases back at once instead of
@@ -240,13 +236,10 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if o.Partitions == 0 {
 		o.Partitions = 1
 	}
-	if o.VelocityWindow == 0 {
-		o.VelocityWindow = time.Second
-	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	jp := judge.FromDedupe(p, o.Partitions, o.VelocityMax, o.VelocityWindow)
+	jp := judge.FromDedupe(p, o.Partitions)
 	if err := jp.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid judge parameters: %w", err)
 	}
