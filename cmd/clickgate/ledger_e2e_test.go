@@ -30,8 +30,13 @@ type traffic struct {
 	signup atomic.Int64
 }
 
+// traffics numbers the traffics of a test run, so that each signs up users
+// of its own: a user signed up before is a duplicate, not a signup.
+var traffics atomic.Int64
+
 func startTraffic(p *proc, codes []string, appKey string) *traffic {
 	tr := &traffic{stop: make(chan struct{})}
+	n := traffics.Add(1)
 	for w := range 4 {
 		tr.done.Add(1)
 		go func() {
@@ -54,7 +59,7 @@ func startTraffic(p *proc, codes []string, appKey string) *traffic {
 				}
 				loc, _ := url.Parse(resp.Header.Get("Location"))
 				body, _ := json.Marshal(map[string]any{"click_id": loc.Query().Get("cg_click"),
-					"user_id": fmt.Sprintf("user-%d-%d", w, i), "occurred_at": time.Now().UTC()})
+					"user_id": fmt.Sprintf("user-%d-%d-%d", n, w, i), "occurred_at": time.Now().UTC()})
 				req, _ := http.NewRequest("POST", "http://"+p.admin+"/v1/conversions", bytes.NewReader(body))
 				req.Header.Set("Authorization", "Bearer "+appKey)
 				if r, err := http.DefaultClient.Do(req); err == nil {
@@ -248,6 +253,9 @@ func TestTornLedgerTail(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		// The node's stats wait for the judge to decide the round: the
+		// flush reads what the judge has published.
+		p.stats(t)
 		if out, err := flush(); err != nil {
 			t.Fatalf("flush failed: %s\n%s", err, out)
 		}
