@@ -246,8 +246,14 @@ func policy(network, block int) string {
 	return judge.Policy{VelocityWindow: time.Second, BudgetNetwork: network, BudgetBlock: block}.String()
 }
 
-// wantReasons commits vs and checks what they are.
+// wantReasons commits vs and checks how many are qualified and budget.
 func wantReasons(t *testing.T, c *core, vs []counter.Visit, qualified, budget int) {
+	t.Helper()
+	wantDecided(t, c, vs, qualified, counter.Budget, budget)
+}
+
+// wantDecided commits vs and checks how many are qualified and how many r.
+func wantDecided(t *testing.T, c *core, vs []counter.Visit, qualified int, r counter.Reason, n int) {
 	t.Helper()
 	out := make([]counter.Reason, len(vs))
 	if err := c.commit(vs, out); err != nil {
@@ -257,8 +263,8 @@ func wantReasons(t *testing.T, c *core, vs []counter.Visit, qualified, budget in
 	for _, r := range out {
 		got[r]++
 	}
-	if got[counter.Qualified] != int64(qualified) || got[counter.Budget] != int64(budget) {
-		t.Fatalf("unexpected reasons of %d visits; got %v; want %d qualified and %d budget", len(vs), out, qualified, budget)
+	if got[counter.Qualified] != int64(qualified) || got[r] != int64(n) {
+		t.Fatalf("unexpected reasons of %d visits; got %v; want %d qualified and %d %s", len(vs), out, qualified, n, r)
 	}
 }
 
@@ -380,22 +386,8 @@ func TestCoreVelocity(t *testing.T) {
 	var log bytes.Buffer
 	p := fixtureParams(t, 0, 0)
 	p.VelocityMax, p.VelocityWindow = 3, time.Minute
-	want := func(c *core, vs []counter.Visit, qualified, velocity int) {
-		t.Helper()
-		out := make([]counter.Reason, len(vs))
-		if err := c.commit(vs, out); err != nil {
-			t.Fatal(err)
-		}
-		var got counter.Counts
-		for _, r := range out {
-			got[r]++
-		}
-		if got[counter.Qualified] != int64(qualified) || got[counter.Velocity] != int64(velocity) {
-			t.Fatalf("unexpected reasons; got %v; want %d qualified, %d velocity", out, qualified, velocity)
-		}
-	}
 	c := policyCore(t, dir, p, &log)
-	want(c, fixtureVisits(0, 5), 3, 2)
+	wantDecided(t, c, fixtureVisits(0, 5), 3, counter.Velocity, 2)
 	if err := c.close(); err != nil {
 		t.Fatal(err)
 	}
@@ -404,7 +396,7 @@ func TestCoreVelocity(t *testing.T) {
 	keep.VelocityMax, keep.VelocityWindow = 0, 0
 	c = policyCore(t, dir, keep, &log)
 	wantPolicyLog(t, log.String(), "", "", 0)
-	want(c, fixtureVisits(5, 1), 0, 1)
+	wantDecided(t, c, fixtureVisits(5, 1), 0, counter.Velocity, 1)
 	if err := c.close(); err != nil {
 		t.Fatal(err)
 	}
@@ -416,5 +408,5 @@ func TestCoreVelocity(t *testing.T) {
 		t.Fatalf("a new velocity rule was not logged:\n%s", log.String())
 	}
 	wantCheckpoint(t, dir, p)
-	want(c, fixtureVisits(6, 5), 4, 1)
+	wantDecided(t, c, fixtureVisits(6, 5), 4, counter.Velocity, 1)
 }
