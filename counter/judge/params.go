@@ -12,11 +12,11 @@ import (
 // campaign. Every judge of a store gets its parameters from here, so that
 // two stores given the same flags decide alike.
 func FromDedupe(p counter.DedupeParams, partitions uint32) Params {
-	max, window := p.VelocityMax, p.VelocityWindow
+	velocityMax, window := p.VelocityMax, p.VelocityWindow
 	if window == 0 {
-		max, window = 0, time.Second
+		velocityMax, window = 0, time.Second
 	}
 	return Params{Expected: p.Expected, FP: p.FP, Partitions: partitions, Keying: p.Keying,
-		VelocityMax: max, VelocityWindow: window,
+		VelocityMax: velocityMax, VelocityWindow: window,
 		BudgetNetwork: p.BudgetNetwork, BudgetBlock: p.BudgetBlock}
 }
