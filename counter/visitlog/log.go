@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/clickgate/clickgate/counter"
 	"github.com/clickgate/clickgate/counter/disk"
 )
 
@@ -46,6 +48,9 @@ var (
 	appendsTotal = metrics.NewCounter(`clickgate_visitlog_appends_total`)
 	batchesTotal = metrics.NewCounter(`clickgate_visitlog_batches_total`)
 	writeErrors  = metrics.NewCounter(`clickgate_visitlog_write_errors_total`)
+	// syncSeconds is the fsync of each Append alone: the disk's share of
+	// a commit, which a slow or shared disk stretches.
+	syncSeconds = metrics.NewPrometheusHistogramExt(`clickgate_visitlog_sync_seconds`, counter.DurationBuckets)
 )
 
 // DefaultSegmentBytes is the default of Options.SegmentBytes.
@@ -193,7 +198,9 @@ func (l *Log) Append(batches ...[]byte) (Offset, error) {
 	if err == nil {
 		// Never retried: after a failed fsync the kernel may have marked
 		// the unwritten pages clean, and a second fsync would succeed.
+		t := time.Now()
 		err = l.sync(seg.f)
+		syncSeconds.UpdateDuration(t)
 	}
 	if err != nil {
 		writeErrors.Inc()

@@ -10,8 +10,11 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
+
+	"github.com/VictoriaMetrics/metrics"
 )
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -463,5 +466,31 @@ func TestExtend(t *testing.T) {
 				t.Fatalf("no segment was extended past its records")
 			}
 		})
+	}
+}
+
+// TestSyncMetric: every Append that writes records its fsync in
+// clickgate_visitlog_sync_seconds, once; an empty or refused one does not.
+func TestSyncMetric(t *testing.T) {
+	count := func() string {
+		var b bytes.Buffer
+		metrics.WritePrometheus(&b, false)
+		for line := range strings.Lines(b.String()) {
+			if strings.HasPrefix(line, "clickgate_visitlog_sync_seconds_count ") {
+				return strings.TrimSpace(strings.TrimPrefix(line, "clickgate_visitlog_sync_seconds_count "))
+			}
+		}
+		return "0"
+	}
+	l := openLog(t, t.TempDir(), Options{})
+	before, _ := strconv.Atoi(count())
+	mustAppend(t, l, encoded(1, 1))
+	mustAppend(t, l, encoded(2, 1), encoded(3, 1))
+	mustAppend(t, l)
+	if _, err := l.Append(make([]byte, MaxRecordBytes+1)); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("unexpected error for a huge batch; got %v; want ErrTooLarge", err)
+	}
+	if got, want := count(), strconv.Itoa(before+2); got != want {
+		t.Fatalf("unexpected count of syncs; got %s; want %s", got, want)
 	}
 }

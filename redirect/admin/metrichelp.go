@@ -37,6 +37,7 @@ var metricHelp = map[string]string{
 	"clickgate_visitlog_appends_total":       "Visits appended to the embedded store's visit logs.",
 	"clickgate_visitlog_batches_total":       "Batches appended to the embedded store's visit logs, each fsynced.",
 	"clickgate_visitlog_write_errors_total":  "Errors writing the embedded store's visit logs.",
+	"clickgate_visitlog_sync_seconds":        "Duration of the fsync of one append to the embedded store's visit log, the disk's share of a group commit.",
 	"clickgate_redis_round_trips_total":      "Exchanges with Redis: a command, or a pipeline of them.",
 	"clickgate_redis_replica_timeouts_total": "Appends of visits that fewer replicas than --redis-replica-acks acknowledged in time; their visits were spooled and appended again.",
 	"clickgate_judge_visits_total":           "Visits decided by this node's judges (Redis store).",
