@@ -44,8 +44,7 @@ type Params struct {
 	// VelocityMax is how many person visits one network (Visit.Network)
 	// may make within VelocityWindow in this partition; the visits past it
 	// are counter.Velocity (--velocity-max). 1 to 65534, or 0: no
-	// velocity rule (the embedded store, whose one edge already applies
-	// it to every click).
+	// velocity rule.
 	VelocityMax int
 	// VelocityWindow is the window of VelocityMax (--velocity-window).
 	// Required, 1s to 7 days, whole milliseconds.

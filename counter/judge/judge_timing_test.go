@@ -151,14 +151,14 @@ func benchJudgeOf(b *testing.B, p Params) *Judge {
 	return j
 }
 
-// benchCheckpointed are the judges whose checkpoints are measured: a Redis
-// judge's (the velocity rule's networks) and the embedded store's (no
-// velocity rule, which its edge applies, and both budgets: the day's
-// networks and blocks).
+// benchCheckpointed are the judges whose checkpoints are measured: one with
+// the velocity rule alone (its networks of the window), and one with both
+// budgets too (the day's networks and blocks), as both stores' judges run
+// by default.
 func benchCheckpointed(b *testing.B, run func(b *testing.B, j *Judge)) {
-	embedded := benchParams
-	embedded.VelocityMax, embedded.BudgetNetwork, embedded.BudgetBlock = 0, 20, 300
-	for name, p := range map[string]Params{"velocity": benchParams, "budgets": embedded} {
+	budgets := benchParams
+	budgets.BudgetNetwork, budgets.BudgetBlock = 20, 300
+	for name, p := range map[string]Params{"velocity": benchParams, "budgets": budgets} {
 		b.Run(name, func(b *testing.B) { run(b, benchJudgeOf(b, p)) })
 	}
 }
