@@ -212,8 +212,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	pubLn = edge.listener(redirect.KeepAccepting(pubLn, log), proxies)
 	admLn = redirect.KeepAccepting(admLn, log)
+	// The judge decides --velocity-max; the edge's sketch only guards.
+	guard := min(*velocityMax*redirect.VelocityGuard, math.MaxUint16-1)
 	h := redirect.New(redirect.Options{Table: table, Recorder: rec, Secret: secret, PublicURL: *publicURL, TrustedProxies: proxies,
-		Velocity: redirect.NewVelocity(redirect.VelocityOptions{Max: min(redirect.VelocityGuard**velocityMax, math.MaxUint16-1), Window: *velocityWindow, Counters: *velocityCounters}),
+		Velocity: redirect.NewVelocity(redirect.VelocityOptions{Max: guard, Window: *velocityWindow, Counters: *velocityCounters}),
 		Hosts:    hosts, Probes: edge.probes()})
 	api, err := admin.New(admin.Options{Store: store, Table: table, Recorder: rec, Token: token, AppKey: app,
 		Clicks: h.Signer(), Flusher: flusher, PublicURL: *publicURL, OwnHosts: hosts.Names(), Logger: log, CreatorPages: dash.pages(),
