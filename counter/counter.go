@@ -203,8 +203,8 @@ type Store interface {
 	// or duplicates counter (not for MarkOnly visits), both in one atomic
 	// step per visit, and makes the result durable before it returns.
 	// out[i] receives Qualified or Duplicate; Pending when the visit is
-	// durable in its partition's log and its judge decides it later (the
-	// Redis store; its Stats show the decision); or Uncounted when visit i
+	// durable in its partition's log and its judge decides it later (both
+	// stores; their Stats show the decision); or Uncounted when visit i
 	// was not committed, and the error then says why.
 	Commit(ctx context.Context, visits []Visit, out []Reason) error
 	// AddCounts adds counts that need no dedupe (visits found duplicate

@@ -188,8 +188,8 @@ func TestRecorderCommitInterval(t *testing.T) {
 	s := &faultyStore{}
 	r := newRecorder(t, s, counter.RecorderOptions{CommitInterval: time.Hour, CommitTimeout: time.Second})
 	v := visit(1)
-	if reason, o := record(r, &v); reason != counter.Qualified || o != counter.Committed {
-		t.Fatalf("unexpected result of the first visit; got %v, %v; want qualified, committed", reason, o)
+	if reason, o := record(r, &v); reason != counter.Pending || o != counter.Committed {
+		t.Fatalf("unexpected result of the first visit; got %v, %v; want pending (the judge decides it), committed", reason, o)
 	}
 	v = visit(2)
 	if _, o := record(r, &v); o != counter.Late {
@@ -270,8 +270,8 @@ func TestRecorderStoreFailure(t *testing.T) {
 	// the same visitor is asked about again and counted.
 	s.fail.Store(false)
 	v := visit(0)
-	if reason, _ := record(r, &v); reason != counter.Qualified {
-		t.Fatalf("unexpected reason after recovery; got %v; want qualified", reason)
+	if reason, o := record(r, &v); reason != counter.Pending || o != counter.Committed {
+		t.Fatalf("unexpected result after recovery; got %v, %v; want pending, committed", reason, o)
 	}
 	got := totals(t, r)
 	if got[counter.Uncounted] != 5 || got[counter.Qualified] != 1 {
@@ -336,8 +336,8 @@ func TestRecorderAlsoKey(t *testing.T) {
 	defer r.Stop(context.Background())
 	v := visit(1)
 	v.Also, v.HasAlso = storetest.Key(2), true
-	if reason, o := record(r, &v); reason != counter.Qualified || o != counter.Committed {
-		t.Fatalf("unexpected result; got %v, %v; want qualified", reason, o)
+	if reason, o := record(r, &v); reason != counter.Pending || o != counter.Committed {
+		t.Fatalf("unexpected result; got %v, %v; want pending, committed", reason, o)
 	}
 	// The next click keyed by the second key (the cookie) is a duplicate,
 	// and so is one keyed by the first.
@@ -390,7 +390,7 @@ func TestRecorderLinks(t *testing.T) {
 	// The second is the first visitor again, on the other link: the
 	// local filter knows them.
 	for i, v := range []counter.Visit{onLink(1, "TIKTOK01"), onLink(1, "YOUTUBE1")} {
-		if reason, _ := record(r, &v); reason != []counter.Reason{counter.Qualified, counter.Duplicate}[i] {
+		if reason, _ := record(r, &v); reason != []counter.Reason{counter.Pending, counter.Duplicate}[i] {
 			t.Fatalf("unexpected reason of visit %d; got %v", i, reason)
 		}
 	}

@@ -34,17 +34,9 @@ func TestCoreCrash(t *testing.T) {
 		}
 		return vs
 	}
-	commit := func(c *core, vs []counter.Visit) []counter.Reason {
+	commit := func(c *core, vs []counter.Visit) {
 		t.Helper()
-		out := make([]counter.Reason, len(vs))
-		if err := c.commit(vs, out); err != nil {
-			t.Fatal(err)
-		}
-		return out
-	}
-	crash := func(c *core) {
-		c.pending.Wait()
-		if err := c.log.Close(); err != nil {
+		if err := c.commit(vs, make([]counter.Reason, len(vs))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -59,24 +51,23 @@ func TestCoreCrash(t *testing.T) {
 
 	c := open()
 	commit(c, batch(0, 100))
-	c.saved = time.Time{} // the next commit takes a checkpoint
+	settle(c)
+	checkpointNext(c)
 	commit(c, batch(1000, 100))
 	commit(c, batch(2000, 100))
 	want := c.stats("spring", "alice")
 	if q := counter.Total(want)[counter.Qualified]; q != 153 {
 		t.Fatalf("unexpected qualified before the crash; got %d; want 153", q)
 	}
-	crash(c)
+	crash(t, c)
 
 	c = open()
 	if got := c.stats("spring", "alice"); !slices.Equal(got, want) {
 		t.Fatalf("unexpected counts after the crash; got %+v; want %+v", got, want)
 	}
 	// The dedupe state came back too: the same visitors are duplicates.
-	for i, r := range commit(c, batch(2000, 100)) {
-		if r != counter.Duplicate {
-			t.Fatalf("unexpected reason for visit %d seen before the crash; got %v; want duplicate", i, r)
-		}
+	if got := judged(t, c, batch(2000, 100)); got[counter.Duplicate] != 100 || got.Clicks() != 100 {
+		t.Fatalf("unexpected decisions of 100 visits seen before the crash; got %+v; want 100 duplicates", got)
 	}
 	if err := c.close(); err != nil {
 		t.Fatal(err)
@@ -99,13 +90,12 @@ func TestCoreFillWarning(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	c, err := openCore(dir, p, slog.Default())
+	var log bytes.Buffer
+	c, err := openCore(dir, p, slog.New(slog.NewTextHandler(&log, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { c.close() }()
-	var log bytes.Buffer
-	c.logger = slog.New(slog.NewTextHandler(&log, nil))
 	day := time.Date(2026, 5, 11, 12, 0, 0, 0, time.UTC)
 	commit := func(from, n int, checkpoint bool) {
 		vs := make([]counter.Visit, n)
@@ -116,11 +106,12 @@ func TestCoreFillWarning(t *testing.T) {
 			vs[i].SetWindow(day, 24*time.Hour)
 		}
 		if checkpoint {
-			c.saved = time.Time{} // a checkpoint with this commit
+			checkpointNext(c)
 		}
 		if err := c.commit(vs, make([]counter.Reason, n)); err != nil {
 			t.Fatal(err)
 		}
+		settle(c)
 	}
 	want := func(when, msg string, n int) {
 		t.Helper()
@@ -255,16 +246,57 @@ func wantReasons(t *testing.T, c *core, vs []counter.Visit, qualified, budget in
 // wantDecided commits vs and checks how many are qualified and how many r.
 func wantDecided(t *testing.T, c *core, vs []counter.Visit, qualified int, r counter.Reason, n int) {
 	t.Helper()
+	if got := judged(t, c, vs); got[counter.Qualified] != int64(qualified) || got[r] != int64(n) || got.Clicks() != int64(len(vs)) {
+		t.Fatalf("unexpected decisions of %d visits; got %+v; want %d qualified and %d %s", len(vs), got, qualified, n, r)
+	}
+}
+
+// judged commits vs, every one alice's of campaign spring, and returns
+// what the judge decided of them: the change in her counts.
+func judged(t *testing.T, c *core, vs []counter.Visit) counter.Counts {
+	t.Helper()
+	before := counter.Total(c.stats("spring", "alice"))
 	out := make([]counter.Reason, len(vs))
 	if err := c.commit(vs, out); err != nil {
 		t.Fatal(err)
 	}
-	var got counter.Counts
-	for _, r := range out {
-		got[r]++
+	for i, r := range out {
+		if r != counter.Pending {
+			t.Fatalf("unexpected answer of the commit for visit %d; got %v; want pending", i, r)
+		}
 	}
-	if got[counter.Qualified] != int64(qualified) || got[r] != int64(n) {
-		t.Fatalf("unexpected reasons of %d visits; got %v; want %d qualified and %d %s", len(vs), out, qualified, n, r)
+	got := counter.Total(c.stats("spring", "alice"))
+	for r := range got {
+		got[r] -= before[r]
+	}
+	return got
+}
+
+// settle waits until the judge has decided every commit that returned.
+func settle(c *core) {
+	c.mu.Lock()
+	c.caughtUp()
+	c.mu.Unlock()
+}
+
+// checkpointNext makes the judge take a checkpoint after the next
+// batches it decides.
+func checkpointNext(c *core) {
+	c.mu.Lock()
+	c.saved = time.Time{}
+	c.mu.Unlock()
+}
+
+// crash leaves c as a crash would, once its judge has decided what was
+// committed and the checkpoints under way are written: its log closed
+// without a last checkpoint.
+func crash(t *testing.T, c *core) {
+	t.Helper()
+	c.stopOnce.Do(func() { close(c.stop) })
+	<-c.done
+	c.pending.Wait()
+	if err := c.log.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -333,10 +365,7 @@ func TestCorePolicyAfterCrash(t *testing.T) {
 	wantReasons(t, c, fixtureVisits(100, 8), 5, 3)
 	// The checkpoint was taken after the replay: the log before it is
 	// trimmed, and a crash now judges nothing again under budgets 0.
-	c.pending.Wait()
-	if err := c.log.Close(); err != nil {
-		t.Fatal(err)
-	}
+	crash(t, c)
 	c = policyCore(t, dir, p, &log)
 	wantPolicyLog(t, log.String(), "", "", 0)
 	wantTotals(t, c, 35, 0, 3)
@@ -350,13 +379,10 @@ func TestCorePolicyCrash(t *testing.T) {
 	var log bytes.Buffer
 	p := fixtureParams(t, 3, 300)
 	c := policyCore(t, dir, p, &log)
-	c.saved = time.Time{} // a checkpoint with the first commit
+	checkpointNext(c)
 	wantReasons(t, c, fixtureVisits(0, 2), 2, 0)
 	wantReasons(t, c, fixtureVisits(2, 4), 1, 3)
-	c.pending.Wait()
-	if err := c.log.Close(); err != nil {
-		t.Fatal(err)
-	}
+	crash(t, c)
 	p = fixtureParams(t, 10, 300)
 	c = policyCore(t, dir, p, &log)
 	defer c.close()
@@ -409,4 +435,30 @@ func TestCoreVelocity(t *testing.T) {
 	}
 	wantCheckpoint(t, dir, p)
 	wantDecided(t, c, fixtureVisits(6, 5), 4, counter.Velocity, 1)
+}
+
+// TestCommitBehindJudge: a commit waits for its append alone, not for the
+// judge, here held by its lock as a checkpoint's copy holds it; Stats then
+// wait until the judge has decided it.
+func TestCommitBehindJudge(t *testing.T) {
+	c, err := openCore(t.TempDir(), storetest.Params(t), slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	c.mu.Lock()
+	committed := make(chan error, 1)
+	go func() { committed <- c.commit(fixtureVisits(0, 3), make([]counter.Reason, 3)) }()
+	select {
+	case err := <-committed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a commit waited for the judge's lock")
+	}
+	c.mu.Unlock()
+	if got := counter.Total(c.stats("spring", "alice")); got[counter.Qualified] != 3 {
+		t.Fatalf("unexpected counts after the commit; got %+v; want 3 qualified", got)
+	}
 }

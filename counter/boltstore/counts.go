@@ -11,11 +11,10 @@ import (
 	"github.com/clickgate/clickgate/counter"
 )
 
-// Commit appends visits to the visit log, fsynced before it returns, and
-// judges them (see core.go): out[i] is Qualified, Duplicate, or
-// OutOfWindow for a visit whose dedupe window has expired. A visitor key
-// repeated within visits is Qualified the first time and Duplicate after.
-// On error nothing was committed and every out[i] is counter.Uncounted.
+// Commit appends visits to the visit log, fsynced before it returns, for
+// the judge to decide behind it (see core.go): out[i] is counter.Pending,
+// and Stats, from its return on, show the decision. On error nothing was
+// committed and every out[i] is counter.Uncounted.
 // ctx is checked before the append starts; a started append runs to its
 // end.
 func (s *Store) Commit(ctx context.Context, visits []counter.Visit, out []counter.Reason) error {

@@ -28,5 +28,6 @@ func (s *Store) LinkStats(ctx context.Context, campaign, creator, code string) (
 func (c *core) linkStats(campaign, creator, code string) []counter.DayCounts {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.caughtUp()
 	return c.judge.Link(campaign, creator, code)
 }

@@ -8,13 +8,13 @@ import (
 // Clone returns a copy of the judge that shares no state with it: either
 // may go on applying visits, and the other does not see them.
 //
-// It is how a store that judges on its commit path (the embedded store)
-// takes a checkpoint without holding its commits: the store holds its lock
-// for the copy, a fraction of what MarshalBinary costs (it encodes every
-// filter word and network, and sorts the velocity rule's networks), and
-// marshals the copy after. Marshalling under the lock held every click
-// 70-90 ms at 400,000 networks a day, in a trace of the embedded store
-// under load, when the budgets' networks were sorted too.
+// It is how the embedded store's judge takes a checkpoint without
+// stopping for it: the store holds the judge's lock for the copy, a
+// fraction of what MarshalBinary costs (it encodes every filter word and
+// network, and sorts the velocity rule's networks), and marshals the copy
+// after. Marshalling under the lock held every click 70-90 ms at 400,000
+// networks a day, in a trace of the embedded store under load, when the
+// budgets' networks were sorted too and the commits judged.
 func (j *Judge) Clone() *Judge {
 	c := *j
 	c.offset = slices.Clone(j.offset)

@@ -180,8 +180,8 @@ func BenchmarkMarshalBinary(b *testing.B) {
 }
 
 // BenchmarkClone copies the judges of BenchmarkMarshalBinary: what the
-// embedded store's commits wait for at a checkpoint, against the
-// marshalling they waited for before.
+// embedded store's judge (and Stats) wait for at a checkpoint, against
+// the marshalling they waited for before.
 func BenchmarkClone(b *testing.B) {
 	benchCheckpointed(b, func(b *testing.B, j *Judge) {
 		b.ReportAllocs()
