@@ -156,7 +156,7 @@ func writeLag(w io.Writer, stores []*row) {
 	fmt.Fprintf(w, "During every closed-loop round of the default model, %d probe creators of campaign %s that nothing else clicks each receive one new visitor at a time (its own `X-Forwarded-For` address through the trusted proxy, a browser, no cookie); "+
 		"after the 302 the probe reads that creator's stats through the admin API every 20 ms until its clicks move. The lag runs from the 302 to the answer of that read: "+
 		"on Redis, the node's stats wait until the judges have passed the node's own appends (up to 10 s), so the read that answers is the first that counts the visit, and its wait is in the lag; "+
-		"the embedded store judges in the process and answers at once. A probe not seen within 15 s is lost.\n\n", 4, bench.CampaignID(0))
+		"the embedded store's stats wait until its judge, a goroutine of the node, has decided every batch appended before them. A probe not seen within 15 s is lost.\n\n", 4, bench.CampaignID(0))
 	fmt.Fprintf(w, "| store | closed loop req/s meanwhile | probes | p50 | p99 | max | lost |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range stores {
 		g := r.lag.Result()
