@@ -72,8 +72,8 @@ type core struct {
 	qmu    sync.Mutex
 	queued sync.Cond    // on qmu: the judge took the queue
 	queue  []judgeBatch // appended, not yet taken by the judge, in log order
+	most   int          // the longest queue before a commit waits
 	last   visitlog.Offset
-	free   [][]counter.Visit // the visits of judged batches, for reuse
 	wake   chan struct{}
 	stop   chan struct{}
 	done   chan struct{}
@@ -108,7 +108,7 @@ func openCore(dir string, p counter.DedupeParams, logger *slog.Logger) (*core, e
 	if err != nil {
 		return nil, fmt.Errorf("cannot size the judge: %w", err)
 	}
-	c := &core{dir: dir, judge: j, saved: time.Now(), layers: map[windowID]int{}, full: map[windowID]bool{}, logger: logger}
+	c := &core{dir: dir, judge: j, saved: time.Now(), most: maxJudgeQueue, layers: map[windowID]int{}, full: map[windowID]bool{}, logger: logger}
 	path := filepath.Join(dir, checkpointName)
 	b, err := os.ReadFile(path)
 	switch {
@@ -218,13 +218,11 @@ type judgeBatch struct {
 	next   visitlog.Offset
 }
 
-// maxJudgeQueue is how many batches the judge may have to catch up on
-// before a commit waits for it: a bound on memory, never reached unless
-// the judge stalls (it decides a visit in about a microsecond).
+// maxJudgeQueue is how many batches may wait for the judge, besides those
+// it is deciding, before a commit waits for it: a bound on memory, never
+// reached unless the judge stalls (it decides a visit in about a
+// microsecond).
 const maxJudgeQueue = 4096
-
-// maxFree is how many judged batches' visits are kept for reuse.
-const maxFree = 16
 
 // commit appends visits to the log, fsynced, and queues them for the
 // judge: out[i] is Pending.
@@ -237,14 +235,10 @@ func (c *core) commit(visits []counter.Visit, out []counter.Reason) error {
 		return fmt.Errorf("%w: %w", counter.ErrUnavailable, err)
 	}
 	c.qmu.Lock()
-	for len(c.queue) >= maxJudgeQueue {
+	for len(c.queue) >= c.most {
 		c.queued.Wait()
 	}
-	var vs []counter.Visit
-	if n := len(c.free); n > 0 {
-		vs, c.free = c.free[n-1], c.free[:n-1]
-	}
-	c.queue = append(c.queue, judgeBatch{append(vs[:0], visits...), next})
+	c.queue = append(c.queue, judgeBatch{slices.Clone(visits), next})
 	c.last = next
 	c.qmu.Unlock()
 	select {
@@ -260,28 +254,27 @@ func (c *core) commit(visits []counter.Visit, out []counter.Reason) error {
 // judgeLoop judges the queued batches until stop, then what is left.
 func (c *core) judgeLoop() {
 	defer close(c.done)
-	var spare []judgeBatch
 	for {
 		select {
 		case <-c.wake:
-			spare = c.judgeQueued(spare)
+			c.judgeQueued()
 		case <-c.stop:
-			c.judgeQueued(spare)
+			c.judgeQueued()
 			return
 		}
 	}
 }
 
-// judgeQueued judges the batches queued, takes a checkpoint when one is
-// due, and returns the emptied queue for the next call.
-func (c *core) judgeQueued(spare []judgeBatch) []judgeBatch {
+// judgeQueued judges the batches queued and takes a checkpoint when one
+// is due.
+func (c *core) judgeQueued() {
 	c.qmu.Lock()
 	batches := c.queue
-	c.queue = spare[:0]
+	c.queue = nil
 	c.queued.Broadcast()
 	c.qmu.Unlock()
 	if len(batches) == 0 {
-		return batches
+		return
 	}
 	c.mu.Lock()
 	for _, b := range batches {
@@ -311,15 +304,6 @@ func (c *core) judgeQueued(spare []judgeBatch) []judgeBatch {
 	}
 	c.judged.Broadcast()
 	c.mu.Unlock()
-	c.qmu.Lock()
-	for i := range batches {
-		if len(c.free) < maxFree {
-			c.free = append(c.free, batches[i].visits)
-		}
-		batches[i] = judgeBatch{}
-	}
-	c.qmu.Unlock()
-	return batches[:0]
 }
 
 // caughtUp waits until the judge has decided every batch queued before

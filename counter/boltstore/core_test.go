@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -460,5 +461,43 @@ func TestCommitBehindJudge(t *testing.T) {
 	}
 	if got := counter.Total(c.stats("spring", "alice")); got[counter.Qualified] != 3 {
 		t.Fatalf("unexpected counts after the commit; got %+v; want 3 qualified", got)
+	}
+}
+
+// TestCommitWaitsForFullQueue: a stalled judge makes a commit wait once
+// c.most batches wait for it, besides those it took before it stalled
+// (one queue's worth at most), so that they stay bounded in memory.
+func TestCommitWaitsForFullQueue(t *testing.T) {
+	c, err := openCore(t.TempDir(), storetest.Params(t), slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	c.most = 2
+	c.mu.Lock()
+	const n = 5 // past twice c.most
+	var returned atomic.Int32
+	committed := make(chan error, 1)
+	go func() {
+		for i := range n {
+			if err := c.commit(fixtureVisits(i, 1), make([]counter.Reason, 1)); err != nil {
+				committed <- err
+				return
+			}
+			returned.Add(1)
+		}
+		committed <- nil
+	}()
+	time.Sleep(200 * time.Millisecond)
+	got := returned.Load()
+	c.mu.Unlock()
+	if err := <-committed; err != nil {
+		t.Fatal(err)
+	}
+	if got < 3 || got >= n {
+		t.Fatalf("unexpected commits returned while the judge stalled; got %d; want 3 or 4 (2 waiting, 1 or 2 taken)", got)
+	}
+	if got := counter.Total(c.stats("spring", "alice")); got[counter.Qualified] != n {
+		t.Fatalf("unexpected counts; got %+v; want %d qualified", got, n)
 	}
 }
