@@ -198,14 +198,14 @@ type Store interface {
 	// Catalog returns the whole catalog at one version.
 	Catalog(ctx context.Context) (*Catalog, error)
 
-	// Commit tests and sets each visit in the dedupe state of its window
-	// (its Also too, when HasAlso) and increments its creator's qualified
-	// or duplicates counter (not for MarkOnly visits), both in one atomic
-	// step per visit, and makes the result durable before it returns.
-	// out[i] receives Qualified or Duplicate; Pending when the visit is
-	// durable in its partition's log and its judge decides it later (both
-	// stores; their Stats show the decision); or Uncounted when visit i
-	// was not committed, and the error then says why.
+	// Commit makes visits durable before it returns, each to be decided
+	// once: tested and set in the dedupe state of its window (its Also
+	// too, when HasAlso) and counted for its creator (not MarkOnly
+	// visits). out[i] receives Pending when visit i is durable in its
+	// partition's log and its judge decides it later (both stores; their
+	// Stats show the decision); Qualified or Duplicate from a store that
+	// decides as it commits; or Uncounted when visit i was not committed,
+	// and the error then says why.
 	Commit(ctx context.Context, visits []Visit, out []Reason) error
 	// AddCounts adds counts that need no dedupe (visits found duplicate
 	// locally, uncounted visits, and later reasons) to their creators'
