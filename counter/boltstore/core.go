@@ -70,19 +70,19 @@ type core struct {
 	buf []byte
 
 	qmu    sync.Mutex
-	queued sync.Cond    // on qmu: the judge took the queue
-	queue  []judgeBatch // appended, not yet taken by the judge, in log order
-	most   int          // the longest queue before a commit waits
-	last   visitlog.Offset
-	wake   chan struct{}
-	stop   chan struct{}
-	done   chan struct{}
+	queued sync.Cond       // on qmu: the judge took the queue
+	queue  []judgeBatch    // appended, not yet taken by the judge, in log order
+	most   int             // the longest queue before a commit waits
+	last   visitlog.Offset // the offset after the last batch queued
+	wake   chan struct{}   // a batch was queued
+	stop   chan struct{}   // closed by close: judge what is queued, then end
+	done   chan struct{}   // closed when judgeLoop ends
 	// stopOnce closes stop: a store may be closed twice.
 	stopOnce sync.Once
 
-	mu     sync.Mutex // the judge
-	judged sync.Cond  // on mu: at moved
-	at     visitlog.Offset
+	mu     sync.Mutex      // the judge
+	judged sync.Cond       // on mu: at moved
+	at     visitlog.Offset // the offset after the last batch judged
 	judge  *judge.Judge
 	out    []counter.Reason
 	dec    visitlog.Decoder
