@@ -285,6 +285,7 @@ func TestCheckpointBudgetsDamaged(t *testing.T) {
 	noBlock.BudgetBlock = 0
 	f("blocks without a block budget", noBlock, func(j *Judge) { set(&c1(j).blocks, 1, 1) })
 	f("budgets without a clock", budgetParams, func(j *Judge) {
-		j.clock, j.win.byKey, j.vel.nets, j.cnt = math.MinInt64, map[windowKey]*window{}, map[uint64]netCount{}, newCounters(false)
+		j.clock, j.win.byKey, j.cnt = math.MinInt64, map[windowKey]*window{}, newCounters(false)
+		j.vel.forget()
 	})
 }

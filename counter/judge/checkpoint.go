@@ -31,7 +31,10 @@ var (
 )
 
 const (
-	// version is the format MarshalBinary writes. Version 4, written
+	// version is the format MarshalBinary writes. Version 5, written
+	// while the velocity rule's networks were in key order, is read too:
+	// it is version 6 with the networks in key order, each key as its
+	// uvarint difference from the one before. Version 4, written
 	// while budgets' counts were in key order, is read too: it is
 	// version 5 with each budget's keys in key order, each as its uvarint
 	// difference from the one before. Version 3, written before link
@@ -40,7 +43,9 @@ const (
 	// Version 1, written before budgets, is version 2 without the
 	// budgets in the params and without the budgets section, and loads
 	// into a judge whose budgets are 0.
-	version  = 5
+	version  = 6
+	version6 = 6
+	version5 = 5
 	version4 = 4
 	version3 = 3
 	version2 = 2
@@ -90,7 +95,7 @@ func (j *Judge) appendVersion(b []byte, v byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b = j.appendNetworks(b, &y)
+	b = j.appendNetworks(b, v, &y)
 	if v != version1 {
 		if b, err = j.appendBudgets(b, v); err != nil {
 			return nil, err
@@ -110,7 +115,7 @@ func (j *Judge) appendVersion(b []byte, v byte) ([]byte, error) {
 }
 
 func (j *Judge) sizeHint() int {
-	n := 128 + len(j.win.sizes)*20 + len(j.vel.nets)*12 + j.bud.entries()*12 + len(j.cnt.rows)*24 + len(j.links.rows)*32
+	n := 128 + len(j.win.sizes)*20 + j.vel.len()*13 + j.bud.entries()*12 + len(j.cnt.rows)*24 + len(j.links.rows)*32
 	for _, w := range j.win.byKey {
 		n += 64
 		for i := range w.layers {
@@ -208,16 +213,26 @@ func appendWords(b []byte, words []uint64, y *yielder) []byte {
 
 // appendNetworks appends the networks in key order, each with its counts
 // of the current granule and the 7 before it, oldest first.
-func (j *Judge) appendNetworks(b []byte, y *yielder) []byte {
+func (j *Judge) appendNetworks(b []byte, v byte, y *yielder) []byte {
 	vc := &j.vel
-	nets := vc.sorted(y)
-	b = binary.AppendUvarint(b, uint64(len(nets)))
+	b = binary.AppendUvarint(b, uint64(vc.len()))
+	nets := vc.nets
+	if v < version6 {
+		nets = vc.sorted()
+	}
 	var prev uint64
 	for _, e := range nets {
 		n := e.n
+		if n.g == droppedGranule {
+			continue
+		}
+		if v < version6 {
+			b = binary.AppendUvarint(b, e.key-prev)
+			prev = e.key
+		} else {
+			b = binary.LittleEndian.AppendUint64(b, e.key)
+		}
 		n.roll(vc.cur)
-		b = binary.AppendUvarint(b, e.key-prev)
-		prev = e.key
 		mask := len(b)
 		b = append(b, 0)
 		for i := range int64(lanes) {
@@ -272,7 +287,7 @@ func (j *Judge) appendBudgets(b []byte, v byte) ([]byte, error) {
 // difference from the one before (the first from 0).
 func appendKeyCounts(b []byte, k *keyCounts, v byte) []byte {
 	b = binary.AppendUvarint(b, uint64(len(k.counts)))
-	if v >= version {
+	if v >= version5 {
 		for _, c := range k.counts {
 			b = binary.LittleEndian.AppendUint64(b, c.key)
 			b = binary.AppendUvarint(b, uint64(c.n))

@@ -122,7 +122,7 @@ func (j *Judge) decodeState(d *decoder) {
 	if d.version >= version4 {
 		d.rows(rowLevels[:], CreatorDay{}, &j.links)
 	}
-	if d.err == nil && j.clock == math.MinInt64 && (len(j.win.byKey) > 0 || len(j.vel.nets) > 0 || len(j.bud.campaigns) > 0 || len(j.cnt.rows) > 0 || len(j.links.rows) > 0) {
+	if d.err == nil && j.clock == math.MinInt64 && (len(j.win.byKey) > 0 || j.vel.len() > 0 || len(j.bud.campaigns) > 0 || len(j.cnt.rows) > 0 || len(j.links.rows) > 0) {
 		d.fail("state without a clock")
 	}
 }
@@ -154,7 +154,7 @@ func (j *Judge) decodeBudgets(d *decoder) {
 // budget is 0).
 func (d *decoder) keyCounts(what string, budget uint32) keyCounts {
 	minSize := 2
-	if d.version >= version {
+	if d.version >= version5 {
 		minSize = 9
 	}
 	n := d.count(what+"s", minSize, math.MaxInt)
@@ -166,19 +166,22 @@ func (d *decoder) keyCounts(what string, budget uint32) keyCounts {
 		return keyCounts{}
 	}
 	k := keyCounts{counts: make([]keyCount, 0, n), index: make(map[uint64]int32, n)}
+	// The labels once, not once per key: a million networks of a day
+	// made a million strings.
+	keyLabel, countLabel := what+" key", what+" count"
 	var key uint64
 	for range n {
 		prev := key
-		if d.version >= version {
+		if d.version >= version5 {
 			key = d.u64()
 		} else {
-			key += d.uvarint(what + " key")
+			key += d.uvarint(keyLabel)
 		}
-		v := d.uvarint(what + " count")
+		v := d.uvarint(countLabel)
 		if d.err != nil {
 			return keyCounts{}
 		}
-		if _, again := k.index[key]; key == 0 || again || d.version < version && key <= prev {
+		if _, again := k.index[key]; key == 0 || again || d.version < version5 && key <= prev {
 			d.fail("%s key %d out of order or repeated", what, key)
 			return keyCounts{}
 		}
@@ -272,19 +275,32 @@ func (d *decoder) words(n int) []uint64 {
 
 func (j *Judge) decodeNetworks(d *decoder) {
 	vc := &j.vel
-	n := d.count("networks", 3, math.MaxInt)
+	minSize := 3
+	if d.version >= version6 {
+		minSize = 10
+	}
+	n := d.count("networks", minSize, math.MaxInt)
+	vc.nets, vc.index = make([]netEntry, 0, n), make(map[uint64]int32, n)
 	var key uint64
 	for i := range n {
-		delta := d.uvarint("network key")
+		if d.version >= version6 {
+			key = d.u64()
+		} else {
+			delta := d.uvarint("network key")
+			if i > 0 && (delta == 0 || key+delta < key) {
+				d.fail("network %d out of order", i)
+				return
+			}
+			key += delta
+		}
 		mask := d.fixed(1)
 		if d.err != nil {
 			return
 		}
-		if i > 0 && (delta == 0 || key+delta < key) || mask[0] == 0 {
-			d.fail("network %d out of order or without a count", i)
+		if _, again := vc.index[key]; again || mask[0] == 0 {
+			d.fail("network %d repeated or without a count", i)
 			return
 		}
-		key += delta
 		// The latest granule with a count is the one of the network's
 		// latest visit, as a judge that made it would have it.
 		c := netCount{g: vc.cur - lanes + int64(bits.Len8(mask[0]))}

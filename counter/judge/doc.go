@@ -105,7 +105,7 @@
 // MarshalBinary writes, and UnmarshalBinary reads, all in little endian,
 // varints as encoding/binary writes them:
 //
-//	magic     "CGJUDGE" and the format version, 5 (8 bytes)
+//	magic     "CGJUDGE" and the format version, 6 (8 bytes)
 //	params    Expected u64 | FP (IEEE 754) u64 | Partitions u32 |
 //	          VelocityMax u32 | VelocityWindow (ns) u64 | BudgetNetwork u32 |
 //	          BudgetBlock u32 | layers a window may have (uvarint, 1 to
@@ -118,10 +118,9 @@
 //	            expires varint | layers uvarint, then each layer, oldest
 //	            first: (zero words uvarint, non-zero words uvarint, those
 //	            words u64 each) until its m/64 words
-//	networks  uvarint count, in key order, each: key (uvarint difference
-//	            from the previous key, the first from 0) | lane mask byte |
-//	            uvarint count per set bit i, the visits in granule G-7+i,
-//	            G the granule of the clock
+//	networks  uvarint count, in the order first counted, each: key (u64,
+//	            each once) | lane mask byte | uvarint count per set bit i,
+//	            the visits in granule G-7+i, G the granule of the clock
 //	budgets   of the clock's UTC day: uvarint campaigns, in id order, each:
 //	            id (uvarint length, bytes) | networks | blocks; each of
 //	            those a uvarint count, then in the order first counted:
@@ -141,6 +140,10 @@
 // Every layer but the last of a window is sealed (it has at least the
 // bits set that seal it), and no layer is empty.
 //
+// Version 5, written while the networks were in key order, is version 6
+// with the networks in key order, each key as a uvarint difference from
+// the previous key (the first from 0): it is read with its networks
+// counted in that order.
 // Version 4, written while the budgets were in key order, is version 5
 // with each budget's keys in key order, each as a uvarint difference from
 // the previous key (the first from 0, so never 0): it is read with its
@@ -151,7 +154,7 @@
 // and k alone in the params, and without a count of layers in a window:
 // each window is one layer. It is read as such, its first layer maybe
 // past its seal (a window flooded by that build keeps its rate; the next
-// new key starts a second layer), and written again as version 5.
+// new key starts a second layer), and written again as version 6.
 // Version 1, written before budgets, is version 2 without BudgetNetwork,
 // BudgetBlock and the budgets section, and without the budget reason in
 // the counters. It is read as a checkpoint of budgets 0.
@@ -178,7 +181,7 @@
 // its seal, less while it fills (a run of zero words costs a byte or
 // two). At the defaults (1M visitors, fp 0.001) a window's first layer is
 // 3.4 MiB: 28.8 bits, 3.6 bytes, per visitor of two keys; with all five
-// layers, 31 times the visitors, 140 MiB. A network costs 10-12 bytes, a network or block with a budget
+// layers, 31 times the visitors, 140 MiB. A network costs 10-13 bytes, a network or block with a budget
 // count 3-12, a creator-day or a link-day about 8. Decoding checks the CRC first and bounds every count by what
 // the rest of the input can hold and every string by 256 bytes, then
 // refuses a checkpoint that does not re-encode to itself byte for byte, so

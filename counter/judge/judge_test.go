@@ -296,7 +296,7 @@ func TestVelocityForgets(t *testing.T) {
 	f := func(ms int64, want int) {
 		t.Helper()
 		j.Apply([]counter.Visit{visit("c1", "alice", "ann", ms)}, make([]counter.Reason, 1))
-		if got := len(j.vel.nets); got != want {
+		if got := j.vel.len(); got != want {
 			t.Fatalf("unexpected networks kept at %d ms; got %d; want %d", ms, got, want)
 		}
 	}
@@ -305,6 +305,44 @@ func TestVelocityForgets(t *testing.T) {
 	f(1_000_000, 1)
 	if got := len(j.vel.latest[floorMod(j.vel.cur, lanes)]); got != 1 {
 		t.Fatalf("unexpected networks listed in the current granule; got %d; want 1", got)
+	}
+}
+
+// TestVelocityCompacts: once more than half the networks are dropped,
+// the table is compacted; the networks kept stay in the order first
+// counted, and each is still found with its counts.
+func TestVelocityCompacts(t *testing.T) {
+	j := mustNew(t, testParams)
+	vc := &j.vel
+	// at returns a time in the k-th granule after the one of t0.
+	at := func(k int64) int64 { return (vc.granule(t0)+k)*vc.gran - t0 }
+	apply := func(vs ...counter.Visit) []counter.Reason {
+		out := make([]counter.Reason, len(vs))
+		j.Apply(vs, out)
+		return out
+	}
+	for i := range 10 {
+		apply(visit("c1", "alice", "a"+strconv.Itoa(i), at(1)))
+	}
+	apply(visit("c1", "alice", "b0", at(2)), visit("c1", "alice", "b1", at(2)), from(visit("c1", "alice", "a3 again", at(2)), "a3"),
+		visit("c1", "alice", "b2", at(2)), visit("c1", "alice", "b3", at(2)), visit("c1", "alice", "b4", at(2)))
+	if vc.len() != 15 || vc.dropped != 0 {
+		t.Fatalf("unexpected networks before granule 1 passes; got %d kept, %d dropped; want 15, 0", vc.len(), vc.dropped)
+	}
+	// Granule 1 passes: 9 of the 15 networks are dropped, a3 is kept.
+	apply(visit("c1", "alice", "c0", at(1+lanes)))
+	var got []uint64
+	for _, e := range vc.nets {
+		got = append(got, e.key)
+	}
+	want := []uint64{network("a3"), network("b0"), network("b1"), network("b2"), network("b3"), network("b4"), network("c0")}
+	if !slices.Equal(got, want) || vc.dropped != 0 || vc.len() != len(want) {
+		t.Fatalf("unexpected networks after granule 1 passed; got %x (%d dropped); want %x", got, vc.dropped, want)
+	}
+	// b2 had one visit: two more are within VelocityMax 3, a fourth is not.
+	b2 := func(who string) counter.Visit { return from(visit("c1", "alice", who, at(1+lanes)), "b2") }
+	if r := apply(b2("x"), b2("y"), b2("z")); !slices.Equal(r, []counter.Reason{Q, Q, V}) {
+		t.Fatalf("unexpected reasons of b2's visits after the compaction; got %v; want [Q Q V]", r)
 	}
 }
 

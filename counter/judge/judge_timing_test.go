@@ -154,13 +154,30 @@ func benchJudgeOf(b *testing.B, p Params) *Judge {
 // benchCheckpointed are the judges whose checkpoints are measured: one with
 // the velocity rule alone (its networks of the window), and one with both
 // budgets too (the day's networks and blocks), as both stores' judges run
-// by default.
+// by default; and at scale, 1M: a partition of the defaults' size whose
+// 1M visitors, each its own network, came within one velocity window, so
+// that the rule and the budgets hold 1M networks each.
 func benchCheckpointed(b *testing.B, run func(b *testing.B, j *Judge)) {
 	budgets := benchParams
 	budgets.BudgetNetwork, budgets.BudgetBlock = 20, 300
 	for name, p := range map[string]Params{"velocity": benchParams, "budgets": budgets} {
 		b.Run(name, func(b *testing.B) { run(b, benchJudgeOf(b, p)) })
 	}
+	b.Run("1M", func(b *testing.B) {
+		p := budgets
+		p.Partitions = 1
+		pool := benchVisitors(1_000_000)
+		for i := range pool {
+			pool[i].At = t0 + int64(i)/2 // 2 a millisecond: 500 s
+		}
+		j := mustNew(b, p)
+		j.Apply(pool, make([]counter.Reason, len(pool)))
+		j.SetOffset([]byte("1778460000000-0"))
+		if j.vel.len() != len(pool) {
+			b.Fatalf("unexpected networks; got %d; want %d", j.vel.len(), len(pool))
+		}
+		run(b, j)
+	})
 }
 
 func BenchmarkMarshalBinary(b *testing.B) {
@@ -194,14 +211,16 @@ func BenchmarkClone(b *testing.B) {
 var sinkJudge *Judge
 
 func BenchmarkUnmarshalBinary(b *testing.B) {
-	cp := mustMarshal(b, benchJudge(b))
-	j := mustNew(b, benchParams)
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := j.UnmarshalBinary(cp); err != nil {
-			b.Fatal(err)
+	benchCheckpointed(b, func(b *testing.B, j *Judge) {
+		cp := mustMarshal(b, j)
+		k := mustNew(b, j.Params())
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := k.UnmarshalBinary(cp); err != nil {
+				b.Fatal(err)
+			}
 		}
-	}
+	})
 }
 
 func BenchmarkPartition(b *testing.B) {

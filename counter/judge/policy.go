@@ -2,9 +2,7 @@ package judge
 
 import (
 	"fmt"
-	"maps"
 	"math"
-	"slices"
 )
 
 // SetPolicy makes the judge decide the visits applied from now on by
@@ -59,14 +57,6 @@ func (j *Judge) setPolicy(q Policy) {
 	j.bud.set(q.BudgetNetwork, q.BudgetBlock)
 }
 
-// forget drops every network's counts.
-func (vc *velocity) forget() {
-	clear(vc.nets)
-	for i := range vc.latest {
-		vc.latest[i] = vc.latest[i][:0]
-	}
-}
-
 // retime moves the counts to granules of gran milliseconds, the judge's
 // clock at clock: the visits counted in a granule of the old length are
 // counted in the granule of the new length that holds the last
@@ -75,14 +65,17 @@ func (vc *velocity) forget() {
 func (vc *velocity) retime(gran, clock int64) {
 	old, oldGran, oldCur := vc.nets, vc.gran, vc.cur
 	vc.gran = gran
-	vc.nets = make(map[uint64]netCount, len(old))
+	vc.nets = make([]netEntry, 0, vc.len())
 	vc.forget()
 	if oldCur == math.MinInt64 {
 		return // no visit yet
 	}
 	vc.cur = vc.granule(clock)
-	for _, key := range slices.Sorted(maps.Keys(old)) {
-		n := old[key]
+	for _, e := range old {
+		if e.n.g == droppedGranule {
+			continue
+		}
+		n := e.n
 		n.roll(oldCur)
 		moved := netCount{g: math.MinInt64}
 		for x := oldCur - lanes + 1; x <= oldCur; x++ {
@@ -106,7 +99,7 @@ func (vc *velocity) retime(gran, clock int64) {
 			moved.g = max(moved.g, g)
 		}
 		if moved.g != math.MinInt64 {
-			vc.add(key, moved)
+			vc.add(e.key, moved)
 		}
 	}
 }
