@@ -290,11 +290,14 @@ func (c *core) judgeQueued() {
 		// next start.
 		snap, at := c.judge.Clone(), c.at
 		c.pending.Go(func() {
+			start := time.Now()
 			cp, err := snap.MarshalBinary()
 			if err == nil {
 				err = c.save(cp, at)
 			}
-			if err != nil {
+			if err == nil {
+				counter.CheckpointTaken(time.Since(start), len(cp))
+			} else {
 				c.logger.Error("cannot save the judge's checkpoint; the next start judges more of the log again", "err", err)
 			}
 		})
@@ -402,11 +405,15 @@ func (c *core) close() error {
 	<-c.done
 	c.pending.Wait()
 	c.mu.Lock()
+	start := time.Now()
 	cp, err := c.judge.MarshalBinary()
 	end := c.at
 	c.mu.Unlock()
 	if err == nil {
 		err = c.save(cp, end)
+	}
+	if err == nil {
+		counter.CheckpointTaken(time.Since(start), len(cp))
 	}
 	if e := c.log.Close(); err == nil {
 		err = e

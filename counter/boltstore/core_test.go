@@ -301,6 +301,39 @@ func crash(t *testing.T, c *core) {
 	}
 }
 
+// TestCheckpointMetrics: each checkpoint the judge takes, in the
+// background or at close, is recorded with its size.
+func TestCheckpointMetrics(t *testing.T) {
+	dir := t.TempDir()
+	c, err := openCore(dir, storetest.Params(t), slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := time.Date(2026, 5, 11, 12, 0, 0, 0, time.UTC)
+	v := counter.Visit{Campaign: "spring", Creator: "alice", Key: storetest.Key(1), At: day.UnixMilli()}
+	v.SetWindow(day, 24*time.Hour)
+	count, bytes := storetest.CheckpointMetrics(t)
+	checkpointNext(c)
+	if err := c.commit([]counter.Visit{v}, make([]counter.Reason, 1)); err != nil {
+		t.Fatal(err)
+	}
+	settle(c)
+	c.pending.Wait()
+	fi, err := os.Stat(filepath.Join(dir, checkpointName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, b := storetest.CheckpointMetrics(t); n != count+1 || b != bytes+fi.Size() {
+		t.Fatalf("unexpected checkpoint metrics after one checkpoint; got %d, %d bytes; want %d, %d bytes", n, b, count+1, bytes+fi.Size())
+	}
+	if err := c.close(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := storetest.CheckpointMetrics(t); n != count+2 {
+		t.Fatalf("unexpected checkpoints recorded after close; got %d; want %d", n, count+2)
+	}
+}
+
 func wantTotals(t *testing.T, c *core, qualified, duplicates, budget int) {
 	t.Helper()
 	got := counter.Total(c.stats("spring", "alice"))

@@ -114,6 +114,7 @@ func TestJudgeHandover(t *testing.T) {
 			t.Fatalf("cannot commit: %s", err)
 		}
 	}
+	count, bytes := storetest.CheckpointMetrics(t)
 	a := open("a")
 	commit(a, 0, 100)
 	for _, c := range []string{"alice", "bob"} {
@@ -125,12 +126,18 @@ func TestJudgeHandover(t *testing.T) {
 		t.Fatalf("cannot close a: %s", err)
 	}
 	for p := range uint32(2) {
-		if cp, err := e.s.ReadCheckpoint(context.Background(), "c1", p); err != nil || cp == nil {
+		cp, err := e.s.ReadCheckpoint(context.Background(), "c1", p)
+		if err != nil || cp == nil {
 			t.Fatalf("no checkpoint of partition %d after a stopped: %v", p, err)
 		}
+		count, bytes = count+1, bytes+int64(len(cp))
 		if n, err := e.rdb.XLen(context.Background(), fmt.Sprintf("cg:{c1:%d}:log", p)).Result(); err != nil || n > 1 {
 			t.Fatalf("log of partition %d not trimmed below the checkpoint: %d entries, %v", p, n, err)
 		}
+	}
+
+	if n, size := storetest.CheckpointMetrics(t); n != count || size != bytes {
+		t.Fatalf("unexpected checkpoints recorded; got %d of %d bytes; want %d of %d bytes, those of the partitions", n, size, count, bytes)
 	}
 
 	b := open("b")

@@ -362,6 +362,7 @@ func (pj *partJudge) checkpoint(ctx context.Context) error {
 		return nil
 	}
 	pj.checkFill()
+	start := time.Now()
 	cp, err := pj.j.MarshalBinary()
 	if err != nil {
 		return fmt.Errorf("cannot take the checkpoint: %w", err)
@@ -371,6 +372,7 @@ func (pj *partJudge) checkpoint(ctx context.Context) error {
 	}
 	pj.cpOffset = pj.offset
 	checkpoints.Inc()
+	counter.CheckpointTaken(time.Since(start), len(cp))
 	return nil
 }
 
