@@ -25,9 +25,10 @@ var (
 var checkpointBuckets = []float64{1 << 12, 1 << 14, 1 << 16, 1 << 18, 1 << 20, 1 << 22, 1 << 24, 1 << 26, 1 << 28, 1 << 30}
 
 // CheckpointTaken records, for /metrics, a judge's checkpoint of size
-// bytes that took d to marshal and write. Both stores call it. A
-// checkpoint grows with the judge's state, and its CPU is taken on the
-// cores the redirects share.
+// bytes that took d: the copy of the judge (the embedded store), its
+// marshalling and its write. Both stores call it. A checkpoint grows with
+// the judge's state, and its CPU is taken on the cores the redirects
+// share.
 func CheckpointTaken(d time.Duration, size int) {
 	checkpointDuration.Update(d.Seconds())
 	checkpointSize.Update(float64(size))

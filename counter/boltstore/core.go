@@ -171,9 +171,10 @@ func (c *core) adopt(q judge.Policy, replayed int) error {
 	if err := c.judge.SetPolicy(q); err != nil {
 		return err
 	}
+	start := time.Now()
 	cp, err := c.judge.MarshalBinary()
 	if err == nil {
-		err = c.save(cp, c.log.End())
+		err = c.save(cp, c.log.End(), start)
 	}
 	if err != nil {
 		return fmt.Errorf("cannot take the judge's checkpoint with its new policy %s: %w", q, err)
@@ -288,16 +289,14 @@ func (c *core) judgeQueued() {
 		// and Stats, would wait for. Marshalled and written outside the
 		// judge's lock: a failure only means a longer replay at the
 		// next start.
+		start := time.Now()
 		snap, at := c.judge.Clone(), c.at
 		c.pending.Go(func() {
-			start := time.Now()
 			cp, err := snap.MarshalBinary()
 			if err == nil {
-				err = c.save(cp, at)
+				err = c.save(cp, at, start)
 			}
-			if err == nil {
-				counter.CheckpointTaken(time.Since(start), len(cp))
-			} else {
+			if err != nil {
 				c.logger.Error("cannot save the judge's checkpoint; the next start judges more of the log again", "err", err)
 			}
 		})
@@ -382,9 +381,10 @@ func (c *core) stats(campaign, creator string) []counter.DayCounts {
 }
 
 // save writes cp, whose log offset is below, as the checkpoint, fsynced
-// and renamed into place, then trims the log below it. Checkpoints are
-// saved one at a time and never replaced by an older one.
-func (c *core) save(cp []byte, below visitlog.Offset) error {
+// and renamed into place, records it for /metrics as taken from start on,
+// then trims the log below it. Checkpoints are saved one at a time and
+// never replaced by an older one.
+func (c *core) save(cp []byte, below visitlog.Offset, start time.Time) error {
 	c.saving.Lock()
 	defer c.saving.Unlock()
 	if below.Less(c.savedAt) {
@@ -394,6 +394,7 @@ func (c *core) save(cp []byte, below visitlog.Offset) error {
 		return fmt.Errorf("cannot write the judge's checkpoint: %w", err)
 	}
 	c.savedAt = below
+	counter.CheckpointTaken(time.Since(start), len(cp))
 	return c.log.Trim(below)
 }
 
@@ -410,10 +411,7 @@ func (c *core) close() error {
 	end := c.at
 	c.mu.Unlock()
 	if err == nil {
-		err = c.save(cp, end)
-	}
-	if err == nil {
-		counter.CheckpointTaken(time.Since(start), len(cp))
+		err = c.save(cp, end, start)
 	}
 	if e := c.log.Close(); err == nil {
 		err = e

@@ -302,13 +302,31 @@ func crash(t *testing.T, c *core) {
 }
 
 // TestCheckpointMetrics: each checkpoint the judge takes, in the
-// background or at close, is recorded with its size.
+// background, at close, or when it adopts a new policy at an open, is
+// recorded with its size.
 func TestCheckpointMetrics(t *testing.T) {
 	dir := t.TempDir()
-	c, err := openCore(dir, storetest.Params(t), slog.Default())
-	if err != nil {
-		t.Fatal(err)
+	p := storetest.Params(t)
+	p.VelocityMax, p.VelocityWindow = 3, time.Minute
+	open := func(p counter.DedupeParams) *core {
+		t.Helper()
+		c, err := openCore(dir, p, slog.Default())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
 	}
+	check := func(what string, count, bytes int64) {
+		t.Helper()
+		fi, err := os.Stat(filepath.Join(dir, checkpointName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, b := storetest.CheckpointMetrics(t); n != count+1 || b != bytes+fi.Size() {
+			t.Fatalf("unexpected checkpoint metrics after %s; got %d, %d bytes; want %d, %d bytes", what, n, b, count+1, bytes+fi.Size())
+		}
+	}
+	c := open(p)
 	day := time.Date(2026, 5, 11, 12, 0, 0, 0, time.UTC)
 	v := counter.Visit{Campaign: "spring", Creator: "alice", Key: storetest.Key(1), At: day.UnixMilli()}
 	v.SetWindow(day, 24*time.Hour)
@@ -319,19 +337,19 @@ func TestCheckpointMetrics(t *testing.T) {
 	}
 	settle(c)
 	c.pending.Wait()
-	fi, err := os.Stat(filepath.Join(dir, checkpointName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n, b := storetest.CheckpointMetrics(t); n != count+1 || b != bytes+fi.Size() {
-		t.Fatalf("unexpected checkpoint metrics after one checkpoint; got %d, %d bytes; want %d, %d bytes", n, b, count+1, bytes+fi.Size())
-	}
+	check("a checkpoint in the background", count, bytes)
+
+	count, bytes = storetest.CheckpointMetrics(t)
 	if err := c.close(); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := storetest.CheckpointMetrics(t); n != count+2 {
-		t.Fatalf("unexpected checkpoints recorded after close; got %d; want %d", n, count+2)
-	}
+	check("close", count, bytes)
+
+	count, bytes = storetest.CheckpointMetrics(t)
+	p.VelocityMax = 5
+	c = open(p)
+	defer c.close()
+	check("adopting a new policy", count, bytes)
 }
 
 func wantTotals(t *testing.T, c *core, qualified, duplicates, budget int) {

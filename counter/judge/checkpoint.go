@@ -211,8 +211,9 @@ func appendWords(b []byte, words []uint64, y *yielder) []byte {
 	return b
 }
 
-// appendNetworks appends the networks in key order, each with its counts
-// of the current granule and the 7 before it, oldest first.
+// appendNetworks appends the networks in the order first counted (in
+// format version 5 and before: in key order), each with its counts of
+// the current granule and the 7 before it, oldest first.
 func (j *Judge) appendNetworks(b []byte, v byte, y *yielder) []byte {
 	vc := &j.vel
 	b = binary.AppendUvarint(b, uint64(vc.len()))

@@ -198,7 +198,7 @@ func withCRC(b []byte) []byte {
 	v := b[len(magic)-1]
 	b = bytes.Clone(b)
 	copy(b, magic[:])
-	if v == version1 || v == version2 || v == version3 {
+	if v >= version1 && v <= version {
 		b[len(magic)-1] = v
 	}
 	binary.LittleEndian.PutUint32(b[len(b)-crcLen:], crc32.Checksum(b[:len(b)-crcLen], castagnoli))

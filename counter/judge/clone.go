@@ -11,9 +11,10 @@ import (
 // It is how the embedded store's judge takes a checkpoint without
 // stopping for it: the store holds the judge's lock for the copy, a
 // fraction of what MarshalBinary costs (it encodes every filter word and
-// network), and marshals the copy after. Marshalling under the lock held every click 70-90 ms at 400,000
-// networks a day, in a trace of the embedded store under load, when the
-// budgets' networks were sorted too and the commits judged.
+// network), and marshals the copy after. Marshalling under the lock held
+// every click 70-90 ms at 400,000 networks a day, in a trace of the
+// embedded store under load, when the budgets' networks were sorted too
+// and the commits judged.
 func (j *Judge) Clone() *Judge {
 	c := *j
 	c.offset = slices.Clone(j.offset)

@@ -45,7 +45,7 @@ var metricHelp = map[string]string{
 	"clickgate_judge_batches_skipped_total":  "Log batches a judge found decided already (a batch shipped twice).",
 	"clickgate_judge_errors_total":           "Errors of this node's judges.",
 	"clickgate_judge_checkpoints_total":      "Checkpoints written by this node's judges.",
-	"clickgate_judge_checkpoint_seconds":     "Time to marshal and write one checkpoint of a judge of this node (both stores): it grows with the judge's state, and takes CPU on the cores the redirects share.",
+	"clickgate_judge_checkpoint_seconds":     "Time to take one checkpoint of a judge of this node (both stores): the copy of its state (embedded store), its marshalling and its write. It grows with the judge's state, and takes CPU on the cores the redirects share.",
 	"clickgate_judge_checkpoint_bytes":       "Size of each checkpoint of a judge of this node (both stores): its filters, the networks of the velocity window, the budgets of the day, the counters.",
 	"clickgate_judge_leases_acquired_total":  "Partition leases this node's judges acquired (start, takeover after another node stopped).",
 	"clickgate_follow_visits_total":          "Visits of the logs this node learnt into its local filter: read by its follower (source=log), or handed over by its own judges for the partitions they hold (source=judge).",
