@@ -66,6 +66,7 @@ type row struct {
 	quiet phase // open loop, rounds without a bulk import (importRounds)
 	busy  phase // open loop, rounds while a bulk import runs
 	audit *bench.Audit
+	cps   checkpoints // the judges' over the whole run
 }
 
 // loadtester runs the designs one after another on the same machine.

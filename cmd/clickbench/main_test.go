@@ -177,3 +177,29 @@ func TestRewritten(t *testing.T) {
 		t.Fatalf("rewritten returned after %s; the rewrite of 5 keys at 100 ms a key takes longer", took)
 	}
 }
+
+// TestCheckpointsOf reads the checkpoints' histograms as two nodes'
+// scrapes summed give them: the longest is the first bucket that holds
+// every checkpoint.
+func TestCheckpointsOf(t *testing.T) {
+	m := map[string]float64{
+		"clickgate_judge_checkpoint_seconds_count":                    5,
+		"clickgate_judge_checkpoint_seconds_sum":                      0.9,
+		`clickgate_judge_checkpoint_seconds_bucket{le="0.05"}`:        2,
+		`clickgate_judge_checkpoint_seconds_bucket{le="0.1"}`:         4,
+		`clickgate_judge_checkpoint_seconds_bucket{le="0.25"}`:        4,
+		`clickgate_judge_checkpoint_seconds_bucket{le="0.5"}`:         5,
+		`clickgate_judge_checkpoint_seconds_bucket{le="1"}`:           5,
+		`clickgate_judge_checkpoint_seconds_bucket{le="+Inf"}`:        5,
+		"clickgate_judge_checkpoint_bytes_sum":                        5e7,
+		"clickgate_judge_checkpoint_bytes_count":                      5,
+		`clickgate_judge_checkpoint_bytes_bucket{le="1.6777216e+07"}`: 5,
+	}
+	want := checkpoints{count: 5, seconds: 0.9, bytes: 5e7, longest: 0.5}
+	if got := checkpointsOf(m); got != want {
+		t.Fatalf("unexpected checkpoints; got %+v; want %+v", got, want)
+	}
+	if got := checkpointsOf(map[string]float64{}); got.count != 0 {
+		t.Fatalf("unexpected checkpoints of an empty scrape; got %+v", got)
+	}
+}

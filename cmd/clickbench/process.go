@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -182,4 +183,28 @@ func redisInfo(ctx context.Context, rdb *redis.Client, field string) float64 {
 		}
 	}
 	return 0
+}
+
+// checkpoints are what the judges' checkpoints cost over a run.
+type checkpoints struct {
+	count          int
+	seconds, bytes float64 // in all
+	longest        float64 // the upper bound of the bucket of the longest, in seconds
+}
+
+// checkpointsOf reads the checkpoints' histograms from a scrape (summed
+// over a design's nodes).
+func checkpointsOf(m map[string]float64) checkpoints {
+	const name = "clickgate_judge_checkpoint_seconds"
+	c := checkpoints{count: int(m[name+"_count"]), seconds: m[name+"_sum"], bytes: m["clickgate_judge_checkpoint_bytes_sum"], longest: math.Inf(1)}
+	for k, v := range m {
+		le, ok := strings.CutPrefix(k, name+`_bucket{le="`)
+		if !ok || int(v) != c.count {
+			continue
+		}
+		if b, err := strconv.ParseFloat(strings.TrimSuffix(le, `"}`), 64); err == nil {
+			c.longest = min(c.longest, b)
+		}
+	}
+	return c
 }

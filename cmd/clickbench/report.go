@@ -47,6 +47,7 @@ func (l *loadtester) report(w io.Writer, rows []*row, mem *memResult, cat *catal
 	l.writeTraffic(w, len(rows))
 	l.writeResults(w, rows, bare, red)
 	writeLag(w, stores)
+	writeCheckpoints(w, stores)
 	writeAudit(w, stores)
 	if mem != nil {
 		mem.write(w)
@@ -161,6 +162,24 @@ func writeLag(w io.Writer, stores []*row) {
 	for _, r := range stores {
 		g := r.lag.Result()
 		fmt.Fprintf(w, "| %s | %.0f | %d | %s | %s | %s | %d |\n", r.name, r.max.res.Throughput, g.Probes, ms(g.Lag.P50), ms(g.Lag.P99), ms(g.Lag.Max), g.Lost)
+	}
+	fmt.Fprintf(w, "\n")
+}
+
+// writeCheckpoints writes what the judges' checkpoints cost.
+func writeCheckpoints(w io.Writer, stores []*row) {
+	fmt.Fprintf(w, "## The judges' checkpoints\n\n")
+	fmt.Fprintf(w, "Every checkpoint the design's judges took over the whole run, from its nodes' `/metrics` (`clickgate_judge_checkpoint_seconds`, `clickgate_judge_checkpoint_bytes`): "+
+		"a judge checkpoints after each 30 s of judging (and when it hands a partition over). The time is the copy of the judge's state (the embedded store), its marshalling and its write, "+
+		"on the core the redirects share; it grows with the state: the dedupe filters, the networks of the velocity window, the budgets of the day. The longest is the histogram's bucket that holds it.\n\n")
+	fmt.Fprintf(w, "| store | checkpoints | mean time | longest | mean size |\n|---|---:|---:|---:|---:|\n")
+	for _, r := range stores {
+		c := r.cps
+		if c.count == 0 {
+			fmt.Fprintf(w, "| %s | 0 | — | — | — |\n", r.name)
+			continue
+		}
+		fmt.Fprintf(w, "| %s | %d | %.1f ms | ≤ %s s | %.1f MB |\n", r.name, c.count, 1000*c.seconds/float64(c.count), strconv.FormatFloat(c.longest, 'g', -1, 64), c.bytes/float64(c.count)/1e6)
 	}
 	fmt.Fprintf(w, "\n")
 }

@@ -264,6 +264,7 @@ func (l *loadtester) measure(rows []*row) error {
 		all := append(append(append([]*bench.Result{r.warm}, r.max.rounds...), r.fresh.rounds...), r.open.rounds...)
 		all = append(append(all, r.quiet.rounds...), r.busy.rounds...)
 		r.audit = l.limits.Audit(l.model, bench.Merge(all...), r.before, after)
+		r.cps = checkpointsOf(r.scrape())
 		if r.cluster != nil {
 			if r.layout, err = layoutOf(l.ctx, r.nodes); err != nil {
 				return err
