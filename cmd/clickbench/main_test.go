@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"regexp"
 	"strings"
@@ -201,5 +202,16 @@ func TestCheckpointsOf(t *testing.T) {
 	}
 	if got := checkpointsOf(map[string]float64{}); got.count != 0 {
 		t.Fatalf("unexpected checkpoints of an empty scrape; got %+v", got)
+	}
+}
+
+// TestDatasetText: a used_memory_dataset Redis reported wrapped below zero
+// is said unknown, not printed as 18 million terabytes.
+func TestDatasetText(t *testing.T) {
+	if got, want := datasetText(5e6, 1_000_000), "5000000 bytes (5.00 per visitor)"; got != want {
+		t.Fatalf("unexpected text; got %q; want %q", got, want)
+	}
+	if got := datasetText(math.NaN(), 1_000_000); !strings.HasPrefix(got, "unknown") {
+		t.Fatalf("unexpected text of an unknown dataset; got %q", got)
 	}
 }

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"math"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/clickgate/clickgate/counter"
 	"github.com/clickgate/clickgate/counter/redisstore"
@@ -47,7 +50,7 @@ func (l *loadtester) memory(n int) (*memResult, error) {
 		return nil, err
 	}
 	defer s.Close()
-	before, beforeData := redisInfo(ctx, rdb, "used_memory"), redisInfo(ctx, rdb, "used_memory_dataset")
+	before, beforeData := redisInfo(ctx, rdb, "used_memory"), dataset(ctx, rdb)
 	now := time.Now()
 	const batch = 1024
 	visits := make([]counter.Visit, batch)
@@ -74,7 +77,7 @@ func (l *loadtester) memory(n int) (*memResult, error) {
 	// Stopped, the judge writes its checkpoint and trims the log below it.
 	s.StopJudges(ctx)
 	res.bytes = redisInfo(ctx, rdb, "used_memory") - before
-	res.dataset = redisInfo(ctx, rdb, "used_memory_dataset") - beforeData
+	res.dataset = dataset(ctx, rdb) - beforeData
 	keys, err := rdb.Keys(ctx, "*:checkpoint").Result()
 	if err != nil {
 		return nil, err
@@ -92,16 +95,35 @@ func (l *loadtester) memory(n int) (*memResult, error) {
 	return res, nil
 }
 
+// dataset returns Redis's used_memory_dataset, or NaN when it is more
+// than used_memory: Redis 7.0 computes it as used_memory less its
+// overhead, and printed it wrapped around below zero (18446744073708 TB)
+// in one run, when the overhead it estimated was the larger.
+func dataset(ctx context.Context, rdb *redis.Client) float64 {
+	if d := redisInfo(ctx, rdb, "used_memory_dataset"); d <= redisInfo(ctx, rdb, "used_memory") {
+		return d
+	}
+	return math.NaN()
+}
+
+// datasetText is d, bytes of used_memory_dataset, per n visitors.
+func datasetText(d float64, n int) string {
+	if math.IsNaN(d) {
+		return "unknown: Redis reported a `used_memory_dataset` above its `used_memory`"
+	}
+	return fmt.Sprintf("%.0f bytes (%.2f per visitor)", d, d/float64(n))
+}
+
 // write writes the report's section on Redis memory.
 func (mem *memResult) write(w io.Writer) {
 	fmt.Fprintf(w, "## Redis memory for dedupe\n\n")
 	fmt.Fprintf(w, "%d unique visitors of one campaign window, two keys each (cookie and network, as the edge commits a new visitor), committed through clickgate's Redis store, with filters sized as by default (`--dedupe-expected %d --dedupe-fp %g`). "+
 		"The dedupe state is the judge's checkpoint of the campaign's %d partition (its filters, sized for both keys of every visitor, and its counters), the log trimmed below it: `MEMORY USAGE` %.0f bytes, **%.2f bytes per unique visitor**. "+
-		"INFO memory, before and after: `used_memory_dataset` grew %.0f bytes (%.2f per visitor; it also holds the counters and moves by ~100 KB between runs), "+
+		"INFO memory, before and after: `used_memory_dataset` grew %s (it also holds the counters and moves by ~100 KB between runs), "+
 		"`used_memory` %.0f (%.2f, with client and AOF buffers). "+
 		"%d visitors (%.4f%%) were taken for known (Bloom false positives).\n\n",
 		mem.visitors, mem.expected, mem.fp, 1, mem.bitmaps, mem.bitmaps/float64(mem.visitors),
-		mem.dataset, mem.dataset/float64(mem.visitors), mem.bytes, mem.bytes/float64(mem.visitors),
+		datasetText(mem.dataset, mem.visitors), mem.bytes, mem.bytes/float64(mem.visitors),
 		mem.falsePositives, 100*float64(mem.falsePositives)/float64(mem.visitors))
 	// A Bloom filter with k = round(log2(1/fp)) hash functions, as the
 	// judge's filters, takes -k/ln(1 - fp^(1/k)) bits a key.
