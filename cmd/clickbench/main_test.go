@@ -208,7 +208,7 @@ func TestCheckpointsOf(t *testing.T) {
 // TestDatasetText: a used_memory_dataset Redis reported wrapped below zero
 // is said unknown, not printed as 18 million terabytes.
 func TestDatasetText(t *testing.T) {
-	if got, want := datasetText(5e6, 1_000_000), "5000000 bytes (5.00 per visitor)"; got != want {
+	if got, want := datasetText(5e6, 1_000_000), "5000000 bytes, 5.00 per visitor"; got != want {
 		t.Fatalf("unexpected text; got %q; want %q", got, want)
 	}
 	if got := datasetText(math.NaN(), 1_000_000); !strings.HasPrefix(got, "unknown") {

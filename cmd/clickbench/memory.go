@@ -111,7 +111,7 @@ func datasetText(d float64, n int) string {
 	if math.IsNaN(d) {
 		return "unknown: Redis reported a `used_memory_dataset` above its `used_memory`"
 	}
-	return fmt.Sprintf("%.0f bytes (%.2f per visitor)", d, d/float64(n))
+	return fmt.Sprintf("%.0f bytes, %.2f per visitor", d, d/float64(n))
 }
 
 // write writes the report's section on Redis memory.
@@ -119,8 +119,8 @@ func (mem *memResult) write(w io.Writer) {
 	fmt.Fprintf(w, "## Redis memory for dedupe\n\n")
 	fmt.Fprintf(w, "%d unique visitors of one campaign window, two keys each (cookie and network, as the edge commits a new visitor), committed through clickgate's Redis store, with filters sized as by default (`--dedupe-expected %d --dedupe-fp %g`). "+
 		"The dedupe state is the judge's checkpoint of the campaign's %d partition (its filters, sized for both keys of every visitor, and its counters), the log trimmed below it: `MEMORY USAGE` %.0f bytes, **%.2f bytes per unique visitor**. "+
-		"INFO memory, before and after: `used_memory_dataset` grew %s (it also holds the counters and moves by ~100 KB between runs), "+
-		"`used_memory` %.0f (%.2f, with client and AOF buffers). "+
+		"INFO memory, before and after: `used_memory_dataset` grew %s; it also holds the counters and moves by ~100 KB between runs. "+
+		"`used_memory` grew %.0f (%.2f, with client and AOF buffers). "+
 		"%d visitors (%.4f%%) were taken for known (Bloom false positives).\n\n",
 		mem.visitors, mem.expected, mem.fp, 1, mem.bitmaps, mem.bitmaps/float64(mem.visitors),
 		datasetText(mem.dataset, mem.visitors), mem.bytes, mem.bytes/float64(mem.visitors),
