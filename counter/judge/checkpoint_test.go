@@ -2,7 +2,6 @@ package judge
 
 import (
 	"bytes"
-	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -527,92 +526,58 @@ func checkGoesOn(t *testing.T, j, want *Judge, seed string, p Params) {
 	}
 }
 
-// TestCheckpointVersion4 loads checkpoints written while budgets' keys
-// were in key order (the seeds v4-* of FuzzUnmarshal, written by that
-// build): the state that build left, which writes again as the same
-// version 4 bytes and goes on with version 5, the keys in the order
-// loaded.
-func TestCheckpointVersion4(t *testing.T) {
-	for name, want := range fuzzSeedStates(t) {
-		j, _ := loadSeed(t, version4, name)
-		checkGoesOn(t, j, want, "v4-"+name, testParams)
-	}
-}
-
-// TestBudgetKeysInOrderCounted: a checkpoint holds each campaign's
-// networks and blocks in the order they were first counted, not in key
-// order, and a judge loaded from it writes them in that order again.
-func TestBudgetKeysInOrderCounted(t *testing.T) {
-	j := mustNew(t, budgetParams)
-	var visits []counter.Visit
-	for i, who := range []string{"zed", "amy", "kim", "bob"} {
-		visits = append(visits, from(visit("c1", "alice", who, int64(1000*i)), who))
-	}
-	j.Apply(visits, make([]counter.Reason, len(visits)))
-	c := j.bud.campaigns["c1"]
-	for i, v := range visits {
-		if c.networks.counts[i].key != v.Network {
-			t.Fatalf("unexpected network %d counted; got %x; want %x, the order of the visits", i, c.networks.counts[i].key, v.Network)
+// TestCheckpointVersions4And5 loads checkpoints written while the
+// budgets' keys (version 4) and the velocity rule's networks (versions 4
+// and 5) were in key order (the seeds v4-* and v5-* of FuzzUnmarshal,
+// written by those builds): the state that build left, which writes
+// again as the same bytes of its version and goes on with the current
+// one, the keys in the order loaded.
+func TestCheckpointVersions4And5(t *testing.T) {
+	for _, v := range []byte{version4, version5} {
+		for name, want := range fuzzSeedStates(t) {
+			j, _ := loadSeed(t, v, name)
+			checkGoesOn(t, j, want, fmt.Sprintf("v%d-%s", v, name), testParams)
 		}
 	}
-	if slices.IsSortedFunc(c.networks.counts, func(x, y keyCount) int { return cmp.Compare(x.key, y.key) }) {
-		t.Fatal("the networks happen to be in key order: the test proves nothing")
-	}
-	b := mustMarshal(t, j)
-	loaded := mustNew(t, budgetParams)
-	if err := loaded.UnmarshalBinary(b); err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(loaded.bud.campaigns["c1"].networks.counts, c.networks.counts) || !bytes.Equal(mustMarshal(t, loaded), b) {
-		t.Fatal("unexpected networks loaded from a checkpoint: not in the order counted")
-	}
 }
 
-// TestCheckpointVersion5 loads checkpoints written while the velocity
-// rule's networks were in key order (the seeds v5-* of FuzzUnmarshal,
-// written by that build): the state that build left, which writes again
-// as the same version 5 bytes and goes on with version 6, the networks in
-// the order loaded.
-func TestCheckpointVersion5(t *testing.T) {
-	for name, want := range fuzzSeedStates(t) {
-		j, _ := loadSeed(t, version5, name)
-		checkGoesOn(t, j, want, "v5-"+name, testParams)
-	}
-}
-
-// TestNetworksInOrderCounted: a checkpoint holds the velocity rule's
-// networks in the order they were first counted, not in key order, and a
-// judge loaded from it writes them in that order again.
-func TestNetworksInOrderCounted(t *testing.T) {
-	j := mustNew(t, testParams)
+// TestKeysInOrderCounted: a checkpoint holds the velocity rule's networks
+// and each campaign's budgeted networks in the order they were first
+// counted, not in key order, and a judge loaded from it writes them in
+// that order again.
+func TestKeysInOrderCounted(t *testing.T) {
+	p := budgetParams
+	p.VelocityMax = 3
+	j := mustNew(t, p)
 	var visits []counter.Visit
+	var want []uint64
 	for i, who := range []string{"zed", "amy", "kim", "bob"} {
 		visits = append(visits, visit("c1", "alice", who, int64(1000*i)))
-	}
-	j.Apply(visits, make([]counter.Reason, len(visits)))
-	keys := func(j *Judge) []uint64 {
-		var ks []uint64
-		for _, e := range j.vel.nets {
-			ks = append(ks, e.key)
-		}
-		return ks
-	}
-	want := keys(j)
-	for i, v := range visits {
-		if want[i] != v.Network {
-			t.Fatalf("unexpected network %d counted; got %x; want %x, the order of the visits", i, want[i], v.Network)
-		}
+		want = append(want, network(who))
 	}
 	if slices.IsSorted(want) {
 		t.Fatal("the networks happen to be in key order: the test proves nothing")
 	}
+	j.Apply(visits, make([]counter.Reason, len(visits)))
+	orders := func(j *Judge) (velocity, budget []uint64) {
+		for _, e := range j.vel.nets {
+			velocity = append(velocity, e.key)
+		}
+		for _, c := range j.bud.campaigns["c1"].networks.counts {
+			budget = append(budget, c.key)
+		}
+		return velocity, budget
+	}
+	if vel, bud := orders(j); !slices.Equal(vel, want) || !slices.Equal(bud, want) {
+		t.Fatalf("unexpected networks counted; got %x (velocity), %x (budgets); want %x, the order of the visits", vel, bud, want)
+	}
 	b := mustMarshal(t, j)
-	loaded := mustNew(t, testParams)
+	loaded := mustNew(t, p)
 	if err := loaded.UnmarshalBinary(b); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(keys(loaded), want) || !bytes.Equal(mustMarshal(t, loaded), b) {
-		t.Fatalf("unexpected networks loaded from a checkpoint; got %x; want %x, in the order counted", keys(loaded), want)
+	if vel, bud := orders(loaded); !slices.Equal(vel, want) || !slices.Equal(bud, want) || !bytes.Equal(mustMarshal(t, loaded), b) {
+		t.Fatalf("unexpected networks loaded from a checkpoint; got %x (velocity), %x (budgets); want %x, in the order counted", vel, bud, want)
 	}
 }
 
