@@ -82,6 +82,7 @@ type Store struct {
 	core    *core      // the visit log and its judge
 	links   *linkIndex // code → key in bucketLinkSeq
 	linksMu sync.Mutex // held by the one transaction that creates links
+	recent  recentLinks
 }
 
 var _ counter.Store = (*Store)(nil)

@@ -210,8 +210,13 @@ func (s *Store) createLinks(ctx context.Context, links []counter.Link) error {
 	})
 	if err != nil {
 		s.links.drop(created)
+		return err
 	}
-	return err
+	for i := range links {
+		seq, _ := s.links.get(enc[i].code)
+		s.recent.put(seq, enc[i].json, &links[i])
+	}
+	return nil
 }
 
 // UpdateLink changes the link of code with update, in one transaction,
@@ -219,7 +224,11 @@ func (s *Store) createLinks(ctx context.Context, links []counter.Link) error {
 // update's error, and then nothing changes. update may not change the
 // code, the campaign or the creator.
 func (s *Store) UpdateLink(ctx context.Context, code string, update func(*counter.Link) error) (counter.Link, error) {
-	var l counter.Link
+	var (
+		l   counter.Link
+		seq uint64
+		b   []byte
+	)
 	err := s.update(ctx, func(tx *bolt.Tx) error {
 		if err := s.getLink(tx, code, &l); err != nil {
 			return err
@@ -231,16 +240,17 @@ func (s *Store) UpdateLink(ctx context.Context, code string, update func(*counte
 		if l.Code != old.Code || l.Campaign != old.Campaign || l.Creator != old.Creator {
 			return errors.New("a link's code, campaign and creator cannot change")
 		}
-		b, err := json.Marshal(&l)
-		if err != nil {
+		var err error
+		if b, err = json.Marshal(&l); err != nil {
 			return err
 		}
-		seq, _ := s.links.get(code)
+		seq, _ = s.links.get(code)
 		return putLink(tx, seq, code, b)
 	})
 	if err != nil {
 		return counter.Link{}, fmt.Errorf("cannot update link %q: %w", code, err)
 	}
+	s.recent.put(seq, b, &l)
 	return l, nil
 }
 

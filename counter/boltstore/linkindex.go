@@ -70,6 +70,9 @@ func (s *Store) getLink(tx *bolt.Tx, code string, l *counter.Link) error {
 	if v == nil {
 		return counter.ErrNotFound // its transaction is not committed
 	}
+	if s.recent.get(seq, v, l) {
+		return nil
+	}
 	return json.Unmarshal(v, l)
 }
 
