@@ -74,6 +74,11 @@ type Table struct {
 // (BenchmarkCreateLink in redirect/admin). A power of two.
 const tableShards = 1024
 
+// ImportIdle is how long the steps of a bulk import wait after each, in
+// steps: the import, and the table reading its changes, take a twentieth
+// of the node's time (admin's pacer says why).
+const ImportIdle = 19
+
 // yieldEvery is how many links a refresh applies between two yields to
 // the redirects.
 const yieldEvery = 128
@@ -144,10 +149,9 @@ func (t *Table) Refresh(ctx context.Context) error {
 		version, last, more := cur.version, cur.last, true
 		for more && len(all.Campaigns)+len(all.Creators)+len(all.Links) < changesPerApply {
 			if version != cur.version {
-				// A bulk import's changes: read in a tenth of the
-				// time, as the import is paced (admin's pacer), so
-				// that the redirects keep the rest.
-				time.Sleep(9 * time.Since(start))
+				// A bulk import's changes: read paced like the
+				// import, so that the redirects keep the rest.
+				time.Sleep(ImportIdle * time.Since(start))
 			}
 			start = time.Now()
 			ch, err := feed.CatalogChanges(ctx, version, changesPerCall)
