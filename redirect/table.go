@@ -74,11 +74,6 @@ type Table struct {
 // (BenchmarkCreateLink in redirect/admin). A power of two.
 const tableShards = 1024
 
-// ImportIdle is how long the steps of a bulk import wait after each, in
-// steps: the import, and the table reading its changes, take a twentieth
-// of the node's time (admin's pacer says why).
-const ImportIdle = 19
-
 // yieldEvery is how many links a refresh applies between two yields to
 // the redirects.
 const yieldEvery = 128
@@ -142,18 +137,17 @@ func (t *Table) Refresh(ctx context.Context) error {
 		}
 		return t.reload(ctx)
 	}
-	start := time.Now()
+	pace := NewPacer()
 	for {
 		cur := t.snap.Load()
 		var all counter.CatalogChanges
 		version, last, more := cur.version, cur.last, true
 		for more && len(all.Campaigns)+len(all.Creators)+len(all.Links) < changesPerApply {
-			if version != cur.version {
-				// A bulk import's changes: read paced like the
-				// import, so that the redirects keep the rest.
-				time.Sleep(ImportIdle * time.Since(start))
+			if version != cur.version && !pace.Wait(ctx) {
+				// A bulk import's changes, read paced like the
+				// import, until the poll's time is up.
+				break
 			}
-			start = time.Now()
 			ch, err := feed.CatalogChanges(ctx, version, changesPerCall)
 			if err != nil {
 				return fmt.Errorf("cannot read catalog changes: %w", err)
@@ -182,7 +176,8 @@ func (t *Table) Refresh(ctx context.Context) error {
 		t.logDropped(dropped)
 		t.snap.Store(next)
 		catalogChangesApplied.Add(len(all.Campaigns) + len(all.Creators) + len(all.Links))
-		if !more {
+		if !more || ctx.Err() != nil {
+			// All read, or the rest at the next poll.
 			return nil
 		}
 	}

@@ -20,8 +20,8 @@ import (
 const (
 	// MaxBulkLinks is the most links one POST /v1/links:bulk creates.
 	MaxBulkLinks = 100_000
-	// bulkChunk is how many links one store call creates, and how many
-	// lines are decoded, before the import waits (pacer). Redis runs
+	// bulkChunk is how many links one store call creates before the
+	// import waits (redirect.Pacer). Redis runs
 	// nothing else while it creates them: its script took 0.9 ms a call
 	// (p99 2.1 ms; 0.4 ms with 64 links, for about the same CPU in all).
 	// The embedded store commits each call in one transaction, with two
@@ -29,6 +29,9 @@ const (
 	// bulk calls on an idle node, took it 880-920 ms of CPU, against
 	// 1,360-1,410 ms with 64 links a call.
 	bulkChunk = 256
+	// decodeChunk is how many lines are decoded before the import waits:
+	// 1,024 took 3-5 ms of CPU on an idle node.
+	decodeChunk = 1024
 	// maxLineErrors is how many lines' errors a refused import reports.
 	maxLineErrors = 100
 )
@@ -99,7 +102,7 @@ func (a *API) bulkLinks(ctx context.Context, rc *fasthttp.RequestCtx) (int, any,
 			a.refresh(ctx)
 		}
 	}()
-	pace := newPacer()
+	pace := redirect.NewPacer()
 	for created < len(links) {
 		end := min(created+bulkChunk, len(links))
 		chunk := links[created:end]
@@ -119,7 +122,7 @@ func (a *API) bulkLinks(ctx context.Context, rc *fasthttp.RequestCtx) (int, any,
 			return fasthttp.StatusConflict, refused(created, a.createdLinks(links[:created], lines), errs), nil
 		}
 		created = end
-		if created < len(links) && !pace.wait(ctx) {
+		if created < len(links) && !pace.Wait(ctx) {
 			return 0, nil, fmt.Errorf("cannot create links of lines %d to %d: %w", lines[created], lines[len(lines)-1], ctx.Err())
 		}
 	}
@@ -186,9 +189,9 @@ func (a *API) decodeBulk(ctx context.Context, body []byte) ([]counter.Link, []in
 	)
 	cache := &refs{campaigns: map[string]error{}, creators: map[[2]string]error{}}
 	codes := map[string]int{}
-	pace := newPacer()
+	pace := redirect.NewPacer()
 	for n := 1; len(body) > 0 && len(errs) < maxLineErrors; n++ {
-		if n%bulkChunk == 0 && !pace.wait(ctx) {
+		if n%decodeChunk == 0 && !pace.Wait(ctx) {
 			errs = append(errs, LineError{n, "the request ended: " + ctx.Err().Error()})
 			break
 		}
@@ -244,40 +247,9 @@ func (a *API) decodeBulk(ctx context.Context, body []byte) ([]counter.Link, []in
 	return links, lines, errs
 }
 
-// pacer keeps a bulk import to a twentieth of the node's time, and of
-// Redis's: after each step of its work it waits redirect.ImportIdle times
-// as long as the step took, so that the redirects, which share the
-// cores, keep the rest (its decoding, its writes and their refresh took
-// 10-50 ms at a time before they were paced). A redirect's queueing
-// delay grows as 1/(1-load): with the redirects at about three quarters
-// of a core (embedded store, one core, 22,000 req/s, imports back to
-// back, alternating runs), imports paced to a quarter of the time
-// multiplied the redirects' p99 by 1.8-6.9 (median 3.3), to a tenth by
-// 1.2-2.7 (median 1.9). An import of 10,000 links, about what a 1 MiB
-// body holds, took 2.2-4.6 s at a tenth; it costs 40% less since
-// (bulkChunk, and the embedded store's recent links), which buys the
-// twentieth.
-type pacer struct{ start time.Time }
-
 // bulkTimeout bounds a bulk import instead of requestTimeout: paced, it
-// takes twenty times its work, and a node busy enough to need the pacing
-// must not see the import fail for it. (10,000 links from the CLI, under
+// takes up to twenty times its work, and a node busy enough to need the
+// pacing must not see the import fail for it. (10,000 links from the CLI, under
 // the race detector beside the rest of the suite, once got the 503 of a
 // request past its 10 s.)
 const bulkTimeout = time.Minute
-
-func newPacer() *pacer { return &pacer{start: time.Now()} }
-
-// wait waits after the step that began at the last wait, or until ctx is
-// done, and reports whether it waited.
-func (p *pacer) wait(ctx context.Context) bool {
-	t := time.NewTimer(redirect.ImportIdle * time.Since(p.start))
-	defer t.Stop()
-	select {
-	case <-t.C:
-		p.start = time.Now()
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
