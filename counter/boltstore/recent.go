@@ -55,7 +55,8 @@ func (r *recentLinks) get(seq uint64, b []byte, l *counter.Link) bool {
 
 // roundTrips reports whether l decodes from its JSON to exactly itself:
 // its strings are valid UTF-8 (JSON replaces invalid bytes) and its time
-// is in UTC without a monotonic reading, as decoding makes it.
+// is in UTC without a monotonic reading, as decoding makes it. A field
+// added to counter.Link must be checked here too (TestRoundTripsFields).
 func roundTrips(l *counter.Link) bool {
 	for _, s := range [...]string{l.Code, l.Campaign, l.Creator, l.Destinations.Default, l.Destinations.IOS,
 		l.Destinations.Android, l.Preview.Title, l.Preview.Description, l.Preview.Image} {

@@ -69,3 +69,16 @@ func TestRecentLinksReadAsDecoded(t *testing.T) {
 		}
 	}
 }
+
+// TestRoundTripsFields fails when counter.Link, or a struct in it, gains a
+// field: roundTrips must then check it.
+func TestRoundTripsFields(t *testing.T) {
+	for _, tc := range []struct {
+		v    any
+		want int
+	}{{counter.Link{}, 7}, {counter.Destinations{}, 3}, {counter.Card{}, 3}} {
+		if n := reflect.TypeOf(tc.v).NumField(); n != tc.want {
+			t.Errorf("%T has %d fields, roundTrips knows %d: check the new ones there", tc.v, n, tc.want)
+		}
+	}
+}
