@@ -194,7 +194,7 @@ func (s *Store) createLinks(ctx context.Context, links []counter.Link) error {
 		if err != nil {
 			return err
 		}
-		enc[i] = byteLink{links[i].Code, b}
+		enc[i] = byteLink{&links[i], b}
 	}
 	s.linksMu.Lock()
 	defer s.linksMu.Unlock()
@@ -210,13 +210,8 @@ func (s *Store) createLinks(ctx context.Context, links []counter.Link) error {
 	})
 	if err != nil {
 		s.links.drop(created)
-		return err
 	}
-	for i := range links {
-		seq, _ := s.links.get(enc[i].code)
-		s.recent.put(seq, enc[i].json, &links[i])
-	}
-	return nil
+	return err
 }
 
 // UpdateLink changes the link of code with update, in one transaction,
@@ -224,11 +219,7 @@ func (s *Store) createLinks(ctx context.Context, links []counter.Link) error {
 // update's error, and then nothing changes. update may not change the
 // code, the campaign or the creator.
 func (s *Store) UpdateLink(ctx context.Context, code string, update func(*counter.Link) error) (counter.Link, error) {
-	var (
-		l   counter.Link
-		seq uint64
-		b   []byte
-	)
+	var l counter.Link
 	err := s.update(ctx, func(tx *bolt.Tx) error {
 		if err := s.getLink(tx, code, &l); err != nil {
 			return err
@@ -240,17 +231,16 @@ func (s *Store) UpdateLink(ctx context.Context, code string, update func(*counte
 		if l.Code != old.Code || l.Campaign != old.Campaign || l.Creator != old.Creator {
 			return errors.New("a link's code, campaign and creator cannot change")
 		}
-		var err error
-		if b, err = json.Marshal(&l); err != nil {
+		b, err := json.Marshal(&l)
+		if err != nil {
 			return err
 		}
-		seq, _ = s.links.get(code)
-		return putLink(tx, seq, code, b)
+		seq, _ := s.links.get(code)
+		return s.putLink(tx, seq, &l, b)
 	})
 	if err != nil {
 		return counter.Link{}, fmt.Errorf("cannot update link %q: %w", code, err)
 	}
-	s.recent.put(seq, b, &l)
 	return l, nil
 }
 

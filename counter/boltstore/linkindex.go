@@ -76,13 +76,15 @@ func (s *Store) getLink(tx *bolt.Tx, code string, l *counter.Link) error {
 	return json.Unmarshal(v, l)
 }
 
-// putLink stores the JSON v of the link code created seq-th, with its
-// change, in tx.
-func putLink(tx *bolt.Tx, seq uint64, code string, v []byte) error {
-	if err := tx.Bucket(bucketLinkSeq).Put(linkKey(seq, code), v); err != nil {
+// putLink stores l, created seq-th, as its JSON v, with its change, in
+// tx, and keeps it among the recent links: a read checks the JSON it finds
+// committed, so a transaction that fails leaves nothing wrong there.
+func (s *Store) putLink(tx *bolt.Tx, seq uint64, l *counter.Link, v []byte) error {
+	if err := tx.Bucket(bucketLinkSeq).Put(linkKey(seq, l.Code), v); err != nil {
 		return err
 	}
-	return recordChange(tx, changeLink, []byte(code))
+	s.recent.put(seq, v, l)
+	return recordChange(tx, changeLink, []byte(l.Code))
 }
 
 // putLinks creates links in tx, or returns the codes of those that exist
@@ -91,8 +93,8 @@ func putLink(tx *bolt.Tx, seq uint64, code string, v []byte) error {
 // dropped from it if tx does not commit.
 func (s *Store) putLinks(tx *bolt.Tx, links []byteLink) (created, taken []string, err error) {
 	for _, l := range links {
-		if _, ok := s.links.get(l.code); ok {
-			taken = append(taken, l.code)
+		if _, ok := s.links.get(l.link.Code); ok {
+			taken = append(taken, l.link.Code)
 		}
 	}
 	if taken != nil {
@@ -104,18 +106,18 @@ func (s *Store) putLinks(tx *bolt.Tx, links []byteLink) (created, taken []string
 		if err != nil {
 			return created, nil, err
 		}
-		s.links.set(l.code, seq)
-		created = append(created, l.code)
-		if err := putLink(tx, seq, l.code, l.json); err != nil {
+		s.links.set(l.link.Code, seq)
+		created = append(created, l.link.Code)
+		if err := s.putLink(tx, seq, l.link, l.json); err != nil {
 			return created, nil, err
 		}
 	}
 	return created, nil, nil
 }
 
-// byteLink is a link's code and JSON.
+// byteLink is a link and its JSON.
 type byteLink struct {
-	code string
+	link *counter.Link
 	json []byte
 }
 
