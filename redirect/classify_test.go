@@ -1,6 +1,8 @@
 package redirect
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -211,4 +213,77 @@ func TestTrustedProxies(t *testing.T) {
 	}
 	f("127.0.0.1", 2) // two clients behind the proxy
 	f("", 1)          // a forged header on a direct connection changes nothing
+}
+
+// peekFetch reads what readFetch reads, a header at a time with Peek: the
+// oracle of TestReadFetch and FuzzReadFetch.
+func peekFetch(hdr *fasthttp.RequestHeader) fetch {
+	dest, mode := hdr.Peek("Sec-Fetch-Dest"), hdr.Peek("Sec-Fetch-Mode")
+	return fetch{
+		speculative: bytes.Contains(hdr.Peek("Sec-Purpose"), prefetchToken) ||
+			bytes.Equal(hdr.Peek("Purpose"), prefetchToken) ||
+			bytes.Equal(hdr.Peek("X-Purpose"), previewToken) ||
+			bytes.Equal(hdr.Peek("X-Purpose"), prefetchToken) ||
+			bytes.Equal(hdr.Peek("X-Moz"), prefetchToken),
+		notNavigation: len(dest) > 0 && string(dest) != "document" || len(mode) > 0 && string(mode) != "navigate",
+	}
+}
+
+// readHeaders parses a GET request with the header lines given (each
+// ending in CRLF), as the public listener does.
+func readHeaders(lines string) (*fasthttp.RequestHeader, error) {
+	var hdr fasthttp.RequestHeader
+	err := hdr.Read(bufio.NewReader(strings.NewReader("GET /" + testCode + " HTTP/1.1\r\nHost: go.example.com\r\n" + lines + "\r\n")))
+	return &hdr, err
+}
+
+func TestReadFetch(t *testing.T) {
+	chrome := "User-Agent: " + chromeUA + "\r\nSec-Fetch-Site: cross-site\r\nSec-Fetch-User: ?1\r\nAccept-Language: en-US\r\nReferer: https://www.tiktok.com/\r\nCookie: a=b\r\n"
+	for _, c := range []struct {
+		lines string
+		want  fetch
+	}{
+		{"", fetch{}},
+		{chrome + "Sec-Fetch-Mode: navigate\r\nSec-Fetch-Dest: document\r\n", fetch{}},
+		{chrome + "Sec-Fetch-Mode: no-cors\r\nSec-Fetch-Dest: image\r\n", fetch{notNavigation: true}},
+		{chrome + "Sec-Fetch-Dest: iframe\r\n", fetch{notNavigation: true}},
+		{chrome + "Sec-Fetch-Mode: cors\r\n", fetch{notNavigation: true}},
+		{"sec-fetch-dest: IMAGE\r\n", fetch{notNavigation: true}},                             // names in any case; values as sent
+		{"Sec-Fetch-Dest: document\r\nSec-Fetch-Dest: image\r\n", fetch{}},                    // the first counts
+		{"Sec-Fetch-Dest: image\r\nSec-Fetch-Dest: document\r\n", fetch{notNavigation: true}}, // the first counts
+		{"Sec-Fetch-Dest:\r\nSec-Fetch-Mode:\r\n", fetch{}},                                   // empty: not said
+		{chrome + "Sec-Purpose: prefetch;prerender\r\n", fetch{speculative: true}},
+		{"SEC-PURPOSE: prefetch\r\n", fetch{speculative: true}},
+		{"Purpose: prefetch\r\n", fetch{speculative: true}},
+		{"Purpose: prefetching\r\n", fetch{}},
+		{"X-Purpose: preview\r\n", fetch{speculative: true}},
+		{"X-Purpose: prefetch\r\n", fetch{speculative: true}},
+		{"X-Moz: prefetch\r\n", fetch{speculative: true}},
+		{"X-Moz: prefetch\r\nSec-Fetch-Dest: image\r\n", fetch{speculative: true, notNavigation: true}},
+	} {
+		hdr, err := readHeaders(c.lines)
+		if err != nil {
+			t.Fatalf("cannot parse %q: %v", c.lines, err)
+		}
+		if got, oracle := readFetch(hdr), peekFetch(hdr); got != c.want || oracle != c.want {
+			t.Errorf("headers %q: readFetch gives %+v, Peek %+v; want %+v", c.lines, got, oracle, c.want)
+		}
+	}
+}
+
+// FuzzReadFetch: for any headers fasthttp parses, readFetch says what
+// reading them one at a time with Peek says.
+func FuzzReadFetch(f *testing.F) {
+	for _, s := range []string{"Sec-Fetch-Dest: image\r\n", "sec-fetch-mode: cors\r\nSec-Fetch-Dest: document\r\n", "X-Purpose: preview\r\nCookie: cg_vid=x\r\n", "Sec-Purpose: prefetch\r\nPurpose: prefetch\r\n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, lines string) {
+		hdr, err := readHeaders(lines)
+		if err != nil {
+			return
+		}
+		if got, want := readFetch(hdr), peekFetch(hdr); got != want {
+			t.Fatalf("headers %q: readFetch gives %+v; Peek %+v", lines, got, want)
+		}
+	})
 }

@@ -87,6 +87,12 @@ type redirectBuf struct {
 var (
 	robotsTxt = []byte("User-agent: *\nDisallow: /\n")
 	okBody    = []byte("ok\n")
+
+	// Response header names as fasthttp keeps them (SetCanonical skips
+	// normalizing them again on every request), and a value.
+	headerLocation     = []byte("Location")
+	headerCacheControl = []byte("Cache-Control")
+	noStore            = []byte("no-store")
 )
 
 // Requests refused before a click, by reason. Every refusal is an answer
@@ -269,8 +275,8 @@ func requestHost(ctx *fasthttp.RequestCtx) []byte {
 // click that dedupe decides. Every person is redirected whatever it says.
 // No I/O, no allocation.
 func (h *Handler) classify(ctx *fasthttp.RequestCtx, e *Entry, ua []byte, addr netip.Addr, now time.Time) counter.Reason {
-	hdr := &ctx.Request.Header
-	if ctx.IsHead() || isPrefetch(hdr) {
+	fetch := readFetch(&ctx.Request.Header)
+	if ctx.IsHead() || fetch.speculative {
 		return counter.Prefetch
 	}
 	switch useragent.Classify(ua) {
@@ -279,14 +285,7 @@ func (h *Handler) classify(ctx *fasthttp.RequestCtx, e *Entry, ua []byte, addr n
 	case useragent.Bot:
 		return counter.Bot
 	}
-	// A page that embeds the link as an image or a frame is not a person
-	// choosing to visit (cookie stuffing).
-	if dest := hdr.Peek("Sec-Fetch-Dest"); len(dest) > 0 && string(dest) != "document" {
-		return counter.Prefetch
-	}
-	// A fetch() or a no-cors subresource load says so even without a
-	// destination; a person's click is a navigation.
-	if mode := hdr.Peek("Sec-Fetch-Mode"); len(mode) > 0 && string(mode) != "navigate" {
+	if fetch.notNavigation {
 		return counter.Prefetch
 	}
 	if h.o.Velocity != nil && !h.o.Velocity.Hit(NetworkKey(addr), now) {
@@ -306,14 +305,81 @@ var (
 	previewToken  = []byte("preview")
 )
 
-// isPrefetch reports a speculative load: Sec-Purpose (Chrome, Safari),
-// Purpose (older Chrome), X-Purpose (Safari's preview) or X-Moz (Firefox).
-func isPrefetch(hdr *fasthttp.RequestHeader) bool {
-	return bytes.Contains(hdr.Peek("Sec-Purpose"), prefetchToken) ||
-		bytes.Equal(hdr.Peek("Purpose"), prefetchToken) ||
-		bytes.Equal(hdr.Peek("X-Purpose"), previewToken) ||
-		bytes.Equal(hdr.Peek("X-Purpose"), prefetchToken) ||
-		bytes.Equal(hdr.Peek("X-Moz"), prefetchToken)
+// fetch is what a request's headers say of how it was made.
+type fetch struct {
+	// speculative: a prefetch or a prerender, Sec-Purpose (Chrome,
+	// Safari), Purpose (older Chrome), X-Purpose (Safari's preview) or
+	// X-Moz (Firefox).
+	speculative bool
+	// notNavigation: a page that embeds the link as an image or a frame
+	// is not a person choosing to visit (cookie stuffing), Sec-Fetch-Dest
+	// other than document; and a fetch() or a no-cors subresource load
+	// says so even without a destination, Sec-Fetch-Mode other than
+	// navigate.
+	notNavigation bool
+}
+
+// The headers readFetch reads, as bits of a set.
+const (
+	secPurpose = 1 << iota
+	purpose
+	xPurpose
+	xMoz
+	secFetchDest
+	secFetchMode
+)
+
+// readFetch reads the headers of fetch in one pass over the request's
+// headers, where a Peek a header would scan them and normalize its name
+// each time. As Peek does, the first of a repeated header counts.
+func readFetch(hdr *fasthttp.RequestHeader) (f fetch) {
+	var seen int
+	for k, v := range hdr.All() {
+		var name int
+		switch len(k) {
+		case len("Sec-Purpose"):
+			name = fold(k, "Sec-Purpose", secPurpose)
+		case len("Purpose"):
+			name = fold(k, "Purpose", purpose)
+		case len("X-Purpose"):
+			name = fold(k, "X-Purpose", xPurpose)
+		case len("X-Moz"):
+			name = fold(k, "X-Moz", xMoz)
+		case len("Sec-Fetch-Dest"):
+			// Browsers send four Sec-Fetch- headers of this length.
+			switch k[len("Sec-Fetch-")] | 0x20 {
+			case 'd':
+				name = fold(k, "Sec-Fetch-Dest", secFetchDest)
+			case 'm':
+				name = fold(k, "Sec-Fetch-Mode", secFetchMode)
+			}
+		}
+		if name == 0 || seen&name != 0 {
+			continue
+		}
+		seen |= name
+		switch name {
+		case secPurpose:
+			f.speculative = f.speculative || bytes.Contains(v, prefetchToken)
+		case purpose, xMoz:
+			f.speculative = f.speculative || bytes.Equal(v, prefetchToken)
+		case xPurpose:
+			f.speculative = f.speculative || bytes.Equal(v, previewToken) || bytes.Equal(v, prefetchToken)
+		case secFetchDest:
+			f.notNavigation = f.notNavigation || len(v) > 0 && string(v) != "document"
+		case secFetchMode:
+			f.notNavigation = f.notNavigation || len(v) > 0 && string(v) != "navigate"
+		}
+	}
+	return f
+}
+
+// fold returns bit when k is name in any case, else 0.
+func fold(k []byte, name string, bit int) int {
+	if bytes.EqualFold(k, []byte(name)) {
+		return bit
+	}
+	return 0
 }
 
 // record dedupes and counts a person's visit. With a visitor cookie the
@@ -363,9 +429,9 @@ func (h *Handler) redirect(ctx *fasthttp.RequestCtx, e *Entry, ua []byte, now ti
 	b := h.bufs.Get().(*redirectBuf)
 	b.loc = h.location(b, e, ua, ctx.URI().QueryString(), now, attributable, nonce)
 	// Set, not ctx.Redirect: that would resolve and rewrite the target.
-	ctx.Response.Header.SetBytesV("Location", b.loc)
+	ctx.Response.Header.SetCanonical(headerLocation, b.loc)
 	// A cached redirect is an uncounted click.
-	ctx.Response.Header.Set("Cache-Control", "no-store")
+	ctx.Response.Header.SetCanonical(headerCacheControl, noStore)
 	ctx.SetStatusCode(fasthttp.StatusFound)
 	h.bufs.Put(b)
 }
@@ -400,7 +466,7 @@ func (h *Handler) preview(ctx *fasthttp.RequestCtx, e *Entry, ua []byte, now tim
 	}
 	b.page = appendPreviewPage(b.page[:0], &card, h.o.PublicURL+"/"+e.Link.Code, b.loc)
 	ctx.SetContentType("text/html; charset=utf-8")
-	ctx.Response.Header.Set("Cache-Control", "no-store")
+	ctx.Response.Header.SetCanonical(headerCacheControl, noStore)
 	ctx.SetBody(b.page)
 	h.bufs.Put(b)
 }
