@@ -185,6 +185,24 @@ func (s *Store) CreateLinks(ctx context.Context, links []counter.Link) error {
 	return nil
 }
 
+// TakenCodes returns those of codes that name a link, in their order.
+func (s *Store) TakenCodes(ctx context.Context, codes []string) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	// Not while links are being created: their codes are in the index
+	// before their transaction commits.
+	s.linksMu.Lock()
+	defer s.linksMu.Unlock()
+	var taken []string
+	for _, code := range codes {
+		if _, ok := s.links.get(code); ok {
+			taken = append(taken, code)
+		}
+	}
+	return taken, nil
+}
+
 // createLinks stores links in one transaction, or none of them with a
 // *counter.CodesTakenError.
 func (s *Store) createLinks(ctx context.Context, links []counter.Link) error {

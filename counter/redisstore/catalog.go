@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/redis/go-redis/v9"
@@ -91,6 +92,31 @@ func (s *Store) CreateLinks(ctx context.Context, links []counter.Link) error {
 	}
 	return nil
 }
+
+// TakenCodes returns those of codes that name a link, in their order:
+// one round trip for each takenChunk codes.
+func (s *Store) TakenCodes(ctx context.Context, codes []string) ([]string, error) {
+	var taken []string
+	for chunk := range slices.Chunk(codes, takenChunk) {
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.BoolCmd, len(chunk))
+		for i, code := range chunk {
+			cmds[i] = pipe.HExists(ctx, s.linksKey, code)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, fmt.Errorf("cannot check %d link codes: %w", len(codes), storeErr(err))
+		}
+		for i, cmd := range cmds {
+			if cmd.Val() {
+				taken = append(taken, chunk[i])
+			}
+		}
+	}
+	return taken, nil
+}
+
+// takenChunk is how many codes TakenCodes checks in one round trip.
+const takenChunk = 1000
 
 // UpdateLink changes the link of code with update and returns it as
 // stored: counter.ErrNotFound for an unknown code, or update's error, and

@@ -16,6 +16,8 @@ import (
 // bulkLinker is a store that creates links in bulk (both stores are).
 type bulkLinker interface {
 	CreateLinks(ctx context.Context, links []counter.Link) error
+	// TakenCodes returns those of codes that name a link, in their order.
+	TakenCodes(ctx context.Context, codes []string) ([]string, error)
 }
 
 // openBulk opens a store that creates links in bulk and has a change

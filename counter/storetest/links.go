@@ -140,3 +140,52 @@ func testChangeFeedPositions(t *testing.T, open Opener) {
 		}
 	}
 }
+
+// testTakenCodes: TakenCodes names exactly the codes of the links
+// created, disabled ones included, in the order asked, over more codes
+// than one round trip of the Redis store checks.
+func testTakenCodes(t *testing.T, open Opener) {
+	ctx := context.Background()
+	s, c := openBulk(t, open, "taken")
+	bulk := s.(bulkLinker)
+	link := func(code string) counter.Link {
+		return counter.Link{Code: code, Campaign: "taken", Creator: "alice",
+			Destinations: counter.Destinations{Default: "https://app.example.com/a"}, CreatedAt: c.StartsAt}
+	}
+	code := func(i int) string { return fmt.Sprintf("TAKEN%04d", i) }
+	const n = 2500
+	var links []counter.Link
+	for i := range n {
+		if i%3 == 0 {
+			links = append(links, link(code(i)))
+		}
+	}
+	if err := bulk.CreateLinks(ctx, links); err != nil {
+		t.Fatalf("cannot create links: %s", err)
+	}
+	if err := s.CreateLink(ctx, link("TAKENONE")); err != nil {
+		t.Fatalf("cannot create link: %s", err)
+	}
+	if u, ok := s.(LinkUpdater); ok {
+		if _, err := u.UpdateLink(ctx, code(3), func(l *counter.Link) error { l.Disabled = true; return nil }); err != nil {
+			t.Fatalf("cannot disable link: %s", err)
+		}
+	}
+	ask := []string{"NOSUCHCODE", "TAKENONE"}
+	want := []string{"TAKENONE"}
+	for i := n - 1; i >= 0; i-- {
+		ask = append(ask, code(i))
+		if i%3 == 0 {
+			want = append(want, code(i))
+		}
+	}
+	if got, err := bulk.TakenCodes(ctx, ask); err != nil || !slices.Equal(got, want) {
+		t.Fatalf("unexpected taken codes; got %d (%v), err %v; want %d, from %v", len(got), got[:min(3, len(got))], err, len(want), want[:3])
+	}
+	if got, err := bulk.TakenCodes(ctx, []string{"NOSUCHCODE"}); err != nil || len(got) != 0 {
+		t.Fatalf("unexpected taken codes of a code never created; got %v, %v", got, err)
+	}
+	if got, err := bulk.TakenCodes(ctx, nil); err != nil || len(got) != 0 {
+		t.Fatalf("unexpected taken codes of none; got %v, %v", got, err)
+	}
+}

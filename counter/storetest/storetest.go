@@ -38,6 +38,7 @@ func Run(t *testing.T, fresh func(t *testing.T) Opener) {
 		{"UpdateLink", testUpdateLink},
 		{"CatalogUnderWrites", testCatalogUnderWrites},
 		{"ChangeFeedPositions", testChangeFeedPositions},
+		{"TakenCodes", testTakenCodes},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.f(t, fresh(t)) })

@@ -42,6 +42,13 @@ type linkBatcher interface {
 	CreateLinks(ctx context.Context, links []counter.Link) error
 }
 
+// codeChecker is a store that tells which codes are taken, many in one
+// call (both stores are), so that an import whose custom code is taken
+// creates none of its links.
+type codeChecker interface {
+	TakenCodes(ctx context.Context, codes []string) ([]string, error)
+}
+
 // LineError is what was wrong with one line of a bulk import.
 type LineError struct {
 	Line  int    `json:"line"`
@@ -64,11 +71,13 @@ type bulkResponse struct {
 
 // bulkLinks creates the links of a body of JSON lines, each a POST
 // /v1/links body, validated alike. Every line is checked before any link
-// is created: one bad line creates none (422, every bad line listed). A
-// custom code taken is 409 and creates none, unless another call took it
-// meanwhile: the links are created a chunk at a time, and the answer then
-// lists exactly those created before. With ?dry_run=1 the lines are only
-// validated (200, nothing created).
+// is created: one bad line creates none (422, the first maxLineErrors bad
+// lines listed), and a custom code taken already creates none (409, every
+// taken code's line listed). The links are then created a chunk at a
+// time: a custom code that another call takes meanwhile stops the import
+// at its chunk (409), and the answer lists exactly the links created
+// before. With ?dry_run=1 the lines are only validated (200, nothing
+// created).
 func (a *API) bulkLinks(ctx context.Context, rc *fasthttp.RequestCtx) (int, any, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bulkTimeout)
 	defer cancel()
@@ -90,10 +99,22 @@ func (a *API) bulkLinks(ctx context.Context, rc *fasthttp.RequestCtx) (int, any,
 		return fasthttp.StatusOK, bulkResponse{Links: []bulkLink{}}, nil
 	}
 	generated := make([]bool, len(links))
+	var custom []string
 	for i := range links {
 		if links[i].Code == "" {
 			generated[i] = true
 			links[i].Code = redirect.NewCode()
+		} else {
+			custom = append(custom, links[i].Code)
+		}
+	}
+	if t, ok := b.(codeChecker); ok && len(custom) > 0 {
+		taken, err := t.TakenCodes(ctx, custom)
+		if err != nil {
+			return 0, nil, fmt.Errorf("cannot check the codes of %d links: %w", len(custom), err)
+		}
+		if len(taken) > 0 {
+			return fasthttp.StatusConflict, refused(0, nil, takenLines(taken, links, lines)), nil
 		}
 	}
 	created := 0
@@ -111,14 +132,7 @@ func (a *API) bulkLinks(ctx context.Context, rc *fasthttp.RequestCtx) (int, any,
 			if !errors.As(err, &taken) {
 				return 0, nil, fmt.Errorf("cannot create links of lines %d to %d: %w", lines[created], lines[end-1], err)
 			}
-			var errs []LineError
-			for _, code := range taken.Codes {
-				for i := created; i < end; i++ {
-					if links[i].Code == code {
-						errs = append(errs, LineError{lines[i], fmt.Sprintf("code %q is taken", code)})
-					}
-				}
-			}
+			errs := takenLines(taken.Codes, chunk, lines[created:end])
 			return fasthttp.StatusConflict, refused(created, a.createdLinks(links[:created], lines), errs), nil
 		}
 		created = end
@@ -127,6 +141,22 @@ func (a *API) bulkLinks(ctx context.Context, rc *fasthttp.RequestCtx) (int, any,
 		}
 	}
 	return fasthttp.StatusCreated, bulkResponse{Created: created, Links: a.createdLinks(links, lines)}, nil
+}
+
+// takenLines returns the error of each line of links (on lines) whose
+// code is one of taken, in line order.
+func takenLines(taken []string, links []counter.Link, lines []int) []LineError {
+	is := make(map[string]bool, len(taken))
+	for _, code := range taken {
+		is[code] = true
+	}
+	var errs []LineError
+	for i := range links {
+		if is[links[i].Code] {
+			errs = append(errs, LineError{lines[i], fmt.Sprintf("code %q is taken", links[i].Code)})
+		}
+	}
+	return errs
 }
 
 // createChunk creates links, all or none, drawing generated codes again

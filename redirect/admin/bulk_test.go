@@ -100,22 +100,22 @@ func TestBulkLinks(t *testing.T) {
 			}
 			h.call(t, "GET", "/v1/links:bulk", "", 405)
 
-			// Taken in a later chunk: exactly the chunks before it created.
+			// Taken already, in a later chunk: 409, none created.
 			const taken = 5*bulkChunk + 7
 			code := func(i int) string { return fmt.Sprintf("late%06d", i) }
 			if err := h.store.CreateLink(ctx, counter.Link{Code: code(taken), Campaign: "spring", Creator: "alice",
 				Destinations: counter.Destinations{Default: "https://app.example.com/a"}}); err != nil {
 				t.Fatal(err)
 			}
+			v0, _ = h.store.Version(ctx)
+			served := h.table.Len()
 			out = h.call(t, "POST", "/v1/links:bulk", bulkBody(7*bulkChunk, "late"), 409)
-			links = out["links"].([]any)
 			errs = out["errors"].([]any)
-			const created = 5 * bulkChunk
-			if out["created"] != float64(created) || len(links) != created || len(errs) != 1 || errs[0].(map[string]any)["line"] != float64(taken+1) {
-				t.Fatalf("unexpected answer to a code taken in a later chunk; got created %v, %d links, errors %v", out["created"], len(links), errs)
+			if out["created"] != 0.0 || len(out["links"].([]any)) != 0 || len(errs) != 1 || errs[0].(map[string]any)["line"] != float64(taken+1) {
+				t.Fatalf("unexpected answer to a code taken in a later chunk; got created %v, errors %v", out["created"], errs)
 			}
-			if last := links[created-1].(map[string]any); last["code"] != code(created-1) || h.table.Lookup([]byte(code(created-1))) == nil || h.table.Lookup([]byte(code(created))) != nil {
-				t.Fatalf("unexpected last link created %v", last)
+			if v, _ := h.store.Version(ctx); v != v0 || h.table.Len() != served || h.table.Lookup([]byte(code(0))) != nil {
+				t.Fatalf("an import with a taken code changed the catalog; version %d, was %d; %d links served, were %d", v, v0, h.table.Len(), served)
 			}
 		})
 	}
@@ -145,4 +145,56 @@ func (s *deadlineStore) CreateLinks(ctx context.Context, links []counter.Link) e
 	d, _ := ctx.Deadline()
 	s.left = time.Until(d)
 	return s.Store.(linkBatcher).CreateLinks(ctx, links)
+}
+
+// lateTaker is a store that creates link take right after TakenCodes has
+// answered: another call that takes a code of an import meanwhile.
+type lateTaker struct {
+	counter.Store
+	bulk interface {
+		linkBatcher
+		codeChecker
+	}
+	take counter.Link
+}
+
+func (s *lateTaker) CreateLinks(ctx context.Context, links []counter.Link) error {
+	return s.bulk.CreateLinks(ctx, links)
+}
+
+func (s *lateTaker) TakenCodes(ctx context.Context, codes []string) ([]string, error) {
+	taken, err := s.bulk.TakenCodes(ctx, codes)
+	if err == nil {
+		err = s.Store.CreateLink(ctx, s.take)
+	}
+	return taken, err
+}
+
+// TestBulkLinksTakenMeanwhile: a custom code that another call takes
+// while an import runs stops the import at its chunk, 409, and the
+// answer lists exactly the links created before it, which are served.
+func TestBulkLinksTakenMeanwhile(t *testing.T) {
+	for _, kind := range []string{"embedded", "redis"} {
+		t.Run(kind, func(t *testing.T) {
+			store := openBenchStore(t, kind)
+			const taken = 5*bulkChunk + 7
+			code := func(i int) string { return fmt.Sprintf("late%06d", i) }
+			h := newHarnessOf(t, &lateTaker{Store: store, bulk: store.(interface {
+				linkBatcher
+				codeChecker
+			}), take: counter.Link{Code: code(taken), Campaign: "spring", Creator: "alice",
+				Destinations: counter.Destinations{Default: "https://app.example.com/a"}}})
+			h.seed(t)
+			out := h.call(t, "POST", "/v1/links:bulk", bulkBody(7*bulkChunk, "late"), 409)
+			links := out["links"].([]any)
+			errs := out["errors"].([]any)
+			const created = 5 * bulkChunk
+			if out["created"] != float64(created) || len(links) != created || len(errs) != 1 || errs[0].(map[string]any)["line"] != float64(taken+1) {
+				t.Fatalf("unexpected answer to a code taken in a later chunk; got created %v, %d links, errors %v", out["created"], len(links), errs)
+			}
+			if last := links[created-1].(map[string]any); last["code"] != code(created-1) || h.table.Lookup([]byte(code(created-1))) == nil || h.table.Lookup([]byte(code(created))) != nil {
+				t.Fatalf("unexpected last link created %v", last)
+			}
+		})
+	}
 }
