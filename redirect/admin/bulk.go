@@ -37,15 +37,10 @@ const (
 )
 
 // linkBatcher is a store that creates many links in one call, all or
-// none (both stores are).
+// none, and tells which of many codes are taken, so that an import whose
+// custom code is taken creates none of its links (both stores are).
 type linkBatcher interface {
 	CreateLinks(ctx context.Context, links []counter.Link) error
-}
-
-// codeChecker is a store that tells which codes are taken, many in one
-// call (both stores are), so that an import whose custom code is taken
-// creates none of its links.
-type codeChecker interface {
 	TakenCodes(ctx context.Context, codes []string) ([]string, error)
 }
 
@@ -108,8 +103,8 @@ func (a *API) bulkLinks(ctx context.Context, rc *fasthttp.RequestCtx) (int, any,
 			custom = append(custom, links[i].Code)
 		}
 	}
-	if t, ok := b.(codeChecker); ok && len(custom) > 0 {
-		taken, err := t.TakenCodes(ctx, custom)
+	if len(custom) > 0 {
+		taken, err := b.TakenCodes(ctx, custom)
 		if err != nil {
 			return 0, nil, fmt.Errorf("cannot check the codes of %d links: %w", len(custom), err)
 		}

@@ -151,10 +151,7 @@ func (s *deadlineStore) CreateLinks(ctx context.Context, links []counter.Link) e
 // answered: another call that takes a code of an import meanwhile.
 type lateTaker struct {
 	counter.Store
-	bulk interface {
-		linkBatcher
-		codeChecker
-	}
+	bulk linkBatcher
 	take counter.Link
 }
 
@@ -179,10 +176,7 @@ func TestBulkLinksTakenMeanwhile(t *testing.T) {
 			store := openBenchStore(t, kind)
 			const taken = 5*bulkChunk + 7
 			code := func(i int) string { return fmt.Sprintf("late%06d", i) }
-			h := newHarnessOf(t, &lateTaker{Store: store, bulk: store.(interface {
-				linkBatcher
-				codeChecker
-			}), take: counter.Link{Code: code(taken), Campaign: "spring", Creator: "alice",
+			h := newHarnessOf(t, &lateTaker{Store: store, bulk: store.(linkBatcher), take: counter.Link{Code: code(taken), Campaign: "spring", Creator: "alice",
 				Destinations: counter.Destinations{Default: "https://app.example.com/a"}}})
 			h.seed(t)
 			out := h.call(t, "POST", "/v1/links:bulk", bulkBody(7*bulkChunk, "late"), 409)
