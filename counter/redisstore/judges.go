@@ -108,6 +108,34 @@ type judges struct {
 	running map[partKey]*partJudge
 	held    map[partKey]time.Time // seen held by another holder, until
 	lastLog map[string]time.Time  // by message
+
+	fillMu sync.Mutex
+	fills  map[partKey]fill // what each running judge reported last
+}
+
+// fill is the most layers of a dedupe window of a judge, and the highest
+// rate of false duplicates of one.
+type fill struct {
+	layers int
+	rate   float64
+}
+
+// reportFill records f, the fill of the judge of partition k (nil: the
+// judge stopped), and sets the node's gauges to the most of its judges'.
+func (js *judges) reportFill(k partKey, f *fill) {
+	js.fillMu.Lock()
+	defer js.fillMu.Unlock()
+	if f == nil {
+		delete(js.fills, k)
+	} else {
+		js.fills[k] = *f
+	}
+	var most fill
+	for _, f := range js.fills {
+		most.layers, most.rate = max(most.layers, f.layers), max(most.rate, f.rate)
+	}
+	layersMost.Set(float64(most.layers))
+	falseRate.Set(most.rate)
 }
 
 func newJudges(s *Store, p judge.Params, holder string, logger *slog.Logger) *judges {
@@ -127,6 +155,7 @@ func newJudges(s *Store, p judge.Params, holder string, logger *slog.Logger) *ju
 		running: make(map[partKey]*partJudge),
 		held:    make(map[partKey]time.Time),
 		lastLog: make(map[string]time.Time),
+		fills:   make(map[partKey]fill),
 	}
 }
 

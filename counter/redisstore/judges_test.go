@@ -661,3 +661,36 @@ func TestJudgesShare(t *testing.T) {
 	b.Close()
 	wait("a node left", map[string]int{"a": 4})
 }
+
+// TestJudgeFillMetrics: a Redis judge whose window takes more visitors
+// than --dedupe-expected reports the layers its filter grew and its rate
+// of false duplicates, as the embedded store does, and the node stops
+// reporting them once the judge stops.
+func TestJudgeFillMetrics(t *testing.T) {
+	const expected, fp = 100, 0.001
+	params, err := counter.NewDedupeParams(expected, fp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, Options{Params: params, Judge: true})
+	added := layersAdded.Get()
+	now := time.Now()
+	var vs []counter.Visit
+	for i := range 10 * expected {
+		vs = append(vs, personVisit("c1", "alice", i, now))
+	}
+	e.commit(t, vs...)
+	if got := e.total(t, "c1", "alice"); got.Clicks() != int64(len(vs)) {
+		t.Fatalf("unexpected counts; got %+v; want %d clicks", got, len(vs))
+	}
+	if layersAdded.Get() <= added || layersMost.Get() < 2 || !(falseRate.Get() > 0 && falseRate.Get() <= 2*fp) {
+		t.Fatalf("unexpected fill metrics after %d visitors in filters sized for %d; got %d layers added, most %v, rate %v; want layers added and a rate within %v",
+			len(vs), expected, layersAdded.Get()-added, layersMost.Get(), falseRate.Get(), 2*fp)
+	}
+	if err := e.s.Close(); err != nil {
+		t.Fatalf("cannot close: %s", err)
+	}
+	if layersMost.Get() != 0 || falseRate.Get() != 0 {
+		t.Fatalf("unexpected fill metrics after the judge stopped; got most %v, rate %v; want 0", layersMost.Get(), falseRate.Get())
+	}
+}

@@ -110,8 +110,13 @@ func (pj *partJudge) run() {
 		pj.release(pj.js.ctx)
 		return
 	}
-	// The follower reads the partition again from where this judge stops.
-	defer func() { pj.js.s.judgedTo(partKey{pj.lease.Campaign, pj.lease.Partition}, pj.offset, false) }()
+	// The follower reads the partition again from where this judge stops,
+	// and the node reports the fill of its other judges only.
+	defer func() {
+		k := partKey{pj.lease.Campaign, pj.lease.Partition}
+		pj.js.s.judgedTo(k, pj.offset, false)
+		pj.js.reportFill(k, nil)
+	}()
 	now := time.Now()
 	renewed, published, saved := now, now, now
 	poll := time.NewTimer(0)
@@ -377,18 +382,27 @@ func (pj *partJudge) checkpoint(ctx context.Context) error {
 }
 
 // layersAdded is the embedded store's counter too (counter/boltstore).
-var layersAdded = metrics.GetOrCreateCounter(`clickgate_dedupe_layers_added_total`)
+// Got, not made: the embedded store reports them too.
+var (
+	layersAdded = metrics.GetOrCreateCounter(`clickgate_dedupe_layers_added_total`)
+	layersMost  = metrics.GetOrCreateGauge(`clickgate_dedupe_window_layers`, nil)
+	falseRate   = metrics.GetOrCreateGauge(`clickgate_dedupe_false_positive_rate`, nil)
+)
 
 // checkFill logs, once each, a window of the partition that grew a layer
 // (more visitors than --dedupe-expected: a flood, or a campaign larger
 // than it was sized for; false duplicates stay within twice --dedupe-fp) and one
-// that has all its layers (they rise above it), and counts the layers
-// added. Called after each read that added one, and at checkpoints.
+// that has all its layers (they rise above it), counts the layers added,
+// and reports the most layers of a window and the highest rate of false
+// duplicates (judges.reportFill). Called after each read that added a
+// layer, and at checkpoints.
 func (pj *partJudge) checkFill() {
 	n := pj.j.LayersAdded()
 	layersAdded.AddInt64(int64(n - pj.added))
 	pj.added = n
+	var most fill
 	for _, f := range pj.j.Fill() {
+		most.layers, most.rate = max(most.layers, f.Layers), max(most.rate, f.Rate)
 		if f.Layers > max(1, pj.layers[f.Start]) {
 			pj.layers[f.Start] = f.Layers
 			pj.js.logger.Warn("a dedupe window grew a layer: more visitors than --dedupe-expected; false duplicates stay within twice --dedupe-fp",
@@ -402,6 +416,7 @@ func (pj *partJudge) checkFill() {
 				"layers", f.Layers, "bytes", f.Bytes, "rate", f.Rate)
 		}
 	}
+	pj.js.reportFill(partKey{pj.lease.Campaign, pj.lease.Partition}, &most)
 }
 
 // finish judges what is left, publishes, checkpoints and releases the
