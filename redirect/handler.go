@@ -242,9 +242,28 @@ func ReadError(err error) (status int, msg string) {
 	return fasthttp.StatusBadRequest, "bad request"
 }
 
-// ServerError answers a request the public listener could not read.
+// Requests the public listener could not read, by what was wrong.
+var (
+	refusedRequest     = metrics.NewCounter(`clickgate_public_refused_total{reason="malformed_request"}`)
+	refusedHeaderBytes = metrics.NewCounter(`clickgate_public_refused_total{reason="headers_too_large"}`)
+	refusedBodyBytes   = metrics.NewCounter(`clickgate_public_refused_total{reason="body_too_large"}`)
+	refusedTimeout     = metrics.NewCounter(`clickgate_public_refused_total{reason="timeout"}`)
+)
+
+// ServerError answers a request the public listener could not read, and
+// counts it.
 func ServerError(ctx *fasthttp.RequestCtx, err error) {
 	status, msg := ReadError(err)
+	switch status {
+	case fasthttp.StatusRequestHeaderFieldsTooLarge:
+		refusedHeaderBytes.Inc()
+	case fasthttp.StatusRequestEntityTooLarge:
+		refusedBodyBytes.Inc()
+	case fasthttp.StatusRequestTimeout:
+		refusedTimeout.Inc()
+	default:
+		refusedRequest.Inc()
+	}
 	ctx.Error(msg+"\n", status)
 }
 

@@ -231,8 +231,22 @@ func TestHostileRequests(t *testing.T) {
 		t.Fatalf("BUG: %d rows; the table must hold at least 30", len(rows))
 	}
 	start := time.Now()
+	refused := func() (n float64) {
+		for k, v := range p.metrics(t) {
+			if strings.HasPrefix(k, "clickgate_public_refused_total{") {
+				n += v
+			}
+		}
+		return n
+	}
+	refused0, wantRefused := refused(), 0
 	before := edgeCounts(t, p)
 	for i, r := range rows {
+		for _, status := range r.want {
+			if status != 302 {
+				wantRefused++
+			}
+		}
 		answer := mustExchange(t, fmt.Sprintf("127.0.50.%d", i+1), p.public, r.req)
 		if got := statusCodes(answer, r.head); !slices.Equal(got, r.want) {
 			t.Errorf("%s: unexpected statuses; got %v; want %v\n%q", r.name, got, r.want, answer)
@@ -244,6 +258,11 @@ func TestHostileRequests(t *testing.T) {
 			}
 		}
 		before = after
+	}
+	// Every refusal is counted, by its reason, those fasthttp could not
+	// read included.
+	if got := refused() - refused0; got != float64(wantRefused) {
+		t.Errorf("unexpected refusals counted in clickgate_public_refused_total; got %v; want %d, every answer but a 302", got, wantRefused)
 	}
 	// Still serving people.
 	answer := mustExchange(t, "127.0.50.250", p.public, edgeReq(get))
