@@ -3,6 +3,8 @@ package admin
 import (
 	"context"
 	"errors"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -85,4 +87,21 @@ func TestReadyz(t *testing.T) {
 	f("/healthz", 200, "ok\n")
 	down = nil
 	f("/readyz", 200, "ready\n")
+}
+
+// TestMetricsInReadme: the README's table of metrics names every family
+// that has a HELP text here, so an operator finds each in one of them.
+func TestMetricsInReadme(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range metricHelp {
+		if !strings.HasPrefix(name, "clickgate_") {
+			continue
+		}
+		if !regexp.MustCompile("`" + name + `(\{[^}]*\})?` + "`").Match(readme) {
+			t.Errorf("the README does not name metric %s", name)
+		}
+	}
 }
