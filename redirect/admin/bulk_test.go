@@ -147,6 +147,10 @@ func (s *deadlineStore) CreateLinks(ctx context.Context, links []counter.Link) e
 	return s.Store.(linkBatcher).CreateLinks(ctx, links)
 }
 
+func (s *deadlineStore) TakenCodes(ctx context.Context, codes []string) ([]string, error) {
+	return s.Store.(linkBatcher).TakenCodes(ctx, codes)
+}
+
 // lateTaker is a store that creates link take right after TakenCodes has
 // answered: another call that takes a code of an import meanwhile.
 type lateTaker struct {
