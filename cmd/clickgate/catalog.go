@@ -19,7 +19,8 @@ import (
 // catalogCmd is `clickgate catalog export|import`: the campaigns, creators
 // and links of a store as one JSON document, and back. Import goes through
 // the admin API, so every object is validated as if it were new, and it
-// is idempotent: what exists with the same values is left as it is.
+// is idempotent: campaigns and creators are put as the document has them,
+// and a link that exists with the same values is left as it is.
 func catalogCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sub, args, err := subcommand("catalog", args, stdout)
 	if err != nil {
@@ -161,6 +162,10 @@ func importLinks(ctx context.Context, c *adminclient.Client, file string, stdout
 		return fmt.Errorf("%d lines refused, %s:\n%s", len(res.Errors), what, strings.Join(msg, "\n"))
 	}
 	if len(parts) > 1 {
+		// Each part is checked alone: a code given in two parts is not.
+		if msg := repeatedCodes(data, file, fileLine); len(msg) > 0 {
+			return fmt.Errorf("%d lines refused, no link created:\n%s", len(msg), strings.Join(msg, "\n"))
+		}
 		for _, p := range parts {
 			if err := send(p, true); err != nil {
 				return err
@@ -176,6 +181,26 @@ func importLinks(ctx context.Context, c *adminclient.Client, file string, stdout
 		}
 	}
 	return writeJSONOut(stdout, map[string]any{"created": len(created), "links": created})
+}
+
+// repeatedCodes returns an error for each line of data, JSON lines, whose
+// custom code an earlier line gives, as the server words it for a part
+// (lines that are not JSON are the server's to refuse).
+func repeatedCodes(data []byte, file string, fileLine func(int) int) []string {
+	var msg []string
+	first := map[string]int{}
+	for n, line := range bytes.Split(data, []byte("\n")) {
+		var l struct{ Code string }
+		if json.Unmarshal(line, &l) != nil || l.Code == "" {
+			continue
+		}
+		if at, ok := first[l.Code]; ok {
+			msg = append(msg, fmt.Sprintf("%s:%d: code %q is given on line %d too", file, fileLine(n+1), l.Code, fileLine(at)))
+			continue
+		}
+		first[l.Code] = n + 1
+	}
+	return msg
 }
 
 // importPartSize is the most bytes sent in one call: the admin

@@ -13,8 +13,9 @@ import (
 
 // TestLinksImport runs clickgate links import on the real binary: 10,000
 // links of a JSON lines file (over the admin listener's 1 MiB, so sent in
-// parts) created and served, and files with bad lines, JSON lines or CSV,
-// refused with their lines named and nothing created.
+// parts) created and served, and files with bad lines, a taken code or a
+// code given twice, in a later part, JSON lines or CSV, refused with
+// their lines named and nothing created.
 func TestLinksImport(t *testing.T) {
 	p := startEdge(t)
 	dir := t.TempDir()
@@ -93,6 +94,36 @@ func TestLinksImport(t *testing.T) {
 		t.Fatalf("unexpected result of a file with a bad line; got %v\n%s", err, stderr)
 	}
 	notCreated("more000000", "more008999", "more009999")
+
+	// A code taken, in the second part: nothing created, the line named.
+	b.Reset()
+	for i := range n {
+		code := fmt.Sprintf("late%06d", i)
+		if i == 9000 {
+			code = "bulk000001"
+		}
+		b.WriteString(line(code))
+	}
+	taken := write("taken.jsonl", b.String())
+	if _, stderr, err := cli(taken); err == nil || !strings.Contains(stderr, taken+`:9001: code "bulk000001" is taken`) || !strings.Contains(stderr, "no link created") {
+		t.Fatalf("unexpected result of a file with a taken code in its second part; got %v\n%s", err, stderr)
+	}
+	notCreated("late000000", "late008999", "late009999")
+
+	// A code given in both parts: nothing created, both lines named.
+	b.Reset()
+	for i := range n {
+		code := fmt.Sprintf("twice%06d", i)
+		if i == 9500 {
+			code = "twice000002"
+		}
+		b.WriteString(line(code))
+	}
+	twice := write("twice.jsonl", b.String())
+	if _, stderr, err := cli(twice); err == nil || !strings.Contains(stderr, twice+`:9501: code "twice000002" is given on line 3 too`) || !strings.Contains(stderr, "no link created") {
+		t.Fatalf("unexpected result of a file with a code in both parts; got %v\n%s", err, stderr)
+	}
+	notCreated("twice000000", "twice000002", "twice009999")
 
 	// CSV: line numbers are the file's, a quoted line break included.
 	csv := "campaign,creator,code,default,title\n" +

@@ -71,8 +71,8 @@ type bulkResponse struct {
 // taken code's line listed). The links are then created a chunk at a
 // time: a custom code that another call takes meanwhile stops the import
 // at its chunk (409), and the answer lists exactly the links created
-// before. With ?dry_run=1 the lines are only validated (200, nothing
-// created).
+// before. With ?dry_run=1 the lines and codes are only checked (200,
+// nothing created).
 func (a *API) bulkLinks(ctx context.Context, rc *fasthttp.RequestCtx) (int, any, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bulkTimeout)
 	defer cancel()
@@ -86,12 +86,6 @@ func (a *API) bulkLinks(ctx context.Context, rc *fasthttp.RequestCtx) (int, any,
 	}
 	if len(links) == 0 {
 		return 0, nil, errorf(fasthttp.StatusBadRequest, "request body has no links; want one JSON object per line")
-	}
-	if rc.QueryArgs().GetBool("dry_run") {
-		// Validated, not created: what a client that splits a file over
-		// several calls (the admin listener takes bodies of up to 1 MiB)
-		// checks every part with first.
-		return fasthttp.StatusOK, bulkResponse{Links: []bulkLink{}}, nil
 	}
 	generated := make([]bool, len(links))
 	var custom []string
@@ -111,6 +105,12 @@ func (a *API) bulkLinks(ctx context.Context, rc *fasthttp.RequestCtx) (int, any,
 		if len(taken) > 0 {
 			return fasthttp.StatusConflict, refused(0, nil, takenLines(taken, links, lines)), nil
 		}
+	}
+	if rc.QueryArgs().GetBool("dry_run") {
+		// Checked, not created: what a client that splits a file over
+		// several calls (the admin listener takes bodies of up to 1 MiB)
+		// checks every part with first.
+		return fasthttp.StatusOK, bulkResponse{Links: []bulkLink{}}, nil
 	}
 	created := 0
 	defer func() {
