@@ -38,7 +38,7 @@ var subcommands = map[string][][2]string{
 	},
 	"catalog": {
 		{"export [--file F]", "every campaign, creator and link as one JSON document"},
-		{"import [--file F]", "put such a document back (what exists with the same values is left alone)"},
+		{"import [--file F]", "put such a document back: campaigns and creators as it has them, the links the store lacks"},
 	},
 	"ledger": {
 		{"verify [--ledger DIR] [--head HASH]", "check every record, the chain, the totals and the sealed statements"},

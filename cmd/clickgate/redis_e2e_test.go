@@ -127,6 +127,9 @@ func TestCatalogRestore(t *testing.T) {
 	srv := redistest.Start(t)
 	p := startServe(t, t.TempDir(), "--redis", srv.URL(0), "--click-secret", e2eSecret, "--flush-interval", "0", "--poll-interval", "20ms")
 	code := p.setup(t)
+	// The terms alice accepted, which a restore must keep.
+	const accepted = "2026-05-12T09:30:00Z"
+	p.mustCall(t, "PUT", "/v1/creators/alice", map[string]any{"campaign": "spring", "accepted_at": accepted}, 200)
 	cli := func(args ...string) []byte {
 		t.Helper()
 		out, err := exec.Command(binary, append(args, "--admin-url", "http://"+p.admin, "--admin-token", p.token)...).Output()
@@ -140,6 +143,9 @@ func TestCatalogRestore(t *testing.T) {
 	flushAll(t, srv)
 	if out := cli("catalog", "import", "--file", file); !strings.Contains(string(out), `"links": 1`) {
 		t.Fatalf("unexpected import answer %s", out)
+	}
+	if cr := p.mustCall(t, "GET", "/v1/creators/alice?campaign=spring", nil, 200); cr["accepted_at"] != accepted {
+		t.Fatalf("unexpected creator after the restore; got %v; want accepted_at %s", cr, accepted)
 	}
 	// A new link is served: the node took the restored catalog.
 	out := p.mustCall(t, "POST", "/v1/links", map[string]any{"campaign": "spring", "creator": "alice",

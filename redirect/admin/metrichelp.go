@@ -56,7 +56,7 @@ var metricHelp = map[string]string{
 	// The link table (redirect).
 	"clickgate_catalog_changes_applied_total": "Catalog changes applied to the link table.",
 	"clickgate_catalog_trimmed_reloads_total": "Whole-catalog reloads because the change feed was trimmed past the table's version.",
-	"clickgate_catalog_resets_total":          "Whole-catalog reloads because the store's catalog was lost or forked.",
+	"clickgate_catalog_resets_total":          "Catalogs the link table refused to swap in because they lack links it serves (a store reset, or a failover to a stale replica): each refused reload counts.",
 
 	// The ledger flush and payouts (cmd/clickgate, counter/ledger, counter/payout).
 	"clickgate_ledger_flushes_total":                     "Flushes of the store's totals into the ledger on this node, by result (ok, error).",

@@ -56,10 +56,14 @@ type CreatorPut struct {
 	AcceptedAt *time.Time `json:"accepted_at,omitempty"`
 }
 
-// CreatorPutOf is the put of every field of cr but its id and AcceptedAt,
-// which the creator records.
+// CreatorPutOf is the put of every field of cr but its id: AcceptedAt
+// when it is set, which a creator that has one already keeps.
 func CreatorPutOf(cr counter.Creator) CreatorPut {
-	return CreatorPut{Campaign: cr.Campaign, Handle: &cr.Handle, Country: &cr.Country, Status: &cr.Status}
+	p := CreatorPut{Campaign: cr.Campaign, Handle: &cr.Handle, Country: &cr.Country, Status: &cr.Status}
+	if !cr.AcceptedAt.IsZero() {
+		p.AcceptedAt = &cr.AcceptedAt
+	}
+	return p
 }
 
 // CreatorPageURL is the answer of POST /v1/creators/{id}/dashboard: the
