@@ -14,15 +14,17 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Claimer decides which node delivers an event when several nodes emit
-// it: the one whose outbox claims it first. The claim is made at the
-// delivery, not at the emission, so an event stays durable in the outbox
-// whether or not the Claimer can be reached, and an outbox that emitted
-// it and died before claiming it leaves it to the others.
+// Claimer decides which node delivers an event to an endpoint when
+// several nodes emit it: the one whose outbox claims it for the endpoint
+// first. The claim is made at the delivery, not at the emission, so an
+// event stays durable in the outbox whether or not the Claimer can be
+// reached, and an outbox that emitted it and died before claiming it
+// leaves it to the others.
 type Claimer interface {
 	// ClaimDelivery reports whether holder (an Outbox.Node) is to deliver
-	// event to endpoint: true when holder claimed the event now or
-	// before, false when another holder did or the endpoint is removed.
+	// event to endpoint: true when holder claimed the event for the
+	// endpoint now or before, false when another holder did or the
+	// endpoint is removed.
 	ClaimDelivery(ctx context.Context, event, endpoint, holder string) (bool, error)
 }
 
