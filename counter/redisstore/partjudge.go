@@ -381,8 +381,7 @@ func (pj *partJudge) checkpoint(ctx context.Context) error {
 	return nil
 }
 
-// layersAdded is the embedded store's counter too (counter/boltstore).
-// Got, not made: the embedded store reports them too.
+// Got, not made: the embedded store (counter/boltstore) reports them too.
 var (
 	layersAdded = metrics.GetOrCreateCounter(`clickgate_dedupe_layers_added_total`)
 	layersMost  = metrics.GetOrCreateGauge(`clickgate_dedupe_window_layers`, nil)
