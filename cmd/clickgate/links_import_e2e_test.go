@@ -80,50 +80,32 @@ func TestLinksImport(t *testing.T) {
 	}
 	t.Logf("%d links imported in %s", n, took)
 
-	// A bad line in the second part: nothing created, the line named.
-	b.Reset()
-	for i := range n {
-		if i == 9000 {
-			b.WriteString(`{"campaign":"spring","creator":"nobody","destinations":{"default":"https://app.example.com/join"}}` + "\n")
-			continue
+	// A bad line, a taken code, a code given in both parts, each in the
+	// second part: nothing created, the lines named.
+	for _, c := range []struct {
+		name, prefix string
+		at           int    // the bad line, from 0
+		bad          string // that line
+		want         string // in the error, after the file's name
+	}{
+		{"bad", "more", 9000, `{"campaign":"spring","creator":"nobody","destinations":{"default":"https://app.example.com/join"}}` + "\n", `:9001: creator "nobody" does not exist`},
+		{"taken", "late", 9000, line("bulk000001"), `:9001: code "bulk000001" is taken`},
+		{"twice", "twice", 9500, line("twice000002"), `:9501: code "twice000002" is given on line 3 too`},
+	} {
+		b.Reset()
+		for i := range n {
+			if i == c.at {
+				b.WriteString(c.bad)
+				continue
+			}
+			b.WriteString(line(fmt.Sprintf("%s%06d", c.prefix, i)))
 		}
-		b.WriteString(line(fmt.Sprintf("more%06d", i)))
-	}
-	bad := write("bad.jsonl", b.String())
-	if _, stderr, err := cli(bad); err == nil || !strings.Contains(stderr, bad+`:9001: creator "nobody" does not exist`) || !strings.Contains(stderr, "no link created") {
-		t.Fatalf("unexpected result of a file with a bad line; got %v\n%s", err, stderr)
-	}
-	notCreated("more000000", "more008999", "more009999")
-
-	// A code taken, in the second part: nothing created, the line named.
-	b.Reset()
-	for i := range n {
-		code := fmt.Sprintf("late%06d", i)
-		if i == 9000 {
-			code = "bulk000001"
+		file := write(c.name+".jsonl", b.String())
+		if _, stderr, err := cli(file); err == nil || !strings.Contains(stderr, file+c.want) || !strings.Contains(stderr, "no link created") {
+			t.Fatalf("unexpected result of the %s file; got %v\n%s", c.name, err, stderr)
 		}
-		b.WriteString(line(code))
+		notCreated(c.prefix+"000000", fmt.Sprintf("%s%06d", c.prefix, c.at-1), fmt.Sprintf("%s%06d", c.prefix, n-1))
 	}
-	taken := write("taken.jsonl", b.String())
-	if _, stderr, err := cli(taken); err == nil || !strings.Contains(stderr, taken+`:9001: code "bulk000001" is taken`) || !strings.Contains(stderr, "no link created") {
-		t.Fatalf("unexpected result of a file with a taken code in its second part; got %v\n%s", err, stderr)
-	}
-	notCreated("late000000", "late008999", "late009999")
-
-	// A code given in both parts: nothing created, both lines named.
-	b.Reset()
-	for i := range n {
-		code := fmt.Sprintf("twice%06d", i)
-		if i == 9500 {
-			code = "twice000002"
-		}
-		b.WriteString(line(code))
-	}
-	twice := write("twice.jsonl", b.String())
-	if _, stderr, err := cli(twice); err == nil || !strings.Contains(stderr, twice+`:9501: code "twice000002" is given on line 3 too`) || !strings.Contains(stderr, "no link created") {
-		t.Fatalf("unexpected result of a file with a code in both parts; got %v\n%s", err, stderr)
-	}
-	notCreated("twice000000", "twice000002", "twice009999")
 
 	// CSV: line numbers are the file's, a quoted line break included.
 	csv := "campaign,creator,code,default,title\n" +
