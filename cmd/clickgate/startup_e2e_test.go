@@ -38,17 +38,17 @@ func TestFDLimit(t *testing.T) {
 	}
 }
 
-// TestCommitIntervalRefused: a negative --redis-commit-interval, or one not
+// TestCommitIntervalRefused: a negative --commit-interval, or one not
 // under --commit-timeout (every second batch would be late), stops the
 // start with a message naming the flag.
 func TestCommitIntervalRefused(t *testing.T) {
 	for _, args := range [][]string{
-		{"--redis-commit-interval", "-1ms"},
-		{"--redis-commit-interval", "250ms"},
-		{"--redis-commit-interval", "20ms", "--commit-timeout", "10ms"},
+		{"--commit-interval", "-1ms"},
+		{"--commit-interval", "250ms"},
+		{"--commit-interval", "20ms", "--commit-timeout", "10ms"},
 	} {
 		out := serveFails(t, append([]string{"--data", t.TempDir()}, args...)...)
-		if !strings.Contains(out, "--redis-commit-interval must be at least 0 and less than --commit-timeout") {
+		if !strings.Contains(out, "--commit-interval must be at least 0 and less than --commit-timeout") {
 			t.Fatalf("unexpected refusal of %v:\n%s", args, out)
 		}
 	}
@@ -85,26 +85,33 @@ func TestKeysRefused(t *testing.T) {
 	}
 }
 
-// TestRedisCommitInterval: on Redis, a new visitor who comes within
-// --redis-commit-interval of the last append waits for the interval to
-// pass, and is counted.
-func TestRedisCommitInterval(t *testing.T) {
+// TestCommitInterval: on either store, a new visitor who comes within
+// --commit-interval of the last append waits for the interval to pass,
+// and is counted.
+func TestCommitInterval(t *testing.T) {
 	const interval = 300 * time.Millisecond
-	srv := redistest.Start(t)
-	p := startServe(t, t.TempDir(), "--redis", srv.URL(0), "--click-secret", e2eSecret,
-		"--redis-commit-interval", interval.String(), "--commit-timeout", "5s")
-	code := p.setup(t)
-	if err := newClicker("127.9.1.1").click(p, code); err != nil {
-		t.Fatal(err)
+	for _, store := range []string{"embedded", "redis"} {
+		t.Run(store, func(t *testing.T) {
+			args := []string{"--click-secret", e2eSecret, "--commit-interval", interval.String(), "--commit-timeout", "5s"}
+			if store == "redis" {
+				args = append(args, "--redis", redistest.Start(t).URL(0))
+			}
+			p := startServe(t, t.TempDir(), args...)
+			code := p.setup(t)
+			if err := newClicker("127.9.1.1").click(p, code); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			if err := newClicker("127.9.1.2").click(p, code); err != nil {
+				t.Fatal(err)
+			}
+			// The first append started before the first 302: the second
+			// visitor waited for the rest of the interval, most of it at
+			// least.
+			if took := time.Since(start); took < interval/2 {
+				t.Fatalf("a new visitor right after another was redirected in %s; want the append to wait for --commit-interval %s", took, interval)
+			}
+			wantStats(t, p.stats(t), 2, 2, 0)
+		})
 	}
-	start := time.Now()
-	if err := newClicker("127.9.1.2").click(p, code); err != nil {
-		t.Fatal(err)
-	}
-	// The first append started before the first 302: the second visitor
-	// waited for the rest of the interval, most of it at least.
-	if took := time.Since(start); took < interval/2 {
-		t.Fatalf("a new visitor right after another was redirected in %s; want the append to wait for --redis-commit-interval %s", took, interval)
-	}
-	wantStats(t, p.stats(t), 2, 2, 0)
 }
