@@ -114,6 +114,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/clickgate/clickgate/counter"
 	"github.com/clickgate/clickgate/counter/judge"
@@ -293,6 +294,7 @@ func newClient(o Options) (redis.UniversalClient, string, error) {
 		}
 		co.MaxRetries = -1
 		co.ContextTimeoutEnabled = true
+		co.DisableIdentity, co.MaintNotificationsConfig = true, noMaintNotifications()
 		// A master that dies answers no MOVED: without a reload, its
 		// slots' commands would go to it until the next periodic one
 		// (60 s by default) although a replica took over seconds after.
@@ -309,10 +311,21 @@ func newClient(o Options) (redis.UniversalClient, string, error) {
 	}
 	ro.MaxRetries = -1
 	ro.ContextTimeoutEnabled = true
+	ro.DisableIdentity, ro.MaintNotificationsConfig = true, noMaintNotifications()
 	ro.DialTimeout = cmp.Or(o.DialTimeout, ro.DialTimeout)
 	ro.ReadTimeout = cmp.Or(o.ReadTimeout, ro.ReadTimeout)
 	ro.WriteTimeout = cmp.Or(o.WriteTimeout, ro.WriteTimeout)
 	return redis.NewClient(ro), ro.Addr, nil
+}
+
+// noMaintNotifications turns off go-redis's maintenance notifications.
+// With DisableIdentity, a connection sends only what the README's ACL
+// allows: go-redis would otherwise send CLIENT SETINFO as it connects, and
+// CLIENT MAINT_NOTIFICATIONS to a Redis 7.2 or later, which the ACL refuses
+// (the client goes on, but every connection leaves an error in Redis's
+// ACL LOG and INFO errorstats). Both are for Redis Cloud's tooling.
+func noMaintNotifications() *maintnotifications.Config {
+	return &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 }
 
 // roundTrips counts the exchanges with Redis (a command, or a pipeline of
