@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/valyala/fasthttp"
 )
 
 // LimitConns returns a listener that keeps at most max connections open at
@@ -45,7 +46,15 @@ func LimitConns(ln net.Listener, max, blockMax int, trusted *TrustedProxies) net
 var (
 	refusedConnsPerIP    = metrics.NewCounter(`clickgate_public_refused_total{reason="conns_per_ip"}`)
 	refusedConnsPerBlock = metrics.NewCounter(`clickgate_public_refused_total{reason="conns_per_block"}`)
+	refusedMaxConns      = metrics.NewCounter(`clickgate_public_refused_total{reason="max_conns"}`)
 )
+
+// CountMaxConns brings the count of connections refused past s's
+// Concurrency (--max-conns) up to date. fasthttp answers those itself
+// (503) and counts them in s; call it before the metrics are read.
+func CountMaxConns(s *fasthttp.Server) {
+	refusedMaxConns.Set(uint64(s.GetRejectedConnectionsCount()))
+}
 
 type connLimiter struct {
 	net.Listener

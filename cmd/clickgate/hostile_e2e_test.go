@@ -379,6 +379,39 @@ func TestConnsPerIP(t *testing.T) {
 	}
 }
 
+// TestMaxConns checks --max-conns on the real listener: a connection past
+// it is answered 503 and closed, counted in clickgate_public_refused_total.
+func TestMaxConns(t *testing.T) {
+	// Without the limits per network, which would refuse the second
+	// connection of a /24 first (three quarters of 2).
+	p := startEdge(t, "--max-conns", "2", "--max-conns-per-ip", "0")
+	for range 2 {
+		c, err := dialFrom("127.0.53.1", p.public)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		// Wait until the server serves it.
+		io.WriteString(c, edgeKeepAlive("GET /healthz HTTP/1.1"))
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("unexpected answer on a held connection: %v, %v", resp, err)
+		}
+	}
+	for _, ip := range []string{"127.0.53.2", "127.0.54.1"} {
+		got := statusCodes(mustExchange(t, ip, p.public, edgeReq("GET /"+edgeCode+" HTTP/1.1")), false)
+		if !slices.Equal(got, []int{503}) {
+			t.Fatalf("unexpected answer to a third connection; got %v; want [503]", got)
+		}
+	}
+	if got := p.metrics(t)[`clickgate_public_refused_total{reason="max_conns"}`]; got != 2 {
+		t.Fatalf("unexpected refusals past --max-conns in /metrics; got %v; want 2", got)
+	}
+	if got := edgeCounts(t, p); got["clicks"] != 0 {
+		t.Fatalf("unexpected stats; got %v; want no clicks", got)
+	}
+}
+
 // TestAdminBodyCap checks that the admin listener refuses bodies over
 // 1 MiB, declared or chunked, before its handler runs.
 func TestAdminBodyCap(t *testing.T) {

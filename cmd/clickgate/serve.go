@@ -214,9 +214,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	h := redirect.New(redirect.Options{Table: table, Recorder: rec, Secret: secret, PublicURL: *publicURL, TrustedProxies: proxies,
 		Velocity: redirect.NewVelocity(redirect.VelocityOptions{Max: guard, Window: *velocityWindow, Counters: *velocityCounters}),
 		Hosts:    hosts, Probes: edge.probes()})
+	pub := edge.server(redirect.Timed(h.Handle), log)
 	api, err := admin.New(admin.Options{Store: store, Table: table, Recorder: rec, Token: token, AppKey: app,
 		Clicks: h.Signer(), Flusher: flusher, PublicURL: *publicURL, OwnHosts: hosts.Names(), Logger: log, CreatorPages: dash.pages(),
-		Ready: storeReady(store), Webhooks: hooks.api()})
+		Ready: storeReady(store), Webhooks: hooks.api(), BeforeMetrics: func() { redirect.CountMaxConns(pub) }})
 	if err != nil {
 		pubLn.Close()
 		admLn.Close()
@@ -224,7 +225,6 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return usageError("%s", err)
 	}
 
-	pub := edge.server(redirect.Timed(h.Handle), log)
 	adm := &fasthttp.Server{
 		Handler:            api.Handle,
 		Name:               "clickgate-admin",

@@ -62,6 +62,9 @@ type Options struct {
 	// endpoints, and conversions emit signup.attributed into it.
 	// default: nil, /v1/webhooks is 404 and nothing is emitted
 	Webhooks Webhooks
+	// BeforeMetrics runs before GET /metrics writes the metrics, to bring
+	// up to date those read from elsewhere. default: nil
+	BeforeMetrics func()
 }
 
 // ReadyTimeout bounds one /readyz check: a store that takes longer to

@@ -11,7 +11,7 @@ var metricHelp = map[string]string{
 	// Clicks and redirects (redirect, counter).
 	"clickgate_clicks_total":              "Clicks by what became of them (reason: qualified, duplicates, bots, previews, prefetches, velocity, budget, out_of_window, inactive, uncounted). Reasons decided at the edge are counted by the node that served the click, reasons decided by a judge by the node whose judge decided; sum over nodes. A judge replaying its log after a restart or a handover counts the replayed visits again.",
 	"clickgate_redirect_duration_seconds": "Time from a request read to its 302 ready, for every redirect of the public listener: resolution, classification and, for a new visitor, the wait for the commit or the spool.",
-	"clickgate_public_refused_total":      "Requests of the public listener answered with an error, by reason (malformed_request, headers_too_large, body_too_large and timeout: what fasthttp could not read; method, body, host, malformed_path, unknown_code, probes, conns_per_ip, conns_per_block).",
+	"clickgate_public_refused_total":      "Requests of the public listener answered with an error, by reason (malformed_request, headers_too_large, body_too_large and timeout: what fasthttp could not read; method, body, host, malformed_path, unknown_code, probes, conns_per_ip, conns_per_block, max_conns).",
 	"clickgate_accept_errors_total":       "Errors accepting connections on the public listener, by reason.",
 	"clickgate_readiness_failures_total":  "Checks of /readyz that failed: the store did not answer a ping within 500ms.",
 	"clickgate_build_info":                "Always 1; the labels name the build: version (set with -ldflags -X) and goversion.",

@@ -14,6 +14,9 @@ import (
 // TYPE. It is behind the admin token like the rest of the admin API;
 // Prometheus sends it with bearer_token.
 func (a *API) metrics() (int, any, error) {
+	if a.o.BeforeMetrics != nil {
+		a.o.BeforeMetrics()
+	}
 	var b bytes.Buffer
 	metrics.ExposeMetadata(true)
 	metrics.WritePrometheus(&b, true)
