@@ -194,14 +194,17 @@ func (h *Handler) Handle(ctx *fasthttp.RequestCtx) {
 // closed: its next bytes need not start a request.
 //
 // fasthttp has read the body by now. Its length is the Content-Length, or
-// -1 while chunked; an empty chunked body leaves 0 and no Transfer-Encoding
-// behind, but a request with both framings is marked to close, and then
-// the raw headers tell. -2 is no body (fasthttp's "identity").
+// -1 while chunked; -2 is no framing at all (fasthttp's "identity"), every
+// browser's GET. An empty chunked body leaves 0 and no Transfer-Encoding
+// behind, as "Content-Length: 0" does, and a request with both framings is
+// marked to close: then the raw headers tell, which only those requests
+// pay for.
 func hasBody(hdr *fasthttp.RequestHeader) bool {
-	if cl := hdr.ContentLength(); cl > 0 || cl == -1 {
+	cl := hdr.ContentLength()
+	if cl > 0 || cl == -1 {
 		return true
 	}
-	return hdr.ConnectionClose() && hasHeader(hdr.RawHeaders(), transferEncoding)
+	return (cl == 0 || hdr.ConnectionClose()) && hasHeader(hdr.RawHeaders(), transferEncoding)
 }
 
 var transferEncoding = []byte("transfer-encoding:")

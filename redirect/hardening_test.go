@@ -106,6 +106,11 @@ func TestBodiesRefused(t *testing.T) {
 	}
 	f(get+"Content-Length: 3\r\n\r\nabc", "400")
 	f(get+"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", "400")
+	// An empty chunked body too: fasthttp leaves no trace of it but the
+	// raw header, and a proxy that frames a GET without a body would take
+	// its last chunk for the start of the next request.
+	f(get+"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "400")
+	f(get+"transfer-encoding: Chunked\r\nConnection: keep-alive\r\n\r\n0\r\n\r\n", "400")
 	// A request smuggled in a body is never served: the connection closes
 	// after the 400.
 	f(get+"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"+get+"Connection: close\r\n\r\n", "400")
