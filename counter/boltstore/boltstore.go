@@ -155,6 +155,17 @@ func Open(dir string, p counter.DedupeParams) (*Store, error) {
 	return &Store{db: db, dir: dir, core: c, links: links}, nil
 }
 
+// Ping reports whether the store takes visits: an error once its visit log
+// is broken (a write or an fsync failed, a full disk, say), which only a
+// restart recovers. Until then every commit fails, and the visits go to
+// the spool. /readyz says so.
+func (s *Store) Ping(context.Context) error {
+	if err := s.core.log.Err(); err != nil {
+		return fmt.Errorf("the visit log takes no visits until a restart: %w", err)
+	}
+	return nil
+}
+
 // Close takes the judge's last checkpoint and closes the log and the
 // database. Call it once, after every other call returned.
 func (s *Store) Close() error {

@@ -27,6 +27,9 @@ func TestSyncError(t *testing.T) {
 	if _, err := l.Append(encoded(4, 1)); !errors.Is(err, ErrBroken) {
 		t.Fatalf("unexpected Append error on a broken log; got %v; want ErrBroken", err)
 	}
+	if err := l.Err(); !errors.Is(err, ErrBroken) || !errors.Is(err, errEIO) {
+		t.Fatalf("unexpected Err of a broken log; got %v; want ErrBroken and EIO", err)
+	}
 	if syncs != 1 || writes != 1 {
 		t.Fatalf("unexpected calls; got %d fsyncs, %d writes; want 1, 1: never retried, nothing more written", syncs, writes)
 	}
@@ -40,7 +43,13 @@ func TestSyncError(t *testing.T) {
 	l.Close()
 	// The written records reached the page cache, so they are there: the
 	// Append may or may not be found after a failure.
+	if err := l.Err(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("unexpected Err of a closed log; got %v; want ErrClosed", err)
+	}
 	l = openLog(t, dir, Options{})
+	if err := l.Err(); err != nil {
+		t.Fatalf("unexpected Err of a reopened log: %v", err)
+	}
 	wantBatches(t, l, Offset{}, [][]byte{a, b, encoded(3, 1)})
 	mustAppend(t, l, encoded(5, 1))
 }

@@ -230,6 +230,20 @@ func (l *Log) Append(batches ...[]byte) (Offset, error) {
 	return end, nil
 }
 
+// Err returns why the Log is broken (wrapping ErrBroken), ErrClosed once
+// it is closed, or nil while Append works.
+func (l *Log) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch l.state {
+	case stateBroken:
+		return l.broken
+	case stateClosed:
+		return ErrClosed
+	}
+	return nil
+}
+
 // End returns the durable end: the offset after the last Append.
 func (l *Log) End() Offset {
 	l.mu.Lock()
