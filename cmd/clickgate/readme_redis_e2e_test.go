@@ -95,8 +95,7 @@ func TestReadmeRedis(t *testing.T) {
 	if strings.TrimSpace(parts[1]) != "OK" {
 		t.Fatalf("unexpected answer to the README's ACL SETUSER: %q", parts[1])
 	}
-	// The export wrote the catalog the import read back: its version and
-	// the store it came from.
+	// The export wrote a JSON catalog, which the import read back.
 	raw, err := os.ReadFile(filepath.Join(dir, "catalog.json"))
 	if err != nil {
 		t.Fatalf("the README's catalog export wrote no catalog.json: %s", err)
