@@ -51,9 +51,21 @@ var (
 
 // CountMaxConns brings the count of connections refused past s's
 // Concurrency (--max-conns) up to date. fasthttp answers those itself
-// (503) and counts them in s; call it before the metrics are read.
+// (503) and counts them in s, a uint32 that wraps; call it before the
+// metrics are read. The counter only grows, however often and however
+// concurrently it is called.
 func CountMaxConns(s *fasthttp.Server) {
-	refusedMaxConns.Set(uint64(s.GetRejectedConnectionsCount()))
+	maxConnsSeen.Lock()
+	defer maxConnsSeen.Unlock()
+	n := s.GetRejectedConnectionsCount()
+	refusedMaxConns.Add(int(n - maxConnsSeen.n))
+	maxConnsSeen.n = n
+}
+
+// maxConnsSeen is fasthttp's count as of CountMaxConns's last call.
+var maxConnsSeen struct {
+	sync.Mutex
+	n uint32
 }
 
 type connLimiter struct {

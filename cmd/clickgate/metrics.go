@@ -174,9 +174,8 @@ func (l redisLogger) Printf(ctx context.Context, format string, args ...any) {
 // per process.
 func setRedisLogger(log *slog.Logger) { redis.SetLogger(redisLogger{log}) }
 
-// storeReady answers /readyz for store: a ping within the check's
-// timeout for a store that has one (Redis); a store without (the embedded
-// one) is ready once open.
+// storeReady answers /readyz for store: its ping within the check's
+// timeout (Redis answers; the embedded store's visit log takes visits).
 func storeReady(store counter.Store) func(ctx context.Context) error {
 	if p, ok := store.(interface{ Ping(context.Context) error }); ok {
 		return p.Ping

@@ -329,7 +329,7 @@ func TestReadyzLogBroken(t *testing.T) {
 		}
 	}
 	status, body := get(t, admin+"/readyz")
-	if status != 503 || !strings.Contains(body, "the visit log takes no visits until a restart") || !strings.Contains(body, "file too large") {
+	if status != 503 || !strings.Contains(body, "the visit log cannot take visits") || !strings.Contains(body, "file too large") {
 		t.Fatalf("unexpected /readyz with the visit log broken; got %d %q; want 503 and why", status, body)
 	}
 	if logs := p.logs(); !strings.Contains(logs, "cannot commit visits") {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // TestReadmeRedis runs the commands of README.md's "Running on Redis" as
@@ -35,9 +37,20 @@ func TestReadmeRedis(t *testing.T) {
 	if len(sh) != 3 {
 		t.Fatalf("README's Running on Redis has %d sh blocks; want 3 (the nodes, the ACL user, the catalog)", len(sh))
 	}
+	// Five distinct ports, free a moment ago (on every address: the
+	// README's nodes listen on all of them).
 	ports := map[string]string{}
+	var held []net.Listener
 	for _, p := range []string{"6379", "9080", "9081", "9090", "9091"} {
-		ports[p] = strconv.Itoa(freeLoopbackPort(t))
+		ln, err := net.Listen("tcp", ":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, ln)
+		ports[p] = strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	}
+	for _, ln := range held {
+		ln.Close()
 	}
 	port := regexp.MustCompile(`\b(6379|9080|9081|9090|9091)\b`)
 	dir := t.TempDir()
@@ -49,7 +62,8 @@ func TestReadmeRedis(t *testing.T) {
 	redisCLI := "redis-cli -p " + ports["6379"]
 
 	var script strings.Builder
-	script.WriteString("set -euo pipefail\n")
+	// A failed command ends the script: its background nodes go with it.
+	script.WriteString("set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n")
 	for i, b := range sh {
 		b = port.ReplaceAllStringFunc(b, func(p string) string { return ports[p] })
 		b = regexp.MustCompile(`(?m)^make build$`).ReplaceAllString(b, build)
@@ -59,13 +73,20 @@ func TestReadmeRedis(t *testing.T) {
 	// What the README says to do afterwards.
 	script.WriteString("echo '@@block stop'\nkill %1 %2\nwait\n" + redisCLI + " shutdown\n")
 
-	cmd := exec.Command("bash", "-c", script.String())
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-c", script.String())
 	cmd.Dir = dir
-	// The nodes run in the background of the shell: its process group
-	// goes down with the test, whatever fails.
+	// The nodes run in the background of the shell: past the deadline
+	// (the README's wait for their health checks has none), its whole
+	// process group is killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	// mktemp -d makes the README's Redis and data directories here.
+	cmd.Env = []string{"TMPDIR=" + dir}
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "CLICKGATE_") {
+		if !strings.HasPrefix(kv, "CLICKGATE_") && !strings.HasPrefix(kv, "TMPDIR=") {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
@@ -115,15 +136,4 @@ func TestReadmeRedis(t *testing.T) {
 	if err := exec.Command("redis-cli", "-p", ports["6379"], "ping").Run(); err == nil {
 		t.Fatalf("redis-server still answers after the README's redis-cli shutdown")
 	}
-}
-
-// freeLoopbackPort returns a TCP port free on 127.0.0.1 a moment ago.
-func freeLoopbackPort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }

@@ -157,11 +157,11 @@ func Open(dir string, p counter.DedupeParams) (*Store, error) {
 
 // Ping reports whether the store takes visits: an error once its visit log
 // is broken (a write or an fsync failed, a full disk, say), which only a
-// restart recovers. Until then every commit fails, and the visits go to
-// the spool. /readyz says so.
+// restart recovers, and while it cannot create its next segment. Commits
+// fail meanwhile, and their visits go to the spool. /readyz says so.
 func (s *Store) Ping(context.Context) error {
 	if err := s.core.log.Err(); err != nil {
-		return fmt.Errorf("the visit log takes no visits until a restart: %w", err)
+		return fmt.Errorf("the visit log cannot take visits: %w", err)
 	}
 	return nil
 }

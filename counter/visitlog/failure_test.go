@@ -92,8 +92,14 @@ func TestRollError(t *testing.T) {
 	if names, _ := filepath.Glob(filepath.Join(dir, "*.tmp")); len(names) != 0 || len(segments(t, dir)) != 1 {
 		t.Fatalf("unexpected files left by a failed segment: %v, %v", names, segments(t, dir))
 	}
+	if err := l.Err(); !errors.Is(err, errEIO) || errors.Is(err, ErrBroken) {
+		t.Fatalf("unexpected Err after a failed roll; got %v; want its EIO, not ErrBroken", err)
+	}
 	l.sync = (*os.File).Sync
 	end := mustAppend(t, l, encoded(2, 1))
+	if err := l.Err(); err != nil {
+		t.Fatalf("unexpected Err after an Append succeeded: %v", err)
+	}
 	if end.Segment != 2 {
 		t.Fatalf("unexpected end after a roll; got %s; want segment 2", end)
 	}

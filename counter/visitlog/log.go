@@ -114,6 +114,7 @@ type Log struct {
 	mu     sync.Mutex // guards what follows; never held through I/O but a Close
 	state  logState
 	broken error      // why, in stateBroken; wraps ErrBroken
+	failed error      // why the last Append could not create its segment, until one succeeds
 	segs   []*segment // oldest first; the last takes appends
 	end    Offset     // the durable end: after the last fsynced Append
 	notify chan struct{}
@@ -169,6 +170,9 @@ func (l *Log) Append(batches ...[]byte) (Offset, error) {
 		f, path, err := createSegment(l.o.Dir, seg.seq+1, l.write, l.sync)
 		if err != nil {
 			writeErrors.Inc()
+			l.mu.Lock()
+			l.failed = err
+			l.mu.Unlock()
 			return end, err
 		}
 		seg = &segment{seq: seg.seq + 1, path: path, f: f, size: headerLen, file: headerLen, refs: 1}
@@ -215,6 +219,7 @@ func (l *Log) Append(batches ...[]byte) (Offset, error) {
 	l.mu.Lock()
 	seg.size += int64(records)
 	l.end = Offset{seg.seq, seg.size}
+	l.failed = nil
 	end = l.end
 	if l.notify != nil {
 		close(l.notify)
@@ -231,7 +236,8 @@ func (l *Log) Append(batches ...[]byte) (Offset, error) {
 }
 
 // Err returns why the Log is broken (wrapping ErrBroken), ErrClosed once
-// it is closed, or nil while Append works.
+// it is closed, why the last Append could not create its segment until an
+// Append succeeds, or nil.
 func (l *Log) Err() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -241,7 +247,7 @@ func (l *Log) Err() error {
 	case stateClosed:
 		return ErrClosed
 	}
-	return nil
+	return l.failed
 }
 
 // End returns the durable end: the offset after the last Append.
