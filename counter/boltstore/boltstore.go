@@ -155,12 +155,13 @@ func Open(dir string, p counter.DedupeParams) (*Store, error) {
 	return &Store{db: db, dir: dir, core: c, links: links}, nil
 }
 
-// Ping reports whether the store takes visits: an error once its visit log
-// is broken (a write or an fsync failed, a full disk, say), which only a
-// restart recovers, and while it cannot create its next segment. Commits
-// fail meanwhile, and their visits go to the spool. /readyz says so.
+// Ping reports whether the store takes visits: an error while its visit
+// log is broken (a write or an fsync failed, a full disk, say) and while it
+// cannot create its next segment. Commits fail meanwhile, and their visits
+// go to the spool. /readyz says so. A broken log is repaired in place by
+// the next commit, or by Ping itself, once the disk takes writes again.
 func (s *Store) Ping(context.Context) error {
-	if err := s.core.log.Err(); err != nil {
+	if err := s.core.log.Repair(); err != nil {
 		return fmt.Errorf("the visit log cannot take visits: %w", err)
 	}
 	return nil

@@ -17,12 +17,14 @@ import (
 )
 
 var (
-	// ErrBroken is returned by Append once a write or an fsync failed.
-	// What the file holds past the last good Append is then unknown (an
-	// fsync error may have dropped pages that a second fsync would call
-	// clean), so the Log writes nothing more; Read and Trim go on, and
-	// reopening recovers.
-	ErrBroken = errors.New("visitlog: broken; reopen to recover")
+	// ErrBroken is matched by the errors of Append and Err once a write
+	// or an fsync failed, until a repair succeeds. What the file holds
+	// past the last good Append is then unknown (an fsync error may have
+	// dropped pages that a second fsync would call clean), so it is never
+	// fsynced again as it is: the next Append, or Repair, first cuts it
+	// back to that Append's end and fsyncs the cut. Read and Trim go on
+	// meanwhile.
+	ErrBroken = errors.New("visitlog: broken")
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("visitlog: closed")
 	// ErrCorrupt is matched by the errors of Open and Read for bytes that
@@ -138,15 +140,20 @@ type segment struct {
 //
 // An empty batch or one over MaxRecordBytes is refused with ErrTooLarge,
 // and nothing is written. When a write or the fsync fails, the Log breaks:
-// this and every later Append return an error wrapping ErrBroken. The
-// records may or may not be there after a reopen: a batch reported lost
-// may be judged after all, which its batch id makes harmless.
+// this Append returns an error wrapping ErrBroken, and so does every later
+// one until the repair that each first tries succeeds (see ErrBroken).
+// After a crash meanwhile, the failed Append's records may or may not be
+// found: a batch reported lost may be judged after all, which its batch id
+// makes harmless.
 func (l *Log) Append(batches ...[]byte) (Offset, error) {
 	l.amu.Lock()
 	defer l.amu.Unlock()
 	l.mu.Lock()
 	state, err, end, seg := l.state, l.broken, l.end, l.segs[len(l.segs)-1]
 	l.mu.Unlock()
+	if state == stateBroken {
+		state, err = l.repair(seg)
+	}
 	switch {
 	case state == stateClosed:
 		return end, ErrClosed
@@ -233,6 +240,58 @@ func (l *Log) Append(batches ...[]byte) (Offset, error) {
 		l.buf = nil // don't keep a huge append's buffer
 	}
 	return end, nil
+}
+
+// repair cuts seg, the last segment of a broken Log, back to the end of
+// its last whole Append, as Open cuts a torn tail, writes the zeros that
+// the next Append would extend it with (Options.ExtendBytes), and fsyncs
+// it: what a failed Append left past that end, in the file or only in the
+// page cache, is gone, and the pages before it were fsynced by the Appends
+// that wrote them. The zeros try the disk: on a disk that is still full
+// the repair fails. It returns the state the Log is in then, and why it
+// is still broken. The caller holds amu.
+func (l *Log) repair(seg *segment) (logState, error) {
+	ext := max(0, min(l.o.ExtendBytes, l.o.SegmentBytes-seg.size))
+	err := seg.f.Truncate(seg.size)
+	if err == nil {
+		seg.file = seg.size
+		var n int
+		n, err = l.write(seg.f, make([]byte, ext), seg.size)
+		if err == nil && n != int(ext) {
+			err = io.ErrShortWrite
+		}
+	}
+	if err == nil {
+		err = l.sync(seg.f)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		return stateBroken, fmt.Errorf("%w; cannot repair visit log segment %q from byte offset %d: %w", l.broken, seg.path, seg.size, err)
+	}
+	l.o.Logger.Warn("visit log: repaired; what the failed append wrote was cut off",
+		"segment", seg.path, "offset", seg.size, "failure", l.broken)
+	seg.file = seg.size + ext
+	l.state, l.broken = stateOpen, nil
+	return stateOpen, nil
+}
+
+// Repair repairs a broken Log, as the next Append would, and returns Err.
+// A caller that checks the Log's health calls it, so that a Log broken by
+// a disk that was full recovers once there is room, with no Append.
+func (l *Log) Repair() error {
+	if err := l.Err(); !errors.Is(err, ErrBroken) {
+		return err // without waiting for an Append's fsync
+	}
+	l.amu.Lock()
+	defer l.amu.Unlock()
+	l.mu.Lock()
+	state, seg := l.state, l.segs[len(l.segs)-1]
+	l.mu.Unlock()
+	if state == stateBroken {
+		l.repair(seg)
+	}
+	return l.Err()
 }
 
 // Err returns why the Log is broken (wrapping ErrBroken), ErrClosed once
