@@ -145,19 +145,10 @@ type flusher struct {
 	mu    sync.Mutex   // held by a flush
 	quit  chan struct{}
 	done  chan struct{}
-	fail  chan error // receives ErrBroken once
 	m     *flushMetrics
 	// events is given the ledger at start and after every flush that
 	// succeeded, to emit the webhook events it states. default: nil
 	events func(ledger.Report)
-}
-
-// broken delivers the error that broke the ledger; nil never delivers.
-func (f *flusher) broken() <-chan error {
-	if f == nil {
-		return nil
-	}
-	return f.fail
 }
 
 func startFlusher(ctx context.Context, store counter.Store, dir string, key []byte, reclaim bool, every time.Duration,
@@ -166,7 +157,7 @@ func startFlusher(ctx context.Context, store counter.Store, dir string, key []by
 	if err != nil {
 		return nil, err
 	}
-	f := &flusher{store: store, l: l, log: log, every: every, quit: make(chan struct{}), done: make(chan struct{}), fail: make(chan error, 1),
+	f := &flusher{store: store, l: l, log: log, every: every, quit: make(chan struct{}), done: make(chan struct{}),
 		m: newFlushMetrics(log), events: events}
 	f.m.standing(l.Snapshot())
 	if events != nil {
@@ -188,17 +179,15 @@ func (f *flusher) run() {
 		case now := <-tick.C:
 			f.next.Store(now.Add(f.every).UnixNano())
 		}
-		if _, err := f.Flush(context.Background()); errors.Is(err, ledger.ErrBroken) {
-			return
-		} else if err != nil {
+		if _, err := f.Flush(context.Background()); err != nil {
 			f.log.Error("flush failed; will retry", "err", err, "next", f.NextFlush())
 		}
 	}
 }
 
-// Flush flushes now and logs what it wrote. A broken ledger stops serve:
-// never retried on the same file, the process must restart and recover
-// the ledger from disk.
+// Flush flushes now and logs what it wrote. A flush that a failed write
+// of the ledger broke is tried again like any other: the ledger repairs
+// itself first (see ledger.ErrBroken).
 func (f *flusher) Flush(ctx context.Context) (ledger.FlushResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -209,12 +198,6 @@ func (f *flusher) Flush(ctx context.Context) (ledger.FlushResult, error) {
 	f.m.flushed(start, res, err, f.l.Snapshot())
 	for _, k := range res.Behind {
 		f.log.Warn("the store's totals are below the ledger's (did Redis lose writes?); the ledger keeps its totals", "campaign", k.Campaign, "creator", k.Creator)
-	}
-	if errors.Is(err, ledger.ErrBroken) {
-		select {
-		case f.fail <- err:
-		default:
-		}
 	}
 	if err != nil {
 		return res, err

@@ -251,10 +251,6 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		log.Info("shutting down")
 	case err = <-errc:
 		log.Error("listener failed; shutting down", "err", err)
-	case err = <-fl.broken():
-		// Counting on without a ledger would pile up unflushed visits:
-		// stop, so that a restart recovers the ledger from disk.
-		log.Error("ledger is broken; shutting down", "err", err)
 	}
 	// Stop accepting and finish in-flight requests (each waits for its
 	// commit or its spool write), then the deferred stops drain the

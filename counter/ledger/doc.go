@@ -157,9 +157,11 @@
 //
 // Append writes one whole line with one write(2) and fsyncs the file before
 // it returns; Open fsyncs the file and its directory when it creates them.
-// A failed write or fsync breaks the Ledger (ErrBroken): it is never
-// retried on the same file descriptor, since after a failed fsync Linux may
-// have marked the unwritten pages clean.
+// A failed write or fsync breaks the Ledger (ErrBroken): the file is never
+// fsynced again as it is, since after a failed fsync Linux may have marked
+// the unwritten pages clean. The next Append or Init first cuts the file
+// back to the end of its last good record and fsyncs that, and writes only
+// once that worked.
 //
 // A crash during an append can leave a torn tail: a last line without its
 // '\n', or lines that fail len, crc32c or JSON (pages written out of order)

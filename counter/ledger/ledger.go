@@ -22,11 +22,14 @@ import (
 )
 
 var (
-	// ErrBroken is returned by Append once a write or an fsync of the
-	// ledger file failed. The file's state on disk is then unknown (an
-	// fsync error may have dropped pages that later fsyncs report as
-	// clean), so the Ledger writes nothing more; reopening it recovers.
-	ErrBroken = errors.New("ledger: broken; restart to recover")
+	// ErrBroken is matched by the error of an Append or an Init whose
+	// write or fsync failed, and of those after it until a repair
+	// succeeds. What the file holds past its last good record is then
+	// unknown (an fsync error may have dropped pages that later fsyncs
+	// report as clean), so it is never fsynced as it is: the next Append
+	// or Init first cuts the file back to that record's end and fsyncs
+	// the cut.
+	ErrBroken = errors.New("ledger: broken")
 	// ErrInvalid is wrapped by Append's errors for a batch it refuses;
 	// nothing was written and the Ledger stays usable.
 	ErrInvalid = errors.New("ledger: invalid batch")
@@ -212,11 +215,10 @@ func (l *Ledger) Recovered() (bytes int64) { return l.recovered }
 func (l *Ledger) Init(store string, at time.Time) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err := l.usable(); err != nil {
+		return err
+	}
 	switch {
-	case l.f == nil:
-		return ErrClosed
-	case l.broken != nil:
-		return l.broken
 	case l.st.seq > 0:
 		if l.st.store != store {
 			return fmt.Errorf("%w: ledger %q (id %s) was created for store %s, and this store is %s; point --ledger at this store's own ledger",
@@ -248,18 +250,18 @@ func (l *Ledger) ID() string {
 // A batch before Init, with a bad id, a negative total, a creator twice, a
 // zero At, a total below the ledger's, or a campaign to seal that is
 // unknown, sealed already or not payable at At, is refused with an error
-// wrapping ErrInvalid. Once a write or an fsync fails, this and every later
-// Append return an error wrapping ErrBroken. After an error, the record may
-// or may not be in the file when it is reopened: compare Totals and LastSeq
-// then.
+// wrapping ErrInvalid. When a write or the fsync fails, this Append
+// returns an error wrapping ErrBroken, and so does every later one until
+// the repair that each first tries succeeds (see ErrBroken); the repair
+// cuts the record off. After a crash meanwhile, the record may or may not
+// be in the file when it is reopened: compare Totals and LastSeq then.
 func (l *Ledger) Append(b Batch) (Batch, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err := l.usable(); err != nil {
+		return b, err
+	}
 	switch {
-	case l.f == nil:
-		return b, ErrClosed
-	case l.broken != nil:
-		return b, l.broken
 	case len(b.Entries) == 0 && len(b.Campaigns) == 0 && len(b.Seal) == 0:
 		b.Seq = l.st.seq
 		return b, nil
@@ -301,6 +303,30 @@ func (l *Ledger) Append(b Batch) (Batch, error) {
 	return b, nil
 }
 
+// usable returns ErrClosed after Close, and repairs a broken ledger: it
+// cuts the file back to the end of its last good record, as Open cuts a
+// torn tail, and fsyncs it. What the failed write left past that end, in
+// the file or only in the page cache, is gone; the pages before it were
+// fsynced by the appends that wrote them. It returns why the ledger is
+// still broken. The caller holds l.mu.
+func (l *Ledger) usable() error {
+	switch {
+	case l.f == nil:
+		return ErrClosed
+	case l.broken == nil:
+		return nil
+	}
+	err := l.f.Truncate(l.st.end)
+	if err == nil {
+		err = l.sync(l.f)
+	}
+	if err != nil {
+		return fmt.Errorf("%w; cannot cut %q back to byte offset %d to repair it: %w", l.broken, l.path, l.st.end, err)
+	}
+	l.broken = nil
+	return nil
+}
+
 // write1 chains rec to the ledger, writes and fsyncs it, and adds it to the
 // state. The caller holds l.mu and has checked that l is open and whole.
 func (l *Ledger) write1(rec *body) error {
@@ -316,8 +342,9 @@ func (l *Ledger) write1(rec *body) error {
 		err = io.ErrShortWrite
 	}
 	if err == nil {
-		// Never retried: after a failed fsync the kernel may have marked
-		// the unwritten pages clean, and a second fsync would succeed.
+		// Never retried as it is (see usable): after a failed fsync the
+		// kernel may have marked the unwritten pages clean, and a second
+		// fsync would succeed.
 		err = l.sync(l.f)
 	}
 	if err != nil {

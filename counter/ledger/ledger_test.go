@@ -430,40 +430,57 @@ func TestTornTailShapes(t *testing.T) {
 	f("damaged first record", nil, append(slices.Clone(ls[0][:20]), make([]byte, 20)...))
 }
 
+// TestBroken: a failed write or fsync breaks the ledger. Its file is never
+// fsynced again with the failed record in it: each later Append or Init
+// first cuts the file back to the last good record and fsyncs that, and
+// writes nothing while that fails. Once it works, the ledger goes on in
+// place, with no trace of the failed record.
 func TestBroken(t *testing.T) {
 	t.Run("fsync", func(t *testing.T) {
 		dir := t.TempDir()
 		l := newLedger(t, dir)
 		batches := testBatches()
 		mustAppend(t, l, batches[0])
-		syncs := 0
+		before := readLedger(t, dir)
+		failing := true
+		var whole []bool // at each fsync, whether the file is as before the failed record
 		errEIO := errors.New("input/output error")
-		l.sync = func(*os.File) error { syncs++; return errEIO }
+		l.sync = func(f *os.File) error {
+			whole = append(whole, bytes.Equal(readLedger(t, dir), before))
+			if failing {
+				return errEIO
+			}
+			return f.Sync()
+		}
 		_, err := l.Append(batches[1])
 		if !errors.Is(err, ErrBroken) || !errors.Is(err, errEIO) {
 			t.Fatalf("unexpected error when fsync fails; got %v; want ErrBroken wrapping the cause", err)
 		}
-		l.sync = (*os.File).Sync // a retry would now succeed: it must not happen
 		for _, b := range []Batch{batches[1], batches[2], {At: t0}} {
-			if _, err := l.Append(b); !errors.Is(err, ErrBroken) {
-				t.Fatalf("unexpected error after a failed fsync; got %v; want ErrBroken", err)
+			if _, err := l.Append(b); !errors.Is(err, ErrBroken) || !errors.Is(err, errEIO) {
+				t.Fatalf("unexpected error while the repair's fsync fails; got %v; want ErrBroken", err)
 			}
 		}
 		if err := l.Init(testStore, t0); !errors.Is(err, ErrBroken) {
-			t.Fatalf("unexpected Init error after a failed fsync; got %v; want ErrBroken", err)
+			t.Fatalf("unexpected Init error while the repair's fsync fails; got %v; want ErrBroken", err)
 		}
-		if syncs != 1 || l.LastSeq() != 2 || !maps.Equal(l.Totals(), wantTotals(batches[:1])) {
-			t.Fatalf("unexpected state of a broken ledger: %d fsyncs, seq %d", syncs, l.LastSeq())
+		if !slices.Equal(whole, []bool{false, true, true, true, true}) || l.LastSeq() != 2 || !maps.Equal(l.Totals(), wantTotals(batches[:1])) {
+			t.Fatalf("unexpected broken ledger: fsyncs of a file as before the failed record %v, seq %d; want false, then 4 repairs true, and seq 2", whole, l.LastSeq())
 		}
-		mustClose(t, l)
-		// The record reached the page cache, so a restart finds it: the
-		// flusher must read LastSeq and Totals after an error.
-		l = mustOpen(t, dir)
-		defer mustClose(t, l)
-		if l.LastSeq() != 3 {
-			t.Fatalf("unexpected seq after restart; got %d; want 3", l.LastSeq())
+		failing = false
+		if got := mustAppend(t, l, batches[1]); got.Seq != 3 {
+			t.Fatalf("unexpected seq after the repair; got %d; want 3", got.Seq)
 		}
 		mustAppend(t, l, batches[2])
+		if !maps.Equal(l.Totals(), wantTotals(batches[:3])) {
+			t.Fatalf("unexpected totals after the repair; got %v", l.Totals())
+		}
+		mustClose(t, l)
+		l = mustOpen(t, dir)
+		defer mustClose(t, l)
+		if l.LastSeq() != 4 || l.Recovered() != 0 || !maps.Equal(l.Totals(), wantTotals(batches[:3])) {
+			t.Fatalf("unexpected reopen of a repaired ledger: seq %d, recovered %d; want 4, 0", l.LastSeq(), l.Recovered())
+		}
 		mustVerify(t, dir)
 	})
 	t.Run("write", func(t *testing.T) {
@@ -477,21 +494,23 @@ func TestBroken(t *testing.T) {
 			n, _ := f.Write(p[:len(p)/2])
 			return n, errNoSpace
 		}
-		if _, err := l.Append(batches[1]); !errors.Is(err, ErrBroken) || !errors.Is(err, errNoSpace) {
-			t.Fatalf("unexpected error when write fails; got %v; want ErrBroken wrapping the cause", err)
+		for range 2 {
+			if _, err := l.Append(batches[1]); !errors.Is(err, ErrBroken) || !errors.Is(err, errNoSpace) {
+				t.Fatalf("unexpected error when write fails; got %v; want ErrBroken wrapping the cause", err)
+			}
 		}
 		l.write = (*os.File).Write
-		if _, err := l.Append(batches[1]); !errors.Is(err, ErrBroken) {
-			t.Fatalf("unexpected error after a failed write; got %v; want ErrBroken", err)
+		if got := mustAppend(t, l, batches[1]); got.Seq != 3 {
+			t.Fatalf("unexpected seq after the repair; got %d; want 3", got.Seq)
+		}
+		if after := readLedger(t, dir); !bytes.HasPrefix(after, before) || bytes.Count(after, []byte("\n")) != bytes.Count(before, []byte("\n"))+1 {
+			t.Fatalf("unexpected ledger after a repair: the half-written records were not cut off\n%s", after)
 		}
 		mustClose(t, l)
 		l = mustOpen(t, dir)
 		defer mustClose(t, l)
-		if l.LastSeq() != 2 || l.Recovered() == 0 || !bytes.Equal(readLedger(t, dir), before) {
-			t.Fatalf("unexpected recovery after a failed write: seq %d, recovered %d", l.LastSeq(), l.Recovered())
-		}
-		if got := mustAppend(t, l, batches[1]); got.Seq != 3 {
-			t.Fatalf("unexpected seq after recovery; got %d; want 3", got.Seq)
+		if l.LastSeq() != 3 || l.Recovered() != 0 {
+			t.Fatalf("unexpected reopen of a repaired ledger: seq %d, recovered %d; want 3, 0", l.LastSeq(), l.Recovered())
 		}
 		mustVerify(t, dir)
 	})
@@ -513,9 +532,22 @@ func TestBroken(t *testing.T) {
 		mustClose(t, l)
 		// The torn first record goes; Init writes it again.
 		l = newLedger(t, dir)
-		defer mustClose(t, l)
 		if l.Recovered() != 1 || l.LastSeq() != 1 {
 			t.Fatalf("unexpected recovery of a torn first record: recovered %d, seq %d; want 1, 1", l.Recovered(), l.LastSeq())
+		}
+		mustClose(t, l)
+		mustVerify(t, dir)
+		// So does a repair in place.
+		dir = t.TempDir()
+		l = mustOpen(t, dir)
+		defer mustClose(t, l)
+		l.write = func(f *os.File, p []byte) (int, error) { return f.Write(p[:1]) }
+		if err := l.Init(testStore, t0); !errors.Is(err, ErrBroken) {
+			t.Fatalf("unexpected Init error after a short write; got %v; want ErrBroken", err)
+		}
+		l.write = (*os.File).Write
+		if err := l.Init(testStore, t0); err != nil || l.LastSeq() != 1 {
+			t.Fatalf("unexpected Init of a repaired ledger; got %v, seq %d; want seq 1", err, l.LastSeq())
 		}
 		mustVerify(t, dir)
 	})
