@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/clickgate/clickgate/counter/redisstore/redistest"
 )
@@ -238,7 +240,8 @@ func get(t *testing.T, url string) (int, string) {
 
 // TestReadyz: /readyz on the admin listener fails, with a reason, while
 // Redis is frozen (SIGSTOP), within its ping timeout, and passes again once
-// Redis is back; /healthz says ok all along. go-redis's own messages go to
+// Redis is back, and fails while Redis may evict any key; /healthz says ok
+// all along. go-redis's own messages go to
 // the process's slog logger: every line of its log is a slog record.
 func TestReadyz(t *testing.T) {
 	srv := redistest.Start(t)
@@ -295,9 +298,20 @@ func TestReadyz(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// A Redis that may evict any key is not ready either.
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	if err := rdb.ConfigSet(context.Background(), "maxmemory-policy", "allkeys-lru").Err(); err != nil {
+		t.Fatal(err)
+	}
+	f("/readyz", 503, "maxmemory-policy allkeys-lru")
+	if err := rdb.ConfigSet(context.Background(), "maxmemory-policy", "noeviction").Err(); err != nil {
+		t.Fatal(err)
+	}
+	f("/readyz", 200, "ready")
 	fams, _ := p.scrape(t)
-	if v := value(t, fams, "clickgate_readiness_failures_total"); v != 1 {
-		t.Fatalf("unexpected clickgate_readiness_failures_total; got %v; want 1", v)
+	if v := value(t, fams, "clickgate_readiness_failures_total"); v != 2 {
+		t.Fatalf("unexpected clickgate_readiness_failures_total; got %v; want 2", v)
 	}
 	p.stop(t)
 	for _, line := range strings.Split(strings.TrimSpace(p.logs()), "\n") {

@@ -413,7 +413,7 @@ func TestLeaseUnavailable(t *testing.T) {
 // Redis") as it was before the partition logs, and logACLAdditions what
 // the logs, leases and checkpoints add to it.
 const (
-	logACLBase      = "+hello +ping +select +get +set +exists +incr +hget +hset +hsetnx +hgetall +hincrby +multi +exec +script|load +evalsha +eval +bitfield +setrange +expireat"
+	logACLBase      = "+hello +ping +info +select +get +set +exists +incr +hget +hset +hsetnx +hgetall +hincrby +multi +exec +script|load +evalsha +eval +bitfield +setrange +expireat"
 	logACLAdditions = "+xadd +xrange +xtrim +pttl +pexpire +rename +persist +append +strlen"
 )
 

@@ -281,6 +281,9 @@ func (s *Store) init(ctx context.Context, judging bool, jp judge.Params) error {
 	if err := s.rdb.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("cannot reach redis at %q: %w", addr, storeErr(err))
 	}
+	if err := s.Ping(ctx); err != nil {
+		return err
+	}
 	scripts := []*redis.Script{catalogWriteScript, catalogChangesScript, publishScript, acquireLeaseScript, renewLeaseScript,
 		releaseLeaseScript, checkpointScript, trimScript}
 	for _, sc := range scripts {

@@ -399,3 +399,64 @@ func TestEmptyCatalog(t *testing.T) {
 		t.Fatalf("unexpected catalog; got %+v, %v; want version 2 with campaigns a, b", cat, err)
 	}
 }
+
+// TestEvictionPolicy: a Redis that may evict any key when its memory is
+// full is refused at Open and fails Ping (so /readyz), on a single Redis
+// and on any master of a cluster; noeviction and the volatile-* policies
+// are taken.
+func TestEvictionPolicy(t *testing.T) {
+	ctx := context.Background()
+	p := storetest.Params(t)
+	srv := redistest.Start(t)
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer admin.Close()
+	c := redistest.StartCluster(t, redistest.ClusterOptions{Masters: 3})
+	for _, tc := range []struct {
+		name string
+		url  string
+		set  func(policy string) // on one server
+	}{
+		{"single", srv.URL(0), func(policy string) {
+			if err := admin.ConfigSet(ctx, "maxmemory-policy", policy).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"cluster", c.URL(), func(policy string) {
+			m := redis.NewClient(&redis.Options{Addr: c.Masters()[2].Addr()})
+			defer m.Close()
+			if err := m.ConfigSet(ctx, "maxmemory-policy", policy).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := Options{URL: tc.url, Cluster: tc.name == "cluster", Params: p}
+			for _, policy := range []string{"allkeys-lru", "allkeys-lfu", "allkeys-random"} {
+				tc.set(policy)
+				s, err := Open(ctx, o)
+				if err == nil {
+					s.Close()
+				}
+				if !errors.Is(err, ErrEvicting) || !strings.Contains(err.Error(), "maxmemory-policy "+policy) {
+					t.Fatalf("unexpected Open on a Redis with maxmemory-policy %s; got %v; want ErrEvicting naming it", policy, err)
+				}
+			}
+			for _, policy := range []string{"noeviction", "volatile-lru", "volatile-ttl"} {
+				tc.set(policy)
+				s, err := Open(ctx, o)
+				if err != nil {
+					t.Fatalf("cannot open a store on a Redis with maxmemory-policy %s: %v", policy, err)
+				}
+				tc.set("allkeys-lru")
+				if err := s.Ping(ctx); !errors.Is(err, ErrEvicting) {
+					t.Fatalf("unexpected Ping once the policy is allkeys-lru; got %v; want ErrEvicting", err)
+				}
+				tc.set(policy)
+				if err := s.Ping(ctx); err != nil {
+					t.Fatalf("unexpected Ping with maxmemory-policy %s: %v", policy, err)
+				}
+				s.Close()
+			}
+		})
+	}
+}
