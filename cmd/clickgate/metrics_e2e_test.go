@@ -240,8 +240,8 @@ func get(t *testing.T, url string) (int, string) {
 
 // TestReadyz: /readyz on the admin listener fails, with a reason, while
 // Redis is frozen (SIGSTOP), within its ping timeout, and passes again once
-// Redis is back, and fails while Redis may evict any key; /healthz says ok
-// all along. go-redis's own messages go to
+// Redis is back, and fails while Redis may evict any key or is at its
+// maxmemory; /healthz says ok all along. go-redis's own messages go to
 // the process's slog logger: every line of its log is a slog record.
 func TestReadyz(t *testing.T) {
 	srv := redistest.Start(t)
@@ -309,9 +309,18 @@ func TestReadyz(t *testing.T) {
 		t.Fatal(err)
 	}
 	f("/readyz", 200, "ready")
+	// Nor is one at its maxmemory, which refuses writes.
+	if err := rdb.ConfigSet(context.Background(), "maxmemory", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	f("/readyz", 503, "is full")
+	if err := rdb.ConfigSet(context.Background(), "maxmemory", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	f("/readyz", 200, "ready")
 	fams, _ := p.scrape(t)
-	if v := value(t, fams, "clickgate_readiness_failures_total"); v != 2 {
-		t.Fatalf("unexpected clickgate_readiness_failures_total; got %v; want 2", v)
+	if v := value(t, fams, "clickgate_readiness_failures_total"); v != 3 {
+		t.Fatalf("unexpected clickgate_readiness_failures_total; got %v; want 3", v)
 	}
 	p.stop(t)
 	for _, line := range strings.Split(strings.TrimSpace(p.logs()), "\n") {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -20,7 +21,8 @@ import (
 var ErrEvicting = errors.New("redis may evict any key when its memory is full")
 
 // Ping checks that Redis answers within ctx, every master of a cluster,
-// and that none may evict clickgate's keys (ErrEvicting). It is what
+// that none may evict clickgate's keys (ErrEvicting), and that none is at
+// its maxmemory (under noeviction it then refuses writes). It is what
 // /readyz asks; a frozen Redis fails it at ctx's deadline.
 func (s *Store) Ping(ctx context.Context) error {
 	if c, ok := s.rdb.(*redis.ClusterClient); ok {
@@ -31,7 +33,7 @@ func (s *Store) Ping(ctx context.Context) error {
 	return checkServer(ctx, s.rdb, s.addr)
 }
 
-// checkServer reads the maxmemory-policy of the Redis server c at addr.
+// checkServer reads the memory figures of the Redis server c at addr.
 func checkServer(ctx context.Context, c redis.Cmdable, addr string) error {
 	info, err := c.Info(ctx, "memory").Result()
 	if err != nil {
@@ -44,6 +46,13 @@ func checkServer(ctx context.Context, c redis.Cmdable, addr string) error {
 	if strings.HasPrefix(policy, "allkeys-") {
 		return fmt.Errorf("%w: redis at %q has maxmemory-policy %s; set it to noeviction (CONFIG SET maxmemory-policy noeviction, and in redis.conf)",
 			ErrEvicting, addr, policy)
+	}
+	used, _ := infoField(info, "used_memory")
+	most, _ := infoField(info, "maxmemory")
+	u, err1 := strconv.ParseInt(used, 10, 64)
+	m, err2 := strconv.ParseInt(most, 10, 64)
+	if err1 == nil && err2 == nil && m > 0 && u >= m {
+		return fmt.Errorf("redis at %q is full: %d bytes used of its maxmemory %d; it refuses writes, and visits are spooled", addr, u, m)
 	}
 	return nil
 }

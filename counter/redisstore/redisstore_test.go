@@ -403,7 +403,7 @@ func TestEmptyCatalog(t *testing.T) {
 // TestEvictionPolicy: a Redis that may evict any key when its memory is
 // full is refused at Open and fails Ping (so /readyz), on a single Redis
 // and on any master of a cluster; noeviction and the volatile-* policies
-// are taken.
+// are taken. A Redis at its maxmemory fails Ping.
 func TestEvictionPolicy(t *testing.T) {
 	ctx := context.Background()
 	p := storetest.Params(t)
@@ -458,5 +458,23 @@ func TestEvictionPolicy(t *testing.T) {
 				s.Close()
 			}
 		})
+	}
+	// Under noeviction, a Redis at its maxmemory refuses writes: not ready.
+	s, err := Open(ctx, Options{URL: srv.URL(0), Params: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := admin.ConfigSet(ctx, "maxmemory", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ping(ctx); err == nil || !strings.Contains(err.Error(), "is full") {
+		t.Fatalf("unexpected Ping of a Redis at its maxmemory; got %v; want it full", err)
+	}
+	if err := admin.ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("unexpected Ping of a Redis without a maxmemory: %v", err)
 	}
 }
