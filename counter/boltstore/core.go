@@ -141,7 +141,9 @@ func openCore(dir string, p counter.DedupeParams, logger *slog.Logger) (*core, e
 		}
 	}
 	c.savedAt, c.at = from, from
-	if c.log, err = visitlog.Open(visitlog.Options{Dir: filepath.Join(dir, "visits")}); err != nil {
+	// From the checkpoint on: what was judged before it waits only for
+	// Trim, and damage to it must not keep the store from opening.
+	if c.log, err = visitlog.Open(visitlog.Options{Dir: filepath.Join(dir, "visits"), From: from}); err != nil {
 		return nil, err
 	}
 	var replayed int

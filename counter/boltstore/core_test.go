@@ -17,6 +17,7 @@ import (
 	"github.com/clickgate/clickgate/counter"
 	"github.com/clickgate/clickgate/counter/judge"
 	"github.com/clickgate/clickgate/counter/storetest"
+	"github.com/clickgate/clickgate/counter/visitlog"
 )
 
 // TestCoreCrash: a crash (the log closed without a last checkpoint) loses
@@ -550,5 +551,56 @@ func TestCommitWaitsForFullQueue(t *testing.T) {
 	}
 	if got := counter.Total(c.stats("spring", "alice")); got[counter.Qualified] != n {
 		t.Fatalf("unexpected counts; got %+v; want %d qualified", got, n)
+	}
+}
+
+// TestCoreDamageJudged: damage to the visit log before the judge's
+// checkpoint, to visits judged already, does not keep the store from
+// opening, with the same counts; damage after it, to visits still to be
+// judged, is refused.
+func TestCoreDamageJudged(t *testing.T) {
+	dir := t.TempDir()
+	p := storetest.Params(t)
+	seg := filepath.Join(dir, "visits", "0000000000000001.seg")
+	damage := func(off int64) {
+		t.Helper()
+		f, err := os.OpenFile(seg, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		b := []byte{0}
+		if _, err := f.ReadAt(b, off); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt([]byte{b[0] ^ 0xff}, off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := openCore(dir, p, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		judged(t, c, fixtureVisits(i*10, 10))
+	}
+	want := c.stats("spring", "alice")
+	if err := c.close(); err != nil {
+		t.Fatal(err)
+	}
+	damage(16 + 16) // the first record's payload: past its header and frame
+	if c, err = openCore(dir, p, slog.Default()); err != nil {
+		t.Fatalf("cannot open a store whose judged visits are damaged: %s", err)
+	}
+	if got := c.stats("spring", "alice"); !slices.Equal(got, want) {
+		t.Fatalf("unexpected counts after damage to judged visits; got %+v; want %+v", got, want)
+	}
+	at := c.log.End()
+	judged(t, c, fixtureVisits(100, 10))
+	judged(t, c, fixtureVisits(200, 10)) // damage to the last append is a torn one
+	crash(t, c)
+	damage(at.Pos + 16)
+	if _, err := openCore(dir, p, slog.Default()); !errors.Is(err, visitlog.ErrCorrupt) {
+		t.Fatalf("unexpected open of a store whose visits to judge are damaged; got %v; want ErrCorrupt", err)
 	}
 }

@@ -78,12 +78,13 @@ func FuzzOpen(f *testing.F) {
 // FuzzScan is Open's reader alone, in memory, so the fuzzer runs it many
 // times faster than FuzzOpen: it never panics; it says a segment is whole
 // only up to its end, or up to zeros to its end; the prefix it keeps is
-// whole when read again.
+// whole when read again, and a scan from any record boundary in it finds
+// the same.
 func FuzzScan(f *testing.F) {
 	f.Add([]byte{})
 	f.Add(segmentHeader(1))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		end, bad, err := scanSegment(bytes.NewReader(data), int64(len(data)), 1, nil)
+		end, bad, err := scanSegment(bytes.NewReader(data), int64(len(data)), headerLen, 1, nil)
 		if err != nil {
 			t.Fatalf("unexpected error reading memory: %s", err)
 		}
@@ -93,9 +94,22 @@ func FuzzScan(f *testing.F) {
 		if bad != nil && !bad.torn {
 			return
 		}
-		again, bad2, _ := scanSegment(bytes.NewReader(data[:end]), end, 1, nil)
+		again, bad2, _ := scanSegment(bytes.NewReader(data[:end]), end, headerLen, 1, nil)
 		if again != end || bad2 != nil {
 			t.Fatalf("the prefix of %d bytes kept is not whole: end %d, %+v", end, again, bad2)
+		}
+		// From any record boundary of that prefix (Options.From, even
+		// inside an append), the scan finds the same.
+		for off := int64(headerLen); off < end; {
+			n, _, _, err := frame(data[off:end])
+			if err != nil {
+				t.Fatalf("unexpected bad record at %d of the whole prefix: %s", off, err)
+			}
+			off += int64(n)
+			from, badFrom, _ := scanSegment(bytes.NewReader(data), int64(len(data)), off, 1, nil)
+			if from != end || (badFrom == nil) != (bad == nil) || (bad != nil && *badFrom != *bad) {
+				t.Fatalf("unexpected scan from %d; got end %d, %+v; want %d, %+v", off, from, badFrom, end, bad)
+			}
 		}
 	})
 }

@@ -82,6 +82,12 @@ type Options struct {
 	// Logger is told of a torn tail that Open cut off. default:
 	// slog.Default()
 	Logger *slog.Logger
+	// From is the lowest offset that will be read: the judge's
+	// checkpoint. Open does not read the records before it, so damage to
+	// what was judged already, which only waits for Trim, does not stop
+	// the log from opening. It is an offset Read handed out, or End.
+	// default: the beginning
+	From Offset
 }
 
 // DefaultExtendBytes is the default of Options.ExtendBytes.

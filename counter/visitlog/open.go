@@ -12,12 +12,12 @@ import (
 )
 
 // Open opens the log in o.Dir, creating it if missing. It reads every
-// segment: a torn tail of the last one (what a crash during an Append
-// leaves) is cut back to the end of the last whole Append, and fsynced;
-// anything else that is not whole (a bad record that a crash cannot
-// explain, a bad header, a missing segment) is refused with an error that
-// matches ErrCorrupt and names the file and the byte offset, and Open
-// changes nothing.
+// segment from o.From on: a torn tail of the last one (what a crash during
+// an Append leaves) is cut back to the end of the last whole Append, and
+// fsynced; anything else that is not whole (a bad record that a crash
+// cannot explain, a bad header, a missing segment) is refused with an
+// error that matches ErrCorrupt and names the file and the byte offset,
+// and Open changes nothing.
 func Open(o Options) (*Log, error) {
 	if o.Dir == "" {
 		return nil, errors.New("visit log directory is required")
@@ -108,11 +108,21 @@ func (l *Log) load() error {
 		if err != nil {
 			return fmt.Errorf("cannot open visit log segment: %w", err)
 		}
-		end, bad, err := scanSegment(f, fi.Size(), seq, buf)
+		last := i == len(seqs)-1
+		if seq < l.o.From.Segment && !last {
+			// Judged: only Trim, which deletes it whole, needs it.
+			seg.size, seg.file = fi.Size(), fi.Size()
+			continue
+		}
+		start := int64(headerLen)
+		if seq == l.o.From.Segment {
+			start = max(start, l.o.From.Pos)
+		}
+		end, bad, err := scanSegment(f, fi.Size(), start, seq, buf)
 		if err != nil {
 			return fmt.Errorf("cannot read visit log segment %q: %w", path, err)
 		}
-		if bad != nil && (!bad.torn || i < len(seqs)-1) {
+		if bad != nil && (!bad.torn || !last) {
 			// Appends go to the last segment only, so only its tail can
 			// be torn.
 			return fmt.Errorf("%w: segment %q at byte offset %d: %s", ErrCorrupt, path, bad.off, bad.reason)

@@ -251,3 +251,102 @@ func segmentHeader(seq uint64) []byte {
 	}
 	return h[:]
 }
+
+// TestOpenFrom: Open reads the records from Options.From on, the judge's
+// checkpoint, which may fall between the records of one Append. Damage to
+// the records before it does not stop the log from opening (without From
+// it does); a torn tail after it is cut as ever; damage after it that no
+// crash explains is refused.
+func TestOpenFrom(t *testing.T) {
+	data, ends, appends := tornLog(t)
+	batches := slices.Concat(appends...)
+	offs := recordOffsets(t, data)
+	damaged := func(file []byte, off int) []byte {
+		file = slices.Clone(file)
+		file[off+frameLen] ^= 0xff // a payload byte: the crc32c fails
+		return file
+	}
+	for i, from := range offs {
+		if i == 0 {
+			continue
+		}
+		what := fmt.Sprintf("from record %d at byte offset %d", i, from)
+		// Every record before from damaged.
+		file := data
+		for _, off := range offs[:i] {
+			file = damaged(file, off)
+		}
+		dir := writeLog(t, file)
+		if _, err := Open(Options{Dir: dir, Logger: discard}); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("unexpected Open of damaged records without From; got %v; want ErrCorrupt", err)
+		}
+		o := Options{From: Offset{1, int64(from)}}
+		l := openLog(t, dir, o)
+		wantBatches(t, l, o.From, batches[i:])
+		if l.End() != (Offset{1, int64(ends[3])}) || l.Recovered() != 0 {
+			t.Fatalf("unexpected log %s; got end %s, %d bytes recovered; want 1:%d, none", what, l.End(), l.Recovered(), ends[3])
+		}
+		more := encoded(99, 2)
+		mustAppend(t, l, more)
+		l.Close()
+		l = openLog(t, dir, o)
+		wantBatches(t, l, o.From, append(slices.Clone(batches[i:]), more))
+		l.Close()
+
+		// A torn last Append after from is cut.
+		if from <= ends[2] {
+			cut := (ends[2] + ends[3]) / 2
+			dir := writeLog(t, data[:cut])
+			l := openLog(t, dir, o)
+			if l.End() != (Offset{1, int64(ends[2])}) || l.Recovered() != int64(cut-ends[2]) {
+				t.Fatalf("unexpected recovery of a torn tail %s; got end %s, %d bytes cut; want 1:%d, %d", what, l.End(), l.Recovered(), ends[2], cut-ends[2])
+			}
+			l.Close()
+		}
+		// A damaged record of an earlier Append after from is corruption.
+		if j := slices.IndexFunc(offs, func(off int) bool { return off >= from && off < ends[2] }); j >= 0 {
+			dir := writeLog(t, damaged(data, offs[j]))
+			if _, err := Open(Options{Dir: dir, Logger: discard, From: o.From}); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("unexpected Open of a damaged record at %d %s; got %v; want ErrCorrupt", offs[j], what, err)
+			}
+		}
+	}
+	// From past the segment's end is corruption, not an empty log.
+	dir := writeLog(t, data)
+	if _, err := Open(Options{Dir: dir, Logger: discard, From: Offset{1, int64(len(data) + 100)}}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("unexpected Open from past the end; got %v; want ErrCorrupt", err)
+	}
+}
+
+// TestOpenFromSegments: the segments before From's are not read at all.
+func TestOpenFromSegments(t *testing.T) {
+	dir := t.TempDir()
+	l := openLog(t, dir, Options{SegmentBytes: 200})
+	_, ends := appendMany(t, l, 1, 12)
+	from := ends[len(ends)-2]
+	want := batchesOf(readAll(t, l, from))
+	l.Close()
+	segs := segments(t, dir)
+	if len(segs) < 3 {
+		t.Fatalf("unexpected segments; got %d; want at least 3", len(segs))
+	}
+	if from.Segment < 2 {
+		t.Fatalf("unexpected offset %s; want one past segment 1", from)
+	}
+	// Segment 1 holds nothing but zeros after its header.
+	b, err := os.ReadFile(segs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(segs[0], append(b[:headerLen], make([]byte, len(b)-headerLen)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l = openLog(t, dir, Options{SegmentBytes: 200, From: from})
+	wantBatches(t, l, from, want)
+	if err := l.Trim(from); err != nil {
+		t.Fatalf("cannot trim below %s: %s", from, err)
+	}
+	if n := len(segments(t, dir)); n >= len(segs) {
+		t.Fatalf("unexpected segments after a trim; got %d of %d", n, len(segs))
+	}
+}

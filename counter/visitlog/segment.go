@@ -201,10 +201,14 @@ type badRecord struct {
 	reason string
 }
 
-// scanSegment reads the segment file f of size bytes. It returns where its
-// last whole Append ends and, when that is not the end of the file, why
-// not: torn when a crash explains it (see the format above).
-func scanSegment(f io.ReaderAt, size int64, seq uint64, buf []byte) (end int64, bad *badRecord, err error) {
+// scanSegment reads the segment file f of size bytes from start, a record
+// boundary (headerLen: the whole segment). It returns where its last whole
+// Append ends and, when that is not the end of the file, why not: torn when
+// a crash explains it (see the format above). The records before start are
+// not read; an Append under way at start, begun before it, is taken as
+// whole once it ends, and can never be torn: only the last Append can, and
+// it holds no offset that Read handed out.
+func scanSegment(f io.ReaderAt, size, start int64, seq uint64, buf []byte) (end int64, bad *badRecord, err error) {
 	var h [headerLen]byte
 	if size < headerLen {
 		return 0, &badRecord{reason: fmt.Sprintf("%d bytes, too few for a segment header", size)}, nil
@@ -218,16 +222,20 @@ func scanSegment(f io.ReaderAt, size int64, seq uint64, buf []byte) (end int64, 
 	if got := binary.LittleEndian.Uint64(h[8:]); got != seq {
 		return 0, &badRecord{reason: fmt.Sprintf("the header says segment %d", got)}, nil
 	}
-	r := recordReader{f: f, pos: headerLen, limit: size, buf: buf}
-	end = headerLen
-	open := false // an Append began at end and has not ended
+	if start > size {
+		return 0, &badRecord{off: start, reason: fmt.Sprintf("the segment has %d bytes; its records were to be read from byte offset %d", size, start)}, nil
+	}
+	r := recordReader{f: f, pos: start, limit: size, buf: buf}
+	end = start
+	began := start // where the Append under way began
+	open := false  // an Append began and has not ended
 	for {
 		rec, err := r.next()
 		fe, framing := err.(*frameError) // next returns them as they are
 		switch {
 		case err == io.EOF:
 			if open {
-				return end, &badRecord{off: end, torn: true, reason: "the last append ends without its last record"}, nil
+				return end, &badRecord{off: end, torn: began == end, reason: "the last append ends without its last record"}, nil
 			}
 			return end, nil, nil
 		case framing:
@@ -238,21 +246,29 @@ func scanSegment(f io.ReaderAt, size int64, seq uint64, buf []byte) (end int64, 
 			case zeros && !open:
 				return end, nil, nil // the extended end of the file
 			case zeros:
-				return end, &badRecord{off: fe.off, torn: true, reason: "the last append ends without its last record"}, nil
+				return end, &badRecord{off: fe.off, torn: began == end, reason: "the last append ends without its last record"}, nil
 			}
-			return end, tornOrCorrupt(f, size, end, fe), nil
+			bad := tornOrCorrupt(f, size, end, fe)
+			bad.torn = bad.torn && began == end
+			return end, bad, nil
 		case err != nil:
 			return end, nil, err
 		}
 		// Records lie end to end, so this also asks an Append's first
 		// record to say 0.
-		if back := int64(rec.commit &^ commitLast); rec.off-back != end {
-			return end, &badRecord{off: rec.off, reason: fmt.Sprintf("the record says its append began %d bytes before it; it began at byte offset %d", back, end)}, nil
+		at := rec.off - int64(rec.commit&^commitLast)
+		switch {
+		case open && at == began, !open && at == end:
+		case rec.off == start && start > headerLen && at >= headerLen && at < start:
+			// The Append under way at start.
+		default:
+			return end, &badRecord{off: rec.off, reason: fmt.Sprintf("the record says its append began %d bytes before it; it began at byte offset %d", rec.off-at, began)}, nil
 		}
-		open = true
+		began, open = at, true
 		if rec.commit&commitLast != 0 {
 			open = false
 			end = rec.off + int64(rec.n)
+			began = end
 		}
 	}
 }
