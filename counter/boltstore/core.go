@@ -33,10 +33,13 @@ import (
 //
 // The judge's checkpoint (counters, filters, the log offset) is
 // DIR/judge.checkpoint, written aside and renamed into place every
-// checkpointInterval; the log is trimmed below it. Open loads the
-// checkpoint and judges the log after it again: the same log from the
-// same checkpoint gives the same decisions, so a crash loses nothing that
-// was fsynced and counts nothing twice.
+// checkpointInterval; the one before it is kept as judge.checkpoint.prev,
+// and the log is trimmed below that. Open loads the checkpoint and judges
+// the log after it again: the same log from the same checkpoint gives the
+// same decisions, so a crash loses nothing that was fsynced and counts
+// nothing twice. A damaged checkpoint (its checksum fails) is moved aside
+// and the one before it loaded instead, the log judged again from there:
+// the same counts, one interval later.
 //
 // The judge's sizing (--dedupe-expected, --dedupe-fp, the click secret)
 // is fixed for the data directory, but its policy (the budgets and the
@@ -58,8 +61,14 @@ import (
 // sketch only stops floods far past it.
 const (
 	checkpointName     = "judge.checkpoint"
+	prevName           = checkpointName + ".prev"
+	damagedName        = checkpointName + ".damaged"
 	checkpointInterval = 30 * time.Second
 )
+
+// logSegmentBytes is the visit log's segment size; 0 is visitlog's
+// default. Tests make it small, to see segments trimmed.
+var logSegmentBytes int64
 
 type core struct {
 	dir string
@@ -103,47 +112,39 @@ type core struct {
 // openCore opens the log and the judge, judges what the log holds after
 // the checkpoint, and adopts the policy of p (see above).
 func openCore(dir string, p counter.DedupeParams, logger *slog.Logger) (*core, error) {
+	c := &core{dir: dir, saved: time.Now(), most: maxJudgeQueue, layers: map[windowID]int{}, full: map[windowID]bool{}, logger: logger}
 	want := judge.FromDedupe(p, 1)
-	j, err := judge.New(want)
-	if err != nil {
-		return nil, fmt.Errorf("cannot size the judge: %w", err)
-	}
-	c := &core{dir: dir, judge: j, saved: time.Now(), most: maxJudgeQueue, layers: map[windowID]int{}, full: map[windowID]bool{}, logger: logger}
 	path := filepath.Join(dir, checkpointName)
-	b, err := os.ReadFile(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-	case err != nil:
-		return nil, fmt.Errorf("cannot read the judge's checkpoint: %w", err)
-	default:
-		// The log after the checkpoint may hold visits that the judge
-		// which wrote it decided before a crash: they are judged again
-		// under its policy, so that they are decided as they were. A
-		// checkpoint of another sizing is refused by UnmarshalBinary.
-		cp, err := judge.CheckpointParams(b)
-		if err == nil && p.VelocityWindow == 0 {
-			// A command that judges nothing keeps the velocity rule.
-			want.VelocityMax, want.VelocityWindow = cp.VelocityMax, cp.VelocityWindow
-		}
-		if err == nil && cp.SameSizing(want) && cp != c.judge.Params() {
-			if c.judge, err = judge.New(cp); err != nil {
-				return nil, fmt.Errorf("cannot load the judge's checkpoint %s: %w", path, err)
+	j, cpWant, from, err := loadCheckpoint(path, p, want)
+	if errors.Is(err, judge.ErrCorrupt) || errors.Is(err, fs.ErrNotExist) {
+		// Damaged, or none (a crash between the two renames of save, or
+		// a new store): the checkpoint before it, if there is one.
+		pj, pWant, pFrom, perr := loadCheckpoint(filepath.Join(dir, prevName), p, want)
+		switch {
+		case perr == nil && errors.Is(err, judge.ErrCorrupt):
+			logger.Error("the judge's checkpoint is damaged; it is moved aside, and the log is judged again from the checkpoint before it",
+				"err", err, "moved_to", damagedName, "from", pFrom.String())
+			if rerr := os.Rename(path, filepath.Join(dir, damagedName)); rerr != nil {
+				return nil, fmt.Errorf("cannot move the damaged checkpoint aside: %w", rerr)
 			}
-		}
-		if err := c.judge.UnmarshalBinary(b); err != nil {
-			return nil, fmt.Errorf("cannot load the judge's checkpoint %s: %w", path, err)
+			fallthrough
+		case perr == nil:
+			j, cpWant, from, err = pj, pWant, pFrom, nil
+		case errors.Is(err, fs.ErrNotExist) && errors.Is(perr, fs.ErrNotExist):
+			if j, err = judge.New(want); err != nil { // a new store
+				err = fmt.Errorf("cannot size the judge: %w", err)
+			}
+			cpWant = want
 		}
 	}
-	var from visitlog.Offset
-	if o := c.judge.Offset(); len(o) > 0 {
-		if err := from.UnmarshalBinary(o); err != nil {
-			return nil, fmt.Errorf("cannot load the judge's checkpoint: bad log offset: %w", err)
-		}
+	if err != nil {
+		return nil, err
 	}
+	c.judge, want = j, cpWant
 	c.savedAt, c.at = from, from
 	// From the checkpoint on: what was judged before it waits only for
 	// Trim, and damage to it must not keep the store from opening.
-	if c.log, err = visitlog.Open(visitlog.Options{Dir: filepath.Join(dir, "visits"), From: from}); err != nil {
+	if c.log, err = visitlog.Open(visitlog.Options{Dir: filepath.Join(dir, "visits"), From: from, SegmentBytes: logSegmentBytes}); err != nil {
 		return nil, err
 	}
 	var replayed int
@@ -164,6 +165,46 @@ func openCore(dir string, p counter.DedupeParams, logger *slog.Logger) (*core, e
 	return c, nil
 }
 
+// loadCheckpoint loads the judge's checkpoint at path into a new judge,
+// and returns it, the parameters to adopt (want, with the checkpoint's
+// velocity rule for an open without one: a command that judges nothing)
+// and the log offset it reached. The error matches fs.ErrNotExist when
+// there is none, judge.ErrCorrupt when it is damaged.
+//
+// The log after the checkpoint may hold visits that the judge which wrote
+// it decided before a crash: they are judged again under its policy, so
+// that they are decided as they were. A checkpoint of another sizing is
+// refused by UnmarshalBinary.
+func loadCheckpoint(path string, p counter.DedupeParams, want judge.Params) (*judge.Judge, judge.Params, visitlog.Offset, error) {
+	var from visitlog.Offset
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, want, from, fmt.Errorf("cannot read the judge's checkpoint: %w", err)
+	}
+	jp := want
+	if cp, err := judge.CheckpointParams(b); err == nil {
+		if p.VelocityWindow == 0 {
+			want.VelocityMax, want.VelocityWindow = cp.VelocityMax, cp.VelocityWindow
+		}
+		if cp.SameSizing(want) {
+			jp = cp
+		}
+	}
+	j, err := judge.New(jp)
+	if err == nil {
+		err = j.UnmarshalBinary(b)
+	}
+	if err == nil && len(j.Offset()) > 0 {
+		if err = from.UnmarshalBinary(j.Offset()); err != nil {
+			err = fmt.Errorf("%w: bad log offset: %w", judge.ErrCorrupt, err)
+		}
+	}
+	if err != nil {
+		return nil, want, from, fmt.Errorf("cannot load the judge's checkpoint %s: %w", path, err)
+	}
+	return j, want, from, nil
+}
+
 // adopt makes the judge, which has judged the whole log, decide the
 // visits committed from now on by policy q, and takes a checkpoint that
 // records it at once: were the process to crash before the next one, the
@@ -177,6 +218,11 @@ func (c *core) adopt(q judge.Policy, replayed int) error {
 	cp, err := c.judge.MarshalBinary()
 	if err == nil {
 		err = c.save(cp, c.log.End(), start)
+	}
+	if err == nil {
+		// The previous checkpoint too: a start that falls back on it
+		// must not judge the visits after this one under the old policy.
+		err = disk.WriteFile(filepath.Join(c.dir, prevName), cp)
 	}
 	if err != nil {
 		return fmt.Errorf("cannot take the judge's checkpoint with its new policy %s: %w", q, err)
@@ -383,21 +429,29 @@ func (c *core) stats(campaign, creator string) []counter.DayCounts {
 }
 
 // save writes cp, whose log offset is below, as the checkpoint, fsynced
-// and renamed into place, records it for /metrics as taken from start on,
-// then trims the log below it. Checkpoints are saved one at a time and
-// never replaced by an older one.
+// and renamed into place, the one it replaces kept as the previous one,
+// records it for /metrics as taken from start on, then trims the log below
+// the previous one. Checkpoints are saved one at a time and never replaced
+// by an older one.
 func (c *core) save(cp []byte, below visitlog.Offset, start time.Time) error {
 	c.saving.Lock()
 	defer c.saving.Unlock()
 	if below.Less(c.savedAt) {
 		return nil
 	}
-	if err := disk.WriteFile(filepath.Join(c.dir, checkpointName), cp); err != nil {
+	// The checkpoint before becomes the previous one, which a start falls
+	// back on when this one is damaged: the log is kept from its offset.
+	path := filepath.Join(c.dir, checkpointName)
+	if err := os.Rename(path, filepath.Join(c.dir, prevName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("cannot keep the judge's previous checkpoint: %w", err)
+	}
+	if err := disk.WriteFile(path, cp); err != nil {
 		return fmt.Errorf("cannot write the judge's checkpoint: %w", err)
 	}
+	prev := c.savedAt
 	c.savedAt = below
 	counter.CheckpointTaken(time.Since(start), len(cp))
-	return c.log.Trim(below)
+	return c.log.Trim(prev)
 }
 
 // close lets the judge decide what is queued, takes a last checkpoint,

@@ -604,3 +604,98 @@ func TestCoreDamageJudged(t *testing.T) {
 		t.Fatalf("unexpected open of a store whose visits to judge are damaged; got %v; want ErrCorrupt", err)
 	}
 }
+
+// TestCoreCheckpointDamaged: a damaged checkpoint is moved aside and the
+// previous one loaded, the log judged again from there: the same counts
+// and the same dedupe state. A checkpoint missing (a crash between the two
+// renames of a save) falls back the same way; with both damaged the store
+// does not open.
+func TestCoreCheckpointDamaged(t *testing.T) {
+	dir := t.TempDir()
+	p := storetest.Params(t)
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	open := func() *core {
+		t.Helper()
+		c, err := openCore(dir, p, logger)
+		if err != nil {
+			t.Fatalf("cannot open: %s", err)
+		}
+		return c
+	}
+	closeCore := func(c *core) {
+		t.Helper()
+		if err := c.close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cur, prev := filepath.Join(dir, checkpointName), filepath.Join(dir, prevName)
+	damage := func(path string) {
+		t.Helper()
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b[len(b)/2] ^= 0xff
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logSegmentBytes = 4096 // a segment every few batches, to see what is trimmed
+	t.Cleanup(func() { logSegmentBytes = 0 })
+	c := open()
+	judged(t, c, fixtureVisits(0, 10))
+	closeCore(c)
+	c = open()
+	for i := range 30 {
+		judged(t, c, fixtureVisits(10+10*i, 10))
+	}
+	want := c.stats("spring", "alice")
+	closeCore(c)
+	if segs, _ := filepath.Glob(filepath.Join(dir, "visits", "*.seg")); len(segs) < 3 {
+		t.Fatalf("unexpected visit log of %d segments; want several", len(segs))
+	}
+	good, err := os.ReadFile(cur)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	damage(cur)
+	c = open()
+	if got := c.stats("spring", "alice"); !slices.Equal(got, want) {
+		t.Fatalf("unexpected counts from the previous checkpoint; got %+v; want %+v", got, want)
+	}
+	if !strings.Contains(logs.String(), "the judge's checkpoint is damaged") {
+		t.Fatalf("the fallback was not logged:\n%s", logs.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, damagedName)); err != nil {
+		t.Fatalf("the damaged checkpoint was not moved aside: %s", err)
+	}
+	// The visits judged again are known as they were.
+	if got := judged(t, c, fixtureVisits(300, 10)); got[counter.Duplicate] != 10 {
+		t.Fatalf("unexpected decisions of visitors judged before the damage; got %+v; want 10 duplicates", got)
+	}
+	want = c.stats("spring", "alice")
+	closeCore(c)
+
+	// A crash between the renames of a save: no checkpoint, the previous one.
+	if err := os.Remove(cur); err != nil {
+		t.Fatal(err)
+	}
+	c = open()
+	if got := c.stats("spring", "alice"); !slices.Equal(got, want) {
+		t.Fatalf("unexpected counts with the checkpoint missing; got %+v; want %+v", got, want)
+	}
+	closeCore(c)
+
+	// Both damaged: nothing to fall back on.
+	if err := os.WriteFile(cur, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	closeCore(open()) // the current again, then the previous one the same
+	damage(cur)
+	damage(prev)
+	if _, err := openCore(dir, p, logger); !errors.Is(err, judge.ErrCorrupt) {
+		t.Fatalf("unexpected open with both checkpoints damaged; got %v; want judge.ErrCorrupt", err)
+	}
+}
