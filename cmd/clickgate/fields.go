@@ -43,6 +43,9 @@ var subcommands = map[string][][2]string{
 	"ledger": {
 		{"verify [--ledger DIR] [--head HASH]", "check every record, the chain, the totals and the sealed statements"},
 	},
+	"store": {
+		{"salvage [--data DIR]", "the node stopped: make a damaged visit log of the embedded store open again, losing only the damaged visits"},
+	},
 }
 
 // subcommand takes the subcommand of cmd off args. "-h" (or none) lists

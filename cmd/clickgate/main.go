@@ -50,6 +50,8 @@ Usage:
   clickgate webhooks add --url URL [--events T,T] | list | get ID | remove ID
                                                endpoints that receive signup.attributed, creator.cap_reached
                                                and campaign.payable events, signed, retried until a 2xx
+  clickgate store salvage [--data DIR]         the node stopped: make a damaged visit log of the embedded store
+                                               open again; the damaged visits are lost, and reported
   clickgate version
 
 Every flag has an environment fallback: --admin-token is CLICKGATE_ADMIN_TOKEN.
@@ -85,6 +87,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = catalogCmd(ctx, rest, stdout, stderr)
 	case "webhooks":
 		err = webhooksCmd(ctx, rest, stdout, stderr)
+	case "store":
+		err = storeCmd(rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version)
 	case "help", "-h", "--help":

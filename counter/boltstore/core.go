@@ -114,28 +114,19 @@ type core struct {
 func openCore(dir string, p counter.DedupeParams, logger *slog.Logger) (*core, error) {
 	c := &core{dir: dir, saved: time.Now(), most: maxJudgeQueue, layers: map[windowID]int{}, full: map[windowID]bool{}, logger: logger}
 	want := judge.FromDedupe(p, 1)
-	path := filepath.Join(dir, checkpointName)
-	j, cpWant, from, err := loadCheckpoint(path, p, want)
-	if errors.Is(err, judge.ErrCorrupt) || errors.Is(err, fs.ErrNotExist) {
-		// Damaged, or none (a crash between the two renames of save, or
-		// a new store): the checkpoint before it, if there is one.
-		pj, pWant, pFrom, perr := loadCheckpoint(filepath.Join(dir, prevName), p, want)
-		switch {
-		case perr == nil && errors.Is(err, judge.ErrCorrupt):
-			logger.Error("the judge's checkpoint is damaged; it is moved aside, and the log is judged again from the checkpoint before it",
-				"err", err, "moved_to", damagedName, "from", pFrom.String())
-			if rerr := os.Rename(path, filepath.Join(dir, damagedName)); rerr != nil {
-				return nil, fmt.Errorf("cannot move the damaged checkpoint aside: %w", rerr)
-			}
-			fallthrough
-		case perr == nil:
-			j, cpWant, from, err = pj, pWant, pFrom, nil
-		case errors.Is(err, fs.ErrNotExist) && errors.Is(perr, fs.ErrNotExist):
-			if j, err = judge.New(want); err != nil { // a new store
-				err = fmt.Errorf("cannot size the judge: %w", err)
-			}
-			cpWant = want
+	j, cpWant, from, damaged, err := pickCheckpoint(dir, p, want)
+	switch {
+	case damaged != nil:
+		logger.Error("the judge's checkpoint is damaged; it is moved aside, and the log is judged again from the checkpoint before it",
+			"err", damaged, "moved_to", damagedName, "from", from.String())
+		if err := os.Rename(filepath.Join(dir, checkpointName), filepath.Join(dir, damagedName)); err != nil {
+			return nil, fmt.Errorf("cannot move the damaged checkpoint aside: %w", err)
 		}
+	case errors.Is(err, fs.ErrNotExist): // a new store
+		if j, err = judge.New(want); err != nil {
+			err = fmt.Errorf("cannot size the judge: %w", err)
+		}
+		cpWant = want
 	}
 	if err != nil {
 		return nil, err
@@ -165,7 +156,29 @@ func openCore(dir string, p counter.DedupeParams, logger *slog.Logger) (*core, e
 	return c, nil
 }
 
-// loadCheckpoint loads the judge's checkpoint at path into a new judge,
+// pickCheckpoint loads the checkpoint that a start judges from (see
+// loadCheckpoint): the current one or, when it is damaged
+// (judge.ErrCorrupt) or missing (a crash between the two renames of save),
+// the previous one; damaged is then the current one's error. With neither,
+// the error matches fs.ErrNotExist.
+func pickCheckpoint(dir string, p counter.DedupeParams, want judge.Params) (j *judge.Judge, w judge.Params, from visitlog.Offset, damaged, err error) {
+	j, w, from, err = loadCheckpoint(filepath.Join(dir, checkpointName), p, want)
+	if !errors.Is(err, judge.ErrCorrupt) && !errors.Is(err, fs.ErrNotExist) {
+		return j, w, from, nil, err
+	}
+	pj, pw, pFrom, perr := loadCheckpoint(filepath.Join(dir, prevName), p, want)
+	switch {
+	case perr == nil && errors.Is(err, judge.ErrCorrupt):
+		return pj, pw, pFrom, err, nil
+	case perr == nil, errors.Is(err, fs.ErrNotExist):
+		// The previous one, or why it cannot be loaded.
+		return pj, pw, pFrom, nil, perr
+	}
+	return j, w, from, nil, err
+}
+
+// loadCheckpoint loads the judge's checkpoint at path into a new judge, of
+// the checkpoint's sizing if it is want's or want is the zero Params,
 // and returns it, the parameters to adopt (want, with the checkpoint's
 // velocity rule for an open without one: a command that judges nothing)
 // and the log offset it reached. The error matches fs.ErrNotExist when
@@ -181,12 +194,12 @@ func loadCheckpoint(path string, p counter.DedupeParams, want judge.Params) (*ju
 	if err != nil {
 		return nil, want, from, fmt.Errorf("cannot read the judge's checkpoint: %w", err)
 	}
-	jp := want
+	jp, anySizing := want, want == (judge.Params{}) // Salvage's
 	if cp, err := judge.CheckpointParams(b); err == nil {
 		if p.VelocityWindow == 0 {
 			want.VelocityMax, want.VelocityWindow = cp.VelocityMax, cp.VelocityWindow
 		}
-		if cp.SameSizing(want) {
+		if cp.SameSizing(want) || anySizing {
 			jp = cp
 		}
 	}
@@ -473,4 +486,19 @@ func (c *core) close() error {
 		err = e
 	}
 	return err
+}
+
+// Salvage makes the visit log of the store in dir open again when damage
+// to visits not yet judged stops the store from opening: see
+// visitlog.Salvage, from the checkpoint that the next open judges from.
+// The visits it drops are lost. The store must be closed.
+func Salvage(dir string) ([]visitlog.Salvaged, error) {
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("no store in %q: %w", dir, err)
+	}
+	_, _, from, _, err := pickCheckpoint(dir, counter.DedupeParams{}, judge.Params{})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	return visitlog.Salvage(visitlog.Options{Dir: filepath.Join(dir, "visits"), From: from})
 }

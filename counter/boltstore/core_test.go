@@ -557,7 +557,7 @@ func TestCommitWaitsForFullQueue(t *testing.T) {
 // TestCoreDamageJudged: damage to the visit log before the judge's
 // checkpoint, to visits judged already, does not keep the store from
 // opening, with the same counts; damage after it, to visits still to be
-// judged, is refused.
+// judged, is refused, until Salvage drops the damaged batch.
 func TestCoreDamageJudged(t *testing.T) {
 	dir := t.TempDir()
 	p := storetest.Params(t)
@@ -598,10 +598,24 @@ func TestCoreDamageJudged(t *testing.T) {
 	at := c.log.End()
 	judged(t, c, fixtureVisits(100, 10))
 	judged(t, c, fixtureVisits(200, 10)) // damage to the last append is a torn one
+	total := counter.Total(c.stats("spring", "alice"))
+	before := total.Clicks()
 	crash(t, c)
 	damage(at.Pos + 16)
 	if _, err := openCore(dir, p, slog.Default()); !errors.Is(err, visitlog.ErrCorrupt) {
 		t.Fatalf("unexpected open of a store whose visits to judge are damaged; got %v; want ErrCorrupt", err)
+	}
+	// Salvaged, it opens without the damaged batch's 10 visits.
+	done, err := Salvage(dir)
+	if err != nil || len(done) != 1 || done[0].Damage != at.Pos || done[0].Kept != 1 {
+		t.Fatalf("unexpected salvage; got %+v, %v; want the damaged batch dropped, the one after it kept", done, err)
+	}
+	if c, err = openCore(dir, p, slog.Default()); err != nil {
+		t.Fatalf("cannot open a salvaged store: %s", err)
+	}
+	defer c.close()
+	if total = counter.Total(c.stats("spring", "alice")); total.Clicks() != before-10 {
+		t.Fatalf("unexpected clicks after the salvage; got %d; want %d, the damaged batch's 10 fewer", total.Clicks(), before-10)
 	}
 }
 

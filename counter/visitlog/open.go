@@ -34,16 +34,9 @@ func Open(o Options) (*Log, error) {
 	if err := disk.MakeDir(o.Dir); err != nil {
 		return nil, fmt.Errorf("cannot open visit log %q: %w", o.Dir, err)
 	}
-	lock, err := os.OpenFile(filepath.Join(o.Dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	lock, err := lockDir(o.Dir)
 	if err != nil {
-		return nil, fmt.Errorf("cannot open visit log %q: %w", o.Dir, err)
-	}
-	if err := disk.Lock(lock); err != nil {
-		lock.Close()
-		if errors.Is(err, disk.ErrWouldBlock) {
-			return nil, fmt.Errorf("%w: %q", ErrInUse, o.Dir)
-		}
-		return nil, fmt.Errorf("cannot lock visit log %q: %w", o.Dir, err)
+		return nil, err
 	}
 	l := &Log{o: o, lock: lock, write: (*os.File).WriteAt, sync: disk.DataSync}
 	if err := l.load(); err != nil {
@@ -57,6 +50,23 @@ func Open(o Options) (*Log, error) {
 	l.end = Offset{last.seq, last.size}
 	bytesGauge.Add(float64(l.size()))
 	return l, nil
+}
+
+// lockDir takes the exclusive lock of the log in dir, which Close or
+// closing the file releases.
+func lockDir(dir string) (*os.File, error) {
+	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open visit log %q: %w", dir, err)
+	}
+	if err := disk.Lock(lock); err != nil {
+		lock.Close()
+		if errors.Is(err, disk.ErrWouldBlock) {
+			return nil, fmt.Errorf("%w: %q", ErrInUse, dir)
+		}
+		return nil, fmt.Errorf("cannot lock visit log %q: %w", dir, err)
+	}
+	return lock, nil
 }
 
 // load opens the segments, checking them all before it cuts a torn tail,
