@@ -21,24 +21,42 @@ import (
 var ErrEvicting = errors.New("redis may evict any key when its memory is full")
 
 // Ping checks that Redis answers within ctx, every master of a cluster,
-// that none may evict clickgate's keys (ErrEvicting), and that none is at
-// its maxmemory (under noeviction it then refuses writes). It is what
-// /readyz asks; a frozen Redis fails it at ctx's deadline.
+// that none may evict clickgate's keys (ErrEvicting), and that none is
+// full under noeviction, refusing writes. It is what /readyz asks; a
+// frozen Redis fails it at ctx's deadline.
 func (s *Store) Ping(ctx context.Context) error {
-	if c, ok := s.rdb.(*redis.ClusterClient); ok {
-		return c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
-			return checkServer(ctx, m, m.Options().Addr)
-		})
-	}
-	return checkServer(ctx, s.rdb, s.addr)
+	return s.eachMaster(ctx, func(addr, info string) error {
+		if err := checkPolicy(addr, info); err != nil {
+			return err
+		}
+		return checkFull(addr, info)
+	})
 }
 
-// checkServer reads the memory figures of the Redis server c at addr.
-func checkServer(ctx context.Context, c redis.Cmdable, addr string) error {
-	info, err := c.Info(ctx, "memory").Result()
-	if err != nil {
-		return fmt.Errorf("cannot read the maxmemory-policy of redis at %q (INFO memory; the ACL needs +info): %w", addr, storeErr(err))
+// eachMaster reads INFO memory of the server, or of every master of a
+// cluster, and calls check with its address and the reply.
+func (s *Store) eachMaster(ctx context.Context, check func(addr, info string) error) error {
+	one := func(ctx context.Context, c redis.Cmdable, addr string) error {
+		info, err := c.Info(ctx, "memory").Result()
+		if err != nil {
+			hint := ""
+			if redis.HasErrorPrefix(err, "NOPERM") {
+				hint = " (the ACL needs +info)"
+			}
+			return fmt.Errorf("cannot read INFO memory of redis at %q%s: %w", addr, hint, storeErr(err))
+		}
+		return check(addr, info)
 	}
+	if c, ok := s.rdb.(*redis.ClusterClient); ok {
+		return storeErr(c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+			return one(ctx, m, m.Options().Addr)
+		}))
+	}
+	return one(ctx, s.rdb, s.addr)
+}
+
+// checkPolicy refuses a maxmemory-policy that evicts any key.
+func checkPolicy(addr, info string) error {
 	policy, ok := infoField(info, "maxmemory_policy")
 	if !ok {
 		return fmt.Errorf("cannot read the maxmemory-policy of redis at %q: INFO memory has no maxmemory_policy", addr)
@@ -47,12 +65,24 @@ func checkServer(ctx context.Context, c redis.Cmdable, addr string) error {
 		return fmt.Errorf("%w: redis at %q has maxmemory-policy %s; set it to noeviction (CONFIG SET maxmemory-policy noeviction, and in redis.conf)",
 			ErrEvicting, addr, policy)
 	}
-	used, _ := infoField(info, "used_memory")
-	most, _ := infoField(info, "maxmemory")
-	u, err1 := strconv.ParseInt(used, 10, 64)
-	m, err2 := strconv.ParseInt(most, 10, 64)
-	if err1 == nil && err2 == nil && m > 0 && u >= m {
-		return fmt.Errorf("redis at %q is full: %d bytes used of its maxmemory %d; it refuses writes, and visits are spooled", addr, u, m)
+	return nil
+}
+
+// checkFull fails while a Redis under noeviction refuses writes: as Redis
+// counts, its memory less what it does not count for eviction (replicas'
+// and the append-only file's buffers) over its maxmemory. Under the
+// volatile-* policies it evicts instead.
+func checkFull(addr, info string) error {
+	if policy, _ := infoField(info, "maxmemory_policy"); policy != "noeviction" {
+		return nil
+	}
+	var n [3]int64
+	for i, name := range []string{"used_memory", "mem_not_counted_for_evict", "maxmemory"} {
+		v, _ := infoField(info, name)
+		n[i], _ = strconv.ParseInt(v, 10, 64)
+	}
+	if used, most := n[0]-n[1], n[2]; most > 0 && used > most {
+		return fmt.Errorf("redis at %q is full: %d bytes used of its maxmemory %d; it refuses writes, and visits are spooled", addr, used, most)
 	}
 	return nil
 }

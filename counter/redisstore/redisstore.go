@@ -281,7 +281,8 @@ func (s *Store) init(ctx context.Context, judging bool, jp judge.Params) error {
 	if err := s.rdb.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("cannot reach redis at %q: %w", addr, storeErr(err))
 	}
-	if err := s.Ping(ctx); err != nil {
+	// The policy only: Ping also fails while Redis is full.
+	if err := s.eachMaster(ctx, checkPolicy); err != nil {
 		return err
 	}
 	scripts := []*redis.Script{catalogWriteScript, catalogChangesScript, publishScript, acquireLeaseScript, renewLeaseScript,

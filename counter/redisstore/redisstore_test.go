@@ -460,6 +460,9 @@ func TestEvictionPolicy(t *testing.T) {
 		})
 	}
 	// Under noeviction, a Redis at its maxmemory refuses writes: not ready.
+	if err := admin.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err(); err != nil {
+		t.Fatal(err)
+	}
 	s, err := Open(ctx, Options{URL: srv.URL(0), Params: p})
 	if err != nil {
 		t.Fatal(err)
@@ -470,6 +473,13 @@ func TestEvictionPolicy(t *testing.T) {
 	}
 	if err := s.Ping(ctx); err == nil || !strings.Contains(err.Error(), "is full") {
 		t.Fatalf("unexpected Ping of a Redis at its maxmemory; got %v; want it full", err)
+	}
+	// Under volatile-lru it evicts keys with a time to live instead.
+	if err := admin.ConfigSet(ctx, "maxmemory-policy", "volatile-lru").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("unexpected Ping of a Redis at its maxmemory under volatile-lru: %v", err)
 	}
 	if err := admin.ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
 		t.Fatal(err)
