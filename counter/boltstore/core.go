@@ -114,14 +114,17 @@ type core struct {
 func openCore(dir string, p counter.DedupeParams, logger *slog.Logger) (*core, error) {
 	c := &core{dir: dir, saved: time.Now(), most: maxJudgeQueue, layers: map[windowID]int{}, full: map[windowID]bool{}, logger: logger}
 	want := judge.FromDedupe(p, 1)
-	j, cpWant, from, damaged, err := pickCheckpoint(dir, p, want)
+	j, cpWant, from, fellBack, err := pickCheckpoint(dir, p, want)
 	switch {
-	case damaged != nil:
+	case errors.Is(fellBack, judge.ErrCorrupt):
 		logger.Error("the judge's checkpoint is damaged; it is moved aside, and the log is judged again from the checkpoint before it",
-			"err", damaged, "moved_to", damagedName, "from", from.String())
+			"err", fellBack, "moved_to", damagedName, "from", from.String())
 		if err := os.Rename(filepath.Join(dir, checkpointName), filepath.Join(dir, damagedName)); err != nil {
 			return nil, fmt.Errorf("cannot move the damaged checkpoint aside: %w", err)
 		}
+	case fellBack != nil:
+		logger.Warn("the judge's checkpoint is missing, as a crash while it was saved leaves it; the log is judged again from the checkpoint before it",
+			"err", fellBack, "from", from.String())
 	case errors.Is(err, fs.ErrNotExist): // a new store
 		if j, err = judge.New(want); err != nil {
 			err = fmt.Errorf("cannot size the judge: %w", err)
@@ -159,20 +162,19 @@ func openCore(dir string, p counter.DedupeParams, logger *slog.Logger) (*core, e
 // pickCheckpoint loads the checkpoint that a start judges from (see
 // loadCheckpoint): the current one or, when it is damaged
 // (judge.ErrCorrupt) or missing (a crash between the two renames of save),
-// the previous one; damaged is then the current one's error. With neither,
-// the error matches fs.ErrNotExist.
-func pickCheckpoint(dir string, p counter.DedupeParams, want judge.Params) (j *judge.Judge, w judge.Params, from visitlog.Offset, damaged, err error) {
+// the previous one; fellBack is then the current one's error. With
+// neither, the error matches fs.ErrNotExist.
+func pickCheckpoint(dir string, p counter.DedupeParams, want judge.Params) (j *judge.Judge, w judge.Params, from visitlog.Offset, fellBack, err error) {
 	j, w, from, err = loadCheckpoint(filepath.Join(dir, checkpointName), p, want)
 	if !errors.Is(err, judge.ErrCorrupt) && !errors.Is(err, fs.ErrNotExist) {
 		return j, w, from, nil, err
 	}
 	pj, pw, pFrom, perr := loadCheckpoint(filepath.Join(dir, prevName), p, want)
 	switch {
-	case perr == nil && errors.Is(err, judge.ErrCorrupt):
+	case perr == nil:
 		return pj, pw, pFrom, err, nil
-	case perr == nil, errors.Is(err, fs.ErrNotExist):
-		// The previous one, or why it cannot be loaded.
-		return pj, pw, pFrom, nil, perr
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, pw, pFrom, nil, perr // why the previous one cannot be loaded, or none either
 	}
 	return j, w, from, nil, err
 }

@@ -700,6 +700,9 @@ func TestCoreCheckpointDamaged(t *testing.T) {
 	if got := c.stats("spring", "alice"); !slices.Equal(got, want) {
 		t.Fatalf("unexpected counts with the checkpoint missing; got %+v; want %+v", got, want)
 	}
+	if !strings.Contains(logs.String(), "the judge's checkpoint is missing") {
+		t.Fatalf("the fallback on a missing checkpoint was not logged:\n%s", logs.String())
+	}
 	closeCore(c)
 
 	// Both damaged: nothing to fall back on.

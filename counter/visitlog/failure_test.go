@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -42,8 +43,8 @@ func TestSyncError(t *testing.T) {
 	if _, err := l.Append(encoded(4, 1)); !errors.Is(err, ErrBroken) {
 		t.Fatalf("unexpected Append error on a broken log whose repair fails; got %v; want ErrBroken", err)
 	}
-	if err := l.Repair(); !errors.Is(err, ErrBroken) || !errors.Is(err, errEIO) {
-		t.Fatalf("unexpected Repair error while fsync fails; got %v; want ErrBroken and EIO", err)
+	if err := l.Repair(); !errors.Is(err, ErrBroken) || !errors.Is(err, errEIO) || !strings.Contains(err.Error(), "cannot repair") {
+		t.Fatalf("unexpected Repair error while fsync fails; got %v; want ErrBroken, and the repair's EIO", err)
 	}
 	if err := l.Err(); !errors.Is(err, ErrBroken) || !errors.Is(err, errEIO) {
 		t.Fatalf("unexpected Err of a broken log; got %v; want ErrBroken and EIO", err)
@@ -92,8 +93,8 @@ func TestWriteError(t *testing.T) {
 	if _, err := l.Append(encoded(2, 3), encoded(3, 3)); !errors.Is(err, ErrBroken) || !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("unexpected Append error on a full disk; got %v; want ErrBroken and ENOSPC", err)
 	}
-	if err := l.Repair(); !errors.Is(err, ErrBroken) || !errors.Is(err, syscall.ENOSPC) {
-		t.Fatalf("unexpected Repair error on a full disk; got %v; want ErrBroken and ENOSPC", err)
+	if err := l.Repair(); !errors.Is(err, ErrBroken) || !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "cannot repair") {
+		t.Fatalf("unexpected Repair error on a full disk; got %v; want ErrBroken, and the repair's ENOSPC", err)
 	}
 	l.write = write
 	if err := l.Repair(); err != nil {
@@ -146,4 +147,28 @@ func TestRollError(t *testing.T) {
 		t.Fatalf("unexpected end after a roll; got %s; want segment 2", end)
 	}
 	wantBatches(t, l, Offset{}, [][]byte{a, encoded(2, 1)})
+}
+
+// TestRepairProbe: near a segment's end, a repair still writes a block of
+// zeros past the last good Append, so that a disk still full fails it.
+func TestRepairProbe(t *testing.T) {
+	dir := t.TempDir()
+	l := openLog(t, dir, Options{SegmentBytes: 300})
+	end := mustAppend(t, l, encoded(1, 1), encoded(2, 1))
+	if end.Segment != 1 || 300-end.Pos >= repairProbe {
+		t.Fatalf("unexpected end %s; want one near the segment's end", end)
+	}
+	write := l.write
+	l.write = func(*os.File, []byte, int64) (int, error) { return 0, syscall.ENOSPC }
+	if _, err := l.Append(encoded(3, 1)); !errors.Is(err, ErrBroken) {
+		t.Fatalf("unexpected Append error on a full disk; got %v; want ErrBroken", err)
+	}
+	var wrote []int
+	l.write = func(f *os.File, p []byte, off int64) (int, error) { wrote = append(wrote, len(p)); return write(f, p, off) }
+	if err := l.Repair(); err != nil {
+		t.Fatal(err)
+	}
+	if len(wrote) != 1 || wrote[0] < repairProbe {
+		t.Fatalf("unexpected writes of the repair; got %v bytes; want one of at least %d", wrote, repairProbe)
+	}
 }

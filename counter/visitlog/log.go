@@ -85,8 +85,8 @@ type Options struct {
 	// From is the lowest offset that will be read: the judge's
 	// checkpoint. Open does not read the records before it, so damage to
 	// what was judged already, which only waits for Trim, does not stop
-	// the log from opening. It is an offset Read handed out, or End.
-	// default: the beginning
+	// the log from opening; Read refuses them (ErrTrimmed). It is an
+	// offset Read handed out, or End. default: the beginning
 	From Offset
 }
 
@@ -250,14 +250,17 @@ func (l *Log) Append(batches ...[]byte) (Offset, error) {
 
 // repair cuts seg, the last segment of a broken Log, back to the end of
 // its last whole Append, as Open cuts a torn tail, writes the zeros that
-// the next Append would extend it with (Options.ExtendBytes), and fsyncs
-// it: what a failed Append left past that end, in the file or only in the
+// the next Append would extend it with (Options.ExtendBytes, a block at
+// least), and fsyncs it: what a failed Append left past that end, in the file or only in the
 // page cache, is gone, and the pages before it were fsynced by the Appends
 // that wrote them. The zeros try the disk: on a disk that is still full
 // the repair fails. It returns the state the Log is in then, and why it
 // is still broken. The caller holds amu.
 func (l *Log) repair(seg *segment) (logState, error) {
-	ext := max(0, min(l.o.ExtendBytes, l.o.SegmentBytes-seg.size))
+	// A block at least, past the segment's end if need be (zeros there
+	// are its unused end): near it, zeros that fit the block the file's
+	// end already holds would try nothing.
+	ext := max(repairProbe, min(l.o.ExtendBytes, l.o.SegmentBytes-seg.size))
 	err := seg.f.Truncate(seg.size)
 	if err == nil {
 		seg.file = seg.size
@@ -282,9 +285,13 @@ func (l *Log) repair(seg *segment) (logState, error) {
 	return stateOpen, nil
 }
 
-// Repair repairs a broken Log, as the next Append would, and returns Err.
-// A caller that checks the Log's health calls it, so that a Log broken by
-// a disk that was full recovers once there is room, with no Append.
+// repairProbe is the least a repair writes: a file system block.
+const repairProbe = 4096
+
+// Repair repairs a broken Log, as the next Append would, and returns Err,
+// or why the repair failed. A caller that checks the Log's health calls
+// it, so that a Log broken by a disk that was full recovers once there is
+// room, with no Append.
 func (l *Log) Repair() error {
 	if err := l.Err(); !errors.Is(err, ErrBroken) {
 		return err // without waiting for an Append's fsync
@@ -295,7 +302,9 @@ func (l *Log) Repair() error {
 	state, seg := l.state, l.segs[len(l.segs)-1]
 	l.mu.Unlock()
 	if state == stateBroken {
-		l.repair(seg)
+		if _, err := l.repair(seg); err != nil {
+			return err
+		}
 	}
 	return l.Err()
 }

@@ -16,7 +16,8 @@ var readBufs = sync.Pool{New: func() any { b := make([]byte, readBufLen); return
 // which returns it as it is.
 //
 // The zero Offset is the log's beginning. An offset in a segment that Trim
-// removed (before or during the Read) is refused with ErrTrimmed, one past
+// removed (before or during the Read), or before Options.From, is refused
+// with ErrTrimmed, one past
 // the end or where no record starts with ErrOffset. Read checks each
 // record's crc32c again: the disk may have changed since Open. It runs
 // alongside Append and Trim; it sees only fsynced records.
@@ -34,6 +35,8 @@ func (l *Log) Read(from Offset, fn func(at, next Offset, batch []byte) error) er
 	switch {
 	case from.Segment < first:
 		return fmt.Errorf("%w: cannot read from %s: the log begins in segment %d", ErrTrimmed, from, first)
+	case from.Less(l.o.From):
+		return fmt.Errorf("%w: cannot read from %s: the log was opened from %s", ErrTrimmed, from, l.o.From)
 	case stop.Less(from):
 		return fmt.Errorf("%w: cannot read from %s, past the end %s", ErrOffset, from, stop)
 	case from.Pos < headerLen:

@@ -318,7 +318,8 @@ func TestOpenFrom(t *testing.T) {
 	}
 }
 
-// TestOpenFromSegments: the segments before From's are not read at all.
+// TestOpenFromSegments: the segments before From's are not read at all,
+// by Open or Read.
 func TestOpenFromSegments(t *testing.T) {
 	dir := t.TempDir()
 	l := openLog(t, dir, Options{SegmentBytes: 200})
@@ -333,15 +334,22 @@ func TestOpenFromSegments(t *testing.T) {
 	if from.Segment < 2 {
 		t.Fatalf("unexpected offset %s; want one past segment 1", from)
 	}
-	// Segment 1 holds nothing but zeros after its header.
+	// Segment 1 damaged: a payload byte of its first record.
 	b, err := os.ReadFile(segs[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(segs[0], append(b[:headerLen], make([]byte, len(b)-headerLen)...), 0o600); err != nil {
+	b[headerLen+frameLen] ^= 0xff
+	if err := os.WriteFile(segs[0], b, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := Open(Options{Dir: dir, SegmentBytes: 200, Logger: discard}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("unexpected Open of a damaged segment without From; got %v; want ErrCorrupt", err)
+	}
 	l = openLog(t, dir, Options{SegmentBytes: 200, From: from})
+	if err := l.Read(Offset{}, func(Offset, Offset, []byte) error { return nil }); !errors.Is(err, ErrTrimmed) {
+		t.Fatalf("unexpected Read from before From; got %v; want ErrTrimmed", err)
+	}
 	wantBatches(t, l, from, want)
 	if err := l.Trim(from); err != nil {
 		t.Fatalf("cannot trim below %s: %s", from, err)
