@@ -164,7 +164,10 @@ func TestRepairProbe(t *testing.T) {
 		t.Fatalf("unexpected Append error on a full disk; got %v; want ErrBroken", err)
 	}
 	var wrote []int
-	l.write = func(f *os.File, p []byte, off int64) (int, error) { wrote = append(wrote, len(p)); return write(f, p, off) }
+	l.write = func(f *os.File, p []byte, off int64) (int, error) {
+		wrote = append(wrote, len(p))
+		return write(f, p, off)
+	}
 	if err := l.Repair(); err != nil {
 		t.Fatal(err)
 	}
