@@ -241,7 +241,8 @@ func get(t *testing.T, url string) (int, string) {
 // TestReadyz: /readyz on the admin listener fails, with a reason, while
 // Redis is frozen (SIGSTOP), within its ping timeout, and passes again once
 // Redis is back, and fails while Redis may evict any key or is at its
-// maxmemory; /healthz says ok all along. go-redis's own messages go to
+// maxmemory, on which a node starts and redirects all the same; /healthz
+// says ok all along. go-redis's own messages go to
 // the process's slog logger: every line of its log is a slog record.
 func TestReadyz(t *testing.T) {
 	srv := redistest.Start(t)
@@ -314,13 +315,27 @@ func TestReadyz(t *testing.T) {
 		t.Fatal(err)
 	}
 	f("/readyz", 503, "is full")
+	fams, _ := p.scrape(t)
+	if v := value(t, fams, "clickgate_readiness_failures_total"); v != 3 {
+		t.Fatalf("unexpected clickgate_readiness_failures_total; got %v; want 3", v)
+	}
+	// A node starts on it, and redirects; the visit waits in the spool
+	// until Redis has room.
+	p.stop(t)
+	p = startServe(t, p.data, "--redis", srv.URL(0), "--click-secret", e2eSecret, "--flush-interval", "0")
+	admin = "http://" + p.admin
+	f("/readyz", 503, "is full")
+	if err := clickers(3)[2].click(p, code); err != nil {
+		t.Fatalf("a click was not redirected on a full Redis: %s", err)
+	}
 	if err := rdb.ConfigSet(context.Background(), "maxmemory", "0").Err(); err != nil {
 		t.Fatal(err)
 	}
 	f("/readyz", 200, "ready")
-	fams, _ := p.scrape(t)
-	if v := value(t, fams, "clickgate_readiness_failures_total"); v != 3 {
-		t.Fatalf("unexpected clickgate_readiness_failures_total; got %v; want 3", v)
+	for deadline := time.Now().Add(10 * time.Second); statInt(t, p.stats(t), "qualified") != 3; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the visit spooled while Redis was full was not counted; got %v", p.stats(t))
+		}
 	}
 	p.stop(t)
 	for _, line := range strings.Split(strings.TrimSpace(p.logs()), "\n") {

@@ -38,11 +38,20 @@ func (s *Store) Catalog(ctx context.Context) (*counter.Catalog, error) {
 var errCatalogMoved = errors.New("the catalog changed too much while it was read; try again")
 
 func (s *Store) catalog(ctx context.Context) (*counter.Catalog, error) {
-	tx := s.rdb.TxPipeline()
-	version := tx.Get(ctx, s.versionKey)
-	epoch := tx.Get(ctx, s.epochKey)
-	if _, err := tx.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	// One MGET, not a MULTI: a Redis that refuses writes (full, under
+	// noeviction) refuses every command queued in a MULTI, and a node
+	// must start on it.
+	vals, err := s.rdb.MGet(ctx, s.versionKey, s.epochKey).Result()
+	if err != nil {
 		return nil, fmt.Errorf("cannot read catalog: %w", storeErr(err))
+	}
+	version, epoch := redis.NewStringCmd(ctx), redis.NewStringCmd(ctx)
+	for i, cmd := range []*redis.StringCmd{version, epoch} {
+		if v, ok := vals[i].(string); ok {
+			cmd.SetVal(v)
+		} else {
+			cmd.SetErr(redis.Nil)
+		}
 	}
 	since, err := parseVersion(version)
 	if err != nil {

@@ -281,7 +281,7 @@ func (s *Store) init(ctx context.Context, judging bool, jp judge.Params) error {
 	if err := s.rdb.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("cannot reach redis at %q: %w", addr, storeErr(err))
 	}
-	// The policy only: Ping also fails while Redis is full.
+	// The policy only: a node starts on a full Redis, and Ping fails.
 	if err := s.eachMaster(ctx, checkPolicy); err != nil {
 		return err
 	}
@@ -293,11 +293,16 @@ func (s *Store) init(ctx context.Context, judging bool, jp judge.Params) error {
 			return fmt.Errorf("cannot load script into redis at %q (7.0 or later is required): %w", addr, storeErr(err))
 		}
 	}
+	// Read before written: a node starts on a Redis that refuses writes
+	// (full, under noeviction), and spools.
 	want := s.params.String()
-	if err := s.rdb.SetNX(ctx, s.dedupeKey, want, 0).Err(); err != nil {
-		return fmt.Errorf("cannot record dedupe parameters in %q: %w", s.dedupeKey, storeErr(err))
-	}
 	got, err := s.rdb.Get(ctx, s.dedupeKey).Result()
+	if errors.Is(err, redis.Nil) {
+		if err := s.rdb.SetNX(ctx, s.dedupeKey, want, 0).Err(); err != nil {
+			return fmt.Errorf("cannot record dedupe parameters in %q: %w", s.dedupeKey, storeErr(err))
+		}
+		got, err = s.rdb.Get(ctx, s.dedupeKey).Result()
+	}
 	if err != nil {
 		return fmt.Errorf("cannot read dedupe parameters from %q: %w", s.dedupeKey, storeErr(err))
 	}
@@ -310,7 +315,10 @@ func (s *Store) init(ctx context.Context, judging bool, jp judge.Params) error {
 		// reads. The policy (velocity, budgets) may change: each judge
 		// adopts it at a checkpoint (judges.go).
 		key, want := s.prefix+":{catalog}:judge", jp.SizingString()
-		got, err := s.rdb.SetArgs(ctx, key, want, redis.SetArgs{Mode: "NX", Get: true}).Result()
+		got, err := s.rdb.Get(ctx, key).Result()
+		if errors.Is(err, redis.Nil) {
+			got, err = s.rdb.SetArgs(ctx, key, want, redis.SetArgs{Mode: "NX", Get: true}).Result()
+		}
 		if err != nil && !errors.Is(err, redis.Nil) {
 			return fmt.Errorf("cannot record the judge's parameters in %q: %w", key, storeErr(err))
 		}

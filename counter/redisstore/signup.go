@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -89,10 +90,15 @@ func (s *Store) AttributeSignup(ctx context.Context, su counter.Conversion) (boo
 // Claim records value under name with SET NX, then reads what is recorded.
 func (s *Store) Claim(ctx context.Context, name, value string) (string, error) {
 	key := s.claimKey(name)
-	if err := s.rdb.SetNX(ctx, key, value, 0).Err(); err != nil {
-		return "", fmt.Errorf("cannot claim %q: %w", name, storeErr(err))
-	}
 	owner, err := s.rdb.Get(ctx, key).Result()
+	if errors.Is(err, redis.Nil) {
+		// Written only when missing: a node starts on a Redis that
+		// refuses writes.
+		if err := s.rdb.SetNX(ctx, key, value, 0).Err(); err != nil {
+			return "", fmt.Errorf("cannot claim %q: %w", name, storeErr(err))
+		}
+		owner, err = s.rdb.Get(ctx, key).Result()
+	}
 	if err != nil {
 		return "", fmt.Errorf("cannot read claim %q: %w", name, storeErr(err))
 	}
