@@ -59,14 +59,16 @@ func loadCheckpoint(path string, p counter.DedupeParams, want judge.Params) (*ju
 	if err != nil {
 		return nil, want, from, fmt.Errorf("cannot read the judge's checkpoint: %w", err)
 	}
+	cp, err := judge.CheckpointParams(b) // its version and checksum checked
+	if err != nil {
+		return nil, want, from, fmt.Errorf("cannot load the judge's checkpoint %s: %w", path, err)
+	}
 	jp, anySizing := want, want == (judge.Params{}) // Salvage's
-	if cp, err := judge.CheckpointParams(b); err == nil {
-		if p.VelocityWindow == 0 {
-			want.VelocityMax, want.VelocityWindow = cp.VelocityMax, cp.VelocityWindow
-		}
-		if cp.SameSizing(want) || anySizing {
-			jp = cp
-		}
+	if p.VelocityWindow == 0 {
+		want.VelocityMax, want.VelocityWindow = cp.VelocityMax, cp.VelocityWindow
+	}
+	if cp.SameSizing(want) || anySizing {
+		jp = cp
 	}
 	j, err := judge.New(jp)
 	if err == nil {

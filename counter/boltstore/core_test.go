@@ -675,6 +675,10 @@ func TestCoreCheckpointDamaged(t *testing.T) {
 	}
 
 	damage(cur)
+	// Salvage reads the log from the checkpoint a start would load.
+	if done, err := Salvage(dir); err != nil || len(done) != 0 {
+		t.Fatalf("unexpected salvage with the checkpoint damaged; got %+v, %v; want nothing to do", done, err)
+	}
 	c = open()
 	if got := c.stats("spring", "alice"); !slices.Equal(got, want) {
 		t.Fatalf("unexpected counts from the previous checkpoint; got %+v; want %+v", got, want)

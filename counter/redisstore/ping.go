@@ -68,14 +68,12 @@ func checkPolicy(addr, info string) error {
 	return nil
 }
 
-// checkFull fails while a Redis under noeviction refuses writes: as Redis
-// counts, its memory less what it does not count for eviction (replicas'
-// and the append-only file's buffers) over its maxmemory. Under the
-// volatile-* policies it evicts instead.
+// checkFull fails while a Redis refuses writes: as Redis counts, its
+// memory less what it does not count for eviction (replicas' and the
+// append-only file's buffers) over its maxmemory. Redis evicts what its
+// policy lets it before every command, INFO included, so over it still
+// means that a volatile-* policy found no key with a time to live left.
 func checkFull(addr, info string) error {
-	if policy, _ := infoField(info, "maxmemory_policy"); policy != "noeviction" {
-		return nil
-	}
 	var n [3]int64
 	for i, name := range []string{"used_memory", "mem_not_counted_for_evict", "maxmemory"} {
 		v, _ := infoField(info, name)

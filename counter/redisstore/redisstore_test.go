@@ -403,7 +403,7 @@ func TestEmptyCatalog(t *testing.T) {
 // TestEvictionPolicy: a Redis that may evict any key when its memory is
 // full is refused at Open and fails Ping (so /readyz), on a single Redis
 // and on any master of a cluster; noeviction and the volatile-* policies
-// are taken. A Redis at its maxmemory fails Ping.
+// are taken. A Redis at its maxmemory, which refuses writes, fails Ping.
 func TestEvictionPolicy(t *testing.T) {
 	ctx := context.Background()
 	p := storetest.Params(t)
@@ -474,12 +474,16 @@ func TestEvictionPolicy(t *testing.T) {
 	if err := s.Ping(ctx); err == nil || !strings.Contains(err.Error(), "is full") {
 		t.Fatalf("unexpected Ping of a Redis at its maxmemory; got %v; want it full", err)
 	}
-	// Under volatile-lru it evicts keys with a time to live instead.
+	// So is one under volatile-lru with no key with a time to live left
+	// to evict: it refuses writes too.
 	if err := admin.ConfigSet(ctx, "maxmemory-policy", "volatile-lru").Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Ping(ctx); err != nil {
-		t.Fatalf("unexpected Ping of a Redis at its maxmemory under volatile-lru: %v", err)
+	if err := s.Ping(ctx); err == nil || !strings.Contains(err.Error(), "is full") {
+		t.Fatalf("unexpected Ping of a Redis at its maxmemory under volatile-lru; got %v; want it full", err)
+	}
+	if err := admin.Set(ctx, "cg-test-write", "x", 0).Err(); err == nil || !strings.HasPrefix(err.Error(), "OOM") {
+		t.Fatalf("unexpected write to the full Redis; got %v; want it refused with OOM", err)
 	}
 	if err := admin.ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
 		t.Fatal(err)

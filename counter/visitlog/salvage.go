@@ -29,10 +29,12 @@ type Salvaged struct {
 
 // Salvage rewrites each segment of the log in o.Dir that Open refuses as
 // corrupt (ErrCorrupt) when given o.From, so that it opens again: what
-// comes before the damaged Append stays byte for byte, and every whole
-// record from there on (magic, length and crc32c intact) is kept, each as
-// an Append of its own, so that o.From and the offset of every record
-// before the damage keep their meaning. The segment as it was is first written beside it, as
+// comes before the damaged Append (or o.From, when it falls inside it)
+// stays byte for byte, and every whole record from there on (magic,
+// length and crc32c intact) is kept, each as an Append of its own, so that
+// o.From and the offset of every record before the damage keep their
+// meaning. A segment too short for its header gets one. Missing segments
+// are refused: nothing makes them up. The segment as it was is first written beside it, as
 // NAME.damaged (NAME.damaged.2, ... if taken). A segment that Open takes
 // as it is, or whose only flaw is a torn last Append, which Open cuts, is
 // left alone. No Log may be open on o.Dir: Salvage takes its lock.
@@ -60,6 +62,10 @@ func Salvage(o Options) ([]Salvaged, error) {
 	}
 	var done []Salvaged
 	for i, seq := range seqs {
+		if i > 0 && seq != seqs[i-1]+1 {
+			return done, fmt.Errorf("%w: segment %q follows segment %d: the segments between are missing, and salvage cannot make them up",
+				ErrCorrupt, filepath.Join(o.Dir, segmentName(seq)), seqs[i-1])
+		}
 		last := i == len(seqs)-1
 		if seq < o.From.Segment && !last {
 			continue
@@ -73,7 +79,7 @@ func Salvage(o Options) ([]Salvaged, error) {
 		if err != nil {
 			return done, fmt.Errorf("cannot read visit log segment: %w", err)
 		}
-		if start > int64(len(data)) {
+		if start > headerLen && start > int64(len(data)) {
 			return done, fmt.Errorf("%w: segment %q has %d bytes, and its records are to be read from byte offset %d: nothing to salvage",
 				ErrCorrupt, path, len(data), start)
 		}
@@ -100,17 +106,19 @@ func salvage(path string, seq uint64, data []byte, start, end, damage int64) (Sa
 	s := Salvaged{Segment: path, Damage: damage}
 	var out []byte
 	if end == 0 {
-		// The header is damaged: a new one, and what lies before start
-		// (judged already) as it is.
+		// The header is damaged, or missing: a new one, and what lies
+		// before start (judged already) as it is.
 		out = binary.LittleEndian.AppendUint64(append([]byte(nil), segmentMagic...), seq)
-		out = append(out, data[headerLen:start]...)
+		if start > headerLen {
+			out = append(out, data[headerLen:start]...)
+		}
 		end = start
 	} else {
 		out = append([]byte(nil), data[:end]...)
 	}
 	// From the end of the last whole Append: the records of the damaged
 	// one before the damage are whole too.
-	tail := data[end:]
+	tail := data[min(end, int64(len(data))):]
 	covered, after := 0, 0 // bytes in kept records; where the last one ends
 	for i := 0; i+frameLen <= len(tail); {
 		j := bytes.Index(tail[i:], recordMagic[:])
@@ -133,8 +141,11 @@ func salvage(path string, seq uint64, data []byte, start, end, damage int64) (Sa
 	s.Dropped = int64(len(tail) - covered - min(zeros, len(tail)-after))
 	s.Original = path + ".damaged"
 	for n := 2; ; n++ {
-		if _, err := os.Lstat(s.Original); errors.Is(err, os.ErrNotExist) {
+		_, err := os.Lstat(s.Original)
+		if errors.Is(err, os.ErrNotExist) {
 			break
+		} else if err != nil {
+			return s, fmt.Errorf("cannot keep the damaged visit log segment: %w", err)
 		}
 		s.Original = path + ".damaged." + strconv.Itoa(n)
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -84,6 +85,20 @@ func TestSalvage(t *testing.T) {
 		t.Fatalf("unexpected salvage of a damaged header; got %+v, %v; want every record kept", done, err)
 	}
 	wantBatches(t, openLog(t, dir, Options{}), Offset{}, batches)
+	// A later segment too short for its header gets one; a missing one
+	// is refused.
+	short := writeLog(t, data, second[:7])
+	if done, err := Salvage(Options{Dir: short}); err != nil || len(done) != 1 || done[0].Kept != 0 {
+		t.Fatalf("unexpected salvage of a segment too short for its header; got %+v, %v; want it given one", done, err)
+	}
+	wantBatches(t, openLog(t, short, Options{}), Offset{}, batches)
+	gap := writeLog(t, data, second)
+	if err := os.Rename(filepath.Join(gap, segmentName(2)), filepath.Join(gap, segmentName(3))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Salvage(Options{Dir: gap}); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "missing") {
+		t.Fatalf("unexpected salvage of a log missing a segment; got %v; want ErrCorrupt", err)
+	}
 	// Not while the log is open.
 	if _, err := Salvage(Options{Dir: dir}); !errors.Is(err, ErrInUse) {
 		t.Fatalf("unexpected Salvage of an open log; got %v; want ErrInUse", err)
