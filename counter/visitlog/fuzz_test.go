@@ -114,6 +114,55 @@ func FuzzScan(f *testing.F) {
 	})
 }
 
+// FuzzSalvage feeds arbitrary bytes to Salvage as a log's one segment:
+// it never panics, it leaves a segment that Open takes as it is, and what
+// it writes Open takes, with the original kept beside it. Its seeds are
+// FuzzOpen's.
+func FuzzSalvage(f *testing.F) {
+	f.Add([]byte{})
+	f.Add(segmentHeader(1))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		names, _ := filepath.Glob(filepath.Join(dir, "*"))
+		for _, name := range names {
+			os.Remove(name)
+		}
+		path := filepath.Join(dir, segmentName(1))
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		l, before := Open(Options{Dir: dir, Logger: discard})
+		if before == nil {
+			// Open took it, and may have cut a torn tail: as it is now.
+			l.Close()
+			if data, before = os.ReadFile(path); before != nil {
+				t.Fatal(before)
+			}
+		}
+		done, err := Salvage(Options{Dir: dir})
+		if err != nil {
+			t.Fatalf("unexpected Salvage error: %v", err)
+		}
+		if before == nil {
+			if got, _ := os.ReadFile(path); len(done) != 0 || !bytes.Equal(got, data) {
+				t.Fatalf("Salvage changed a segment that Open takes: %+v", done)
+			}
+			return
+		}
+		if kept, err := os.ReadFile(path + ".damaged"); len(done) != 1 || err != nil || !bytes.Equal(kept, data) {
+			t.Fatalf("unexpected salvage of a segment Open refuses (%v): %+v, the original kept: %v", before, done, err)
+		}
+		l, err = Open(Options{Dir: dir, Logger: discard})
+		if err != nil {
+			t.Fatalf("Open refuses a salvaged segment: %v", err)
+		}
+		if recs := readAll(t, l, Offset{}); len(recs) < done[0].Kept {
+			t.Fatalf("unexpected records of a salvaged segment; got %d; want at least the %d kept", len(recs), done[0].Kept)
+		}
+		l.Close()
+	})
+}
+
 // checkOpen checks what Open makes of data as segment 1 in dir. A fuzz
 // target runs its inputs one at a time, so they can share dir.
 func checkOpen(t *testing.T, dir string, data []byte) {
@@ -201,6 +250,7 @@ func fuzzSeeds(t testing.TB) map[string]map[string][]byte {
 	return map[string]map[string][]byte{
 		"FuzzDecodeBatch": batches,
 		"FuzzOpen":        segs,
+		"FuzzSalvage":     segs,
 		"FuzzScan":        segs,
 	}
 }
