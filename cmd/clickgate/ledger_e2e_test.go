@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -380,4 +381,65 @@ func serveFails(t *testing.T, args ...string) string {
 		t.Fatalf("clickgate serve %v did not fail: %v\n%s", args, err, out)
 	}
 	return string(out)
+}
+
+// TestLedgerWriteFails: a flush whose ledger write fails partway through
+// its record (here the file size limit, lowered with prlimit: a real EFBIG
+// from the kernel, as a full disk gives ENOSPC) fails, and the node goes
+// on serving. Once the limit is lifted, the next flush cuts the half
+// record off before it writes: the ledger verifies, and the record takes
+// the failed one's seq.
+func TestLedgerWriteFails(t *testing.T) {
+	srv := redistest.Start(t)
+	data := t.TempDir()
+	// On Redis, the ledger is the only file the node writes meanwhile.
+	p := startServe(t, data, "--redis", srv.URL(0), "--click-secret", e2eSecret, "--flush-interval", "1h")
+	code := p.setup(t)
+	type result struct{ Seq int }
+	flush := func() (result, []byte, error) {
+		out, err := exec.Command(binary, "flush", "--data", data, "--admin-url", "http://"+p.admin).CombinedOutput()
+		var res result
+		if err == nil {
+			err = json.Unmarshal(out, &res)
+		}
+		return res, out, err
+	}
+	fsize := func(limit string) {
+		t.Helper()
+		if out, err := exec.Command("prlimit", "--pid", strconv.Itoa(p.cmd.Process.Pid), "--fsize="+limit).CombinedOutput(); err != nil {
+			t.Fatalf("cannot set the node's file size limit: %s\n%s", err, out)
+		}
+	}
+	people := clickers(3)
+	if err := people[0].click(p, code); err != nil {
+		t.Fatal(err)
+	}
+	if res, out, err := flush(); err != nil || res.Seq != 2 {
+		t.Fatalf("unexpected first flush: %v\n%s", err, out)
+	}
+	path := filepath.Join(data, "ledger", "ledger.jsonl")
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsize(strconv.FormatInt(fi.Size()+20, 10) + ":") // the soft limit only
+	if err := people[1].click(p, code); err != nil {
+		t.Fatal(err)
+	}
+	if _, out, err := flush(); err == nil || !strings.Contains(string(out), "503") || !strings.Contains(string(out), "file too large") {
+		t.Fatalf("unexpected flush past the file size limit; got %v; want a 503 with the cause\n%s", err, out)
+	}
+	if b, err := os.ReadFile(path); err != nil || len(b) != int(fi.Size())+20 {
+		t.Fatalf("unexpected ledger after the failed write: %d bytes, %v; want the half record the limit let through", len(b), err)
+	}
+	if err := people[2].click(p, code); err != nil {
+		t.Fatalf("a click was not redirected after the ledger broke: %s", err)
+	}
+	fsize("unlimited")
+	if res, out, err := flush(); err != nil || res.Seq != 3 {
+		t.Fatalf("unexpected flush once the ledger can be written; got %v; want seq 3, the failed record's\n%s", err, out)
+	}
+	if out, err := exec.Command(binary, "ledger", "verify", "--data", data, "--click-secret", e2eSecret).CombinedOutput(); err != nil {
+		t.Fatalf("the repaired ledger does not verify: %v\n%s", err, out)
+	}
 }

@@ -74,6 +74,11 @@ func (a *API) flush(ctx context.Context) (int, any, error) {
 		return 0, nil, errNoFlusher
 	}
 	res, err := a.o.Flusher.Flush(ctx)
+	if errors.Is(err, ledger.ErrBroken) {
+		// The disk's fault, not the request's: the next flush repairs
+		// the ledger first (see ledger.ErrBroken).
+		return 0, nil, errorf(fasthttp.StatusServiceUnavailable, "cannot write the ledger; the next flush tries again: %s", err)
+	}
 	if err != nil {
 		return 0, nil, fmt.Errorf("cannot flush: %w", err)
 	}
