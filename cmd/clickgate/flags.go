@@ -19,12 +19,35 @@ func envName(flagName string) string {
 	return "CLICKGATE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
+// renamed are flags renamed since an earlier build, old name to new: the
+// old name, on the command line or in the environment, is refused with
+// the new one, not taken for an unknown flag or ignored.
+var renamed = map[string]string{
+	"redis-commit-interval": "commit-interval",
+}
+
 // parseFlags parses args, then fills every flag not given on the command
 // line from its CLICKGATE_* environment variable.
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	fs.VisitAll(func(f *flag.Flag) {
 		f.Usage += " [$" + envName(f.Name) + "]"
 	})
+	for old, name := range renamed {
+		if fs.Lookup(name) == nil {
+			continue
+		}
+		for _, a := range args {
+			if a == "--" {
+				break
+			}
+			if n, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "="); n == old && strings.HasPrefix(a, "-") {
+				return usageError("--%s was renamed --%s", old, name)
+			}
+		}
+		if _, ok := os.LookupEnv(envName(old)); ok {
+			return usageError("%s was renamed %s", envName(old), envName(name))
+		}
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
