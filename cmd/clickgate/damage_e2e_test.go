@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,6 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/clickgate/clickgate/counter"
+	"github.com/clickgate/clickgate/counter/spool"
 )
 
 // TestDataDamaged: an embedded node whose data directory was damaged while
@@ -42,22 +46,8 @@ func TestDataDamaged(t *testing.T) {
 	wantStats(t, want, 30, 25, 5)
 	p.stop(t)
 
-	flip := func(path string, off int64) {
-		t.Helper()
-		b, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if off < 0 {
-			off = int64(len(b)) / 2
-		}
-		b[off] ^= 0xff
-		if err := os.WriteFile(path, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	flip(filepath.Join(store, "judge.checkpoint"), -1)
-	flip(filepath.Join(store, "visits", "0000000000000001.seg"), 16+16+8) // the first visits' record
+	flip(t, filepath.Join(store, "judge.checkpoint"), -1)
+	flip(t, filepath.Join(store, "visits", "0000000000000001.seg"), 16+16+8) // the first visits' record
 
 	p = startServe(t, data, "--flush-interval", "0")
 	if got := p.stats(t); !reflect.DeepEqual(got, want) {
@@ -89,7 +79,7 @@ func TestDataDamaged(t *testing.T) {
 	for first < len(before) && before[first] == after[first] {
 		first++
 	}
-	flip(seg, int64(first)+16+8)
+	flip(t, seg, int64(first)+16+8)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, binary, "serve", "--data", data, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0").CombinedOutput()
@@ -105,5 +95,62 @@ func TestDataDamaged(t *testing.T) {
 	out, err = exec.CommandContext(ctx, binary, "store", "salvage", "--data", data).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "in use") {
 		t.Fatalf("unexpected salvage of a running node's store; got %v; want it refused\n%s", err, out)
+	}
+}
+
+// TestSpoolSalvage: `clickgate store salvage` rewrites a damaged spool
+// segment too, in a data directory without an embedded store (a node on
+// Redis), and the spool then opens with the batches that were whole.
+func TestSpoolSalvage(t *testing.T) {
+	data := t.TempDir()
+	dir := filepath.Join(data, "spool")
+	sp, err := spool.Open(spool.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for i := range 3 {
+		v := counter.Visit{Campaign: "spring", Creator: "alice", Key: counter.VisitorKey{byte(i + 1)}, At: now.UnixMilli()}
+		v.SetWindow(now, 24*time.Hour)
+		if _, err := sp.Append([]counter.Visit{v}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sp.Close()
+	segs, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
+	if len(segs) != 1 {
+		t.Fatalf("unexpected spool segments %v", segs)
+	}
+	flip(t, segs[0], 8+12+4) // the first batch's payload
+	if _, err := spool.Open(spool.Options{Dir: dir}); !errors.Is(err, spool.ErrCorrupt) {
+		t.Fatalf("unexpected open of a damaged spool; got %v; want ErrCorrupt", err)
+	}
+	out, err := exec.Command(binary, "store", "salvage", "--data", data).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), segs[0]+": damaged at byte offset 8; kept 2 whole records after it") {
+		t.Fatalf("unexpected salvage of the spool: %v\n%s", err, out)
+	}
+	sp, err = spool.Open(spool.Options{Dir: dir})
+	if err != nil {
+		t.Fatalf("cannot open the salvaged spool: %s", err)
+	}
+	defer sp.Close()
+	if n := len(sp.Pending(nil)); n != 2 {
+		t.Fatalf("unexpected batches in the salvaged spool; got %d; want 2", n)
+	}
+}
+
+// flip flips the byte at off of the file at path; -1: its middle one.
+func flip(t *testing.T, path string, off int64) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if off < 0 {
+		off = int64(len(b)) / 2
+	}
+	b[off] ^= 0xff
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

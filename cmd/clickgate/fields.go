@@ -44,7 +44,7 @@ var subcommands = map[string][][2]string{
 		{"verify [--ledger DIR] [--head HASH]", "check every record, the chain, the totals and the sealed statements"},
 	},
 	"store": {
-		{"salvage [--data DIR]", "the node stopped: make a damaged visit log of the embedded store open again, losing only the damaged visits"},
+		{"salvage [--data DIR] [--spool DIR]", "the node stopped: make a damaged visit log of the embedded store, or spool, open again, losing only the damaged visits"},
 	},
 }
 

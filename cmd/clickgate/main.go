@@ -50,8 +50,9 @@ Usage:
   clickgate webhooks add --url URL [--events T,T] | list | get ID | remove ID
                                                endpoints that receive signup.attributed, creator.cap_reached
                                                and campaign.payable events, signed, retried until a 2xx
-  clickgate store salvage [--data DIR]         the node stopped: make a damaged visit log of the embedded store
-                                               open again; the damaged visits are lost, and reported
+  clickgate store salvage [--data DIR] [--spool DIR]
+                                               the node stopped: make a damaged visit log of the embedded store,
+                                               or spool, open again; the damaged visits are lost, and reported
   clickgate version
 
 Every flag has an environment fallback: --admin-token is CLICKGATE_ADMIN_TOKEN.

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 )
 
@@ -81,4 +82,21 @@ func WriteFile(path string, data []byte) error {
 		return fmt.Errorf("cannot write %s: %w", path, err)
 	}
 	return SyncDir(dir)
+}
+
+// KeepAside writes data, a damaged file's bytes, beside path as
+// path.damaged, or path.damaged.2, ... when taken, with WriteFile, and
+// returns the name it took.
+func KeepAside(path string, data []byte) (string, error) {
+	name := path + ".damaged"
+	for n := 2; ; n++ {
+		_, err := os.Lstat(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			break
+		} else if err != nil {
+			return name, err
+		}
+		name = path + ".damaged." + strconv.Itoa(n)
+	}
+	return name, WriteFile(name, data)
 }

@@ -143,16 +143,9 @@ func Open(o Options) (*Spool, error) {
 	if err := disk.MakeDir(o.Dir); err != nil {
 		return nil, fmt.Errorf("cannot open spool %q: %w", o.Dir, err)
 	}
-	lock, err := os.OpenFile(filepath.Join(o.Dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	lock, err := lockDir(o.Dir)
 	if err != nil {
-		return nil, fmt.Errorf("cannot open spool %q: %w", o.Dir, err)
-	}
-	if err := disk.Lock(lock); err != nil {
-		lock.Close()
-		if errors.Is(err, disk.ErrWouldBlock) {
-			return nil, fmt.Errorf("%w: %q", ErrInUse, o.Dir)
-		}
-		return nil, fmt.Errorf("cannot lock spool %q: %w", o.Dir, err)
+		return nil, err
 	}
 	s := &Spool{
 		o:       o,
@@ -174,6 +167,23 @@ func Open(o Options) (*Spool, error) {
 	bytesGauge.Add(float64(s.size))
 	pendingGauge.Add(float64(len(s.batches)))
 	return s, nil
+}
+
+// lockDir takes the exclusive lock of the spool in dir, which closing the
+// file releases.
+func lockDir(dir string) (*os.File, error) {
+	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open spool %q: %w", dir, err)
+	}
+	if err := disk.Lock(lock); err != nil {
+		lock.Close()
+		if errors.Is(err, disk.ErrWouldBlock) {
+			return nil, fmt.Errorf("%w: %q", ErrInUse, dir)
+		}
+		return nil, fmt.Errorf("cannot lock spool %q: %w", dir, err)
+	}
+	return lock, nil
 }
 
 // load reads every segment, oldest first.

@@ -267,10 +267,11 @@ func TestTornTail(t *testing.T) {
 }
 
 // TestCorrupt: a bad record followed by a whole one is not a crash. Open
-// refuses the spool and changes nothing.
+// refuses the spool and changes nothing; Salvage rewrites it without the
+// bad records, and it opens, with every batch that is whole.
 func TestCorrupt(t *testing.T) {
-	data, ends, _, _ := torn(t)
-	f := func(what string, file []byte) {
+	data, ends, _, batches := torn(t) // batches 1 and 3 acked, 2 and 4 pending
+	f := func(what string, file []byte, salvaged []uint64) {
 		t.Helper()
 		dir := t.TempDir()
 		path := filepath.Join(dir, segmentName(1))
@@ -283,27 +284,64 @@ func TestCorrupt(t *testing.T) {
 		if got, _ := os.ReadFile(path); !bytes.Equal(got, file) {
 			t.Fatalf("Open changed a spool it refused (%s)", what)
 		}
+		// Salvage makes it open, with every whole record but the bad ones.
+		done, err := Salvage(dir)
+		if err != nil || len(done) != 1 || done[0].Segment != path {
+			t.Fatalf("unexpected salvage of %s; got %+v, %v", what, done, err)
+		}
+		if kept, err := os.ReadFile(done[0].Original); err != nil || !bytes.Equal(kept, file) {
+			t.Fatalf("the original of %s was not kept as it was: %v", what, err)
+		}
+		s := open(t, dir, Options{})
+		wantPending(t, s, salvaged...)
+		for _, id := range salvaged {
+			wantRead(t, s, id, batches[id])
+		}
+		s.Close()
+		if done, err := Salvage(dir); err != nil || len(done) != 0 {
+			t.Fatalf("unexpected second salvage of %s; got %+v, %v; want nothing to do", what, done, err)
+		}
 	}
 	flip := func(off int) []byte {
 		b := slices.Clone(data)
 		b[off] ^= 0x40
 		return b
 	}
-	f("a flipped payload byte in the first record", flip(headerLen+frameLen+3))
-	f("a flipped crc in the second record", flip(ends[0]+8))
-	f("a flipped length in the third record", flip(ends[1]+4))
-	f("a damaged header", flip(2))
-	f("a short header", data[:headerLen-1])
-	f("an empty file", nil)
+	f("a flipped payload byte in the first record", flip(headerLen+frameLen+3), []uint64{2, 4})
+	f("a flipped crc in the second record", flip(ends[0]+8), []uint64{4})
+	f("a flipped length in the third record", flip(ends[1]+4), []uint64{1, 2, 4}) // batch 1's ack
+	f("a damaged header", flip(2), []uint64{2, 4})
+	f("a short header", data[:headerLen-1], nil)
+	f("an empty file", nil, nil)
 	// Well framed, but not a valid record: corruption even at the end.
 	bad := appendRecord(slices.Clone(data), 'X', 7, nil)
-	f("an unknown record kind", bad)
+	f("an unknown record kind", bad, []uint64{2, 4})
 	bad = appendRecord(slices.Clone(data), kindBatch, 0, func(b []byte) []byte { return appendVisits(b, visits(1, 1)) })
-	f("batch id 0", bad)
+	f("batch id 0", bad, []uint64{2, 4})
 	bad = appendRecord(slices.Clone(data), kindBatch, 2, func(b []byte) []byte { return appendVisits(b, visits(1, 1)) })
-	f("a batch id twice", bad)
+	f("a batch id twice", bad, []uint64{2, 4})
 	bad = appendRecord(slices.Clone(data), kindBatch, 9, func(b []byte) []byte { return append(appendVisits(b, visits(1, 1)), 0) })
-	f("a byte after the last visit", bad)
+	f("a byte after the last visit", bad, []uint64{2, 4})
+
+	// A batch id of an earlier segment again, in a later one.
+	dir := t.TempDir()
+	second := append(slices.Clone(header), data[ends[0]:ends[1]]...) // batch 2 again
+	second = appendRecord(second, kindLegacy, 9, func(b []byte) []byte { return appendVisits(b, visits(9, 2)) })
+	for i, file := range [][]byte{data, second} {
+		if err := os.WriteFile(filepath.Join(dir, segmentName(uint64(i+1))), file, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := Open(Options{Dir: dir}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("unexpected Open of a batch id in two segments; got %v; want ErrCorrupt", err)
+	}
+	done, err := Salvage(dir)
+	if err != nil || len(done) != 1 || done[0].Segment != filepath.Join(dir, segmentName(2)) || done[0].Kept != 1 {
+		t.Fatalf("unexpected salvage of a batch id in two segments; got %+v, %v; want the second segment's copy dropped", done, err)
+	}
+	s := open(t, dir, Options{})
+	wantPending(t, s, 2, 4, 9)
+	wantRead(t, s, 9, visits(9, 2))
 }
 
 // TestSegments: with small segments, a segment is deleted once it and

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"github.com/clickgate/clickgate/counter/disk"
 )
@@ -139,18 +138,9 @@ func salvage(path string, seq uint64, data []byte, start, end, damage int64) (Sa
 	}
 	zeros := len(tail) - len(bytes.TrimRight(tail, "\x00")) // the file's extended end
 	s.Dropped = int64(len(tail) - covered - min(zeros, len(tail)-after))
-	s.Original = path + ".damaged"
-	for n := 2; ; n++ {
-		_, err := os.Lstat(s.Original)
-		if errors.Is(err, os.ErrNotExist) {
-			break
-		} else if err != nil {
-			return s, fmt.Errorf("cannot keep the damaged visit log segment: %w", err)
-		}
-		s.Original = path + ".damaged." + strconv.Itoa(n)
-	}
 	// The original first: a crash in between leaves it in both places.
-	if err := disk.WriteFile(s.Original, data); err != nil {
+	var err error
+	if s.Original, err = disk.KeepAside(path, data); err != nil {
 		return s, fmt.Errorf("cannot keep the damaged visit log segment: %w", err)
 	}
 	if err := disk.WriteFile(path, out); err != nil {
