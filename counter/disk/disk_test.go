@@ -45,3 +45,20 @@ func TestWriteFile(t *testing.T) {
 		t.Fatal("unexpected success writing into a directory that does not exist")
 	}
 }
+
+// TestKeepAside: each copy takes the next free name, the ones before it
+// kept.
+func TestKeepAside(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a.seg")
+	for i, want := range []string{path + ".damaged", path + ".damaged.2", path + ".damaged.3"} {
+		got, err := KeepAside(path, []byte{byte(i)})
+		if err != nil || got != want {
+			t.Fatalf("unexpected copy %d; got %q, %v; want %q", i, got, err, want)
+		}
+	}
+	for i, name := range []string{".damaged", ".damaged.2", ".damaged.3"} {
+		if b, err := os.ReadFile(path + name); err != nil || len(b) != 1 || b[0] != byte(i) {
+			t.Fatalf("unexpected %s; got %v, %v; want [%d]", name, b, err, i)
+		}
+	}
+}
