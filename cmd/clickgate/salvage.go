@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
+	iofs "io/fs"
 	"os"
 	"path/filepath"
 
@@ -31,10 +31,18 @@ func storeCmd(args []string, stdout, stderr io.Writer) error {
 	if err := noArgs(flags); err != nil {
 		return err
 	}
-	if *spoolDir == "" {
+	explicit := *spoolDir != ""
+	if !explicit {
 		*spoolDir = filepath.Join(*data, "spool")
 	}
 	var done []visitlog.Salvaged
+	// What was rewritten is said even when a later part fails.
+	defer func() {
+		for _, s := range done {
+			fmt.Fprintf(stdout, "%s: damaged at byte offset %d; kept %d whole records after it, dropped %d bytes (what they held is lost); the segment as it was is %s\n",
+				s.Segment, s.Damage, s.Kept, s.Dropped, s.Original)
+		}
+	}()
 	found := false
 	for _, part := range []struct {
 		what, dir string
@@ -43,25 +51,24 @@ func storeCmd(args []string, stdout, stderr io.Writer) error {
 		{"the embedded store's visit log", filepath.Join(*data, "store"), boltstore.Salvage},
 		{"the spool", *spoolDir, spool.Salvage},
 	} {
-		if _, err := os.Stat(part.dir); errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Stat(part.dir); errors.Is(err, iofs.ErrNotExist) {
+			if explicit && part.dir == *spoolDir {
+				return fmt.Errorf("no spool in %q", part.dir)
+			}
 			continue
 		}
 		found = true
 		d, err := part.salvage(part.dir)
+		done = append(done, d...)
 		if err != nil {
 			return fmt.Errorf("cannot salvage %s: %w", part.what, err)
 		}
-		done = append(done, d...)
 	}
 	if !found {
 		return fmt.Errorf("nothing to salvage: no embedded store in %q and no spool in %q", filepath.Join(*data, "store"), *spoolDir)
 	}
 	if len(done) == 0 {
 		fmt.Fprintln(stdout, "the visit log and the spool open as they are: nothing to salvage")
-	}
-	for _, s := range done {
-		fmt.Fprintf(stdout, "%s: damaged at byte offset %d; kept %d whole records after it, dropped %d bytes (their visits are lost); the segment as it was is %s\n",
-			s.Segment, s.Damage, s.Kept, s.Dropped, s.Original)
 	}
 	return nil
 }

@@ -39,7 +39,7 @@ func Salvage(dir string) ([]visitlog.Salvaged, error) {
 		return nil, fmt.Errorf("cannot read spool %q: %w", dir, err)
 	}
 	var done []visitlog.Salvaged
-	seen := map[uint64]bool{} // batch ids, over every segment, as Open checks them
+	seen := map[uint64]bool{} // batch ids not acked, over every segment, as Open checks them
 	for _, e := range entries {
 		if _, ok := parseSegmentName(e.Name()); !ok {
 			continue
@@ -66,7 +66,8 @@ func Salvage(dir string) ([]visitlog.Salvaged, error) {
 
 // salvage returns what Salvage makes of the segment path, whose bytes are
 // data, and the bytes to write instead; nil when Open takes it as it is.
-// seen holds the batch ids of the segments before it, and gets its own.
+// seen holds the batch ids that the segments before it left unacked, and
+// is brought past this one.
 func salvage(path string, data []byte, seen map[uint64]bool) (*visitlog.Salvaged, []byte) {
 	s := &visitlog.Salvaged{Segment: path, Damage: -1}
 	mark := func(off int) {
@@ -102,8 +103,11 @@ func salvage(path string, data []byte, seen map[uint64]bool) (*visitlog.Salvaged
 			off += n
 			continue
 		}
-		if batch {
+		switch {
+		case batch:
 			seen[r.id] = true
+		case r.kind == kindAck:
+			delete(seen, r.id) // as Open: an acked id may come again
 		}
 		out = append(out, data[off:off+n]...)
 		if s.Damage >= 0 {

@@ -342,6 +342,19 @@ func TestCorrupt(t *testing.T) {
 	s := open(t, dir, Options{})
 	wantPending(t, s, 2, 4, 9)
 	wantRead(t, s, 9, visits(9, 2))
+	s.Close()
+
+	// An id acked may come again, as after every segment was deleted:
+	// Open takes it, and Salvage leaves it.
+	dir = t.TempDir()
+	again := append(slices.Clone(data), data[headerLen:ends[0]]...) // batch 1, acked in data, again
+	if err := os.WriteFile(filepath.Join(dir, segmentName(1)), again, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if done, err := Salvage(dir); err != nil || len(done) != 0 {
+		t.Fatalf("unexpected salvage of an acked id that comes again; got %+v, %v; want nothing to do", done, err)
+	}
+	open(t, dir, Options{})
 }
 
 // TestSegments: with small segments, a segment is deleted once it and
