@@ -21,23 +21,27 @@ import (
 var ErrEvicting = errors.New("redis may evict any key when its memory is full")
 
 // Ping checks that Redis answers within ctx, every master of a cluster,
-// that none may evict clickgate's keys (ErrEvicting), and that none is
-// full under noeviction, refusing writes. It is what /readyz asks; a
-// frozen Redis fails it at ctx's deadline.
+// that none may evict clickgate's keys (ErrEvicting), that none is full,
+// refusing writes, and, with ReplicaAcks, that each has that many replicas
+// in sync. It is what /readyz asks; a frozen Redis fails it at ctx's
+// deadline.
 func (s *Store) Ping(ctx context.Context) error {
 	return s.eachMaster(ctx, func(addr, info string) error {
 		if err := checkPolicy(addr, info); err != nil {
 			return err
 		}
-		return checkFull(addr, info)
+		if err := checkFull(addr, info); err != nil {
+			return err
+		}
+		return checkReplicas(addr, info, s.replicaAcks)
 	})
 }
 
-// eachMaster reads INFO memory of the server, or of every master of a
-// cluster, and calls check with its address and the reply.
+// eachMaster reads INFO memory and replication of the server, or of every
+// master of a cluster, and calls check with its address and the reply.
 func (s *Store) eachMaster(ctx context.Context, check func(addr, info string) error) error {
 	one := func(ctx context.Context, c redis.Cmdable, addr string) error {
-		info, err := c.Info(ctx, "memory").Result()
+		info, err := c.Info(ctx, "memory", "replication").Result()
 		if err != nil {
 			hint := ""
 			if redis.HasErrorPrefix(err, "NOPERM") {
@@ -81,6 +85,48 @@ func checkFull(addr, info string) error {
 	}
 	if used, most := n[0]-n[1], n[2]; most > 0 && used > most {
 		return fmt.Errorf("redis at %q is full: %d bytes used of its maxmemory %d; it refuses writes, and visits are spooled", addr, used, most)
+	}
+	return nil
+}
+
+// replicaMaxLag is how long ago, at most, a replica in sync acknowledged
+// what it has: replicas acknowledge every second, and Redis counts whole
+// seconds.
+const replicaMaxLag = 2
+
+// checkReplicas fails while a master has fewer than acks replicas in
+// sync (online, and acknowledging within replicaMaxLag seconds): the
+// appends that wait for them (--redis-replica-acks) fail meanwhile, and
+// their visits are spooled.
+func checkReplicas(addr, info string, acks int) error {
+	if acks == 0 {
+		return nil
+	}
+	n := 0
+	for line := range strings.Lines(info) {
+		name, fields, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if i, err := strconv.Atoi(strings.TrimPrefix(name, "slave")); !ok || !strings.HasPrefix(name, "slave") || err != nil || i < 0 {
+			continue // not slave0, slave1, ...
+		}
+		var online bool
+		lag := replicaMaxLag + 1
+		for f := range strings.SplitSeq(fields, ",") {
+			k, v, _ := strings.Cut(f, "=")
+			switch k {
+			case "state":
+				online = v == "online"
+			case "lag":
+				if l, err := strconv.Atoi(v); err == nil {
+					lag = l
+				}
+			}
+		}
+		if online && lag <= replicaMaxLag {
+			n++
+		}
+	}
+	if n < acks {
+		return fmt.Errorf("redis at %q has %d replicas in sync, and --redis-replica-acks asks for %d: appends are refused and spooled meanwhile", addr, n, acks)
 	}
 	return nil
 }

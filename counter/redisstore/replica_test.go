@@ -18,9 +18,9 @@ import (
 
 // TestReplicaAcks: with ReplicaAcks, an append counts only once a replica
 // has it. While the replica is stopped, appends fail after ReplicaTimeout
-// (the master has them, the replica not: what a failover would lose), and
-// appended again once it is back (as the spool does), each visitor is
-// counted once.
+// (the master has them, the replica not: what a failover would lose) and
+// Ping fails, and appended again once it is back (as the spool does), each
+// visitor is counted once.
 func TestReplicaAcks(t *testing.T) {
 	master := redistest.Start(t)
 	replica, rr := startReplica(t, master)
@@ -50,7 +50,12 @@ func TestReplicaAcks(t *testing.T) {
 		t.Fatalf("the replica has %d appends once the commit returned; want 1", n)
 	}
 
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("unexpected Ping with the replica in sync: %v", err)
+	}
 	replica.Pause(t)
+	// Not ready once the replica stops acknowledging.
+	waitPing(t, s, "has 0 replicas in sync, and --redis-replica-acks asks for 1")
 	before := replicaTimeouts.Get()
 	start := time.Now()
 	out, err := commit(visits(10, 20))
@@ -65,6 +70,7 @@ func TestReplicaAcks(t *testing.T) {
 		t.Fatalf("clickgate_redis_replica_timeouts_total rose by %d; want 1", got)
 	}
 	replica.Resume(t)
+	waitPing(t, s, "")
 	if out, err := commit(visits(10, 20)); err != nil || out[0] != counter.Pending {
 		t.Fatalf("unexpected commit again with the replica back: %v, %v", out, err)
 	}
@@ -80,6 +86,20 @@ func TestReplicaAcks(t *testing.T) {
 	if got := counter.Total(days); got[counter.Qualified] != 20 || got.Clicks() != 20 {
 		t.Fatalf("unexpected counts; got %+v; want 20 qualified: the batch appended twice judged once", got)
 	}
+}
+
+// waitPing waits up to 10s until s's Ping fails with want, or passes
+// when want is empty.
+func waitPing(t *testing.T, s *Store, want string) {
+	t.Helper()
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		err = s.Ping(context.Background())
+		if want == "" && err == nil || want != "" && err != nil && strings.Contains(err.Error(), want) {
+			return
+		}
+	}
+	t.Fatalf("unexpected Ping after 10s; got %v; want %q", err, want)
 }
 
 // TestReplicaFailover: a replica falls behind (killed), its master
@@ -196,6 +216,7 @@ func TestReplicaAcksCluster(t *testing.T) {
 		t.Fatalf("cannot open store: %s", err)
 	}
 	t.Cleanup(func() { s.Close() })
+	waitPing(t, s, "") // every master has its replica in sync
 	now := time.Now()
 	var vs []counter.Visit
 	for i := range 60 {
