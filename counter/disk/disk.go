@@ -100,3 +100,21 @@ func KeepAside(path string, data []byte) (string, error) {
 	}
 	return name, WriteFile(name, data)
 }
+
+// LockDir takes the exclusive lock of dir, on its file "lock" (created
+// 0600), which closing the returned file releases. When another process,
+// or another open file in this one, holds it, the error wraps inUse.
+func LockDir(dir string, inUse error) (*os.File, error) {
+	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open the lock of %q: %w", dir, err)
+	}
+	if err := Lock(lock); err != nil {
+		lock.Close()
+		if errors.Is(err, ErrWouldBlock) {
+			return nil, fmt.Errorf("%w: %q", inUse, dir)
+		}
+		return nil, fmt.Errorf("cannot lock %q: %w", dir, err)
+	}
+	return lock, nil
+}

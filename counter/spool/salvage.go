@@ -29,7 +29,7 @@ func Salvage(dir string) ([]visitlog.Salvaged, error) {
 	if _, err := os.Stat(dir); err != nil {
 		return nil, fmt.Errorf("no spool in %q: %w", dir, err)
 	}
-	lock, err := lockDir(dir)
+	lock, err := disk.LockDir(dir, ErrInUse)
 	if err != nil {
 		return nil, err
 	}

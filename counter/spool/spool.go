@@ -143,7 +143,7 @@ func Open(o Options) (*Spool, error) {
 	if err := disk.MakeDir(o.Dir); err != nil {
 		return nil, fmt.Errorf("cannot open spool %q: %w", o.Dir, err)
 	}
-	lock, err := lockDir(o.Dir)
+	lock, err := disk.LockDir(o.Dir, ErrInUse)
 	if err != nil {
 		return nil, err
 	}
@@ -167,23 +167,6 @@ func Open(o Options) (*Spool, error) {
 	bytesGauge.Add(float64(s.size))
 	pendingGauge.Add(float64(len(s.batches)))
 	return s, nil
-}
-
-// lockDir takes the exclusive lock of the spool in dir, which closing the
-// file releases.
-func lockDir(dir string) (*os.File, error) {
-	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("cannot open spool %q: %w", dir, err)
-	}
-	if err := disk.Lock(lock); err != nil {
-		lock.Close()
-		if errors.Is(err, disk.ErrWouldBlock) {
-			return nil, fmt.Errorf("%w: %q", ErrInUse, dir)
-		}
-		return nil, fmt.Errorf("cannot lock spool %q: %w", dir, err)
-	}
-	return lock, nil
 }
 
 // load reads every segment, oldest first.

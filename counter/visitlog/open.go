@@ -34,7 +34,7 @@ func Open(o Options) (*Log, error) {
 	if err := disk.MakeDir(o.Dir); err != nil {
 		return nil, fmt.Errorf("cannot open visit log %q: %w", o.Dir, err)
 	}
-	lock, err := lockDir(o.Dir)
+	lock, err := disk.LockDir(o.Dir, ErrInUse)
 	if err != nil {
 		return nil, err
 	}
@@ -50,23 +50,6 @@ func Open(o Options) (*Log, error) {
 	l.end = Offset{last.seq, last.size}
 	bytesGauge.Add(float64(l.size()))
 	return l, nil
-}
-
-// lockDir takes the exclusive lock of the log in dir, which Close or
-// closing the file releases.
-func lockDir(dir string) (*os.File, error) {
-	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("cannot open visit log %q: %w", dir, err)
-	}
-	if err := disk.Lock(lock); err != nil {
-		lock.Close()
-		if errors.Is(err, disk.ErrWouldBlock) {
-			return nil, fmt.Errorf("%w: %q", ErrInUse, dir)
-		}
-		return nil, fmt.Errorf("cannot lock visit log %q: %w", dir, err)
-	}
-	return lock, nil
 }
 
 // load opens the segments, checking them all before it cuts a torn tail,

@@ -44,7 +44,7 @@ func Salvage(o Options) ([]Salvaged, error) {
 	if o.Dir == "" {
 		return nil, errors.New("visit log directory is required")
 	}
-	lock, err := lockDir(o.Dir)
+	lock, err := disk.LockDir(o.Dir, ErrInUse)
 	if err != nil {
 		return nil, err
 	}
