@@ -119,23 +119,12 @@ func salvage(path string, seq uint64, data []byte, start, end, damage int64) (Sa
 	// one before the damage are whole too.
 	tail := data[min(end, int64(len(data))):]
 	covered, after := 0, 0 // bytes in kept records; where the last one ends
-	for i := 0; i+frameLen <= len(tail); {
-		j := bytes.Index(tail[i:], recordMagic[:])
-		if j < 0 {
-			break
-		}
-		i += j
-		n, _, payload, err := frame(tail[i:])
-		if err != nil {
-			i++
-			continue
-		}
+	eachWhole(tail, func(off, n int, _ uint32, payload []byte) bool {
 		out = appendRecord(out, payload, 0, true)
 		s.Kept++
-		covered += n
-		i += n
-		after = i
-	}
+		covered, after = covered+n, off+n
+		return true
+	})
 	zeros := len(tail) - len(bytes.TrimRight(tail, "\x00")) // the file's extended end
 	s.Dropped = int64(len(tail) - covered - min(zeros, len(tail)-after))
 	// The original first: a crash in between leaves it in both places.

@@ -305,26 +305,40 @@ func tornOrCorrupt(f io.ReaderAt, size, end int64, fe *frameError) *badRecord {
 	bad := &badRecord{off: fe.off, torn: true, reason: fe.reason}
 	rest := make([]byte, size-fe.off)
 	n, _ := f.ReadAt(rest, fe.off)
-	rest = rest[:n]
-	for i := 1; i < len(rest); i++ {
-		j := bytes.Index(rest[i:], recordMagic[:])
-		if j < 0 {
-			break
-		}
-		i += j
-		n, commit, _, err := frame(rest[i:])
-		if err != nil {
-			continue
-		}
-		off := fe.off + int64(i)
+	if n == 0 {
+		return bad
+	}
+	eachWhole(rest[1:n], func(i, _ int, commit uint32, _ []byte) bool {
+		off := fe.off + 1 + int64(i)
 		if began := off - int64(commit&^commitLast); began != end {
 			bad.torn = false
 			bad.reason += fmt.Sprintf("; a whole record of an append that began at byte offset %d follows at byte offset %d", began, off)
-			return bad
+			return false
 		}
-		i += n - 1
-	}
+		return true
+	})
 	return bad
+}
+
+// eachWhole calls fn with each whole record in b, found by its magic past
+// whatever is not one, and where in b it starts, until fn returns false.
+func eachWhole(b []byte, fn func(off, n int, commit uint32, payload []byte) bool) {
+	for i := 0; i+frameLen <= len(b); {
+		j := bytes.Index(b[i:], recordMagic[:])
+		if j < 0 {
+			return
+		}
+		i += j
+		n, commit, payload, err := frame(b[i:])
+		if err != nil {
+			i++
+			continue
+		}
+		if !fn(i, n, commit, payload) {
+			return
+		}
+		i += n
+	}
 }
 
 func segmentName(seq uint64) string { return fmt.Sprintf("%016x.seg", seq) }
