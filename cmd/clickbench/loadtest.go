@@ -88,6 +88,9 @@ type loadtester struct {
 	rounds    int
 	openShare float64
 	openRate  float64
+	// importRate is the open loop's rate in the bulk import test: openRate,
+	// but within every clickgate design's capacity (importShare).
+	importRate float64
 	// partitions of each campaign on the cluster, --partitions.
 	partitions int
 	// importBatch is the links of one bulk call during the open loop.
