@@ -197,6 +197,11 @@ type Store interface {
 	Version(ctx context.Context) (uint64, error)
 	// Catalog returns the whole catalog at one version.
 	Catalog(ctx context.Context) (*Catalog, error)
+	// Roster returns the catalog without its links (Links is nil): every
+	// campaign and creator, at one version. What the flusher and the
+	// admin listings read: a catalog of a million links takes seconds
+	// of CPU to decode.
+	Roster(ctx context.Context) (*Catalog, error)
 
 	// Commit makes visits durable before it returns, each to be decided
 	// once: tested and set in the dedupe state of its window (its Also

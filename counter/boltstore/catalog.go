@@ -293,6 +293,15 @@ func (s *Store) Version(ctx context.Context) (uint64, error) {
 // Entries are in key order: campaigns by id, creators by campaign and id,
 // links by code.
 func (s *Store) Catalog(ctx context.Context) (*counter.Catalog, error) {
+	return s.catalog(ctx, true)
+}
+
+// Roster is Catalog without the links.
+func (s *Store) Roster(ctx context.Context) (*counter.Catalog, error) {
+	return s.catalog(ctx, false)
+}
+
+func (s *Store) catalog(ctx context.Context, links bool) (*counter.Catalog, error) {
 	cat := &counter.Catalog{}
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		var err error
@@ -306,13 +315,17 @@ func (s *Store) Catalog(ctx context.Context) (*counter.Catalog, error) {
 		if cat.Creators, err = readAll[counter.Creator](tx, bucketCreators); err != nil {
 			return err
 		}
-		cat.Links, err = readAll[counter.Link](tx, bucketLinkSeq)
+		if links {
+			cat.Links, err = readAll[counter.Link](tx, bucketLinkSeq)
+		}
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cannot read catalog: %w", err)
 	}
-	cat.Links = counter.SortByKey(cat.Links, func(l *counter.Link) string { return l.Code })
+	if links {
+		cat.Links = counter.SortByKey(cat.Links, func(l *counter.Link) string { return l.Code })
+	}
 	return cat, nil
 }
 

@@ -60,7 +60,7 @@ func (r FlushResult) Summary(rep Report) FlushSummary {
 // ledger as it stands, it never changes afterwards.
 func Flush(ctx context.Context, s counter.Store, l *Ledger, now time.Time) (FlushResult, error) {
 	var res FlushResult
-	cat, err := s.Catalog(ctx)
+	cat, err := s.Roster(ctx)
 	if err != nil {
 		return res, fmt.Errorf("cannot read the catalog: %w", err)
 	}

@@ -25,8 +25,17 @@ import (
 // is a whole entry that replaces the one with its id. Entries are sorted
 // by id (creators by campaign, then id; links by code).
 func (s *Store) Catalog(ctx context.Context) (*counter.Catalog, error) {
+	return s.catalogRetried(ctx, true)
+}
+
+// Roster is Catalog without the links.
+func (s *Store) Roster(ctx context.Context) (*counter.Catalog, error) {
+	return s.catalogRetried(ctx, false)
+}
+
+func (s *Store) catalogRetried(ctx context.Context, links bool) (*counter.Catalog, error) {
 	for try := 1; ; try++ {
-		cat, err := s.catalog(ctx)
+		cat, err := s.catalog(ctx, links)
 		if !errors.Is(err, errCatalogMoved) || try == 3 {
 			return cat, err
 		}
@@ -37,7 +46,7 @@ func (s *Store) Catalog(ctx context.Context) (*counter.Catalog, error) {
 // changes made during the scan (it was trimmed, or the catalog reset).
 var errCatalogMoved = errors.New("the catalog changed too much while it was read; try again")
 
-func (s *Store) catalog(ctx context.Context) (*counter.Catalog, error) {
+func (s *Store) catalog(ctx context.Context, withLinks bool) (*counter.Catalog, error) {
 	// One MGET, not a MULTI: a Redis that refuses writes (full, under
 	// noeviction) refuses every command queued in a MULTI, and a node
 	// must start on it.
@@ -65,9 +74,11 @@ func (s *Store) catalog(ctx context.Context) (*counter.Catalog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot read creators of the catalog: %w", err)
 	}
-	links, err := scanCatalog[counter.Link](ctx, s, s.linksKey)
-	if err != nil {
-		return nil, fmt.Errorf("cannot read links of the catalog: %w", err)
+	var links []counter.Link
+	if withLinks {
+		if links, err = scanCatalog[counter.Link](ctx, s, s.linksKey); err != nil {
+			return nil, fmt.Errorf("cannot read links of the catalog: %w", err)
+		}
 	}
 	ch, err := s.CatalogChanges(ctx, since, 0)
 	if err != nil {
@@ -76,15 +87,18 @@ func (s *Store) catalog(ctx context.Context) (*counter.Catalog, error) {
 	if ch.Trimmed || ch.More || ch.Epoch != epoch.Val() {
 		return nil, errCatalogMoved
 	}
-	return &counter.Catalog{
+	cat := &counter.Catalog{
 		Version:   ch.Version,
 		Epoch:     ch.Epoch,
 		Campaigns: merge(campaigns, ch.Campaigns, func(c *counter.Campaign) string { return c.ID }),
 		// By campaign, then id: no id has a NUL byte (the admin API's
 		// ids are letters, digits, '_', '-' and '.').
 		Creators: merge(creators, ch.Creators, func(c *counter.Creator) string { return c.Campaign + "\x00" + c.ID }),
-		Links:    merge(links, ch.Links, func(l *counter.Link) string { return l.Code }),
-	}, nil
+	}
+	if withLinks {
+		cat.Links = merge(links, ch.Links, func(l *counter.Link) string { return l.Code })
+	}
+	return cat, nil
 }
 
 // merge returns the entries scanned, each once, with those changed since

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -192,6 +193,14 @@ func testCatalog(t *testing.T, open Opener) {
 	}
 	if cat.Links[0].Code != l.Code || cat.Creators[0] != cr || cat.Campaigns[0].Name != "Spring 2026" {
 		t.Fatalf("unexpected catalog contents: %+v", cat)
+	}
+	roster, err := s.Roster(ctx)
+	if err != nil {
+		t.Fatalf("cannot read roster: %s", err)
+	}
+	if roster.Version != cat.Version || roster.Epoch != cat.Epoch || roster.Links != nil ||
+		!reflect.DeepEqual(roster.Campaigns, cat.Campaigns) || !reflect.DeepEqual(roster.Creators, cat.Creators) {
+		t.Fatalf("unexpected roster; got %+v; want the catalog without links, %+v", roster, cat)
 	}
 }
 

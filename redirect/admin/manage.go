@@ -176,7 +176,7 @@ func (a *API) listCampaigns(ctx context.Context, rc *fasthttp.RequestCtx) (int, 
 	if err != nil {
 		return 0, nil, err
 	}
-	cat, err := a.o.Store.Catalog(ctx)
+	cat, err := a.o.Store.Roster(ctx)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -203,7 +203,7 @@ func (a *API) listCreators(ctx context.Context, rc *fasthttp.RequestCtx) (int, a
 	if status != "" && !counter.ValidStatus(status) {
 		return 0, nil, errorf(fasthttp.StatusBadRequest, "status %q must be invited, active or suspended", status)
 	}
-	cat, err := a.o.Store.Catalog(ctx)
+	cat, err := a.o.Store.Roster(ctx)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -414,7 +414,7 @@ func (a *API) campaignTotals(ctx context.Context, rc *fasthttp.RequestCtx, id st
 	if by != "" && by != "creator" && by != "day" {
 		return 0, nil, errorf(fasthttp.StatusBadRequest, "by=%q: the breakdowns are by=creator and by=day", by)
 	}
-	cat, err := a.o.Store.Catalog(ctx)
+	cat, err := a.o.Store.Roster(ctx)
 	if err != nil {
 		return 0, nil, err
 	}
