@@ -262,7 +262,7 @@ func (a *API) listLinks(ctx context.Context, rc *fasthttp.RequestCtx) (int, any,
 		}
 		disabled = &b
 	}
-	cat, err := a.o.Store.Catalog(ctx)
+	cat, err := a.o.Store.Roster(ctx)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -277,12 +277,18 @@ func (a *API) listLinks(ctx context.Context, rc *fasthttp.RequestCtx) (int, any,
 		}
 		return 0, nil, errorf(fasthttp.StatusNotFound, "creator %q does not exist in any campaign", creator)
 	}
-	links := slices.DeleteFunc(cat.Links, func(l counter.Link) bool {
-		return campaign != "" && l.Campaign != campaign || creator != "" && l.Creator != creator ||
-			disabled != nil && l.Disabled != *disabled
+	// From the link table, brought to the store's catalog first: the
+	// store would decode every link of the catalog for each page.
+	if err := a.o.Table.Refresh(ctx); err != nil {
+		return 0, nil, err
+	}
+	items, more := a.o.Table.Links(campaign, creator, p.after, p.limit, func(l *counter.Link) bool {
+		return disabled == nil || l.Disabled == *disabled
 	})
-	items, next := paginate(links, func(l *counter.Link) string { return l.Code }, p)
-	out := linkList{Links: make([]linkView, len(items)), NextCursor: next}
+	out := linkList{Links: make([]linkView, len(items))}
+	if more {
+		out.NextCursor = p.cursor(items[len(items)-1].Code)
+	}
 	for i, l := range items {
 		out.Links[i] = a.linkView(l)
 	}

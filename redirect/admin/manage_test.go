@@ -94,6 +94,13 @@ func TestLists(t *testing.T) {
 	f("/v1/links?campaign=spring&creator=bob", "links", "code", "code0002", "code0004", "code0006")
 	f("/v1/links?creator=alice", "links", "code", "autumn01", "code0001", "code0003", "code0005", "code0007")
 	f("/v1/links?campaign=autumn", "links", "code", "autumn01")
+	// The links are listed from this node's link table: one another node
+	// created a moment ago is in them.
+	if err := h.store.CreateLink(context.Background(), counter.Link{Code: "code0000", Campaign: "spring", Creator: "bob",
+		Destinations: counter.Destinations{Default: "https://app.example.com/"}, CreatedAt: time.Now().UTC()}); err != nil {
+		t.Fatal(err)
+	}
+	f("/v1/links?campaign=spring&creator=bob", "links", "code", "code0000", "code0002", "code0004", "code0006")
 
 	// A link's URL is in the list; a disabled link is listed, and can
 	// be filtered.
