@@ -129,20 +129,39 @@ func (t *Table) Lookup(code []byte) *Entry {
 // decodes every link of the catalog. Refresh first for the store's
 // catalog as it is now.
 func (t *Table) Links(campaign, creator, after string, limit int, keep func(*counter.Link) bool) ([]counter.Link, bool) {
+	match := func(l *counter.Link) bool {
+		return (campaign == "" || l.Campaign == campaign) && (creator == "" || l.Creator == creator) && l.Code > after && keep(l)
+	}
+	// Under the lock, only what a refresh changes in place: the codes of
+	// each creator (appended to, so their slice headers are a stable
+	// view) and the links not served, copied. The snapshot never
+	// changes, nor do its entries: the scan and sort need no lock, and
+	// a refresh does not wait for them.
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	snap := t.snap.Load()
-	var found []*counter.Link
-	for id, codes := range t.st.codes {
-		if campaign != "" && id.campaign != campaign || creator != "" && id.id != creator {
-			continue
+	var codes [][]string
+	for id, c := range t.st.codes {
+		if (campaign == "" || id.campaign == campaign) && (creator == "" || id.id == creator) {
+			codes = append(codes, c)
 		}
-		for _, code := range codes {
-			l := t.st.orphans[code]
+	}
+	unserved := map[string]*counter.Link{}
+	for code, l := range t.st.orphans {
+		if (campaign == "" || l.Campaign == campaign) && (creator == "" || l.Creator == creator) {
+			c := *l
+			unserved[code] = &c
+		}
+	}
+	t.mu.Unlock()
+
+	var found []*counter.Link
+	for _, c := range codes {
+		for _, code := range c {
+			l := unserved[code]
 			if e := snap.lookup(code); l == nil && e != nil {
 				l = &e.Link
 			}
-			if l != nil && code > after && keep(l) {
+			if l != nil && match(l) {
 				found = append(found, l)
 			}
 		}
@@ -388,9 +407,11 @@ func (st *catalogState) apply(cur *snapshot, campaigns []counter.Campaign, creat
 			runtime.Gosched()
 		}
 		// A link's code, campaign and creator never change; its
-		// destinations, preview and disabled do.
+		// destinations, preview and disabled do. A link joins its
+		// creator's codes once, though one refresh may bring it twice
+		// (created, then changed): next has it after the first.
 		l := &links[i]
-		if st.orphans[l.Code] == nil && cur.lookup(l.Code) == nil {
+		if st.orphans[l.Code] == nil && next.lookup(l.Code) == nil {
 			id := creatorID{l.Campaign, l.Creator}
 			st.codes[id] = append(st.codes[id], l.Code)
 		}

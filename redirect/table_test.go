@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -334,5 +335,77 @@ func TestTableForkedHistory(t *testing.T) {
 	}
 	if table.Lookup([]byte("lost0001")) == nil || table.Lookup([]byte("fork0002")) != nil {
 		t.Fatalf("unexpected table after a forked catalog was refused")
+	}
+}
+
+// TestTableLinks: the links the admin API lists come from the table, each
+// once, in code order and paged, served or not: a link created and then
+// changed in one refresh (two calls of the feed apart, each with the link
+// as it is now), a disabled one, and one of a creator the catalog lacks.
+func TestTableLinks(t *testing.T) {
+	for _, kind := range storeKinds {
+		t.Run(kind, func(t *testing.T) {
+			ctx := context.Background()
+			reader, writer := openStores(t, kind, 10_000)
+			now := time.Now().UTC()
+			must(t, writer.PutCampaign(ctx, counter.Campaign{ID: "spring", StartsAt: now.Add(-time.Hour), EndsAt: now.Add(time.Hour), VisitBlockSize: 1000}))
+			must(t, writer.PutCreator(ctx, counter.Creator{ID: "alice", Campaign: "spring", Country: "US", Status: counter.StatusActive}))
+			table := NewTable(TableOptions{Store: reader})
+			must(t, table.Refresh(ctx))
+
+			must(t, writer.CreateLink(ctx, counter.Link{Code: "twice001", Campaign: "spring", Creator: "alice", Destinations: testDest}))
+			var want []string
+			for i := range changesPerCall + 10 {
+				code := fmt.Sprintf("link%04d", i)
+				must(t, writer.CreateLink(ctx, counter.Link{Code: code, Campaign: "spring", Creator: "alice", Destinations: testDest}))
+				want = append(want, code)
+			}
+			_, err := writer.(interface {
+				UpdateLink(context.Context, string, func(*counter.Link) error) (counter.Link, error)
+			}).UpdateLink(ctx, "twice001", func(l *counter.Link) error { l.Destinations.Default = "https://app.example.com/new"; return nil })
+			must(t, err)
+			must(t, writer.CreateLink(ctx, counter.Link{Code: "off00001", Campaign: "spring", Creator: "alice", Destinations: testDest, Disabled: true}))
+			want = append(want, "off00001", "twice001")
+			must(t, writer.CreateLink(ctx, counter.Link{Code: "bobs0001", Campaign: "spring", Creator: "bob", Destinations: testDest}))
+			must(t, table.Refresh(ctx))
+			if table.Lookup([]byte("off00001")) != nil || table.Lookup([]byte("bobs0001")) != nil || table.Len() != len(want)-1 {
+				t.Fatalf("unexpected table; got %d links served", table.Len())
+			}
+
+			all := func(*counter.Link) bool { return true }
+			codes := func(ls []counter.Link) []string {
+				var out []string
+				for _, l := range ls {
+					out = append(out, l.Code)
+				}
+				return out
+			}
+			got, more := table.Links("spring", "alice", "", 10_000, all)
+			if !slices.Equal(codes(got), want) || more {
+				t.Fatalf("unexpected links of alice; got %v (more %v); want %v", codes(got), more, want)
+			}
+			if off, l := got[len(got)-2], got[len(got)-1]; l.Destinations.Default != "https://app.example.com/new" || !off.Disabled {
+				t.Fatalf("unexpected links; got %+v and %+v; want off00001 disabled and twice001 changed", off, l)
+			}
+			// Paged: each page after the last code of the one before.
+			var paged []string
+			for after, more := "", true; more; {
+				var page []counter.Link
+				page, more = table.Links("", "", after, 100, all)
+				if len(page) == 0 || len(page) > 100 {
+					t.Fatalf("unexpected page after %q of %d links", after, len(page))
+				}
+				paged = append(paged, codes(page)...)
+				after = page[len(page)-1].Code
+			}
+			if w := append([]string{"bobs0001"}, want...); !slices.Equal(paged, w) {
+				t.Fatalf("unexpected pages; got %d links; want %d", len(paged), len(w))
+			}
+			disabled, _ := table.Links("", "", "", 10, func(l *counter.Link) bool { return l.Disabled })
+			bobs, _ := table.Links("", "bob", "", 10, all)
+			if !slices.Equal(codes(disabled), []string{"off00001"}) || !slices.Equal(codes(bobs), []string{"bobs0001"}) {
+				t.Fatalf("unexpected filtered links; got %v and %v", codes(disabled), codes(bobs))
+			}
+		})
 	}
 }

@@ -278,9 +278,14 @@ func (a *API) listLinks(ctx context.Context, rc *fasthttp.RequestCtx) (int, any,
 		return 0, nil, errorf(fasthttp.StatusNotFound, "creator %q does not exist in any campaign", creator)
 	}
 	// From the link table, brought to the store's catalog first: the
-	// store would decode every link of the catalog for each page.
-	if err := a.o.Table.Refresh(ctx); err != nil {
+	// store would decode every link of the catalog for each page. A
+	// table that refuses a reset store's catalog lists the links it
+	// serves; one that could not catch up in time lists nothing.
+	if err := a.o.Table.Refresh(ctx); err != nil && !errors.Is(err, redirect.ErrCatalogReset) {
 		return 0, nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, nil, fmt.Errorf("cannot bring the link table up to date: %w", err)
 	}
 	items, more := a.o.Table.Links(campaign, creator, p.after, p.limit, func(l *counter.Link) bool {
 		return disabled == nil || l.Disabled == *disabled
