@@ -129,9 +129,6 @@ func (t *Table) Lookup(code []byte) *Entry {
 // decodes every link of the catalog. Refresh first for the store's
 // catalog as it is now.
 func (t *Table) Links(campaign, creator, after string, limit int, keep func(*counter.Link) bool) ([]counter.Link, bool) {
-	match := func(l *counter.Link) bool {
-		return (campaign == "" || l.Campaign == campaign) && (creator == "" || l.Creator == creator) && l.Code > after && keep(l)
-	}
 	// Under the lock, only what a refresh changes in place: the codes of
 	// each creator (appended to, so their slice headers are a stable
 	// view) and the links not served, copied. The snapshot never
@@ -161,7 +158,7 @@ func (t *Table) Links(campaign, creator, after string, limit int, keep func(*cou
 			if e := snap.lookup(code); l == nil && e != nil {
 				l = &e.Link
 			}
-			if l != nil && match(l) {
+			if l != nil && code > after && keep(l) {
 				found = append(found, l)
 			}
 		}
