@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -213,5 +215,29 @@ func TestDatasetText(t *testing.T) {
 	}
 	if got := datasetText(math.NaN(), 1_000_000); !strings.HasPrefix(got, "unknown") {
 		t.Fatalf("unexpected text of an unknown dataset; got %q", got)
+	}
+}
+
+// TestCPULines: the --server-cpu lists whose steal time the report sums.
+func TestCPULines(t *testing.T) {
+	for _, tc := range []struct {
+		cpus string
+		want []string
+	}{
+		{"0", []string{"cpu0"}},
+		{"0,2", []string{"cpu0", "cpu2"}},
+		{"1-3", []string{"cpu1", "cpu2", "cpu3"}},
+		{"0,4-5", []string{"cpu0", "cpu4", "cpu5"}},
+		{"", []string{"cpu"}},
+		{"x", []string{"cpu"}},
+	} {
+		got := slices.Sorted(maps.Keys(cpuLines(tc.cpus)))
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("unexpected lines of %q; got %v; want %v", tc.cpus, got, tc.want)
+		}
+	}
+	// Counters only grow: every CPU's, read after CPU 0's, holds it.
+	if s0 := stealCPU("0"); s0 < 0 || stealCPU("") < s0 {
+		t.Fatalf("unexpected steal: CPU 0's %v, every CPU's after it %v", s0, stealCPU(""))
 	}
 }

@@ -73,6 +73,48 @@ func pidCPU(pid int) float64 {
 	return (u + s) / 100
 }
 
+// stealCPU returns the seconds the hypervisor has taken from cpus (a
+// taskset list: "0", "0,2", "1-3"; empty: every CPU) while they had work:
+// the steal column of /proc/stat, in clock ticks (100 per second); 0 when
+// it cannot tell.
+func stealCPU(cpus string) float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	want := cpuLines(cpus)
+	var steal float64
+	for _, line := range strings.Split(string(b), "\n") {
+		// cpuN user nice system idle iowait irq softirq steal …
+		if f := strings.Fields(line); len(f) > 8 && want[f[0]] {
+			v, _ := strconv.ParseFloat(f[8], 64)
+			steal += v / 100
+		}
+	}
+	return steal
+}
+
+// cpuLines returns the names of the /proc/stat lines of cpus, a taskset
+// list; "cpu", every CPU's, when it names none.
+func cpuLines(cpus string) map[string]bool {
+	lines := map[string]bool{}
+	for _, part := range strings.Split(cpus, ",") {
+		lo, hi, ok := strings.Cut(part, "-")
+		a, err1 := strconv.Atoi(lo)
+		z, err2 := strconv.Atoi(hi)
+		if !ok {
+			z, err2 = a, nil
+		}
+		for i := a; err1 == nil && err2 == nil && i <= z; i++ {
+			lines["cpu"+strconv.Itoa(i)] = true
+		}
+	}
+	if len(lines) == 0 {
+		lines["cpu"] = true
+	}
+	return lines
+}
+
 // startProc runs cmd and waits until a line of its output matches ready.
 func (l *loadtester) startProc(cmd *exec.Cmd, ready *regexp.Regexp) (*proc, []string, error) {
 	p := &proc{cmd: cmd, done: make(chan struct{})}

@@ -121,17 +121,17 @@ func (l *loadtester) writeResults(w io.Writer, rows []*row, bare, red *row) {
 		"clickgate's figures include the lag probes' stats reads (below). Errors in the closed loop: %s.\n\n", errorsOf(rows, func(r *row) *phase { return &r.max }))
 
 	fmt.Fprintf(w, "## Results: open loop at %.0f req/s for every design\n\n", l.openRate)
-	fmt.Fprintf(w, "| design | answered req/s | p50 | p99 | p99.9 | max | p99 × bare | median of the rounds' p99 | × bare | send lag p99 | server CPU, cores |\n")
-	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(w, "| design | answered req/s | p50 | p99 | p99.9 | max | p99 × bare | median of the rounds' p99 | × bare | send lag p99 | server CPU, cores | stolen, cores |\n")
+	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rows {
 		o := r.open.res
-		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %s | %s | %.2f | %s | %.2f | %s | %.2f |\n", r.name, o.Throughput, ms(o.Latency.P50), ms(o.Latency.P99), ms(o.Latency.P999), ms(o.Latency.Max),
-			float64(o.Latency.P99)/float64(bare.open.res.Latency.P99), ms(r.open.medianP99()), float64(r.open.medianP99())/float64(bare.open.medianP99()), ms(o.SendLag.P99), r.open.cores())
+		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %s | %s | %.2f | %s | %.2f | %s | %.2f | %.2f |\n", r.name, o.Throughput, ms(o.Latency.P50), ms(o.Latency.P99), ms(o.Latency.P999), ms(o.Latency.Max),
+			float64(o.Latency.P99)/float64(bare.open.res.Latency.P99), ms(r.open.medianP99()), float64(r.open.medianP99())/float64(bare.open.medianP99()), ms(o.SendLag.P99), r.open.cores(), r.open.stolen())
 	}
 	fmt.Fprintf(w, "\nLatency is measured from each request's due time, connecting included; the median of the rounds' p99 shows whether one slow spell of the machine made a design's p99. "+
 		"Send lag is how late a request left after it was due, "+
 		"its connection still busy with an earlier one (at most %d are open) or the generator late; it is inside the latency. "+
-		"Server CPU is the design's processes' CPU over the rounds' time, in cores: pinned to one, how close the rate comes to what that core can serve, where queueing makes p99 climb steeply. Errors in the open loop: %s.\n\n", l.conns, errorsOf(rows, func(r *row) *phase { return &r.open }))
+		"Server CPU is the design's processes' CPU over the rounds' time, in cores: pinned to one, how close the rate comes to what that core can serve, where queueing makes p99 climb steeply. Stolen is the time the hypervisor took from the server's cores (the steal column of `/proc/stat`) over the rounds' time, in cores: while it runs something else there, every design's requests wait. Errors in the open loop: %s.\n\n", l.conns, errorsOf(rows, func(r *row) *phase { return &r.open }))
 
 	fmt.Fprintf(w, "## Results: every request a new visitor\n\n")
 	fmt.Fprintf(w, "| design | closed loop req/s | × bare | median of the rounds' × bare | p99 | CPU µs/req (edge + Redis) | Redis CPU µs per new visitor | Redis commands per new visitor | allocs/req |\n")

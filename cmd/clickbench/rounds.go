@@ -19,6 +19,7 @@ type phase struct {
 	rounds            []*bench.Result
 	res               *bench.Result
 	cpuEdge, cpuRedis float64 // CPU seconds
+	steal             float64 // seconds the hypervisor took from the server's cores
 	mallocs           float64 // heap allocations of the edge; -1: unknown
 	redisCmds         float64 // commands Redis processed
 	roundTrips        float64 // Redis round trips of the edge; -1: unknown
@@ -33,6 +34,10 @@ func (p *phase) perReq(v float64) float64 { return v / float64(p.res.Requests) }
 // cores is the CPU the design's processes took over its rounds, in cores:
 // with them pinned to one core, how busy it was.
 func (p *phase) cores() float64 { return (p.cpuEdge + p.cpuRedis) / p.wall.Seconds() }
+
+// stolen is the time the hypervisor took from the server's cores over
+// p's rounds, in cores: a latency that no design can help.
+func (p *phase) stolen() float64 { return p.steal / p.wall.Seconds() }
 
 // medianP99 returns the median of the rounds' p99 latencies.
 func (p *phase) medianP99() time.Duration {
@@ -139,7 +144,7 @@ func (l *loadtester) rewritten(r *row) {
 // processes' CPU, allocations and Redis work from its start until the
 // design has settled. probe, when not nil, measures the lag meanwhile.
 func (l *loadtester) round(r *row, p *phase, m bench.Model, o bench.LoadOptions, probe *bench.LagProbe) (*bench.Result, error) {
-	cpu0, rcpu0, cmds0 := r.cpuEdge(), r.cpuRedis(), r.redisInfo(l.ctx, "total_commands_processed")
+	cpu0, rcpu0, cmds0, steal0 := r.cpuEdge(), r.cpuRedis(), r.redisInfo(l.ctx, "total_commands_processed"), stealCPU(l.cpus)
 	start := time.Now()
 	m0 := r.scrape()
 	o.Target, o.Targets, o.Connections = r.targets[0], r.targets[1:], l.conns
@@ -165,6 +170,7 @@ func (l *loadtester) round(r *row, p *phase, m bench.Model, o bench.LoadOptions,
 	p.rounds = append(p.rounds, res)
 	p.cpuEdge += r.cpuEdge() - cpu0
 	p.cpuRedis += r.cpuRedis() - rcpu0
+	p.steal += stealCPU(l.cpus) - steal0
 	p.wall += time.Since(start)
 	p.redisCmds += r.redisInfo(l.ctx, "total_commands_processed") - cmds0
 	if err := l.settle(r); err != nil {
