@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -117,4 +118,20 @@ func LockDir(dir string, inUse error) (*os.File, error) {
 		return nil, fmt.Errorf("cannot lock %q: %w", dir, err)
 	}
 	return lock, nil
+}
+
+// SegmentName is the file name of segment seq of a log (the visit log's
+// and the spool's): 16 hex digits, then ".seg", so that names sort in
+// order.
+func SegmentName(seq uint64) string { return fmt.Sprintf("%016x.seg", seq) }
+
+// ParseSegmentName returns the sequence number of a segment's file name,
+// and false for any other name (segments are numbered from 1).
+func ParseSegmentName(name string) (uint64, bool) {
+	hex, ok := strings.CutSuffix(name, ".seg")
+	if !ok || len(hex) != 16 {
+		return 0, false
+	}
+	seq, err := strconv.ParseUint(hex, 16, 64)
+	return seq, err == nil && seq > 0
 }

@@ -62,3 +62,18 @@ func TestKeepAside(t *testing.T) {
 		}
 	}
 }
+
+// TestSegmentName: a segment's name gives back its number; other names,
+// and segment 0, are not segments.
+func TestSegmentName(t *testing.T) {
+	for _, seq := range []uint64{1, 255, 1 << 40, ^uint64(0)} {
+		if got, ok := ParseSegmentName(SegmentName(seq)); !ok || got != seq {
+			t.Errorf("unexpected parse of %q; got %d, %v; want %d", SegmentName(seq), got, ok, seq)
+		}
+	}
+	for _, name := range []string{SegmentName(0), "0000000000000001.log", "000000000000001.seg", "00000000000000001.seg", "000000000000000g.seg", "lock", ""} {
+		if seq, ok := ParseSegmentName(name); ok {
+			t.Errorf("unexpected segment %d for %q", seq, name)
+		}
+	}
+}

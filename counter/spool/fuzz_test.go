@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+
+	"github.com/clickgate/clickgate/counter/disk"
 )
 
 // FuzzOpen feeds arbitrary segment files to Open: it never panics; it
@@ -24,7 +26,7 @@ func FuzzOpen(f *testing.F) {
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		dir := t.TempDir()
-		path := filepath.Join(dir, segmentName(1))
+		path := filepath.Join(dir, disk.SegmentName(1))
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)
 		}

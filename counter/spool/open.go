@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/clickgate/clickgate/counter/disk"
@@ -74,7 +73,7 @@ func (s *Spool) load() error {
 			}
 			continue
 		}
-		seq, ok := parseSegmentName(name)
+		seq, ok := disk.ParseSegmentName(name)
 		if !ok {
 			continue
 		}
@@ -201,14 +200,3 @@ func nextFramed(data []byte, from int) int {
 }
 
 func indexMagic(b []byte) int { return bytes.Index(b, magic[:]) }
-
-func segmentName(seq uint64) string { return fmt.Sprintf("%016x.seg", seq) }
-
-func parseSegmentName(name string) (uint64, bool) {
-	hex, ok := strings.CutSuffix(name, ".seg")
-	if !ok || len(hex) != 16 {
-		return 0, false
-	}
-	seq, err := strconv.ParseUint(hex, 16, 64)
-	return seq, err == nil && seq > 0
-}

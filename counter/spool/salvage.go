@@ -41,7 +41,7 @@ func Salvage(dir string) ([]visitlog.Salvaged, error) {
 	var done []visitlog.Salvaged
 	seen := map[uint64]bool{} // batch ids not acked, over every segment, as Open checks them
 	for _, e := range entries {
-		if _, ok := parseSegmentName(e.Name()); !ok {
+		if _, ok := disk.ParseSegmentName(e.Name()); !ok {
 			continue
 		}
 		path := filepath.Join(dir, e.Name())

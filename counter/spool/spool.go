@@ -349,7 +349,7 @@ func (s *Spool) appendLocked(rec []byte, bounded bool) (*segment, int64, error) 
 // file always starts with a whole header.
 func (s *Spool) newSegment() (*segment, error) {
 	seq := s.nextSeq
-	path := filepath.Join(s.o.Dir, segmentName(seq))
+	path := filepath.Join(s.o.Dir, disk.SegmentName(seq))
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {

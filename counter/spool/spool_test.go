@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/clickgate/clickgate/counter"
+	"github.com/clickgate/clickgate/counter/disk"
 )
 
 func open(t testing.TB, dir string, o Options) *Spool {
@@ -215,7 +216,7 @@ func torn(t testing.TB) (data []byte, ends []int, pending [][]uint64, batches ma
 // spool is usable after.
 func TestTornTail(t *testing.T) {
 	data, ends, pending, batches := torn(t)
-	name := segmentName(1)
+	name := disk.SegmentName(1)
 	for cut := headerLen; cut <= len(data); cut++ {
 		for _, zeros := range []bool{false, true} {
 			file := slices.Clone(data[:cut])
@@ -274,7 +275,7 @@ func TestCorrupt(t *testing.T) {
 	f := func(what string, file []byte, salvaged []uint64) {
 		t.Helper()
 		dir := t.TempDir()
-		path := filepath.Join(dir, segmentName(1))
+		path := filepath.Join(dir, disk.SegmentName(1))
 		if err := os.WriteFile(path, file, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -328,7 +329,7 @@ func TestCorrupt(t *testing.T) {
 	second := append(slices.Clone(header), data[ends[0]:ends[1]]...) // batch 2 again
 	second = appendRecord(second, kindLegacy, 9, func(b []byte) []byte { return appendVisits(b, visits(9, 2)) })
 	for i, file := range [][]byte{data, second} {
-		if err := os.WriteFile(filepath.Join(dir, segmentName(uint64(i+1))), file, 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, disk.SegmentName(uint64(i+1))), file, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -336,7 +337,7 @@ func TestCorrupt(t *testing.T) {
 		t.Fatalf("unexpected Open of a batch id in two segments; got %v; want ErrCorrupt", err)
 	}
 	done, err := Salvage(dir)
-	if err != nil || len(done) != 1 || done[0].Segment != filepath.Join(dir, segmentName(2)) || done[0].Kept != 1 {
+	if err != nil || len(done) != 1 || done[0].Segment != filepath.Join(dir, disk.SegmentName(2)) || done[0].Kept != 1 {
 		t.Fatalf("unexpected salvage of a batch id in two segments; got %+v, %v; want the second segment's copy dropped", done, err)
 	}
 	s := open(t, dir, Options{})
@@ -348,7 +349,7 @@ func TestCorrupt(t *testing.T) {
 	// Open takes it, and Salvage leaves it.
 	dir = t.TempDir()
 	again := append(slices.Clone(data), data[headerLen:ends[0]]...) // batch 1, acked in data, again
-	if err := os.WriteFile(filepath.Join(dir, segmentName(1)), again, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, disk.SegmentName(1)), again, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if done, err := Salvage(dir); err != nil || len(done) != 0 {

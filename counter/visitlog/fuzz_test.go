@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/clickgate/clickgate/counter/disk"
 	"github.com/clickgate/clickgate/counter/internal/fuzzseed"
 )
 
@@ -127,7 +128,7 @@ func FuzzSalvage(f *testing.F) {
 		for _, name := range names {
 			os.Remove(name)
 		}
-		path := filepath.Join(dir, segmentName(1))
+		path := filepath.Join(dir, disk.SegmentName(1))
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -166,7 +167,7 @@ func FuzzSalvage(f *testing.F) {
 // checkOpen checks what Open makes of data as segment 1 in dir. A fuzz
 // target runs its inputs one at a time, so they can share dir.
 func checkOpen(t *testing.T, dir string, data []byte) {
-	path := filepath.Join(dir, segmentName(1))
+	path := filepath.Join(dir, disk.SegmentName(1))
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,8 @@ import (
 	"testing"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/clickgate/clickgate/counter/disk"
 )
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -265,7 +267,7 @@ func TestTrim(t *testing.T) {
 			t.Fatalf("cannot trim below %s: %s", r.at, err)
 		}
 		wantBatches(t, l, r.at, batches[i:])
-		first, _ := parseSegmentName(filepath.Base(segments(t, dir)[0]))
+		first, _ := disk.ParseSegmentName(filepath.Base(segments(t, dir)[0]))
 		if first != r.at.Segment {
 			t.Fatalf("unexpected first segment after trimming below %s; got %d", r.at, first)
 		}
@@ -428,7 +430,7 @@ func TestExtend(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					seq, _ := parseSegmentName(filepath.Base(path))
+					seq, _ := disk.ParseSegmentName(filepath.Base(path))
 					var data int64
 					for _, e := range ends {
 						if e.Segment == seq {

@@ -69,7 +69,7 @@ func (l *Log) load() error {
 			}
 			continue
 		}
-		if seq, ok := parseSegmentName(name); ok {
+		if seq, ok := disk.ParseSegmentName(name); ok {
 			seqs = append(seqs, seq) // ReadDir sorts by name, so by seq
 		}
 	}
@@ -85,7 +85,7 @@ func (l *Log) load() error {
 	var torn *badRecord
 	var tornSize int64
 	for i, seq := range seqs {
-		path := filepath.Join(l.o.Dir, segmentName(seq))
+		path := filepath.Join(l.o.Dir, disk.SegmentName(seq))
 		if i > 0 && seq != seqs[i-1]+1 {
 			// Trim deletes the oldest first, fsyncing the directory
 			// after each: the segments left are never missing one.

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/clickgate/clickgate/counter/disk"
 )
 
 // tornLog builds a log of one segment from appends of 1, 3, 1 and 3
@@ -29,7 +31,7 @@ func tornLog(t testing.TB) (data []byte, ends []int, appends [][][]byte) {
 		appends = append(appends, call)
 	}
 	l.Close()
-	data, err := os.ReadFile(filepath.Join(dir, segmentName(1)))
+	data, err := os.ReadFile(filepath.Join(dir, disk.SegmentName(1)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +47,7 @@ func writeLog(t testing.TB, files ...[]byte) string {
 	t.Helper()
 	dir := t.TempDir()
 	for i, file := range files {
-		if err := os.WriteFile(filepath.Join(dir, segmentName(uint64(i+1))), file, 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, disk.SegmentName(uint64(i+1))), file, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -92,7 +94,7 @@ func TestTornTail(t *testing.T) {
 			what := fmt.Sprintf("a cut at %d (zeros %v)", cut, zeros)
 			// One directory for all: creating one per cut costs more
 			// than the rest of the check on a busy disk.
-			if err := os.WriteFile(filepath.Join(dir, segmentName(1)), file, 0o600); err != nil {
+			if err := os.WriteFile(filepath.Join(dir, disk.SegmentName(1)), file, 0o600); err != nil {
 				t.Fatal(err)
 			}
 			l, err := Open(Options{Dir: dir, Logger: discard})
@@ -113,7 +115,7 @@ func TestTornTail(t *testing.T) {
 			if l.Recovered() != int64(len(file)-kept) || l.End() != (Offset{1, int64(end)}) {
 				t.Fatalf("unexpected recovery of %s; got %d bytes cut, end %s; want %d, 1:%d", what, l.Recovered(), l.End(), len(file)-kept, end)
 			}
-			if fi, err := os.Stat(filepath.Join(dir, segmentName(1))); err != nil || fi.Size() != int64(kept) {
+			if fi, err := os.Stat(filepath.Join(dir, disk.SegmentName(1))); err != nil || fi.Size() != int64(kept) {
 				t.Fatalf("unexpected file after %s: %v; want %d bytes", what, err, kept)
 			}
 			if cut%11 != 0 && !slices.Contains(ends, cut) {
@@ -167,7 +169,7 @@ func TestTornAppend(t *testing.T) {
 				if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), fmt.Sprintf("byte offset %d:", off)) {
 					t.Fatalf("unexpected Open error for %s, before the last append; got %v; want ErrCorrupt at %d", what, err, off)
 				}
-				if got, _ := os.ReadFile(filepath.Join(dir, segmentName(1))); !bytes.Equal(got, file) {
+				if got, _ := os.ReadFile(filepath.Join(dir, disk.SegmentName(1))); !bytes.Equal(got, file) {
 					t.Fatalf("Open changed a log it refused (%s)", what)
 				}
 				continue
@@ -197,7 +199,7 @@ func TestCorrupt(t *testing.T) {
 			t.Fatalf("unexpected Open error for %s; got %v; want ErrCorrupt with %q", what, err, wantIn)
 		}
 		for i, file := range files {
-			if got, _ := os.ReadFile(filepath.Join(dir, segmentName(uint64(i+1)))); !bytes.Equal(got, file) {
+			if got, _ := os.ReadFile(filepath.Join(dir, disk.SegmentName(uint64(i+1)))); !bytes.Equal(got, file) {
 				t.Fatalf("Open changed a log it refused (%s)", what)
 			}
 		}
@@ -207,7 +209,7 @@ func TestCorrupt(t *testing.T) {
 		b[off] ^= 0x40
 		return b
 	}
-	seg1 := segmentName(1)
+	seg1 := disk.SegmentName(1)
 	f("a flipped payload byte in the first record", fmt.Sprintf("%s\" at byte offset %d:", seg1, offs[0]), flip(data, offs[0]+frameLen+3))
 	f("a flipped crc in the third record", fmt.Sprintf("byte offset %d:", offs[2]), flip(data, offs[2]+12))
 	f("a damaged header", "byte offset 0:", flip(data, 2))
@@ -224,7 +226,7 @@ func TestCorrupt(t *testing.T) {
 	f("an unfinished append in a segment before the last", seg1, data[:offs[len(offs)-1]], second)
 	f("a segment under another's name", "the header says segment 1", data, data)
 	dir := writeLog(t, data)
-	if err := os.WriteFile(filepath.Join(dir, segmentName(3)), slices.Concat(segmentHeader(3), data[headerLen:]), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, disk.SegmentName(3)), slices.Concat(segmentHeader(3), data[headerLen:]), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Open(Options{Dir: dir, Logger: discard}); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "follows segment 1") {

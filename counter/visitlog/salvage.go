@@ -55,7 +55,7 @@ func Salvage(o Options) ([]Salvaged, error) {
 	}
 	var seqs []uint64
 	for _, e := range entries {
-		if seq, ok := parseSegmentName(e.Name()); ok {
+		if seq, ok := disk.ParseSegmentName(e.Name()); ok {
 			seqs = append(seqs, seq)
 		}
 	}
@@ -63,7 +63,7 @@ func Salvage(o Options) ([]Salvaged, error) {
 	for i, seq := range seqs {
 		if i > 0 && seq != seqs[i-1]+1 {
 			return done, fmt.Errorf("%w: segment %q follows segment %d: the segments between are missing, and salvage cannot make them up",
-				ErrCorrupt, filepath.Join(o.Dir, segmentName(seq)), seqs[i-1])
+				ErrCorrupt, filepath.Join(o.Dir, disk.SegmentName(seq)), seqs[i-1])
 		}
 		last := i == len(seqs)-1
 		if seq < o.From.Segment && !last {
@@ -73,7 +73,7 @@ func Salvage(o Options) ([]Salvaged, error) {
 		if seq == o.From.Segment {
 			start = max(start, o.From.Pos)
 		}
-		path := filepath.Join(o.Dir, segmentName(seq))
+		path := filepath.Join(o.Dir, disk.SegmentName(seq))
 		data, err := os.ReadFile(path)
 		if err != nil {
 			return done, fmt.Errorf("cannot read visit log segment: %w", err)

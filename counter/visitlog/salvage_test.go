@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/clickgate/clickgate/counter/disk"
 )
 
 // TestSalvage: a segment that Open refuses as corrupt opens once salvaged,
@@ -32,7 +34,7 @@ func TestSalvage(t *testing.T) {
 		if err != nil {
 			t.Fatalf("cannot salvage record %d: %s", i, err)
 		}
-		path := filepath.Join(dir, segmentName(1))
+		path := filepath.Join(dir, disk.SegmentName(1))
 		// From the end of the last whole append on, every record but
 		// the damaged one is kept.
 		whole := 0
@@ -73,7 +75,7 @@ func TestSalvage(t *testing.T) {
 		if done, err := Salvage(Options{Dir: dir, From: tc.from}); err != nil || len(done) != 0 {
 			t.Fatalf("unexpected salvage of a log Open takes; got %+v, %v; want nothing to do", done, err)
 		}
-		if got, _ := os.ReadFile(filepath.Join(dir, segmentName(1))); !bytes.Equal(got, tc.file) {
+		if got, _ := os.ReadFile(filepath.Join(dir, disk.SegmentName(1))); !bytes.Equal(got, tc.file) {
 			t.Fatalf("a log Open takes was changed by Salvage")
 		}
 	}
@@ -93,7 +95,7 @@ func TestSalvage(t *testing.T) {
 	}
 	wantBatches(t, openLog(t, short, Options{}), Offset{}, batches)
 	gap := writeLog(t, data, second)
-	if err := os.Rename(filepath.Join(gap, segmentName(2)), filepath.Join(gap, segmentName(3))); err != nil {
+	if err := os.Rename(filepath.Join(gap, disk.SegmentName(2)), filepath.Join(gap, disk.SegmentName(3))); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Salvage(Options{Dir: gap}); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "missing") {

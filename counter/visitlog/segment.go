@@ -9,8 +9,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 
 	"github.com/clickgate/clickgate/counter/disk"
 )
@@ -341,22 +339,11 @@ func eachWhole(b []byte, fn func(off, n int, commit uint32, payload []byte) bool
 	}
 }
 
-func segmentName(seq uint64) string { return fmt.Sprintf("%016x.seg", seq) }
-
-func parseSegmentName(name string) (uint64, bool) {
-	hex, ok := strings.CutSuffix(name, ".seg")
-	if !ok || len(hex) != 16 {
-		return 0, false
-	}
-	seq, err := strconv.ParseUint(hex, 16, 64)
-	return seq, err == nil && seq > 0
-}
-
 // createSegment creates segment seq in dir: its header is written and
 // fsynced under a temporary name, then renamed into place, so a segment
 // file always starts with a whole header. On error nothing is left.
 func createSegment(dir string, seq uint64, write func(*os.File, []byte, int64) (int, error), sync func(*os.File) error) (*os.File, string, error) {
-	path := filepath.Join(dir, segmentName(seq))
+	path := filepath.Join(dir, disk.SegmentName(seq))
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {

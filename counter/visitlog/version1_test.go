@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/clickgate/clickgate/counter/disk"
 	"github.com/clickgate/clickgate/counter/internal/fuzzseed"
 )
 
@@ -66,7 +67,7 @@ func checkOldSegment(t *testing.T, v byte) {
 	t.Helper()
 	seed := fmt.Sprintf("v%d-whole", v)
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, segmentName(1)), fuzzseed.Read(t, "FuzzOpen", seed), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, disk.SegmentName(1)), fuzzseed.Read(t, "FuzzOpen", seed), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	recs := readAll(t, openLog(t, dir, Options{}), Offset{})
