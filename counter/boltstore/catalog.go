@@ -331,7 +331,8 @@ func (s *Store) catalog(ctx context.Context, links bool) (*counter.Catalog, erro
 
 // readAll decodes a whole bucket. A start reads the catalog through it,
 // a million links at a time: segmentio's decoder, a drop-in for
-// encoding/json's, takes 2.5 times less CPU on them.
+// encoding/json's, took 1.7-2.1 s of one core on 1M stored links, against
+// 4.3-4.8 s (a throwaway measurement).
 func readAll[T any](tx *bolt.Tx, bucket []byte) ([]T, error) {
 	var all []T
 	err := tx.Bucket(bucket).ForEach(func(k, v []byte) error {

@@ -127,7 +127,8 @@ const catalogScanCount = 10_000
 // throughout); one added during the scan may not come, and is in the
 // change feed. A start reads a million links through it: json in this
 // file (the scans and the change feed) is segmentio's drop-in for
-// encoding/json, whose decoder takes 2.5 times less CPU on them.
+// encoding/json, whose decoder took 1.7-2.1 s of one core on 1M links,
+// against 4.3-4.8 s (a throwaway measurement).
 func scanCatalog[T any](ctx context.Context, s *Store, key string) ([]T, error) {
 	n, err := s.rdb.HLen(ctx, key).Result()
 	if err != nil {
