@@ -17,6 +17,7 @@ type Baseline struct {
 	links map[string]string
 	rdb   *redis.Client // nil for the bare ceiling
 	key   string
+	log   *floorLog // the floor's (NewFloor)
 }
 
 // NewBare returns the ceiling: a handler that only answers 302 from an
@@ -43,6 +44,11 @@ func (b *Baseline) Handle(ctx *fasthttp.RequestCtx) {
 	if !ok {
 		ctx.SetStatusCode(fasthttp.StatusNotFound)
 		return
+	}
+	if b.log != nil && ctx.IsGet() {
+		if err := b.log.append(path[1:]); err != nil {
+			ctx.Response.Header.Set("X-Uncounted", "1")
+		}
 	}
 	if b.rdb != nil && ctx.IsGet() {
 		c, cancel := context.WithTimeout(context.Background(), time.Second)

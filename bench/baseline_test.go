@@ -1,8 +1,12 @@
 package bench
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"net"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 
@@ -79,5 +83,50 @@ func TestNaiveCountsEveryGet(t *testing.T) {
 	status, loc := get(t, c, "GET", "/AB3KX9QZ")
 	if status != 302 || loc == "" {
 		t.Fatalf("unexpected answer with Redis down; got %d %q; want a redirect", status, loc)
+	}
+}
+
+func TestFloorAppendsEveryGet(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "floor.log")
+	b, err := NewFloor(links, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := serve(t, b.Handle)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 25 {
+				if status, loc := get(t, c, "GET", "/AB3KX9QZ"); status != 302 || loc != links["AB3KX9QZ"] {
+					t.Errorf("unexpected answer %d %q", status, loc)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	get(t, c, "HEAD", "/AB3KX9QZ") // not appended
+	get(t, c, "GET", "/nope")      // nor a 404
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Every 302 came after its record was written: the file holds them
+	// all, then zeros.
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for off := 0; off+FloorRecordLen <= len(data); off += FloorRecordLen {
+		rec := data[off : off+FloorRecordLen]
+		if binary.LittleEndian.Uint64(rec) == 0 {
+			break
+		}
+		if code := string(bytes.TrimRight(rec[8:], "\x00")); code != "AB3KX9QZ" {
+			t.Fatalf("record %d holds code %q", n, code)
+		}
+		n++
+	}
+	if n != 200 {
+		t.Fatalf("unexpected records; got %d; want 200", n)
 	}
 }

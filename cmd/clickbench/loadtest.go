@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -23,6 +24,7 @@ import (
 type design struct {
 	name      string
 	redis     bool // with its own redis-server
+	durable   bool // the floor: the bare server after a durable append (bench.NewFloor)
 	clickgate bool // clickgate (seeded and audited), not a baseline
 	// cluster: clickgate on a Redis Cluster of clusterMasters masters,
 	// with clusterEdges edges that the load is spread over.
@@ -37,6 +39,7 @@ const (
 var designs = []design{
 	{name: "baseline: bare 302 from memory"},
 	{name: "naive: one HINCRBY per click", redis: true},
+	{name: "floor: bare 302 after a durable append", durable: true},
 	{name: "clickgate, embedded store", clickgate: true},
 	{name: "clickgate, Redis", clickgate: true, redis: true},
 	{name: fmt.Sprintf("clickgate, Redis Cluster (%d masters, %d edges)", clusterMasters, clusterEdges), clickgate: true, redis: true, cluster: true},
@@ -243,8 +246,11 @@ func (l *loadtester) start(d design) (r *row, err error) {
 	}
 	if !d.clickgate {
 		args := []string{"baseline", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--links", strconv.Itoa(l.model.Links())}
-		if d.redis {
+		switch {
+		case d.redis:
 			args = append(args, "--redis", "redis://"+r.rdb.Options().Addr)
+		case d.durable:
+			args = append(args, "--durable", filepath.Join(l.tmp, "floor.log"))
 		}
 		srv, match, err := l.startProc(l.command(l.cpus, l.self, args...), baselineRE)
 		if err != nil {

@@ -300,6 +300,7 @@ func baseline(ctx context.Context, args []string, stderr io.Writer) error {
 	def := bench.DefaultModel()
 	n := fs.Int("links", def.Links(), "number of links, codes L0000000 to L(N-1): the default model's, fraudsters' included")
 	redisURL := fs.String("redis", "", "Redis URL: count every click with one HINCRBY (the naive design); empty: the bare ceiling")
+	durable := fs.String("durable", "", "file (created, or truncated): append every GET to it, with a group commit (a write and an fdatasync), before its 302: the floor of a design that makes each visit durable")
 	metricsListen := fs.String("metrics-listen", "", "also serve the process's Go metrics (Prometheus text) at /metrics, and Go's profiler at /debug/pprof/, on this address")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -312,7 +313,17 @@ func baseline(ctx context.Context, args []string, stderr io.Writer) error {
 		links[bench.LinkCode(i)] = fmt.Sprintf("https://app.example.com/join?l=%d", i)
 	}
 	b, design := bench.NewBare(links), "bare"
-	if *redisURL != "" {
+	switch {
+	case *redisURL != "" && *durable != "":
+		return usageError("--redis and --durable: give one")
+	case *durable != "":
+		var err error
+		if b, err = bench.NewFloor(links, *durable); err != nil {
+			return err
+		}
+		defer b.Close()
+		design = "floor"
+	case *redisURL != "":
 		opt, err := redis.ParseURL(*redisURL)
 		if err != nil {
 			return usageError("bad --redis: %s", err)

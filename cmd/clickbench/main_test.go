@@ -112,6 +112,7 @@ func TestUsageErrors(t *testing.T) {
 		{"run", "--budget-block", "-1"},
 		{"loadtest", "--open-share", "0"},
 		{"loadtest", "--new-visitors"},
+		{"baseline", "--redis", "redis://127.0.0.1:1", "--durable", "floor.log"},
 	} {
 		var errb bytes.Buffer
 		if code := run(context.Background(), args, io.Discard, &errb); code != 2 {
