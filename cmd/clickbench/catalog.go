@@ -19,15 +19,18 @@ import (
 )
 
 // importRounds are the open loop's rounds of the bulk import test, in
-// turn without and with an import under way: four of each, so that the
+// turn without and with an import under way: six of each, so that the
 // median of their p99s says whether one slow spell made either.
-const importRounds = 8
+const importRounds = 12
 
 // importShare bounds the bulk import test's rate: at most this share of
 // the slowest clickgate design's closed-loop maximum. Above a design's
 // capacity its queue grows for as long as the round lasts, and its p99
-// measures that, whatever the import does.
-const importShare = 0.6
+// measures that, whatever the import does. The import's own work comes
+// on top, and so does the time the hypervisor takes from the core (the
+// stolen column): at 0.6, in a run where it took 0.18-0.30 of the core,
+// every round's p99 was 0.5-1.2 s, with an import or without.
+const importShare = 0.4
 
 // importCreator owns the imported links; importDestination is short, so
 // that 10,000 lines fit in the admin listener's 1 MiB.
