@@ -49,6 +49,12 @@ type LoadOptions struct {
 	Timeout time.Duration
 	// Progress receives a line every second. default: none
 	Progress io.Writer
+	// Busy, when set, splits the latencies: each answered request's also
+	// goes to Result.Busy when Busy(its due time), and to Result.Quiet
+	// otherwise; the loop asks it once the request is answered. It says,
+	// for example, whether a bulk import was under way, so that both sides
+	// share every slow spell of the machine. default: no split
+	Busy func(due time.Time) bool
 }
 
 // Latencies are percentiles of the latency of the answered requests.
@@ -112,7 +118,11 @@ type Result struct {
 	Creator []Expected            `json:"-"` // by creator index
 	// Fraud is what each fraudster's session sent, to bound what it may
 	// be paid (MergeFraud sums a /24's).
-	Fraud []FraudBlock            `json:"fraud,omitempty"`
+	Fraud []FraudBlock `json:"fraud,omitempty"`
+	// Busy and Quiet are the answered requests that LoadOptions.Busy put
+	// on each side: only their Requests, Latency and SendLag are set.
+	Busy  *Result                 `json:"busy,omitempty"`
+	Quiet *Result                 `json:"quiet,omitempty"`
 	hist  *hdrhistogram.Histogram // latency in µs
 	lag   *hdrhistogram.Histogram // send lag in µs, open loop
 }
@@ -226,6 +236,7 @@ type worker struct {
 	mu       sync.Mutex // guards what the progress line reads
 	hist     *hdrhistogram.Histogram
 	lag      *hdrhistogram.Histogram
+	split    [2][2]*hdrhistogram.Histogram // quiet, busy: latency, send lag; with LoadOptions.Busy
 	kinds    [numKinds]KindResult
 	creators []Expected
 	fraud    []FraudBlock
@@ -234,7 +245,11 @@ type worker struct {
 func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(1, 60_000_000, 3) }
 
 func newWorker(l *loader, creators int) *worker {
-	return &worker{l: l, br: bufio.NewReaderSize(nil, 16<<10), hist: newHist(), lag: newHist(), creators: make([]Expected, creators)}
+	w := &worker{l: l, br: bufio.NewReaderSize(nil, 16<<10), hist: newHist(), lag: newHist(), creators: make([]Expected, creators)}
+	if l.o.Busy != nil {
+		w.split = [2][2]*hdrhistogram.Histogram{{newHist(), newHist()}, {newHist(), newHist()}}
+	}
+	return w
 }
 
 func (w *worker) loop(ctx context.Context) {
@@ -339,9 +354,18 @@ func (w *worker) do(r *Request, due time.Time) {
 		w.hangUp()
 		return
 	}
-	w.hist.RecordValue(max(done.Sub(due).Microseconds(), 1))
+	latency, lag := max(done.Sub(due).Microseconds(), 1), max(sent.Sub(due).Microseconds(), 1)
+	w.hist.RecordValue(latency)
 	if w.l.o.Rate > 0 {
-		w.lag.RecordValue(max(sent.Sub(due).Microseconds(), 1))
+		w.lag.RecordValue(lag)
+	}
+	if w.l.o.Busy != nil {
+		side := 0
+		if w.l.o.Busy(due) {
+			side = 1
+		}
+		w.split[side][0].RecordValue(latency)
+		w.split[side][1].RecordValue(lag)
 	}
 	want := fasthttp.StatusFound
 	switch r.Kind {
@@ -552,6 +576,18 @@ func (l *loader) result(elapsed time.Duration) *Result {
 	if l.o.Rate > 0 {
 		r.SendLag = latencies(lag)
 	}
+	if l.o.Busy != nil {
+		r.Quiet, r.Busy = &Result{hist: newHist(), lag: newHist()}, &Result{hist: newHist(), lag: newHist()}
+		for _, w := range l.workers {
+			for side, s := range []*Result{r.Quiet, r.Busy} {
+				s.hist.Merge(w.split[side][0])
+				s.lag.Merge(w.split[side][1])
+			}
+		}
+		for _, s := range []*Result{r.Quiet, r.Busy} {
+			s.Requests, s.Latency, s.SendLag = s.hist.TotalCount(), latencies(s.hist), latencies(s.lag)
+		}
+	}
 	return r
 }
 
@@ -590,5 +626,14 @@ func Merge(runs ...*Result) *Result {
 		sum.Throughput = float64(sum.Requests) / sum.Elapsed.Seconds()
 	}
 	sum.Latency, sum.SendLag = latencies(sum.hist), latencies(lag)
+	var quiet, busy []*Result
+	for _, r := range runs {
+		if r.Busy != nil {
+			quiet, busy = append(quiet, r.Quiet), append(busy, r.Busy)
+		}
+	}
+	if busy != nil {
+		sum.Quiet, sum.Busy = Merge(quiet...), Merge(busy...)
+	}
 	return sum
 }

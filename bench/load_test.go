@@ -304,6 +304,43 @@ func TestOpenLoopMeasuresFromDueTime(t *testing.T) {
 	}
 }
 
+func TestBusySplitsLatency(t *testing.T) {
+	// Requests due from 300ms to 600ms after the start are busy, and the
+	// server takes 20ms over each request it gets then: the busy side
+	// holds them, the quiet side the others.
+	start := time.Now()
+	busy := func(at time.Time) bool {
+		d := at.Sub(start)
+		return d >= 300*time.Millisecond && d < 600*time.Millisecond
+	}
+	h := func(ctx *fasthttp.RequestCtx) {
+		if busy(time.Now()) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		ctx.Response.Header.Set("Location", "https://app.example.com/")
+		ctx.SetStatusCode(302)
+	}
+	m := DefaultModel()
+	m.CrawlerShare, m.PreviewShare, m.PrefetchShare, m.HeadShare, m.UnknownShare = 0, 0, 0, 0, 0
+	g, _ := NewGenerator(m)
+	res, err := Run(context.Background(), LoadOptions{Target: listen(t, h), Generator: g, Connections: 64, Rate: 1000, Duration: time.Second, Busy: busy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Busy == nil || res.Quiet == nil || res.Busy.Requests+res.Quiet.Requests != res.Requests {
+		t.Fatalf("the sides do not add up to the %d requests: %+v, %+v", res.Requests, res.Busy, res.Quiet)
+	}
+	if res.Busy.Requests < 200 || res.Busy.Requests > 320 {
+		t.Errorf("%d busy requests; about 300 were due in the busy 300ms", res.Busy.Requests)
+	}
+	if res.Busy.Latency.P50 < 20*time.Millisecond || res.Quiet.Latency.P50 >= 20*time.Millisecond {
+		t.Errorf("busy p50 %s, quiet p50 %s: the slow requests are on the wrong side", res.Busy.Latency.P50, res.Quiet.Latency.P50)
+	}
+	if sum := Merge(res, res); sum.Busy == nil || sum.Busy.Requests != 2*res.Busy.Requests || sum.Quiet.Requests != 2*res.Quiet.Requests {
+		t.Errorf("Merge does not sum the sides: %+v", sum.Busy)
+	}
+}
+
 func TestRunStopsByItself(t *testing.T) {
 	addr := listen(t, NewBare(map[string]string{LinkCode(0): "https://app.example.com/"}).Handle)
 	g, _ := NewGenerator(DefaultModel())

@@ -16,11 +16,14 @@ const busyShare = 0.7
 // soon the other edge served the imported links.
 func (l *loadtester) writeImport(w io.Writer, stores []*row, bare *row) {
 	fmt.Fprintf(w, "## Bulk import under load, and new links on every edge\n\n")
-	fmt.Fprintf(w, "The open loop again, at %.0f req/s (the open loop's rate, but at most %.0f%% of the slowest clickgate design's closed-loop maximum: above a design's capacity its queue grows for as long as a round lasts, and its p99 measures that, import or not; the import's own work and the time the hypervisor takes from the core come on top of the rate), for each clickgate design in %d rounds of %s that take turns with the others: in every other round, `POST /v1/links:bulk` calls of %d links each (codes drawn by clickgate) follow one another on the first edge for the round's length. "+
-		"Both p99s are from this one run, over all its rounds of each kind; the median of the rounds' ratio is of the median of the p99s of the rounds with an import over that of the rounds without, which one slow spell of the machine moves less. Server CPU is the design's processes' CPU over the rounds' time, in cores, and stolen the time the hypervisor took from the server's cores, as in the open loop's table. On the cluster, after each call, the second edge is asked (HEAD, not counted) for the call's last link until it redirects: the time from the call's answer until then is the time a new link takes to reach every node.\n\n",
-		l.importRate, 100*importShare, importRounds, l.duration/time.Duration(l.rounds), l.importBatch)
-	fmt.Fprintf(w, "| design | p99 without import | p99 during import | × | median of the rounds' × | p50 without / during | server CPU, cores, without / during | stolen, cores, without / during | links imported | one bulk call of %d, median | max | served by the other edge, median | max |\n", l.importBatch)
-	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(w, "The open loop again, at %.0f req/s (the open loop's rate, but at most %.0f%% of the slowest clickgate design's closed-loop maximum: above a design's capacity its queue grows for as long as a round lasts, and its p99 measures that, import or not; the import's own work and the time the hypervisor takes from the core come on top of the rate), "+
+		"for each clickgate design in %d rounds of %s that take turns with the others. In every round, `POST /v1/links:bulk` calls of %d links each (codes drawn by clickgate) on the first edge alternate with pauses about as long (0.5 to 1.5 times the call before). "+
+		"Each request's latency counts as during an import when a call was in flight at its due time, and as without otherwise: both kinds share every slow spell of the machine, as they alternate every few seconds. "+
+		"Send lag is how late the generator sent a request after it was due (as in the open loop's table, and inside the latency): the bulk calls' client shares the generator's process and core. Both p99s are over all the rounds; the median of the rounds' ratio is of the median of the rounds' p99s during an import over that of their p99s without. Server CPU is the design's processes' CPU over the rounds' time, in cores, and stolen the time the hypervisor took from the server's cores, as in the open loop's table. "+
+		"On the cluster, after each call, the second edge is asked (HEAD, not counted) for the call's last link until it redirects: the time from the call's answer until then is the time a new link takes to reach every node.\n\n",
+		l.importRate, 100*importShare, importRounds, time.Duration(importRoundLen*float64(l.duration)), l.importBatch)
+	fmt.Fprintf(w, "| design | p99 without import | p99 during import | × | median of the rounds' × | p50 without / during | send lag p99 without / during | requests during an import | server CPU, cores | stolen, cores | links imported | one bulk call of %d, median | max | served by the other edge, median | max |\n", l.importBatch)
+	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range stores {
 		q, b := r.quiet.res, r.busy.res
 		if q == nil || b == nil || r.imp == nil {
@@ -34,15 +37,15 @@ func (l *loadtester) writeImport(w io.Writer, stores []*row, bare *row) {
 		if len(r.imp.calls) > 0 {
 			callMed, callMax = ms(median(r.imp.calls)), ms(slices.Max(r.imp.calls))
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %.2f | %.2f | %s / %s | %.2f / %.2f | %.2f / %.2f | %d | %s | %s | %s | %s |\n", r.name, ms(q.Latency.P99), ms(b.Latency.P99),
-			float64(b.Latency.P99)/float64(q.Latency.P99), importMedian(r), ms(q.Latency.P50), ms(b.Latency.P50), r.quiet.cores(), r.busy.cores(),
-			r.quiet.stolen(), r.busy.stolen(), r.imp.links, callMed, callMax, served, servedMax)
+		fmt.Fprintf(w, "| %s | %s | %s | %.2f | %.2f | %s / %s | %s / %s | %.0f%% | %.2f | %.2f | %d | %s | %s | %s | %s |\n", r.name, ms(q.Latency.P99), ms(b.Latency.P99),
+			float64(b.Latency.P99)/float64(q.Latency.P99), importMedian(r), ms(q.Latency.P50), ms(b.Latency.P50), ms(q.SendLag.P99), ms(b.SendLag.P99), 100*float64(b.Requests)/float64(b.Requests+q.Requests),
+			r.importing.cores(), r.importing.stolen(), r.imp.links, callMed, callMax, served, servedMax)
 	}
-	fmt.Fprintf(w, "\nErrors: %s.\n\n", errorsOf(stores, func(r *row) *phase { return &r.busy }))
+	fmt.Fprintf(w, "\nErrors: %s.\n\n", errorsOf(stores, func(r *row) *phase { return &r.importing }))
 }
 
-// importMedian is the median of the p99s of r's rounds with an import
-// over that of its rounds without.
+// importMedian is the median of the p99s of r's requests during an
+// import, one a round, over that of its requests without.
 func importMedian(r *row) float64 {
 	return float64(r.busy.medianP99()) / float64(r.quiet.medianP99())
 }

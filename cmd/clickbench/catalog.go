@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/clickgate/clickgate/bench"
@@ -18,10 +20,13 @@ import (
 	"github.com/clickgate/clickgate/redirect/admin/adminclient"
 )
 
-// importRounds are the open loop's rounds of the bulk import test, in
-// turn without and with an import under way: six of each, so that the
-// median of their p99s says whether one slow spell made either.
-const importRounds = 12
+// importRounds are the rounds of the bulk import test for each design,
+// taking turns with the others; each lasts importRoundLen open-loop
+// durations, long enough for bulk calls and pauses to alternate in it.
+const (
+	importRounds   = 4
+	importRoundLen = 1.5
+)
 
 // importShare bounds the bulk import test's rate: at most this share of
 // the slowest clickgate design's closed-loop maximum. Above a design's
@@ -50,11 +55,13 @@ type importResult struct {
 }
 
 // importUnderLoad runs the open loop again on every clickgate design, in
-// rounds that take turns with the others, every other round while bulk
-// calls of l.importBatch links follow one another on the first edge: the
-// p99 of the rounds without and with an import, from one run.
+// rounds that take turns with the others, while bulk calls of
+// l.importBatch links on the first edge alternate with pauses as long: the
+// latency of each request goes to r.busy when a call was in flight at its
+// due time, and to r.quiet otherwise. Both sides share every slow spell
+// of the machine, as they alternate every few seconds in every round.
 func (l *loadtester) importUnderLoad(rows []*row) error {
-	round := l.duration / time.Duration(l.rounds)
+	round := time.Duration(importRoundLen * float64(l.duration))
 	l.importRate = l.openRate
 	for _, r := range rows {
 		if r.clickgate {
@@ -62,7 +69,6 @@ func (l *loadtester) importUnderLoad(rows []*row) error {
 		}
 	}
 	for i := range importRounds {
-		busy := i%2 == 1
 		for _, r := range rows {
 			if !r.clickgate {
 				continue
@@ -70,30 +76,25 @@ func (l *loadtester) importUnderLoad(rows []*row) error {
 			if r.imp == nil {
 				r.imp = &importResult{}
 			}
-			p := &r.quiet
+			calls := &callTimes{}
 			done := make(chan error, 1)
-			if busy {
-				p = &r.busy
-				go func() { done <- l.importLoop(r, time.Now().Add(round)) }()
-			} else {
-				done <- nil
-			}
-			res, err := l.round(r, p, l.model, bench.LoadOptions{Rate: l.importRate, Duration: round}, nil)
+			go func() { done <- l.importLoop(r, calls, time.Now().Add(round)) }()
+			res, err := l.round(r, &r.importing, l.model, bench.LoadOptions{Rate: l.importRate, Duration: round, Busy: calls.busy}, nil)
 			if ierr := <-done; err == nil && ierr != nil {
 				err = fmt.Errorf("%s: bulk import: %w", r.name, ierr)
 			}
 			if err != nil {
 				return err
 			}
-			what := "no import"
-			if busy {
-				what = fmt.Sprintf("importing, %d links so far", r.imp.links)
-			}
-			fmt.Fprintf(l.stderr, "import round %d/%d, %s at %.0f req/s, %s: p99 %s\n", i+1, importRounds, r.name, res.Rate, what, res.Latency.P99)
+			r.quiet.rounds = append(r.quiet.rounds, res.Quiet)
+			r.busy.rounds = append(r.busy.rounds, res.Busy)
+			fmt.Fprintf(l.stderr, "import round %d/%d, %s at %.0f req/s, %d links so far: p99 %s without a call in flight, %s with\n",
+				i+1, importRounds, r.name, res.Rate, r.imp.links, res.Quiet.Latency.P99, res.Busy.Latency.P99)
 		}
 	}
 	for _, r := range rows {
 		if r.clickgate {
+			r.merge(&r.importing)
 			r.merge(&r.quiet)
 			r.merge(&r.busy)
 		}
@@ -102,17 +103,20 @@ func (l *loadtester) importUnderLoad(rows []*row) error {
 }
 
 // importLoop sends bulk calls of l.importBatch links of the model's first
-// creator to r's first edge, one after another, until end; after each, it
-// waits until every other edge serves the call's last link. The links
-// are importCreator's, whose counters (the checks' HEADs) are not audited.
-func (l *loadtester) importLoop(r *row, end time.Time) error {
+// creator to r's first edge until end, each followed by a pause of about
+// its length (0.5 to 1.5 times, so that the calls do not fall in step with
+// anything periodic); after each call it waits until every other edge
+// serves the call's last link. The links are importCreator's, whose
+// counters (the checks' HEADs) are not audited.
+func (l *loadtester) importLoop(r *row, calls *callTimes, end time.Time) error {
 	for time.Now().Before(end) {
-		start := time.Now()
+		calls.begin()
 		codes, err := bench.ImportLinks(l.ctx, r.admin, bench.CampaignID(0), importCreator, importDestination, l.importBatch)
+		took := calls.end()
 		if err != nil {
 			return err
 		}
-		r.imp.calls = append(r.imp.calls, time.Since(start))
+		r.imp.calls = append(r.imp.calls, took)
 		r.imp.links += len(codes)
 		answered := time.Now()
 		for _, t := range r.targets[1:] {
@@ -123,8 +127,49 @@ func (l *loadtester) importLoop(r *row, end time.Time) error {
 		if len(r.targets) > 1 {
 			r.imp.served = append(r.imp.served, time.Since(answered))
 		}
+		pause := time.Duration(float64(took) * (0.5 + rand.Float64()))
+		select {
+		case <-time.After(min(pause, time.Until(end))):
+		case <-l.ctx.Done():
+			return l.ctx.Err()
+		}
 	}
 	return nil
+}
+
+// callTimes are when bulk calls were in flight, one at a time.
+type callTimes struct {
+	mu    sync.Mutex
+	spans [][2]time.Time // start, end; end zero while in flight
+}
+
+// begin records a call starting now.
+func (c *callTimes) begin() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.spans = append(c.spans, [2]time.Time{time.Now()})
+}
+
+// end records the call in flight ending now, and returns its length.
+func (c *callTimes) end() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := &c.spans[len(c.spans)-1]
+	s[1] = time.Now()
+	return s[1].Sub(s[0])
+}
+
+// busy reports whether a call was in flight at t, which is not in the
+// future: the last call that began at t or before had not ended by then.
+func (c *callTimes) busy(t time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := len(c.spans) - 1; i >= 0; i-- {
+		if s := c.spans[i]; !t.Before(s[0]) {
+			return s[1].IsZero() || t.Before(s[1])
+		}
+	}
+	return false
 }
 
 // catalogResult is a server's start with many links in its store.

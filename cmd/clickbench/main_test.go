@@ -242,3 +242,30 @@ func TestCPULines(t *testing.T) {
 		t.Fatalf("unexpected steal: CPU 0's %v, every CPU's after it %v", s0, stealCPU(""))
 	}
 }
+
+func TestCallTimes(t *testing.T) {
+	var c callTimes
+	before := time.Now()
+	if c.busy(before) {
+		t.Fatal("busy before any call")
+	}
+	c.begin()
+	during := time.Now()
+	if !c.busy(during) {
+		t.Fatal("not busy while a call is in flight")
+	}
+	time.Sleep(time.Millisecond)
+	took := c.end()
+	between := time.Now()
+	c.begin()
+	c.end()
+	after := time.Now()
+	switch {
+	case took <= 0:
+		t.Fatalf("a call took %s", took)
+	case c.busy(before), c.busy(between), c.busy(after):
+		t.Fatal("busy outside the calls")
+	case !c.busy(during):
+		t.Fatal("not busy during the first call, once it ended")
+	}
+}

@@ -268,7 +268,7 @@ func (l *loadtester) measure(rows []*row) error {
 		}
 		// All of its traffic is audited: warm-up, closed and open loops.
 		all := append(append(append([]*bench.Result{r.warm}, r.max.rounds...), r.fresh.rounds...), r.open.rounds...)
-		all = append(append(all, r.quiet.rounds...), r.busy.rounds...)
+		all = append(all, r.importing.rounds...)
 		r.audit = l.limits.Audit(l.model, bench.Merge(all...), r.before, after)
 		r.cps = checkpointsOf(r.scrape())
 		if r.cluster != nil {
