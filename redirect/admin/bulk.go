@@ -141,7 +141,28 @@ func (a *API) bulkLinks(ctx context.Context, rc *fasthttp.RequestCtx) (int, any,
 			return 0, nil, fmt.Errorf("cannot create links of lines %d to %d: %w", lines[created], lines[len(lines)-1], ctx.Err())
 		}
 	}
-	return fasthttp.StatusCreated, bulkResponse{Created: created, Links: a.createdLinks(links, lines)}, nil
+	return fasthttp.StatusCreated, a.createdBody(ctx, pace, links, lines), nil
+}
+
+// createdBody is the answer of an import that created links: what
+// writeJSON makes of a bulkResponse, but encoded bulkChunk links at a time
+// with pace's waits between. At once, the answer of 10,000 links held the
+// core for 6-9 ms (throwaway measurement), and every redirect waited.
+func (a *API) createdBody(ctx context.Context, pace *redirect.Pacer, links []counter.Link, lines []int) rawBody {
+	b := fmt.Appendf(nil, "{\n  \"created\": %d,\n  \"links\": [\n", len(links))
+	for i := 0; i < len(links); i += bulkChunk {
+		if i > 0 {
+			pace.Wait(ctx) // the links are created: past the deadline, unpaced
+			b = append(b, ",\n"...)
+		}
+		end := min(i+bulkChunk, len(links))
+		j, err := json.MarshalIndent(a.createdLinks(links[i:end], lines[i:end]), "  ", "  ")
+		if err != nil {
+			panic(fmt.Sprintf("BUG: cannot marshal response: %s", err))
+		}
+		b = append(b, j[len("[\n"):len(j)-len("\n  ]")]...) // the links, as inside the whole
+	}
+	return rawBody{contentType: "application/json", data: append(b, "\n  ]\n}\n"...)}
 }
 
 // takenLines returns the error of each line of links (on lines) whose

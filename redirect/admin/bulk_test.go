@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/clickgate/clickgate/counter"
+	"github.com/clickgate/clickgate/redirect"
 )
 
 // bulkBody is n lines of links of spring's alice, with custom codes when
@@ -194,5 +197,25 @@ func TestBulkLinksTakenMeanwhile(t *testing.T) {
 				t.Fatalf("unexpected last link created %v", last)
 			}
 		})
+	}
+}
+
+// TestCreatedBody: the answer of an import, encoded a chunk at a time, is
+// byte for byte what writeJSON makes of it at once.
+func TestCreatedBody(t *testing.T) {
+	a := &API{o: Options{PublicURL: "https://go.example.com/"}}
+	for _, n := range []int{1, bulkChunk, 2*bulkChunk + 3} {
+		links := make([]counter.Link, n)
+		lines := make([]int, n)
+		for i := range links {
+			links[i].Code = fmt.Sprintf("c%05d\"<", i) // escaped as in writeJSON
+			lines[i] = 2*i + 1
+		}
+		got := a.createdBody(context.Background(), redirect.NewPacer(), links, lines)
+		var rc fasthttp.RequestCtx
+		writeJSON(&rc, 201, bulkResponse{Created: n, Links: a.createdLinks(links, lines)})
+		if want := rc.Response.Body(); string(got.data) != string(want) || got.contentType != "application/json" {
+			t.Fatalf("%d links: answer differs from writeJSON's:\n%.300s\nwant\n%.300s", n, got.data, want)
+		}
 	}
 }
