@@ -204,7 +204,7 @@ func TestBulkLinksTakenMeanwhile(t *testing.T) {
 // byte for byte what writeJSON makes of it at once.
 func TestCreatedBody(t *testing.T) {
 	a := &API{o: Options{PublicURL: "https://go.example.com/"}}
-	for _, n := range []int{1, bulkChunk, 2*bulkChunk + 3} {
+	for _, n := range []int{1, answerChunk, answerChunk + 1, 2*answerChunk + 3} {
 		links := make([]counter.Link, n)
 		lines := make([]int, n)
 		for i := range links {

@@ -13,7 +13,8 @@ import (
 	"github.com/clickgate/clickgate/counter/payout"
 )
 
-// rawBody is an answer that is not JSON.
+// rawBody is an answer that serve writes as it is: not JSON, or JSON
+// encoded by the endpoint (a bulk import's answer, a chunk at a time).
 type rawBody struct {
 	contentType string
 	data        []byte
