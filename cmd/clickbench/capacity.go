@@ -17,18 +17,19 @@ const busyShare = 0.7
 func (l *loadtester) writeImport(w io.Writer, stores []*row, bare *row) {
 	fmt.Fprintf(w, "## Bulk import under load, and new links on every edge\n\n")
 	fmt.Fprintf(w, "The open loop again, at %.0f req/s (the open loop's rate, but at most %.0f%% of the slowest clickgate design's closed-loop maximum: above a design's capacity its queue grows for as long as a round lasts, and its p99 measures that, import or not; the import's own work and the time the hypervisor takes from the core come on top of the rate), "+
-		"for each clickgate design in %d rounds of %s that take turns with the others. In every round, bulk calls of %d links each (`clickgate links import`, one `POST /v1/links:bulk` a call, codes drawn by clickgate; a process of its own at the lowest priority on the generator's core) to the first edge alternate with pauses about as long (0.5 to 1.5 times the call before). "+
+		"for each clickgate design in %d rounds of %s that take turns with the others. In every round, `POST /v1/links:bulk` calls of %d links each (codes drawn by clickgate) to the first edge alternate with pauses about as long (0.5 to 1.5 times the call before); no call starts that would outlast the round. "+
 		"Each request's latency counts as during an import when a call was in flight at its due time, and as without otherwise: both kinds share every slow spell of the machine, as they alternate every few seconds. "+
-		"Send lag is how late the generator sent a request after it was due (as in the open loop's table, and inside the latency): the bulk calls' client shares the generator's core. Both p99s are over all the rounds; the median of the rounds' ratio is of the median of the rounds' p99s during an import over that of their p99s without. Server CPU is the design's processes' CPU over the rounds' time, in cores, and stolen the time the hypervisor took from the server's cores, as in the open loop's table. "+
+		"Send lag is how late the generator sent a request after it was due (as in the open loop's table, and inside the latency): the bulk calls' client shares the generator's process and core, but reads each call's answer a buffer at a time without decoding it. Both p99s are over all the rounds; the median of the rounds' ratio is over the rounds of the p99 during an import over that without in the same round. Server CPU is the design's processes' CPU over the rounds' time, in cores, and stolen the time the hypervisor took from the server's cores, as in the open loop's table. "+
 		"On the cluster, after each call, the second edge is asked (HEAD, not counted) for the call's last link until it redirects: the time from the call's answer until then is the time a new link takes to reach every node.\n\n",
 		l.importRate, 100*importShare, importRounds, time.Duration(importRoundLen*float64(l.duration)), l.importBatch)
 	fmt.Fprintf(w, "| design | p99 without import | p99 during import | × | median of the rounds' × | p50 without / during | send lag p99 without / during | requests during an import | server CPU, cores | stolen, cores | links imported | one bulk call of %d, median | max | served by the other edge, median | max |\n", l.importBatch)
 	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range stores {
-		q, b := r.quiet.res, r.busy.res
-		if q == nil || b == nil || r.imp == nil {
+		x, med, ok := importRatios(r)
+		if !ok {
 			continue
 		}
+		q, b := r.importing.res.Quiet, r.importing.res.Busy
 		served, servedMax := "—", "—"
 		if len(r.imp.served) > 0 {
 			served, servedMax = ms(median(r.imp.served)), ms(slices.Max(r.imp.served))
@@ -38,16 +39,28 @@ func (l *loadtester) writeImport(w io.Writer, stores []*row, bare *row) {
 			callMed, callMax = ms(median(r.imp.calls)), ms(slices.Max(r.imp.calls))
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %.2f | %.2f | %s / %s | %s / %s | %.0f%% | %.2f | %.2f | %d | %s | %s | %s | %s |\n", r.name, ms(q.Latency.P99), ms(b.Latency.P99),
-			float64(b.Latency.P99)/float64(q.Latency.P99), importMedian(r), ms(q.Latency.P50), ms(b.Latency.P50), ms(q.SendLag.P99), ms(b.SendLag.P99), 100*float64(b.Requests)/float64(b.Requests+q.Requests),
+			x, med, ms(q.Latency.P50), ms(b.Latency.P50), ms(q.SendLag.P99), ms(b.SendLag.P99), 100*float64(b.Requests)/float64(b.Requests+q.Requests),
 			r.importing.cores(), r.importing.stolen(), r.imp.links, callMed, callMax, served, servedMax)
 	}
 	fmt.Fprintf(w, "\nErrors: %s.\n\n", errorsOf(stores, func(r *row) *phase { return &r.importing }))
 }
 
-// importMedian is the median of the p99s of r's requests during an
-// import, one a round, over that of its requests without.
-func importMedian(r *row) float64 {
-	return float64(r.busy.medianP99()) / float64(r.quiet.medianP99())
+// importRatios returns the p99 of r's requests during an import over that
+// of its requests without, over all its rounds and the median of the
+// rounds'; not ok when no round had requests of both kinds.
+func importRatios(r *row) (all, median float64, ok bool) {
+	var x []float64
+	for _, res := range r.importing.rounds {
+		if res.Quiet.Requests > 0 && res.Busy.Requests > 0 {
+			x = append(x, float64(res.Busy.Latency.P99)/float64(res.Quiet.Latency.P99))
+		}
+	}
+	if len(x) == 0 {
+		return 0, 0, false
+	}
+	slices.Sort(x)
+	q, b := r.importing.res.Quiet, r.importing.res.Busy
+	return float64(b.Latency.P99) / float64(q.Latency.P99), x[len(x)/2], true
 }
 
 func median(d []time.Duration) time.Duration {
@@ -224,10 +237,10 @@ func (l *loadtester) writeCatalogTargets(w io.Writer, stores []*row, cat *catalo
 			m := slices.Max(r.imp.served).Seconds()
 			fmt.Fprintf(w, "- %s: a new link served by every node within 1 s: at most %s after the bulk call's answer (%d calls), %s\n", r.name, ms(slices.Max(r.imp.served)), len(r.imp.served), atMost(m, 1, "%.2f s"))
 		}
-		if r.quiet.res != nil && r.busy.res != nil {
-			x, med := float64(r.busy.res.Latency.P99)/float64(r.quiet.res.Latency.P99), importMedian(r)
+		if x, med, ok := importRatios(r); ok {
+			q, b := r.importing.res.Quiet, r.importing.res.Busy
 			fmt.Fprintf(w, "- %s: redirect p99 unchanged during a bulk import (≤ 1.2× without): %s against %s, %.2f×, %s (the median of the rounds': %.2f×)\n",
-				r.name, ms(r.busy.res.Latency.P99), ms(r.quiet.res.Latency.P99), x, atMost(max(x, med), 1.2, "%.2f×"), med)
+				r.name, ms(b.Latency.P99), ms(q.Latency.P99), x, atMost(max(x, med), 1.2, "%.2f×"), med)
 		}
 	}
 	for _, r := range stores {

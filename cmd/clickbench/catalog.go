@@ -3,11 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -60,8 +60,8 @@ type importResult struct {
 // importUnderLoad runs the open loop again on every clickgate design, in
 // rounds that take turns with the others, while bulk calls of
 // l.importBatch links on the first edge alternate with pauses as long: the
-// latency of each request goes to r.busy when a call was in flight at its
-// due time, and to r.quiet otherwise. Both sides share every slow spell
+// latency of each request goes to its result's Busy when a call was in
+// flight at its due time, and to its Quiet otherwise. Both sides share every slow spell
 // of the machine, as they alternate every few seconds in every round.
 func (l *loadtester) importUnderLoad(rows []*row) error {
 	round := time.Duration(importRoundLen * float64(l.duration))
@@ -76,10 +76,7 @@ func (l *loadtester) importUnderLoad(rows []*row) error {
 	if err != nil {
 		return err
 	}
-	file := filepath.Join(l.tmp, "import.jsonl")
-	if err := os.WriteFile(file, bytes.Repeat(line, l.importBatch), 0o600); err != nil {
-		return err
-	}
+	body := bytes.Repeat(line, l.importBatch)
 	for i := range importRounds {
 		for _, r := range rows {
 			if !r.clickgate {
@@ -90,7 +87,7 @@ func (l *loadtester) importUnderLoad(rows []*row) error {
 			}
 			calls := &callTimes{}
 			done := make(chan error, 1)
-			go func() { done <- l.importLoop(r, file, calls, time.Now().Add(round)) }()
+			go func() { done <- l.importLoop(r, body, calls, time.Now().Add(round)) }()
 			res, err := l.round(r, &r.importing, l.model, bench.LoadOptions{Rate: l.importRate, Duration: round, Busy: calls.busy}, nil)
 			if ierr := <-done; err == nil && ierr != nil {
 				err = fmt.Errorf("%s: bulk import: %w", r.name, ierr)
@@ -98,8 +95,6 @@ func (l *loadtester) importUnderLoad(rows []*row) error {
 			if err != nil {
 				return err
 			}
-			r.quiet.rounds = append(r.quiet.rounds, res.Quiet)
-			r.busy.rounds = append(r.busy.rounds, res.Busy)
 			fmt.Fprintf(l.stderr, "import round %d/%d, %s at %.0f req/s, %d links so far: p99 %s without a call in flight, %s with\n",
 				i+1, importRounds, r.name, res.Rate, r.imp.links, res.Quiet.Latency.P99, res.Busy.Latency.P99)
 		}
@@ -107,24 +102,23 @@ func (l *loadtester) importUnderLoad(rows []*row) error {
 	for _, r := range rows {
 		if r.clickgate {
 			r.merge(&r.importing)
-			r.merge(&r.quiet)
-			r.merge(&r.busy)
 		}
 	}
 	return nil
 }
 
-// importLoop imports file, l.importBatch links of importCreator, into r
-// through its first edge until end, each call followed by a pause of about
-// its length (0.5 to 1.5 times, so that the calls do not fall in step with
-// anything periodic); after each call it waits until every other edge
-// serves the call's last link. importCreator's counters (the checks'
-// HEADs) are not audited.
-func (l *loadtester) importLoop(r *row, file string, calls *callTimes, end time.Time) error {
-	for time.Now().Before(end) {
+// importLoop posts body, l.importBatch links of importCreator, to r's
+// first edge until end, each call followed by a pause of about its length
+// (0.5 to 1.5 times, so that the calls do not fall in step with anything
+// periodic); after each call it waits until every other edge serves the
+// call's last link. A call that would run past end is not made.
+// importCreator's counters (the checks' HEADs) are not audited.
+func (l *loadtester) importLoop(r *row, body []byte, calls *callTimes, end time.Time) error {
+	var took time.Duration
+	for time.Now().Add(took).Before(end) {
 		calls.begin()
-		last, err := l.importCall(r, file)
-		took := calls.end()
+		last, err := l.importCall(r, body)
+		took = calls.end()
 		if err != nil {
 			return err
 		}
@@ -149,33 +143,50 @@ func (l *loadtester) importLoop(r *row, file string, calls *callTimes, end time.
 	return nil
 }
 
-// importCall imports file into r with `clickgate links import`, one
-// POST /v1/links:bulk, and returns the code of the last link created. The
-// client is a process of its own at the lowest priority, on the load
-// generator's core: its work (the file, and the answer that lists every
-// link) takes as little as can be from the generator, and never its
-// process's garbage collector.
-func (l *loadtester) importCall(r *row, file string) (last string, err error) {
-	out, err := exec.CommandContext(l.ctx, "nice", "-n", "19", l.gate, "links", "import",
-		"--admin-url", r.admin.URL, "--admin-token", loadtestToken, file).Output()
+// importCall posts body to r's first edge, one POST /v1/links:bulk, and
+// returns the code of the last link created once the answer has arrived.
+// It reads the answer, which lists every link, a buffer at a time and
+// keeps only its head and its end: decoding it whole would allocate
+// megabytes, and run the collector of the load generator, which shares
+// this process.
+func (l *loadtester) importCall(r *row, body []byte) (last string, err error) {
+	req, err := http.NewRequestWithContext(l.ctx, "POST", r.admin.URL+"/v1/links:bulk", bytes.NewReader(body))
 	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			err = fmt.Errorf("%w: %s", err, bytes.TrimSpace(ee.Stderr))
+		return "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+loadtestToken)
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("bulk import: %w", err)
+	}
+	defer resp.Body.Close()
+	// The answer's first 64 bytes and last 256, in buffers that never grow.
+	head, tail, buf := make([]byte, 0, 64), make([]byte, 0, 512), make([]byte, 32<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		head = append(head, buf[:min(n, cap(head)-len(head))]...)
+		tail = append(tail, buf[max(0, n-256):n]...)
+		if len(tail) > 256 {
+			tail = append(tail[:0], tail[len(tail)-256:]...)
 		}
-		return "", fmt.Errorf("clickgate links import: %w", err)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return "", fmt.Errorf("bulk import: %w", err)
+		}
 	}
-	m := createdRE.FindSubmatch(out)
-	i := bytes.LastIndex(out, []byte(`"code": "`))
-	if m == nil || string(m[1]) != strconv.Itoa(l.importBatch) || i < 0 {
-		return "", fmt.Errorf("clickgate links import: %d links asked for, and it said: %.200s", l.importBatch, out)
+	m := createdRE.FindSubmatch(head)
+	i := bytes.LastIndex(tail, []byte(`"code": "`))
+	if resp.StatusCode != http.StatusCreated || m == nil || string(m[1]) != strconv.Itoa(l.importBatch) || i < 0 {
+		return "", fmt.Errorf("bulk import of %d links: %s, %.200s", l.importBatch, resp.Status, head)
 	}
-	last, _, _ = strings.Cut(string(out[i+len(`"code": "`):]), `"`)
+	last, _, _ = strings.Cut(string(tail[i+len(`"code": "`):]), `"`)
 	return last, nil
 }
 
-// createdRE finds how many links `clickgate links import` says it created,
-// without decoding the list of them.
+// createdRE finds how many links a bulk import's answer says it created.
 var createdRE = regexp.MustCompile(`^\{\s*"created": (\d+)`)
 
 // callTimes are when bulk calls were in flight, one at a time.

@@ -66,12 +66,12 @@ type row struct {
 	max   phase // closed loop, the default model
 	fresh phase // closed loop, every request a new visitor
 	open  phase // open loop at one rate for every design
-	// importing is the open loop while bulk imports come and go; quiet
-	// and busy are the latencies of its requests due without and with a
+	// importing is the open loop while bulk imports come and go; its
+	// results' Quiet and Busy hold the requests due without and with a
 	// bulk call in flight (importUnderLoad).
-	importing, quiet, busy phase
-	audit                  *bench.Audit
-	cps                    checkpoints // the judges' over the whole run
+	importing phase
+	audit     *bench.Audit
+	cps       checkpoints // the judges' over the whole run
 }
 
 // loadtester runs the designs one after another on the same machine.
@@ -229,7 +229,7 @@ const loadtestToken = "clickbench-loadtest-0123456789abcdef0123456789"
 // start runs a design's processes, seeds clickgate and reads its
 // counters before any traffic.
 func (l *loadtester) start(d design) (r *row, err error) {
-	r = &row{design: d, max: newPhase(), fresh: newPhase(), open: newPhase(), importing: newPhase(), quiet: newPhase(), busy: newPhase()}
+	r = &row{design: d, max: newPhase(), fresh: newPhase(), open: newPhase(), importing: newPhase()}
 	defer func() {
 		if err != nil {
 			r.stop()

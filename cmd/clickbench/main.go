@@ -39,9 +39,11 @@ Usage:
                  [--audit --admin-url URL --admin-token T]
       send the model's traffic; --rate R for an open loop at R req/s;
       --audit compares clickgate's counters before and after with what was sent
-  clickbench baseline [--listen ADDR] [--links N] [--redis URL]
-      serve the ceiling (a bare 302 from memory), or with --redis the naive
-      design (one HINCRBY round trip per click), for codes L0000000..L(N-1)
+  clickbench baseline [--listen ADDR] [--links N] [--redis URL | --durable FILE]
+      serve the ceiling (a bare 302 from memory), with --redis the naive
+      design (one HINCRBY round trip per click), or with --durable the floor
+      of a durable design (each GET fdatasynced to FILE by a group commit
+      before its 302), for codes L0000000..L(N-1)
   clickbench loadtest [--out FILE] [--duration D]
       run every design side by side, pinned to cores, and write BENCHMARKS.md
 
@@ -299,7 +301,7 @@ func baseline(ctx context.Context, args []string, stderr io.Writer) error {
 	listen := fs.String("listen", "127.0.0.1:9080", "listener address")
 	def := bench.DefaultModel()
 	n := fs.Int("links", def.Links(), "number of links, codes L0000000 to L(N-1): the default model's, fraudsters' included")
-	redisURL := fs.String("redis", "", "Redis URL: count every click with one HINCRBY (the naive design); empty: the bare ceiling")
+	redisURL := fs.String("redis", "", "Redis URL: count every click with one HINCRBY (the naive design); empty, and no --durable: the bare ceiling")
 	durable := fs.String("durable", "", "file (created, or truncated): append every GET to it, with a group commit (a write and an fdatasync), before its 302: the floor of a design that makes each visit durable")
 	metricsListen := fs.String("metrics-listen", "", "also serve the process's Go metrics (Prometheus text) at /metrics, and Go's profiler at /debug/pprof/, on this address")
 	if err := parse(fs, args); err != nil {

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"slices"
 	"strings"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/clickgate/clickgate/bench"
 	"github.com/clickgate/clickgate/counter/redisstore/redistest"
+	"github.com/clickgate/clickgate/redirect/admin/adminclient"
 )
 
 // startBaseline runs `clickbench baseline args...` and returns its address.
@@ -257,6 +259,7 @@ func TestCallTimes(t *testing.T) {
 	time.Sleep(time.Millisecond)
 	took := c.end()
 	between := time.Now()
+	time.Sleep(time.Millisecond)
 	c.begin()
 	c.end()
 	after := time.Now()
@@ -267,5 +270,50 @@ func TestCallTimes(t *testing.T) {
 		t.Fatal("busy outside the calls")
 	case !c.busy(during):
 		t.Fatal("not busy during the first call, once it ended")
+	}
+}
+
+// TestImportCall: the bulk import test's client finds the count and the
+// last code in an answer of many links without decoding it, and refuses
+// an answer that did not create them all.
+func TestImportCall(t *testing.T) {
+	const n = 5000
+	status := http.StatusCreated
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		if req.Header.Get("Authorization") != "Bearer "+loadtestToken || req.URL.Path != "/v1/links:bulk" || bytes.Count(body, []byte("\n")) != n {
+			http.Error(w, "bad request", 400)
+			return
+		}
+		type link struct {
+			Line int    `json:"line"`
+			Code string `json:"code"`
+			URL  string `json:"url"`
+		}
+		ans := struct {
+			Created int    `json:"created"`
+			Links   []link `json:"links"`
+		}{Created: n}
+		for i := range n {
+			ans.Links = append(ans.Links, link{i + 1, fmt.Sprintf("c%07d", i), fmt.Sprintf("https://go.example.com/c%07d", i)})
+		}
+		b, _ := json.MarshalIndent(ans, "", "  ")
+		w.WriteHeader(status)
+		w.Write(append(b, '\n'))
+	}))
+	defer srv.Close()
+	l := &loadtester{ctx: context.Background(), importBatch: n}
+	r := &row{admin: &adminclient.Client{URL: srv.URL}}
+	body := bytes.Repeat([]byte("{}\n"), n)
+	if last, err := l.importCall(r, body); err != nil || last != fmt.Sprintf("c%07d", n-1) {
+		t.Fatalf("got %q, %v; want the last code", last, err)
+	}
+	status = http.StatusOK // a dry run's, say: nothing created
+	if _, err := l.importCall(r, body); err == nil {
+		t.Fatal("an answer other than 201 taken for an import")
+	}
+	l.importBatch = n + 1
+	if _, err := l.importCall(r, bytes.Repeat([]byte("{}\n"), n+1)); err == nil {
+		t.Fatal("a refused import taken for one")
 	}
 }
