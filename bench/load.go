@@ -156,8 +156,6 @@ type worker struct {
 	fraud    []FraudBlock
 }
 
-func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(1, 60_000_000, 3) }
-
 func newWorker(l *loader, creators int) *worker {
 	w := &worker{l: l, br: bufio.NewReaderSize(nil, 16<<10), hist: newHist(), lag: newHist(), creators: make([]Expected, creators)}
 	if l.o.Busy != nil {

@@ -92,6 +92,9 @@ func (r *Result) NewVisitors() int64 {
 	return n
 }
 
+// newHist is a latency histogram: 1 µs to 60 s, 3 significant digits.
+func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(1, 60_000_000, 3) }
+
 func us(v int64) time.Duration { return time.Duration(v) * time.Microsecond }
 
 func latencies(h *hdrhistogram.Histogram) Latencies {
