@@ -7,12 +7,16 @@ import (
 	"strings"
 )
 
-// SortByKey returns the entries of all sorted by key, stably (of equal
-// keys, the earlier index first), in a new slice. It sorts the keys with
+// SortByKey sorts the entries of all by key, stably (of equal keys, the
+// earlier index first), in place, and returns all. It sorts the keys with
 // their indices, not the entries (a link is about 200 bytes), and a key's
-// first 8 bytes, big-endian, order most pairs without reading the string.
-// (Measured once under pprof, a node's load of 1M links from Redis: a
-// stable sort of pointers to the entries took 2 s of it, this 0.6 s.)
+// first 8 bytes, big-endian, order most pairs without reading the string;
+// then it moves each entry once to its place. (Measured once under pprof,
+// a node's load of 1M links from Redis: a stable sort of pointers to the
+// entries took 2 s of it, this 0.6 s. Moving the entries into a new slice
+// instead of in place allocated 200 MB more and ran the collector's write
+// barriers on every move: reading 1M links from either store took 0.3-0.8
+// s longer, in a throwaway measurement.)
 func SortByKey[T any](all []T, key func(*T) string) []T {
 	keys := make([]sortKey, len(all))
 	for i := range all {
@@ -27,11 +31,21 @@ func SortByKey[T any](all []T, key func(*T) string) []T {
 		}
 		return cmp.Or(strings.Compare(a.key, b.key), cmp.Compare(a.i, b.i))
 	})
-	out := make([]T, len(keys))
-	for k, e := range keys {
-		out[k] = all[e.i]
+	// Position k takes the entry at keys[k].i: each cycle of that
+	// permutation is followed once, each entry moved once.
+	for k := range keys {
+		if keys[k].i < 0 {
+			continue // placed by an earlier cycle
+		}
+		first, j := all[k], k
+		for keys[j].i != k {
+			src := keys[j].i
+			all[j], keys[j].i = all[src], -1
+			j = src
+		}
+		all[j], keys[j].i = first, -1
 	}
-	return out
+	return all
 }
 
 // sortKey is an entry's key and index for SortByKey.

@@ -1,7 +1,10 @@
 package counter
 
 import (
+	"math/rand/v2"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -25,12 +28,32 @@ func TestSortByKey(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := slices.Clone(tc.in)
-			if got := SortByKey(in, key); !slices.Equal(got, tc.out) {
-				t.Fatalf("got %q; want %q", got, tc.out)
-			}
-			if !slices.Equal(in, tc.in) {
-				t.Fatalf("the input changed: %q", in)
+			if got := SortByKey(in, key); !slices.Equal(got, tc.out) || !slices.Equal(in, tc.out) {
+				t.Fatalf("got %q, in place %q; want %q", got, in, tc.out)
 			}
 		})
+	}
+}
+
+// TestSortByKeyPermutations: entries of a few keys in random orders, so
+// that moving them in place follows cycles of every length, come out as a
+// stable sort puts them.
+func TestSortByKeyPermutations(t *testing.T) {
+	type entry struct {
+		key string
+		i   int
+	}
+	key := func(e *entry) string { return e.key }
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{2, 3, 10, 100, 1000} {
+		in := make([]entry, n)
+		for i := range in {
+			in[i] = entry{strconv.Itoa(r.IntN(max(n/4, 2))), i}
+		}
+		want := slices.Clone(in)
+		slices.SortStableFunc(want, func(a, b entry) int { return strings.Compare(a.key, b.key) })
+		if got := SortByKey(in, key); !slices.Equal(got, want) {
+			t.Fatalf("%d entries: got %v; want %v", n, got, want)
+		}
 	}
 }
