@@ -253,6 +253,16 @@ type Store interface {
 	Close() error
 }
 
+// Settler is a store whose Stats may not yet hold every visit appended
+// before the call: on Redis, a judge decides behind the appends of every
+// node, and Stats waits only for this node's. Settle returns once every
+// visit appended to campaign's log before the call has been decided and is
+// in Stats, or an error saying what is behind. The embedded store needs
+// none: its Stats waits for its one judge.
+type Settler interface {
+	Settle(ctx context.Context, campaign string) error
+}
+
 // PartialAddError is the error of an AddCounts that added some of its
 // counts (all those of some campaigns) before it failed: Left are the
 // counts it did not add.

@@ -26,6 +26,7 @@ import (
 	"github.com/clickgate/clickgate/counter"
 	"github.com/clickgate/clickgate/counter/ledger"
 	"github.com/clickgate/clickgate/counter/payout"
+	"github.com/clickgate/clickgate/counter/spool"
 )
 
 func ledgerPath(dir, dataDir string) string {
@@ -151,13 +152,13 @@ type flusher struct {
 	events func(ledger.Report)
 }
 
-func startFlusher(ctx context.Context, store counter.Store, dir string, key []byte, reclaim bool, every time.Duration,
+func startFlusher(ctx context.Context, store counter.Store, sp *spool.Spool, dir string, key []byte, reclaim bool, every time.Duration,
 	events func(ledger.Report), log *slog.Logger) (*flusher, error) {
 	l, err := openLedger(ctx, store, dir, key, reclaim, log)
 	if err != nil {
 		return nil, err
 	}
-	f := &flusher{store: store, l: l, log: log, every: every, quit: make(chan struct{}), done: make(chan struct{}),
+	f := &flusher{store: settling{store, sp}, l: l, log: log, every: every, quit: make(chan struct{}), done: make(chan struct{}),
 		m: newFlushMetrics(log), events: events}
 	f.m.standing(l.Snapshot())
 	if events != nil {
@@ -196,6 +197,10 @@ func (f *flusher) Flush(ctx context.Context) (ledger.FlushResult, error) {
 	start := time.Now()
 	res, err := ledger.Flush(ctx, f.store, f.l, start)
 	f.m.flushed(start, res, err, f.l.Snapshot())
+	for _, u := range res.Unsettled {
+		f.log.Warn("final statement waits: visits appended before the campaign's end are not all decided yet; a later flush seals it",
+			"campaign", u.Campaign, "err", u.Err)
+	}
 	for _, k := range res.Behind {
 		f.log.Warn("the store's totals are below the ledger's (did Redis lose writes?); the ledger keeps its totals", "campaign", k.Campaign, "creator", k.Creator)
 	}
@@ -209,6 +214,26 @@ func (f *flusher) Flush(ctx context.Context) (ledger.FlushResult, error) {
 	f.log.Info("flushed", "seq", s.Seq, "creators", s.Creators, "terms", s.Terms, "sealed", s.Sealed,
 		"last_seq", s.LastSeq, "took", time.Since(start).Round(time.Microsecond))
 	return res, nil
+}
+
+// settling is the store as the flusher sees it: a campaign settles once
+// this node's spool holds no visit and the store's judges have decided
+// its log (counter.Settler).
+type settling struct {
+	counter.Store
+	spool *spool.Spool // nil without one
+}
+
+func (s settling) Settle(ctx context.Context, campaign string) error {
+	if s.spool != nil {
+		if n := s.spool.Len(); n > 0 {
+			return fmt.Errorf("%d batches of visits wait in this node's spool", n)
+		}
+	}
+	if st, ok := s.Store.(counter.Settler); ok {
+		return st.Settle(ctx, campaign)
+	}
+	return nil
 }
 
 // Snapshot returns the ledger as it stands.
@@ -281,7 +306,21 @@ func flushCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer l.Close()
-	f := &flusher{store: store, l: l, log: log, m: newFlushMetrics(log)}
+	// A stopped node's spool may hold visits of before a campaign's end:
+	// its statement waits for them (see settling). A running node's, as
+	// another node's, is its own to replay.
+	var sp *spool.Spool
+	if dir := filepath.Join(*sf.data, "spool"); isDir(dir) {
+		switch sp, err = spool.Open(spool.Options{Dir: dir, Logger: log}); {
+		case errors.Is(err, spool.ErrInUse):
+			sp = nil
+		case err != nil:
+			return fmt.Errorf("cannot open the spool to see whether visits wait in it: %w", err)
+		default:
+			defer sp.Close()
+		}
+	}
+	f := &flusher{store: settling{store, sp}, l: l, log: log, m: newFlushMetrics(log)}
 	defer f.m.unregister()
 	res, err := f.Flush(ctx)
 	if err != nil {
@@ -399,4 +438,9 @@ func payoutsCmd(args []string, stdout, stderr io.Writer) error {
 		return payout.WriteJSON(stdout, st)
 	}
 	return payout.WriteCSV(stdout, st.Rows)
+}
+
+func isDir(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
 }

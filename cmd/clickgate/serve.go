@@ -155,7 +155,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if fl, err = startFlusher(ctx, store, lf.path(*dataDir), key, *reclaim, *flushInterval, hooks.fromLedger, log); err != nil {
+		if fl, err = startFlusher(ctx, store, sp, lf.path(*dataDir), key, *reclaim, *flushInterval, hooks.fromLedger, log); err != nil {
 			return err
 		}
 		flusher = fl

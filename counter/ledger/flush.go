@@ -19,6 +19,17 @@ type FlushResult struct {
 	// as when Redis lost its last second of writes. The ledger keeps its
 	// higher totals: it never takes back what it recorded.
 	Behind []Key
+	// Unsettled lists the campaigns past their end plus signup grace whose
+	// statement this flush did not seal, as the store could not say that
+	// every visit appended before was decided (counter.Settler). A later
+	// flush seals them once it can.
+	Unsettled []Unsettled
+}
+
+// Unsettled is a campaign whose final statement waits, and why.
+type Unsettled struct {
+	Campaign string
+	Err      error
 }
 
 // FlushSummary is what one flush wrote, for logs and operators.
@@ -28,16 +39,22 @@ type FlushSummary struct {
 	Terms    int      `json:"terms"`    // campaigns whose terms changed
 	Sealed   []string `json:"sealed"`   // campaigns whose final statements were sealed
 	Behind   []Key    `json:"behind"`   // creators whose store totals are below the ledger's
-	LastSeq  uint64   `json:"last_seq"` // the ledger's last record after the flush
-	Head     string   `json:"head"`     // the ledger's head after the flush
+	// Unsettled are the campaigns past their end plus grace whose
+	// statement waits for visits to be decided.
+	Unsettled []string `json:"unsettled"`
+	LastSeq   uint64   `json:"last_seq"` // the ledger's last record after the flush
+	Head      string   `json:"head"`     // the ledger's head after the flush
 }
 
 // Summary summarizes r, with rep the ledger after it.
 func (r FlushResult) Summary(rep Report) FlushSummary {
 	s := FlushSummary{Seq: r.Batch.Seq, Creators: len(r.Batch.Entries), Terms: len(r.Batch.Campaigns),
-		Sealed: []string{}, Behind: r.Behind, LastSeq: rep.LastSeq, Head: rep.Head}
+		Sealed: []string{}, Behind: r.Behind, Unsettled: []string{}, LastSeq: rep.LastSeq, Head: rep.Head}
 	for _, st := range r.Sealed.Statements {
 		s.Sealed = append(s.Sealed, st.Campaign)
+	}
+	for _, u := range r.Unsettled {
+		s.Unsettled = append(s.Unsettled, u.Campaign)
 	}
 	if s.Behind == nil {
 		s.Behind = []Key{}
@@ -57,7 +74,9 @@ func (r FlushResult) Summary(rep Report) FlushSummary {
 // Then, whether or not anything changed, every campaign whose end plus
 // signup grace has passed by now and whose statement is not sealed gets
 // its final statement sealed, in a record of its own: computed from the
-// ledger as it stands, it never changes afterwards.
+// ledger as it stands, it never changes afterwards. With a store that is
+// a counter.Settler, such a campaign settles before its totals are read,
+// and one that does not is left for a later flush (FlushResult.Unsettled).
 func Flush(ctx context.Context, s counter.Store, l *Ledger, now time.Time) (FlushResult, error) {
 	var res FlushResult
 	cat, err := s.Roster(ctx)
@@ -67,6 +86,20 @@ func Flush(ctx context.Context, s counter.Store, l *Ledger, now time.Time) (Flus
 	// One snapshot: the totals and terms of the same moment.
 	snap := l.Snapshot()
 	old, oldTerms := snap.Totals, snap.Campaigns
+	// A campaign this flush would seal settles first, so that the totals
+	// read below hold every visit appended before its end.
+	unsettled := map[string]bool{}
+	if st, ok := s.(counter.Settler); ok {
+		for _, c := range cat.Campaigns {
+			if _, sealed := snap.Statements[c.ID]; sealed || !now.After(c.PayableAfter()) {
+				continue
+			}
+			if err := st.Settle(ctx, c.ID); err != nil {
+				unsettled[c.ID] = true
+				res.Unsettled = append(res.Unsettled, Unsettled{c.ID, err})
+			}
+		}
+	}
 	var terms []Terms
 	for _, c := range cat.Campaigns {
 		t := TermsOf(&c)
@@ -103,7 +136,8 @@ func Flush(ctx context.Context, s counter.Store, l *Ledger, now time.Time) (Flus
 			return res, err
 		}
 	}
-	if seal := l.Snapshot().Payable(now); len(seal) > 0 {
+	seal := slices.DeleteFunc(l.Snapshot().Payable(now), func(id string) bool { return unsettled[id] })
+	if len(seal) > 0 {
 		res.Sealed, err = l.Append(Batch{At: now, Seal: seal})
 	}
 	return res, err

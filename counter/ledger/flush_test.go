@@ -156,7 +156,7 @@ func TestFlushSeals(t *testing.T) {
 		if err != nil || res.Batch.Seq != 2 || res.Sealed.Seq != 0 {
 			t.Fatalf("unexpected flush during the campaign: %+v, %v", res, err)
 		}
-		checkSummary(t, res.Summary(l.Snapshot()), FlushSummary{Seq: 2, Creators: 1, Terms: 1, Sealed: []string{}, Behind: []Key{}, LastSeq: 2, Head: l.Snapshot().Head})
+		checkSummary(t, res.Summary(l.Snapshot()), FlushSummary{Seq: 2, Creators: 1, Terms: 1, Sealed: []string{}, Behind: []Key{}, Unsettled: []string{}, LastSeq: 2, Head: l.Snapshot().Head})
 		if got := l.Snapshot().Campaigns["spring"].PayableAfter; !got.Equal(payable) {
 			t.Fatalf("unexpected PayableAfter; got %s; want %s", got, payable)
 		}
@@ -180,7 +180,7 @@ func TestFlushSeals(t *testing.T) {
 			len(st.Rows) != 1 || st.Rows[0].CreatorID != "alice" || st.Rows[0].Handle != "@alice" || st.Rows[0].QualifiedVisits != 2500 {
 			t.Fatalf("unexpected statement sealed by the flush: %+v; want %d cents for alice, ledger head %s", st, wantCents, head)
 		}
-		checkSummary(t, res.Summary(l.Snapshot()), FlushSummary{Sealed: []string{"spring"}, Behind: []Key{}, LastSeq: 3, Head: l.Snapshot().Head})
+		checkSummary(t, res.Summary(l.Snapshot()), FlushSummary{Sealed: []string{"spring"}, Behind: []Key{}, Unsettled: []string{}, LastSeq: 3, Head: l.Snapshot().Head})
 		// Sealed once.
 		if res, err := Flush(ctx, s, l, payable.Add(time.Hour)); err != nil || res.Batch.Seq != 0 || res.Sealed.Seq != 0 || l.LastSeq() != 3 {
 			t.Fatalf("unexpected flush after the statement was sealed: %+v, %v", res, err)
@@ -222,4 +222,64 @@ func checkSummary(t *testing.T, got, want FlushSummary) {
 	if bytes.Contains(b, []byte("null")) {
 		t.Fatalf("unexpected null in the flush summary %s", b)
 	}
+}
+
+// unsettledStore is a store whose judges have not decided everything
+// appended: Settle fails while err is set.
+type unsettledStore struct {
+	counter.Store
+	err     error
+	settled []string
+}
+
+func (s *unsettledStore) Settle(ctx context.Context, campaign string) error {
+	s.settled = append(s.settled, campaign)
+	return s.err
+}
+
+// TestFlushSealsSettled: a flush after the end plus grace seals only a
+// campaign that settled; one that did not gets its totals written, is
+// listed as unsettled, and is sealed by the first flush after it settles.
+// A campaign that is not payable is never asked to settle.
+func TestFlushSealsSettled(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now().UTC()
+	c := counter.Campaign{ID: "spring", StartsAt: now.Add(-time.Hour), EndsAt: now.Add(time.Hour),
+		SignupRewardCents: 100, VisitBlockSize: 1000, VisitBlockRewardCents: 500, CapCents: 1000000}
+	s := &unsettledStore{Store: storeOf(t, c, 1000), err: errors.New("partition 0 is behind")}
+	dir := t.TempDir()
+	l := newLedger(t, dir)
+	defer l.Close()
+
+	if res, err := Flush(ctx, s, l, now); err != nil || res.Batch.Seq != 2 || len(res.Unsettled) != 0 || len(s.settled) != 0 {
+		t.Fatalf("unexpected flush during the campaign: %+v, %v, settled %q; want totals, no settling", res, err, s.settled)
+	}
+	commit(t, s, 1000, 1000)
+	after := c.EndsAt.Add(time.Second)
+	res, err := Flush(ctx, s, l, after)
+	if err != nil || res.Batch.Seq != 3 || res.Sealed.Seq != 0 || len(res.Unsettled) != 1 || res.Unsettled[0].Campaign != "spring" {
+		t.Fatalf("unexpected flush of an unsettled campaign: %+v, %v; want its totals and no seal", res, err)
+	}
+	checkSummary(t, res.Summary(l.Snapshot()), FlushSummary{Seq: 3, Creators: 1, Sealed: []string{}, Behind: []Key{},
+		Unsettled: []string{"spring"}, LastSeq: 3, Head: l.Snapshot().Head})
+	if _, err := l.Snapshot().Statement("spring"); !errors.Is(err, ErrNotPayable) {
+		t.Fatalf("unexpected Statement error of an unsettled campaign; got %v; want ErrNotPayable", err)
+	}
+
+	s.err = nil
+	commit(t, s, 2000, 1000) // decided before it settles: in the statement
+	res, err = Flush(ctx, s, l, after.Add(time.Second))
+	if err != nil || res.Batch.Seq != 4 || res.Sealed.Seq != 5 || len(res.Unsettled) != 0 {
+		t.Fatalf("unexpected flush once settled: %+v, %v; want the totals, then the seal", res, err)
+	}
+	if st := res.Sealed.Statements[0]; st.Rows[0].QualifiedVisits != 3000 || st.TotalCents != 1500 {
+		t.Fatalf("unexpected statement; got %d qualified, %d cents; want 3000 and 1500", st.Rows[0].QualifiedVisits, st.TotalCents)
+	}
+	if len(s.settled) != 2 {
+		t.Fatalf("unexpected Settle calls: %q; want one per flush after the end, none once sealed", s.settled)
+	}
+	if res, err := Flush(ctx, s, l, after.Add(time.Hour)); err != nil || res.Sealed.Seq != 0 || len(s.settled) != 2 {
+		t.Fatalf("unexpected flush after the seal: %+v, %v, settled %q", res, err, s.settled)
+	}
+	mustVerify(t, dir)
 }

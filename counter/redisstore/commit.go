@@ -259,6 +259,56 @@ func (s *Store) Stats(ctx context.Context, campaign, creator string) ([]counter.
 // settleWait bounds how long Stats waits for a judge.
 const settleWait = 10 * time.Second
 
+// Settle waits until the judges of campaign have published every visit
+// appended to its logs before the call, by any node: until the offset
+// each partition's judge published reaches the last entry its log held at
+// the call. It returns an error saying which partition is behind after
+// settleWait (no node judges it, or its judge is far behind), or when ctx
+// ends. A flush seals a campaign's final statement only once it settled.
+func (s *Store) Settle(ctx context.Context, campaign string) error {
+	logs := make([]*redis.XMessageSliceCmd, s.partitions)
+	judged := make([]string, s.partitions)
+	pipe := s.rdb.Pipeline()
+	for p := range s.partitions {
+		key, err := s.partitionKey(campaign, p, "log")
+		if err != nil {
+			return err
+		}
+		if judged[p], err = s.partitionKey(campaign, p, "judged"); err != nil {
+			return err
+		}
+		logs[p] = pipe.XRevRangeN(ctx, key, "+", "-", 1)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("cannot read the logs of campaign %q: %w", campaign, storeErr(err))
+	}
+	deadline := time.Now().Add(settleWait)
+	for p := range s.partitions {
+		last := logs[p].Val()
+		if len(last) == 0 {
+			continue // empty: everything was judged, checkpointed and trimmed
+		}
+		for {
+			at, err := s.rdb.Get(ctx, judged[p]).Result()
+			if err != nil && !errors.Is(err, redis.Nil) {
+				return fmt.Errorf("cannot read how far partition %d of campaign %q is judged: %w", p, campaign, storeErr(err))
+			}
+			if !streamIDBefore(at, last[0].ID) {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("partition %d of campaign %q is judged to %q, its log reaches %q: is a node judging it?", p, campaign, at, last[0].ID)
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("partition %d of campaign %q is judged to %q, its log reaches %q: %w", p, campaign, at, last[0].ID, ctx.Err())
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
 // stats reads the counters of creator and the offset the judged ones reach.
 func (s *Store) stats(ctx context.Context, campaign, creator string, partition uint32) ([]counter.DayCounts, string, error) {
 	judgedKey, err := s.partitionKey(campaign, partition, "judged")

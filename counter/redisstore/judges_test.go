@@ -694,3 +694,67 @@ func TestJudgeFillMetrics(t *testing.T) {
 		t.Fatalf("unexpected fill metrics after the judge stopped; got most %v, rate %v; want 0", layersMost.Get(), falseRate.Get())
 	}
 }
+
+// TestSettle: Settle waits until every visit appended to a campaign's
+// logs, by any node, is decided and in Stats; it says which partition is
+// behind while no node judges it. On a single Redis and on a cluster,
+// whose partitions are on several masters.
+func TestSettle(t *testing.T) {
+	t.Run("single", func(t *testing.T) {
+		srv := redistest.Start(t)
+		testSettle(t, Options{URL: srv.URL(0)})
+	})
+	t.Run("cluster", func(t *testing.T) {
+		c := redistest.StartCluster(t, redistest.ClusterOptions{Masters: 3})
+		testSettle(t, Options{URL: c.URL(), Cluster: true})
+	})
+}
+
+func testSettle(t *testing.T, o Options) {
+	ctx := context.Background()
+	o.Params, o.Partitions = storetest.Params(t), 8
+	open := func(judge bool, holder string) *Store {
+		o.Judge, o.Holder = judge, holder
+		s, err := Open(ctx, o)
+		if err != nil {
+			t.Fatalf("cannot open store: %s", err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	edge := open(false, "")
+	if err := edge.PutCampaign(ctx, counter.Campaign{ID: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := edge.Settle(ctx, "c1"); err != nil {
+		t.Fatalf("cannot settle a campaign with no visit: %s", err)
+	}
+	var visits []counter.Visit
+	for i := range 400 {
+		visits = append(visits, personVisit("c1", fmt.Sprintf("creator-%d", i%40), i, time.Now()))
+	}
+	if err := edge.Commit(ctx, visits, make([]counter.Reason, len(visits))); err != nil {
+		t.Fatalf("cannot commit: %s", err)
+	}
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	err := edge.Settle(short, "c1")
+	cancel()
+	if err == nil || !strings.Contains(err.Error(), "partition") || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("unexpected Settle with no judge; got %v; want the partition behind", err)
+	}
+	// Another node judges, and has appended nothing: its Stats wait for
+	// nothing, Settle for the edge's visits.
+	judging := open(true, "j")
+	if err := judging.Settle(ctx, "c1"); err != nil {
+		t.Fatalf("cannot settle: %s", err)
+	}
+	for i := range 40 {
+		days, err := judging.Stats(ctx, "c1", fmt.Sprintf("creator-%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := counter.Total(days); got[counter.Qualified] != 10 {
+			t.Fatalf("unexpected counts of creator-%d once settled; got %+v; want 10 qualified", i, got)
+		}
+	}
+}
