@@ -3,7 +3,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 GO ?= go
 
-.PHONY: run build test race bench loadtest fmt vet redis-server python3 chromium
+.PHONY: run build test race bench loadtest fmt vet redis-server python3 chromium tools
 
 run: ## run the service on the embedded store under ./data
 	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/clickgate serve
@@ -12,7 +12,7 @@ BIN ?= bin
 build: ## static binary in $(BIN)/ (bin/)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/clickgate ./cmd/clickgate
 
-test: redis-server python3 chromium ## the whole suite, with the race detector, showing progress (Redis tests need redis-server, the ledger checker's test python3, the dashboard's browser test chromium)
+test: tools redis-server python3 chromium ## the whole suite, with the race detector, showing progress (the race detector needs gcc, the README's tests curl and openssl, Redis tests redis-server, the ledger checker's test python3, the dashboard's browser test chromium)
 	bash .ci/test
 
 race: test
@@ -41,6 +41,16 @@ redis-server:
 		{ service redis-server stop >/dev/null 2>&1 || true; }; \
 	}
 	@command -v redis-server >/dev/null 2>&1 || { echo "redis-server is required for the tests (apt-get install redis-server)"; exit 1; }
+
+# The race detector needs cgo, so a C compiler; the README's commands, run
+# by its tests, use curl and openssl. Each is installed when missing.
+tools:
+	@for t in gcc curl openssl; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "missing:$$missing; installing with apt-get"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@for t in gcc curl openssl; do command -v $$t >/dev/null 2>&1 || { echo "$$t is required for the tests (apt-get install $$t)"; exit 1; }; done
 
 # The ledger's checker for finance (counter/ledger/testdata/check_ledger.py)
 # is tested on the ledgers the Go tests write; that test fails without it.

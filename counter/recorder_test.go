@@ -258,7 +258,9 @@ func TestRecorderCommitTimeout(t *testing.T) {
 func TestRecorderStoreFailure(t *testing.T) {
 	s := &faultyStore{}
 	s.fail.Store(true)
-	r := newRecorder(t, s, counter.RecorderOptions{})
+	// A commit slower than the default timeout (a loaded disk) would be
+	// late, not committed: this test is about failures, not time.
+	r := newRecorder(t, s, counter.RecorderOptions{CommitTimeout: time.Minute})
 	defer r.Stop(context.Background())
 	for i := range 5 {
 		v := visit(i)

@@ -322,6 +322,12 @@ func clickers(n int) []*clicker {
 func TestEmbeddedEndToEnd(t *testing.T) {
 	data := t.TempDir()
 	p := startServe(t, data)
+	// The secrets it generated are the node's alone.
+	for _, name := range []string{"admin-token", "click-secret", "app-key"} {
+		if fi, err := os.Stat(filepath.Join(data, name)); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("unexpected secret %s: %v, %v; want it with mode 0600", name, fi, err)
+		}
+	}
 	code := p.setup(t)
 	cs := clickers(100)
 
