@@ -586,3 +586,70 @@ func TestEdgeFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusalReasons: each kind of refusal is counted under its own reason
+// in clickgate_public_refused_total, and under no other; a body over
+// 1 KiB gets its 413, and a request not sent within --read-timeout its
+// 408.
+func TestRefusalReasons(t *testing.T) {
+	p := startEdge(t, "--read-timeout", "1s")
+	get := "GET /" + edgeCode + " HTTP/1.1"
+	rows := []struct {
+		reason string
+		req    string
+		want   int
+		open   bool // the client keeps sending: the connection is not half-closed
+	}{
+		{reason: "malformed_request", req: "\x8f\x00\xff\xfe\x13\x37garbage\x00\r\n\r\n", want: 400},
+		{reason: "headers_too_large", req: edgeReq(get, "X-Pad: "+strings.Repeat("A", 100<<10)), want: 431},
+		{reason: "body_too_large", req: edgeReq("POST /"+edgeCode+" HTTP/1.1", "Content-Length: 2048") + strings.Repeat("A", 2048), want: 413},
+		{reason: "body", req: edgeReq(get, "Content-Length: 5") + "hello", want: 400},
+		{reason: "method", req: edgeReq("DELETE /" + edgeCode + " HTTP/1.1"), want: 405},
+		{reason: "host", req: strings.Replace(edgeReq(get), edgeHost, "evil.example", 1), want: 421},
+		{reason: "malformed_path", req: edgeReq("GET /%53pring26x HTTP/1.1"), want: 404},
+		{reason: "unknown_code", req: edgeReq("GET /ZZZZZZZZ HTTP/1.1"), want: 404},
+		{reason: "timeout", req: get + "\r\nHost: " + edgeHost + "\r\n", want: 408, open: true},
+	}
+	refused := func() map[string]float64 {
+		m := map[string]float64{}
+		for k, v := range p.metrics(t) {
+			if r, ok := strings.CutPrefix(k, `clickgate_public_refused_total{reason="`); ok {
+				m[strings.TrimSuffix(r, `"}`)] = v
+			}
+		}
+		return m
+	}
+	for i, r := range rows {
+		before := refused()
+		ip := fmt.Sprintf("127.0.52.%d", i+1)
+		var answer []byte
+		if r.open {
+			c, err := dialFrom(ip, p.public)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			io.WriteString(c, r.req)
+			answer, _ = io.ReadAll(c)
+			c.Close()
+		} else {
+			answer = mustExchange(t, ip, p.public, r.req)
+		}
+		if got := statusCodes(answer, false); !slices.Equal(got, []int{r.want}) {
+			t.Errorf("%s: unexpected statuses; got %v; want [%d]\n%q", r.reason, got, r.want, answer)
+		}
+		after := refused()
+		for reason, n := range after {
+			want := 0.0
+			if reason == r.reason {
+				want = 1
+			}
+			if d := n - before[reason]; d != want {
+				t.Errorf("%s: unexpected change of refusals for %q; got %+v; want %+v", r.reason, reason, d, want)
+			}
+		}
+		if _, ok := after[r.reason]; !ok {
+			t.Errorf("%s: no such reason in clickgate_public_refused_total", r.reason)
+		}
+	}
+}
