@@ -426,8 +426,13 @@ func TestLedgerWriteFails(t *testing.T) {
 	if err := people[1].click(p, code); err != nil {
 		t.Fatal(err)
 	}
+	failed := func() float64 { return p.metrics(t)[`clickgate_ledger_flushes_total{result="error"}`] }
+	failed0 := failed()
 	if _, out, err := flush(); err == nil || !strings.Contains(string(out), "503") || !strings.Contains(string(out), "file too large") {
 		t.Fatalf("unexpected flush past the file size limit; got %v; want a 503 with the cause\n%s", err, out)
+	}
+	if d := failed() - failed0; d != 1 {
+		t.Fatalf("unexpected clickgate_ledger_flushes_total{result=\"error\"} after a failed flush; got %+v; want +1", d)
 	}
 	if b, err := os.ReadFile(path); err != nil || len(b) != int(fi.Size())+20 {
 		t.Fatalf("unexpected ledger after the failed write: %d bytes, %v; want the half record the limit let through", len(b), err)
@@ -435,6 +440,7 @@ func TestLedgerWriteFails(t *testing.T) {
 	if err := people[2].click(p, code); err != nil {
 		t.Fatalf("a click was not redirected after the ledger broke: %s", err)
 	}
+	wantStats(t, p.stats(t), 3, 3, 0) // counting goes on
 	fsize("unlimited")
 	if res, out, err := flush(); err != nil || res.Seq != 3 {
 		t.Fatalf("unexpected flush once the ledger can be written; got %v; want seq 3, the failed record's\n%s", err, out)

@@ -186,3 +186,63 @@ func flushAll(t *testing.T, srv *redistest.Server) {
 		t.Fatal(err)
 	}
 }
+
+// TestLedgerBehind: after a FLUSHALL and a catalog restore, the store's
+// totals are below the ledger's. The next flush keeps the ledger's, lists
+// the creator as behind, logs it and counts it in
+// clickgate_ledger_behind_total; nothing is paid twice when visits come
+// again.
+func TestLedgerBehind(t *testing.T) {
+	srv := redistest.Start(t)
+	data := t.TempDir()
+	p := startServe(t, data, "--redis", srv.URL(0), "--click-secret", e2eSecret, "--flush-interval", "1h", "--poll-interval", "20ms")
+	code := p.setup(t)
+	cli := func(args ...string) []byte {
+		t.Helper()
+		out, err := exec.Command(binary, append(args, "--admin-url", "http://"+p.admin, "--admin-token", p.token)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("clickgate %v failed: %v\n%s\n%s", args, err, out, p.logs())
+		}
+		return out
+	}
+	type summary struct {
+		Creators int
+		Behind   []struct{ Campaign, Creator string }
+	}
+	flush := func() summary {
+		t.Helper()
+		var s summary
+		if out := cli("flush", "--data", data); json.Unmarshal(out, &s) != nil {
+			t.Fatalf("unexpected flush answer %s", out)
+		}
+		return s
+	}
+	clickAll(t, p, code, clickers(3), 1)
+	p.stats(t) // decided
+	if s := flush(); s.Creators != 1 || len(s.Behind) != 0 {
+		t.Fatalf("unexpected first flush %+v", s)
+	}
+	file := filepath.Join(t.TempDir(), "catalog.json")
+	cli("catalog", "export", "--file", file)
+	flushAll(t, srv)
+	cli("catalog", "import", "--file", file)
+	// A visitor after the reset: the store counts from 0 again.
+	if err := newClicker("127.8.0.1").click(p, code); err != nil {
+		t.Fatal(err)
+	}
+	behind := func() float64 { return p.metrics(t)["clickgate_ledger_behind_total"] }
+	behind0 := behind()
+	if s := flush(); len(s.Behind) != 1 || s.Behind[0].Creator != "alice" || s.Behind[0].Campaign != "spring" {
+		t.Fatalf("unexpected flush after the reset: %+v; want alice of spring behind", s)
+	}
+	if d := behind() - behind0; d != 1 {
+		t.Fatalf("unexpected clickgate_ledger_behind_total after the flush; got %+v; want +1", d)
+	}
+	if !strings.Contains(p.logs(), "the store's totals are below the ledger's") {
+		t.Fatalf("the shortfall was not logged:\n%s", p.logs())
+	}
+	rep, err := exec.Command(binary, "ledger", "verify", "--data", data, "--click-secret", e2eSecret).Output()
+	if err != nil || !strings.Contains(string(rep), `"qualified": 3`) {
+		t.Fatalf("the ledger did not keep its totals after the reset:\n%s", rep)
+	}
+}

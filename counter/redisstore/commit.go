@@ -237,6 +237,9 @@ func (s *Store) Stats(ctx context.Context, campaign, creator string) ([]counter.
 	want, lagging := s.appended[k], time.Since(s.lagging) < settleWait
 	s.appendedMu.Unlock()
 	deadline := time.Now().Add(settleWait)
+	if d, ok := ctx.Deadline(); ok && d.Add(-settleMargin).Before(deadline) {
+		deadline = d.Add(-settleMargin) // time left to read what was published
+	}
 	for {
 		days, judged, err := s.stats(ctx, campaign, creator, k.partition)
 		if err != nil || !streamIDBefore(judged, want) || lagging {
@@ -256,8 +259,12 @@ func (s *Store) Stats(ctx context.Context, campaign, creator string) ([]counter.
 	}
 }
 
-// settleWait bounds how long Stats waits for a judge.
-const settleWait = 10 * time.Second
+// settleWait bounds how long Stats waits for a judge, and settleMargin is
+// the time it leaves before its context's deadline to read the counters.
+const (
+	settleWait   = 10 * time.Second
+	settleMargin = time.Second
+)
 
 // Settle waits until the judges of campaign have published every visit
 // appended to its logs before the call, by any node: until the offset

@@ -758,3 +758,22 @@ func testSettle(t *testing.T, o Options) {
 		}
 	}
 }
+
+// TestStatsWithinDeadline: Stats waiting for a judge that does not come
+// stops a second before its context's deadline and answers what was
+// published, rather than run into the deadline (an admin request's 10 s
+// against a wait of as long).
+func TestStatsWithinDeadline(t *testing.T) {
+	e := newEnv(t, Options{}) // no judge
+	e.commit(t, personVisit("c1", "alice", 1, time.Now()))
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	days, err := e.s.Stats(ctx, "c1", "alice")
+	if err != nil || len(days) != 0 {
+		t.Fatalf("unexpected Stats without a judge; got %v, %v; want nothing published, no error", days, err)
+	}
+	if d := time.Since(start); d > time.Second+250*time.Millisecond {
+		t.Fatalf("Stats took %s with 1.5 s left; want it back a second before the deadline", d)
+	}
+}
