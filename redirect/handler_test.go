@@ -328,6 +328,10 @@ func TestBadPathsTouchNoStore(t *testing.T) {
 	if got := e.totals(t); got.Clicks() != 0 {
 		t.Fatalf("unexpected counts; got %+v; want none", got)
 	}
+	// Robots are asked to fetch nothing.
+	if resp := e.do(t, "127.0.0.4", "GET", "/robots.txt", ""); string(resp.Body()) != "User-agent: *\nDisallow: /\n" {
+		t.Fatalf("unexpected /robots.txt %q; want every path disallowed to every robot", resp.Body())
+	}
 }
 
 func TestTableRefresh(t *testing.T) {

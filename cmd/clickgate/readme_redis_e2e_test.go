@@ -108,6 +108,11 @@ func TestReadmeRedis(t *testing.T) {
 		t.Fatalf("unexpected output of the README's Redis commands: %q", out)
 	}
 	t.Logf("nodes:\n%s\nACL:\n%s\ncatalog:\n%s\nstop:\n%s\nstderr:\n%s", parts[0], parts[1], parts[2], parts[3], stderr.String())
+	// "The second runs without one, and says why": the dashboard's default
+	// address is the first node's (or, on a busy machine, another's).
+	if !strings.Contains(stderr.String(), "no dashboard: its default address is taken") {
+		t.Fatalf("no node said why it runs without a dashboard:\n%s", stderr.String())
+	}
 
 	// "Both answer ok."
 	if strings.Count(parts[0], "ok") < 2 {

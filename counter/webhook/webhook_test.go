@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -241,5 +242,53 @@ func TestRemoveDropsPending(t *testing.T) {
 	// Emitted before: not again, whoever subscribes.
 	if ok, _ := o.Emit(PayableEvent(Payable{Campaign: "c"}), time.Now()); ok {
 		t.Fatalf("unexpected second emission of an id")
+	}
+}
+
+// TestRedirectIsFailure: a receiver that answers a redirect has not taken
+// the event: the delivery stays pending with the status as its error, and
+// the redirect is not followed.
+func TestRedirectIsFailure(t *testing.T) {
+	var followed atomic.Int64
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { followed.Add(1) }))
+	defer target.Close()
+	moved := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, target.URL, http.StatusFound)
+	}))
+	defer moved.Close()
+	o, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	ep, _ := Spec{URL: moved.URL}.Endpoint(time.Now())
+	if err := o.Add(ep); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.Emit(SignupEvent(Signup{Campaign: "c", Creator: "x", UserID: "u"}), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	d := NewDeliverer(o, DelivererOptions{RetryMin: 10 * time.Millisecond, RetryMax: 20 * time.Millisecond, Workers: 1})
+	d.Start()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := o.Endpoints()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(st) == 1 && strings.Contains(st[0].LastError, "302") {
+			if st[0].Pending != 1 || !st[0].LastSuccessAt.IsZero() {
+				t.Fatalf("unexpected endpoint after a redirect: %+v; want the delivery pending", st[0])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no failed attempt with the redirect's status within 10s: %+v", st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	d.Stop()
+	if n := followed.Load(); n != 0 {
+		t.Fatalf("the redirect was followed %d times; want never", n)
 	}
 }
