@@ -265,7 +265,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		followState:    newFollowState(),
 	}
 	s.rdb.AddHook(roundTripHook{})
-	if err := s.init(ctx, o.Judge, jp); err != nil {
+	if err := s.init(ctx, o.Judge, jp, o.Logger); err != nil {
 		s.rdb.Close()
 		return nil, err
 	}
@@ -276,13 +276,19 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	return s, nil
 }
 
-func (s *Store) init(ctx context.Context, judging bool, jp judge.Params) error {
+func (s *Store) init(ctx context.Context, judging bool, jp judge.Params, log *slog.Logger) error {
 	addr := s.addr
 	if err := s.rdb.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("cannot reach redis at %q: %w", addr, storeErr(err))
 	}
 	// The policy only: a node starts on a full Redis, and Ping fails.
-	if err := s.eachMaster(ctx, checkPolicy); err != nil {
+	if err := s.eachMaster(ctx, func(addr, info string) error {
+		if aof, _ := infoField(info, "aof_enabled"); aof == "0" {
+			log.Warn("redis keeps no append-only file: a restart of it loses the visits it acknowledged since its last snapshot; run it with appendonly yes",
+				"redis", addr)
+		}
+		return checkPolicy(addr, info)
+	}); err != nil {
 		return err
 	}
 	scripts := []*redis.Script{catalogWriteScript, catalogChangesScript, publishScript, acquireLeaseScript, renewLeaseScript,

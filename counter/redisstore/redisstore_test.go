@@ -1,9 +1,11 @@
 package redisstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"strings"
 	"testing"
@@ -490,5 +492,29 @@ func TestEvictionPolicy(t *testing.T) {
 	}
 	if err := s.Ping(ctx); err != nil {
 		t.Fatalf("unexpected Ping of a Redis without a maxmemory: %v", err)
+	}
+}
+
+// TestWarnsWithoutAOF: a Redis without an append-only file loses what it
+// acknowledged since its last snapshot when it restarts, visits included:
+// Open says so, and says nothing with one.
+func TestWarnsWithoutAOF(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer admin.Close()
+	for _, aof := range []string{"yes", "no"} {
+		if err := admin.ConfigSet(ctx, "appendonly", aof).Err(); err != nil {
+			t.Fatal(err)
+		}
+		var logs bytes.Buffer
+		s, err := Open(ctx, Options{URL: srv.URL(0), Params: storetest.Params(t), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		if warned := strings.Contains(logs.String(), "redis keeps no append-only file"); warned != (aof == "no") {
+			t.Fatalf("appendonly %s: unexpected warning %v; logs:\n%s", aof, warned, logs.String())
+		}
 	}
 }
