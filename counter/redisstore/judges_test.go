@@ -658,8 +658,14 @@ func TestJudgesShare(t *testing.T) {
 	wait("one node", map[string]int{"a": 4})
 	b := open("b")
 	wait("a node joined", map[string]int{"a": 2, "b": 2})
+	closed := time.Now()
 	b.Close()
 	wait("a node left", map[string]int{"a": 4})
+	// Released, not expired: taken over well within the lease's time.
+	if d := time.Since(closed); d >= leaseTTL/2 {
+		t.Fatalf("the partitions of a node that stopped were taken over in %s; want them released, well within the lease's %s", d, leaseTTL)
+	}
+	t.Logf("partitions taken over %s after the node stopped", time.Since(closed).Round(time.Millisecond))
 }
 
 // TestJudgeFillMetrics: a Redis judge whose window takes more visitors
