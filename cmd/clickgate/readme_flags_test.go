@@ -12,7 +12,7 @@ import (
 )
 
 // TestServeFlagsInReadme: every flag of `clickgate serve -h` has its row in
-// the README's table of serve flags, with its environment variable, and a
+// the README's table of serve flags, and every row a flag, with its environment variable, and a
 // default that is the flag's own, when the flag has one and the row gives
 // it as a value (durations compare as durations: `1m` is 1m0s).
 func TestServeFlagsInReadme(t *testing.T) {
@@ -39,6 +39,15 @@ func TestServeFlagsInReadme(t *testing.T) {
 		t.Fatalf("serve -h lists %d flags:\n%s", len(starts), usage)
 	}
 	defaultRe := regexp.MustCompile(`\(default (.*)\)\s*$`)
+	listed := map[string]bool{}
+	for _, s := range starts {
+		listed[usage[s[2]:s[3]]] = true
+	}
+	for name := range rows {
+		if !listed[name] {
+			t.Errorf("the README's table of serve flags has --%s, which serve does not take", name)
+		}
+	}
 	for i, s := range starts {
 		name := usage[s[2]:s[3]]
 		end := len(usage)

@@ -104,4 +104,14 @@ func TestMetricsInReadme(t *testing.T) {
 			t.Errorf("the README does not name metric %s", name)
 		}
 	}
+	// And every metric the README names is one.
+	for _, m := range regexp.MustCompile("`(clickgate_[a-z0-9_]+)(\\{[^}]*\\})?`").FindAllSubmatch(readme, -1) {
+		name := string(m[1])
+		base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_count"), "_sum")
+		if _, ok := metricHelp[name]; !ok {
+			if _, ok := metricHelp[base]; !ok {
+				t.Errorf("the README names metric %s, which no code exports", name)
+			}
+		}
+	}
 }
