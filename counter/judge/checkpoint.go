@@ -31,7 +31,9 @@ var (
 )
 
 const (
-	// version is the format MarshalBinary writes. Version 5, written
+	// version is the format MarshalBinary writes. Version 6, written
+	// before the judge remembered batch ids, is version 7 without the
+	// batches section: it is read with none. Version 5, written
 	// while the velocity rule's networks were in key order, is read too:
 	// it is version 6 with the networks in key order, each key as its
 	// uvarint difference from the one before. Version 4, written
@@ -43,7 +45,8 @@ const (
 	// Version 1, written before budgets, is version 2 without the
 	// budgets in the params and without the budgets section, and loads
 	// into a judge whose budgets are 0.
-	version  = 6
+	version  = 7
+	version7 = 7
 	version6 = 6
 	version5 = 5
 	version4 = 4
@@ -111,11 +114,20 @@ func (j *Judge) appendVersion(b []byte, v byte) ([]byte, error) {
 	} else if len(j.links.rows) > 0 {
 		return nil, fmt.Errorf("cannot checkpoint link counters in format version %d", v)
 	}
+	if v >= version7 {
+		ids := j.batches.ordered()
+		b = binary.AppendUvarint(b, uint64(len(ids)))
+		for _, id := range ids {
+			b = binary.LittleEndian.AppendUint64(b, id)
+		}
+	} else if len(j.batches.ring) > 0 {
+		return nil, fmt.Errorf("cannot checkpoint batch ids in format version %d", v)
+	}
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b[start:], castagnoli)), nil
 }
 
 func (j *Judge) sizeHint() int {
-	n := 128 + len(j.win.sizes)*20 + j.vel.len()*13 + j.bud.entries()*12 + len(j.cnt.rows)*24 + len(j.links.rows)*32
+	n := 128 + len(j.win.sizes)*20 + j.vel.len()*13 + j.bud.entries()*12 + len(j.cnt.rows)*24 + len(j.links.rows)*32 + len(j.batches.ring)*8
 	for _, w := range j.win.byKey {
 		n += 64
 		for i := range w.layers {

@@ -526,15 +526,18 @@ func checkGoesOn(t *testing.T, j, want *Judge, seed string, p Params) {
 	}
 }
 
-// TestCheckpointVersions4And5 loads checkpoints written while the
+// TestCheckpointVersions4To6 loads checkpoints written while the
 // budgets' keys (version 4) and the velocity rule's networks (versions 4
-// and 5) were in key order (the seeds v4-* and v5-* of FuzzUnmarshal,
-// written by those builds): the state that build left, which writes
-// again as the same bytes of its version and goes on with the current
-// one, the keys in the order loaded.
-func TestCheckpointVersions4And5(t *testing.T) {
-	for _, v := range []byte{version4, version5} {
+// and 5) were in key order, and before batch ids (versions 4 to 6; the
+// seeds v4-*, v5-* and v6-* of FuzzUnmarshal, written by those builds):
+// the state that build left, which writes again as the same bytes of its
+// version and goes on with the current one, the keys in the order loaded.
+func TestCheckpointVersions4To6(t *testing.T) {
+	for _, v := range []byte{version4, version5, version6} {
 		for name, want := range fuzzSeedStates(t) {
+			if name == "batches" {
+				continue // no such state before version 7
+			}
 			j, _ := loadSeed(t, v, name)
 			checkGoesOn(t, j, want, fmt.Sprintf("v%d-%s", v, name), testParams)
 		}
@@ -634,4 +637,41 @@ func TestLinkCounts(t *testing.T) {
 	if got, want := r.LinkCounts(), j.LinkCounts(); !reflect.DeepEqual(got, want) || len(got) != 3 {
 		t.Fatalf("unexpected link rows of a restored judge; got %v; want %v", got, want)
 	}
+}
+
+// TestBatchIDs: a judge remembers the last 16,384 batch ids it was given,
+// in its checkpoint too, so that a judge loaded from it applies a batch
+// the log holds twice once; a format before version 7 cannot hold them.
+func TestBatchIDs(t *testing.T) {
+	j := mustNew(t, testParams)
+	for i := range uint64(maxBatches) {
+		if !j.NewBatch(i + 1) {
+			t.Fatalf("id %d taken for seen", i+1)
+		}
+	}
+	if j.NewBatch(1) || j.NewBatch(maxBatches) {
+		t.Fatalf("ids within the last %d taken for new", maxBatches)
+	}
+	if !j.NewBatch(maxBatches+1) || !j.NewBatch(maxBatches+2) {
+		t.Fatalf("new ids taken for seen")
+	}
+	// Two ids past the length: the two oldest are forgotten, after a
+	// checkpoint and in a clone as well.
+	for _, k := range []*Judge{j, j.Clone(), loaded(t, mustMarshal(t, j))} {
+		if k.NewBatch(3) || k.NewBatch(maxBatches+2) || !k.NewBatch(2) || len(k.batches.set) != maxBatches {
+			t.Fatalf("unexpected memory of the ids: %d remembered", len(k.batches.set))
+		}
+	}
+	if _, err := j.appendVersion(nil, version6); err == nil {
+		t.Fatal("batch ids written in format version 6")
+	}
+}
+
+func loaded(t *testing.T, b []byte) *Judge {
+	t.Helper()
+	j := mustNew(t, testParams)
+	if err := j.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	return j
 }

@@ -23,6 +23,7 @@ func (j *Judge) Clone() *Judge {
 	c.bud = j.bud.clone()
 	c.cnt = j.cnt.clone()
 	c.links = j.links.clone()
+	c.batches = j.batches.clone()
 	return &c
 }
 

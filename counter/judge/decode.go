@@ -131,6 +131,13 @@ func (j *Judge) decodeState(d *decoder) {
 	if d.version >= version4 {
 		d.rows(rowLevels[:], CreatorDay{}, &j.links)
 	}
+	if d.version >= version7 {
+		for range d.count("batch ids", 8, maxBatches) {
+			if id := d.u64(); d.err == nil && !j.batches.add(id) {
+				d.fail("batch id %d twice", id)
+			}
+		}
+	}
 	if d.err == nil && j.clock == math.MinInt64 && (len(j.win.byKey) > 0 || j.vel.len() > 0 || len(j.bud.campaigns) > 0 || len(j.cnt.rows) > 0 || len(j.links.rows) > 0) {
 		d.fail("state without a clock")
 	}

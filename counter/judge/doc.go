@@ -105,7 +105,7 @@
 // MarshalBinary writes, and UnmarshalBinary reads, all in little endian,
 // varints as encoding/binary writes them:
 //
-//	magic     "CGJUDGE" and the format version, 6 (8 bytes)
+//	magic     "CGJUDGE" and the format version, 7 (8 bytes)
 //	params    Expected u64 | FP (IEEE 754) u64 | Partitions u32 |
 //	          VelocityMax u32 | VelocityWindow (ns) u64 | BudgetNetwork u32 |
 //	          BudgetBlock u32 | layers a window may have (uvarint, 1 to
@@ -135,11 +135,15 @@
 //	            days: uvarint campaigns, each: id | uvarint creators,
 //	            each: id | uvarint links, in order, each: code (not
 //	            empty) | uvarint days, each as above
+//	batches   uvarint count <= 16384, then each batch id (u64), oldest
+//	            first, each once (NewBatch)
 //	crc       CRC-32C of everything before, u32
 //
 // Every layer but the last of a window is sealed (it has at least the
 // bits set that seal it), and no layer is empty.
 //
+// Version 6, written before the judge remembered batch ids, is version 7
+// without the batches section: it is read with none.
 // Version 5, written while the networks were in key order, is version 6
 // with the networks in key order, each key as a uvarint difference from
 // the previous key (the first from 0): it is read with its networks
@@ -154,7 +158,7 @@
 // and k alone in the params, and without a count of layers in a window:
 // each window is one layer. It is read as such, its first layer maybe
 // past its seal (a window flooded by that build keeps its rate; the next
-// new key starts a second layer), and written again as version 6.
+// new key starts a second layer), and written again as version 7.
 // Version 1, written before budgets, is version 2 without BudgetNetwork,
 // BudgetBlock and the budgets section, and without the budget reason in
 // the counters. It is read as a checkpoint of budgets 0.

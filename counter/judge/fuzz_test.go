@@ -98,8 +98,12 @@ func fuzzSeedStates(t testing.TB) map[string]*Judge {
 	expired := smallState(t)
 	later := []counter.Visit{visit("c3", "dora", "ann", int64(30*time.Hour/time.Millisecond))}
 	expired.Apply(later, make([]counter.Reason, 1))
+	batched := smallState(t)
+	for _, id := range []uint64{0x0b, 0x0a, 1 << 63} {
+		batched.NewBatch(id)
+	}
 	return map[string]*Judge{"empty": mustNew(t, testParams), "small": smallState(t), "expired": expired, "log": log,
-		"layers": layeredState(t), "links": linkedState(t)}
+		"layers": layeredState(t), "links": linkedState(t), "batches": batched}
 }
 
 // fuzzSeeds returns the checkpoints the fuzzer starts from.

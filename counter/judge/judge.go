@@ -157,6 +157,8 @@ type Judge struct {
 	bud    budgets
 	cnt    counters // by creator
 	links  counters // by link, of the visits with one
+	// batches are the ids of the last batches applied (NewBatch).
+	batches batches
 }
 
 // New returns an empty judge, or an error when p is invalid.

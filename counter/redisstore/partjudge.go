@@ -82,11 +82,10 @@ type partJudge struct {
 	batch visitlog.Batch
 	out   []counter.Reason
 
-	seen      recentIDs // the batch ids judged lately
-	adoptAt   string    // set: adopt the store's policy once the log is judged up to this stream id
-	offset    string    // the stream id of the last entry judged; "" before any
-	pubOffset string    // the offset last published
-	cpOffset  string    // the offset of the checkpoint last written or loaded
+	adoptAt   string // set: adopt the store's policy once the log is judged up to this stream id
+	offset    string // the stream id of the last entry judged; "" before any
+	pubOffset string // the offset last published
+	cpOffset  string // the offset of the checkpoint last written or loaded
 	published map[creatorDay]counter.Counts
 	layers    map[int64]int  // the layers reported of each window, by start
 	full      map[int64]bool // windows reported with all their layers
@@ -235,20 +234,21 @@ func (pj *partJudge) read(ctx context.Context) (int, error) {
 		if pj.adoptAt != "" && streamIDBefore(pj.adoptAt, e.ID) {
 			break // the policy first
 		}
-		if !pj.seen.add(e.BatchID) {
-			// Appended again after a failure that left its first append's
-			// fate unknown: judged once already.
-			pj.offset = e.ID
-			pj.j.SetOffset([]byte(e.ID))
-			batchesAgain.Inc()
-			continue
-		}
 		if err := pj.dec.Decode(e.Payload, &pj.batch); err != nil {
 			// A batch that does not decode was not written by an edge:
 			// judging past it would skip visits without a word, stopping
 			// here holds every later visit. Neither is right, and a person
 			// must look.
 			return 0, fmt.Errorf("cannot decode entry %s of the log: %w", e.ID, err)
+		}
+		if !pj.j.NewBatch(e.BatchID) {
+			// Appended again after a failure that left its first append's
+			// fate unknown: judged once already, by this judge or by the
+			// one whose checkpoint it started from.
+			pj.offset = e.ID
+			pj.j.SetOffset([]byte(e.ID))
+			batchesAgain.Inc()
+			continue
 		}
 		vs := pj.batch.Visits
 		pj.out = slices.Grow(pj.out[:0], len(vs))[:len(vs)]
@@ -443,37 +443,4 @@ func (pj *partJudge) release(ctx context.Context) {
 	if err := pj.js.s.ReleaseLease(ctx, pj.lease); err != nil {
 		pj.js.logger.Warn("cannot release a judge's lease; another node takes it when it expires", "err", err)
 	}
-}
-
-// recentIDs remembers the last recentIDsLen batch ids added. A batch sent
-// again comes seconds after the first (the spool replays it once the store
-// answers), well within them at any rate this store takes; a judge that
-// takes over starts with none, so a batch sent again across a takeover is
-// judged twice: its visitors are duplicates the second time, never paid
-// twice.
-type recentIDs struct {
-	set  map[uint64]struct{}
-	ring []uint64
-	next int
-}
-
-const recentIDsLen = 1 << 14
-
-// add adds id and reports whether it was new.
-func (r *recentIDs) add(id uint64) bool {
-	if _, ok := r.set[id]; ok {
-		return false
-	}
-	if r.set == nil {
-		r.set, r.ring = make(map[uint64]struct{}, recentIDsLen), make([]uint64, 0, recentIDsLen)
-	}
-	if len(r.ring) < recentIDsLen {
-		r.ring = append(r.ring, id)
-	} else {
-		delete(r.set, r.ring[r.next])
-		r.ring[r.next] = id
-		r.next = (r.next + 1) % recentIDsLen
-	}
-	r.set[id] = struct{}{}
-	return true
 }
