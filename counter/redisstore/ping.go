@@ -37,8 +37,9 @@ func (s *Store) Ping(ctx context.Context) error {
 	})
 }
 
-// eachMaster reads INFO memory, replication and persistence of the server, or of every
-// master of a cluster, and calls check with its address and the reply.
+// eachMaster reads INFO memory, replication and persistence of the server,
+// or of every master of a cluster, and calls check with its address and
+// the reply.
 func (s *Store) eachMaster(ctx context.Context, check func(addr, info string) error) error {
 	one := func(ctx context.Context, c redis.Cmdable, addr string) error {
 		info, err := c.Info(ctx, "memory", "replication", "persistence").Result()
