@@ -139,6 +139,20 @@ func TestRedisACL(t *testing.T) {
 			t.Errorf("unexpected answer to %v as the clickgate user; got %v; want a refusal", cmd, err)
 		}
 	}
+	// An ACL of an earlier version, without +info or +mget: the node does
+	// not start, and says what is refused.
+	for _, cmd := range []string{"info", "mget"} {
+		if err := admin.Do(ctx, "ACL", "SETUSER", "clickgate", "-"+cmd).Err(); err != nil {
+			t.Fatal(err)
+		}
+		out, err := runServe(t, "--redis", url, "--click-secret", e2eSecret, "--data", t.TempDir())
+		if err == nil || !strings.Contains(out, "NOPERM") || !strings.Contains(strings.ToLower(out), cmd) {
+			t.Errorf("unexpected start with an ACL without +%s; got %v\n%s", cmd, err, out)
+		}
+		if err := admin.Do(ctx, "ACL", "SETUSER", "clickgate", "+"+cmd).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // runServe runs clickgate serve to its exit and returns its output.
