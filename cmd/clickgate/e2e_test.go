@@ -430,3 +430,19 @@ func TestCLI(t *testing.T) {
 }
 
 var _ = context.Background
+
+// TestDashboardAddressTaken: a --dashboard-listen given and taken stops
+// the start, naming the address; only the default address, when taken,
+// lets the node start without a dashboard.
+func TestDashboardAddressTaken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	addr := ln.Addr().String()
+	out, err := runServe(t, "--dashboard-listen", addr)
+	if err == nil || !strings.Contains(out, addr) || !strings.Contains(out, "address already in use") {
+		t.Fatalf("unexpected start with --dashboard-listen %s taken; got %v\n%s", addr, err, out)
+	}
+}

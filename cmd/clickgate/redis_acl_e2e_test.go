@@ -145,7 +145,7 @@ func TestRedisACL(t *testing.T) {
 		if err := admin.Do(ctx, "ACL", "SETUSER", "clickgate", "-"+cmd).Err(); err != nil {
 			t.Fatal(err)
 		}
-		out, err := runServe(t, "--redis", url, "--click-secret", e2eSecret, "--data", t.TempDir())
+		out, err := runServe(t, "--redis", url, "--click-secret", e2eSecret)
 		if err == nil || !strings.Contains(out, "NOPERM") || !strings.Contains(strings.ToLower(out), cmd) {
 			t.Errorf("unexpected start with an ACL without +%s; got %v\n%s", cmd, err, out)
 		}
