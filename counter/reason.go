@@ -135,6 +135,26 @@ type DayCounts struct {
 	Counts Counts
 }
 
+// MergeDays adds b's counts to a's, both oldest first.
+func MergeDays(a, b []DayCounts) []DayCounts {
+	out := make([]DayCounts, 0, len(a)+len(b))
+	for len(a) > 0 || len(b) > 0 {
+		switch {
+		case len(b) == 0 || len(a) > 0 && a[0].Day < b[0].Day:
+			out, a = append(out, a[0]), a[1:]
+		case len(a) == 0 || b[0].Day < a[0].Day:
+			out, b = append(out, b[0]), b[1:]
+		default:
+			d := a[0]
+			for r := range d.Counts {
+				d.Counts[r] += b[0].Counts[r]
+			}
+			out, a, b = append(out, d), a[1:], b[1:]
+		}
+	}
+	return out
+}
+
 // Count is a number of clicks of one reason to add to a creator's
 // counters, and to those of the creator's link Link when it is set.
 type Count struct {

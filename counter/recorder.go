@@ -385,12 +385,25 @@ func (r *Recorder) flushTally(ctx context.Context) error {
 }
 
 // Stats returns a creator's counters, including every click recorded here
-// before the call but the spooled visits not replayed yet.
+// before the call but the spooled visits not replayed yet. When the store
+// cannot take the tallied counts (its disk full), they are added from
+// memory, as the flush that writes them will.
 func (r *Recorder) Stats(ctx context.Context, campaign, creator string) ([]DayCounts, error) {
-	if err := r.Flush(ctx); err != nil {
+	err := r.Flush(ctx)
+	if err == nil {
+		return r.o.Store.Stats(ctx, campaign, creator)
+	}
+	if ctx.Err() != nil {
 		return nil, err
 	}
-	return r.o.Store.Stats(ctx, campaign, creator)
+	// No flush moves counts from the tally to the store between the reads.
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
+	days, serr := r.o.Store.Stats(ctx, campaign, creator)
+	if serr != nil {
+		return nil, errors.Join(err, serr)
+	}
+	return MergeDays(days, r.tally.pending(campaign, creator)), nil
 }
 
 // commitLoop commits what is queued when Record wakes it, but not within

@@ -3,6 +3,7 @@ package counter_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -30,8 +31,10 @@ type faultyStore struct {
 	// partialAdd makes AddCounts add only its first count, and fail with
 	// the others left.
 	partialAdd atomic.Bool
-	mu         sync.Mutex
-	sent       map[counter.VisitorKey]int // visits sent per key
+	// failAdd makes AddCounts fail, adding nothing.
+	failAdd atomic.Bool
+	mu      sync.Mutex
+	sent    map[counter.VisitorKey]int // visits sent per key
 }
 
 var errInjected = errors.New("injected failure")
@@ -80,6 +83,9 @@ func (s *faultyStore) Commit(ctx context.Context, v []counter.Visit, out []count
 }
 
 func (s *faultyStore) AddCounts(ctx context.Context, c []counter.Count) error {
+	if s.failAdd.Load() {
+		return errInjected
+	}
 	if len(c) > 1 && s.partialAdd.Load() {
 		if err := s.Store.AddCounts(ctx, c[:1]); err != nil {
 			return err
@@ -372,6 +378,46 @@ func TestRecorderPartialAdd(t *testing.T) {
 	got := totals(t, r)
 	if got[counter.Bot] != 1 || got[counter.Preview] != 1 || got[counter.Prefetch] != 1 || got.Clicks() != 3 {
 		t.Fatalf("unexpected counts after a partial add and a flush; got %+v; want one of each", got)
+	}
+}
+
+// TestRecorderStatsStoreRefuses: while the store cannot take the tallied
+// counts (its disk full), Stats answers them from memory, by day, each
+// once, whether the store took none of a flush or part of it; once it
+// takes them again, the store has each once.
+func TestRecorderStatsStoreRefuses(t *testing.T) {
+	s := &faultyStore{}
+	r := newRecorder(t, s, counter.RecorderOptions{FlushInterval: time.Hour})
+	defer r.Stop(context.Background())
+	today := counter.DayOf(time.Now())
+	r.Note("c1", "alice", "", today-1, counter.Bot)
+	r.Note("c1", "alice", "TIKTOK01", today, counter.Bot)
+	r.Note("c1", "alice", "", today, counter.Preview)
+	r.Note("c1", "bob", "", today, counter.Bot)   // another creator's
+	r.Note("c2", "alice", "", today, counter.Bot) // another campaign's
+	want := []counter.DayCounts{{Day: today - 1}, {Day: today}}
+	want[0].Counts[counter.Bot] = 1
+	want[1].Counts[counter.Bot], want[1].Counts[counter.Preview] = 1, 1
+	check := func(when string) {
+		t.Helper()
+		got, err := r.Stats(context.Background(), "c1", "alice")
+		if err != nil {
+			t.Fatalf("%s: unexpected Stats error: %v", when, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: unexpected stats; got %+v; want %+v", when, got, want)
+		}
+	}
+	s.failAdd.Store(true)
+	check("the store refusing every count")
+	s.failAdd.Store(false)
+	s.partialAdd.Store(true)
+	check("the store taking part of the counts")
+	s.partialAdd.Store(false)
+	check("the store taking the counts")
+	days, err := s.Store.Stats(context.Background(), "c1", "alice")
+	if err != nil || !reflect.DeepEqual(days, want) {
+		t.Fatalf("unexpected counts in the store; got %+v, %v; want %+v", days, err, want)
 	}
 }
 

@@ -1,7 +1,9 @@
 package counter
 
 import (
+	"cmp"
 	"hash/maphash"
+	"slices"
 	"sync"
 )
 
@@ -103,4 +105,24 @@ func (t *tally) total() Counts {
 		s.mu.Unlock()
 	}
 	return c
+}
+
+// pending returns the counts of creator of campaign not taken yet, by
+// day, oldest first.
+func (t *tally) pending(campaign, creator string) []DayCounts {
+	var days []DayCounts
+	s := t.shard(creator)
+	s.mu.Lock()
+	for k, n := range s.m {
+		if n == 0 || k.campaign != campaign || k.creator != creator {
+			continue
+		}
+		i, found := slices.BinarySearchFunc(days, k.day, func(d DayCounts, day Day) int { return cmp.Compare(d.Day, day) })
+		if !found {
+			days = slices.Insert(days, i, DayCounts{Day: k.day})
+		}
+		days[i].Counts[k.reason] += n
+	}
+	s.mu.Unlock()
+	return days
 }

@@ -144,7 +144,7 @@ func (s *Store) Stats(ctx context.Context, campaign, creator string) ([]counter.
 	if err != nil {
 		return nil, fmt.Errorf("cannot read stats of creator %q of campaign %q: %w", creator, campaign, err)
 	}
-	return mergeDays(days, s.core.stats(campaign, creator)), nil
+	return counter.MergeDays(days, s.core.stats(campaign, creator)), nil
 }
 
 // counters reads the counters under prefix in bucket, one entry per day,
@@ -172,26 +172,6 @@ func (s *Store) counters(ctx context.Context, bucket, prefix []byte) ([]counter.
 		return nil
 	})
 	return days, err
-}
-
-// mergeDays adds b's counts to a's, both oldest first.
-func mergeDays(a, b []counter.DayCounts) []counter.DayCounts {
-	out := make([]counter.DayCounts, 0, len(a)+len(b))
-	for len(a) > 0 || len(b) > 0 {
-		switch {
-		case len(b) == 0 || len(a) > 0 && a[0].Day < b[0].Day:
-			out, a = append(out, a[0]), a[1:]
-		case len(a) == 0 || b[0].Day < a[0].Day:
-			out, b = append(out, b[0]), b[1:]
-		default:
-			d := a[0]
-			for r := range d.Counts {
-				d.Counts[r] += b[0].Counts[r]
-			}
-			out, a, b = append(out, d), a[1:], b[1:]
-		}
-	}
-	return out
 }
 
 // AttributeSignup records the click and the user and counts the signup in

@@ -21,7 +21,7 @@ func (s *Store) LinkStats(ctx context.Context, campaign, creator, code string) (
 	if err != nil {
 		return nil, fmt.Errorf("cannot read stats of link %q of %q/%q: %w", code, campaign, creator, err)
 	}
-	return mergeDays(days, s.core.linkStats(campaign, creator, code)), nil
+	return counter.MergeDays(days, s.core.linkStats(campaign, creator, code)), nil
 }
 
 // linkStats returns what the judge decided of one link.
