@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptrace"
@@ -426,4 +427,56 @@ func TestShutdown(t *testing.T) {
 	if st := p.stats(t); statInt(t, st, "qualified") != len(cs)+len(more) {
 		t.Fatalf("unexpected qualified after the second restart; got %v; want %d", st, len(cs)+len(more))
 	}
+}
+
+// TestDiskFull: an embedded node whose data directory's file system is
+// full (a 16 MiB tmpfs, filled up) still redirects every click, and a
+// creator's stats still answer every click, with those it tallied itself
+// (here bots), which the store cannot write meanwhile, added from memory;
+// once there is room, the store takes them, each once, and a restart finds
+// the same.
+func TestDiskFull(t *testing.T) {
+	data := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", data).CombinedOutput(); err != nil {
+		t.Fatalf("cannot mount a tmpfs as the data directory (it takes root): %s: %s", err, strings.TrimSpace(string(out)))
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(data, syscall.MNT_DETACH); err != nil {
+			t.Errorf("cannot unmount %s: %s", data, err)
+		}
+	})
+	p := startServe(t, data, "--flush-interval", "0")
+	code := p.setup(t)
+	filler := filepath.Join(data, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for chunk := make([]byte, 64<<10); err == nil; {
+		_, err = f.Write(chunk)
+	}
+	if f.Close(); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("unexpected error filling the data directory's file system; got %v; want ENOSPC", err)
+	}
+	clickAll(t, p, code, clickers(5), 1)
+	bot := newClicker("127.0.30.1")
+	for range 3 {
+		if resp, err := bot.request(p, "GET", code, "User-Agent", "curl/8.5.0"); err != nil || resp.StatusCode != 302 {
+			t.Fatalf("a bot's click on a full disk was not redirected: %v, %v", resp, err)
+		}
+	}
+	want := func(when string, st map[string]any) {
+		t.Helper()
+		if statInt(t, st, "clicks") != 8 || statInt(t, st, "qualified") != 5 || statInt(t, st, "bots") != 3 {
+			t.Fatalf("%s: unexpected stats; got %v; want 8 clicks, 5 qualified, 3 bots", when, st)
+		}
+	}
+	want("the disk full", p.stats(t))
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	want("room again", p.stats(t))
+	p.stop(t)
+	p = startServe(t, data, "--flush-interval", "0")
+	want("after a restart", p.stats(t))
 }

@@ -347,21 +347,23 @@ func TestReadyz(t *testing.T) {
 
 // TestReadyzLogBroken: an embedded node whose visit log cannot be written
 // (here, the file size limit of `ulimit -f`: a real EFBIG from the kernel,
-// as a full disk gives ENOSPC) still redirects every click, logs why it
-// cannot commit, and fails /readyz. Once the limit is lifted, as room is
-// made on a full disk, the node repairs its log by itself, with no
-// restart: /readyz passes and the spooled visits are counted, each once.
+// as a full disk gives ENOSPC) fails /readyz from its start, as it cannot
+// write the zeros its log's appends go in; still redirects every click,
+// spools the visits, logs why it cannot commit, and says in /readyz. Once
+// the limit is lifted, as room is made on a full disk, the node writes the
+// zeros by itself, with no restart: /readyz passes and the spooled visits
+// are counted, each once.
 func TestReadyzLogBroken(t *testing.T) {
 	data := t.TempDir()
-	// 512 KiB: the store, its catalog and checkpoints fit; the visit log's
-	// first append, which extends its segment by 1 MiB of zeros, does not.
-	// The soft limit only, which the test may raise again.
+	// 512 KiB: the store, its catalog and checkpoints fit; the 1 MiB of
+	// zeros ahead of the visit log's records do not. The soft limit
+	// only, which the test may raise again.
 	cmd := exec.Command("bash", "-c", `ulimit -S -f 512 && exec "$0" "$@"`, binary, "serve", "--listen", "127.0.0.1:0",
 		"--admin-listen", "127.0.0.1:0", "--data", data, "--flush-interval", "0")
 	p := startServeCmd(t, data, cmd)
 	admin := "http://" + p.admin
-	if status, body := get(t, admin+"/readyz"); status != 200 || body != "ready\n" {
-		t.Fatalf("unexpected /readyz of a new node; got %d %q; want 200 ready", status, body)
+	if status, body := get(t, admin+"/readyz"); status != 503 || !strings.Contains(body, "the visit log's disk is full") || !strings.Contains(body, "file too large") {
+		t.Fatalf("unexpected /readyz of a new node with no room for its visit log; got %d %q; want 503 and why", status, body)
 	}
 	code := p.setup(t)
 	for _, c := range clickers(3) {
@@ -373,8 +375,8 @@ func TestReadyzLogBroken(t *testing.T) {
 	if status != 503 || !strings.Contains(body, "the visit log cannot take visits") || !strings.Contains(body, "file too large") {
 		t.Fatalf("unexpected /readyz with the visit log broken; got %d %q; want 503 and why", status, body)
 	}
-	if logs := p.logs(); !strings.Contains(logs, "cannot commit visits") {
-		t.Fatalf("the node did not log that it cannot commit:\n%s", logs)
+	if logs := p.logs(); !strings.Contains(logs, "cannot commit visits") || !strings.Contains(logs, "visit log: no room ahead of its records") {
+		t.Fatalf("the node did not log that it cannot commit, and why:\n%s", logs)
 	}
 	if m := p.metrics(t); m["clickgate_visits_spooled_total"] != 3 {
 		t.Fatalf("unexpected visits spooled; got %v; want 3", m["clickgate_visits_spooled_total"])
@@ -382,9 +384,8 @@ func TestReadyzLogBroken(t *testing.T) {
 	if out, err := exec.Command("prlimit", "--pid", strconv.Itoa(p.cmd.Process.Pid), "--fsize=unlimited").CombinedOutput(); err != nil {
 		t.Fatalf("cannot lift the node's file size limit: %s\n%s", err, out)
 	}
-	// The spool is replayed once the log takes visits again. What the
-	// failed appends wrote before the limit was cut off by the repair, so
-	// each visit is in the log once: clicks as well as qualified are exact.
+	// The spool is replayed once the log takes visits again: clicks as
+	// well as qualified are exact.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		st := p.stats(t)
 		if statInt(t, st, "qualified") == 3 && statInt(t, st, "clicks") == 3 {
@@ -396,8 +397,8 @@ func TestReadyzLogBroken(t *testing.T) {
 	if status, body := get(t, admin+"/readyz"); status != 200 {
 		t.Fatalf("unexpected /readyz once the log can be written; got %d %q; want 200", status, body)
 	}
-	if logs := p.logs(); !strings.Contains(logs, "visit log: repaired") {
-		t.Fatalf("the node did not log the repair:\n%s", logs)
+	if logs := p.logs(); !strings.Contains(logs, "visit log: room ahead of its records again") {
+		t.Fatalf("the node did not log the room regained:\n%s", logs)
 	}
 	// A restart finds the same counts.
 	p.stop(t)

@@ -48,6 +48,7 @@ import (
 	"github.com/clickgate/clickgate/counter"
 
 	"github.com/clickgate/clickgate/counter/disk"
+	"github.com/clickgate/clickgate/counter/visitlog"
 )
 
 // FileName is the name of the database file in the data directory.
@@ -156,15 +157,21 @@ func Open(dir string, p counter.DedupeParams) (*Store, error) {
 }
 
 // Ping reports whether the store takes visits: an error while its visit
-// log is broken (a write or an fsync failed, a full disk, say) and while it
-// cannot create its next segment. Commits fail meanwhile, and their visits
-// go to the spool. /readyz says so. A broken log is repaired in place by
-// the next commit, or by Ping itself, once the disk takes writes again.
+// log is broken (a write or an fsync failed) and while it has no room for
+// them (a full disk). Commits fail meanwhile, and their visits go to the
+// spool. An error too while the room ahead of the log's records runs out:
+// commits go on in what is left, but not for long. /readyz says so. The
+// log is repaired in place by the next commit, or by Ping itself, once the
+// disk takes writes again.
 func (s *Store) Ping(context.Context) error {
-	if err := s.core.log.Repair(); err != nil {
-		return fmt.Errorf("the visit log cannot take visits: %w", err)
+	err := s.core.log.Repair()
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, visitlog.ErrShort):
+		return fmt.Errorf("the visit log's disk is full; it takes visits in the room it has left: %w", err)
 	}
-	return nil
+	return fmt.Errorf("the visit log cannot take visits: %w", err)
 }
 
 // Close takes the judge's last checkpoint and closes the log and the

@@ -136,6 +136,9 @@ func openCore(dir string, p counter.DedupeParams, logger *slog.Logger) (*core, e
 	if c.log, err = visitlog.Open(visitlog.Options{Dir: filepath.Join(dir, "visits"), From: from, SegmentBytes: logSegmentBytes}); err != nil {
 		return nil, err
 	}
+	// A disk that fills up from now on leaves the first appends room; a
+	// disk full already is for /readyz to report (Ping).
+	_ = c.log.Reserve()
 	var replayed int
 	if c.ids, err = visitlog.NewBatchIDs(0); err == nil {
 		replayed, err = c.replay(from)

@@ -3,9 +3,11 @@ package visitlog
 import (
 	"bytes"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -121,32 +123,52 @@ func TestWriteError(t *testing.T) {
 	wantBatches(t, l, Offset{}, [][]byte{a, encoded(4, 1)})
 }
 
-// TestRollError: a segment that cannot be created fails the Append without
-// breaking the log; the next Append creates it.
+// TestRollError: a segment that cannot be created leaves the records in
+// the zeros ahead of the last one's, with Err saying why; without zeros
+// there, it fails the Append without breaking the log. Either way the next
+// Append creates it.
 func TestRollError(t *testing.T) {
-	dir := t.TempDir()
-	l := openLog(t, dir, Options{SegmentBytes: 100})
-	a := encoded(1, 3)
-	mustAppend(t, l, a)
-	l.sync = func(*os.File) error { return errEIO }
-	if _, err := l.Append(encoded(2, 1)); err == nil || errors.Is(err, ErrBroken) {
-		t.Fatalf("unexpected Append error when a segment cannot be created; got %v; want one, not ErrBroken", err)
+	for _, ext := range []int64{DefaultExtendBytes, -1} {
+		t.Run(strconv.FormatInt(ext, 10), func(t *testing.T) {
+			dir := t.TempDir()
+			l := openLog(t, dir, Options{SegmentBytes: 100, ExtendBytes: ext})
+			a, b, c := encoded(1, 3), encoded(2, 1), encoded(3, 1)
+			mustAppend(t, l, a)
+			write := l.write
+			l.write = func(f *os.File, p []byte, off int64) (int, error) {
+				if off == 0 { // a new segment's header
+					return 0, errEIO
+				}
+				return write(f, p, off)
+			}
+			want := [][]byte{a}
+			if ext > 0 {
+				if end := mustAppend(t, l, b); end.Segment != 1 {
+					t.Fatalf("unexpected end of an append whose segment cannot be created; got %s; want segment 1", end)
+				}
+				want = append(want, b)
+			} else if _, err := l.Append(b); !errors.Is(err, errEIO) || errors.Is(err, ErrBroken) {
+				t.Fatalf("unexpected Append error when a segment cannot be created and no zeros are left; got %v; want its EIO, not ErrBroken", err)
+			}
+			if names, _ := filepath.Glob(filepath.Join(dir, "*.tmp")); len(names) != 0 || len(segments(t, dir)) != 1 {
+				t.Fatalf("unexpected files left by a failed segment: %v, %v", names, segments(t, dir))
+			}
+			if err := l.Err(); !errors.Is(err, errEIO) || errors.Is(err, ErrBroken) {
+				t.Fatalf("unexpected Err after a failed roll; got %v; want its EIO, not ErrBroken", err)
+			}
+			l.write = write
+			end := mustAppend(t, l, c)
+			if err := l.Err(); err != nil {
+				t.Fatalf("unexpected Err after an Append succeeded: %v", err)
+			}
+			if end.Segment != 2 {
+				t.Fatalf("unexpected end after a roll; got %s; want segment 2", end)
+			}
+			wantBatches(t, l, Offset{}, append(want, c))
+			l.Close()
+			wantBatches(t, openLog(t, dir, Options{SegmentBytes: 100, ExtendBytes: ext}), Offset{}, append(want, c))
+		})
 	}
-	if names, _ := filepath.Glob(filepath.Join(dir, "*.tmp")); len(names) != 0 || len(segments(t, dir)) != 1 {
-		t.Fatalf("unexpected files left by a failed segment: %v, %v", names, segments(t, dir))
-	}
-	if err := l.Err(); !errors.Is(err, errEIO) || errors.Is(err, ErrBroken) {
-		t.Fatalf("unexpected Err after a failed roll; got %v; want its EIO, not ErrBroken", err)
-	}
-	l.sync = (*os.File).Sync
-	end := mustAppend(t, l, encoded(2, 1))
-	if err := l.Err(); err != nil {
-		t.Fatalf("unexpected Err after an Append succeeded: %v", err)
-	}
-	if end.Segment != 2 {
-		t.Fatalf("unexpected end after a roll; got %s; want segment 2", end)
-	}
-	wantBatches(t, l, Offset{}, [][]byte{a, encoded(2, 1)})
 }
 
 // TestRepairProbe: near a segment's end, a repair still writes a block of
@@ -174,4 +196,76 @@ func TestRepairProbe(t *testing.T) {
 	if len(wrote) != 1 || wrote[0] < repairProbe {
 		t.Fatalf("unexpected writes of the repair; got %v bytes; want one of at least %d", wrote, repairProbe)
 	}
+}
+
+// TestRoomShort: on a disk that fills up, the write of the zeros ahead of
+// the records fails, not the records': the Appends go on in the zeros
+// left, with Err saying that the room runs short (warned once), then fail,
+// writing nothing and breaking nothing. Once there is room, Repair writes
+// the zeros ahead again, with no Append, and the log has every batch that
+// an Append took.
+func TestRoomShort(t *testing.T) {
+	dir := t.TempDir()
+	var logs bytes.Buffer
+	o := Options{ExtendBytes: 4096, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	l := openLog(t, dir, o)
+	if err := l.Reserve(); err != nil {
+		t.Fatalf("cannot reserve room ahead of the records: %v", err)
+	}
+	if fi, err := os.Stat(segments(t, dir)[0]); err != nil || fi.Size() != headerLen+4096 {
+		t.Fatalf("unexpected segment after Reserve: %v, %v; want %d bytes, the header and the zeros ahead", fi, err, headerLen+4096)
+	}
+	want := [][]byte{encoded(1, 1)}
+	mustAppend(t, l, want[0])
+	write := l.write
+	l.write = func(f *os.File, p []byte, off int64) (int, error) {
+		if allZero(p) {
+			return 0, syscall.ENOSPC
+		}
+		return write(f, p, off)
+	}
+	var err error
+	for id := uint64(2); err == nil; id++ {
+		b := encoded(id, 1)
+		before := l.End()
+		var end Offset
+		if end, err = l.Append(b); err == nil {
+			want = append(want, b)
+		} else if end != before || l.End() != before {
+			t.Fatalf("a failed Append moved the end from %s to %s, %s", before, end, l.End())
+		}
+		if id > 1000 {
+			t.Fatal("the zeros ahead of the records never ran out")
+		}
+	}
+	if !errors.Is(err, syscall.ENOSPC) || errors.Is(err, ErrBroken) {
+		t.Fatalf("unexpected Append error once the zeros ran out; got %v; want ENOSPC, not ErrBroken", err)
+	}
+	// 4096 bytes of zeros, less what the Appends before the first
+	// shortfall took (fewer than 2048), hold more than 20 of these.
+	if len(want) < 20 {
+		t.Fatalf("only %d Appends went on a disk that filled up; want the zeros ahead used", len(want))
+	}
+	if err := l.Repair(); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("unexpected Repair error on a disk still full; got %v; want ENOSPC", err)
+	}
+	l.write = write
+	if err := l.Repair(); err != nil {
+		t.Fatalf("unexpected Repair error once the disk has room: %v", err)
+	}
+	if err := l.Err(); err != nil {
+		t.Fatalf("unexpected Err once the zeros ahead are written again: %v", err)
+	}
+	if n := strings.Count(logs.String(), "no room ahead of its records"); n != 1 {
+		t.Fatalf("the shortfall was warned of %d times; want once:\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), "room ahead of its records again") {
+		t.Fatalf("the room regained was not logged:\n%s", logs.String())
+	}
+	b := encoded(5000, 1)
+	mustAppend(t, l, b)
+	want = append(want, b)
+	wantBatches(t, l, Offset{}, want)
+	l.Close()
+	wantBatches(t, openLog(t, dir, o), Offset{}, want)
 }

@@ -39,6 +39,10 @@ var (
 	// ErrOffset is matched by the errors of Read and Trim for an offset
 	// past the end, or one where no record starts.
 	ErrOffset = errors.New("visitlog: no record at offset")
+	// ErrShort is matched by Err while there is no room ahead of the
+	// records (see Options.ExtendBytes): a disk that filled up. Appends
+	// go on in the zeros left.
+	ErrShort = errors.New("visitlog: no room ahead of the records")
 	// ErrTooLarge is returned by Append for an empty batch or one over
 	// MaxRecordBytes; nothing was written and the Log stays usable.
 	ErrTooLarge = errors.New("visitlog: batch empty or too large")
@@ -72,12 +76,15 @@ type Options struct {
 	// segments. default: 64 MiB
 	SegmentBytes int64
 	// ExtendBytes is how far ahead of its records a segment file is
-	// extended with zeros: an Append that writes past the zeros writes
-	// this many more after its records. Its fsync then
-	// records the file's new size; the Appends after it overwrite zeros,
-	// and their fsync (fdatasync) changes no metadata, which costs about
-	// half the CPU and a fraction of the time (BenchmarkLogAppend).
-	// default: 1 MiB; negative: none, the file grows with each Append
+	// extended with zeros: an Append that would leave fewer than half
+	// this many after its records first writes this many more. Its fsync
+	// then records the file's new size; the Appends after it overwrite
+	// zeros, and their fsync (fdatasync) changes no metadata, which costs
+	// about half the CPU and a fraction of the time (BenchmarkLogAppend).
+	// And a disk that fills up fails the write of zeros, not of records:
+	// the Appends go on in the zeros left, and Err says the room runs
+	// short. default: 1 MiB; negative: none, the file grows with each
+	// Append
 	ExtendBytes int64
 	// Logger is told of a torn tail that Open cut off. default:
 	// slog.Default()
@@ -115,14 +122,16 @@ type Log struct {
 	write func(f *os.File, p []byte, off int64) (int, error)
 	sync  func(f *os.File) error
 
-	amu sync.Mutex // serializes Append; held through its fsync
-	buf []byte     // the records of one Append, under amu
-	tmu sync.Mutex // serializes Trim
+	amu   sync.Mutex // serializes Append; held through its fsync
+	buf   []byte     // the records of one Append, under amu
+	zeros []byte     // never written to: what room writes, under amu
+	tmu   sync.Mutex // serializes Trim
 
 	mu     sync.Mutex // guards what follows; never held through I/O but a Close
 	state  logState
 	broken error      // why, in stateBroken; wraps ErrBroken
-	failed error      // why the last Append could not create its segment, until one succeeds
+	failed error      // why the last Append could not write its records, until one succeeds
+	short  error      // why the last segment has fewer zeros ahead than it should, until it has them
 	segs   []*segment // oldest first; the last takes appends
 	end    Offset     // the durable end: after the last fsynced Append
 	notify chan struct{}
@@ -177,36 +186,37 @@ func (l *Log) Append(batches ...[]byte) (Offset, error) {
 			return end, fmt.Errorf("%w: an append of over %d bytes", ErrTooLarge, maxAppendBytes)
 		}
 	}
-	if seg.size >= l.o.SegmentBytes && seg.size > headerLen {
-		// A failure here leaves the segment it would follow as it was:
-		// the next Append tries again.
-		f, path, err := createSegment(l.o.Dir, seg.seq+1, l.write, l.sync)
-		if err != nil {
-			writeErrors.Inc()
-			l.mu.Lock()
-			l.failed = err
-			l.mu.Unlock()
-			return end, err
-		}
-		seg = &segment{seq: seg.seq + 1, path: path, f: f, size: headerLen, file: headerLen, refs: 1}
-		end = Offset{seg.seq, seg.size}
-		l.mu.Lock()
-		l.segs = append(l.segs, seg)
-		l.end = end
-		l.mu.Unlock()
-		bytesGauge.Add(headerLen)
-	}
 	l.buf = l.buf[:0]
 	for i, b := range batches {
 		l.buf = appendRecord(l.buf, b, len(l.buf), i == len(batches)-1)
 	}
-	records := len(l.buf)
-	if end := seg.size + int64(records); end > seg.file && l.o.ExtendBytes > 0 {
-		// ExtendBytes of zeros after the records, but not past the
-		// segment's size: Open takes zeros after the last Append for
-		// the file's unused end.
-		to := max(end, min(end+l.o.ExtendBytes, l.o.SegmentBytes))
-		l.buf = append(l.buf, make([]byte, to-end)...)
+	records := int64(len(l.buf))
+	short := false // no room made ahead of the records
+	if seg.size >= l.o.SegmentBytes && seg.size > headerLen {
+		// A failure here leaves the segment it would follow as it was:
+		// the next Append tries again. Meanwhile the records go on in
+		// that segment's zeros while they have room.
+		f, path, err := createSegment(l.o.Dir, seg.seq+1, l.write, l.sync)
+		if err != nil {
+			short = true
+			if err := l.runShort(seg, seg.size+records, err); err != nil {
+				return end, err
+			}
+		} else {
+			seg = &segment{seq: seg.seq + 1, path: path, f: f, size: headerLen, file: headerLen, refs: 1}
+			end = Offset{seg.seq, seg.size}
+			l.mu.Lock()
+			l.segs = append(l.segs, seg)
+			l.end = end
+			l.mu.Unlock()
+			bytesGauge.Add(headerLen)
+		}
+	}
+	if err := l.room(seg, seg.size+records); err != nil {
+		short = true
+		if err := l.runShort(seg, seg.size+records, err); err != nil {
+			return end, err
+		}
 	}
 	n, err := l.write(seg.f, l.buf, seg.size)
 	if err == nil && n != len(l.buf) {
@@ -227,18 +237,24 @@ func (l *Log) Append(batches ...[]byte) (Offset, error) {
 		l.mu.Unlock()
 		return end, err
 	}
-	seg.file = max(seg.file, seg.size+int64(len(l.buf)))
-	l.buf = l.buf[:records]
+	seg.file = max(seg.file, seg.size+records)
 	l.mu.Lock()
-	seg.size += int64(records)
+	seg.size += records
 	l.end = Offset{seg.seq, seg.size}
 	l.failed = nil
+	again := !short && l.short != nil
+	if again {
+		l.short = nil
+	}
 	end = l.end
 	if l.notify != nil {
 		close(l.notify)
 		l.notify = nil
 	}
 	l.mu.Unlock()
+	if again {
+		l.roomAgain(seg)
+	}
 	bytesGauge.Add(float64(len(l.buf)))
 	appendsTotal.Inc()
 	batchesTotal.Add(len(batches))
@@ -249,18 +265,102 @@ func (l *Log) Append(batches ...[]byte) (Offset, error) {
 }
 
 // Err returns why the Log is broken (wrapping ErrBroken), ErrClosed once
-// it is closed, why the last Append could not create its segment until an
-// Append succeeds, or nil.
+// it is closed, why the last Append could not write its records (its
+// segment could not be created, or the zeros ahead of it could not be
+// written) until an Append succeeds, or why the zeros ahead of the records
+// run short (a full disk: Appends go on in the zeros left), or nil.
 func (l *Log) Err() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	switch l.state {
-	case stateBroken:
+	switch {
+	case l.state == stateBroken:
 		return l.broken
-	case stateClosed:
+	case l.state == stateClosed:
 		return ErrClosed
+	case l.failed != nil:
+		return l.failed
 	}
-	return l.failed
+	return l.short
+}
+
+// Reserve writes the zeros ahead of the records that the next Append
+// would, so that a disk that fills up before it leaves it room. Unlike
+// Open, which changes nothing but a torn tail, it writes. It returns why it
+// could not, which Err reports then (ErrShort), as after an Append.
+func (l *Log) Reserve() error {
+	l.amu.Lock()
+	defer l.amu.Unlock()
+	l.mu.Lock()
+	state, seg := l.state, l.segs[len(l.segs)-1]
+	l.mu.Unlock()
+	if state != stateOpen {
+		return l.Err()
+	}
+	err := l.room(seg, seg.size)
+	if err != nil {
+		l.runShort(seg, seg.size, err)
+	}
+	return err
+}
+
+// room makes ExtendBytes/2 of zeros at least follow end, the end of the
+// records about to be written to seg: when fewer do, it writes ExtendBytes
+// more, before the records, so that a disk that fills up
+// fails that write, not theirs, and the records go on in the zeros left
+// meanwhile. Past SegmentBytes too, for a segment whose successor cannot be
+// created. The caller holds amu.
+func (l *Log) room(seg *segment, end int64) error {
+	if l.o.ExtendBytes <= 0 || seg.file >= end+l.o.ExtendBytes/2 {
+		return nil
+	}
+	to := max(seg.file, end) + l.o.ExtendBytes // the file grows by ExtendBytes: one fsync in so many bytes changes metadata
+	if int64(len(l.zeros)) < to-seg.file {
+		l.zeros = make([]byte, to-seg.file)
+	}
+	n, err := l.write(seg.f, l.zeros[:to-seg.file], seg.file)
+	if err == nil && n != int(to-seg.file) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		return fmt.Errorf("cannot write the zeros ahead of the records of visit log segment %q, to byte offset %d: %w", seg.path, to, err)
+	}
+	seg.file = to
+	l.mu.Lock()
+	again := l.short != nil
+	l.short = nil
+	l.mu.Unlock()
+	if again {
+		l.roomAgain(seg)
+	}
+	return nil
+}
+
+// roomAgain says that the room ahead of the records ran short no more.
+func (l *Log) roomAgain(seg *segment) {
+	l.o.Logger.Info("visit log: room ahead of its records again", "segment", seg.path)
+}
+
+// runShort records err, why there is no more room ahead of the records
+// (ErrShort), and warns of it the first time. It returns err when the
+// records that would end at end do not fit the zeros left in seg either:
+// then the Append writes nothing, and Err says why until one succeeds.
+func (l *Log) runShort(seg *segment, end int64, err error) error {
+	l.mu.Lock()
+	first := l.short == nil
+	l.short = fmt.Errorf("%w: %w", ErrShort, err)
+	if end > seg.file {
+		l.failed = err
+	}
+	l.mu.Unlock()
+	writeErrors.Inc()
+	if first {
+		l.o.Logger.Warn("visit log: no room ahead of its records; appends go on in the zeros left",
+			"segment", seg.path, "bytes_left", max(0, seg.file-end), "err", err)
+	}
+	if end > seg.file {
+		return err
+	}
+	return nil
 }
 
 // End returns the durable end: the offset after the last Append.

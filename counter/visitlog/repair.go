@@ -39,19 +39,20 @@ func (l *Log) repair(seg *segment) (logState, error) {
 	l.o.Logger.Warn("visit log: repaired; what the failed append wrote was cut off",
 		"segment", seg.path, "offset", seg.size, "failure", l.broken)
 	seg.file = seg.size + ext
-	l.state, l.broken = stateOpen, nil
+	l.state, l.broken, l.short = stateOpen, nil, nil
 	return stateOpen, nil
 }
 
 // repairProbe is the least a repair writes: a file system block.
 const repairProbe = 4096
 
-// Repair repairs a broken Log, as the next Append would, and returns Err,
-// or why the repair failed. A caller that checks the Log's health calls
-// it, so that a Log broken by a disk that was full recovers once there is
-// room, with no Append.
+// Repair repairs a broken Log, as the next Append would, writes the zeros
+// ahead of the records that an Append could not write (see Err), and
+// returns Err, or why the repair failed. A caller that checks the Log's
+// health calls it, so that a Log broken, or short of room, on a disk that
+// was full recovers once there is room, with no Append.
 func (l *Log) Repair() error {
-	if err := l.Err(); !errors.Is(err, ErrBroken) {
+	if err := l.Err(); err == nil || errors.Is(err, ErrClosed) {
 		return err // without waiting for an Append's fsync
 	}
 	l.amu.Lock()
@@ -59,9 +60,22 @@ func (l *Log) Repair() error {
 	l.mu.Lock()
 	state, seg := l.state, l.segs[len(l.segs)-1]
 	l.mu.Unlock()
-	if state == stateBroken {
+	switch state {
+	case stateBroken:
 		if _, err := l.repair(seg); err != nil {
 			return err
+		}
+	case stateOpen:
+		if err := l.room(seg, seg.size); err != nil {
+			l.runShort(seg, seg.size, err)
+			return l.Err()
+		}
+		if l.o.ExtendBytes > 0 {
+			// The next Append's records have zeros to go in, even
+			// should its segment fail to roll over.
+			l.mu.Lock()
+			l.failed = nil
+			l.mu.Unlock()
 		}
 	}
 	return l.Err()
