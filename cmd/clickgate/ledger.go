@@ -292,6 +292,7 @@ func flushCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return printAnswer(stdout)(c.Flush(ctx))
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
+	slog.SetDefault(log)
 	store, _, secret, err := sf.open(ctx, log)
 	if err != nil {
 		return err

@@ -375,8 +375,8 @@ func TestReadyzLogBroken(t *testing.T) {
 	if status != 503 || !strings.Contains(body, "the visit log cannot take visits") || !strings.Contains(body, "file too large") {
 		t.Fatalf("unexpected /readyz with the visit log broken; got %d %q; want 503 and why", status, body)
 	}
-	if logs := p.logs(); !strings.Contains(logs, "cannot commit visits") || !strings.Contains(logs, "visit log: no room ahead of its records") {
-		t.Fatalf("the node did not log that it cannot commit, and why:\n%s", logs)
+	if logs := p.logs(); !strings.Contains(logs, "cannot commit visits") || !strings.Contains(logs, `level=WARN msg="visit log: no room ahead of its records`) {
+		t.Fatalf("the node did not log that it cannot commit, and why, in its format:\n%s", logs)
 	}
 	if m := p.metrics(t); m["clickgate_visits_spooled_total"] != 3 {
 		t.Fatalf("unexpected visits spooled; got %v; want 3", m["clickgate_visits_spooled_total"])

@@ -56,6 +56,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
+	// What the stores and the visit log say goes where the node's own
+	// lines go, in the same format.
+	slog.SetDefault(log)
 	minProcs()
 
 	proxies, err := redirect.ParseTrustedProxies(*trusted)
