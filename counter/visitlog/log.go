@@ -321,6 +321,9 @@ func (l *Log) room(seg *segment, end int64) error {
 	if err == nil && n != int(to-seg.file) {
 		err = io.ErrShortWrite
 	}
+	if len(l.zeros) > 4<<20 {
+		l.zeros = nil // don't keep what a huge append needed
+	}
 	if err != nil {
 		return fmt.Errorf("cannot write the zeros ahead of the records of visit log segment %q, to byte offset %d: %w", seg.path, to, err)
 	}
