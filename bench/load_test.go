@@ -289,13 +289,21 @@ func TestOpenLoopMeasuresFromDueTime(t *testing.T) {
 }
 
 func TestBusySplitsLatency(t *testing.T) {
-	// Requests due from 300ms to 600ms after the start are busy, and the
+	// Requests due from 300ms to 600ms after the first are busy, and the
 	// server takes 50ms over each request it gets then: the busy side
 	// holds them, the quiet side the others, served at once (a loaded
-	// machine's latency is well below 50ms, not always below 20ms).
-	start := time.Now()
+	// machine's latency is well below 50ms, not always below 20ms). From
+	// the first request, not from now: on a loaded machine the set-up
+	// took longer than the window.
+	var mu sync.Mutex
+	var start time.Time
 	busy := func(at time.Time) bool {
+		mu.Lock()
+		if start.IsZero() {
+			start = at
+		}
 		d := at.Sub(start)
+		mu.Unlock()
 		return d >= 300*time.Millisecond && d < 600*time.Millisecond
 	}
 	h := func(ctx *fasthttp.RequestCtx) {
@@ -311,6 +319,9 @@ func TestBusySplitsLatency(t *testing.T) {
 	res, err := Run(context.Background(), LoadOptions{Target: listen(t, h), Generator: g, Connections: 64, Rate: 1000, Duration: time.Second, Busy: busy})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if res.Requests < 500 {
+		t.Fatalf("%d of about 1000 requests answered, %d errors", res.Requests, res.Errors)
 	}
 	if res.Busy == nil || res.Quiet == nil || res.Busy.Requests+res.Quiet.Requests != res.Requests {
 		t.Fatalf("the sides do not add up to the %d requests: %+v, %+v", res.Requests, res.Busy, res.Quiet)
