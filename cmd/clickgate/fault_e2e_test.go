@@ -458,6 +458,9 @@ func TestDiskFull(t *testing.T) {
 	if f.Close(); !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("unexpected error filling the data directory's file system; got %v; want ENOSPC", err)
 	}
+	if free := p.metrics(t)["clickgate_data_free_bytes"]; free >= 64<<10 {
+		t.Fatalf("unexpected clickgate_data_free_bytes of a full disk; got %v; want less than the 64 KiB that did not fit", free)
+	}
 	clickAll(t, p, code, clickers(5), 1)
 	bot := newClicker("127.0.30.1")
 	for range 3 {

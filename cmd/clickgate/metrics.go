@@ -16,20 +16,25 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/clickgate/clickgate/counter"
+	"github.com/clickgate/clickgate/counter/disk"
 	"github.com/clickgate/clickgate/counter/judge"
 	"github.com/clickgate/clickgate/counter/ledger"
 	"github.com/clickgate/clickgate/counter/payout"
 )
 
 // serveMetrics registers the figures of one serve that no package counts
-// on its own: the build, and the clicks by reason, read from the
-// recorder's tally and the judges when scraped. It returns the function
-// that unregisters them.
-func serveMetrics(rec *counter.Recorder) (unregister func()) {
+// on its own: the build, the free space of the data directory's file
+// system, and the clicks by reason, read from the recorder's tally and the
+// judges when scraped. It returns the function that unregisters them.
+func serveMetrics(rec *counter.Recorder, data string) (unregister func()) {
 	s := metrics.NewSet()
 	s.RegisterMetricsWriter(func(w io.Writer) {
 		metrics.WriteMetadataIfNeeded(w, "clickgate_build_info", "gauge")
 		fmt.Fprintf(w, "clickgate_build_info{version=%q,goversion=%q} 1\n", version, runtime.Version())
+		if free, err := disk.Free(data); err == nil {
+			metrics.WriteMetadataIfNeeded(w, "clickgate_data_free_bytes", "gauge")
+			fmt.Fprintf(w, "clickgate_data_free_bytes %d\n", free)
+		}
 		clicks := rec.Tallied()
 		decided := judge.Decided()
 		clicks.Add(&decided)

@@ -166,6 +166,9 @@ func TestMetricsExposition(t *testing.T) {
 	f("clickgate_clicks_total", 1, "reason", "bots")
 	f("clickgate_redirect_duration_seconds", float64(redirects))
 	f("clickgate_build_info", 1, "version", version, "goversion", runtime.Version())
+	if free := value(t, fams, "clickgate_data_free_bytes"); free <= 0 {
+		t.Errorf("unexpected clickgate_data_free_bytes of a node with room; got %v", free)
+	}
 	f("clickgate_ledger_flushes_total", 1, "result", "ok")
 	f("clickgate_ledger_flush_duration_seconds", 1)
 	f("clickgate_campaign_payable", 0, "campaign", "spring")

@@ -187,7 +187,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		defer cancel()
 		rec.Stop(ctx)
 	}()
-	defer serveMetrics(rec)()
+	defer serveMetrics(rec, *dataDir)()
 
 	// No TCP keep-alive probes (Go's default turns them on, four
 	// setsockopt calls per accepted connection, 2% of the CPU of a node

@@ -13,8 +13,9 @@ var metricHelp = map[string]string{
 	"clickgate_redirect_duration_seconds": "Time from a request read to its 302 ready, for every redirect of the public listener: resolution, classification and, for a new visitor, the wait for the commit or the spool.",
 	"clickgate_public_refused_total":      "Requests of the public listener answered with an error, by reason (malformed_request, headers_too_large, body_too_large and timeout: what fasthttp could not read; method, body, host, malformed_path, unknown_code, probes, conns_per_ip, conns_per_block, max_conns).",
 	"clickgate_accept_errors_total":       "Errors accepting connections on the public listener, by reason.",
-	"clickgate_readiness_failures_total":  "Checks of /readyz that failed: the store did not answer a ping within 500ms, or may evict any key, is at its maxmemory, or lacks the replicas --redis-replica-acks asks for (Redis), or its visit log could not take visits (the embedded store).",
+	"clickgate_readiness_failures_total":  "Checks of /readyz that failed: the store did not answer a ping within 500ms, or may evict any key, is at its maxmemory, or lacks the replicas --redis-replica-acks asks for (Redis), or its visit log could not take visits, or has no room ahead of its records (the embedded store).",
 	"clickgate_build_info":                "Always 1; the labels name the build: version (set with -ldflags -X) and goversion.",
+	"clickgate_data_free_bytes":           "Free bytes of the file system of --data (the embedded store, the spool, the ledger), read at each scrape (statfs: what an unprivileged process may still write).",
 
 	// The group commit and the spool (counter).
 	"clickgate_commit_duration_seconds":        "Duration of one group commit: one batch of visits written to the store.",
