@@ -191,14 +191,12 @@ func (l *Log) Append(batches ...[]byte) (Offset, error) {
 		l.buf = appendRecord(l.buf, b, len(l.buf), i == len(batches)-1)
 	}
 	records := int64(len(l.buf))
-	short := false // no room made ahead of the records
 	if seg.size >= l.o.SegmentBytes && seg.size > headerLen {
 		// A failure here leaves the segment it would follow as it was:
 		// the next Append tries again. Meanwhile the records go on in
 		// that segment's zeros while they have room.
 		f, path, err := createSegment(l.o.Dir, seg.seq+1, l.write, l.sync)
 		if err != nil {
-			short = true
 			if err := l.runShort(seg, seg.size+records, err); err != nil {
 				return end, err
 			}
@@ -208,12 +206,12 @@ func (l *Log) Append(batches ...[]byte) (Offset, error) {
 			l.mu.Lock()
 			l.segs = append(l.segs, seg)
 			l.end = end
+			l.short = nil // its room is made next, or found short again
 			l.mu.Unlock()
 			bytesGauge.Add(headerLen)
 		}
 	}
 	if err := l.room(seg, seg.size+records); err != nil {
-		short = true
 		if err := l.runShort(seg, seg.size+records, err); err != nil {
 			return end, err
 		}
@@ -242,19 +240,12 @@ func (l *Log) Append(batches ...[]byte) (Offset, error) {
 	seg.size += records
 	l.end = Offset{seg.seq, seg.size}
 	l.failed = nil
-	again := !short && l.short != nil
-	if again {
-		l.short = nil
-	}
 	end = l.end
 	if l.notify != nil {
 		close(l.notify)
 		l.notify = nil
 	}
 	l.mu.Unlock()
-	if again {
-		l.roomAgain(seg)
-	}
 	bytesGauge.Add(float64(len(l.buf)))
 	appendsTotal.Inc()
 	batchesTotal.Add(len(batches))
@@ -296,6 +287,11 @@ func (l *Log) Reserve() error {
 	if state != stateOpen {
 		return l.Err()
 	}
+	return l.reserve(seg)
+}
+
+// reserve is Reserve for seg, the last segment. The caller holds amu.
+func (l *Log) reserve(seg *segment) error {
 	err := l.room(seg, seg.size)
 	if err != nil {
 		l.runShort(seg, seg.size, err)
@@ -333,14 +329,9 @@ func (l *Log) room(seg *segment, end int64) error {
 	l.short = nil
 	l.mu.Unlock()
 	if again {
-		l.roomAgain(seg)
+		l.o.Logger.Info("visit log: room ahead of its records again", "segment", seg.path)
 	}
 	return nil
-}
-
-// roomAgain says that the room ahead of the records ran short no more.
-func (l *Log) roomAgain(seg *segment) {
-	l.o.Logger.Info("visit log: room ahead of its records again", "segment", seg.path)
 }
 
 // runShort records err, why there is no more room ahead of the records

@@ -66,8 +66,7 @@ func (l *Log) Repair() error {
 			return err
 		}
 	case stateOpen:
-		if err := l.room(seg, seg.size); err != nil {
-			l.runShort(seg, seg.size, err)
+		if err := l.reserve(seg); err != nil {
 			return l.Err()
 		}
 		if l.o.ExtendBytes > 0 {
