@@ -365,7 +365,7 @@ func TestReadyzLogBroken(t *testing.T) {
 		"--admin-listen", "127.0.0.1:0", "--data", data, "--flush-interval", "0")
 	p := startServeCmd(t, data, cmd)
 	admin := "http://" + p.admin
-	if status, body := get(t, admin+"/readyz"); status != 503 || !strings.Contains(body, "the visit log's disk is full") || !strings.Contains(body, "file too large") {
+	if status, body := get(t, admin+"/readyz"); status != 503 || !strings.Contains(body, "the visit log runs out of room") || !strings.Contains(body, "file too large") {
 		t.Fatalf("unexpected /readyz of a new node with no room for its visit log; got %d %q; want 503 and why", status, body)
 	}
 	code := p.setup(t)

@@ -169,7 +169,7 @@ func (s *Store) Ping(context.Context) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, visitlog.ErrShort):
-		return fmt.Errorf("the visit log's disk is full; it takes visits in the room it has left: %w", err)
+		return fmt.Errorf("the visit log runs out of room: it takes visits in what it has left, but cannot make more: %w", err)
 	}
 	return fmt.Errorf("the visit log cannot take visits: %w", err)
 }
