@@ -63,9 +63,14 @@ const (
 func (r *Recorder) spoolLate(b *batch) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if b.released || b.spool != notSpooled {
-		return // committed, or spooled by another caller
+	if b.released || b.answered || b.spool != notSpooled {
+		// Released; or answered, and about to be released by whoever
+		// resolves it: spooled now, a batch the store took would be
+		// replayed, its visitors duplicates the second time; or
+		// spooled by another caller.
+		return
 	}
+	held := b.sent // in flight: acked if its commit succeeds after all
 	if !b.sent {
 		if r.cur != b {
 			panic("BUG: counter: a batch neither sent nor queued")
@@ -74,7 +79,6 @@ func (r *Recorder) spoolLate(b *batch) {
 		b.answered, b.out = true, uncounted(len(b.visits))
 	}
 	b.spool, b.whole = spoolWriting, true
-	held := !b.answered
 	r.lateWrites++
 	commitsLate.Inc()
 	go func() {

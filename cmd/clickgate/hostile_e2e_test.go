@@ -555,7 +555,15 @@ func TestSlowConnections(t *testing.T) {
 		}
 	}
 	if got := edgeCounts(t, p); got["clicks"] != 200 || got["qualified"] != 200 {
-		t.Fatalf("unexpected stats; got %v; want 200 qualified clicks", got)
+		m := p.metrics(t)
+		var keys []string
+		for k, v := range m {
+			if v != 0 && (strings.Contains(k, "spool") || strings.Contains(k, "commit") || strings.Contains(k, "visits") || strings.Contains(k, "judge") || strings.Contains(k, "refused")) {
+				keys = append(keys, fmt.Sprintf("%s=%v", k, v))
+			}
+		}
+		slices.Sort(keys)
+		t.Fatalf("unexpected stats; got %v; want 200 qualified clicks\n%s", got, strings.Join(keys, "\n"))
 	}
 }
 
