@@ -409,3 +409,78 @@ func TestTableLinks(t *testing.T) {
 		})
 	}
 }
+
+// TestTableGrowsShards: as links are added the shards grow in number,
+// every link moved to its new shard; changes made in the apply that grows
+// them, and after, are served, and a snapshot served before is unchanged.
+func TestTableGrowsShards(t *testing.T) {
+	now := time.Now().UTC()
+	camp := counter.Campaign{ID: "spring", StartsAt: now.Add(-time.Hour), EndsAt: now.Add(time.Hour), VisitBlockSize: 1000}
+	creator := counter.Creator{ID: "alice", Campaign: "spring", Country: "US", Status: counter.StatusActive}
+	link := func(i int, dest string) counter.Link {
+		return counter.Link{Code: fmt.Sprintf("grow%06d", i), Campaign: "spring", Creator: "alice",
+			Destinations: counter.Destinations{Default: dest}}
+	}
+	links := func(from, to int) []counter.Link {
+		var ls []counter.Link
+		for i := from; i < to; i++ {
+			ls = append(ls, link(i, "https://app.example.com/a"))
+		}
+		return ls
+	}
+	st := newCatalogState()
+	cur := NewTable(TableOptions{}).snap.Load()
+	cur, _ = st.apply(cur, []counter.Campaign{camp}, []counter.Creator{creator}, links(0, 1000))
+	if len(cur.shards) != minShards || cur.n != 1000 {
+		t.Fatalf("unexpected table of 1,000 links; got %d shards, %d links; want %d shards", len(cur.shards), cur.n, minShards)
+	}
+	const n = 3 * minShards * linksPerShard
+	var before *snapshot
+	changedCodes, disabled := map[string]bool{}, map[string]bool{}
+	for from := 1000; from < n; from += 10_000 {
+		ls := links(from, min(from+10_000, n))
+		// An earlier link changed, another disabled, in the same apply.
+		changed, off := link(from/10, "https://app.example.com/b"), link(from/10+1, "https://app.example.com/a")
+		off.Disabled = true
+		changedCodes[changed.Code], disabled[off.Code] = true, true
+		before = cur
+		next, dropped := st.apply(cur, nil, nil, append(ls, changed, off))
+		if len(dropped) != 0 {
+			t.Fatalf("unexpected links dropped: %v", dropped)
+		}
+		if err := older(cur, next, st, 1); err != nil {
+			t.Fatalf("a grown table is taken for an older one: %s", err)
+		}
+		cur = next
+	}
+	if want := shardsFor(n); len(cur.shards) != want || want < 4*minShards {
+		t.Fatalf("unexpected shards of %d links; got %d; want %d, at least %d", n, len(cur.shards), want, 4*minShards)
+	}
+	// A new term reaches every link through the grown shards.
+	camp.CapCents = 4242
+	cur, _ = st.apply(cur, []counter.Campaign{camp}, nil, nil)
+	served := 0
+	for i := range n {
+		code := link(i, "").Code
+		e := cur.lookup(code)
+		if disabled[code] {
+			if e != nil {
+				t.Fatalf("disabled link %q served", code)
+			}
+			continue
+		}
+		if e == nil || e.Link.Code != code || e.Campaign.CapCents != 4242 {
+			t.Fatalf("unexpected entry of %q; got %+v", code, e)
+		}
+		if want := map[bool]string{true: "https://app.example.com/b", false: "https://app.example.com/a"}[changedCodes[code]]; e.Link.Destinations.Default != want {
+			t.Fatalf("unexpected destination of changed link %q; got %q; want %q", code, e.Link.Destinations.Default, want)
+		}
+		served++
+	}
+	if served != cur.n || served != n-len(disabled) || len(changedCodes) < 3 {
+		t.Fatalf("unexpected links served; got %d, table says %d; want %d", served, cur.n, n-len(disabled))
+	}
+	if before.lookup(link(n-1, "").Code) != nil || before.n >= cur.n {
+		t.Fatal("a snapshot served before changed")
+	}
+}

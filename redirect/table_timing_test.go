@@ -58,3 +58,75 @@ func BenchmarkTableBuild(b *testing.B) {
 	}
 	b.ReportMetric(perLink, "heap-B/link")
 }
+
+// benchTable returns a snapshot of n links, and its state.
+func benchTable(b *testing.B, n int) (*snapshot, *catalogState, []counter.Link) {
+	now := time.Now().UTC()
+	camp := counter.Campaign{ID: "spring", StartsAt: now, EndsAt: now.Add(time.Hour), VisitBlockSize: 1}
+	var creators []counter.Creator
+	for i := range 100 {
+		creators = append(creators, counter.Creator{ID: fmt.Sprintf("creator%04d", i), Campaign: "spring", Country: "US", Status: counter.StatusActive})
+	}
+	ls := make([]counter.Link, n)
+	for i := range ls {
+		ls[i] = counter.Link{Code: fmt.Sprintf("C%07d", i), Campaign: "spring", Creator: creators[i%len(creators)].ID,
+			Destinations: counter.Destinations{Default: "https://app.example.com/join"}, CreatedAt: now}
+	}
+	st := newCatalogState()
+	snap, dropped := st.apply(NewTable(TableOptions{}).snap.Load(), []counter.Campaign{camp}, creators, ls)
+	if snap.n != n || len(dropped) != 0 {
+		b.Fatalf("unexpected table of %d links, %d dropped", snap.n, len(dropped))
+	}
+	return snap, st, ls
+}
+
+// BenchmarkLookup looks up random codes of tables of several sizes.
+//
+//	go test ./redirect -run '^$' -bench Lookup
+func BenchmarkLookup(b *testing.B) {
+	for _, n := range []int{1000, 100_000, 1_000_000} {
+		snap, _, ls := benchTable(b, n)
+		t := NewTable(TableOptions{})
+		t.snap.Store(snap)
+		codes := make([][]byte, 1<<16)
+		for i := range codes {
+			codes[i] = []byte(ls[(i*7919)%n].Code)
+		}
+		b.Run(fmt.Sprintf("links=%d", n), func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				if t.Lookup(codes[i&(len(codes)-1)]) == nil {
+					b.Fatal("a link is missing")
+				}
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkApplyImport applies a bulk import of 10,000 links as a node's
+// poll sees it, 40 changes of 256 links, to tables of several sizes, and
+// reports the time and the bytes allocated per link applied.
+//
+//	go test ./redirect -run '^$' -bench ApplyImport -benchtime 3x
+func BenchmarkApplyImport(b *testing.B) {
+	for _, n := range []int{100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("links=%d", n), func(b *testing.B) {
+			snap, st, ls := benchTable(b, n)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				cur := snap
+				for i := range 40 {
+					chunk := make([]counter.Link, 256)
+					for j := range chunk {
+						chunk[j] = ls[0]
+						chunk[j].Code = fmt.Sprintf("I%07d", i*256+j)
+					}
+					cur, _ = st.apply(cur, nil, nil, chunk)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(40*256*b.N), "ns/link")
+		})
+	}
+}
