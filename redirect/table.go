@@ -170,8 +170,10 @@ func (t *Table) Refresh(ctx context.Context) error {
 	for {
 		cur := t.snap.Load()
 		var all counter.CatalogChanges
+		var links [][]counter.Link // put together once: grown call by call, they were a bulk import's largest allocation here
+		n := 0
 		version, last, more := cur.version, cur.last, true
-		for more && len(all.Campaigns)+len(all.Creators)+len(all.Links) < changesPerApply {
+		for more && n < changesPerApply {
 			if version != cur.version && !pace.Wait(ctx) {
 				// A bulk import's changes, read paced like the
 				// import, until the poll's time is up.
@@ -194,9 +196,11 @@ func (t *Table) Refresh(ctx context.Context) error {
 			}
 			all.Campaigns = append(all.Campaigns, ch.Campaigns...)
 			all.Creators = append(all.Creators, ch.Creators...)
-			all.Links = append(all.Links, ch.Links...)
+			links = append(links, ch.Links)
+			n += len(ch.Campaigns) + len(ch.Creators) + len(ch.Links)
 			version, last, more = ch.Version, ch.Last, ch.More
 		}
+		all.Links = slices.Concat(links...)
 		if version == cur.version {
 			return nil
 		}

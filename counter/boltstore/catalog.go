@@ -381,6 +381,10 @@ func (s *Store) CatalogChanges(ctx context.Context, since uint64, limit int) (*c
 			return nil
 		}
 		seen := make(map[string]bool)
+		if limit > 0 {
+			// Mostly links: a bulk import's, a call's worth at a time.
+			ch.Links = make([]counter.Link, 0, min(uint64(limit), v-since))
+		}
 		last := since
 		for ; k != nil && len(rec) > 0; k, rec = c.Next() {
 			if limit > 0 && last-since >= uint64(limit) {
@@ -423,9 +427,9 @@ func (s *Store) addChange(tx *bolt.Tx, ch *counter.CatalogChanges, rec []byte) e
 			ch.Creators = append(ch.Creators, c)
 		}
 	case changeLink:
-		var l counter.Link
-		if err = s.getLink(tx, string(key), &l); err == nil {
-			ch.Links = append(ch.Links, l)
+		ch.Links = append(ch.Links, counter.Link{})
+		if err = s.getLink(tx, string(key), &ch.Links[len(ch.Links)-1]); err != nil {
+			ch.Links = ch.Links[:len(ch.Links)-1]
 		}
 	default:
 		return fmt.Errorf("unknown kind %q of catalog change %q", rec[0], key)
