@@ -76,9 +76,10 @@ type Table struct {
 // grows with the table to keep at most about linksPerShard links in each.
 // With a fixed 1,024, a bulk import of 10,000 links, which a node's polls
 // apply a few hundred links at a time as its chunks commit (the benchmark
-// applies 40 steps of 256), copied a quarter of the table at each step: 1.1-1.2 s and 510 MB a node with 1M links served, against
-// 114-143 ms and 36 MB with 32,768 shards (BenchmarkApplyImport, both
-// in one run). A lookup in those 1M links then took 220 ns against 182-190
+// applies 40 steps of 256), copied a quarter of the table at each step:
+// 1.1-1.2 s and 510 MB on a node with 1M links served, against 114-143 ms
+// and 36 MB with 32,768 shards (BenchmarkApplyImport, both in one run). A
+// lookup in those 1M links then took 220 ns against 182-190
 // (BenchmarkLookup, random codes back to back: every one a cache miss).
 const (
 	minShards     = 1024
@@ -170,7 +171,7 @@ func (t *Table) Refresh(ctx context.Context) error {
 	for {
 		cur := t.snap.Load()
 		var all counter.CatalogChanges
-		var links [][]counter.Link // put together once: grown call by call, they were a bulk import's largest allocation here
+		var links [][]counter.Link // the pages of links, put together once
 		n := 0
 		version, last, more := cur.version, cur.last, true
 		for more && n < changesPerApply {
