@@ -19,11 +19,12 @@ func (l *loadtester) writeImport(w io.Writer, stores []*row, bare *row) {
 	fmt.Fprintf(w, "The open loop again, at %.0f req/s (the open loop's rate, but at most %.0f%% of the slowest clickgate design's closed-loop maximum: above a design's capacity its queue grows for as long as a round lasts, and its p99 measures that, import or not; the import's own work and the time the hypervisor takes from the core come on top of the rate), "+
 		"for each clickgate design in %d rounds of %s that take turns with the others. In every round, `POST /v1/links:bulk` calls of %d links each (codes drawn by clickgate) to the first edge alternate with pauses about as long (0.5 to 1.5 times the call before); no call starts that would outlast the round. "+
 		"Each request's latency counts as during an import when a call was in flight at its due time, and as without otherwise: both kinds share every slow spell of the machine, as they alternate every few seconds. "+
-		"Send lag is how late the generator sent a request after it was due (as in the open loop's table, and inside the latency): the bulk calls' client shares the generator's process and core, but reads each call's answer a buffer at a time without decoding it. Both p99s are over all the rounds; the median of the rounds' ratio is over the rounds of the p99 during an import over that without in the same round. Server CPU is the design's processes' CPU over the rounds' time, in cores, and stolen the time the hypervisor took from the server's cores, as in the open loop's table. "+
+		"Send lag is how late the generator sent a request after it was due (as in the open loop's table, and inside the latency): the bulk calls' client shares the generator's process and core, but reads each call's answer a buffer at a time without decoding it. "+
+		"Commits over %s are the edges' (`clickgate_commit_duration_seconds`), without and during a call (those that ended while one was in flight): a new visitor's redirect waits for the commit of its visit, so one commit that long holds every connection of the open loop, and the requests due meanwhile leave late; one in a round is enough to set its p99. Both p99s are over all the rounds; the median of the rounds' ratio is over the rounds of the p99 during an import over that without in the same round. Server CPU is the design's processes' CPU over the rounds' time, in cores, and stolen the time the hypervisor took from the server's cores, as in the open loop's table. "+
 		"On the cluster, after each call, the second edge is asked (HEAD, not counted) for the call's last link until it redirects: the time from the call's answer until then is the time a new link takes to reach every node.\n\n",
-		l.importRate, 100*importShare, importRounds, time.Duration(importRoundLen*float64(l.duration)), l.importBatch)
-	fmt.Fprintf(w, "| design | p99 without import | p99 during import | × | median of the rounds' × | p50 without / during | send lag p99 without / during | requests during an import | server CPU, cores | stolen, cores | links imported | one bulk call of %d, median | max | served by the other edge, median | max |\n", l.importBatch)
-	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		l.importRate, 100*importShare, importRounds, time.Duration(importRoundLen*float64(l.duration)), l.importBatch, slowCommit)
+	fmt.Fprintf(w, "| design | p99 without import | p99 during import | × | median of the rounds' × | p50 without / during | send lag p99 without / during | commits over %s without / during | requests during an import | server CPU, cores | stolen, cores | links imported | one bulk call of %d, median | max | served by the other edge, median | max |\n", slowCommit, l.importBatch)
+	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range stores {
 		x, med, ok := importRatios(r)
 		if !ok {
@@ -38,8 +39,8 @@ func (l *loadtester) writeImport(w io.Writer, stores []*row, bare *row) {
 		if len(r.imp.calls) > 0 {
 			callMed, callMax = ms(median(r.imp.calls)), ms(slices.Max(r.imp.calls))
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %.2f | %.2f | %s / %s | %s / %s | %.0f%% | %.2f | %.2f | %d | %s | %s | %s | %s |\n", r.name, ms(q.Latency.P99), ms(b.Latency.P99),
-			x, med, ms(q.Latency.P50), ms(b.Latency.P50), ms(q.SendLag.P99), ms(b.SendLag.P99), 100*float64(b.Requests)/float64(b.Requests+q.Requests),
+		fmt.Fprintf(w, "| %s | %s | %s | %.2f | %.2f | %s / %s | %s / %s | %.0f / %.0f | %.0f%% | %.2f | %.2f | %d | %s | %s | %s | %s |\n", r.name, ms(q.Latency.P99), ms(b.Latency.P99),
+			x, med, ms(q.Latency.P50), ms(b.Latency.P50), ms(q.SendLag.P99), ms(b.SendLag.P99), r.imp.slow-r.imp.slowDuring, r.imp.slowDuring, 100*float64(b.Requests)/float64(b.Requests+q.Requests),
 			r.importing.cores(), r.importing.stolen(), r.imp.links, callMed, callMax, served, servedMax)
 	}
 	fmt.Fprintf(w, "\nErrors: %s.\n\n", errorsOf(stores, func(r *row) *phase { return &r.importing }))

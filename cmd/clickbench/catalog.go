@@ -52,6 +52,9 @@ const (
 type importResult struct {
 	links int
 	calls []time.Duration // each POST /v1/links:bulk, to its answer
+	// slow are the edges' commits over slowCommit in the rounds, and
+	// slowDuring those of them that ended while a call was in flight.
+	slow, slowDuring float64
 	// served is, for each call, how long after its answer every other
 	// edge served its last link (a cluster's edges only).
 	served []time.Duration
@@ -86,6 +89,7 @@ func (l *loadtester) importUnderLoad(rows []*row) error {
 				r.imp = &importResult{}
 			}
 			calls := &callTimes{}
+			slow0 := slowCommits(r.scrape())
 			done := make(chan error, 1)
 			go func() { done <- l.importLoop(r, body, calls, time.Now().Add(round)) }()
 			res, err := l.round(r, &r.importing, l.model, bench.LoadOptions{Rate: l.importRate, Duration: round, Busy: calls.busy}, nil)
@@ -95,8 +99,9 @@ func (l *loadtester) importUnderLoad(rows []*row) error {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(l.stderr, "import round %d/%d, %s at %.0f req/s, %d links so far: p99 %s without a call in flight, %s with\n",
-				i+1, importRounds, r.name, res.Rate, r.imp.links, res.Quiet.Latency.P99, res.Busy.Latency.P99)
+			r.imp.slow += slowCommits(r.scrape()) - slow0
+			fmt.Fprintf(l.stderr, "import round %d/%d, %s at %.0f req/s, %d links so far: p99 %s without a call in flight, %s with; commits over %s so far: %.0f, %.0f of them during calls\n",
+				i+1, importRounds, r.name, res.Rate, r.imp.links, res.Quiet.Latency.P99, res.Busy.Latency.P99, slowCommit, r.imp.slow, r.imp.slowDuring)
 		}
 	}
 	for _, r := range rows {
@@ -116,12 +121,14 @@ func (l *loadtester) importUnderLoad(rows []*row) error {
 func (l *loadtester) importLoop(r *row, body []byte, calls *callTimes, end time.Time) error {
 	var took time.Duration
 	for time.Now().Add(took).Before(end) {
+		slow0 := slowCommits(r.scrape())
 		calls.begin()
 		last, err := l.importCall(r, body)
 		took = calls.end()
 		if err != nil {
 			return err
 		}
+		r.imp.slowDuring += slowCommits(r.scrape()) - slow0
 		r.imp.calls = append(r.imp.calls, took)
 		r.imp.links += l.importBatch
 		answered := time.Now()
@@ -184,6 +191,19 @@ func (l *loadtester) importCall(r *row, body []byte) (last string, err error) {
 	}
 	last, _, _ = strings.Cut(string(tail[i+len(`"code": "`):]), `"`)
 	return last, nil
+}
+
+// slowCommit is how long a commit takes to count as slow: at the import
+// test's rates, every connection of the open loop waits for one so long
+// (a new visitor's redirect waits for the commit of its visit), and the
+// requests due meanwhile leave late.
+const slowCommit = 50 * time.Millisecond
+
+// slowCommits returns the commits over slowCommit in metrics, an edge's
+// or the sum of several (clickgate_commit_duration_seconds).
+func slowCommits(metrics map[string]float64) float64 {
+	const h = "clickgate_commit_duration_seconds"
+	return metrics[h+"_count"] - metrics[h+`_bucket{le="0.05"}`]
 }
 
 // createdRE finds how many links a bulk import's answer says it created.
