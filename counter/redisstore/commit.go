@@ -286,8 +286,17 @@ func (s *Store) Settle(ctx context.Context, campaign string) error {
 		}
 		logs[p] = pipe.XRevRangeN(ctx, key, "+", "-", 1)
 	}
+	// A read that the context's deadline cuts fails with an i/o timeout:
+	// the error then says that the wait ran out, as it would between two
+	// reads.
+	readErr := func(err error) error {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return storeErr(err)
+	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("cannot read the logs of campaign %q: %w", campaign, storeErr(err))
+		return fmt.Errorf("cannot read the logs of campaign %q: %w", campaign, readErr(err))
 	}
 	deadline := time.Now().Add(settleWait)
 	for p := range s.partitions {
@@ -298,7 +307,7 @@ func (s *Store) Settle(ctx context.Context, campaign string) error {
 		for {
 			at, err := s.rdb.Get(ctx, judged[p]).Result()
 			if err != nil && !errors.Is(err, redis.Nil) {
-				return fmt.Errorf("cannot read how far partition %d of campaign %q is judged: %w", p, campaign, storeErr(err))
+				return fmt.Errorf("cannot read how far partition %d of campaign %q is judged: %w", p, campaign, readErr(err))
 			}
 			if !streamIDBefore(at, last[0].ID) {
 				break

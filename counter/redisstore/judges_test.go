@@ -17,6 +17,7 @@ import (
 	"github.com/clickgate/clickgate/counter/redisstore/redistest"
 	"github.com/clickgate/clickgate/counter/storetest"
 	"github.com/clickgate/clickgate/counter/visitlog"
+	"github.com/redis/go-redis/v9"
 )
 
 // personVisit is a visit as the edge records it: its time and network set.
@@ -783,6 +784,33 @@ func testSettle(t *testing.T, o Options) {
 		if got := counter.Total(days); got[counter.Qualified] != 10 {
 			t.Fatalf("unexpected counts of creator-%d once settled; got %+v; want 10 qualified", i, got)
 		}
+	}
+}
+
+// TestSettleDeadlineInRead: a deadline that passes while Settle reads
+// from Redis (here paused) fails it as one that passes between its reads
+// does: with the context's error, not as an unavailable store.
+func TestSettleDeadlineInRead(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	s, err := Open(ctx, Options{URL: srv.URL(0), Params: storetest.Params(t), Partitions: 2})
+	if err != nil {
+		t.Fatalf("cannot open store: %s", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.Commit(ctx, []counter.Visit{personVisit("c1", "alice", 1, time.Now())}, make([]counter.Reason, 1)); err != nil {
+		t.Fatalf("cannot commit: %s", err)
+	}
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer admin.Close()
+	if err := admin.Do(ctx, "CLIENT", "PAUSE", "1000", "ALL").Err(); err != nil {
+		t.Fatalf("cannot pause Redis: %s", err)
+	}
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	err = s.Settle(short, "c1")
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, counter.ErrUnavailable) {
+		t.Fatalf("unexpected Settle cut by its deadline; got %v; want the context's deadline, not an unavailable store", err)
 	}
 }
 
