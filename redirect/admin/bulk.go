@@ -245,8 +245,10 @@ func refused(created int, links []bulkLink, errs []LineError) bulkResponse {
 // lines. Blank lines are skipped; a code given twice is an error.
 func (a *API) decodeBulk(ctx context.Context, body []byte) ([]counter.Link, []int, []LineError) {
 	// Sized once: grown line by line, the links were the import's
-	// largest allocation (BenchmarkBulkImport).
-	most := min(bytes.Count(body, []byte{'\n'})+1, MaxBulkLinks)
+	// largest allocation (BenchmarkBulkImport). A line of a link takes
+	// 32 bytes or more (fewer only make them grow again): a body of blank
+	// lines sizes them little.
+	most := min(bytes.Count(body, []byte{'\n'})+1, len(body)/32+1, MaxBulkLinks)
 	links, lines := make([]counter.Link, 0, most), make([]int, 0, most)
 	var errs []LineError
 	cache := &refs{campaigns: map[string]error{}, creators: map[[2]string]error{}}
