@@ -286,12 +286,15 @@ func (s *Store) Settle(ctx context.Context, campaign string) error {
 		}
 		logs[p] = pipe.XRevRangeN(ctx, key, "+", "-", 1)
 	}
-	// A read that the context's deadline cuts fails with an i/o timeout:
-	// the error then says that the wait ran out, as it would between two
-	// reads.
+	// A read that the context's deadline cuts fails with an i/o timeout,
+	// at times before the context says it is done: the error then says
+	// that the wait ran out, as it would between two reads.
 	readErr := func(err error) error {
-		if ctx.Err() != nil {
-			return ctx.Err()
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+			return context.DeadlineExceeded
 		}
 		return storeErr(err)
 	}
