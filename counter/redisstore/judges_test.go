@@ -767,8 +767,11 @@ func testSettle(t *testing.T, o Options) {
 	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	err := edge.Settle(short, "c1")
 	cancel()
-	if err == nil || !strings.Contains(err.Error(), "partition") || !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("unexpected Settle with no judge; got %v; want the partition behind", err)
+	// Most often the wait for a judge runs out, and the error names the
+	// partition behind; on a loaded machine a read may run into the
+	// deadline first.
+	if err == nil || !strings.Contains(err.Error(), `campaign "c1"`) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("unexpected Settle with no judge; got %v; want the campaign's deadline passed", err)
 	}
 	// Another node judges, and has appended nothing: its Stats wait for
 	// nothing, Settle for the edge's visits.
