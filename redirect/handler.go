@@ -148,16 +148,17 @@ func (h *Handler) Handle(ctx *fasthttp.RequestCtx) {
 	}
 	now := ctx.Time()
 	addr := ClientIP(ctx, h.o.TrustedProxies)
-	e := h.o.Table.Lookup(path[1:])
+	var e Entry
+	ok := h.o.Table.Lookup(path[1:], &e)
 	if p := h.o.Probes; p != nil {
 		k := NetworkKey(addr)
-		if e == nil && !p.Unknown(k, now) || e != nil && !p.Allows(k, now) {
+		if !ok && !p.Unknown(k, now) || ok && !p.Allows(k, now) {
 			refusedProbes.Inc()
 			ctx.Error("too many requests\n", fasthttp.StatusTooManyRequests)
 			return
 		}
 	}
-	if e == nil {
+	if !ok {
 		// The same bytes as a malformed path: nothing tells an unknown
 		// code from another.
 		refusedUnknown.Inc()
@@ -165,14 +166,14 @@ func (h *Handler) Handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	ua := ctx.UserAgent()
-	reason := h.classify(ctx, e, ua, addr, now)
+	reason := h.classify(ctx, &e, ua, addr, now)
 	var nonce *[clickid.NonceLen]byte
 	if reason == counter.Qualified {
 		// A person: dedupe decides, and the visit is counted before the
 		// redirect is sent, with the nonce of its click id.
 		n := h.clicks.NewNonce()
 		nonce = &n
-		h.record(ctx, e, ua, addr, now, nonce)
+		h.record(ctx, &e, ua, addr, now, nonce)
 	} else {
 		h.o.Recorder.Note(e.Campaign.ID, e.Creator.ID, e.Link.Code, counter.DayOf(now), reason)
 	}
@@ -181,10 +182,10 @@ func (h *Handler) Handle(ctx *fasthttp.RequestCtx) {
 	// comes back may still sign up, once.
 	attributable := reason == counter.Qualified
 	if reason == counter.Preview {
-		h.preview(ctx, e, ua, now)
+		h.preview(ctx, &e, ua, now)
 		return
 	}
-	h.redirect(ctx, e, ua, now, attributable, nonce)
+	h.redirect(ctx, &e, ua, now, attributable, nonce)
 }
 
 // hasBody reports whether a request came with body framing. No public

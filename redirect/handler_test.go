@@ -336,7 +336,7 @@ func TestBadPathsTouchNoStore(t *testing.T) {
 
 func TestTableRefresh(t *testing.T) {
 	e := newEdge(t)
-	if e.table.Lookup([]byte("NEWCODE1")) != nil {
+	if e.table.entry("NEWCODE1") != nil {
 		t.Fatalf("unexpected entry for a code not yet created")
 	}
 	if err := e.store.CreateLink(context.Background(), counter.Link{Code: "NEWCODE1", Campaign: "spring", Creator: "alice", Destinations: testDest}); err != nil {
@@ -346,7 +346,7 @@ func TestTableRefresh(t *testing.T) {
 	if err := e.table.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := e.table.Lookup([]byte("NEWCODE1")); got == nil || got.Creator.ID != "alice" || got.Campaign.ID != "spring" {
+	if got := e.table.entry("NEWCODE1"); got == nil || got.Creator.ID != "alice" || got.Campaign.ID != "spring" {
 		t.Fatalf("unexpected entry after refresh; got %+v", got)
 	}
 	if old.lookup("NEWCODE1") != nil {

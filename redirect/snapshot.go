@@ -5,25 +5,36 @@ package redirect
 
 import (
 	"fmt"
-	"maps"
+	"iter"
 	"runtime"
 	"slices"
+	"time"
+	"unsafe"
 
 	"github.com/clickgate/clickgate/counter"
 	"github.com/clickgate/clickgate/redirect/clickid"
 )
 
-// The links are spread over maps, the shards: a change copies the one it
-// touches, so applying it costs the links of a shard, not the table's
+// The links are spread over shards: a change copies the one it touches,
+// so applying it costs the links of a shard, not the table's
 // (BenchmarkCreateLink in redirect/admin). Their number, a power of two,
 // grows with the table to keep at most about linksPerShard links in each.
 // With a fixed 1,024, a bulk import of 10,000 links, which a node's polls
 // apply a few hundred links at a time as its chunks commit (the benchmark
 // applies 40 steps of 256), copied a quarter of the table at each step:
 // 1.1-1.2 s and 510 MB on a node with 1M links served, against 114-143 ms
-// and 36 MB with 32,768 shards (BenchmarkApplyImport, both in one run). A
-// lookup in those 1M links then took 220 ns against 182-190
-// (BenchmarkLookup, random codes back to back: every one a cache miss).
+// and 36 MB with 32,768 shards (BenchmarkApplyImport, both in one run).
+//
+// A served link holds no pointer: its strings are spans of the table's
+// text, its campaign and creator indices, and a shard is an open-addressed
+// table of them by their code's hash. The collector then has next to
+// nothing to trace in a table of a million links: a full collection took
+// 12-16 ms, against 162-222 ms when the shards were maps of entries, each
+// with its strings (BenchmarkTableGC); and a link takes 156 heap bytes,
+// not 335 (BenchmarkTableBuild). A lookup that reads what the handler
+// reads costs more: 44-57 ns against 30-33 with 1,000 links, 586-625
+// against 372-392 with 1M (BenchmarkLookup), a few tenths of a
+// microsecond on a request of tens.
 const (
 	minShards     = 1024
 	maxShards     = 1 << 16
@@ -48,27 +59,269 @@ type snapshot struct {
 	epoch   string
 	last    string // the change that made version, if known
 	n       int    // links served
-	// shards hold the links served, by hashCode modulo their number: a
-	// power of two, at least minShards.
-	shards []map[string]*Entry
+	// shards hold the links served, by their code's hash modulo their
+	// number: a power of two, at least minShards.
+	shards []shard
+	// text holds the strings of the links in shards; campaigns and
+	// creators are what their indices name.
+	text      chunks
+	campaigns []*counter.Campaign
+	creators  []*counter.Creator
 }
+
+// shard is a part of the links served, an open-addressed table by the
+// code's hash (linear probing). It never changes once a snapshot serves
+// it.
+type shard struct {
+	recs []rec // a power of two of them, or none; a rec of hash 0 is a free slot
+	n    int   // recs in use: at most 3/4 of them
+}
+
+// rec is a served link. Its strings (nStrings of them, in fields' order)
+// are in one chunk of the text, one after the other from off.
+type rec struct {
+	tag               uint32 // tagOf the code's hash; 0 in a free slot
+	chunk, off        uint32
+	lens              [nStrings]uint16
+	campaign, creator uint32 // indices in the snapshot's campaigns and creators
+	nsec              int32
+	sec               int64 // CreatedAt
+}
+
+const nStrings = 7
+
+// fields are the strings of l that a rec keeps.
+func fields(l *counter.Link) [nStrings]string {
+	return [nStrings]string{l.Code, l.Destinations.Default, l.Destinations.IOS, l.Destinations.Android,
+		l.Preview.Title, l.Preview.Description, l.Preview.Image}
+}
+
+// chunks are the text of a table's links. A chunk's bytes, once a link's,
+// are never written again: the snapshots that serve the link read them.
+type chunks [][]byte
+
+// strings returns the strings of r.
+func (c chunks) strings(r *rec) (f [nStrings]string) {
+	b, off := c[r.chunk], r.off
+	for k, n := range r.lens {
+		if n > 0 {
+			f[k] = unsafe.String(&b[off], int(n))
+			off += uint32(n)
+		}
+	}
+	return f
+}
+
+// code returns the code of r.
+func (c chunks) code(r *rec) string {
+	return unsafe.String(&c[r.chunk][r.off], int(r.lens[0]))
+}
+
+// text is where a catalog state writes its links' strings.
+type text struct {
+	chunks chunks
+	used   int // bytes written in the last chunk
+	// live and dead are the bytes of the links served and of those
+	// replaced or no longer served: too many dead and the next apply
+	// copies the live ones to a new text.
+	live, dead int
+}
+
+// Chunks start small, for the tables of a few links, and grow to
+// textChunk. A link's strings fit one: the longest is 65,535 bytes.
+const (
+	firstChunk = 4 << 10
+	textChunk  = 1 << 20
+)
+
+// add writes f and returns where.
+func (t *text) add(f *[nStrings]string) (chunk, off uint32, lens [nStrings]uint16) {
+	n := 0
+	for k, s := range f {
+		lens[k] = uint16(len(s))
+		n += len(s)
+	}
+	if len(t.chunks) == 0 || t.used+n > len(t.chunks[len(t.chunks)-1]) {
+		size := firstChunk
+		if len(t.chunks) > 0 {
+			size = min(2*len(t.chunks[len(t.chunks)-1]), textChunk)
+		}
+		t.chunks = append(t.chunks, make([]byte, max(size, n)))
+		t.used = 0
+	}
+	b := t.chunks[len(t.chunks)-1]
+	chunk, off = uint32(len(t.chunks)-1), uint32(t.used)
+	for _, s := range f {
+		t.used += copy(b[t.used:], s)
+	}
+	t.live += n
+	return chunk, off, lens
+}
+
+// drop counts r's strings as dead.
+func (t *text) drop(r *rec) {
+	for _, n := range r.lens {
+		t.live -= int(n)
+		t.dead += int(n)
+	}
+}
+
+// wasteful says whether the dead strings outweigh the live ones enough
+// to copy the live ones.
+func (t *text) wasteful() bool { return t.dead > textChunk && t.dead > t.live }
 
 // lookup returns the entry of code, or nil.
-func (s *snapshot) lookup(code string) *Entry { return s.shards[s.shardOf(code)][code] }
-
-// shardOf returns the shard of code.
-func (s *snapshot) shardOf(code string) int {
-	return int(hashCode(code) & uint32(len(s.shards)-1))
+func (s *snapshot) lookup(code string) *Entry {
+	r := find(s, code)
+	if r == nil {
+		return nil
+	}
+	e := new(Entry)
+	s.entry(r, e)
+	return e
 }
 
-// hashCode is FNV-1a of code.
-func hashCode[T string | []byte](code T) uint32 {
-	h := uint32(2166136261)
-	for i := 0; i < len(code); i++ {
-		h ^= uint32(code[i])
-		h *= 16777619
+// find returns the rec of code, or nil.
+func find[T string | []byte](s *snapshot, code T) *rec {
+	h := hashCode(code)
+	sh := &s.shards[shardOf(h, len(s.shards))]
+	if i, ok := slot(sh, s.text, h, code); ok {
+		return &sh.recs[i]
 	}
+	return nil
+}
+
+// entry sets e to the entry of r. Its strings are the text's: it does not
+// allocate.
+func (s *snapshot) entry(r *rec, e *Entry) {
+	f := s.text.strings(r)
+	cp, cr := s.campaigns[r.campaign], s.creators[r.creator]
+	*e = Entry{Link: counter.Link{Code: f[0], Campaign: cp.ID, Creator: cr.ID,
+		Destinations: counter.Destinations{Default: f[1], IOS: f[2], Android: f[3]},
+		Preview:      counter.Card{Title: f[4], Description: f[5], Image: f[6]},
+		CreatedAt:    time.Unix(r.sec, int64(r.nsec)).UTC()}, Campaign: cp, Creator: cr}
+}
+
+// each calls f with the rec of every link served until f returns false.
+func (s *snapshot) each(f func(r *rec) bool) {
+	for i := range s.shards {
+		for j := range s.shards[i].recs {
+			if r := &s.shards[i].recs[j]; r.tag != 0 && !f(r) {
+				return
+			}
+		}
+	}
+}
+
+// hashCode is FNV-1a (64 bits) of code, its bits mixed (the finalizer of
+// MurmurHash3). Its top bits pick a shard, its low bits a slot there.
+func hashCode[T string | []byte](code T) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(code); i++ {
+		h ^= uint64(code[i])
+		h *= 1099511628211
+	}
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
 	return h
+}
+
+// shardOf returns the shard of a code's hash h among n, a power of two.
+func shardOf(h uint64, n int) int { return int(h>>40) & (n - 1) }
+
+// tagOf is what a rec keeps of its code's hash h: never 0.
+func tagOf(h uint64) uint32 { return uint32(h) | 1 }
+
+// home is the slot where the probe for tag starts in a table of n, any
+// number (Lemire's multiply-shift, for a table sized to its links).
+func home(tag uint32, n int) int { return int(uint64(tag) * uint64(n) >> 32) }
+
+// slot returns the slot of code, whose hash is h, in sh and true, or the
+// free slot where it would go and false; text holds the recs' strings.
+func slot[T string | []byte](sh *shard, text chunks, h uint64, code T) (int, bool) {
+	n := len(sh.recs)
+	if n == 0 {
+		return 0, false
+	}
+	tag := tagOf(h)
+	for i := home(tag, n); ; i = next(i, n) {
+		r := &sh.recs[i]
+		if r.tag == 0 {
+			return i, false
+		}
+		if r.tag == tag && text.code(r) == string(code) {
+			return i, true
+		}
+	}
+}
+
+// next is the slot after i in a table of n.
+func next(i, n int) int {
+	if i++; i == n {
+		return 0
+	}
+	return i
+}
+
+// clone returns a copy of sh to change, with room for hint more links:
+// at most 3/4 of its slots used.
+func (sh *shard) clone(hint int) shard {
+	size := (sh.n+hint)*4/3 + 1
+	c := shard{recs: make([]rec, size)}
+	for i := range sh.recs {
+		if r := &sh.recs[i]; r.tag != 0 {
+			j := home(r.tag, size)
+			for c.recs[j].tag != 0 {
+				j = next(j, size)
+			}
+			c.recs[j] = *r
+			c.n++
+		}
+	}
+	return c
+}
+
+// set serves r as code's link, and returns the rec it replaces, if any;
+// h is code's hash, text holds the recs' strings.
+func (sh *shard) set(text chunks, h uint64, code string, r rec) (old rec, replaced bool) {
+	r.tag = tagOf(h)
+	i, ok := slot(sh, text, h, code)
+	if ok {
+		old, sh.recs[i] = sh.recs[i], r
+		return old, true
+	}
+	if (sh.n+1)*4 > len(sh.recs)*3 {
+		*sh = sh.clone(sh.n + 1)
+		i, _ = slot(sh, text, h, code)
+	}
+	sh.recs[i] = r
+	sh.n++
+	return rec{}, false
+}
+
+// remove stops serving code, whose hash is h, and returns its rec, if sh
+// served it. The recs after it in its probe sequence move back into the
+// gap (Knuth's Algorithm R), so that every probe still finds its rec.
+func (sh *shard) remove(text chunks, h uint64, code string) (rec, bool) {
+	i, ok := slot(sh, text, h, code)
+	if !ok {
+		return rec{}, false
+	}
+	old := sh.recs[i]
+	n := len(sh.recs)
+	for j := next(i, n); sh.recs[j].tag != 0; j = next(j, n) {
+		// The rec at j stays unless the gap at i is between its home
+		// and j, cyclically.
+		k := home(sh.recs[j].tag, n)
+		if i <= j && (k <= i || k > j) || i > j && k <= i && k > j {
+			sh.recs[i] = sh.recs[j]
+			i = j
+		}
+	}
+	sh.recs[i] = rec{}
+	sh.n--
+	return old, true
 }
 
 // older refuses next when it lacks a link that cur serves: links are
@@ -76,123 +329,167 @@ func hashCode[T string | []byte](code T) uint32 {
 // says. A link disabled since is not lacking: st, next's state, holds it.
 // A catalog restored into a reset store holds every link again and is
 // taken, even under a lower version.
-func older(cur, next *snapshot, st *catalogState, version uint64) error {
-	for _, m := range cur.shards {
-		for code := range m {
-			if next.lookup(code) == nil && (st.orphans[code] == nil || !st.orphans[code].Disabled) {
-				return fmt.Errorf("%w: link %q and maybe others are missing from version %d (served: %d); the store was reset or failed over to a stale replica: serving the last catalog until it is restored",
-					ErrCatalogReset, code, version, cur.version)
-			}
+func older(cur, next *snapshot, st *catalogState, version uint64) (err error) {
+	cur.each(func(r *rec) bool {
+		code := cur.text.code(r)
+		if find(next, code) == nil && (st.orphans[code] == nil || !st.orphans[code].Disabled) {
+			err = fmt.Errorf("%w: link %q and maybe others are missing from version %d (served: %d); the store was reset or failed over to a stale replica: serving the last catalog until it is restored",
+				ErrCatalogReset, code, version, cur.version)
 		}
-	}
-	return nil
+		return err == nil
+	})
+	return err
 }
 
 type creatorID struct{ campaign, id string }
 
+// codes are the codes of a creator's links, one after the other, without
+// pointers. Appended to only, so that a copy is a stable view.
+type codes struct {
+	text []byte
+	ends []uint32
+}
+
+func (c codes) add(code string) codes {
+	c.text = append(c.text, code...)
+	c.ends = append(c.ends, uint32(len(c.text)))
+	return c
+}
+
+// all yields the codes, views of c's text.
+func (c codes) all() iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		start := uint32(0)
+		for _, end := range c.ends {
+			if !yield(c.text[start:end]) {
+				return
+			}
+			start = end
+		}
+	}
+}
+
 // catalogState is what the table knows of the catalog beyond the served
-// entries, to apply changes: the campaigns and creators, and the codes of
-// each creator's links.
+// links, to apply changes: the campaigns' and creators' indices in the
+// snapshot, the codes of each creator's links, and the text the links'
+// strings are written to.
 type catalogState struct {
-	campaigns map[string]*counter.Campaign
-	creators  map[creatorID]*counter.Creator
-	codes     map[creatorID][]string
+	campaigns map[string]uint32
+	creators  map[creatorID]uint32
+	codes     map[creatorID]codes
 	// orphans are links that cannot be served (an unknown campaign or
 	// creator, a malformed code or id); a later change may make them so.
 	orphans map[string]*counter.Link
+	text    text
 }
 
 func newCatalogState() *catalogState {
-	return &catalogState{campaigns: map[string]*counter.Campaign{}, creators: map[creatorID]*counter.Creator{},
-		codes: map[creatorID][]string{}, orphans: map[string]*counter.Link{}}
+	return &catalogState{campaigns: map[string]uint32{}, creators: map[creatorID]uint32{},
+		codes: map[creatorID]codes{}, orphans: map[string]*counter.Link{}}
 }
 
 // apply returns a snapshot of cur with the changes, copying only the
 // shards they touch, and updates st. Links the admin API could not have
-// made (over-long ids, bad codes, missing campaign or creator) are not
-// served; those newly so are returned: serving them could break the hot
-// path's invariants.
+// made (over-long ids or strings, bad codes, missing campaign or creator)
+// are not served; those newly so are returned: serving them could break
+// the hot path's invariants.
 func (st *catalogState) apply(cur *snapshot, campaigns []counter.Campaign, creators []counter.Creator, links []counter.Link) (next *snapshot, dropped []string) {
-	next = &snapshot{version: cur.version, epoch: cur.epoch, n: cur.n}
+	next = &snapshot{version: cur.version, epoch: cur.epoch, n: cur.n, campaigns: cur.campaigns, creators: cur.creators}
 	want := max(len(cur.shards), shardsFor(cur.n+len(links)))
 	// copied[i] is true once next.shards[i] is next's own, to change.
 	copied := make([]bool, want)
-	if want == len(cur.shards) {
+	if want == len(cur.shards) && !st.text.wasteful() {
 		next.shards = slices.Clone(cur.shards)
 	} else {
-		next.shards = reshard(cur, want, copied)
+		next.shards = st.rebuild(cur, want, copied)
 	}
-	hint := 0 // links of each shard new to the table: a whole catalog sizes the maps once
+	hint := 0 // links of each shard new to the table: a whole catalog sizes the shards once
 	if cur.n == 0 {
 		hint = len(links)/want + len(links)/want/4
 	}
-	shard := func(code string) map[string]*Entry {
-		i := next.shardOf(code)
+	shard := func(h uint64) *shard {
+		i := shardOf(h, want)
 		if !copied[i] {
 			copied[i] = true
-			if m := next.shards[i]; m != nil {
-				next.shards[i] = maps.Clone(m)
-			} else {
-				next.shards[i] = make(map[string]*Entry, hint)
-			}
+			next.shards[i] = next.shards[i].clone(max(hint, 2)) // room for a link or two without growing again
 		}
-		return next.shards[i]
+		return &next.shards[i]
 	}
-	// place serves l if it can be, or keeps it as an orphan.
-	place := func(l *counter.Link) {
-		c := st.campaigns[l.Campaign]
-		cr := st.creators[creatorID{l.Campaign, l.Creator}]
-		m := shard(l.Code)
-		if l.Disabled || c == nil || cr == nil || !ValidCode([]byte(l.Code)) ||
+	// place serves l if it can be, or keeps it as an orphan, and says
+	// whether the table knew its code before.
+	place := func(l *counter.Link) (known bool) {
+		ci, okc := st.campaigns[l.Campaign]
+		cri, okr := st.creators[creatorID{l.Campaign, l.Creator}]
+		h := hashCode(l.Code)
+		sh := shard(h)
+		f := fields(l)
+		if l.Disabled || !okc || !okr || !ValidCode([]byte(l.Code)) || !fits(&f) ||
 			len(l.Campaign) > clickid.MaxFieldLen || len(l.Creator) > clickid.MaxFieldLen {
-			if m[l.Code] != nil {
-				delete(m, l.Code)
+			r, served := sh.remove(st.text.chunks, h, l.Code)
+			if served {
+				st.text.drop(&r)
 				next.n--
 			}
-			if st.orphans[l.Code] == nil && !l.Disabled {
+			orphan := st.orphans[l.Code] != nil
+			if !orphan && !l.Disabled {
 				dropped = append(dropped, l.Code)
 			}
-			st.orphans[l.Code] = l
-			return
+			o := *l
+			st.orphans[l.Code] = &o
+			return served || orphan
 		}
+		orphan := st.orphans[l.Code] != nil
 		delete(st.orphans, l.Code)
-		// One copy of the ids for every link of a creator.
-		l.Campaign, l.Creator = c.ID, cr.ID
-		if m[l.Code] == nil {
+		r := rec{campaign: ci, creator: cri, sec: l.CreatedAt.Unix(), nsec: int32(l.CreatedAt.Nanosecond())}
+		r.chunk, r.off, r.lens = st.text.add(&f)
+		old, served := sh.set(st.text.chunks, h, l.Code, r)
+		if served {
+			st.text.drop(&old)
+		} else {
 			next.n++
 		}
-		m[l.Code] = &Entry{Link: *l, Campaign: c, Creator: cr}
+		return served || orphan
 	}
-	// replace serves again the links of a creator whose campaign or
-	// creator changed.
-	replace := func(id creatorID) {
-		for _, code := range st.codes[id] {
-			if l := st.orphans[code]; l != nil {
-				place(l)
-			} else if e := shard(code)[code]; e != nil {
-				l := e.Link
-				place(&l)
-			}
-		}
-	}
+	// Campaigns and creators changed are copied once, and what their
+	// links see changes with them; a link waiting for one is served.
 	changed := map[creatorID]bool{}
+	if len(campaigns) > 0 {
+		next.campaigns = slices.Clone(cur.campaigns)
+	}
 	for i := range campaigns {
 		c := &campaigns[i]
-		st.campaigns[c.ID] = c
+		if j, ok := st.campaigns[c.ID]; ok {
+			next.campaigns[j] = c
+		} else {
+			st.campaigns[c.ID] = uint32(len(next.campaigns))
+			next.campaigns = append(next.campaigns, c)
+		}
 		for id := range st.codes {
 			if id.campaign == c.ID {
 				changed[id] = true
 			}
 		}
 	}
+	if len(creators) > 0 {
+		next.creators = slices.Clone(cur.creators)
+	}
 	for i := range creators {
 		c := &creators[i]
 		id := creatorID{c.Campaign, c.ID}
-		st.creators[id] = c
+		if j, ok := st.creators[id]; ok {
+			next.creators[j] = c
+		} else {
+			st.creators[id] = uint32(len(next.creators))
+			next.creators = append(next.creators, c)
+		}
 		changed[id] = true
 	}
 	for id := range changed {
-		replace(id)
+		for code := range st.codes[id].all() {
+			if l := st.orphans[string(code)]; l != nil && !l.Disabled {
+				place(l)
+			}
+		}
 	}
 	for i := range links {
 		if i%yieldEvery == yieldEvery-1 {
@@ -205,35 +502,51 @@ func (st *catalogState) apply(cur *snapshot, campaigns []counter.Campaign, creat
 		// A link's code, campaign and creator never change; its
 		// destinations, preview and disabled do. A link joins its
 		// creator's codes once, though one refresh may bring it twice
-		// (created, then changed): next has it after the first.
-		l := &links[i]
-		if st.orphans[l.Code] == nil && next.lookup(l.Code) == nil {
+		// (created, then changed): it is then served or an orphan.
+		if l := &links[i]; !place(l) {
 			id := creatorID{l.Campaign, l.Creator}
-			st.codes[id] = append(st.codes[id], l.Code)
+			st.codes[id] = st.codes[id].add(l.Code)
 		}
-		place(l)
 	}
+	next.text = st.text.chunks
 	return next, dropped
 }
 
-// reshard returns cur's entries spread over n shards, more than cur has,
-// and marks the shards it made in copied.
-func reshard(cur *snapshot, n int, copied []bool) []map[string]*Entry {
-	shards := make([]map[string]*Entry, n)
-	size := cur.n/n + cur.n/n/4
-	moved := 0
-	for _, m := range cur.shards {
-		for code, e := range m {
-			i := int(hashCode(code) & uint32(n-1))
-			if shards[i] == nil {
-				shards[i] = make(map[string]*Entry, size)
-				copied[i] = true
-			}
-			shards[i][code] = e
-			if moved++; moved%(64*yieldEvery) == 0 {
-				runtime.Gosched() // as apply does; a move is cheaper
-			}
+// fits says whether a rec can hold the strings f.
+func fits(f *[nStrings]string) bool {
+	for _, s := range f {
+		if len(s) > 1<<16-1 {
+			return false
 		}
 	}
+	return true
+}
+
+// rebuild returns cur's links spread over n shards, their strings copied
+// to a new text that st writes to from now on, and marks the shards it
+// made in copied. It makes room for more shards, and drops the strings
+// of links replaced or no longer served.
+func (st *catalogState) rebuild(cur *snapshot, n int, copied []bool) []shard {
+	var t text
+	shards := make([]shard, n)
+	size := cur.n/n + cur.n/n/4
+	moved := 0
+	cur.each(func(r *rec) bool {
+		f := cur.text.strings(r)
+		h := hashCode(f[0])
+		i := shardOf(h, n)
+		if !copied[i] {
+			shards[i] = shards[i].clone(size)
+			copied[i] = true
+		}
+		nr := *r
+		nr.chunk, nr.off, nr.lens = t.add(&f)
+		shards[i].set(t.chunks, h, f[0], nr)
+		if moved++; moved%(64*yieldEvery) == 0 {
+			runtime.Gosched() // as apply does; a move is cheaper
+		}
+		return true
+	})
+	st.text = t
 	return shards
 }

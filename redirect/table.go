@@ -77,14 +77,19 @@ func NewTable(o TableOptions) *Table {
 	}
 	t := &Table{o: o, st: newCatalogState(), stop: make(chan struct{}), done: make(chan struct{})}
 	// No store version is MaxUint64, so the first Refresh always loads.
-	t.snap.Store(&snapshot{version: ^uint64(0), shards: make([]map[string]*Entry, minShards)})
+	t.snap.Store(&snapshot{version: ^uint64(0), shards: make([]shard, minShards)})
 	return t
 }
 
-// Lookup returns the entry of code, or nil. It does not allocate.
-func (t *Table) Lookup(code []byte) *Entry {
+// Lookup sets e to the entry of code and returns true, if it is served.
+// It does not allocate: the entry's strings are the table's.
+func (t *Table) Lookup(code []byte, e *Entry) bool {
 	s := t.snap.Load()
-	return s.shards[hashCode(code)&uint32(len(s.shards)-1)][string(code)]
+	r := find(s, code)
+	if r != nil {
+		s.entry(r, e)
+	}
+	return r != nil
 }
 
 // Len is the number of links served.

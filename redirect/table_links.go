@@ -23,10 +23,10 @@ func (t *Table) Links(campaign, creator, after string, limit int, keep func(*cou
 	// a refresh does not wait for them.
 	t.mu.Lock()
 	snap := t.snap.Load()
-	var codes [][]string
+	var lists []codes
 	for id, c := range t.st.codes {
 		if (campaign == "" || id.campaign == campaign) && (creator == "" || id.id == creator) {
-			codes = append(codes, c)
+			lists = append(lists, c)
 		}
 	}
 	unserved := map[string]*counter.Link{}
@@ -39,13 +39,18 @@ func (t *Table) Links(campaign, creator, after string, limit int, keep func(*cou
 	t.mu.Unlock()
 
 	var found []*counter.Link
-	for _, c := range codes {
-		for _, code := range c {
-			l := unserved[code]
-			if e := snap.lookup(code); l == nil && e != nil {
+	for _, c := range lists {
+		for code := range c.all() {
+			if string(code) <= after {
+				continue
+			}
+			l := unserved[string(code)]
+			if r := find(snap, code); l == nil && r != nil {
+				var e Entry
+				snap.entry(r, &e)
 				l = &e.Link
 			}
-			if l != nil && code > after && keep(l) {
+			if l != nil && keep(l) {
 				found = append(found, l)
 			}
 		}

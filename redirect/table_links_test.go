@@ -38,11 +38,11 @@ func TestTableLinkChanges(t *testing.T) {
 				must(t, table.Refresh(ctx))
 			}
 			update(func(l *counter.Link) { l.Destinations.Default = "https://app.example.com/new" })
-			if e := table.Lookup([]byte("flip0001")); e == nil || e.Link.Destinations.Default != "https://app.example.com/new" {
+			if e := table.entry("flip0001"); e == nil || e.Link.Destinations.Default != "https://app.example.com/new" {
 				t.Fatalf("unexpected entry after a new destination; got %+v", e)
 			}
 			update(func(l *counter.Link) { l.Disabled = true })
-			if e := table.Lookup([]byte("flip0001")); e != nil || table.Len() != 1 || table.Lookup([]byte("keep0001")) == nil {
+			if e := table.entry("flip0001"); e != nil || table.Len() != 1 || table.entry("keep0001") == nil {
 				t.Fatalf("unexpected table after disabling; got entry %+v, %d links", e, table.Len())
 			}
 
@@ -50,7 +50,7 @@ func TestTableLinkChanges(t *testing.T) {
 			// take the disabled link for what it is, not a lost one.
 			fresh := NewTable(TableOptions{Store: reader})
 			must(t, fresh.Refresh(ctx))
-			if fresh.Lookup([]byte("flip0001")) != nil || fresh.Len() != 1 {
+			if fresh.entry("flip0001") != nil || fresh.Len() != 1 {
 				t.Fatalf("a fresh table serves a disabled link")
 			}
 			if err := table.reload(ctx); errors.Is(err, ErrCatalogReset) || err != nil {
@@ -58,7 +58,7 @@ func TestTableLinkChanges(t *testing.T) {
 			}
 
 			update(func(l *counter.Link) { l.Disabled = false })
-			if e := table.Lookup([]byte("flip0001")); e == nil || e.Link.Destinations.Default != "https://app.example.com/new" || table.Len() != 2 {
+			if e := table.entry("flip0001"); e == nil || e.Link.Destinations.Default != "https://app.example.com/new" || table.Len() != 2 {
 				t.Fatalf("unexpected entry after enabling again; got %+v, %d links", e, table.Len())
 			}
 			if got := fs.catalogs.Load(); got != 2 {

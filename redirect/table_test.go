@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,10 +23,19 @@ import (
 // links the table serves (FLUSHALL, an empty replica) is refused, loudly,
 // and the links keep redirecting; once the catalog is restored it is
 // taken again, even under a lower version.
+// entry returns the entry of code, or nil.
+func (t *Table) entry(code string) *Entry {
+	var e Entry
+	if t.Lookup([]byte(code), &e) {
+		return &e
+	}
+	return nil
+}
+
 func TestTableKeepsServingAfterReset(t *testing.T) {
 	e := newEdge(t)
 	ctx := context.Background()
-	if e.table.Lookup([]byte(testCode)) == nil {
+	if e.table.entry(testCode) == nil {
 		t.Fatalf("the test link is not served")
 	}
 	params, _ := counter.NewDedupeParams(10_000, 0.001)
@@ -67,7 +78,7 @@ func TestTableKeepsServingAfterReset(t *testing.T) {
 	must(empty.PutCreator(ctx, counter.Creator{ID: "alice", Campaign: "spring", Country: "US", Status: counter.StatusActive}))
 	must(empty.CreateLink(ctx, counter.Link{Code: testCode, Campaign: "spring", Creator: "alice", Destinations: testDest}))
 	must(e.table.Refresh(ctx))
-	if e.table.Lookup([]byte(testCode)) == nil {
+	if e.table.entry(testCode) == nil {
 		t.Fatalf("the restored link is not served")
 	}
 }
@@ -136,8 +147,8 @@ func TestTableFollowsChanges(t *testing.T) {
 			fs := &feedStore{Store: reader}
 			table := NewTable(TableOptions{Store: fs})
 			must(t, table.Refresh(ctx))
-			if fs.catalogs.Load() != 1 || table.Lookup([]byte("first01")) == nil {
-				t.Fatalf("unexpected first load; got %d catalog reads, entry %v", fs.catalogs.Load(), table.Lookup([]byte("first01")))
+			if fs.catalogs.Load() != 1 || table.entry("first01") == nil {
+				t.Fatalf("unexpected first load; got %d catalog reads, entry %v", fs.catalogs.Load(), table.entry("first01"))
 			}
 			old := table.snap.Load()
 
@@ -147,12 +158,12 @@ func TestTableFollowsChanges(t *testing.T) {
 			}
 			must(t, writer.CreateLink(ctx, counter.Link{Code: "bobs0001", Campaign: "spring", Creator: "bob", Destinations: testDest}))
 			must(t, table.Refresh(ctx))
-			if table.Len() != 51 || table.Lookup([]byte("link0049")) == nil || table.Lookup([]byte("bobs0001")) != nil {
+			if table.Len() != 51 || table.entry("link0049") == nil || table.entry("bobs0001") != nil {
 				t.Fatalf("unexpected table after 51 links; got %d links", table.Len())
 			}
 			must(t, writer.PutCreator(ctx, counter.Creator{ID: "bob", Campaign: "spring", Country: "US", Status: counter.StatusActive}))
 			must(t, table.Refresh(ctx))
-			if e := table.Lookup([]byte("bobs0001")); e == nil || e.Creator.ID != "bob" {
+			if e := table.entry("bobs0001"); e == nil || e.Creator.ID != "bob" {
 				t.Fatalf("unexpected entry of bob's link once bob exists; got %+v", e)
 			}
 
@@ -162,7 +173,7 @@ func TestTableFollowsChanges(t *testing.T) {
 			must(t, writer.PutCreator(ctx, counter.Creator{ID: "alice", Campaign: "spring", Country: "US", Status: counter.StatusSuspended}))
 			must(t, table.Refresh(ctx))
 			for _, code := range []string{"first01", "link0000", "link0049", "bobs0001"} {
-				e := table.Lookup([]byte(code))
+				e := table.entry(code)
 				if e == nil || e.Campaign.CapCents != 12345 {
 					t.Fatalf("unexpected campaign of %q after its change; got %+v", code, e)
 				}
@@ -211,7 +222,7 @@ func TestTableTrimmedFeed(t *testing.T) {
 				must(t, writer.CreateLink(ctx, counter.Link{Code: fmt.Sprintf("far%04d", i), Campaign: "spring", Creator: "alice", Destinations: testDest}))
 			}
 			must(t, table.Refresh(ctx))
-			if got := fs.catalogs.Load(); got != 2 || table.Len() != 11 || table.Lookup([]byte("far0005")) == nil {
+			if got := fs.catalogs.Load(); got != 2 || table.Len() != 11 || table.entry("far0005") == nil {
 				t.Fatalf("unexpected refresh past the feed; got %d catalog reads, %d links; want 2, 11", got, table.Len())
 			}
 			if got := catalogReloads.Get() - before; got != 1 {
@@ -220,7 +231,7 @@ func TestTableTrimmedFeed(t *testing.T) {
 			// And applied again after.
 			must(t, writer.CreateLink(ctx, counter.Link{Code: "after01", Campaign: "spring", Creator: "alice", Destinations: testDest}))
 			must(t, table.Refresh(ctx))
-			if got := fs.catalogs.Load(); got != 2 || table.Lookup([]byte("after01")) == nil {
+			if got := fs.catalogs.Load(); got != 2 || table.entry("after01") == nil {
 				t.Fatalf("unexpected refresh after catching up; got %d catalog reads; want 2", got)
 			}
 		})
@@ -258,7 +269,7 @@ func TestTableRedisFlushed(t *testing.T) {
 	if err := table.Refresh(ctx); !errors.Is(err, ErrCatalogReset) {
 		t.Fatalf("unexpected Refresh error after FLUSHALL and changes; got %v; want ErrCatalogReset", err)
 	}
-	if table.Lookup([]byte(testCode)) == nil {
+	if table.entry(testCode) == nil {
 		t.Fatalf("the link is not served after the reset")
 	}
 }
@@ -279,7 +290,7 @@ func TestTableServesNewLinkWithinASecond(t *testing.T) {
 		code := fmt.Sprintf("soon%04d", i)
 		start := time.Now()
 		must(t, writer.CreateLink(ctx, counter.Link{Code: code, Campaign: "spring", Creator: "alice", Destinations: testDest}))
-		for table.Lookup([]byte(code)) == nil {
+		for table.entry(code) == nil {
 			if time.Since(start) > time.Second {
 				t.Fatalf("link %q not served within 1s", code)
 			}
@@ -333,7 +344,7 @@ func TestTableForkedHistory(t *testing.T) {
 	if err := table.Refresh(ctx); !errors.Is(err, ErrCatalogReset) {
 		t.Fatalf("unexpected Refresh error from a forked catalog; got %v; want ErrCatalogReset", err)
 	}
-	if table.Lookup([]byte("lost0001")) == nil || table.Lookup([]byte("fork0002")) != nil {
+	if table.entry("lost0001") == nil || table.entry("fork0002") != nil {
 		t.Fatalf("unexpected table after a forked catalog was refused")
 	}
 }
@@ -368,7 +379,7 @@ func TestTableLinks(t *testing.T) {
 			want = append(want, "off00001", "twice001")
 			must(t, writer.CreateLink(ctx, counter.Link{Code: "bobs0001", Campaign: "spring", Creator: "bob", Destinations: testDest}))
 			must(t, table.Refresh(ctx))
-			if table.Lookup([]byte("off00001")) != nil || table.Lookup([]byte("bobs0001")) != nil || table.Len() != len(want)-1 {
+			if table.entry("off00001") != nil || table.entry("bobs0001") != nil || table.Len() != len(want)-1 {
 				t.Fatalf("unexpected table; got %d links served", table.Len())
 			}
 
@@ -482,5 +493,103 @@ func TestTableGrowsShards(t *testing.T) {
 	}
 	if before.lookup(link(n-1, "").Code) != nil || before.n >= cur.n {
 		t.Fatal("a snapshot served before changed")
+	}
+}
+
+// TestShardProbes: a shard's open-addressed table against a map, with
+// hashes drawn from a few, so that codes share whole hashes and homes and
+// their probe sequences wrap around the table: every code set is found
+// with its link, every code removed is not, through growth and removals.
+func TestShardProbes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var tx text
+	var sh shard
+	want := map[string]string{}
+	hashes := map[string]uint64{}
+	// 40 hashes for 300 codes; half of them with homes at the end of any
+	// table, whose probes wrap around.
+	var few []uint64
+	for i := range 40 {
+		h := uint64(rng.Uint32())
+		if i%2 == 0 {
+			h = 1<<32 - 1 - uint64(i)
+		}
+		few = append(few, h)
+	}
+	for step := range 20_000 {
+		code := fmt.Sprintf("code%03d", rng.IntN(300))
+		if _, ok := hashes[code]; !ok {
+			hashes[code] = few[rng.IntN(len(few))]
+		}
+		h := hashes[code]
+		if rng.IntN(3) == 0 {
+			_, ok := sh.remove(tx.chunks, h, code)
+			if _, had := want[code]; ok != had {
+				t.Fatalf("step %d: unexpected removal of %q; got %v; want %v", step, code, ok, had)
+			}
+			delete(want, code)
+		} else {
+			dest := fmt.Sprintf("https://app.example.com/%d", step)
+			l := counter.Link{Code: code, Destinations: counter.Destinations{Default: dest}}
+			f := fields(&l)
+			var r rec
+			r.chunk, r.off, r.lens = tx.add(&f)
+			if _, replaced := sh.set(tx.chunks, h, code, r); replaced != (want[code] != "") {
+				t.Fatalf("step %d: unexpected set of %q; replaced %v", step, code, replaced)
+			}
+			want[code] = dest
+		}
+		if sh.n != len(want) || sh.n*4 > len(sh.recs)*3 {
+			t.Fatalf("step %d: unexpected shard of %d in %d slots; want %d", step, sh.n, len(sh.recs), len(want))
+		}
+		for c, h := range hashes {
+			i, ok := slot(&sh, tx.chunks, h, c)
+			if dest, served := want[c]; ok != served || ok && tx.chunks.strings(&sh.recs[i])[1] != dest {
+				t.Fatalf("step %d: unexpected slot of %q; got %v; want %v, %q", step, c, ok, served, dest)
+			}
+		}
+	}
+}
+
+// TestTableTextCompacts: the strings of links changed again and again
+// are dropped once they outweigh the live ones, so a table's text stays
+// bounded by what it serves; a snapshot served before keeps its strings.
+func TestTableTextCompacts(t *testing.T) {
+	now := time.Now().UTC()
+	camp := counter.Campaign{ID: "spring", StartsAt: now.Add(-time.Hour), EndsAt: now.Add(time.Hour), VisitBlockSize: 1000}
+	creator := counter.Creator{ID: "alice", Campaign: "spring", Country: "US", Status: counter.StatusActive}
+	dest := func(i int) string {
+		return fmt.Sprintf("https://app.example.com/%04d/%s", i, strings.Repeat("x", 2000))
+	}
+	link := func(code string, i int) counter.Link {
+		return counter.Link{Code: code, Campaign: "spring", Creator: "alice", CreatedAt: now,
+			Destinations: counter.Destinations{Default: dest(i)}}
+	}
+	st := newCatalogState()
+	cur, _ := st.apply(NewTable(TableOptions{}).snap.Load(), []counter.Campaign{camp}, []counter.Creator{creator},
+		[]counter.Link{link("keep0001", 0), link("flip0001", 0)})
+	first := cur
+	const changes = 5000 // 10 MB of destinations
+	for i := 1; i <= changes; i++ {
+		cur, _ = st.apply(cur, nil, nil, []counter.Link{link("flip0001", i)})
+	}
+	size := 0
+	for _, c := range cur.text {
+		size += len(c)
+	}
+	if size > 4*textChunk {
+		t.Fatalf("text of 2 links holds %d bytes after %d changes; want at most %d", size, changes, 4*textChunk)
+	}
+	for code, want := range map[string]string{"keep0001": dest(0), "flip0001": dest(changes)} {
+		e := cur.lookup(code)
+		if e == nil || e.Link.Destinations.Default != want || !e.Link.CreatedAt.Equal(now) {
+			t.Fatalf("unexpected entry of %q after compaction; got %+v", code, e)
+		}
+	}
+	if e := first.lookup("flip0001"); e == nil || e.Link.Destinations.Default != dest(0) {
+		t.Fatalf("a snapshot served before changed; got %+v", e)
+	}
+	if cur.n != 2 || st.text.live != 2*len(link("keep0001", 0).Code+dest(0)) {
+		t.Fatalf("unexpected table; got %d links, %d live bytes", cur.n, st.text.live)
 	}
 }

@@ -29,6 +29,15 @@ type harness struct {
 	table *redirect.Table
 }
 
+// lookup returns the entry table serves for code, or nil.
+func lookup(table *redirect.Table, code string) *redirect.Entry {
+	var e redirect.Entry
+	if table.Lookup([]byte(code), &e) {
+		return &e
+	}
+	return nil
+}
+
 func newHarness(t testing.TB) *harness {
 	t.Helper()
 	params, err := counter.NewDedupeParams(10_000, 0.001)
@@ -221,7 +230,7 @@ func TestLinks(t *testing.T) {
 		t.Fatalf("unexpected link answer %v", out)
 	}
 	// Served at once by this node.
-	if e := h.table.Lookup([]byte(code)); e == nil || e.Creator.ID != "alice" {
+	if e := lookup(h.table, code); e == nil || e.Creator.ID != "alice" {
 		t.Fatalf("new link %q not in the link table", code)
 	}
 	got := h.call(t, "GET", "/v1/links/"+code, "", 200)

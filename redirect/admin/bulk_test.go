@@ -48,11 +48,11 @@ func TestBulkLinks(t *testing.T) {
 				if l["line"] != want || l["url"] != "https://go.example.com/"+code {
 					t.Fatalf("unexpected link %d %v; want line %v", i, l, want)
 				}
-				if h.table.Lookup([]byte(code)) == nil {
+				if lookup(h.table, code) == nil {
 					t.Fatalf("link %q of line %v is not served", code, want)
 				}
 			}
-			if e := h.table.Lookup([]byte(links[1].(map[string]any)["code"].(string))); e.Link.Destinations.IOS == "" || e.Link.Preview.Title != "Join" {
+			if e := lookup(h.table, links[1].(map[string]any)["code"].(string)); e.Link.Destinations.IOS == "" || e.Link.Preview.Title != "Join" {
 				t.Fatalf("unexpected link of line 3; got %+v", e.Link)
 			}
 
@@ -94,7 +94,7 @@ func TestBulkLinks(t *testing.T) {
 				t.Fatalf("refused imports changed the catalog; version %d, was %d; %d links served", v, v0, h.table.Len())
 			}
 			out = h.call(t, "POST", "/v1/links:bulk?dry_run=1", bulkBody(5, "dry"), 200)
-			if out["created"] != 0.0 || h.table.Lookup([]byte("dry000000")) != nil {
+			if out["created"] != 0.0 || lookup(h.table, "dry000000") != nil {
 				t.Fatalf("unexpected answer to a dry run; got %v", out)
 			}
 			h.call(t, "POST", "/v1/links:bulk?dry_run=1", bad, 422)
@@ -117,7 +117,7 @@ func TestBulkLinks(t *testing.T) {
 			if out["created"] != 0.0 || len(out["links"].([]any)) != 0 || len(errs) != 1 || errs[0].(map[string]any)["line"] != float64(taken+1) {
 				t.Fatalf("unexpected answer to a code taken in a later chunk; got created %v, errors %v", out["created"], errs)
 			}
-			if v, _ := h.store.Version(ctx); v != v0 || h.table.Len() != served || h.table.Lookup([]byte(code(0))) != nil {
+			if v, _ := h.store.Version(ctx); v != v0 || h.table.Len() != served || lookup(h.table, code(0)) != nil {
 				t.Fatalf("an import with a taken code changed the catalog; version %d, was %d; %d links served, were %d", v, v0, h.table.Len(), served)
 			}
 		})
@@ -193,7 +193,7 @@ func TestBulkLinksTakenMeanwhile(t *testing.T) {
 			if out["created"] != float64(created) || len(links) != created || len(errs) != 1 || errs[0].(map[string]any)["line"] != float64(taken+1) {
 				t.Fatalf("unexpected answer to a code taken in a later chunk; got created %v, %d links, errors %v", out["created"], len(links), errs)
 			}
-			if last := links[created-1].(map[string]any); last["code"] != code(created-1) || h.table.Lookup([]byte(code(created-1))) == nil || h.table.Lookup([]byte(code(created))) != nil {
+			if last := links[created-1].(map[string]any); last["code"] != code(created-1) || lookup(h.table, code(created-1)) == nil || lookup(h.table, code(created)) != nil {
 				t.Fatalf("unexpected last link created %v", last)
 			}
 		})

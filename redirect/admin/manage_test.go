@@ -161,11 +161,11 @@ func TestPatchLink(t *testing.T) {
 	if d := out["destinations"].(map[string]any); d["ios"] != nil || out["disabled"] != true {
 		t.Fatalf("unexpected link after clearing ios and disabling; got %v", out)
 	}
-	if h.table.Lookup([]byte("patch001")) != nil {
+	if lookup(h.table, "patch001") != nil {
 		t.Fatalf("a disabled link is served by this node's table")
 	}
 	h.call(t, "PATCH", "/v1/links/patch001", `{"disabled":false}`, 200)
-	if e := h.table.Lookup([]byte("patch001")); e == nil || e.Link.Destinations.Android != "https://play.google.com/x" {
+	if e := lookup(h.table, "patch001"); e == nil || e.Link.Destinations.Android != "https://play.google.com/x" {
 		t.Fatalf("unexpected entry once enabled; got %+v", e)
 	}
 
@@ -390,7 +390,7 @@ func FuzzPatchLink(f *testing.F) {
 		after, _ := h.store.Link(context.Background(), "fuzz0001")
 		switch {
 		case status == 200:
-			if served := h.table.Lookup([]byte("fuzz0001")) != nil; served == after.Disabled || out["disabled"] != after.Disabled {
+			if served := lookup(h.table, "fuzz0001") != nil; served == after.Disabled || out["disabled"] != after.Disabled {
 				t.Fatalf("link disabled %v, answer %v, served %v", after.Disabled, out["disabled"], served)
 			}
 		case status == 400 || status == 422:
