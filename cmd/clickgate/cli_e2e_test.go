@@ -75,6 +75,11 @@ func TestCLIFields(t *testing.T) {
 		t.Fatalf("refused puts changed the campaign; got %v; want %v", after, before)
 	}
 	refused(2, "creators put: --campaign is required", "creators", "put", "alice", "--country", "US")
+	// What the flag parser refuses is a usage error too.
+	refused(2, "flag provided but not defined: -bogus", "links", "create", "--bogus", "x")
+	refused(2, "flag needs an argument: -default", "links", "create", "--default")
+	refused(2, `invalid value "abc" for flag -limit`, "links", "list", "--limit", "abc")
+	refused(2, "flag provided but not defined: -bogus", "serve", "--bogus")
 
 	// A creator's fields one at a time.
 	cr := ok("creators", "put", "alice", "--campaign", "fall", "--country", "US", "--handle", "@alice")

@@ -20,7 +20,7 @@ const usage = `clickgate: referral link redirector and click counter
 
 Usage:
   clickgate serve [flags]                      run the service
-  clickgate campaigns put ID [flags]           create or replace a campaign
+  clickgate campaigns put ID [flags]           create a campaign, or change the fields given
   clickgate campaigns get ID
   clickgate campaigns list [--limit N] [--cursor C] [--all]
   clickgate campaigns totals ID [--by creator|day]
@@ -31,7 +31,7 @@ Usage:
   clickgate links get CODE
   clickgate links list [--campaign C] [--creator ID] [--disabled true|false] [--all]
   clickgate links patch CODE [flags]           change the fields given; links disable|enable CODE
-  clickgate links stats CODE [--by day]        the counts of the link's creator
+  clickgate links stats CODE [--by day]        the link's own counts
   clickgate links qr CODE [--format svg|png] [--size N] [--out FILE]
   clickgate links import FILE.jsonl|FILE.csv   create many links in one call, all or none: JSON lines as
                                                for links create, or CSV with a header row (campaign,
