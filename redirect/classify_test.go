@@ -2,7 +2,6 @@ package redirect
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -215,18 +214,24 @@ func TestTrustedProxies(t *testing.T) {
 	f("", 1)          // a forged header on a direct connection changes nothing
 }
 
-// peekFetch reads what readFetch reads, a header at a time with Peek: the
-// oracle of TestReadFetch and FuzzReadFetch.
-func peekFetch(hdr *fasthttp.RequestHeader) fetch {
-	dest, mode := hdr.Peek("Sec-Fetch-Dest"), hdr.Peek("Sec-Fetch-Mode")
-	return fetch{
-		speculative: bytes.Contains(hdr.Peek("Sec-Purpose"), prefetchToken) ||
-			bytes.Equal(hdr.Peek("Purpose"), prefetchToken) ||
-			bytes.Equal(hdr.Peek("X-Purpose"), previewToken) ||
-			bytes.Equal(hdr.Peek("X-Purpose"), prefetchToken) ||
-			bytes.Equal(hdr.Peek("X-Moz"), prefetchToken),
-		notNavigation: len(dest) > 0 && string(dest) != "document" || len(mode) > 0 && string(mode) != "navigate",
+// peekFetch reads what readFetch reads, a header at a time with PeekAll:
+// the oracle of TestReadFetch and FuzzReadFetch.
+func peekFetch(hdr *fasthttp.RequestHeader) (f fetch) {
+	some := func(name string, is func(v string) bool) bool {
+		for _, v := range hdr.PeekAll(name) {
+			if is(string(v)) {
+				return true
+			}
+		}
+		return false
 	}
+	token := func(t string) func(string) bool { return func(v string) bool { return strings.ToLower(v) == t } }
+	f.speculative = some("Sec-Purpose", func(v string) bool { return strings.Contains(strings.ToLower(v), "prefetch") }) ||
+		some("Purpose", token("prefetch")) || some("X-Purpose", token("preview")) ||
+		some("X-Purpose", token("prefetch")) || some("X-Moz", token("prefetch"))
+	f.notNavigation = some("Sec-Fetch-Dest", func(v string) bool { return v != "" && v != "document" }) ||
+		some("Sec-Fetch-Mode", func(v string) bool { return v != "" && v != "navigate" })
+	return f
 }
 
 // readHeaders parses a GET request with the header lines given (each
@@ -248,10 +253,15 @@ func TestReadFetch(t *testing.T) {
 		{chrome + "Sec-Fetch-Mode: no-cors\r\nSec-Fetch-Dest: image\r\n", fetch{notNavigation: true}},
 		{chrome + "Sec-Fetch-Dest: iframe\r\n", fetch{notNavigation: true}},
 		{chrome + "Sec-Fetch-Mode: cors\r\n", fetch{notNavigation: true}},
-		{"sec-fetch-dest: IMAGE\r\n", fetch{notNavigation: true}},                             // names in any case; values as sent
-		{"Sec-Fetch-Dest: document\r\nSec-Fetch-Dest: image\r\n", fetch{}},                    // the first counts
-		{"Sec-Fetch-Dest: image\r\nSec-Fetch-Dest: document\r\n", fetch{notNavigation: true}}, // the first counts
-		{"Sec-Fetch-Dest:\r\nSec-Fetch-Mode:\r\n", fetch{}},                                   // empty: not said
+		{"sec-fetch-dest: IMAGE\r\n", fetch{notNavigation: true}},                             // names in any case; a destination as sent
+		{"Sec-Fetch-Dest: document\r\nSec-Fetch-Dest: image\r\n", fetch{notNavigation: true}}, // every copy counts
+		{"Sec-Fetch-Dest: image\r\nSec-Fetch-Dest: document\r\n", fetch{notNavigation: true}},
+		{"Purpose: x\r\nPurpose: prefetch\r\n", fetch{speculative: true}},
+		{"Sec-Purpose: PREFETCH;prerender\r\n", fetch{speculative: true}}, // a purpose in any case
+		{"Purpose: Prefetch\r\n", fetch{speculative: true}},
+		{"X-Purpose: Preview\r\n", fetch{speculative: true}},
+		{"X-Moz: Prefetch\r\n", fetch{speculative: true}},
+		{"Sec-Fetch-Dest:\r\nSec-Fetch-Mode:\r\n", fetch{}}, // empty: not said
 		{chrome + "Sec-Purpose: prefetch;prerender\r\n", fetch{speculative: true}},
 		{"SEC-PURPOSE: prefetch\r\n", fetch{speculative: true}},
 		{"Purpose: prefetch\r\n", fetch{speculative: true}},
@@ -266,13 +276,13 @@ func TestReadFetch(t *testing.T) {
 			t.Fatalf("cannot parse %q: %v", c.lines, err)
 		}
 		if got, oracle := readFetch(hdr), peekFetch(hdr); got != c.want || oracle != c.want {
-			t.Errorf("headers %q: readFetch gives %+v, Peek %+v; want %+v", c.lines, got, oracle, c.want)
+			t.Errorf("headers %q: readFetch gives %+v, PeekAll %+v; want %+v", c.lines, got, oracle, c.want)
 		}
 	}
 }
 
 // FuzzReadFetch: for any headers fasthttp parses, readFetch says what
-// reading them one at a time with Peek says.
+// reading them one at a time with PeekAll says.
 func FuzzReadFetch(f *testing.F) {
 	for _, s := range []string{"Sec-Fetch-Dest: image\r\n", "sec-fetch-mode: cors\r\nSec-Fetch-Dest: document\r\n", "X-Purpose: preview\r\nCookie: cg_vid=x\r\n", "Sec-Purpose: prefetch\r\nPurpose: prefetch\r\n"} {
 		f.Add(s)
@@ -283,7 +293,7 @@ func FuzzReadFetch(f *testing.F) {
 			return
 		}
 		if got, want := readFetch(hdr), peekFetch(hdr); got != want {
-			t.Fatalf("headers %q: readFetch gives %+v; Peek %+v", lines, got, want)
+			t.Fatalf("headers %q: readFetch gives %+v; PeekAll %+v", lines, got, want)
 		}
 	})
 }

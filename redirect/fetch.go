@@ -37,9 +37,10 @@ const (
 
 // readFetch reads the headers of fetch in one pass over the request's
 // headers, where a Peek a header would scan them and normalize its name
-// each time. As Peek does, the first of a repeated header counts.
+// each time. Every copy of a repeated header counts, and a purpose in any
+// case: a request that any of them says is a prefetch, or not a
+// navigation, is not a person's visit.
 func readFetch(hdr *fasthttp.RequestHeader) (f fetch) {
-	var seen int
 	for k, v := range hdr.All() {
 		var name int
 		switch len(k) {
@@ -60,17 +61,13 @@ func readFetch(hdr *fasthttp.RequestHeader) (f fetch) {
 				name = fold(k, "Sec-Fetch-Mode", secFetchMode)
 			}
 		}
-		if name == 0 || seen&name != 0 {
-			continue
-		}
-		seen |= name
 		switch name {
 		case secPurpose:
-			f.speculative = f.speculative || bytes.Contains(v, prefetchToken)
+			f.speculative = f.speculative || containsFold(v, prefetchToken)
 		case purpose, xMoz:
-			f.speculative = f.speculative || bytes.Equal(v, prefetchToken)
+			f.speculative = f.speculative || bytes.EqualFold(v, prefetchToken)
 		case xPurpose:
-			f.speculative = f.speculative || bytes.Equal(v, previewToken) || bytes.Equal(v, prefetchToken)
+			f.speculative = f.speculative || bytes.EqualFold(v, previewToken) || bytes.EqualFold(v, prefetchToken)
 		case secFetchDest:
 			f.notNavigation = f.notNavigation || len(v) > 0 && string(v) != "document"
 		case secFetchMode:
@@ -86,4 +83,14 @@ func fold(k []byte, name string, bit int) int {
 		return bit
 	}
 	return 0
+}
+
+// containsFold says whether token is in s, in any case.
+func containsFold(s, token []byte) bool {
+	for i := 0; i+len(token) <= len(s); i++ {
+		if bytes.EqualFold(s[i:i+len(token)], token) {
+			return true
+		}
+	}
+	return false
 }
