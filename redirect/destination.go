@@ -207,14 +207,15 @@ func queryHasKey(q string, key []byte) bool {
 }
 
 // queryKeyEqual reports whether the query components a and b decode to the
-// same bytes.
+// same bytes, in any case: an app that reads its parameters without regard
+// to case must not find a visitor's CG_CLICK, or REF, beside the real one.
 func queryKeyEqual[T string | []byte](a []byte, b T) bool {
 	i, j := 0, 0
 	for i < len(a) && j < len(b) {
 		var ca, cb byte
 		ca, i = decodeQueryByte(a, i)
 		cb, j = decodeQueryByte(b, j)
-		if ca != cb {
+		if lower(ca) != lower(cb) {
 			return false
 		}
 	}
@@ -268,4 +269,12 @@ func appendQueryEscaped(dst, raw []byte) []byte {
 		}
 	}
 	return dst
+}
+
+// lower is the ASCII lower case of c.
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }

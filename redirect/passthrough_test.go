@@ -25,8 +25,10 @@ func TestAppendLocationQuery(t *testing.T) {
 	f("https://x.example/p", "utm_source=tiktok&cg_click=forged", "https://x.example/p?utm_source=tiktok&cg_click=ID")
 	f("https://x.example/p", "cg%5Fclick=forged&cg_click&a=1", "https://x.example/p?a=1&cg_click=ID")
 	f("https://x.example/p", "cg_clicks=1", "https://x.example/p?cg_clicks=1&cg_click=ID")
+	f("https://x.example/p", "CG_CLICK=F2&Cg%5FClick=F3&b=1", "https://x.example/p?b=1&cg_click=ID") // in any case
 	// The destination's parameters win, whatever the spelling.
 	f("https://x.example/p?src=cg&utm_source=app#top", "utm%5fsource=tiktok&src=x&b=2", "https://x.example/p?src=cg&utm_source=app&b=2&cg_click=ID#top")
+	f("https://x.example/p?ref=alice", "REF=bob&Ref=eve", "https://x.example/p?ref=alice&cg_click=ID")
 	f("https://x.example/p?", "a=1", "https://x.example/p?a=1&cg_click=ID")
 	f("https://x.example/p?a=1&", "a=2&b", "https://x.example/p?a=1&b&cg_click=ID")
 	// Empty parameters are dropped; repeated ones kept; values escaped
