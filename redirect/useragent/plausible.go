@@ -31,10 +31,6 @@ var byteKind = func() (t [256]uint8) {
 	return t
 }()
 
-// mozillaPrefix starts the UA of every browser but old Opera, and of the
-// robots that pass for one. minPlausibleLen is longer.
-const mozillaPrefix = "mozilla/"
-
 // minPlausibleLen is the shortest UA a browser could send: "Mozilla/5.0
 // (X11)" alone is 17 bytes, and real ones are over 60.
 const minPlausibleLen = 20

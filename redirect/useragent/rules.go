@@ -82,6 +82,7 @@ var previewPatterns = []string{
 	// ("http.rb/5.1.1 (Mastodon/4.2.0; +https://mastodon.social/) Bot"),
 	// Misskey (SummalyBot), Lemmy, Friendica, Akkoma, Pleroma.
 	"(mastodon/",
+	`re:^mastodon/`, // 4.3 on: "Mastodon/4.3.2 (http.rb/5.2.0; +https://mastodon.social/) Bot"
 	"summalybot",
 	"lemmy/",
 	"friendica",
@@ -145,6 +146,18 @@ var previewPatterns = []string{
 	"discourse forum onebox",
 	"mattermost-bot",
 	"quora link preview",
+
+	// What fetchers of cards call themselves, in names not listed above:
+	// Meta-ExternalHit, SnapURLPreview, ZulipURLPreview, Chatwork
+	// LinkPreview, Orlo-LinkPreview, BlueskyPreviewBot, ClickUpLinkUnfurler,
+	// Slackbot-LinkExpanding. No browser or in-app browser says any.
+	"externalhit",
+	"urlpreview",
+	"linkpreview",
+	"link preview",
+	"previewbot",
+	"unfurl",
+	"linkexpand",
 }
 
 // inAppPatterns are markers that in-app browsers (webviews inside social
@@ -201,6 +214,11 @@ var inAppPatterns = []string{
 	// WhatsApp's in-app browser (Android, iOS).
 	"[wa4a/",
 	"[waios/",
+
+	// Android System WebView ("…; wv) AppleWebKit/…"): only apps embed
+	// it, to show pages to their users, whatever app it is (Viber's adds
+	// "Viber/11.9.5.8", which the crawler list takes for its fetcher).
+	"; wv)",
 
 	// Pinterest, Reddit, LINE, KakaoTalk, WeChat in-app browsers.
 	"[pinterest/",
@@ -342,10 +360,13 @@ var extraBotPatterns = []string{
 	"www.",
 	"mailto:",
 	"mozilla (", // "Mozilla" without a version: browsers say "Mozilla/5.0 ("
-	"survey",    // research scans: "Netcraft SSL Server Survey", "wprecon.com survey"
-	"audit",     // site and security auditors: SiteAuditBot, Goosee-Audit
-	"scan/",     // scanners named …scan: l9scan/2.0, lkxscan/v0.1.0
-	"-scan",     // mixed-content-scan, Bewica-security-scan
+	// A product name in "…bot" that ends the UA ("… Safari/537.36
+	// AcmeBot", "…/bot"), as botWordEnds within it; not Cubot's.
+	`re:(^|[^u])bot$`,
+	"survey", // research scans: "Netcraft SSL Server Survey", "wprecon.com survey"
+	"audit",  // site and security auditors: SiteAuditBot, Goosee-Audit
+	"scan/",  // scanners named …scan: l9scan/2.0, lkxscan/v0.1.0
+	"-scan",  // mixed-content-scan, Bewica-security-scan
 	"robot",
 	"crawl",
 	"spider",

@@ -19,14 +19,16 @@
 //     without an ASCII letter, with an ASCII control byte, without a
 //     '(' (every browser and in-app browser names its platform in
 //     parentheses: "Mozilla/5.0 (iPhone; …)"; only robots and pre-2012
-//     feature phones' WAP browsers leave it out), or starting with
-//     "Mozilla/" without naming a browser engine (engineTokens: Gecko,
-//     which WebKit and Blink claim to be like, MSIE, …): "Mozilla/5.0
-//     (compatible; Name/1.0)" is a robot's convention, and every browser
-//     since Netscape names its engine.
+//     feature phones' WAP browsers leave it out), or without naming a
+//     browser engine (engineTokens: Gecko, which WebKit and Blink claim
+//     to be like, MSIE, Presto, …): "Mozilla/5.0 (compatible; Name/1.0)"
+//     is a robot's convention, and every browser since Netscape names
+//     its engine, where apps' own HTTP clients and tools name their
+//     platform without one ("AndroidDownloadManager/5.1 (Linux; U;
+//     Android 5.1; …)", "RapidAPI/4.2.0 (Macintosh; OS X/14.2.1)").
 //  4. The UA carries an in-app browser marker (inAppPatterns: musical_ly,
 //     Instagram, FBAN, Snapchat, Twitter for iPhone, LinkedInApp,
-//     Barcelona, …). Person if the UA is an in-app browser's
+//     Barcelona, Android's WebView "; wv)", …). Person if the UA is an in-app browser's
 //     (inAppBrowser: "Mozilla/5.0 (", a platform that is not the robots'
 //     "compatible; …", ")", and an engine), even if it also matches a
 //     pattern of the crawler list, which is broad and changes with every
@@ -303,7 +305,7 @@ func (c *classifier) classify(ua []byte) Class {
 		return Bot
 	case len(ua) < minPlausibleLen || sc.kinds&(kindLetter|kindParen) != kindLetter|kindParen || sc.kinds&kindControl != 0:
 		return Bot
-	case sc.mask&maskEngine == 0 && equalFoldASCII(ua[:len(mozillaPrefix)], mozillaPrefix):
+	case sc.mask&maskEngine == 0:
 		return Bot
 	case sc.mask&maskInApp != 0 || c.confirm(ua, sc.pending&c.confirmInApp):
 		if inAppBrowser(ua, sc.mask&maskEngine != 0) {

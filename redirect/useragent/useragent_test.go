@@ -395,7 +395,7 @@ func (r *reference) classify(ua []byte) Class {
 		return Preview
 	case any(r.robot), refEmail.Match(low), len(ua) < 20 || !letter || !paren || control:
 		return Bot
-	case bytes.HasPrefix(low, []byte("mozilla/")) && !hasEngineToken(ua):
+	case !hasEngineToken(ua):
 		return Bot
 	case any(r.inApp):
 		if refInApp(low) {
