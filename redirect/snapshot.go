@@ -73,7 +73,7 @@ type snapshot struct {
 // code's hash (linear probing). It never changes once a snapshot serves
 // it.
 type shard struct {
-	recs []rec // a power of two of them, or none; a rec of hash 0 is a free slot
+	recs []rec // sized to its links, or none; a rec of tag 0 is a free slot
 	n    int   // recs in use: at most 3/4 of them
 }
 
@@ -128,7 +128,7 @@ type text struct {
 }
 
 // Chunks start small, for the tables of a few links, and grow to
-// textChunk. A link's strings fit one: the longest is 65,535 bytes.
+// textChunk. A link's strings fit one: each is at most 65,535 bytes.
 const (
 	firstChunk = 4 << 10
 	textChunk  = 1 << 20
