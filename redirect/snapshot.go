@@ -170,17 +170,6 @@ func (t *text) drop(r *rec) {
 // to copy the live ones.
 func (t *text) wasteful() bool { return t.dead > textChunk && t.dead > t.live }
 
-// lookup returns the entry of code, or nil.
-func (s *snapshot) lookup(code string) *Entry {
-	r := find(s, code)
-	if r == nil {
-		return nil
-	}
-	e := new(Entry)
-	s.entry(r, e)
-	return e
-}
-
 // find returns the rec of code, or nil.
 func find[T string | []byte](s *snapshot, code T) *rec {
 	h := hashCode(code)

@@ -23,6 +23,17 @@ import (
 // links the table serves (FLUSHALL, an empty replica) is refused, loudly,
 // and the links keep redirecting; once the catalog is restored it is
 // taken again, even under a lower version.
+// lookup returns the entry of code, or nil.
+func (s *snapshot) lookup(code string) *Entry {
+	r := find(s, code)
+	if r == nil {
+		return nil
+	}
+	e := new(Entry)
+	s.entry(r, e)
+	return e
+}
+
 // entry returns the entry of code, or nil.
 func (t *Table) entry(code string) *Entry {
 	var e Entry
