@@ -19,13 +19,14 @@ package useragent
 // page and are counted as previews. They are matched before everything
 // else: none of them is a person, and many are also in the crawler list.
 var previewPatterns = []string{
-	// Meta. facebookexternalhit and Facebot fetch cards for Facebook,
-	// Instagram, Messenger and Threads; facebookcatalog reads product
+	// Meta. facebookexternalhit (Meta-ExternalHit since 2024) and Facebot
+	// fetch cards for Facebook, Instagram, Messenger and Threads;
+	// facebookcatalog reads product
 	// pages; meta-externalfetcher fetches links a user shares with Meta's
 	// apps. meta-externalagent is documented by Meta as a crawler that also
 	// feeds AI training; issue 3 lists it as a preview fetcher, and either
 	// way it is never paid.
-	"facebookexternalhit",
+	"externalhit",
 	"facebot",
 	"facebookcatalog",
 	"meta-externalagent",
@@ -132,26 +133,22 @@ var previewPatterns = []string{
 	// Zoom and Tumblr: no link-fetcher token of theirs was found in the
 	// sources used for the test table; add one when it shows up in logs.
 
-	// Bitly's link inspector, VK's share card, Yahoo Mail, Keybase,
-	// GroupMe, Matrix (Synapse), Steam chat, Buffer, Discourse, Mattermost,
-	// Quora.
+	// Bitly's link inspector, VK's share card, Keybase, GroupMe, Matrix
+	// (Synapse), Steam chat, Discourse, Mattermost.
 	"bitlybot",
 	"vkshare",
-	"yahoo link preview",
 	"keybasebot",
 	"groupmebot",
 	"synapse (bot;",
 	"steamchaturllookup",
-	"bufferlinkpreviewbot",
 	"discourse forum onebox",
 	"mattermost-bot",
-	"quora link preview",
 
-	// What fetchers of cards call themselves, in names not listed above:
-	// Meta-ExternalHit, SnapURLPreview, ZulipURLPreview, Chatwork
-	// LinkPreview, Orlo-LinkPreview, BlueskyPreviewBot, ClickUpLinkUnfurler,
-	// Slackbot-LinkExpanding. No browser or in-app browser says any.
-	"externalhit",
+	// What fetchers of cards call themselves, whoever runs them: Yahoo
+	// Mail's and Quora's "link preview", BufferLinkPreviewBot, Chatwork
+	// LinkPreview, SnapURLPreview, ZulipURLPreview, BlueskyPreviewBot,
+	// ClickUpLinkUnfurler, Slackbot-LinkExpanding. No browser or in-app
+	// browser says any.
 	"urlpreview",
 	"linkpreview",
 	"link preview",
